@@ -1,0 +1,6 @@
+//! CC-BFT replica core.
+//!
+//! Everything in this crate is sans-IO: state machines take inputs and return actions; the
+//! runtime (or the deterministic simulator in [`sim`]) carries them out.
+
+pub mod topology;

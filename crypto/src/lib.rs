@@ -1,0 +1,1 @@
+//! CC-BFT cryptography.
