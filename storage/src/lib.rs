@@ -1,1 +1,3 @@
-//! CC-BFT storage.
+//! CC-BFT storage: what a replica must not forget.
+
+pub mod merkle;
