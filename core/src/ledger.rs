@@ -1,0 +1,1 @@
+//! Deterministic double-entry payments ledger (placeholder: being written).
