@@ -1,1 +1,28 @@
 //! CC-BFT cryptography.
+//!
+//! - [`bls`]: BLS12-381 signatures with `blst` (min_pk: 48-byte keys, 96-byte signatures),
+//!   proofs of possession and a domain separation tag per message kind ([`bls::Tag`]).
+//! - [`certificate`]: committees, signer bitmaps, aggregate certificates verified with one
+//!   pairing check, and the certificate builder (vote aggregator).
+//! - [`batch`]: randomised batch verification of many BLS signatures over a sized rayon pool,
+//!   with bisection to name exactly the bad items.
+//! - [`client`]: Ed25519 client signatures (strict, batch-verifiable).
+//! - [`threshold`] and [`dkg`]: t-of-n threshold BLS from a dealerless DKG.
+//! - [`hybrid`]: BLS + ML-DSA-65 (FIPS 204) hybrid signatures for long-lived artefacts.
+//!
+//! Every `from_bytes` validates fully and returns a [`CryptoError`]; nothing here panics on
+//! bytes from the network or a client.
+
+#![forbid(unsafe_code)]
+
+pub mod batch;
+pub mod bls;
+pub mod certificate;
+pub mod client;
+pub mod dkg;
+mod error;
+pub mod hex;
+pub mod hybrid;
+pub mod threshold;
+
+pub use error::CryptoError;

@@ -1,0 +1,227 @@
+//! Client (transaction) signatures: Ed25519 with `ed25519-dalek` v2.
+//!
+//! Clients are payment switches; they need no aggregation, so plain Ed25519 with batch
+//! verification is the cheapest fit. Checks are strict and malleability-free:
+//! - public keys: canonical encoding, not small order, torsion-free (checked once per key);
+//! - signatures: canonical `s < l`, canonical `R`, `R` decompresses, torsion-free and not
+//!   the identity;
+//! - single verification is `verify_strict` (cofactorless, rejects small-order `R` and `A`).
+//!
+//! Because every `R` and `A` accepted by the decoders lies in the prime-order subgroup, the
+//! cofactorless batch equation of `ed25519_dalek::verify_batch` accepts a batch exactly when
+//! `verify_strict` accepts each item (up to the batch's 2^-128 soundness error): a signature
+//! with a torsion component, which `verify_strict` rejects, cannot slip through a batch.
+
+use crate::batch::VerifyPool;
+use crate::error::CryptoError;
+use curve25519_dalek::edwards::CompressedEdwardsY;
+use curve25519_dalek::scalar::Scalar;
+use ed25519_dalek::{Signer, SigningKey, VerifyingKey};
+use rand_core::OsRng;
+use rayon::prelude::*;
+
+/// Bytes of a client secret key (the RFC 8032 seed).
+pub const CLIENT_SECRET_KEY_BYTES: usize = 32;
+/// Bytes of a client public key.
+pub const CLIENT_PUBLIC_KEY_BYTES: usize = 32;
+/// Bytes of a client signature.
+pub const CLIENT_SIGNATURE_BYTES: usize = 64;
+/// Items per `verify_batch` call of ed25519-dalek (bounds the temporary vectors).
+pub const CLIENT_BATCH_WINDOW_ITEMS_MAX: usize = 4096;
+
+fn check_len(kind: &'static str, bytes: &[u8], expected: usize) -> Result<(), CryptoError> {
+    if bytes.len() != expected {
+        return Err(CryptoError::WrongLength {
+            kind,
+            expected,
+            got: bytes.len(),
+        });
+    }
+    Ok(())
+}
+
+/// Decodes a point that must be canonical and in the prime-order subgroup (not identity).
+fn strict_point(kind: &'static str, bytes: [u8; 32]) -> Result<(), CryptoError> {
+    let compressed = CompressedEdwardsY(bytes);
+    let point = compressed
+        .decompress()
+        .ok_or(CryptoError::NonCanonical { kind })?;
+    if point.compress() != compressed {
+        return Err(CryptoError::NonCanonical { kind });
+    }
+    if point.is_small_order() {
+        return Err(CryptoError::WeakPoint { kind });
+    }
+    if !point.is_torsion_free() {
+        return Err(CryptoError::NotInSubgroup { kind });
+    }
+    Ok(())
+}
+
+/// A client signing key. `Debug` never prints the key.
+#[derive(Clone)]
+pub struct ClientSigningKey(SigningKey);
+
+impl std::fmt::Debug for ClientSigningKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ClientSigningKey(<redacted>)")
+    }
+}
+
+impl ClientSigningKey {
+    /// The key with this RFC 8032 seed (deterministic; tests and simulation).
+    pub fn from_seed(seed: &[u8; 32]) -> ClientSigningKey {
+        ClientSigningKey(SigningKey::from_bytes(seed))
+    }
+
+    /// A key from operating-system randomness.
+    pub fn generate() -> ClientSigningKey {
+        ClientSigningKey(SigningKey::generate(&mut OsRng))
+    }
+
+    /// The public key.
+    pub fn public_key(&self) -> ClientPublicKey {
+        ClientPublicKey(self.0.verifying_key())
+    }
+
+    /// Signs `msg` (pure Ed25519, RFC 8032).
+    pub fn sign(&self, msg: &[u8]) -> ClientSignature {
+        ClientSignature(self.0.sign(msg))
+    }
+
+    /// The 32-byte seed. Key material.
+    pub fn to_bytes(&self) -> [u8; CLIENT_SECRET_KEY_BYTES] {
+        self.0.to_bytes()
+    }
+
+    /// Decodes a 32-byte seed (every seed is a valid key).
+    pub fn from_bytes(bytes: &[u8]) -> Result<ClientSigningKey, CryptoError> {
+        check_len("client secret key", bytes, CLIENT_SECRET_KEY_BYTES)?;
+        let mut seed = [0u8; 32];
+        seed.copy_from_slice(bytes);
+        Ok(ClientSigningKey::from_seed(&seed))
+    }
+}
+
+/// A validated client public key.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Hash)]
+pub struct ClientPublicKey(VerifyingKey);
+
+impl ClientPublicKey {
+    /// Decodes a key: 32 bytes, canonical, not small order, torsion-free.
+    pub fn from_bytes(bytes: &[u8]) -> Result<ClientPublicKey, CryptoError> {
+        const KIND: &str = "client public key";
+        check_len(KIND, bytes, CLIENT_PUBLIC_KEY_BYTES)?;
+        let mut raw = [0u8; 32];
+        raw.copy_from_slice(bytes);
+        strict_point(KIND, raw)?;
+        let key =
+            VerifyingKey::from_bytes(&raw).map_err(|_| CryptoError::NonCanonical { kind: KIND })?;
+        if key.is_weak() {
+            return Err(CryptoError::WeakPoint { kind: KIND });
+        }
+        Ok(ClientPublicKey(key))
+    }
+
+    /// The 32-byte encoding.
+    pub fn to_bytes(&self) -> [u8; CLIENT_PUBLIC_KEY_BYTES] {
+        self.0.to_bytes()
+    }
+
+    /// Strict single verification (`verify_strict`).
+    pub fn verify(&self, msg: &[u8], sig: &ClientSignature) -> Result<(), CryptoError> {
+        self.0
+            .verify_strict(msg, &sig.0)
+            .map_err(|_| CryptoError::InvalidSignature)
+    }
+}
+
+/// A client signature whose encoding passed the strict checks.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct ClientSignature(ed25519_dalek::Signature);
+
+impl ClientSignature {
+    /// Decodes 64 bytes `R || s`: canonical `s`, canonical torsion-free non-identity `R`.
+    pub fn from_bytes(bytes: &[u8]) -> Result<ClientSignature, CryptoError> {
+        const KIND: &str = "client signature";
+        check_len(KIND, bytes, CLIENT_SIGNATURE_BYTES)?;
+        let mut r = [0u8; 32];
+        let mut s = [0u8; 32];
+        r.copy_from_slice(&bytes[..32]);
+        s.copy_from_slice(&bytes[32..]);
+        if bool::from(Scalar::from_canonical_bytes(s).is_none()) {
+            return Err(CryptoError::NonCanonical { kind: KIND });
+        }
+        strict_point(KIND, r)?;
+        Ok(ClientSignature(ed25519_dalek::Signature::from_components(
+            r, s,
+        )))
+    }
+
+    /// The 64-byte encoding.
+    pub fn to_bytes(&self) -> [u8; CLIENT_SIGNATURE_BYTES] {
+        self.0.to_bytes()
+    }
+}
+
+/// One client item: message, signature, key.
+pub type ClientBatchItem<'a> = (&'a [u8], &'a ClientSignature, &'a ClientPublicKey);
+
+/// Verifies every item with Ed25519 batch verification spread over `pool`. `Ok(())` if all
+/// are valid, otherwise the indices (increasing) of exactly the invalid ones, found by
+/// bisection and confirmed with `verify_strict`.
+pub fn verify_batch(pool: &VerifyPool, items: &[ClientBatchItem<'_>]) -> Result<(), Vec<usize>> {
+    let chunk = items
+        .len()
+        .div_ceil(pool.threads())
+        .clamp(1, CLIENT_BATCH_WINDOW_ITEMS_MAX);
+    let mut bad: Vec<usize> = pool.install(|| {
+        items
+            .par_chunks(chunk)
+            .enumerate()
+            .flat_map_iter(|(c, part)| {
+                let mut bad = Vec::new();
+                if !batch_ok(part) {
+                    bisect(part, c * chunk, &mut bad);
+                }
+                bad
+            })
+            .collect()
+    });
+    if bad.is_empty() {
+        Ok(())
+    } else {
+        bad.sort_unstable();
+        Err(bad)
+    }
+}
+
+fn batch_ok(items: &[ClientBatchItem<'_>]) -> bool {
+    match items {
+        [] => true,
+        [(msg, sig, pk)] => pk.verify(msg, sig).is_ok(),
+        _ => {
+            let msgs: Vec<&[u8]> = items.iter().map(|i| i.0).collect();
+            let sigs: Vec<ed25519_dalek::Signature> = items.iter().map(|i| i.1 .0).collect();
+            let keys: Vec<VerifyingKey> = items.iter().map(|i| i.2 .0).collect();
+            ed25519_dalek::verify_batch(&msgs, &sigs, &keys).is_ok()
+        }
+    }
+}
+
+fn bisect(items: &[ClientBatchItem<'_>], base: usize, bad: &mut Vec<usize>) {
+    if items.len() == 1 {
+        bad.push(base);
+        return;
+    }
+    let mid = items.len() / 2;
+    let (left, right) = items.split_at(mid);
+    if batch_ok(left) {
+        bisect(right, base + mid, bad);
+    } else {
+        bisect(left, base, bad);
+        if !batch_ok(right) {
+            bisect(right, base + mid, bad);
+        }
+    }
+}

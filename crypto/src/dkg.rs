@@ -1,0 +1,536 @@
+//! Distributed key generation without a trusted dealer: Pedersen's joint-Feldman DKG over
+//! the BLS12-381 scalar field, with complaints and disqualification.
+//!
+//! Each of the `n` parties is also a dealer. Dealer `i` picks a random polynomial `f_i` of
+//! degree `t - 1`, broadcasts the Feldman commitment `C_i = (g1 * a_i0, ..., g1 * a_i(t-1))`
+//! and sends party `j` the share `f_i(j)` privately. Party `j` checks
+//! `g1 * f_i(j) == sum_k C_ik * j^k` ([`verify_share`]) and broadcasts a [`Complaint`]
+//! against a dealer whose share fails. An accused dealer answers with a [`Justification`]
+//! (the disputed share, revealed). Every party then runs the same deterministic
+//! [`qualify`] over the broadcast data: a dealer with a malformed commitment, an unanswered
+//! complaint or an answer that fails verification is disqualified. The qualified set `Q`
+//! must hold at least `t` dealers. Party `j`'s key share is `sum_{i in Q} f_i(j)`, the group
+//! key `sum_{i in Q} C_i0`, and every share's public key follows from the commitments.
+//!
+//! Note (Gennaro, Jarecki, Krawczyk, Rabin 1999/2007): an adversary can bias the group key
+//! of joint-Feldman somewhat; threshold BLS stays secure with such a key, which is why the
+//! simpler protocol is used here rather than the Pedersen-commitment variant.
+//!
+//! The broadcast channel and the private channels are the caller's (the replicas' links);
+//! [`run_local`] runs every party in one process for tests, the simulator and the CLI.
+
+use crate::error::CryptoError;
+use crate::threshold::{
+    g1_to_public_key, scalar_to_secret_key, KeyShare, ThresholdParams, ThresholdPublicKey,
+};
+use blstrs::{G1Affine, G1Projective, Scalar};
+use ff::Field;
+use group::prime::PrimeCurveAffine;
+use group::{Curve, Group};
+use rand_chacha::ChaCha20Rng;
+use rand_core::{CryptoRng, RngCore, SeedableRng};
+
+const POINT_BYTES: usize = 48;
+const SCALAR_BYTES: usize = 32;
+
+/// A dealer's Feldman commitment to its polynomial: `threshold` points of G1.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DealerCommitment {
+    /// 1-based index of the dealer.
+    pub dealer: u32,
+    points: Vec<G1Affine>,
+}
+
+impl DealerCommitment {
+    /// The committed points `g1 * a_k`, constant term first.
+    pub fn points(&self) -> &[G1Affine] {
+        &self.points
+    }
+
+    /// Evaluates the committed polynomial in the exponent at `x`: `sum_k C_k * x^k`.
+    fn evaluate(&self, x: u32) -> G1Projective {
+        let x = Scalar::from(u64::from(x));
+        let mut acc = G1Projective::identity();
+        for c in self.points.iter().rev() {
+            acc = acc * x + G1Projective::from(c);
+        }
+        acc
+    }
+
+    /// Encoding: dealer (u32 LE), point count (u16 LE), compressed points.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(6 + POINT_BYTES * self.points.len());
+        out.extend_from_slice(&self.dealer.to_le_bytes());
+        let count = u16::try_from(self.points.len()).expect("bounded by PARTIES_MAX");
+        out.extend_from_slice(&count.to_le_bytes());
+        for p in &self.points {
+            out.extend_from_slice(&p.to_compressed());
+        }
+        out
+    }
+
+    /// Decodes: canonical compressed points in the subgroup (count checked by [`qualify`]).
+    pub fn from_bytes(bytes: &[u8]) -> Result<DealerCommitment, CryptoError> {
+        const KIND: &str = "dealer commitment";
+        if bytes.len() < 6 {
+            return Err(CryptoError::WrongLength {
+                kind: KIND,
+                expected: 6,
+                got: bytes.len(),
+            });
+        }
+        let dealer = u32::from_le_bytes(bytes[..4].try_into().expect("4 bytes"));
+        let count = usize::from(u16::from_le_bytes([bytes[4], bytes[5]]));
+        if count > crate::threshold::PARTIES_MAX as usize {
+            return Err(CryptoError::TooMany {
+                kind: "commitment points",
+                got: count,
+                max: crate::threshold::PARTIES_MAX as usize,
+            });
+        }
+        if bytes.len() != 6 + count * POINT_BYTES {
+            return Err(CryptoError::WrongLength {
+                kind: KIND,
+                expected: 6 + count * POINT_BYTES,
+                got: bytes.len(),
+            });
+        }
+        let points = bytes[6..]
+            .chunks_exact(POINT_BYTES)
+            .map(|c| {
+                let arr: &[u8; POINT_BYTES] = c.try_into().expect("48 bytes");
+                let p = Option::<G1Affine>::from(G1Affine::from_compressed(arr))
+                    .ok_or(CryptoError::NonCanonical { kind: KIND })?;
+                if &p.to_compressed() != arr {
+                    return Err(CryptoError::NonCanonical { kind: KIND });
+                }
+                Ok(p)
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(DealerCommitment { dealer, points })
+    }
+}
+
+/// A share `f_dealer(recipient)` sent privately by a dealer (or revealed in a justification).
+#[derive(Clone, PartialEq, Eq)]
+pub struct SecretShare {
+    /// 1-based index of the dealer.
+    pub dealer: u32,
+    /// 1-based index of the recipient.
+    pub recipient: u32,
+    value: Scalar,
+}
+
+impl std::fmt::Debug for SecretShare {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "SecretShare({} -> {}, <redacted>)",
+            self.dealer, self.recipient
+        )
+    }
+}
+
+/// Encoded size of a [`SecretShare`].
+pub const SECRET_SHARE_BYTES: usize = 8 + SCALAR_BYTES;
+
+impl SecretShare {
+    /// Encoding: dealer, recipient (u32 LE each), value (32 bytes big-endian). Key material.
+    pub fn to_bytes(&self) -> [u8; SECRET_SHARE_BYTES] {
+        let mut out = [0u8; SECRET_SHARE_BYTES];
+        out[..4].copy_from_slice(&self.dealer.to_le_bytes());
+        out[4..8].copy_from_slice(&self.recipient.to_le_bytes());
+        out[8..].copy_from_slice(&self.value.to_bytes_be());
+        out
+    }
+
+    /// Decodes; the value must be a canonical (reduced) scalar.
+    pub fn from_bytes(bytes: &[u8]) -> Result<SecretShare, CryptoError> {
+        if bytes.len() != SECRET_SHARE_BYTES {
+            return Err(CryptoError::WrongLength {
+                kind: "secret share",
+                expected: SECRET_SHARE_BYTES,
+                got: bytes.len(),
+            });
+        }
+        let dealer = u32::from_le_bytes(bytes[..4].try_into().expect("4 bytes"));
+        let recipient = u32::from_le_bytes(bytes[4..8].try_into().expect("4 bytes"));
+        let value = Option::<Scalar>::from(Scalar::from_bytes_be(
+            bytes[8..].try_into().expect("32 bytes"),
+        ))
+        .ok_or(CryptoError::NonCanonical {
+            kind: "secret share",
+        })?;
+        Ok(SecretShare {
+            dealer,
+            recipient,
+            value,
+        })
+    }
+
+    /// A copy with a different value (to build cheating dealers in tests and simulations).
+    pub fn tampered(&self) -> SecretShare {
+        SecretShare {
+            value: self.value + Scalar::ONE,
+            ..self.clone()
+        }
+    }
+}
+
+/// What one dealer sends: the commitment (broadcast) and one share per party (private).
+#[derive(Clone, Debug)]
+pub struct Dealing {
+    /// Broadcast to all.
+    pub commitment: DealerCommitment,
+    /// `shares[j - 1]` goes privately to party `j`.
+    pub shares: Vec<SecretShare>,
+}
+
+impl Dealing {
+    /// Deals a fresh random polynomial of degree `threshold - 1`.
+    pub fn generate<R: RngCore + CryptoRng>(
+        params: ThresholdParams,
+        dealer: u32,
+        rng: &mut R,
+    ) -> Result<Dealing, CryptoError> {
+        params.check_index(dealer)?;
+        let coefficients: Vec<Scalar> = (0..params.threshold())
+            .map(|_| Scalar::random(&mut *rng))
+            .collect();
+        let projective: Vec<G1Projective> = coefficients
+            .iter()
+            .map(|a| G1Projective::generator() * a)
+            .collect();
+        let mut points = vec![G1Affine::identity(); projective.len()];
+        G1Projective::batch_normalize(&projective, &mut points);
+        let shares = (1..=params.parties())
+            .map(|j| {
+                let x = Scalar::from(u64::from(j));
+                let value = coefficients
+                    .iter()
+                    .rev()
+                    .fold(Scalar::ZERO, |acc, a| acc * x + a);
+                SecretShare {
+                    dealer,
+                    recipient: j,
+                    value,
+                }
+            })
+            .collect();
+        Ok(Dealing {
+            commitment: DealerCommitment { dealer, points },
+            shares,
+        })
+    }
+}
+
+/// Checks a share against its dealer's commitment: `g1 * share == sum_k C_k * recipient^k`.
+pub fn verify_share(
+    params: ThresholdParams,
+    commitment: &DealerCommitment,
+    share: &SecretShare,
+) -> Result<(), CryptoError> {
+    params.check_index(share.recipient)?;
+    params.check_index(commitment.dealer)?;
+    let invalid = CryptoError::InvalidShare {
+        dealer: share.dealer,
+        recipient: share.recipient,
+    };
+    if share.dealer != commitment.dealer || commitment.points.len() != params.threshold() as usize {
+        return Err(invalid);
+    }
+    let lhs = G1Projective::generator() * share.value;
+    if lhs != commitment.evaluate(share.recipient) {
+        return Err(invalid);
+    }
+    Ok(())
+}
+
+/// A broadcast accusation: `accuser` got no valid share from `dealer`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Complaint {
+    /// 1-based index of the complaining party.
+    pub accuser: u32,
+    /// 1-based index of the accused dealer.
+    pub dealer: u32,
+}
+
+/// A dealer's broadcast answer to a complaint: the disputed share, revealed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Justification {
+    /// The share for the accuser (its `recipient`), from its `dealer`.
+    pub share: SecretShare,
+}
+
+/// The deterministic qualification rule every party applies to the same broadcast data.
+/// `commitments[i - 1]` is dealer `i`'s commitment if it broadcast one. Returns the
+/// qualified dealers in increasing order.
+pub fn qualify(
+    params: ThresholdParams,
+    commitments: &[Option<DealerCommitment>],
+    complaints: &[Complaint],
+    justifications: &[Justification],
+) -> Vec<u32> {
+    (1..=params.parties())
+        .filter(|&dealer| {
+            let Some(Some(c)) = commitments.get(dealer as usize - 1) else {
+                return false;
+            };
+            if c.dealer != dealer || c.points.len() != params.threshold() as usize {
+                return false;
+            }
+            complaints.iter().filter(|k| k.dealer == dealer).all(|k| {
+                justifications.iter().any(|j| {
+                    j.share.dealer == dealer
+                        && j.share.recipient == k.accuser
+                        && verify_share(params, c, &j.share).is_ok()
+                })
+            })
+        })
+        .collect()
+}
+
+/// What a party holds at the end of the DKG.
+#[derive(Clone, Debug)]
+pub struct DkgOutput {
+    /// This party's key share.
+    pub share: KeyShare,
+    /// The group key and every share's public key (identical at every honest party).
+    pub public: ThresholdPublicKey,
+    /// The qualified dealers.
+    pub qualified: Vec<u32>,
+}
+
+/// One party's side of the DKG.
+#[derive(Debug)]
+pub struct Party {
+    params: ThresholdParams,
+    index: u32,
+    commitments: Vec<Option<DealerCommitment>>,
+    shares: Vec<Option<SecretShare>>,
+}
+
+impl Party {
+    /// Party `index` (1-based).
+    pub fn new(params: ThresholdParams, index: u32) -> Result<Party, CryptoError> {
+        params.check_index(index)?;
+        let n = params.parties() as usize;
+        Ok(Party {
+            params,
+            index,
+            commitments: vec![None; n],
+            shares: vec![None; n],
+        })
+    }
+
+    /// Records a dealer's broadcast commitment and the share it sent this party. Returns the
+    /// complaint to broadcast if the share is missing, misaddressed or does not verify.
+    /// A second dealing from the same dealer is an error (equivocation is the caller's
+    /// broadcast channel's to prevent).
+    pub fn receive(
+        &mut self,
+        commitment: DealerCommitment,
+        share: Option<SecretShare>,
+    ) -> Result<Option<Complaint>, CryptoError> {
+        let dealer = commitment.dealer;
+        self.params.check_index(dealer)?;
+        let slot = dealer as usize - 1;
+        if self.commitments[slot].is_some() {
+            return Err(CryptoError::DealerMisbehaved {
+                dealer,
+                reason: "second dealing",
+            });
+        }
+        let valid = share.filter(|s| {
+            s.recipient == self.index && verify_share(self.params, &commitment, s).is_ok()
+        });
+        self.commitments[slot] = Some(commitment);
+        let complaint = valid.is_none().then_some(Complaint {
+            accuser: self.index,
+            dealer,
+        });
+        self.shares[slot] = valid;
+        Ok(complaint)
+    }
+
+    /// The commitments heard so far, by dealer (for [`qualify`]).
+    pub fn commitments(&self) -> &[Option<DealerCommitment>] {
+        &self.commitments
+    }
+
+    /// Finishes with the broadcast complaints and justifications: qualifies the dealers,
+    /// takes this party's share from each qualified dealer (a justification replaces a
+    /// share it complained about) and derives the key share and the public key.
+    pub fn finish(
+        &self,
+        complaints: &[Complaint],
+        justifications: &[Justification],
+    ) -> Result<DkgOutput, CryptoError> {
+        let qualified = qualify(self.params, &self.commitments, complaints, justifications);
+        let need = self.params.threshold() as usize;
+        if qualified.len() < need {
+            return Err(CryptoError::TooFewQualifiedDealers {
+                qualified: qualified.len(),
+                need,
+            });
+        }
+        let mut secret = Scalar::ZERO;
+        let mut group = G1Projective::identity();
+        let mut share_points = vec![G1Projective::identity(); self.params.parties() as usize];
+        for &dealer in &qualified {
+            let slot = dealer as usize - 1;
+            let commitment = self.commitments[slot]
+                .as_ref()
+                .expect("qualified dealers have commitments");
+            let own = match &self.shares[slot] {
+                Some(s) => s.clone(),
+                None => justifications
+                    .iter()
+                    .find(|j| j.share.dealer == dealer && j.share.recipient == self.index)
+                    .map(|j| j.share.clone())
+                    .ok_or(CryptoError::InvalidShare {
+                        dealer,
+                        recipient: self.index,
+                    })?,
+            };
+            verify_share(self.params, commitment, &own)?;
+            secret += own.value;
+            group += G1Projective::from(commitment.points[0]);
+            for (j, p) in share_points.iter_mut().enumerate() {
+                *p += commitment.evaluate(j as u32 + 1);
+            }
+        }
+        let group_key = g1_to_public_key(&group.to_affine())?;
+        let share_keys = share_points
+            .iter()
+            .map(|p| g1_to_public_key(&p.to_affine()))
+            .collect::<Result<Vec<_>, _>>()?;
+        let share = KeyShare::new(self.params, self.index, scalar_to_secret_key(&secret)?)?;
+        let public = ThresholdPublicKey::new(self.params, group_key, share_keys)?;
+        assert_eq!(
+            public.share_key(self.index)?,
+            &share.public_key(),
+            "own share matches the public share key derived from the commitments"
+        );
+        Ok(DkgOutput {
+            share,
+            public,
+            qualified,
+        })
+    }
+}
+
+/// Misbehaviour of a dealer in [`run_local`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Cheat {
+    /// Sends `victim` a wrong share and answers the complaint with the same wrong share.
+    WrongShare { victim: u32 },
+    /// Sends `victim` a wrong share and ignores the complaint.
+    WrongShareSilent { victim: u32 },
+    /// Broadcasts a commitment with one point too few.
+    ShortCommitment,
+    /// Complains falsely about honest dealer `dealer` (who then justifies and stays).
+    FalseComplaint { dealer: u32 },
+}
+
+/// Result of [`run_local`].
+#[derive(Clone, Debug)]
+pub struct LocalDkgReport {
+    /// Output of every party that finished, by index (cheaters included).
+    pub outputs: Vec<DkgOutput>,
+    /// All complaints broadcast.
+    pub complaints: Vec<Complaint>,
+    /// Dealers disqualified.
+    pub disqualified: Vec<u32>,
+}
+
+/// Runs the whole DKG for all parties in one process, deterministically from `seed`, with
+/// the given dealers misbehaving. `progress` receives one line per phase.
+pub fn run_local(
+    params: ThresholdParams,
+    seed: [u8; 32],
+    cheats: &[(u32, Cheat)],
+    progress: &mut dyn FnMut(&str),
+) -> Result<LocalDkgReport, CryptoError> {
+    let n = params.parties();
+    for (dealer, _) in cheats {
+        params.check_index(*dealer)?;
+    }
+    let cheat_of = |i: u32| cheats.iter().find(|(d, _)| *d == i).map(|(_, c)| *c);
+    let mut rng = ChaCha20Rng::from_seed(seed);
+    let mut parties = (1..=n)
+        .map(|i| Party::new(params, i))
+        .collect::<Result<Vec<_>, _>>()?;
+
+    progress(&format!(
+        "phase 1/3: {n} dealers deal polynomials of degree {}",
+        params.threshold() - 1
+    ));
+    let mut dealings = Vec::with_capacity(n as usize);
+    for dealer in 1..=n {
+        let mut d = Dealing::generate(params, dealer, &mut rng)?;
+        match cheat_of(dealer) {
+            Some(Cheat::WrongShare { victim } | Cheat::WrongShareSilent { victim }) => {
+                params.check_index(victim)?;
+                let s = &mut d.shares[victim as usize - 1];
+                *s = s.tampered();
+            }
+            Some(Cheat::ShortCommitment) => {
+                d.commitment.points.pop();
+            }
+            _ => {}
+        }
+        dealings.push(d);
+    }
+    let mut complaints = Vec::new();
+    for party in &mut parties {
+        for d in &dealings {
+            let share = d.shares[party.index as usize - 1].clone();
+            if let Some(c) = party.receive(d.commitment.clone(), Some(share))? {
+                complaints.push(c);
+            }
+        }
+        if let Some(Cheat::FalseComplaint { dealer }) = cheat_of(party.index) {
+            params.check_index(dealer)?;
+            complaints.push(Complaint {
+                accuser: party.index,
+                dealer,
+            });
+        }
+    }
+    progress(&format!(
+        "phase 2/3: {} complaint(s) broadcast",
+        complaints.len()
+    ));
+    let mut justifications = Vec::new();
+    for c in &complaints {
+        let dealer = c.dealer;
+        if matches!(cheat_of(dealer), Some(Cheat::WrongShareSilent { .. })) {
+            continue;
+        }
+        let share = dealings[dealer as usize - 1].shares[c.accuser as usize - 1].clone();
+        justifications.push(Justification { share });
+    }
+    let qualified = qualify(
+        params,
+        parties[0].commitments(),
+        &complaints,
+        &justifications,
+    );
+    let disqualified: Vec<u32> = (1..=n).filter(|d| !qualified.contains(d)).collect();
+    progress(&format!(
+        "phase 3/3: {} justification(s); qualified dealers {:?}, disqualified {:?}",
+        justifications.len(),
+        qualified,
+        disqualified
+    ));
+    let outputs = parties
+        .iter()
+        .map(|p| p.finish(&complaints, &justifications))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(LocalDkgReport {
+        outputs,
+        complaints,
+        disqualified,
+    })
+}
