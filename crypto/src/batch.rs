@@ -28,7 +28,7 @@ pub const BATCH_WINDOW_ITEMS_MAX: usize = 4096;
 pub const POOL_THREADS_MAX: usize = 256;
 /// Bits of each random scalar of the linear combination.
 pub const RANDOM_SCALAR_BITS: usize = 64;
-const _: () = assert!(RANDOM_SCALAR_BITS % 8 == 0 && RANDOM_SCALAR_BITS <= 128);
+const _: () = assert!(RANDOM_SCALAR_BITS.is_multiple_of(8) && RANDOM_SCALAR_BITS <= 128);
 
 /// A rayon pool dedicated to signature verification, sized by configuration.
 #[derive(Debug)]

@@ -146,7 +146,7 @@ impl SignerBitmap {
             });
         };
         bitmap.bytes.copy_from_slice(body);
-        if len % 8 != 0 {
+        if !len.is_multiple_of(8) {
             let padding = bitmap.bytes[len / 8] >> (len % 8);
             if padding != 0 {
                 return Err(CryptoError::NonCanonical { kind: KIND });

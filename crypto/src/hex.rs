@@ -26,7 +26,7 @@ pub fn decode(text: &str) -> Result<Vec<u8>, CryptoError> {
             max: HEX_CHARS_MAX,
         });
     }
-    if text.len() % 2 != 0 {
+    if !text.len().is_multiple_of(2) {
         return Err(CryptoError::NonCanonical { kind: KIND });
     }
     fn nibble(c: u8) -> Option<u8> {
