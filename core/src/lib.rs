@@ -1,7 +1,24 @@
 //! CC-BFT replica core.
 //!
 //! Everything in this crate is sans-IO: state machines take inputs and return actions; the
-//! runtime (or the deterministic simulator) carries them out.
+//! runtime (or the deterministic simulator in [`sim`]) carries them out.
+//!
+//! - [`topology`]: cluster file, quorum arithmetic, provider-loss analysis.
+//! - [`pbft`]: the local tier, one PBFT lane per (domain, shard).
+//! - [`hotstuff`]: the global tier, chained HotStuff with two-chain commit.
+//! - [`leader`], [`vote_pattern`]: latency-aware leader schedule, adaptive vote pattern.
+//! - [`ledger`]: the deterministic payments state machine.
+//! - [`replica`]: one replica composed of the above behind `step(input) -> actions`.
+//! - [`sim`]: the deterministic simulator and its checkers.
 
+pub mod bugs;
+pub mod crypto;
+pub mod evidence;
+pub mod hotstuff;
+pub mod leader;
 pub mod ledger;
+pub mod messages;
+pub mod pbft;
+pub mod replica;
 pub mod topology;
+pub mod vote_pattern;

@@ -1,0 +1,44 @@
+//! Deliberately wrong protocol rules, so the simulator can prove its checkers fail.
+//!
+//! Only code inside this crate can build a [`PlantedBugs`] with a bug switched on (the
+//! fields are crate-private), and only the simulator does: a real replica is always built
+//! with [`PlantedBugs::none`].
+
+/// Names accepted by `ccbft sim --plant-bug`.
+pub const BUG_NAMES: &[(&str, &str)] = &[
+    ("commit-one-chain", "global tier commits a block as soon as it is certified by one QC"),
+    ("ignore-lock", "global tier votes without the locking (safe-to-vote) check"),
+    ("pbft-no-prepare", "local tier commits without waiting for a prepare quorum"),
+    ("double-execute", "execution ignores idempotency keys, so a replayed transfer runs twice"),
+];
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PlantedBugs {
+    pub(crate) commit_one_chain: bool,
+    pub(crate) ignore_lock: bool,
+    pub(crate) pbft_no_prepare: bool,
+    pub(crate) double_execute: bool,
+}
+
+impl PlantedBugs {
+    pub const fn none() -> PlantedBugs {
+        PlantedBugs { commit_one_chain: false, ignore_lock: false, pbft_no_prepare: false, double_execute: false }
+    }
+
+    /// Parse a bug name; `None` for an unknown name.
+    pub(crate) fn named(name: &str) -> Option<PlantedBugs> {
+        let mut bugs = PlantedBugs::none();
+        match name {
+            "commit-one-chain" => bugs.commit_one_chain = true,
+            "ignore-lock" => bugs.ignore_lock = true,
+            "pbft-no-prepare" => bugs.pbft_no_prepare = true,
+            "double-execute" => bugs.double_execute = true,
+            _ => return None,
+        }
+        Some(bugs)
+    }
+
+    pub fn any(&self) -> bool {
+        *self != PlantedBugs::none()
+    }
+}

@@ -1,0 +1,211 @@
+//! The crypto boundary of the core.
+//!
+//! The protocol signs its own messages through [`Signer`] (one replica, one key) and never
+//! verifies anything itself: every signature a message carries becomes a [`Check`] that the
+//! host carries out (the runtime batches them over a rayon pool; the simulator runs them at
+//! once) before the message reaches a protocol handler. Certificates are a signer bitmap
+//! plus one aggregate, the shape of a BLS multi-signature.
+
+use crate::topology::{ReplicaId, REPLICAS_MAX};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest as _, Sha256};
+
+/// Domain-separation tags: a signature of one kind never verifies as another.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Tag {
+    /// PBFT pre-prepare and prepare (the primary's pre-prepare counts as its prepare).
+    LocalPrepare,
+    /// PBFT commit; q_d of them aggregate into a local certificate (LC).
+    LocalCommit,
+    LocalViewChange,
+    LocalNewView,
+    LocalCheckpoint,
+    /// HotStuff proposal by the round leader.
+    Proposal,
+    /// HotStuff vote; q of them aggregate into a quorum certificate (QC).
+    GlobalVote,
+    /// HotStuff timeout vote; q of them form a timeout certificate (TC).
+    Timeout,
+}
+
+/// 32-byte SHA-256 digest of a batch, block or state.
+pub type Digest = [u8; 32];
+
+pub fn digest(parts: &[&[u8]]) -> Digest {
+    let mut hasher = Sha256::new();
+    for part in parts {
+        hasher.update((part.len() as u64).to_le_bytes());
+        hasher.update(part);
+    }
+    hasher.finalize().into()
+}
+
+/// Opaque signature bytes (96 for BLS, 16 for the simulator's MAC).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Signature(pub Vec<u8>);
+
+/// Set of replica ids, at most [`REPLICAS_MAX`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+pub struct Bitmap(pub [u64; 4]);
+
+const _: () = assert!(REPLICAS_MAX <= 256, "Bitmap holds 256 replicas");
+
+impl Bitmap {
+    pub fn insert(&mut self, id: ReplicaId) -> bool {
+        assert!((id as usize) < REPLICAS_MAX);
+        let (word, bit) = ((id / 64) as usize, id % 64);
+        let fresh = self.0[word] & (1 << bit) == 0;
+        self.0[word] |= 1 << bit;
+        fresh
+    }
+
+    pub fn contains(&self, id: ReplicaId) -> bool {
+        (id as usize) < REPLICAS_MAX && self.0[(id / 64) as usize] & (1 << (id % 64)) != 0
+    }
+
+    pub fn count(&self) -> u32 {
+        self.0.iter().map(|w| w.count_ones()).sum()
+    }
+
+    pub fn ids(&self) -> impl Iterator<Item = ReplicaId> + '_ {
+        (0..REPLICAS_MAX as ReplicaId).filter(|&id| self.contains(id))
+    }
+}
+
+/// A bitmap of signers and one aggregate signature over the same message.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Certificate {
+    pub signers: Bitmap,
+    pub aggregate: Signature,
+}
+
+/// One verification the host must carry out before a message is processed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Check {
+    Single { signer: ReplicaId, tag: Tag, message: Vec<u8>, signature: Signature },
+    Aggregate { tag: Tag, message: Vec<u8>, certificate: Certificate },
+}
+
+/// Signs with this replica's own key, and combines verified signatures into aggregates.
+pub trait Signer {
+    fn id(&self) -> ReplicaId;
+    fn sign(&self, tag: Tag, message: &[u8]) -> Signature;
+    /// Combine individual (already verified) signatures over one message into an aggregate.
+    fn aggregate(&self, signatures: &[Signature]) -> Signature;
+}
+
+/// Verifies signatures and aggregates; the host's side of the boundary.
+pub trait Verifier {
+    fn verify(&self, check: &Check) -> bool;
+}
+
+/// The simulator's scheme: a keyed MAC per replica. Only the holder of replica i's secret
+/// can produce i's signature, so a Byzantine simulated replica cannot forge an honest one;
+/// aggregates are the XOR of the members' MACs (a bitmap plus 16 bytes, like BLS).
+#[derive(Debug, Clone)]
+pub struct SimKeys {
+    secrets: Vec<u128>,
+}
+
+impl SimKeys {
+    pub fn new(replicas: u32, seed: u64) -> SimKeys {
+        let secrets = (0..replicas)
+            .map(|i| xxhash_rust::xxh3::xxh3_128_with_seed(&i.to_le_bytes(), seed ^ 0x5EED_CAFE))
+            .collect();
+        SimKeys { secrets }
+    }
+
+    fn mac(&self, signer: ReplicaId, tag: Tag, message: &[u8]) -> u128 {
+        let Some(secret) = self.secrets.get(signer as usize) else { return 0 };
+        let mut keyed = Vec::with_capacity(message.len() + 17);
+        keyed.extend_from_slice(&secret.to_le_bytes());
+        keyed.push(tag as u8);
+        keyed.extend_from_slice(message);
+        xxhash_rust::xxh3::xxh3_128(&keyed)
+    }
+
+    /// The signer for one replica: it can sign only as that replica.
+    pub fn signer(&self, id: ReplicaId) -> SimSigner {
+        SimSigner { keys: self.clone(), id }
+    }
+}
+
+fn mac_of(signature: &Signature) -> Option<u128> {
+    Some(u128::from_le_bytes(signature.0.as_slice().try_into().ok()?))
+}
+
+impl Verifier for SimKeys {
+    fn verify(&self, check: &Check) -> bool {
+        match check {
+            Check::Single { signer, tag, message, signature } => {
+                (*signer as usize) < self.secrets.len()
+                    && mac_of(signature) == Some(self.mac(*signer, *tag, message))
+            }
+            Check::Aggregate { tag, message, certificate } => {
+                let ids: Vec<ReplicaId> = certificate.signers.ids().collect();
+                !ids.is_empty()
+                    && ids.iter().all(|&id| (id as usize) < self.secrets.len())
+                    && mac_of(&certificate.aggregate)
+                        == Some(ids.iter().fold(0, |acc, &id| acc ^ self.mac(id, *tag, message)))
+            }
+        }
+    }
+}
+
+pub struct SimSigner {
+    keys: SimKeys,
+    id: ReplicaId,
+}
+
+impl Signer for SimSigner {
+    fn id(&self) -> ReplicaId {
+        self.id
+    }
+
+    fn sign(&self, tag: Tag, message: &[u8]) -> Signature {
+        Signature(self.keys.mac(self.id, tag, message).to_le_bytes().to_vec())
+    }
+
+    fn aggregate(&self, signatures: &[Signature]) -> Signature {
+        let xor = signatures.iter().filter_map(mac_of).fold(0u128, |acc, m| acc ^ m);
+        Signature(xor.to_le_bytes().to_vec())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sim_signatures_are_bound_to_signer_tag_and_message() {
+        let keys = SimKeys::new(4, 7);
+        let signature = keys.signer(1).sign(Tag::GlobalVote, b"m");
+        let check = |signer, tag, message: &[u8]| Check::Single {
+            signer,
+            tag,
+            message: message.to_vec(),
+            signature: signature.clone(),
+        };
+        assert!(keys.verify(&check(1, Tag::GlobalVote, b"m")));
+        assert!(!keys.verify(&check(2, Tag::GlobalVote, b"m")));
+        assert!(!keys.verify(&check(1, Tag::Timeout, b"m")));
+        assert!(!keys.verify(&check(1, Tag::GlobalVote, b"n")));
+        assert!(!keys.verify(&check(9, Tag::GlobalVote, b"m")));
+    }
+
+    #[test]
+    fn sim_aggregate_needs_every_member() {
+        let keys = SimKeys::new(4, 7);
+        let signatures: Vec<Signature> =
+            (0..3).map(|i| keys.signer(i).sign(Tag::LocalCommit, b"x")).collect();
+        let mut signers = Bitmap::default();
+        (0..3).for_each(|i| assert!(signers.insert(i)));
+        assert!(!signers.insert(2));
+        let certificate = Certificate { signers, aggregate: keys.signer(0).aggregate(&signatures) };
+        let check = Check::Aggregate { tag: Tag::LocalCommit, message: b"x".to_vec(), certificate };
+        assert!(keys.verify(&check));
+        let Check::Aggregate { tag, message, mut certificate } = check else { unreachable!() };
+        certificate.signers.insert(3);
+        assert!(!keys.verify(&Check::Aggregate { tag, message, certificate }));
+    }
+}

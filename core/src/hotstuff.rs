@@ -1,0 +1,660 @@
+//! Global tier: chained HotStuff with the two-chain commit of Jolteon / DiemBFT-v4.
+//!
+//! Rules (DiemBFT-v4 "Safety" module, Jolteon section 4):
+//! - vote at most once per round, and only for a block whose round is greater than the last
+//!   round voted or timed out in (`last_voted_round`);
+//! - safe to vote: the block's QC is from the previous round, or the block carries a TC for
+//!   the previous round and its QC is at least as high as every QC in the TC (the lock);
+//! - commit a block when its direct child, in the next round, is certified by a QC.
+//!
+//! The pacemaker moves to round r + 1 on a QC of round r and, on a TC of round r, to the
+//! first round of the next leader slot, so a silent leader costs one timeout.
+
+use crate::bugs::PlantedBugs;
+use crate::crypto::{digest, Bitmap, Certificate, Digest, Signature, Signer, Tag};
+use crate::evidence::Evidence;
+use crate::leader::LeaderSchedule;
+use crate::messages::{
+    timeout_payload, vote_payload, Block, GlobalMessage, Lane, Message, QuorumCert, Round, Seq, TimeoutCert,
+};
+use crate::topology::{Quorum, ReplicaId};
+use crate::vote_pattern::{LinkSample, VotePattern, VotePatternPolicy};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// Rounds ahead of ours for which we keep votes and timeouts.
+pub const ROUNDS_AHEAD_MAX: u64 = 64;
+/// Batches of one lane a block may order beyond its parent.
+pub const BATCHES_PER_LANE_PER_BLOCK_MAX: u64 = 64;
+/// Proposals held back while we fetch their batches or ancestors.
+pub const PENDING_PROPOSALS_MAX: usize = 16;
+/// Blocks in one sync response.
+pub const SYNC_BLOCKS_MAX: usize = 64;
+/// Uncommitted blocks kept in memory.
+pub const UNCOMMITTED_BLOCKS_MAX: usize = 4_096;
+/// Recent round latencies the adaptive timeout looks at.
+pub const LATENCY_WINDOW_ROUNDS: usize = 64;
+
+const _: () = assert!(SYNC_BLOCKS_MAX <= UNCOMMITTED_BLOCKS_MAX);
+
+#[derive(Debug, Clone)]
+pub struct GlobalConfig {
+    pub me: ReplicaId,
+    pub replicas: Vec<ReplicaId>,
+    pub quorum: Quorum,
+    pub lanes: Vec<Lane>,
+    /// Floor and ceiling of the adaptive round timeout, in ticks.
+    pub timeout_min_ticks: u64,
+    pub timeout_max_ticks: u64,
+    /// Ticks per millisecond of simulated or real time (for link samples).
+    pub ticks_per_ms: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GlobalEvent {
+    RoundTimeout { round: Round, leader: ReplicaId },
+    NewRound { round: Round, via_tc: bool },
+    VotePatternSwitched { round: Round, from: VotePattern, to: VotePattern, reason: String },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GlobalOutput {
+    Send { to: Vec<ReplicaId>, message: GlobalMessage },
+    /// Voting state became durable-relevant: must be on disk before the next Send leaves.
+    Persist { last_voted_round: Round, high_qc_round: Round },
+    /// A block is final; emitted once per block, in chain order.
+    Commit(Arc<Block>),
+    /// We need the batches of `lane` up to `upto` before we can vote; `from` holds them.
+    NeedBatches { lane: usize, upto: Seq, from: ReplicaId },
+    Evidence(Evidence),
+    Event(GlobalEvent),
+}
+
+pub fn genesis_block(lanes: usize) -> Block {
+    Block {
+        round: 0,
+        height: 0,
+        parent: [0; 32],
+        qc: QuorumCert { round: 0, block: [0; 32], cert: empty_cert() },
+        tc: None,
+        cut: vec![0; lanes],
+        proposer: 0,
+    }
+}
+
+fn empty_cert() -> Certificate {
+    Certificate { signers: Bitmap::default(), aggregate: Signature(Vec::new()) }
+}
+
+pub struct Global {
+    config: GlobalConfig,
+    bugs: PlantedBugs,
+    schedule: LeaderSchedule,
+    policy: VotePatternPolicy,
+    // Durable (persisted before the messages that depend on them leave).
+    last_voted_round: Round,
+    high_qc: QuorumCert,
+    blocks: BTreeMap<Digest, Arc<Block>>,
+    committed: Arc<Block>,
+    // Volatile.
+    round: Round,
+    round_started: u64,
+    high_tc: Option<TimeoutCert>,
+    votes: BTreeMap<(Round, Digest), (Bitmap, Vec<Signature>)>,
+    voted_by: BTreeMap<(Round, ReplicaId), GlobalMessage>,
+    timeouts: BTreeMap<Round, BTreeMap<ReplicaId, (Round, Signature)>>,
+    proposals_seen: BTreeMap<Round, GlobalMessage>,
+    pending: Vec<Arc<Block>>,
+    proposed_round: Round,
+    available: Vec<Seq>,
+    round_latencies: Vec<u64>,
+    now: u64,
+}
+
+impl Global {
+    pub fn new(config: GlobalConfig, schedule: LeaderSchedule, policy: VotePatternPolicy, bugs: PlantedBugs) -> Global {
+        let genesis = Arc::new(genesis_block(config.lanes.len()));
+        let genesis_digest = genesis.digest();
+        let lanes = config.lanes.len();
+        Global {
+            bugs,
+            schedule,
+            policy,
+            last_voted_round: 0,
+            high_qc: QuorumCert { round: 0, block: genesis_digest, cert: empty_cert() },
+            blocks: BTreeMap::from([(genesis_digest, genesis.clone())]),
+            committed: genesis,
+            round: 1,
+            round_started: 0,
+            high_tc: None,
+            votes: BTreeMap::new(),
+            voted_by: BTreeMap::new(),
+            timeouts: BTreeMap::new(),
+            proposals_seen: BTreeMap::new(),
+            pending: Vec::new(),
+            proposed_round: 0,
+            available: vec![0; lanes],
+            round_latencies: Vec::new(),
+            now: 0,
+            config,
+        }
+    }
+
+    /// The replica restarted: keep the durable voting state and block store, restart the
+    /// round from the highest QC.
+    pub fn recover(&self, schedule: LeaderSchedule, policy: VotePatternPolicy) -> Global {
+        let mut global = Global::new(self.config.clone(), schedule, policy, self.bugs);
+        global.last_voted_round = self.last_voted_round;
+        global.high_qc = self.high_qc.clone();
+        global.blocks = self.blocks.clone();
+        global.committed = self.committed.clone();
+        global.round = self.high_qc.round.max(self.last_voted_round) + 1;
+        global.proposed_round = self.last_voted_round;
+        global
+    }
+
+    pub fn round(&self) -> Round {
+        self.round
+    }
+
+    pub fn committed(&self) -> &Arc<Block> {
+        &self.committed
+    }
+
+    pub fn vote_pattern(&self) -> VotePattern {
+        self.policy.current()
+    }
+
+    pub fn schedule(&self) -> &LeaderSchedule {
+        &self.schedule
+    }
+
+    pub fn schedule_mut(&mut self) -> &mut LeaderSchedule {
+        &mut self.schedule
+    }
+
+    fn q(&self) -> usize {
+        self.config.quorum.q as usize
+    }
+
+    fn others(&self) -> Vec<ReplicaId> {
+        self.config.replicas.iter().copied().filter(|&r| r != self.config.me).collect()
+    }
+
+    /// The highest contiguous LC-certified sequence this replica holds for a lane.
+    pub fn set_available(&mut self, lane: usize, upto: Seq, signer: &dyn Signer, out: &mut Vec<GlobalOutput>) {
+        if upto > self.available[lane] {
+            self.available[lane] = upto;
+            self.retry_pending(signer, out);
+            self.maybe_propose(signer, out);
+        }
+    }
+
+    /// Work is outstanding when we hold batches not yet ordered, or blocks not yet final.
+    fn has_work(&self) -> bool {
+        let ordered = &self.committed.cut;
+        self.available.iter().zip(ordered).any(|(a, o)| a > o) || self.high_qc.block != self.committed.digest()
+    }
+
+    fn timeout_ticks(&self) -> u64 {
+        let mut sorted = self.round_latencies.clone();
+        sorted.sort_unstable();
+        let p99 = sorted.get(sorted.len().saturating_sub(1) * 99 / 100).copied().unwrap_or(0);
+        (p99 * 3).clamp(self.config.timeout_min_ticks, self.config.timeout_max_ticks)
+    }
+
+    pub fn on_tick(&mut self, signer: &dyn Signer, out: &mut Vec<GlobalOutput>) {
+        self.now += 1;
+        if !self.has_work() {
+            self.round_started = self.now;
+            return;
+        }
+        self.maybe_propose(signer, out);
+        if self.now >= self.round_started + self.timeout_ticks() {
+            self.local_timeout(signer, out);
+        }
+    }
+
+    /// on_round_timeout: stop voting in this round and broadcast a timeout vote with our
+    /// highest QC (Jolteon: safe to time out only for the current round).
+    fn local_timeout(&mut self, signer: &dyn Signer, out: &mut Vec<GlobalOutput>) {
+        let round = self.round;
+        self.last_voted_round = self.last_voted_round.max(round);
+        self.round_started = self.now;
+        out.push(GlobalOutput::Persist { last_voted_round: self.last_voted_round, high_qc_round: self.high_qc.round });
+        out.push(GlobalOutput::Event(GlobalEvent::RoundTimeout { round, leader: self.schedule.leader(round) }));
+        let signature = signer.sign(Tag::Timeout, &timeout_payload(round, self.high_qc.round));
+        let message = GlobalMessage::Timeout { round, high_qc: self.high_qc.clone(), from: self.config.me, signature };
+        out.push(GlobalOutput::Send { to: self.others(), message: message.clone() });
+        self.on_message(message, signer, out);
+    }
+
+    pub fn on_message(&mut self, message: GlobalMessage, signer: &dyn Signer, out: &mut Vec<GlobalOutput>) {
+        match message {
+            GlobalMessage::Proposal { ref block, .. } => {
+                let block = block.clone();
+                self.on_proposal(block, message, signer, out)
+            }
+            GlobalMessage::Vote { round, block, from, ref signature } => {
+                let signature = signature.clone();
+                self.on_vote(round, block, from, signature, message, signer, out)
+            }
+            GlobalMessage::Timeout { round, high_qc, from, signature } => {
+                self.on_timeout(round, high_qc, from, signature, signer, out)
+            }
+            GlobalMessage::BlockRequest { block, from } => self.on_block_request(block, from, out),
+            GlobalMessage::BlockResponse { blocks } => self.on_block_response(blocks, signer, out),
+        }
+    }
+
+    fn on_proposal(&mut self, block: Arc<Block>, message: GlobalMessage, signer: &dyn Signer, out: &mut Vec<GlobalOutput>) {
+        if block.round + ROUNDS_AHEAD_MAX < self.round || block.round > self.round + ROUNDS_AHEAD_MAX {
+            return;
+        }
+        if block.proposer != self.schedule.leader(block.round) {
+            return;
+        }
+        if let Some(first) = self.proposals_seen.get(&block.round) {
+            if first != &message {
+                out.push(GlobalOutput::Evidence(Evidence::Equivocation {
+                    offender: block.proposer,
+                    first: Box::new(Message::Global(first.clone())),
+                    second: Box::new(Message::Global(message)),
+                }));
+                return;
+            }
+        } else {
+            self.proposals_seen.insert(block.round, message.clone());
+            self.proposals_seen.retain(|&r, _| r + ROUNDS_AHEAD_MAX >= block.round);
+        }
+        // The certificates a proposal carries move us forward even if we cannot vote.
+        self.process_qc(block.qc.clone(), signer, out);
+        if let Some(tc) = &block.tc {
+            self.process_tc(tc.clone(), signer, out);
+        }
+        self.consider(block, signer, out);
+    }
+
+    /// Vote for a block once its parent and batches are here; hold it back until then.
+    fn consider(&mut self, block: Arc<Block>, signer: &dyn Signer, out: &mut Vec<GlobalOutput>) {
+        let Some(parent) = self.blocks.get(&block.parent).cloned() else {
+            self.hold(block.clone());
+            out.push(GlobalOutput::Send {
+                to: vec![block.proposer],
+                message: GlobalMessage::BlockRequest { block: block.parent, from: self.config.me },
+            });
+            return;
+        };
+        if let Err(reason) = self.well_formed(&block, &parent) {
+            out.push(GlobalOutput::Evidence(Evidence::InvalidProposal {
+                offender: block.proposer,
+                reason,
+                message: Box::new(Message::Global(GlobalMessage::Proposal {
+                    block: block.clone(),
+                    signature: Signature(Vec::new()),
+                })),
+            }));
+            return;
+        }
+        self.store_block(block.clone());
+        let missing: Vec<(usize, Seq)> = (0..block.cut.len())
+            .filter(|&lane| self.available[lane] < block.cut[lane])
+            .map(|lane| (lane, block.cut[lane]))
+            .collect();
+        if !missing.is_empty() {
+            for (lane, upto) in missing {
+                out.push(GlobalOutput::NeedBatches { lane, upto, from: block.proposer });
+            }
+            self.hold(block);
+            return;
+        }
+        self.vote(&block, signer, out);
+    }
+
+    fn hold(&mut self, block: Arc<Block>) {
+        if self.pending.len() < PENDING_PROPOSALS_MAX && !self.pending.contains(&block) {
+            self.pending.push(block);
+        }
+    }
+
+    fn retry_pending(&mut self, signer: &dyn Signer, out: &mut Vec<GlobalOutput>) {
+        let pending = std::mem::take(&mut self.pending);
+        for block in pending {
+            if block.round >= self.round && block.round > self.last_voted_round {
+                self.consider(block, signer, out);
+            }
+        }
+    }
+
+    fn well_formed(&self, block: &Block, parent: &Block) -> Result<(), String> {
+        if block.qc.block != block.parent {
+            return Err("QC does not certify the parent".into());
+        }
+        if block.height != parent.height + 1 || block.round <= parent.round {
+            return Err("height or round does not follow the parent".into());
+        }
+        if block.cut.len() != self.config.lanes.len() {
+            return Err("cut has the wrong number of lanes".into());
+        }
+        for (lane, (&seq, &before)) in block.cut.iter().zip(&parent.cut).enumerate() {
+            if seq < before {
+                return Err(format!("cut of lane {lane} goes back from {before} to {seq}"));
+            }
+            if seq - before > BATCHES_PER_LANE_PER_BLOCK_MAX {
+                return Err(format!("cut of lane {lane} orders more than {BATCHES_PER_LANE_PER_BLOCK_MAX} batches"));
+            }
+        }
+        Ok(())
+    }
+
+    /// safe_to_vote (DiemBFT-v4 Safety::safe_to_vote).
+    fn safe_to_vote(&self, block: &Block) -> bool {
+        if block.round <= self.last_voted_round {
+            return false;
+        }
+        if self.bugs.ignore_lock {
+            return true;
+        }
+        let consecutive = block.round == block.qc.round + 1;
+        let after_tc = block.tc.as_ref().is_some_and(|tc| {
+            block.round == self.schedule.next_slot_start(tc.round) && block.qc.round >= tc.max_high_qc_round()
+        });
+        consecutive || after_tc
+    }
+
+    fn vote(&mut self, block: &Arc<Block>, signer: &dyn Signer, out: &mut Vec<GlobalOutput>) {
+        if block.round != self.round || !self.safe_to_vote(block) {
+            return;
+        }
+        self.last_voted_round = block.round;
+        out.push(GlobalOutput::Persist { last_voted_round: block.round, high_qc_round: self.high_qc.round });
+        let digest = block.digest();
+        let signature = signer.sign(Tag::GlobalVote, &vote_payload(block.round, &digest));
+        let message = GlobalMessage::Vote { round: block.round, block: digest, from: self.config.me, signature };
+        let to = match self.policy.current() {
+            VotePattern::Linear => vec![self.schedule.leader(block.round + 1)],
+            VotePattern::AllToAll => self.config.replicas.clone(),
+        };
+        let (local, remote): (Vec<ReplicaId>, Vec<ReplicaId>) = to.into_iter().partition(|&r| r == self.config.me);
+        if !remote.is_empty() {
+            out.push(GlobalOutput::Send { to: remote, message: message.clone() });
+        }
+        if !local.is_empty() {
+            self.on_message(message, signer, out);
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn on_vote(
+        &mut self,
+        round: Round,
+        block: Digest,
+        from: ReplicaId,
+        signature: Signature,
+        message: GlobalMessage,
+        signer: &dyn Signer,
+        out: &mut Vec<GlobalOutput>,
+    ) {
+        if round + 1 < self.round || round > self.round + ROUNDS_AHEAD_MAX || round <= self.high_qc.round {
+            return;
+        }
+        if let Some(first) = self.voted_by.get(&(round, from)) {
+            if first != &message {
+                out.push(GlobalOutput::Evidence(Evidence::Equivocation {
+                    offender: from,
+                    first: Box::new(Message::Global(first.clone())),
+                    second: Box::new(Message::Global(message)),
+                }));
+            }
+            return;
+        }
+        self.voted_by.insert((round, from), message);
+        let q = self.q();
+        let entry = self.votes.entry((round, block)).or_default();
+        if !entry.0.insert(from) {
+            return;
+        }
+        entry.1.push(signature);
+        if entry.1.len() == q {
+            let cert = Certificate { signers: entry.0, aggregate: signer.aggregate(&entry.1) };
+            self.process_qc(QuorumCert { round, block, cert }, signer, out);
+        }
+    }
+
+    fn on_timeout(
+        &mut self,
+        round: Round,
+        high_qc: QuorumCert,
+        from: ReplicaId,
+        signature: Signature,
+        signer: &dyn Signer,
+        out: &mut Vec<GlobalOutput>,
+    ) {
+        self.process_qc(high_qc.clone(), signer, out);
+        if round < self.round || round > self.round + ROUNDS_AHEAD_MAX {
+            return;
+        }
+        let entry = self.timeouts.entry(round).or_default();
+        entry.entry(from).or_insert((high_qc.round, signature));
+        let count = entry.len();
+        // Join a timeout that f + 1 replicas reported: one of them is honest (Bracha).
+        if count > self.config.quorum.f as usize && round == self.round && self.last_voted_round < round {
+            self.local_timeout(signer, out);
+        }
+        let entry = &self.timeouts[&round];
+        if entry.len() >= self.q() {
+            let votes = entry.iter().take(self.q()).map(|(&id, (hqc, sig))| (id, *hqc, sig.clone())).collect();
+            self.process_tc(TimeoutCert { round, votes }, signer, out);
+        }
+    }
+
+    fn process_tc(&mut self, tc: TimeoutCert, signer: &dyn Signer, out: &mut Vec<GlobalOutput>) {
+        if tc.votes.len() < self.q() || tc.signers().count() as usize != tc.votes.len() {
+            return;
+        }
+        let next = self.schedule.next_slot_start(tc.round);
+        if next <= self.round {
+            return;
+        }
+        self.high_tc = Some(tc);
+        self.enter_round(next, true, signer, out);
+    }
+
+    /// Take in a QC: raise the lock, apply the commit rule, move to the next round.
+    fn process_qc(&mut self, qc: QuorumCert, signer: &dyn Signer, out: &mut Vec<GlobalOutput>) {
+        if qc.is_genesis() || (qc.cert.signers.count() as usize) < self.q() {
+            return;
+        }
+        if qc.round > self.high_qc.round {
+            self.high_qc = qc.clone();
+            out.push(GlobalOutput::Persist { last_voted_round: self.last_voted_round, high_qc_round: qc.round });
+        }
+        match self.blocks.get(&qc.block).cloned() {
+            Some(certified) => self.apply_commit_rule(&certified, out),
+            None => out.push(GlobalOutput::Send {
+                to: qc.cert.signers.ids().filter(|&r| r != self.config.me).take(2).collect(),
+                message: GlobalMessage::BlockRequest { block: qc.block, from: self.config.me },
+            }),
+        }
+        if qc.round >= self.round {
+            self.record_round_latency();
+            self.high_tc = None;
+            self.enter_round(qc.round + 1, false, signer, out);
+        }
+    }
+
+    /// Two-chain rule: a certified block whose parent is from the previous round commits
+    /// the parent (Jolteon). The planted bug commits the certified block itself.
+    fn apply_commit_rule(&mut self, certified: &Arc<Block>, out: &mut Vec<GlobalOutput>) {
+        if self.bugs.commit_one_chain {
+            self.commit(certified.clone(), out);
+            return;
+        }
+        let Some(parent) = self.blocks.get(&certified.parent).cloned() else { return };
+        if certified.round == parent.round + 1 && parent.height > 0 {
+            self.commit(parent, out);
+        }
+    }
+
+    fn commit(&mut self, target: Arc<Block>, out: &mut Vec<GlobalOutput>) {
+        if target.height <= self.committed.height {
+            return;
+        }
+        let mut chain = vec![target.clone()];
+        while chain.last().expect("non-empty").height > self.committed.height + 1 {
+            let parent = chain.last().expect("non-empty").parent;
+            match self.blocks.get(&parent) {
+                Some(block) => chain.push(block.clone()),
+                None => return, // an ancestor is missing; sync brings it and we retry
+            }
+        }
+        let first = chain.last().expect("non-empty");
+        if first.parent != self.committed.digest() {
+            // Committing a block that does not extend our committed chain breaks safety.
+            // Honest rules never get here; a planted bug may, and the simulator's agreement
+            // checker reports it.
+            assert!(self.bugs.any(), "commit of a block that conflicts with the committed chain");
+        }
+        for block in chain.into_iter().rev() {
+            if let Some(tc) = &block.tc {
+                self.schedule.record_miss(self.schedule.leader(tc.round), tc.round);
+            }
+            self.schedule.record_success(block.proposer, block.round);
+            self.committed = block.clone();
+            out.push(GlobalOutput::Commit(block));
+        }
+        self.prune();
+    }
+
+    fn prune(&mut self) {
+        let floor = self.committed.height;
+        if self.blocks.len() > UNCOMMITTED_BLOCKS_MAX {
+            let committed = self.committed.digest();
+            self.blocks.retain(|d, b| b.height + 8 >= floor || *d == committed);
+        }
+        let round = self.round;
+        self.votes.retain(|(r, _), _| r + 1 >= round);
+        self.voted_by.retain(|(r, _), _| r + 1 >= round);
+        self.timeouts.retain(|r, _| r + 1 >= round);
+    }
+
+    fn record_round_latency(&mut self) {
+        if self.round_latencies.len() == LATENCY_WINDOW_ROUNDS {
+            self.round_latencies.remove(0);
+        }
+        self.round_latencies.push(self.now - self.round_started);
+    }
+
+    fn enter_round(&mut self, round: Round, via_tc: bool, signer: &dyn Signer, out: &mut Vec<GlobalOutput>) {
+        assert!(round > self.round, "rounds only move forward");
+        self.round = round;
+        self.round_started = self.now;
+        out.push(GlobalOutput::Event(GlobalEvent::NewRound { round, via_tc }));
+        self.observe_links(out);
+        self.maybe_propose(signer, out);
+        self.retry_pending(signer, out);
+    }
+
+    fn observe_links(&mut self, out: &mut Vec<GlobalOutput>) {
+        let Some(&last) = self.round_latencies.last() else { return };
+        let sample = LinkSample {
+            n: self.config.replicas.len() as u32,
+            quorum_rtt_us: (last * 1000 / self.config.ticks_per_ms.max(1)) as u32,
+            bandwidth_bytes_per_s: 125_000_000,
+            vote_bytes: 160,
+        };
+        if let Some(switch) = self.policy.observe(self.round, sample) {
+            out.push(GlobalOutput::Event(GlobalEvent::VotePatternSwitched {
+                round: switch.round,
+                from: switch.from,
+                to: switch.to,
+                reason: switch.reason,
+            }));
+        }
+    }
+
+    /// on_propose: the leader of the round extends its highest QC with the batches it holds.
+    fn maybe_propose(&mut self, signer: &dyn Signer, out: &mut Vec<GlobalOutput>) {
+        let round = self.round;
+        if self.schedule.leader(round) != self.config.me || self.proposed_round >= round {
+            return;
+        }
+        let Some(parent) = self.blocks.get(&self.high_qc.block).cloned() else { return };
+        let cut: Vec<Seq> = parent
+            .cut
+            .iter()
+            .zip(&self.available)
+            .map(|(&before, &held)| held.clamp(before, before + BATCHES_PER_LANE_PER_BLOCK_MAX))
+            .collect();
+        let tc = self.high_tc.clone().filter(|tc| self.schedule.next_slot_start(tc.round) == round);
+        let uncommitted = parent.height > self.committed.height;
+        if cut == parent.cut && !uncommitted && tc.is_none() {
+            return; // nothing to order yet
+        }
+        let block = Arc::new(Block {
+            round,
+            height: parent.height + 1,
+            parent: parent.digest(),
+            qc: self.high_qc.clone(),
+            tc,
+            cut,
+            proposer: self.config.me,
+        });
+        self.proposed_round = round;
+        let signature = signer.sign(Tag::Proposal, &block.digest());
+        let message = GlobalMessage::Proposal { block, signature };
+        out.push(GlobalOutput::Send { to: self.others(), message: message.clone() });
+        self.on_message(message, signer, out);
+    }
+
+    fn on_block_request(&mut self, wanted: Digest, from: ReplicaId, out: &mut Vec<GlobalOutput>) {
+        let mut blocks = Vec::new();
+        let mut next = wanted;
+        while let Some(block) = self.blocks.get(&next) {
+            if block.height == 0 || blocks.len() == SYNC_BLOCKS_MAX {
+                break;
+            }
+            blocks.push(block.clone());
+            next = block.parent;
+        }
+        if !blocks.is_empty() {
+            out.push(GlobalOutput::Send { to: vec![from], message: GlobalMessage::BlockResponse { blocks } });
+        }
+    }
+
+    /// Sync: accept a chain of blocks whose first is certified by a QC we verified and whose
+    /// others are linked by parent digests.
+    fn on_block_response(&mut self, blocks: Vec<Arc<Block>>, signer: &dyn Signer, out: &mut Vec<GlobalOutput>) {
+        let mut accepted = 0;
+        for block in blocks.iter().take(SYNC_BLOCKS_MAX) {
+            let digest = block.digest();
+            let wanted = self.high_qc.block == digest
+                || self.blocks.values().any(|b| b.parent == digest)
+                || self.pending.iter().any(|b| b.parent == digest)
+                || blocks.iter().any(|b| b.parent == digest && b.qc.block == digest);
+            if wanted && !self.blocks.contains_key(&digest) {
+                self.store_block(block.clone());
+                accepted += 1;
+            }
+        }
+        if accepted > 0 {
+            let certified = self.blocks.get(&self.high_qc.block).cloned();
+            if let Some(certified) = certified {
+                self.apply_commit_rule(&certified, out);
+            }
+            self.retry_pending(signer, out);
+            self.maybe_propose(signer, out);
+        }
+    }
+
+    fn store_block(&mut self, block: Arc<Block>) {
+        if self.blocks.len() < UNCOMMITTED_BLOCKS_MAX * 2 {
+            self.blocks.insert(block.digest(), block);
+        }
+    }
+}
+
+/// Digest of a committed chain position, for logs and checkers.
+pub fn chain_digest(previous: &Digest, block: &Block) -> Digest {
+    digest(&[previous, &block.digest()])
+}

@@ -1,0 +1,696 @@
+//! Local tier: one PBFT instance (Castro-Liskov) per (domain, shard) lane.
+//!
+//! Normal case: the primary of the view pre-prepares a batch at a sequence number, members
+//! prepare it, a member with q_d matching prepares (the pre-prepare counts as the primary's)
+//! is *prepared* and sends a commit; q_d matching commits make the batch *locally committed*
+//! and their signatures aggregate into the local certificate (LC).
+//!
+//! View change: a member that waits too long for a forwarded request, or sees the primary
+//! equivocate, moves to the next view and sends a view-change carrying its prepared
+//! certificates; the new primary gathers q_d of them into a new-view which re-proposes, for
+//! every sequence above the highest LC-certified one, the batch prepared in the highest view
+//! (paper section 4.4), or an empty batch. A batch committed anywhere is prepared at q_d - f_d
+//! honest members, so every new-view carries it.
+//!
+//! The "stable checkpoint" of the paper is the highest contiguous LC-certified sequence: an
+//! LC proves q_d commits, so it plays the role of the checkpoint certificate for garbage
+//! collection and watermarks.
+
+use crate::bugs::PlantedBugs;
+use crate::crypto::{Bitmap, Certificate, Digest, Signature, Signer, Tag};
+use crate::evidence::Evidence;
+use crate::ledger::Transfer;
+use crate::messages::{
+    commit_payload, new_view_payload, payload_digest, prepare_payload, Lane, LocalCert, LocalMessage,
+    Message, Payload, PreparedProof, Seq, View, ViewChange,
+};
+use crate::topology::{Quorum, ReplicaId};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::Arc;
+
+/// Sequences a primary may run ahead of the stable point (the high watermark).
+pub const WINDOW_SEQS: u64 = 64;
+/// Batches in flight (pre-prepared, not yet committed) at once.
+pub const PIPELINE_BATCHES_MAX: u64 = 8;
+/// Transactions per batch.
+pub const BATCH_TXS_MAX: usize = 256;
+pub const BATCH_TXS_MIN: usize = 4;
+/// Client transactions queued at a primary, and awaited by a backup.
+pub const QUEUE_TXS_MAX: usize = 8_192;
+/// Views ahead of ours for which we keep view-change messages.
+pub const VIEWS_AHEAD_MAX: u64 = 8;
+/// Ticks a primary holds a partial batch before cutting it.
+pub const BATCH_DELAY_TICKS_MAX: u64 = 2;
+
+const _: () = assert!(PIPELINE_BATCHES_MAX < WINDOW_SEQS);
+const _: () = assert!(BATCH_TXS_MIN <= BATCH_TXS_MAX);
+
+#[derive(Debug, Clone)]
+pub struct LocalConfig {
+    pub lane: Lane,
+    /// Members of the domain, sorted; the primary of view v is `members[v % n_d]`.
+    pub members: Vec<ReplicaId>,
+    pub quorum: Quorum,
+    /// Ticks a forwarded request may wait for commit before we suspect the primary.
+    pub request_timeout_ticks: u64,
+}
+
+/// What the shard asks its host to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LocalOutput {
+    Send { to: Vec<ReplicaId>, message: LocalMessage },
+    /// A batch locally committed, with its LC. Emitted once per sequence, in order.
+    Committed { lc: LocalCert, payload: Payload },
+    /// Committed batches up to `upto` exist (proved by an LC) that we do not hold.
+    NeedBatches { upto: Seq, from: ReplicaId },
+    /// The durable safety state changed: view entered, or a prepare/commit about to be sent.
+    Persist { view: View, seq: Seq, digest: Digest },
+    Evidence(Evidence),
+    ViewChanged { view: View },
+}
+
+#[derive(Debug, Clone, Default)]
+struct Votes {
+    signers: Bitmap,
+    signatures: Vec<Signature>,
+}
+
+impl Votes {
+    fn add(&mut self, from: ReplicaId, signature: Signature) -> bool {
+        let fresh = self.signers.insert(from);
+        if fresh {
+            self.signatures.push(signature);
+        }
+        fresh
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+struct Slot {
+    /// The pre-prepare accepted in `view` (durable: we never accept another in that view).
+    accepted: Option<(View, Digest, Payload)>,
+    /// The signed pre-prepare accepted, kept as evidence material.
+    pre_prepare: Option<LocalMessage>,
+    prepares: BTreeMap<(View, Digest), Votes>,
+    commits: BTreeMap<Digest, Votes>,
+    prepared: Option<PreparedProof>,
+    sent_commit: Option<Digest>,
+    committed: bool,
+    /// Set once committed; the slot leaves when the stable point passes it.
+    lc: Option<LocalCert>,
+}
+
+/// One PBFT lane at one replica.
+pub struct LocalShard {
+    config: LocalConfig,
+    me: ReplicaId,
+    bugs: PlantedBugs,
+    view: View,
+    in_view_change: bool,
+    view_change_started: u64,
+    slots: BTreeMap<Seq, Slot>,
+    /// Highest contiguous committed sequence (the stable point).
+    committed_upto: Seq,
+    committed_lc: Option<LocalCert>,
+    next_seq: Seq,
+    queue: VecDeque<(Transfer, u64)>,
+    queued_keys: BTreeSet<u128>,
+    /// Requests we forwarded, with the tick they must commit by.
+    awaited: BTreeMap<u128, u64>,
+    view_changes: BTreeMap<View, BTreeMap<ReplicaId, ViewChange>>,
+    new_view_sent: BTreeSet<View>,
+    batch_target: usize,
+    now: u64,
+}
+
+impl LocalShard {
+    pub fn new(config: LocalConfig, me: ReplicaId, bugs: PlantedBugs) -> LocalShard {
+        assert!(config.members.contains(&me), "a shard runs only on members of its domain");
+        assert!(config.members.windows(2).all(|w| w[0] < w[1]));
+        assert_eq!(config.quorum.n as usize, config.members.len());
+        LocalShard {
+            config,
+            me,
+            bugs,
+            view: 0,
+            in_view_change: false,
+            view_change_started: 0,
+            slots: BTreeMap::new(),
+            committed_upto: 0,
+            committed_lc: None,
+            next_seq: 1,
+            queue: VecDeque::new(),
+            queued_keys: BTreeSet::new(),
+            awaited: BTreeMap::new(),
+            view_changes: BTreeMap::new(),
+            new_view_sent: BTreeSet::new(),
+            batch_target: BATCH_TXS_MIN,
+            now: 0,
+        }
+    }
+
+    /// The replica restarted: keep what is durable (view, accepted pre-prepares, prepared
+    /// certificates, commits sent, committed batches), drop queues, votes of others, timers.
+    pub fn recover(&self) -> LocalShard {
+        let mut shard = LocalShard::new(self.config.clone(), self.me, self.bugs);
+        shard.view = self.view;
+        shard.in_view_change = self.in_view_change;
+        shard.committed_upto = self.committed_upto;
+        shard.committed_lc = self.committed_lc.clone();
+        shard.next_seq = self.committed_upto + 1;
+        for (&seq, slot) in &self.slots {
+            let kept = Slot {
+                accepted: slot.accepted.clone(),
+                pre_prepare: slot.pre_prepare.clone(),
+                prepared: slot.prepared.clone(),
+                sent_commit: slot.sent_commit,
+                committed: slot.committed,
+                lc: slot.lc.clone(),
+                ..Slot::default()
+            };
+            shard.slots.insert(seq, kept);
+        }
+        shard
+    }
+
+    pub fn lane(&self) -> Lane {
+        self.config.lane
+    }
+
+    pub fn view(&self) -> View {
+        self.view
+    }
+
+    pub fn committed_upto(&self) -> Seq {
+        self.committed_upto
+    }
+
+    pub fn primary_of(&self, view: View) -> ReplicaId {
+        self.config.members[(view % self.config.members.len() as u64) as usize]
+    }
+
+    pub fn is_primary(&self) -> bool {
+        self.primary_of(self.view) == self.me
+    }
+
+    fn others(&self) -> Vec<ReplicaId> {
+        self.config.members.iter().copied().filter(|&m| m != self.me).collect()
+    }
+
+    fn q(&self) -> u32 {
+        self.config.quorum.q
+    }
+
+    /// A client transaction routed to this lane arrived at this replica.
+    pub fn on_client(&mut self, tx: Transfer, out: &mut Vec<LocalOutput>) -> bool {
+        if self.is_primary() && !self.in_view_change {
+            return self.enqueue(tx);
+        }
+        if self.awaited.len() >= QUEUE_TXS_MAX {
+            return false;
+        }
+        self.awaited.entry(tx.key).or_insert(self.now + self.config.request_timeout_ticks);
+        let primary = self.primary_of(self.view);
+        out.push(LocalOutput::Send { to: vec![primary], message: LocalMessage::Forward { lane: self.lane(), tx } });
+        true
+    }
+
+    fn enqueue(&mut self, tx: Transfer) -> bool {
+        if self.queue.len() >= QUEUE_TXS_MAX {
+            return false;
+        }
+        if self.queued_keys.insert(tx.key) {
+            self.queue.push_back((tx, self.now));
+        }
+        true
+    }
+
+    pub fn on_tick(&mut self, signer: &dyn Signer, out: &mut Vec<LocalOutput>) {
+        self.now += 1;
+        if self.in_view_change {
+            // A view change that does not complete moves on to the next view (paper 4.5.2),
+            // waiting twice as long each time.
+            let patience = self.config.request_timeout_ticks << (self.view % 4).min(3);
+            if self.now >= self.view_change_started + patience {
+                self.start_view_change(self.view + 1, signer, out);
+            }
+            return;
+        }
+        if self.is_primary() {
+            self.cut_batches(signer, out);
+        } else if self.awaited.values().any(|&deadline| self.now > deadline) {
+            self.start_view_change(self.view + 1, signer, out);
+        }
+    }
+
+    /// Dynamic batch sizing: the target doubles while the queue outgrows the pipeline and
+    /// halves when it drains, between the named bounds.
+    fn cut_batches(&mut self, signer: &dyn Signer, out: &mut Vec<LocalOutput>) {
+        let backlog = self.queue.len();
+        if backlog > self.batch_target * PIPELINE_BATCHES_MAX as usize {
+            self.batch_target = (self.batch_target * 2).min(BATCH_TXS_MAX);
+        } else if backlog < self.batch_target / 2 {
+            self.batch_target = (self.batch_target / 2).max(BATCH_TXS_MIN);
+        }
+        while !self.queue.is_empty()
+            && self.next_seq <= self.committed_upto + PIPELINE_BATCHES_MAX
+            && self.next_seq <= self.committed_upto + WINDOW_SEQS
+        {
+            let oldest = self.queue.front().map(|(_, t)| *t).unwrap_or(self.now);
+            if self.queue.len() < self.batch_target && self.now < oldest + BATCH_DELAY_TICKS_MAX {
+                break;
+            }
+            let take = self.queue.len().min(self.batch_target);
+            let txs: Vec<Transfer> = self.queue.drain(..take).map(|(tx, _)| tx).collect();
+            txs.iter().for_each(|tx| {
+                self.queued_keys.remove(&tx.key);
+            });
+            let seq = self.next_seq;
+            self.next_seq += 1;
+            self.pre_prepare(seq, Arc::new(txs), signer, out);
+        }
+    }
+
+    fn pre_prepare(&mut self, seq: Seq, payload: Payload, signer: &dyn Signer, out: &mut Vec<LocalOutput>) {
+        let digest = payload_digest(&payload);
+        let signature = signer.sign(Tag::LocalPrepare, &prepare_payload(self.lane(), self.view, seq, &digest));
+        let message = LocalMessage::PrePrepare {
+            lane: self.lane(),
+            view: self.view,
+            seq,
+            digest,
+            payload,
+            from: self.me,
+            signature,
+        };
+        out.push(LocalOutput::Send { to: self.others(), message: message.clone() });
+        self.on_message(message, signer, out);
+    }
+
+    pub fn on_message(&mut self, message: LocalMessage, signer: &dyn Signer, out: &mut Vec<LocalOutput>) {
+        assert_eq!(message.lane(), self.lane());
+        match message {
+            LocalMessage::Forward { tx, .. } => {
+                if self.is_primary() && !self.in_view_change {
+                    self.enqueue(tx);
+                }
+            }
+            LocalMessage::PrePrepare { .. } => self.on_pre_prepare(message, signer, out),
+            LocalMessage::Prepare { view, seq, digest, from, signature, .. } => {
+                self.on_prepare(view, seq, digest, from, signature, signer, out)
+            }
+            LocalMessage::Commit { seq, digest, from, signature, .. } => {
+                self.on_commit(seq, digest, from, signature, signer, out)
+            }
+            LocalMessage::ViewChange(vc) => self.on_view_change(vc, signer, out),
+            LocalMessage::NewView { view, view_changes, from, .. } => {
+                self.on_new_view(view, view_changes, from, signer, out)
+            }
+        }
+    }
+
+    fn in_window(&self, seq: Seq) -> bool {
+        seq > self.committed_upto && seq <= self.committed_upto + WINDOW_SEQS
+    }
+
+    fn on_pre_prepare(&mut self, message: LocalMessage, signer: &dyn Signer, out: &mut Vec<LocalOutput>) {
+        let LocalMessage::PrePrepare { view, seq, digest, ref payload, from, ref signature, .. } = message else {
+            unreachable!("dispatched on variant")
+        };
+        if from != self.primary_of(view) || view != self.view || self.in_view_change || !self.in_window(seq) {
+            return;
+        }
+        if let Some(reason) = self.invalid_batch(&digest, payload) {
+            self.reject_primary(from, reason, message.clone(), signer, out);
+            return;
+        }
+        let slot = self.slots.entry(seq).or_default();
+        if let Some((accepted_view, accepted_digest, _)) = &slot.accepted {
+            if *accepted_view == view && *accepted_digest != digest {
+                let first = slot.pre_prepare.clone().expect("accepted implies stored");
+                out.push(LocalOutput::Evidence(Evidence::Equivocation {
+                    offender: from,
+                    first: Box::new(Message::Local(first)),
+                    second: Box::new(Message::Local(message)),
+                }));
+                self.start_view_change(self.view + 1, signer, out);
+                return;
+            }
+            if *accepted_view == view {
+                return;
+            }
+        }
+        slot.accepted = Some((view, digest, payload.clone()));
+        slot.pre_prepare = Some(message.clone());
+        slot.prepares.entry((view, digest)).or_default().add(from, signature.clone());
+        payload.iter().for_each(|tx| {
+            self.awaited.remove(&tx.key);
+        });
+        self.send_prepare(view, seq, digest, false, signer, out);
+        self.check_prepared(seq, signer, out);
+    }
+
+    fn invalid_batch(&self, digest: &Digest, payload: &Payload) -> Option<String> {
+        if payload.len() > BATCH_TXS_MAX {
+            return Some(format!("batch of {} transactions exceeds {BATCH_TXS_MAX}", payload.len()));
+        }
+        if payload_digest(payload) != *digest {
+            return Some("batch digest does not match its payload".into());
+        }
+        let keys: BTreeSet<u128> = payload.iter().map(|tx| tx.key).collect();
+        if keys.len() != payload.len() {
+            return Some("batch repeats an idempotency key".into());
+        }
+        None
+    }
+
+    fn reject_primary(
+        &mut self,
+        offender: ReplicaId,
+        reason: String,
+        message: LocalMessage,
+        signer: &dyn Signer,
+        out: &mut Vec<LocalOutput>,
+    ) {
+        out.push(LocalOutput::Evidence(Evidence::InvalidProposal {
+            offender,
+            reason,
+            message: Box::new(Message::Local(message)),
+        }));
+        self.start_view_change(self.view + 1, signer, out);
+    }
+
+    fn send_prepare(
+        &mut self,
+        view: View,
+        seq: Seq,
+        digest: Digest,
+        after_new_view: bool,
+        signer: &dyn Signer,
+        out: &mut Vec<LocalOutput>,
+    ) {
+        if self.primary_of(view) == self.me && !after_new_view {
+            return; // the pre-prepare is the primary's prepare
+        }
+        let signature = signer.sign(Tag::LocalPrepare, &prepare_payload(self.lane(), view, seq, &digest));
+        out.push(LocalOutput::Persist { view, seq, digest });
+        out.push(LocalOutput::Send {
+            to: self.others(),
+            message: LocalMessage::Prepare { lane: self.lane(), view, seq, digest, from: self.me, signature: signature.clone() },
+        });
+        self.slots.entry(seq).or_default().prepares.entry((view, digest)).or_default().add(self.me, signature);
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn on_prepare(
+        &mut self,
+        view: View,
+        seq: Seq,
+        digest: Digest,
+        from: ReplicaId,
+        signature: Signature,
+        signer: &dyn Signer,
+        out: &mut Vec<LocalOutput>,
+    ) {
+        if !self.config.members.contains(&from) || view < self.view || view > self.view + VIEWS_AHEAD_MAX {
+            return;
+        }
+        if !self.in_window(seq) {
+            return;
+        }
+        let slot = self.slots.entry(seq).or_default();
+        // Bounded: one entry per (view, digest) and at most one vote per member in each.
+        if slot.prepares.len() >= (VIEWS_AHEAD_MAX as usize + 1) * self.config.members.len() {
+            return;
+        }
+        slot.prepares.entry((view, digest)).or_default().add(from, signature);
+        self.check_prepared(seq, signer, out);
+    }
+
+    /// prepared(m, v, n): the accepted pre-prepare plus q_d matching prepares (the
+    /// pre-prepare counting as the primary's). Then send the commit (paper 4.2).
+    fn check_prepared(&mut self, seq: Seq, signer: &dyn Signer, out: &mut Vec<LocalOutput>) {
+        let q = self.q() as usize;
+        let skip_prepare_quorum = self.bugs.pbft_no_prepare;
+        let lane = self.lane();
+        let Some(slot) = self.slots.get_mut(&seq) else { return };
+        let Some((view, digest, payload)) = slot.accepted.clone() else { return };
+        if slot.sent_commit.is_some() && slot.prepared.as_ref().is_some_and(|p| p.view == view) {
+            return;
+        }
+        let votes = slot.prepares.get(&(view, digest)).cloned().unwrap_or_default();
+        if votes.signatures.len() < q && !skip_prepare_quorum {
+            return;
+        }
+        if votes.signatures.len() >= q {
+            let cert = Certificate { signers: votes.signers, aggregate: signer.aggregate(&votes.signatures) };
+            slot.prepared = Some(PreparedProof { view, seq, digest, payload, cert });
+        }
+        if slot.sent_commit == Some(digest) {
+            return;
+        }
+        // Once a commit for a digest left, never commit another at this sequence.
+        if slot.sent_commit.is_some() {
+            return;
+        }
+        slot.sent_commit = Some(digest);
+        let signature = signer.sign(Tag::LocalCommit, &commit_payload(lane, seq, &digest));
+        out.push(LocalOutput::Persist { view, seq, digest });
+        out.push(LocalOutput::Send {
+            to: self.others(),
+            message: LocalMessage::Commit { lane, view, seq, digest, from: self.me, signature: signature.clone() },
+        });
+        self.on_commit(seq, digest, self.me, signature, signer, out);
+    }
+
+    fn on_commit(
+        &mut self,
+        seq: Seq,
+        digest: Digest,
+        from: ReplicaId,
+        signature: Signature,
+        signer: &dyn Signer,
+        out: &mut Vec<LocalOutput>,
+    ) {
+        if !self.config.members.contains(&from) || !self.in_window(seq) {
+            return;
+        }
+        let slot = self.slots.entry(seq).or_default();
+        if slot.commits.len() >= self.config.members.len() && !slot.commits.contains_key(&digest) {
+            return; // bounded: a member can back at most one digest per sequence
+        }
+        slot.commits.entry(digest).or_default().add(from, signature);
+        self.try_commit(seq, signer, out);
+    }
+
+    /// committed-local(m, v, n): q_d matching commits and the payload in hand.
+    fn try_commit(&mut self, seq: Seq, signer: &dyn Signer, out: &mut Vec<LocalOutput>) {
+        let q = self.q() as usize;
+        let lane = self.lane();
+        let Some(slot) = self.slots.get_mut(&seq) else { return };
+        if slot.committed {
+            return;
+        }
+        let Some((digest, votes)) = slot.commits.iter().find(|(_, v)| v.signatures.len() >= q) else { return };
+        let Some(payload) = slot.accepted.as_ref().filter(|a| a.1 == *digest).map(|a| a.2.clone()) else {
+            return; // the payload arrives with a pre-prepare, a new-view or a Batch message
+        };
+        let cert = Certificate { signers: votes.signers, aggregate: signer.aggregate(&votes.signatures) };
+        let lc = LocalCert { lane, seq, digest: *digest, cert };
+        self.adopt_committed(lc, payload, out);
+    }
+
+    /// A batch is committed at `lc.seq`, by our own quorum or by an LC a peer sent.
+    pub fn adopt_committed(&mut self, lc: LocalCert, payload: Payload, out: &mut Vec<LocalOutput>) {
+        assert_eq!(payload_digest(&payload), lc.digest, "LC and payload agree");
+        if lc.seq <= self.committed_upto {
+            return;
+        }
+        let slot = self.slots.entry(lc.seq).or_default();
+        if slot.committed {
+            return;
+        }
+        slot.committed = true;
+        slot.accepted = Some((slot.accepted.as_ref().map_or(self.view, |a| a.0), lc.digest, payload.clone()));
+        slot.lc = Some(lc);
+        self.advance_committed(out);
+    }
+
+
+    /// Emit committed batches in sequence order and move the stable point.
+    fn advance_committed(&mut self, out: &mut Vec<LocalOutput>) {
+        while let Some(slot) = self.slots.get(&(self.committed_upto + 1)) {
+            let Some(lc) = slot.lc.clone() else { break };
+            let payload = slot.accepted.as_ref().expect("committed slot has its payload").2.clone();
+            let seq = lc.seq;
+            assert_eq!(seq, self.committed_upto + 1);
+            for tx in payload.iter() {
+                self.awaited.remove(&tx.key);
+                if self.queued_keys.remove(&tx.key) {
+                    self.queue.retain(|(queued, _)| queued.key != tx.key);
+                }
+            }
+            self.slots.remove(&seq);
+            self.committed_upto = seq;
+            self.committed_lc = Some(lc.clone());
+            self.next_seq = self.next_seq.max(seq + 1);
+            out.push(LocalOutput::Committed { lc, payload });
+        }
+    }
+
+    fn start_view_change(&mut self, new_view: View, signer: &dyn Signer, out: &mut Vec<LocalOutput>) {
+        if new_view <= self.view {
+            return;
+        }
+        self.view = new_view;
+        self.in_view_change = true;
+        self.view_change_started = self.now;
+        out.push(LocalOutput::Persist { view: new_view, seq: 0, digest: [0; 32] });
+        out.push(LocalOutput::ViewChanged { view: new_view });
+        let prepared: Vec<PreparedProof> = self
+            .slots
+            .range(self.committed_upto + 1..)
+            .filter_map(|(_, slot)| slot.prepared.clone())
+            .collect();
+        let mut vc = ViewChange {
+            lane: self.lane(),
+            new_view,
+            committed_upto: self.committed_upto,
+            committed_lc: self.committed_lc.clone(),
+            prepared,
+            from: self.me,
+            signature: Signature(Vec::new()),
+        };
+        vc.signature = signer.sign(Tag::LocalViewChange, &vc.payload());
+        out.push(LocalOutput::Send { to: self.others(), message: LocalMessage::ViewChange(vc.clone()) });
+        self.on_view_change(vc, signer, out);
+    }
+
+    fn on_view_change(&mut self, vc: ViewChange, signer: &dyn Signer, out: &mut Vec<LocalOutput>) {
+        let from = vc.from;
+        if !self.config.members.contains(&from) || vc.new_view < self.view {
+            return;
+        }
+        if vc.new_view > self.view + VIEWS_AHEAD_MAX || !self.view_change_is_valid(&vc) {
+            return;
+        }
+        if vc.committed_upto > self.committed_upto {
+            out.push(LocalOutput::NeedBatches { upto: vc.committed_upto, from });
+        }
+        let view = vc.new_view;
+        self.view_changes.entry(view).or_default().insert(from, vc);
+        self.view_changes.retain(|&v, _| v + 1 >= self.view);
+        // Join a view change that f_d + 1 members started: one of them is honest (4.5.2).
+        let f = self.config.quorum.f as usize;
+        if view > self.view || (view == self.view && !self.in_view_change) {
+            let ahead: BTreeSet<ReplicaId> = self
+                .view_changes
+                .range(self.view + 1..)
+                .flat_map(|(_, senders)| senders.keys().copied())
+                .collect();
+            if ahead.len() > f {
+                let smallest = *self.view_changes.range(self.view + 1..).next().expect("non-empty").0;
+                self.start_view_change(smallest, signer, out);
+            }
+        }
+        self.maybe_send_new_view(view, signer, out);
+    }
+
+    fn view_change_is_valid(&self, vc: &ViewChange) -> bool {
+        let q = self.q();
+        let lc_ok = match &vc.committed_lc {
+            None => vc.committed_upto == 0,
+            Some(lc) => lc.seq == vc.committed_upto && lc.lane == self.lane() && lc.cert.signers.count() >= q,
+        };
+        let proofs_ok = vc.prepared.iter().all(|p| {
+            p.seq > vc.committed_upto
+                && p.view < vc.new_view
+                && payload_digest(&p.payload) == p.digest
+                && (p.cert.signers.count() >= q || self.bugs.pbft_no_prepare)
+        });
+        lc_ok && proofs_ok && vc.prepared.len() as u64 <= WINDOW_SEQS
+    }
+
+    fn maybe_send_new_view(&mut self, view: View, signer: &dyn Signer, out: &mut Vec<LocalOutput>) {
+        if self.primary_of(view) != self.me || view != self.view || self.new_view_sent.contains(&view) {
+            return;
+        }
+        let Some(senders) = self.view_changes.get(&view) else { return };
+        if senders.len() < self.q() as usize {
+            return;
+        }
+        let view_changes: Vec<ViewChange> = senders.values().take(self.q() as usize).cloned().collect();
+        let signature = signer.sign(Tag::LocalNewView, &new_view_payload(self.lane(), view, &view_changes));
+        self.new_view_sent.insert(view);
+        let message = LocalMessage::NewView { lane: self.lane(), view, view_changes, from: self.me, signature };
+        out.push(LocalOutput::Send { to: self.others(), message: message.clone() });
+        self.on_message(message, signer, out);
+    }
+
+    /// The new-view decision (paper 4.4): above the highest LC-certified sequence, re-propose
+    /// the batch prepared in the highest view, or an empty batch where nothing prepared.
+    fn new_view_decision(view_changes: &[ViewChange]) -> (Seq, BTreeMap<Seq, (Digest, Payload)>) {
+        let min_s = view_changes.iter().map(|vc| vc.committed_upto).max().unwrap_or(0);
+        let mut best: BTreeMap<Seq, &PreparedProof> = BTreeMap::new();
+        for proof in view_changes.iter().flat_map(|vc| vc.prepared.iter()).filter(|p| p.seq > min_s) {
+            let better = best.get(&proof.seq).is_none_or(|b| proof.view > b.view);
+            if better {
+                best.insert(proof.seq, proof);
+            }
+        }
+        let max_s = best.keys().next_back().copied().unwrap_or(min_s);
+        let empty: Payload = Arc::new(Vec::new());
+        let decided = (min_s + 1..=max_s)
+            .map(|seq| match best.get(&seq) {
+                Some(p) => (seq, (p.digest, p.payload.clone())),
+                None => (seq, (payload_digest(&empty), empty.clone())),
+            })
+            .collect();
+        (min_s, decided)
+    }
+
+    fn on_new_view(
+        &mut self,
+        view: View,
+        view_changes: Vec<ViewChange>,
+        from: ReplicaId,
+        signer: &dyn Signer,
+        out: &mut Vec<LocalOutput>,
+    ) {
+        if from != self.primary_of(view) || view < self.view || (view == self.view && !self.in_view_change) {
+            return;
+        }
+        let senders: BTreeSet<ReplicaId> = view_changes.iter().map(|vc| vc.from).collect();
+        let well_formed = senders.len() == view_changes.len()
+            && senders.len() >= self.q() as usize
+            && view_changes.iter().all(|vc| {
+                vc.new_view == view && self.config.members.contains(&vc.from) && self.view_change_is_valid(vc)
+            });
+        if !well_formed {
+            return;
+        }
+        let (min_s, decided) = LocalShard::new_view_decision(&view_changes);
+        self.view = view;
+        self.in_view_change = false;
+        out.push(LocalOutput::Persist { view, seq: 0, digest: [0; 32] });
+        out.push(LocalOutput::ViewChanged { view });
+        if min_s > self.committed_upto {
+            let holder = view_changes.iter().find(|vc| vc.committed_upto == min_s).expect("max exists").from;
+            out.push(LocalOutput::NeedBatches { upto: min_s, from: holder });
+        }
+        self.next_seq = decided.keys().next_back().map_or(min_s, |s| *s).max(self.committed_upto) + 1;
+        let deadline = self.now + self.config.request_timeout_ticks;
+        self.awaited.values_mut().for_each(|d| *d = deadline);
+        for (seq, (digest, payload)) in decided {
+            if seq <= self.committed_upto || self.slots.get(&seq).is_some_and(|s| s.committed) {
+                continue;
+            }
+            let slot = self.slots.entry(seq).or_default();
+            slot.accepted = Some((view, digest, payload));
+            slot.pre_prepare = None;
+            // Every member, the new primary included, prepares each decided batch anew.
+            self.send_prepare(view, seq, digest, true, signer, out);
+            self.check_prepared(seq, signer, out);
+        }
+    }
+}

@@ -1,0 +1,523 @@
+//! One replica: its domain's PBFT lanes, the global HotStuff instance, the batch store and
+//! execution, behind one sans-IO `step(input) -> actions` interface.
+//!
+//! Incoming messages are held until the host has verified every signature they carry
+//! ([`Action::Verify`], answered by [`Input::Verified`]); the runtime batches these checks.
+//! Actions come out in the order the host must honour: a `Persist` precedes the `Send`s
+//! that depend on it.
+
+use crate::bugs::PlantedBugs;
+use crate::crypto::{Check, Digest, Signer};
+use crate::evidence::Evidence;
+use crate::hotstuff::{Global, GlobalConfig, GlobalEvent, GlobalOutput};
+use crate::leader::LeaderSchedule;
+use crate::ledger::{AccountId, Ledger, Outcome, Transfer};
+use crate::messages::{payload_digest, Block, Lane, LocalCert, LocalMessage, Message, Payload, Seq, View};
+use crate::pbft::{LocalConfig, LocalOutput, LocalShard};
+use crate::topology::{ReplicaId, Topology};
+use crate::vote_pattern::{PolicyConfig, VotePattern, VotePatternPolicy};
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
+
+/// Messages awaiting signature verification.
+pub const VERIFY_PENDING_MAX: usize = 4_096;
+/// Committed batches served per batch request.
+pub const BATCHES_PER_REQUEST_MAX: u64 = 16;
+/// Ticks before a batch request for the same lane is repeated.
+pub const BATCH_REQUEST_RETRY_TICKS: u64 = 20;
+
+#[derive(Debug, Clone)]
+pub struct ReplicaConfig {
+    pub topology: Arc<Topology>,
+    pub me: ReplicaId,
+    pub genesis_accounts: Vec<(AccountId, u64)>,
+    /// Ticks a forwarded request waits before the local tier suspects its primary.
+    pub request_timeout_ticks: u64,
+    pub global_timeout_min_ticks: u64,
+    pub global_timeout_max_ticks: u64,
+    pub ticks_per_ms: u64,
+    /// Rounds per leader slot of the global tier.
+    pub rotation_rounds: u64,
+    pub vote_pattern: VotePattern,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Input {
+    Tick,
+    /// A client transaction submitted to this replica.
+    Client(Transfer),
+    Message { from: ReplicaId, message: Message },
+    /// The host's answer to [`Action::Verify`].
+    Verified { token: u64, ok: bool },
+}
+
+/// Durable-state records for the write-ahead log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SafetyRecord {
+    LocalVote { lane: Lane, view: View, seq: Seq, digest: Digest },
+    GlobalVote { last_voted_round: u64, high_qc_round: u64 },
+    Batch { lane: Lane, seq: Seq, digest: Digest },
+}
+
+/// What a client learns about its transaction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReceiptStatus {
+    /// Committed by the local tier of the domain (its LC exists).
+    LocallyFinal { lane: Lane, seq: Seq },
+    /// Executed in the global order.
+    GloballyFinal { height: u64, outcome: Outcome },
+    /// Refused at submission: queues are full. Retry later (nothing was accepted).
+    Overloaded,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HealthEvent {
+    LocalViewChange { lane: Lane, view: View },
+    GlobalTimeout { round: u64, leader: ReplicaId },
+    VotePatternSwitched { round: u64, from: VotePattern, to: VotePattern, reason: String },
+    Evidence { kind: &'static str, offender: ReplicaId },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    Send { to: Vec<ReplicaId>, message: Message },
+    Persist(SafetyRecord),
+    Verify { token: u64, checks: Vec<Check> },
+    Receipt { key: u128, status: ReceiptStatus },
+    /// A global block executed; `transactions` counts the transfers it ran.
+    Executed { height: u64, block: Digest, state_root: Digest, transactions: u64 },
+    Evidence(Evidence),
+    Health(HealthEvent),
+}
+
+pub struct Replica {
+    config: ReplicaConfig,
+    bugs: PlantedBugs,
+    lanes: Vec<Lane>,
+    /// Our domain's lanes, indexed by shard.
+    shards: Vec<LocalShard>,
+    global: Global,
+    /// Committed batches of every lane we hold (durable batch store).
+    batches: BTreeMap<(usize, Seq), (LocalCert, Payload)>,
+    /// Highest contiguous sequence held per lane.
+    contiguous: Vec<Seq>,
+    batch_requests: BTreeMap<usize, u64>,
+    ledger: Ledger,
+    executed: Vec<(Digest, u64)>,
+    to_execute: VecDeque<Arc<Block>>,
+    last_executed_cut: Vec<Seq>,
+    verifying: BTreeMap<u64, (ReplicaId, Message)>,
+    next_token: u64,
+    now: u64,
+}
+
+impl Replica {
+    pub fn new(config: ReplicaConfig, signer: &dyn Signer) -> Replica {
+        Replica::with_bugs(config, signer, PlantedBugs::none())
+    }
+
+    pub(crate) fn with_bugs(config: ReplicaConfig, signer: &dyn Signer, bugs: PlantedBugs) -> Replica {
+        assert_eq!(signer.id(), config.me, "a replica signs only as itself");
+        let topology = config.topology.clone();
+        let lanes: Vec<Lane> = (0..topology.domains.len() as u32)
+            .flat_map(|domain| (0..topology.shards).map(move |shard| Lane { domain, shard }))
+            .collect();
+        let my_domain = topology.domain_of(config.me);
+        let shards = (0..topology.shards)
+            .map(|shard| {
+                let local = LocalConfig {
+                    lane: Lane { domain: my_domain, shard },
+                    members: topology.domain_members(my_domain),
+                    quorum: topology.domain_quorum(my_domain),
+                    request_timeout_ticks: config.request_timeout_ticks,
+                };
+                LocalShard::new(local, config.me, bugs)
+            })
+            .collect();
+        let mut ledger = Ledger::genesis(config.genesis_accounts.iter().copied()).expect("valid genesis");
+        if bugs.double_execute {
+            ledger.plant_double_execute();
+        }
+        let global = Global::new(Replica::global_config(&config, &lanes), schedule(&config), policy(&config), bugs);
+        Replica {
+            contiguous: vec![0; lanes.len()],
+            last_executed_cut: vec![0; lanes.len()],
+            lanes,
+            shards,
+            global,
+            batches: BTreeMap::new(),
+            batch_requests: BTreeMap::new(),
+            ledger,
+            executed: Vec::new(),
+            to_execute: VecDeque::new(),
+            verifying: BTreeMap::new(),
+            next_token: 0,
+            now: 0,
+            bugs,
+            config,
+        }
+    }
+
+    fn global_config(config: &ReplicaConfig, lanes: &[Lane]) -> GlobalConfig {
+        GlobalConfig {
+            me: config.me,
+            replicas: config.topology.replicas.iter().map(|r| r.id).collect(),
+            quorum: config.topology.quorum(),
+            lanes: lanes.to_vec(),
+            timeout_min_ticks: config.global_timeout_min_ticks,
+            timeout_max_ticks: config.global_timeout_max_ticks,
+            ticks_per_ms: config.ticks_per_ms,
+        }
+    }
+
+    /// Restart after a crash: durable state (voting state, views, prepared certificates,
+    /// batch and block stores, executed ledger) survives; queues, votes of others, pending
+    /// verifications and timers do not.
+    pub fn recover(&self) -> Replica {
+        Replica {
+            config: self.config.clone(),
+            bugs: self.bugs,
+            lanes: self.lanes.clone(),
+            shards: self.shards.iter().map(LocalShard::recover).collect(),
+            global: self.global.recover(schedule(&self.config), policy(&self.config)),
+            batches: self.batches.clone(),
+            contiguous: self.contiguous.clone(),
+            batch_requests: BTreeMap::new(),
+            ledger: self.ledger.clone(),
+            executed: self.executed.clone(),
+            to_execute: self.to_execute.clone(),
+            last_executed_cut: self.last_executed_cut.clone(),
+            verifying: BTreeMap::new(),
+            next_token: self.next_token,
+            now: self.now,
+        }
+    }
+
+    pub fn id(&self) -> ReplicaId {
+        self.config.me
+    }
+
+    pub fn ledger(&self) -> &Ledger {
+        &self.ledger
+    }
+
+    /// (block digest, height) of every executed global block, in order.
+    pub fn executed(&self) -> &[(Digest, u64)] {
+        &self.executed
+    }
+
+    pub fn global_round(&self) -> u64 {
+        self.global.round()
+    }
+
+    pub fn vote_pattern(&self) -> VotePattern {
+        self.global.vote_pattern()
+    }
+
+    /// The lane a transaction belongs to in this replica's domain.
+    pub fn shard_of(&self, tx: &Transfer) -> usize {
+        let hash = xxhash_rust::xxh3::xxh3_64(&tx.routing_key().to_le_bytes());
+        (hash % self.shards.len() as u64) as usize
+    }
+
+    fn lane_index(&self, lane: Lane) -> usize {
+        (lane.domain * self.config.topology.shards + lane.shard) as usize
+    }
+
+    pub fn step(&mut self, input: Input, signer: &dyn Signer) -> Vec<Action> {
+        let mut actions = Vec::new();
+        match input {
+            Input::Tick => self.on_tick(signer, &mut actions),
+            Input::Client(tx) => self.on_client(tx, signer, &mut actions),
+            Input::Message { from, message } => self.on_message(from, message, signer, &mut actions),
+            Input::Verified { token, ok } => self.on_verified(token, ok, signer, &mut actions),
+        }
+        actions
+    }
+
+    fn on_tick(&mut self, signer: &dyn Signer, actions: &mut Vec<Action>) {
+        self.now += 1;
+        for shard in 0..self.shards.len() {
+            let mut out = Vec::new();
+            self.shards[shard].on_tick(signer, &mut out);
+            self.apply_local(shard, out, signer, actions);
+        }
+        let mut out = Vec::new();
+        self.global.on_tick(signer, &mut out);
+        self.apply_global(out, signer, actions);
+    }
+
+    fn on_client(&mut self, tx: Transfer, signer: &dyn Signer, actions: &mut Vec<Action>) {
+        let shard = self.shard_of(&tx);
+        let mut out = Vec::new();
+        let accepted = self.shards[shard].on_client(tx, &mut out);
+        if !accepted {
+            actions.push(Action::Receipt { key: tx.key, status: ReceiptStatus::Overloaded });
+        }
+        self.apply_local(shard, out, signer, actions);
+    }
+
+    fn on_message(&mut self, from: ReplicaId, message: Message, signer: &dyn Signer, actions: &mut Vec<Action>) {
+        if self.config.topology.replica(from).is_none() {
+            return;
+        }
+        let checks = message.checks();
+        if checks.is_empty() {
+            self.dispatch(from, message, signer, actions);
+            return;
+        }
+        if self.verifying.len() >= VERIFY_PENDING_MAX {
+            return; // bounded: shed load rather than grow
+        }
+        let token = self.next_token;
+        self.next_token += 1;
+        self.verifying.insert(token, (from, message));
+        actions.push(Action::Verify { token, checks });
+    }
+
+    fn on_verified(&mut self, token: u64, ok: bool, signer: &dyn Signer, actions: &mut Vec<Action>) {
+        let Some((from, message)) = self.verifying.remove(&token) else { return };
+        if ok {
+            self.dispatch(from, message, signer, actions);
+        } else {
+            self.evidence(Evidence::InvalidCertificate { offender: from }, actions);
+        }
+    }
+
+    /// Evidence is reported, not acted on locally: the leader schedule changes only from
+    /// committed state, so that every honest replica computes the same leaders.
+    fn evidence(&mut self, evidence: Evidence, actions: &mut Vec<Action>) {
+        actions.push(Action::Health(HealthEvent::Evidence { kind: evidence.kind(), offender: evidence.offender() }));
+        actions.push(Action::Evidence(evidence));
+    }
+
+    fn dispatch(&mut self, from: ReplicaId, message: Message, signer: &dyn Signer, actions: &mut Vec<Action>) {
+        match message {
+            Message::Local(local) => self.on_local(from, local, signer, actions),
+            Message::Batch { lc, payload } => self.on_batch(lc, payload, signer, actions),
+            Message::BatchRequest { lane, seq, from: requester } => {
+                if requester == from {
+                    self.serve_batches(lane, seq, from, actions)
+                }
+            }
+            Message::Global(global) => {
+                let mut out = Vec::new();
+                self.global.on_message(global, signer, &mut out);
+                self.apply_global(out, signer, actions);
+            }
+        }
+    }
+
+    fn on_local(&mut self, from: ReplicaId, local: LocalMessage, signer: &dyn Signer, actions: &mut Vec<Action>) {
+        let lane = local.lane();
+        let my_domain = self.config.topology.domain_of(self.config.me);
+        if lane.domain != my_domain || lane.shard as usize >= self.shards.len() {
+            return;
+        }
+        if self.config.topology.domain_of(from) != my_domain {
+            return; // only members speak in a lane
+        }
+        let shard = lane.shard as usize;
+        let mut out = Vec::new();
+        self.shards[shard].on_message(local, signer, &mut out);
+        self.apply_local(shard, out, signer, actions);
+    }
+
+    fn apply_local(&mut self, shard: usize, outputs: Vec<LocalOutput>, signer: &dyn Signer, actions: &mut Vec<Action>) {
+        for output in outputs {
+            match output {
+                LocalOutput::Send { to, message } => actions.push(Action::Send { to, message: Message::Local(message) }),
+                LocalOutput::Committed { lc, payload } => self.on_local_commit(lc, payload, signer, actions),
+                LocalOutput::NeedBatches { upto, from } => {
+                    let lane = self.shards[shard].lane();
+                    self.request_batches(self.lane_index(lane), upto, from, actions);
+                }
+                LocalOutput::Persist { view, seq, digest } => {
+                    let lane = self.shards[shard].lane();
+                    actions.push(Action::Persist(SafetyRecord::LocalVote { lane, view, seq, digest }));
+                }
+                LocalOutput::Evidence(evidence) => self.evidence(evidence, actions),
+                LocalOutput::ViewChanged { view } => {
+                    let lane = self.shards[shard].lane();
+                    actions.push(Action::Health(HealthEvent::LocalViewChange { lane, view }));
+                }
+            }
+        }
+    }
+
+    /// Our lane committed a batch: receipts to clients, stream it to the other domains.
+    fn on_local_commit(&mut self, lc: LocalCert, payload: Payload, signer: &dyn Signer, actions: &mut Vec<Action>) {
+        for tx in payload.iter() {
+            actions.push(Action::Receipt {
+                key: tx.key,
+                status: ReceiptStatus::LocallyFinal { lane: lc.lane, seq: lc.seq },
+            });
+        }
+        let targets = self.dissemination_targets();
+        if !targets.is_empty() {
+            actions.push(Action::Send { to: targets, message: Message::Batch { lc: lc.clone(), payload: payload.clone() } });
+        }
+        self.store_batch(lc, payload, signer, actions);
+    }
+
+    /// Each member streams a committed batch to its share of the other domains' replicas,
+    /// so every batch crosses the WAN about once; a replica missing one fetches it.
+    fn dissemination_targets(&self) -> Vec<ReplicaId> {
+        let topology = &self.config.topology;
+        let my_domain = topology.domain_of(self.config.me);
+        let members = topology.domain_members(my_domain);
+        let my_index = members.iter().position(|&m| m == self.config.me).expect("member") as u32;
+        topology
+            .replicas
+            .iter()
+            .filter(|r| r.domain != my_domain && r.id % members.len() as u32 == my_index)
+            .map(|r| r.id)
+            .collect()
+    }
+
+    fn on_batch(&mut self, lc: LocalCert, payload: Payload, signer: &dyn Signer, actions: &mut Vec<Action>) {
+        let topology = &self.config.topology;
+        if lc.lane.domain as usize >= topology.domains.len() || lc.lane.shard >= topology.shards {
+            return;
+        }
+        let quorum = topology.domain_quorum(lc.lane.domain);
+        let members = topology.domain_members(lc.lane.domain);
+        let signers_ok = lc.cert.signers.ids().all(|id| members.contains(&id));
+        if payload_digest(&payload) != lc.digest || lc.cert.signers.count() < quorum.q || !signers_ok {
+            return;
+        }
+        let my_domain = topology.domain_of(self.config.me);
+        if lc.lane.domain == my_domain {
+            let shard = lc.lane.shard as usize;
+            let mut out = Vec::new();
+            self.shards[shard].adopt_committed(lc.clone(), payload.clone(), &mut out);
+            self.apply_local(shard, out, signer, actions);
+        }
+        self.store_batch(lc, payload, signer, actions);
+    }
+
+    fn store_batch(&mut self, lc: LocalCert, payload: Payload, signer: &dyn Signer, actions: &mut Vec<Action>) {
+        let lane = self.lane_index(lc.lane);
+        if lc.seq <= self.contiguous[lane] || self.batches.contains_key(&(lane, lc.seq)) {
+            return;
+        }
+        if lc.seq > self.contiguous[lane] + crate::pbft::WINDOW_SEQS * 4 {
+            return; // bounded: far-ahead batches are fetched again when needed
+        }
+        actions.push(Action::Persist(SafetyRecord::Batch { lane: lc.lane, seq: lc.seq, digest: lc.digest }));
+        self.batches.insert((lane, lc.seq), (lc, payload));
+        let before = self.contiguous[lane];
+        while self.batches.contains_key(&(lane, self.contiguous[lane] + 1)) {
+            self.contiguous[lane] += 1;
+        }
+        if self.contiguous[lane] > before {
+            let mut out = Vec::new();
+            self.global.set_available(lane, self.contiguous[lane], signer, &mut out);
+            self.apply_global(out, signer, actions);
+            self.execute_ready(actions);
+        }
+    }
+
+    fn request_batches(&mut self, lane: usize, upto: Seq, from: ReplicaId, actions: &mut Vec<Action>) {
+        if upto <= self.contiguous[lane] || from == self.config.me {
+            return;
+        }
+        let last = self.batch_requests.get(&lane).copied();
+        if last.is_some_and(|t| self.now < t + BATCH_REQUEST_RETRY_TICKS) {
+            return;
+        }
+        self.batch_requests.insert(lane, self.now);
+        let message = Message::BatchRequest { lane: self.lanes[lane], seq: self.contiguous[lane] + 1, from: self.config.me };
+        actions.push(Action::Send { to: vec![from], message });
+    }
+
+    fn serve_batches(&mut self, lane: Lane, seq: Seq, to: ReplicaId, actions: &mut Vec<Action>) {
+        if lane.domain as usize >= self.config.topology.domains.len() || lane.shard >= self.config.topology.shards {
+            return;
+        }
+        let index = self.lane_index(lane);
+        for s in seq..seq + BATCHES_PER_REQUEST_MAX {
+            let Some((lc, payload)) = self.batches.get(&(index, s)) else { break };
+            let message = Message::Batch { lc: lc.clone(), payload: payload.clone() };
+            actions.push(Action::Send { to: vec![to], message });
+        }
+    }
+
+    fn apply_global(&mut self, outputs: Vec<GlobalOutput>, signer: &dyn Signer, actions: &mut Vec<Action>) {
+        let _ = signer;
+        for output in outputs {
+            match output {
+                GlobalOutput::Send { to, message } => actions.push(Action::Send { to, message: Message::Global(message) }),
+                GlobalOutput::Persist { last_voted_round, high_qc_round } => {
+                    actions.push(Action::Persist(SafetyRecord::GlobalVote { last_voted_round, high_qc_round }))
+                }
+                GlobalOutput::Commit(block) => {
+                    self.to_execute.push_back(block);
+                    self.execute_ready(actions);
+                }
+                GlobalOutput::NeedBatches { lane, upto, from } => self.request_batches(lane, upto, from, actions),
+                GlobalOutput::Evidence(evidence) => self.evidence(evidence, actions),
+                GlobalOutput::Event(event) => self.global_event(event, actions),
+            }
+        }
+    }
+
+    fn global_event(&mut self, event: GlobalEvent, actions: &mut Vec<Action>) {
+        match event {
+            GlobalEvent::RoundTimeout { round, leader } => {
+                actions.push(Action::Health(HealthEvent::GlobalTimeout { round, leader }))
+            }
+            GlobalEvent::VotePatternSwitched { round, from, to, reason } => {
+                actions.push(Action::Health(HealthEvent::VotePatternSwitched { round, from, to, reason }))
+            }
+            GlobalEvent::NewRound { .. } => {}
+        }
+    }
+
+    /// Execute committed blocks in order, each once all its batches are here:
+    /// block, then lane (domain, shard), then sequence.
+    fn execute_ready(&mut self, actions: &mut Vec<Action>) {
+        while let Some(block) = self.to_execute.front().cloned() {
+            let missing = (0..self.lanes.len()).find(|&lane| block.cut[lane] > self.contiguous[lane]);
+            if let Some(lane) = missing {
+                let from = block.proposer;
+                self.request_batches(lane, block.cut[lane], from, actions);
+                return;
+            }
+            self.to_execute.pop_front();
+            let mut transactions = 0;
+            for lane in 0..self.lanes.len() {
+                let from = self.last_executed_cut[lane] + 1;
+                for seq in from..=block.cut[lane].max(self.last_executed_cut[lane]) {
+                    let (_, payload) = self.batches.get(&(lane, seq)).expect("contiguous batches are held");
+                    for tx in payload.iter() {
+                        let outcome = self.ledger.apply(tx);
+                        transactions += 1;
+                        actions.push(Action::Receipt {
+                            key: tx.key,
+                            status: ReceiptStatus::GloballyFinal { height: block.height, outcome },
+                        });
+                    }
+                }
+                self.last_executed_cut[lane] = self.last_executed_cut[lane].max(block.cut[lane]);
+            }
+            self.ledger.end_block(block.height);
+            let digest = block.digest();
+            self.executed.push((digest, block.height));
+            actions.push(Action::Executed {
+                height: block.height,
+                block: digest,
+                state_root: self.ledger.state_root(),
+                transactions,
+            });
+        }
+    }
+}
+
+fn schedule(config: &ReplicaConfig) -> LeaderSchedule {
+    LeaderSchedule::new(&config.topology, config.rotation_rounds)
+}
+
+fn policy(config: &ReplicaConfig) -> VotePatternPolicy {
+    VotePatternPolicy::new(config.vote_pattern, PolicyConfig::default())
+}
