@@ -1,1 +1,448 @@
-//! Deterministic double-entry payments ledger (placeholder: being written).
+//! Deterministic double-entry payments ledger: the default state machine that executes
+//! batches in global order (DESIGN.md, "Data path", item 7).
+//!
+//! Every replica runs this code on the same sequence of transfers and must reach the same
+//! state root, so nothing here depends on hash-map iteration order, clocks, randomness or
+//! floats: accounts and idempotency keys live in `BTreeMap`/`BTreeSet`, and all arithmetic
+//! is on explicitly sized integers.
+//!
+//! Money is never created or destroyed after genesis: the sum of balances equals the
+//! genesis total after every [`Ledger::apply`], asserted (in release too, STYLE.md point 10).
+//!
+//! # Idempotency
+//!
+//! A transfer carries a client-chosen [`IdempotencyKey`]; a retried request carries the same
+//! key. The first time a key reaches [`Ledger::apply`] its outcome is final (applied or
+//! rejected) and the key is remembered, so a replay returns [`Outcome::Duplicate`] and changes
+//! nothing. Rejected keys are remembered too: otherwise a replay of a rejected request could
+//! execute later (after a credit arrives) and reverse the "rejected" receipt the client holds.
+//!
+//! Memory for keys is bounded twice:
+//! - by time: a key executed in block `h` is remembered until the end of block
+//!   `h + idempotency_window_blocks` ([`Ledger::end_block`] prunes). **Clients must not retry a
+//!   key after that window**: the receipt names the block, and a retry of an older key would
+//!   execute again.
+//! - by count: at most `idempotency_keys_max` keys; past it a new key is rejected with
+//!   [`Reject::Overloaded`] (and not remembered, so the client may retry it later) rather
+//!   than letting memory grow without bound.
+
+mod admission;
+mod snapshot;
+#[cfg(test)]
+mod tests;
+
+pub use admission::{home_of, DebitAdmission, HomeMap, ADMISSION_PENDING_DEBITS_MAX};
+pub use snapshot::SNAPSHOT_VERSION;
+
+use ccbft_storage::merkle::{Hash, MerkleTree};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// Account identifier.
+pub type AccountId = u64;
+
+/// Chosen by the client, unique per request; a retried request carries the same key.
+pub type IdempotencyKey = u128;
+
+/// Blocks for which an executed key is remembered after the block that executed it.
+pub const IDEMPOTENCY_WINDOW_BLOCKS: u64 = 100_000;
+
+/// Most idempotency keys remembered at once. About 50 bytes each in memory, so 4 Mi keys cost
+/// about 200 MiB. With the default window this binds once blocks average more than ~42
+/// transfers; size the two together for the expected load.
+pub const IDEMPOTENCY_KEYS_MAX: u64 = 1 << 22;
+
+const _: () = assert!(IDEMPOTENCY_WINDOW_BLOCKS > 0);
+const _: () = assert!(IDEMPOTENCY_KEYS_MAX > 0);
+// Every pending admitted debit needs a key slot once it executes.
+const _: () = assert!(ADMISSION_PENDING_DEBITS_MAX as u64 <= IDEMPOTENCY_KEYS_MAX);
+
+/// Size of [`Transfer::to_bytes`].
+pub const TRANSFER_SIZE_BYTES: usize = 40;
+
+/// A payment of `amount` from `from` to `to`.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+pub struct Transfer {
+    pub key: IdempotencyKey,
+    pub from: AccountId,
+    pub to: AccountId,
+    pub amount: u64,
+}
+
+impl Transfer {
+    /// Fixed little-endian layout: key (16), from (8), to (8), amount (8).
+    pub fn to_bytes(&self) -> [u8; TRANSFER_SIZE_BYTES] {
+        let mut bytes = [0u8; TRANSFER_SIZE_BYTES];
+        bytes[0..16].copy_from_slice(&self.key.to_le_bytes());
+        bytes[16..24].copy_from_slice(&self.from.to_le_bytes());
+        bytes[24..32].copy_from_slice(&self.to.to_le_bytes());
+        bytes[32..40].copy_from_slice(&self.amount.to_le_bytes());
+        bytes
+    }
+
+    /// Inverse of [`Transfer::to_bytes`]; bytes come off the wire, so a wrong length is an
+    /// error, never a panic.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Transfer, LedgerError> {
+        let bytes: &[u8; TRANSFER_SIZE_BYTES] =
+            bytes.try_into().map_err(|_| LedgerError::TransferLength {
+                expected: TRANSFER_SIZE_BYTES,
+                actual: bytes.len(),
+            })?;
+        let (key, rest) = bytes.split_at(16);
+        let (from, rest) = rest.split_at(8);
+        let (to, amount) = rest.split_at(8);
+        Ok(Transfer {
+            key: u128::from_le_bytes(key.try_into().expect("16 bytes")),
+            from: u64::from_le_bytes(from.try_into().expect("8 bytes")),
+            to: u64::from_le_bytes(to.try_into().expect("8 bytes")),
+            amount: u64::from_le_bytes(amount.try_into().expect("8 bytes")),
+        })
+    }
+
+    /// Transactions route by their debited account, so its home shard sees every debit.
+    pub fn routing_key(&self) -> u64 {
+        self.from
+    }
+}
+
+/// Result of executing one transfer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Outcome {
+    /// Balances moved.
+    Applied,
+    /// The key was already executed (with whatever outcome); nothing changed.
+    Duplicate,
+    /// Nothing moved; the key is remembered (except for `Overloaded`).
+    Rejected(Reject),
+}
+
+/// Why a transfer was not applied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Reject {
+    UnknownAccount,
+    SameAccount,
+    ZeroAmount,
+    InsufficientFunds,
+    /// The credited balance would exceed `u64::MAX`.
+    Overflow,
+    /// A bound was reached (idempotency keys, or pending debits at admission). The request
+    /// left no trace and may be retried with the same key.
+    Overloaded,
+    /// Admission only: the key is already pending with a different transfer.
+    KeyConflict,
+}
+
+/// Errors building or decoding a ledger. Each names what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LedgerError {
+    #[error("account {0} appears twice in genesis")]
+    DuplicateAccount(AccountId),
+    #[error("a transfer is {expected} bytes, got {actual}")]
+    TransferLength { expected: usize, actual: usize },
+    #[error("ledger limits must be at least 1: window {window_blocks} blocks, {keys_max} keys")]
+    InvalidLimits { window_blocks: u64, keys_max: u64 },
+    #[error("snapshot checksum does not match")]
+    SnapshotChecksum,
+    #[error("snapshot version {found} is not supported (expected {expected})")]
+    SnapshotVersion { found: u32, expected: u32 },
+    #[error("snapshot is corrupt: {0}")]
+    SnapshotCorrupt(&'static str),
+    #[error("a home map needs at least one home")]
+    NoHomes,
+    #[error("home {home} is out of range (homes: {homes})")]
+    HomeOutOfRange { home: usize, homes: usize },
+}
+
+/// Bounds of the idempotency memory. Part of the replicated state (committed in the state
+/// root, carried in snapshots): replicas configured differently diverge at once, visibly.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LedgerLimits {
+    pub idempotency_window_blocks: u64,
+    pub idempotency_keys_max: u64,
+}
+
+impl Default for LedgerLimits {
+    fn default() -> Self {
+        LedgerLimits {
+            idempotency_window_blocks: IDEMPOTENCY_WINDOW_BLOCKS,
+            idempotency_keys_max: IDEMPOTENCY_KEYS_MAX,
+        }
+    }
+}
+
+impl LedgerLimits {
+    fn validate(self) -> Result<LedgerLimits, LedgerError> {
+        if self.idempotency_window_blocks == 0 || self.idempotency_keys_max == 0 {
+            return Err(LedgerError::InvalidLimits {
+                window_blocks: self.idempotency_window_blocks,
+                keys_max: self.idempotency_keys_max,
+            });
+        }
+        Ok(self)
+    }
+}
+
+/// The replicated payments state.
+#[derive(Debug, Clone)]
+pub struct Ledger {
+    limits: LedgerLimits,
+    accounts: BTreeMap<AccountId, u64>,
+    /// Fixed at genesis; equal to the sum of balances forever after.
+    genesis_total: u128,
+    /// Sum of balances, kept up to date from the balances each transfer reads back, so
+    /// conservation is asserted after every `apply` in O(1); `check_invariants` recounts.
+    total: u128,
+    /// Transfers applied (balances moved), since genesis.
+    executed_count: u64,
+    /// Every remembered key: those of ended blocks plus `open_keys`.
+    keys: BTreeSet<IdempotencyKey>,
+    /// Keys per ended block, for pruning by age. Only non-empty blocks appear.
+    keys_by_block: BTreeMap<u64, BTreeSet<IdempotencyKey>>,
+    /// Keys executed since the last `end_block`; their height is known only at `end_block`.
+    open_keys: BTreeSet<IdempotencyKey>,
+    /// Height passed to the last `end_block`, if any.
+    last_block: Option<u64>,
+    /// Simulator-only planted bug: ignore idempotency keys. Not state: never in snapshots.
+    double_execute_planted: bool,
+}
+
+impl Ledger {
+    /// A ledger with these opening balances and the default limits.
+    pub fn genesis(
+        accounts: impl IntoIterator<Item = (AccountId, u64)>,
+    ) -> Result<Ledger, LedgerError> {
+        Ledger::genesis_with_limits(accounts, LedgerLimits::default())
+    }
+
+    pub fn genesis_with_limits(
+        accounts: impl IntoIterator<Item = (AccountId, u64)>,
+        limits: LedgerLimits,
+    ) -> Result<Ledger, LedgerError> {
+        let limits = limits.validate()?;
+        let mut map = BTreeMap::new();
+        for (id, balance) in accounts {
+            if map.insert(id, balance).is_some() {
+                return Err(LedgerError::DuplicateAccount(id));
+            }
+        }
+        let ledger = Ledger::from_parts(limits, map, 0);
+        ledger.check_invariants();
+        Ok(ledger)
+    }
+
+    /// A ledger with no keys remembered; the genesis total is the current sum of balances.
+    fn from_parts(
+        limits: LedgerLimits,
+        accounts: BTreeMap<AccountId, u64>,
+        executed_count: u64,
+    ) -> Ledger {
+        let genesis_total = sum_balances(&accounts);
+        Ledger {
+            limits,
+            accounts,
+            genesis_total,
+            total: genesis_total,
+            executed_count,
+            keys: BTreeSet::new(),
+            keys_by_block: BTreeMap::new(),
+            open_keys: BTreeSet::new(),
+            last_block: None,
+            double_execute_planted: false,
+        }
+    }
+
+    /// Executes one transfer. Checks run in this order: key already executed (`Duplicate`),
+    /// key memory full (`Overloaded`, before the rest because every other outcome is
+    /// remembered), same account, zero amount, unknown accounts, funds, overflow.
+    pub fn apply(&mut self, tx: &Transfer) -> Outcome {
+        let replay = self.keys.contains(&tx.key);
+        if replay && !self.double_execute_planted {
+            return Outcome::Duplicate;
+        }
+        if !replay && self.keys.len() as u64 >= self.limits.idempotency_keys_max {
+            return Outcome::Rejected(Reject::Overloaded);
+        }
+        let outcome = match self.validate(tx) {
+            Ok(()) => {
+                self.move_funds(tx);
+                Outcome::Applied
+            }
+            Err(reject) => Outcome::Rejected(reject),
+        };
+        if !replay {
+            self.remember(tx.key);
+        }
+        assert_eq!(
+            self.total, self.genesis_total,
+            "money created or destroyed by {tx:?}"
+        );
+        outcome
+    }
+
+    /// The stateless checks, then the balance checks, in the documented order.
+    fn validate(&self, tx: &Transfer) -> Result<(), Reject> {
+        if tx.from == tx.to {
+            return Err(Reject::SameAccount);
+        }
+        if tx.amount == 0 {
+            return Err(Reject::ZeroAmount);
+        }
+        let (Some(&from), Some(&to)) = (self.accounts.get(&tx.from), self.accounts.get(&tx.to))
+        else {
+            return Err(Reject::UnknownAccount);
+        };
+        if from < tx.amount {
+            return Err(Reject::InsufficientFunds);
+        }
+        if to.checked_add(tx.amount).is_none() {
+            return Err(Reject::Overflow);
+        }
+        Ok(())
+    }
+
+    /// Moves a validated amount and updates the running total from the balances read back
+    /// after the writes: a mistake in the update (aliasing, wrong sign) breaks conservation
+    /// at this transfer, not at the next checkpoint.
+    fn move_funds(&mut self, tx: &Transfer) {
+        let from_before = self.accounts[&tx.from];
+        let to_before = self.accounts[&tx.to];
+        self.accounts.insert(tx.from, from_before - tx.amount);
+        self.accounts.insert(tx.to, to_before + tx.amount);
+        let from_after = self.accounts[&tx.from];
+        let to_after = self.accounts[&tx.to];
+        assert_eq!(from_after, from_before - tx.amount);
+        self.total -= u128::from(from_before) + u128::from(to_before);
+        self.total += u128::from(from_after) + u128::from(to_after);
+        self.executed_count += 1;
+    }
+
+    fn remember(&mut self, key: IdempotencyKey) {
+        assert!(self.keys.insert(key), "key {key:#x} remembered twice");
+        assert!(self.open_keys.insert(key));
+        assert!(self.keys.len() as u64 <= self.limits.idempotency_keys_max);
+    }
+
+    /// Called by the executor after each block, with strictly increasing heights. Assigns the
+    /// keys executed since the last call to `height` and forgets keys of blocks at least
+    /// `idempotency_window_blocks` older than `height`.
+    pub fn end_block(&mut self, height: u64) {
+        if let Some(last) = self.last_block {
+            assert!(height > last, "end_block({height}) after end_block({last})");
+        }
+        self.last_block = Some(height);
+        if !self.open_keys.is_empty() {
+            let keys = std::mem::take(&mut self.open_keys);
+            assert!(self.keys_by_block.insert(height, keys).is_none());
+        }
+        self.prune(height);
+    }
+
+    fn prune(&mut self, height: u64) {
+        let window = self.limits.idempotency_window_blocks;
+        while let Some(entry) = self.keys_by_block.first_entry() {
+            if height - *entry.key() < window {
+                break;
+            }
+            for key in entry.remove() {
+                assert!(self.keys.remove(&key));
+            }
+        }
+    }
+
+    pub fn balance(&self, id: AccountId) -> Option<u64> {
+        self.accounts.get(&id).copied()
+    }
+
+    /// Sum of all balances, recounted (O(accounts)).
+    pub fn total_balance(&self) -> u128 {
+        sum_balances(&self.accounts)
+    }
+
+    pub fn genesis_total(&self) -> u128 {
+        self.genesis_total
+    }
+
+    /// Transfers applied since genesis (duplicates and rejections do not count).
+    pub fn executed_count(&self) -> u64 {
+        self.executed_count
+    }
+
+    pub fn account_count(&self) -> u64 {
+        self.accounts.len() as u64
+    }
+
+    pub fn limits(&self) -> LedgerLimits {
+        self.limits
+    }
+
+    /// Height of the last ended block, `None` before the first `end_block`.
+    pub fn last_block(&self) -> Option<u64> {
+        self.last_block
+    }
+
+    /// Whether a transfer with this key would now be a `Duplicate`.
+    pub fn remembers(&self, key: IdempotencyKey) -> bool {
+        self.keys.contains(&key)
+    }
+
+    /// Keys remembered now (counted against `idempotency_keys_max`).
+    pub fn remembered_keys(&self) -> u64 {
+        self.keys.len() as u64
+    }
+
+    /// Merkle root over one leaf per account in id order (id, balance; little endian), then
+    /// one leaf committing to everything else (limits, heights, counters, remembered keys),
+    /// so two replicas agree on the root only if they agree on all state that decides future
+    /// outcomes. O(accounts + keys): meant for checkpoints, not per transfer.
+    pub fn state_root(&self) -> Hash {
+        let mut leaves: Vec<Vec<u8>> = Vec::with_capacity(self.accounts.len() + 1);
+        for (id, balance) in &self.accounts {
+            leaves.push(account_leaf(*id, *balance).to_vec());
+        }
+        leaves.push(self.meta_leaf().to_vec());
+        MerkleTree::from_leaves(leaves.iter().map(Vec::as_slice)).root()
+    }
+
+    /// Full recount of the invariants (O(accounts + keys)); `apply` checks its own step
+    /// cheaply, this is for genesis, snapshots, checkpoints and the simulator's checkers.
+    pub fn check_invariants(&self) {
+        assert_eq!(
+            self.total_balance(),
+            self.genesis_total,
+            "money created or destroyed"
+        );
+        assert_eq!(self.total, self.genesis_total);
+        let by_block: usize = self.keys_by_block.values().map(BTreeSet::len).sum();
+        assert_eq!(self.keys.len(), by_block + self.open_keys.len());
+        assert!(self.keys.len() as u64 <= self.limits.idempotency_keys_max);
+        assert!(self.keys_by_block.values().all(|keys| !keys.is_empty()));
+        if let Some((&oldest, _)) = self.keys_by_block.first_key_value() {
+            let last = self.last_block.expect("keys of an ended block");
+            assert!(last - oldest < self.limits.idempotency_window_blocks);
+        }
+    }
+
+    /// Simulator only: from now on `apply` ignores idempotency keys, so a replayed key
+    /// executes again. The simulator switches it on to prove its checkers catch double
+    /// execution; it must never be reachable from outside the crate.
+    #[cfg_attr(
+        not(test),
+        allow(dead_code, reason = "called by the simulator in this crate")
+    )]
+    pub(crate) fn plant_double_execute(&mut self) {
+        self.double_execute_planted = true;
+    }
+}
+
+fn sum_balances(accounts: &BTreeMap<AccountId, u64>) -> u128 {
+    accounts.values().map(|&balance| u128::from(balance)).sum()
+}
+
+fn account_leaf(id: AccountId, balance: u64) -> [u8; 16] {
+    let mut leaf = [0u8; 16];
+    leaf[..8].copy_from_slice(&id.to_le_bytes());
+    leaf[8..].copy_from_slice(&balance.to_le_bytes());
+    leaf
+}

@@ -1,0 +1,738 @@
+use super::*;
+use proptest::prelude::*;
+
+fn tx(key: IdempotencyKey, from: AccountId, to: AccountId, amount: u64) -> Transfer {
+    Transfer {
+        key,
+        from,
+        to,
+        amount,
+    }
+}
+
+/// Accounts 1, 2, 3 with 100, 50, 0.
+fn small() -> Ledger {
+    Ledger::genesis([(1, 100), (2, 50), (3, 0)]).unwrap()
+}
+
+fn limits(window_blocks: u64, keys_max: u64) -> LedgerLimits {
+    LedgerLimits {
+        idempotency_window_blocks: window_blocks,
+        idempotency_keys_max: keys_max,
+    }
+}
+
+fn balances(ledger: &Ledger) -> Vec<Option<u64>> {
+    (1..=3).map(|id| ledger.balance(id)).collect()
+}
+
+// ---- Transfer encoding ----
+
+#[test]
+fn transfer_bytes_round_trip_and_layout() {
+    let t = tx(0x0102_0304_0506_0708_090a_0b0c_0d0e_0f10, 7, 9, 1_000);
+    let bytes = t.to_bytes();
+    assert_eq!(bytes[0], 0x10, "key is little endian");
+    assert_eq!(&bytes[16..24], &7u64.to_le_bytes());
+    assert_eq!(&bytes[32..40], &1_000u64.to_le_bytes());
+    assert_eq!(Transfer::from_bytes(&bytes), Ok(t));
+    assert_eq!(t.routing_key(), 7);
+}
+
+#[test]
+fn transfer_wrong_length_is_an_error() {
+    for len in [0, 1, 39, 41, 80] {
+        assert_eq!(
+            Transfer::from_bytes(&vec![0u8; len]),
+            Err(LedgerError::TransferLength {
+                expected: 40,
+                actual: len
+            })
+        );
+    }
+}
+
+// ---- Genesis ----
+
+#[test]
+fn genesis_refuses_duplicate_accounts_and_bad_limits() {
+    assert_eq!(
+        Ledger::genesis([(1, 5), (2, 5), (1, 7)]).unwrap_err(),
+        LedgerError::DuplicateAccount(1)
+    );
+    assert!(matches!(
+        Ledger::genesis_with_limits([(1, 5)], limits(0, 10)),
+        Err(LedgerError::InvalidLimits { .. })
+    ));
+    assert!(matches!(
+        Ledger::genesis_with_limits([(1, 5)], limits(10, 0)),
+        Err(LedgerError::InvalidLimits { .. })
+    ));
+    let ledger = Ledger::genesis([(1, u64::MAX), (2, u64::MAX)]).unwrap();
+    assert_eq!(ledger.genesis_total(), 2 * u128::from(u64::MAX));
+    assert_eq!(ledger.account_count(), 2);
+    assert_eq!(ledger.executed_count(), 0);
+}
+
+// ---- Apply: every outcome ----
+
+#[test]
+fn applied_moves_money() {
+    let mut ledger = small();
+    assert_eq!(ledger.apply(&tx(1, 1, 3, 30)), Outcome::Applied);
+    assert_eq!(balances(&ledger), [Some(70), Some(50), Some(30)]);
+    assert_eq!(ledger.executed_count(), 1);
+    assert_eq!(ledger.total_balance(), ledger.genesis_total());
+    // The whole balance may go.
+    assert_eq!(ledger.apply(&tx(2, 1, 2, 70)), Outcome::Applied);
+    assert_eq!(ledger.balance(1), Some(0));
+}
+
+#[test]
+fn each_reject_reason() {
+    let mut ledger = Ledger::genesis([(1, 100), (2, u64::MAX - 5)]).unwrap();
+    let cases = [
+        (tx(1, 1, 1, 10), Reject::SameAccount),
+        (tx(2, 1, 2, 0), Reject::ZeroAmount),
+        (tx(3, 9, 2, 10), Reject::UnknownAccount),
+        (tx(4, 1, 9, 10), Reject::UnknownAccount),
+        (tx(5, 1, 2, 101), Reject::InsufficientFunds),
+        (tx(6, 1, 2, 6), Reject::Overflow),
+    ];
+    for (t, reject) in cases {
+        assert_eq!(ledger.apply(&t), Outcome::Rejected(reject), "{t:?}");
+    }
+    assert_eq!(ledger.balance(1), Some(100));
+    assert_eq!(ledger.balance(2), Some(u64::MAX - 5));
+    assert_eq!(ledger.executed_count(), 0);
+    // The credit that exactly fills u64 is fine.
+    assert_eq!(ledger.apply(&tx(7, 1, 2, 5)), Outcome::Applied);
+    assert_eq!(ledger.balance(2), Some(u64::MAX));
+}
+
+#[test]
+fn validation_order() {
+    let mut ledger = small();
+    // Same account and zero amount and unknown: same account first.
+    assert_eq!(
+        ledger.apply(&tx(1, 9, 9, 0)),
+        Outcome::Rejected(Reject::SameAccount)
+    );
+    // Zero amount before unknown accounts.
+    assert_eq!(
+        ledger.apply(&tx(2, 9, 1, 0)),
+        Outcome::Rejected(Reject::ZeroAmount)
+    );
+    // Unknown before funds.
+    assert_eq!(
+        ledger.apply(&tx(3, 9, 1, 1_000)),
+        Outcome::Rejected(Reject::UnknownAccount)
+    );
+    // Funds before overflow.
+    let mut full = Ledger::genesis([(1, 10), (2, u64::MAX)]).unwrap();
+    assert_eq!(
+        full.apply(&tx(4, 1, 2, 11)),
+        Outcome::Rejected(Reject::InsufficientFunds)
+    );
+    // Key before everything: a replay of an applied key is a duplicate even if now invalid.
+    assert_eq!(ledger.apply(&tx(5, 1, 2, 100)), Outcome::Applied);
+    assert_eq!(ledger.apply(&tx(5, 1, 1, 0)), Outcome::Duplicate);
+}
+
+#[test]
+fn overloaded_when_key_memory_is_full() {
+    let mut ledger = Ledger::genesis_with_limits([(1, 100), (2, 0)], limits(2, 2)).unwrap();
+    assert_eq!(ledger.apply(&tx(1, 1, 2, 1)), Outcome::Applied);
+    assert_eq!(
+        ledger.apply(&tx(2, 1, 1, 1)),
+        Outcome::Rejected(Reject::SameAccount)
+    );
+    let third = tx(3, 1, 2, 1);
+    assert_eq!(ledger.apply(&third), Outcome::Rejected(Reject::Overloaded));
+    assert!(
+        !ledger.remembers(3),
+        "an overloaded request leaves no trace"
+    );
+    // Remembered keys are still answered while full.
+    assert_eq!(ledger.apply(&tx(1, 1, 2, 1)), Outcome::Duplicate);
+    // Room comes back once the window passes, and the refused key then executes.
+    ledger.end_block(10);
+    ledger.end_block(11);
+    assert_eq!(ledger.apply(&third), Outcome::Rejected(Reject::Overloaded));
+    ledger.end_block(12);
+    assert_eq!(ledger.remembered_keys(), 0);
+    assert_eq!(ledger.apply(&third), Outcome::Applied);
+    assert_eq!(ledger.balance(2), Some(2));
+}
+
+// ---- Idempotency ----
+
+#[test]
+fn replay_is_duplicate_and_changes_nothing() {
+    let mut ledger = small();
+    let t = tx(42, 1, 2, 10);
+    assert_eq!(ledger.apply(&t), Outcome::Applied);
+    let root = ledger.state_root();
+    for _ in 0..3 {
+        assert_eq!(ledger.apply(&t), Outcome::Duplicate);
+    }
+    // Same key, other body: the key names the request.
+    assert_eq!(ledger.apply(&tx(42, 2, 3, 5)), Outcome::Duplicate);
+    assert_eq!(ledger.state_root(), root);
+    assert_eq!(ledger.executed_count(), 1);
+    assert_eq!(balances(&ledger), [Some(90), Some(60), Some(0)]);
+}
+
+#[test]
+fn rejection_is_final_for_its_key() {
+    let mut ledger = small();
+    let t = tx(7, 3, 1, 10);
+    assert_eq!(
+        ledger.apply(&t),
+        Outcome::Rejected(Reject::InsufficientFunds)
+    );
+    assert_eq!(ledger.apply(&tx(8, 1, 3, 10)), Outcome::Applied);
+    // Account 3 could now pay, but the client holds a rejection for key 7.
+    assert_eq!(ledger.apply(&t), Outcome::Duplicate);
+    assert_eq!(ledger.balance(3), Some(10));
+}
+
+#[test]
+fn keys_are_remembered_for_the_window_then_forgotten() {
+    let mut ledger = Ledger::genesis_with_limits([(1, 100), (2, 0)], limits(3, 100)).unwrap();
+    let t = tx(1, 1, 2, 10);
+    assert_eq!(ledger.apply(&t), Outcome::Applied);
+    ledger.end_block(10);
+    for height in [11, 12] {
+        assert_eq!(ledger.apply(&t), Outcome::Duplicate, "at block {height}");
+        ledger.end_block(height);
+    }
+    assert_eq!(
+        ledger.apply(&t),
+        Outcome::Duplicate,
+        "block 13 still inside the window"
+    );
+    ledger.end_block(13);
+    assert!(!ledger.remembers(1));
+    // The documented client contract: a retry after the window executes again.
+    assert_eq!(ledger.apply(&t), Outcome::Applied);
+    assert_eq!(ledger.balance(2), Some(20));
+    assert_eq!(ledger.last_block(), Some(13));
+    ledger.check_invariants();
+}
+
+#[test]
+fn heights_may_skip_and_prune_by_age() {
+    let mut ledger = Ledger::genesis_with_limits([(1, 100), (2, 0)], limits(5, 100)).unwrap();
+    ledger.apply(&tx(1, 1, 2, 1));
+    ledger.end_block(0);
+    ledger.apply(&tx(2, 1, 2, 1));
+    ledger.end_block(3);
+    ledger.end_block(5);
+    assert!(!ledger.remembers(1) && ledger.remembers(2));
+    ledger.end_block(100);
+    assert_eq!(ledger.remembered_keys(), 0);
+    ledger.check_invariants();
+}
+
+#[test]
+#[should_panic(expected = "end_block(5) after end_block(5)")]
+fn end_block_heights_must_increase() {
+    let mut ledger = small();
+    ledger.end_block(5);
+    ledger.end_block(5);
+}
+
+// ---- Planted bug ----
+
+#[test]
+fn planted_bug_executes_a_replay_twice() {
+    let mut ledger = small();
+    ledger.plant_double_execute();
+    let t = tx(99, 1, 2, 10);
+    assert_eq!(ledger.apply(&t), Outcome::Applied);
+    ledger.end_block(1);
+    assert_eq!(
+        ledger.apply(&t),
+        Outcome::Applied,
+        "the replay executes again"
+    );
+    assert_eq!(ledger.executed_count(), 2);
+    assert_eq!(ledger.balance(1), Some(80));
+    // Conservation still holds: only the simulator's idempotency checker can catch this.
+    assert_eq!(ledger.total_balance(), ledger.genesis_total());
+    ledger.check_invariants();
+    // A snapshot does not carry the bug.
+    let mut restored = Ledger::from_snapshot(&ledger.snapshot_bytes()).unwrap();
+    assert_eq!(restored.apply(&t), Outcome::Duplicate);
+}
+
+// ---- State root ----
+
+#[test]
+fn state_root_commits_to_balances_and_keys() {
+    let (mut a, mut b) = (small(), small());
+    assert_eq!(a.state_root(), b.state_root());
+    a.apply(&tx(1, 1, 2, 10));
+    assert_ne!(a.state_root(), b.state_root());
+    b.apply(&tx(1, 1, 2, 10));
+    assert_eq!(a.state_root(), b.state_root());
+    // Equal balances, different remembered keys.
+    a.apply(&tx(2, 1, 1, 5));
+    b.apply(&tx(3, 1, 1, 5));
+    assert_eq!(balances(&a), balances(&b));
+    assert_ne!(a.state_root(), b.state_root());
+    // Equal keys, different block assignment.
+    let (mut c, mut d) = (small(), small());
+    c.apply(&tx(1, 1, 2, 10));
+    d.apply(&tx(1, 1, 2, 10));
+    c.end_block(1);
+    d.end_block(2);
+    assert_ne!(c.state_root(), d.state_root());
+}
+
+// ---- Snapshots ----
+
+#[test]
+fn snapshot_round_trip_preserves_everything() {
+    let mut ledger =
+        Ledger::genesis_with_limits([(1, 100), (2, 50), (3, 0)], limits(4, 50)).unwrap();
+    ledger.apply(&tx(1, 1, 2, 10));
+    ledger.end_block(1);
+    ledger.apply(&tx(2, 2, 3, 20));
+    ledger.apply(&tx(3, 3, 3, 20));
+    let bytes = ledger.snapshot_bytes();
+    let restored = Ledger::from_snapshot(&bytes).unwrap();
+    assert_eq!(restored.state_root(), ledger.state_root());
+    assert_eq!(restored.snapshot_bytes(), bytes);
+    assert_eq!(restored.limits(), ledger.limits());
+    assert_eq!(restored.genesis_total(), ledger.genesis_total());
+    assert_eq!(restored.executed_count(), 2);
+    assert_eq!(restored.last_block(), Some(1));
+    assert!(restored.remembers(1) && restored.remembers(3));
+    let empty = Ledger::genesis([]).unwrap();
+    let restored = Ledger::from_snapshot(&empty.snapshot_bytes()).unwrap();
+    assert_eq!(restored.state_root(), empty.state_root());
+}
+
+#[test]
+fn corrupt_snapshots_are_errors_not_panics() {
+    let mut ledger = small();
+    ledger.apply(&tx(1, 1, 2, 10));
+    ledger.end_block(1);
+    ledger.apply(&tx(2, 1, 3, 10));
+    let bytes = ledger.snapshot_bytes();
+    for len in 0..bytes.len() {
+        assert!(
+            Ledger::from_snapshot(&bytes[..len]).is_err(),
+            "truncated to {len}"
+        );
+    }
+    for index in 0..bytes.len() {
+        for bit in [0x01, 0x80] {
+            let mut bad = bytes.clone();
+            bad[index] ^= bit;
+            assert!(
+                Ledger::from_snapshot(&bad).is_err(),
+                "flip {bit:#x} at {index}"
+            );
+        }
+    }
+    let mut longer = bytes.clone();
+    longer.push(0);
+    assert!(Ledger::from_snapshot(&longer).is_err());
+}
+
+/// Re-seals a body with a fresh checksum, to reach the checks behind it.
+fn reseal(mut bytes: Vec<u8>) -> Vec<u8> {
+    let covered = bytes.len() - 8;
+    let checksum = xxhash_rust::xxh3::xxh3_64(&bytes[..covered]);
+    bytes[covered..].copy_from_slice(&checksum.to_le_bytes());
+    bytes
+}
+
+#[test]
+fn snapshot_version_and_canonical_form_are_checked() {
+    let bytes = small().snapshot_bytes();
+    let mut future = bytes.clone();
+    future[8..12].copy_from_slice(&2u32.to_le_bytes());
+    assert_eq!(
+        Ledger::from_snapshot(&reseal(future)).unwrap_err(),
+        LedgerError::SnapshotVersion {
+            found: 2,
+            expected: SNAPSHOT_VERSION
+        }
+    );
+    let mut checksum = bytes.clone();
+    checksum[20] ^= 1;
+    assert_eq!(
+        Ledger::from_snapshot(&checksum).unwrap_err(),
+        LedgerError::SnapshotChecksum
+    );
+    // Accounts 1 and 2 swapped: a valid checksum over a non-canonical body.
+    let mut swapped = bytes.clone();
+    let first = 12 + 8;
+    let (a, b) = (first..first + 16, first + 16..first + 32);
+    let account_a = swapped[a.clone()].to_vec();
+    let account_b = swapped[b.clone()].to_vec();
+    swapped[a].copy_from_slice(&account_b);
+    swapped[b].copy_from_slice(&account_a);
+    assert!(matches!(
+        Ledger::from_snapshot(&reseal(swapped)),
+        Err(LedgerError::SnapshotCorrupt(_))
+    ));
+    // A huge account count must fail fast, not allocate.
+    let mut huge = bytes;
+    huge[12..20].copy_from_slice(&u64::MAX.to_le_bytes());
+    assert!(matches!(
+        Ledger::from_snapshot(&reseal(huge)),
+        Err(LedgerError::SnapshotCorrupt(_))
+    ));
+}
+
+// ---- Homes ----
+
+#[test]
+fn home_of_is_a_stable_hash_and_overrides_win() {
+    for account in 0..1_000u64 {
+        let home = home_of(account, 7);
+        assert!(home < 7);
+        assert_eq!(home, home_of(account, 7));
+    }
+    let spread: std::collections::BTreeSet<usize> = (0..1_000).map(|a| home_of(a, 7)).collect();
+    assert_eq!(spread.len(), 7, "the hash default uses every home");
+    assert_eq!(home_of(123, 1), 0);
+    let mut map = HomeMap::new(4).unwrap();
+    let default = home_of(5, 4);
+    let pinned = (default + 1) % 4;
+    map.set_home(5, pinned).unwrap();
+    assert_eq!(map.home(5), pinned);
+    assert_eq!(map.home(6), home_of(6, 4));
+    assert_eq!(
+        map.set_home(5, 4),
+        Err(LedgerError::HomeOutOfRange { home: 4, homes: 4 })
+    );
+    assert_eq!(HomeMap::new(0), Err(LedgerError::NoHomes));
+}
+
+// ---- Admission ----
+
+#[test]
+fn admission_counts_pending_debits_and_releases_on_final() {
+    let mut ledger = small();
+    let mut home = DebitAdmission::new();
+    let (a, b, c) = (tx(1, 1, 2, 60), tx(2, 1, 3, 40), tx(3, 1, 2, 1));
+    assert_eq!(home.admit(&ledger, &a), Ok(()));
+    assert_eq!(home.admit(&ledger, &b), Ok(()));
+    assert_eq!(home.reserved(1), 100);
+    assert_eq!(home.admit(&ledger, &c), Err(Reject::InsufficientFunds));
+    // Executing a pending debit keeps availability at zero until it is final...
+    assert_eq!(ledger.apply(&a), Outcome::Applied);
+    assert_eq!(home.available(&ledger, 1), Some(0));
+    // ...and on_final releases exactly its reservation.
+    home.on_final(&a);
+    assert_eq!(home.reserved(1), 40);
+    assert_eq!(home.pending_count(), 1);
+    assert_eq!(ledger.apply(&b), Outcome::Applied);
+    home.on_final(&b);
+    assert_eq!(home.reserved(1), 0);
+    assert_eq!(home.pending_count(), 0);
+    // on_final of a transfer this shard never admitted is a no-op.
+    home.on_final(&tx(77, 2, 1, 5));
+    assert_eq!(home.pending_count(), 0);
+}
+
+#[test]
+fn admission_counts_credits_only_once_final() {
+    let mut ledger = small();
+    let mut home_of_2 = DebitAdmission::new();
+    let mut home_of_3 = DebitAdmission::new();
+    let credit = tx(1, 2, 3, 50);
+    assert_eq!(home_of_2.admit(&ledger, &credit), Ok(()));
+    // Account 3 has nothing final yet: the pending credit does not count.
+    assert_eq!(
+        home_of_3.admit(&ledger, &tx(2, 3, 1, 10)),
+        Err(Reject::InsufficientFunds)
+    );
+    assert_eq!(ledger.apply(&credit), Outcome::Applied);
+    home_of_2.on_final(&credit);
+    home_of_3.on_final(&credit);
+    assert_eq!(home_of_3.admit(&ledger, &tx(2, 3, 1, 10)), Ok(()));
+}
+
+#[test]
+fn admission_is_idempotent_per_key() {
+    let mut ledger = small();
+    let mut home = DebitAdmission::new();
+    let t = tx(5, 1, 2, 70);
+    assert_eq!(home.admit(&ledger, &t), Ok(()));
+    assert_eq!(home.admit(&ledger, &t), Ok(()));
+    assert_eq!(home.reserved(1), 70, "a retry reserves nothing more");
+    assert_eq!(
+        home.admit(&ledger, &tx(5, 1, 2, 10)),
+        Err(Reject::KeyConflict)
+    );
+    assert_eq!(ledger.apply(&t), Outcome::Applied);
+    home.on_final(&t);
+    // Already executed: fine to admit again, it will execute as a duplicate.
+    assert_eq!(home.admit(&ledger, &t), Ok(()));
+    assert_eq!(home.pending_count(), 0);
+    assert_eq!(ledger.apply(&t), Outcome::Duplicate);
+}
+
+#[test]
+fn admission_static_rejections_and_bounds() {
+    let ledger = small();
+    let mut home = DebitAdmission::with_pending_max(2);
+    assert_eq!(
+        home.admit(&ledger, &tx(1, 1, 1, 5)),
+        Err(Reject::SameAccount)
+    );
+    assert_eq!(
+        home.admit(&ledger, &tx(2, 1, 2, 0)),
+        Err(Reject::ZeroAmount)
+    );
+    assert_eq!(
+        home.admit(&ledger, &tx(3, 1, 9, 5)),
+        Err(Reject::UnknownAccount)
+    );
+    assert_eq!(
+        home.admit(&ledger, &tx(4, 9, 1, 5)),
+        Err(Reject::UnknownAccount)
+    );
+    assert_eq!(home.admit(&ledger, &tx(5, 1, 2, 1)), Ok(()));
+    assert_eq!(home.admit(&ledger, &tx(6, 1, 2, 1)), Ok(()));
+    assert_eq!(
+        home.admit(&ledger, &tx(7, 1, 2, 1)),
+        Err(Reject::Overloaded)
+    );
+    assert_eq!(home.pending_count(), 2);
+    // The final ledger's key cap counts pending debits too.
+    let tight = Ledger::genesis_with_limits([(1, 100), (2, 0)], limits(10, 1)).unwrap();
+    let mut home = DebitAdmission::new();
+    assert_eq!(home.admit(&tight, &tx(1, 1, 2, 1)), Ok(()));
+    assert_eq!(home.admit(&tight, &tx(2, 1, 2, 1)), Err(Reject::Overloaded));
+}
+
+// ---- Properties ----
+
+const ACCOUNTS: u64 = 5;
+
+/// Transfers over a few accounts (some ids unknown) with keys from a small range, so
+/// replays, rejections and applied transfers all happen often. `None` ends a block.
+fn op() -> impl Strategy<Value = Option<Transfer>> {
+    prop_oneof![
+        1 => Just(None),
+        8 => (0u128..24, 0..ACCOUNTS + 1, 0..ACCOUNTS + 1, 0u64..80)
+            .prop_map(|(key, from, to, amount)| Some(tx(key, from, to, amount))),
+    ]
+}
+
+fn genesis_balances() -> impl Strategy<Value = Vec<u64>> {
+    prop::collection::vec(
+        prop_oneof![3 => 0u64..200, 1 => Just(u64::MAX - 50)],
+        ACCOUNTS as usize,
+    )
+}
+
+fn build(balances: &[u64]) -> Ledger {
+    let accounts = balances.iter().enumerate().map(|(i, &b)| (i as u64, b));
+    Ledger::genesis_with_limits(accounts, limits(3, 16)).unwrap()
+}
+
+/// Applies `ops`, ending blocks at increasing heights; returns the outcomes.
+fn run(ledger: &mut Ledger, ops: &[Option<Transfer>]) -> Vec<Outcome> {
+    let mut height = 0;
+    let mut outcomes = Vec::new();
+    for op in ops {
+        match op {
+            Some(t) => outcomes.push(ledger.apply(t)),
+            None => {
+                height += 1;
+                ledger.end_block(height);
+            }
+        }
+    }
+    outcomes
+}
+
+proptest! {
+    #[test]
+    fn random_sequences_conserve_and_agree(
+        balances in genesis_balances(),
+        ops in prop::collection::vec(op(), 0..64),
+    ) {
+        let mut a = build(&balances);
+        let mut b = build(&balances);
+        let mut height = 0;
+        for op in &ops {
+            let Some(t) = op else {
+                height += 1;
+                a.end_block(height);
+                b.end_block(height);
+                continue;
+            };
+            let before = a.balance(t.from).zip(a.balance(t.to));
+            let outcome = a.apply(t);
+            prop_assert_eq!(outcome, b.apply(t));
+            prop_assert_eq!(a.total_balance(), a.genesis_total());
+            if outcome == Outcome::Applied {
+                // The only way down is by exactly the amount, from a balance that covered it.
+                let (from, to) = before.unwrap();
+                prop_assert!(from >= t.amount);
+                prop_assert_eq!(a.balance(t.from), Some(from - t.amount));
+                prop_assert_eq!(a.balance(t.to), Some(to + t.amount));
+            }
+            prop_assert_eq!(a.state_root(), b.state_root());
+        }
+        a.check_invariants();
+        let restored = Ledger::from_snapshot(&a.snapshot_bytes()).unwrap();
+        prop_assert_eq!(restored.state_root(), a.state_root());
+        prop_assert_eq!(restored.snapshot_bytes(), a.snapshot_bytes());
+    }
+
+    #[test]
+    fn snapshot_mid_run_continues_identically(
+        balances in genesis_balances(),
+        ops in prop::collection::vec(op(), 0..64),
+        cut in 0usize..64,
+    ) {
+        let cut = cut.min(ops.len());
+        let mut whole = build(&balances);
+        let outcomes = run(&mut whole, &ops);
+        // Heights restart in `run`, so replay the tail with heights past the cut's.
+        let mut first = build(&balances);
+        run(&mut first, &ops[..cut]);
+        let mut resumed = Ledger::from_snapshot(&first.snapshot_bytes()).unwrap();
+        prop_assert_eq!(resumed.state_root(), first.state_root());
+        let mut height = first.last_block().unwrap_or(0);
+        let mut tail = Vec::new();
+        for op in &ops[cut..] {
+            match op {
+                Some(t) => tail.push(resumed.apply(t)),
+                None => { height += 1; resumed.end_block(height); }
+            }
+        }
+        let head = outcomes.len() - tail.len();
+        prop_assert_eq!(&outcomes[head..], &tail[..]);
+        prop_assert_eq!(resumed.state_root(), whole.state_root());
+    }
+
+    #[test]
+    fn one_different_transfer_changes_the_root(
+        balances in genesis_balances(),
+        ops in prop::collection::vec(op(), 1..48),
+        pick in any::<prop::sample::Index>(),
+        change in 0u8..3,
+    ) {
+        let index = pick.index(ops.len());
+        let mut changed = ops.clone();
+        let fresh_key = 1_000;
+        let original = ops[index].unwrap_or(tx(fresh_key + 1, 0, 1, 1));
+        let altered = match change {
+            0 => Transfer { key: fresh_key, ..original },
+            1 => Transfer { amount: original.amount + 1, ..original },
+            _ => Transfer { to: (original.to + 1) % ACCOUNTS, ..original },
+        };
+        changed[index] = Some(altered);
+        let (mut a, mut b) = (build(&balances), build(&balances));
+        run(&mut a, &ops);
+        run(&mut b, &changed);
+        // The root is a function of the state, and it tells states apart.
+        prop_assert_eq!(
+            a.snapshot_bytes() == b.snapshot_bytes(),
+            a.state_root() == b.state_root()
+        );
+        // `a` never saw the fresh key; while `b` remembers it (inside the window and the
+        // cap) the roots must differ.
+        prop_assert!(!a.remembers(fresh_key));
+        if b.remembers(fresh_key) {
+            prop_assert_ne!(a.state_root(), b.state_root());
+        }
+    }
+
+    #[test]
+    fn planted_bug_is_visible_to_a_replay_checker(
+        amount in 1u64..50,
+        gap_blocks in 0u64..3,
+    ) {
+        let mut ledger = build(&[100, 100, 0, 0, 0]);
+        ledger.plant_double_execute();
+        let t = tx(1, 0, 2, amount);
+        prop_assert_eq!(ledger.apply(&t), Outcome::Applied);
+        for height in 1..=gap_blocks {
+            ledger.end_block(height);
+        }
+        prop_assert_eq!(ledger.apply(&t), Outcome::Applied);
+        prop_assert_eq!(ledger.balance(2), Some(2 * amount));
+    }
+}
+
+/// One step of the admission property: submit a transfer to its home, or execute one of
+/// the admitted transfers not yet executed (any of them: any order).
+#[derive(Debug, Clone)]
+enum Step {
+    Submit(Transfer),
+    Execute(prop::sample::Index),
+}
+
+fn step() -> impl Strategy<Value = Step> {
+    prop_oneof![
+        3 => (0u128..40, 0..ACCOUNTS, 0..ACCOUNTS, 1u64..60)
+            .prop_map(|(key, from, to, amount)| Step::Submit(tx(key, from, to, amount))),
+        2 => any::<prop::sample::Index>().prop_map(Step::Execute),
+    ]
+}
+
+proptest! {
+    #[test]
+    fn admitted_debits_never_fail_at_execution(
+        balances in prop::collection::vec(0u64..150, ACCOUNTS as usize),
+        steps in prop::collection::vec(step(), 0..96),
+        homes in 1usize..4,
+    ) {
+        let mut ledger = Ledger::genesis(
+            balances.iter().enumerate().map(|(i, &b)| (i as u64, b)),
+        ).unwrap();
+        let map = HomeMap::new(homes).unwrap();
+        let mut shards: Vec<DebitAdmission> = (0..homes).map(|_| DebitAdmission::new()).collect();
+        let mut admitted: Vec<Transfer> = Vec::new();
+        for step in steps {
+            match step {
+                Step::Submit(t) => {
+                    if shards[map.home(t.routing_key())].admit(&ledger, &t).is_ok() {
+                        admitted.push(t);
+                    }
+                }
+                Step::Execute(_) if admitted.is_empty() => {}
+                Step::Execute(pick) => {
+                    let t = admitted.swap_remove(pick.index(admitted.len()));
+                    let outcome = ledger.apply(&t);
+                    prop_assert!(
+                        matches!(outcome, Outcome::Applied | Outcome::Duplicate),
+                        "admitted {:?} executed as {:?}", t, outcome
+                    );
+                    for shard in &mut shards {
+                        shard.on_final(&t);
+                    }
+                }
+            }
+            for account in 0..ACCOUNTS {
+                let shard = &shards[map.home(account)];
+                prop_assert!(shard.reserved(account) <= ledger.balance(account).unwrap());
+            }
+        }
+        // Drain: everything admitted executes, and every reservation is released.
+        for t in admitted.drain(..) {
+            let outcome = ledger.apply(&t);
+            prop_assert!(matches!(outcome, Outcome::Applied | Outcome::Duplicate));
+            for shard in &mut shards {
+                shard.on_final(&t);
+            }
+        }
+        for shard in &shards {
+            prop_assert_eq!(shard.pending_count(), 0);
+        }
+        prop_assert_eq!(ledger.total_balance(), ledger.genesis_total());
+    }
+}
