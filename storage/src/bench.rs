@@ -63,9 +63,14 @@ pub enum BenchError {
 }
 
 /// Runs the benchmark; `progress` gets a line about once a second.
-pub fn run(config: BenchConfig, progress: impl Fn(&str) + Send + 'static) -> Result<BenchReport, BenchError> {
+pub fn run(
+    config: BenchConfig,
+    progress: impl Fn(&str) + Send + 'static,
+) -> Result<BenchReport, BenchError> {
     if config.appenders == 0 || config.appenders > BENCH_APPENDERS_MAX {
-        return Err(BenchError::Input(format!("--appenders must be in 1..={BENCH_APPENDERS_MAX}")));
+        return Err(BenchError::Input(format!(
+            "--appenders must be in 1..={BENCH_APPENDERS_MAX}"
+        )));
     }
     if config.record_size_bytes as u64 > crate::format::RECORD_PAYLOAD_MAX_BYTES {
         return Err(BenchError::Input(format!(
@@ -74,17 +79,27 @@ pub fn run(config: BenchConfig, progress: impl Fn(&str) + Send + 'static) -> Res
         )));
     }
     if !(config.seconds > 0.0 && config.seconds <= BENCH_SECONDS_MAX) {
-        return Err(BenchError::Input(format!("--seconds must be in (0, {BENCH_SECONDS_MAX}]")));
+        return Err(BenchError::Input(format!(
+            "--seconds must be in (0, {BENCH_SECONDS_MAX}]"
+        )));
     }
     std::fs::create_dir_all(&config.dir).map_err(|source| BenchError::Raw {
         path: config.dir.clone(),
         source,
     })?;
     // The raw rate is measured beside the log (same device), before the log opens.
-    let raw_dir = config.dir.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."));
-    progress(&format!("measuring raw fdatasync rate for {RAW_FDATASYNC_SECONDS} s"));
+    let raw_dir = config
+        .dir
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."));
+    progress(&format!(
+        "measuring raw fdatasync rate for {RAW_FDATASYNC_SECONDS} s"
+    ));
     let raw_fdatasync_per_s = raw_fdatasync_rate(&raw_dir, RAW_FDATASYNC_SECONDS)?;
-    progress(&format!("raw fdatasync: {raw_fdatasync_per_s:.0}/s; appending"));
+    progress(&format!(
+        "raw fdatasync: {raw_fdatasync_per_s:.0}/s; appending"
+    ));
     let handle = executor_builder("log-bench")
         .spawn(move || async move { append_phase(config, progress).await })
         .map_err(|err| BenchError::Executor(err.to_string()))?;
@@ -95,7 +110,10 @@ pub fn run(config: BenchConfig, progress: impl Fn(&str) + Send + 'static) -> Res
     Ok(report)
 }
 
-async fn append_phase(config: BenchConfig, progress: impl Fn(&str) + 'static) -> Result<BenchReport, BenchError> {
+async fn append_phase(
+    config: BenchConfig,
+    progress: impl Fn(&str) + 'static,
+) -> Result<BenchReport, BenchError> {
     let (wal, recovery) = Wal::open(&config.dir, config.wal.clone(), |_| {}).await?;
     let before = wal.stats();
     let start = Instant::now();
@@ -138,7 +156,12 @@ async fn append_phase(config: BenchConfig, progress: impl Fn(&str) + 'static) ->
     let elapsed = start.elapsed().as_secs_f64();
     ticker.cancel().await;
     latencies.sort_unstable();
-    let pick = |q: f64| latencies.get(((latencies.len() as f64 - 1.0) * q) as usize).copied().unwrap_or(0);
+    let pick = |q: f64| {
+        latencies
+            .get(((latencies.len() as f64 - 1.0) * q) as usize)
+            .copied()
+            .unwrap_or(0)
+    };
     let after = wal.stats();
     let appends = after.appends - before.appends;
     let fdatasyncs = after.fdatasyncs - before.fdatasyncs;
@@ -199,6 +222,9 @@ pub fn raw_fdatasync_rate(dir: &Path, seconds: f64) -> Result<f64, BenchError> {
     unsafe { std::alloc::dealloc(ptr, layout) };
     drop(file);
     let _ = std::fs::remove_file(&path);
-    result.map_err(|source| BenchError::Raw { path: path.clone(), source })?;
+    result.map_err(|source| BenchError::Raw {
+        path: path.clone(),
+        source,
+    })?;
     Ok(syncs as f64 / elapsed)
 }

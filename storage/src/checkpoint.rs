@@ -137,7 +137,11 @@ impl Snapshot {
         );
         manifest.root = tree.root();
         assert_eq!(tree.leaf_count(), manifest.chunk_count());
-        Ok(Snapshot { state, manifest, tree })
+        Ok(Snapshot {
+            state,
+            manifest,
+            tree,
+        })
     }
 
     /// Reads a snapshot written by `write`.
@@ -236,12 +240,15 @@ impl StateTransfer {
         if !same {
             for path in [&progress_path, &partial_path] {
                 match std::fs::remove_file(path) {
-                    Err(err) if err.kind() != std::io::ErrorKind::NotFound => return Err(io_err(path)(err)),
+                    Err(err) if err.kind() != std::io::ErrorKind::NotFound => {
+                        return Err(io_err(path)(err))
+                    }
                     _ => {}
                 }
             }
             let mut file = File::create(&manifest_path).map_err(io_err(&manifest_path))?;
-            file.write_all(&manifest.encode()).map_err(io_err(&manifest_path))?;
+            file.write_all(&manifest.encode())
+                .map_err(io_err(&manifest_path))?;
             file.sync_all().map_err(io_err(&manifest_path))?;
             sync_parent(&manifest_path)?;
         }
@@ -252,7 +259,9 @@ impl StateTransfer {
             .truncate(false)
             .open(&partial_path)
             .map_err(io_err(&partial_path))?;
-        partial.set_len(manifest.state_len).map_err(io_err(&partial_path))?;
+        partial
+            .set_len(manifest.state_len)
+            .map_err(io_err(&partial_path))?;
         let mut progress = OpenOptions::new()
             .read(true)
             .append(true)
@@ -260,7 +269,9 @@ impl StateTransfer {
             .open(&progress_path)
             .map_err(io_err(&progress_path))?;
         let mut log = Vec::new();
-        progress.read_to_end(&mut log).map_err(io_err(&progress_path))?;
+        progress
+            .read_to_end(&mut log)
+            .map_err(io_err(&progress_path))?;
         let count = manifest.chunk_count();
         let mut transfer = StateTransfer {
             dir: dir.to_path_buf(),
@@ -277,7 +288,10 @@ impl StateTransfer {
             }
             let index = u64::from_le_bytes(entry[0..8].try_into().expect("8 bytes"));
             let hash: Hash = entry[8..40].try_into().expect("32 bytes");
-            if index < count && transfer.have[index as usize].is_none() && transfer.read_chunk(index)? .map(|b| leaf_hash(&b)) == Some(hash) {
+            if index < count
+                && transfer.have[index as usize].is_none()
+                && transfer.read_chunk(index)?.map(|b| leaf_hash(&b)) == Some(hash)
+            {
                 transfer.have[index as usize] = Some(hash);
                 transfer.missing -= 1;
             }
@@ -298,7 +312,11 @@ impl StateTransfer {
     }
 
     pub fn missing(&self) -> impl Iterator<Item = u64> + '_ {
-        self.have.iter().enumerate().filter(|(_, h)| h.is_none()).map(|(i, _)| i as u64)
+        self.have
+            .iter()
+            .enumerate()
+            .filter(|(_, h)| h.is_none())
+            .map(|(i, _)| i as u64)
     }
 
     /// Peers that sent a chunk whose proof failed.
@@ -310,7 +328,11 @@ impl StateTransfer {
     /// `REQUESTS_PER_PEER_MAX` each. Rotating by `round` moves a chunk to another peer when
     /// asked again, so one silent peer cannot stall a chunk.
     pub fn plan(&self, peers: &[PeerId], round: u64) -> Vec<(PeerId, u64)> {
-        let good: Vec<PeerId> = peers.iter().copied().filter(|p| !self.faulty.contains(p)).collect();
+        let good: Vec<PeerId> = peers
+            .iter()
+            .copied()
+            .filter(|p| !self.faulty.contains(p))
+            .collect();
         if good.is_empty() {
             return Vec::new();
         }
@@ -349,7 +371,9 @@ impl StateTransfer {
         }
         let proof_ok = chunk.proof.leaf_index == index
             && chunk.proof.leaf_count == self.manifest.chunk_count()
-            && chunk.proof.verify(&self.manifest.root, &leaf_hash(&chunk.bytes));
+            && chunk
+                .proof
+                .verify(&self.manifest.root, &leaf_hash(&chunk.bytes));
         if !proof_ok {
             return Err(ChunkRejected::BadProof { index });
         }
@@ -357,14 +381,20 @@ impl StateTransfer {
     }
 
     /// `accept`, then write the chunk and record it (both synced before returning).
-    pub fn store(&mut self, peer: PeerId, chunk: &Chunk) -> Result<Result<Accepted, ChunkRejected>, CheckpointError> {
+    pub fn store(
+        &mut self,
+        peer: PeerId,
+        chunk: &Chunk,
+    ) -> Result<Result<Accepted, ChunkRejected>, CheckpointError> {
         match self.accept(peer, chunk) {
             Ok(Accepted::New) => {}
             other => return Ok(other),
         }
         let offset = chunk.index * u64::from(self.manifest.chunk_size);
         let path = self.dir.join(PARTIAL_FILE);
-        self.partial.write_all_at(&chunk.bytes, offset).map_err(io_err(&path))?;
+        self.partial
+            .write_all_at(&chunk.bytes, offset)
+            .map_err(io_err(&path))?;
         self.partial.sync_data().map_err(io_err(&path))?;
         let hash = leaf_hash(&chunk.bytes);
         let mut entry = chunk.index.to_le_bytes().to_vec();
@@ -373,10 +403,15 @@ impl StateTransfer {
         entry.extend_from_slice(&checksum.to_le_bytes());
         assert_eq!(entry.len(), PROGRESS_ENTRY_BYTES);
         let progress_path = self.dir.join(PROGRESS_FILE);
-        self.progress.write_all(&entry).map_err(io_err(&progress_path))?;
+        self.progress
+            .write_all(&entry)
+            .map_err(io_err(&progress_path))?;
         self.progress.sync_data().map_err(io_err(&progress_path))?;
         // Read-back check of the chunk just written.
-        assert_eq!(self.read_chunk(chunk.index)?.as_deref(), Some(&chunk.bytes[..]));
+        assert_eq!(
+            self.read_chunk(chunk.index)?.as_deref(),
+            Some(&chunk.bytes[..])
+        );
         self.have[chunk.index as usize] = Some(hash);
         self.missing -= 1;
         Ok(Ok(Accepted::New))
@@ -396,7 +431,9 @@ impl StateTransfer {
     /// `dir/state`, returning its path.
     pub fn finish(self) -> Result<PathBuf, CheckpointError> {
         if self.missing > 0 {
-            return Err(CheckpointError::Incomplete { missing: self.missing });
+            return Err(CheckpointError::Incomplete {
+                missing: self.missing,
+            });
         }
         let leaves = self.have.iter().map(|h| h.expect("complete")).collect();
         let got = MerkleTree::from_leaf_hashes(leaves).root();
@@ -420,7 +457,9 @@ impl StateTransfer {
 
 fn sync_parent(path: &Path) -> Result<(), CheckpointError> {
     let parent = path.parent().unwrap_or(Path::new("."));
-    File::open(parent).and_then(|d| d.sync_all()).map_err(io_err(parent))
+    File::open(parent)
+        .and_then(|d| d.sync_all())
+        .map_err(io_err(parent))
 }
 
 #[cfg(test)]
@@ -434,7 +473,9 @@ mod tests {
         let manifest = snapshot.manifest();
         assert_eq!(manifest.chunk_count(), 3);
         assert_eq!(manifest.chunk_len(2), 10_000 - 8192);
-        let rebuilt: Vec<u8> = (0..3).flat_map(|i| snapshot.chunk(i).unwrap().bytes).collect();
+        let rebuilt: Vec<u8> = (0..3)
+            .flat_map(|i| snapshot.chunk(i).unwrap().bytes)
+            .collect();
         assert_eq!(rebuilt, state);
         assert!(snapshot.chunk(3).is_none());
         let empty = Snapshot::new(Vec::new(), 4096).unwrap();

@@ -29,16 +29,16 @@ pub const SEGMENT_SIZE_MAX_BYTES: u64 = 1 << 30;
 pub const HEAD_FILE_SIZE_BYTES: u64 = BLOCK_SIZE_BYTES;
 
 const _: () = assert!(BLOCK_SIZE_BYTES.is_power_of_two());
-const _: () = assert!(BLOCK_SIZE_BYTES % RECORD_ALIGN_BYTES == 0);
-const _: () = assert!(RECORD_HEADER_SIZE_BYTES % RECORD_ALIGN_BYTES == 0);
+const _: () = assert!(BLOCK_SIZE_BYTES.is_multiple_of(RECORD_ALIGN_BYTES));
+const _: () = assert!(RECORD_HEADER_SIZE_BYTES.is_multiple_of(RECORD_ALIGN_BYTES));
 const _: () = assert!(RECORD_PAYLOAD_MAX_BYTES <= u32::MAX as u64);
 const _: () = assert!(
     SEGMENT_HEADER_SIZE_BYTES + RECORD_HEADER_SIZE_BYTES + RECORD_PAYLOAD_MAX_BYTES
         <= SEGMENT_SIZE_MIN_BYTES
 );
 const _: () = assert!(SEGMENT_SIZE_MIN_BYTES <= SEGMENT_SIZE_MAX_BYTES);
-const _: () = assert!(SEGMENT_SIZE_MIN_BYTES % BLOCK_SIZE_BYTES == 0);
-const _: () = assert!(SEGMENT_SIZE_MAX_BYTES % BLOCK_SIZE_BYTES == 0);
+const _: () = assert!(SEGMENT_SIZE_MIN_BYTES.is_multiple_of(BLOCK_SIZE_BYTES));
+const _: () = assert!(SEGMENT_SIZE_MAX_BYTES.is_multiple_of(BLOCK_SIZE_BYTES));
 
 pub const RECORD_MAGIC: u32 = 0x4C41_5743; // "CWAL"
 pub const SEGMENT_MAGIC: [u8; 8] = *b"CCBFTSEG";

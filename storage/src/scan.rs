@@ -91,7 +91,9 @@ pub enum ScanError {
     ForeignFile { path: PathBuf },
     #[error("{path} is empty: a segment file always holds at least its header block")]
     EmptySegment { path: PathBuf },
-    #[error("{path} has no valid segment header (not a CC-BFT log segment, or its header is damaged)")]
+    #[error(
+        "{path} has no valid segment header (not a CC-BFT log segment, or its header is damaged)"
+    )]
     BadSegmentHeader { path: PathBuf },
     #[error("{path} has a damaged or foreign head file")]
     BadHead { path: PathBuf },
@@ -147,15 +149,13 @@ fn list(dir: &Path) -> Result<Listing, ScanError> {
     let (stale, live): (Vec<_>, Vec<_>) = segments
         .into_iter()
         .partition(|(index, _)| *index < head.first_segment);
-    let mut expected = head.first_segment;
-    for (index, _) in &live {
+    for (expected, (index, _)) in (head.first_segment..).zip(live.iter()) {
         if *index != expected {
             return Err(ScanError::MissingSegment {
                 dir: dir.to_path_buf(),
                 index: expected,
             });
         }
-        expected += 1;
     }
     if live.is_empty() {
         return Err(ScanError::MissingSegment {
@@ -172,10 +172,7 @@ fn list(dir: &Path) -> Result<Listing, ScanError> {
 }
 
 /// Scans the log in `dir`, calling `replay` for each good record in sequence order.
-pub fn scan(
-    dir: &Path,
-    mut replay: impl FnMut(RecordView<'_>),
-) -> Result<ScanReport, ScanError> {
+pub fn scan(dir: &Path, mut replay: impl FnMut(RecordView<'_>)) -> Result<ScanReport, ScanError> {
     let listing = list(dir)?;
     let mut report = ScanReport {
         first_segment: listing.head.first_segment,
@@ -221,7 +218,14 @@ pub fn scan(
             expected = header.first_sequence;
         }
         let is_last = position + 1 == count;
-        let segment = scan_segment(&buf, &header, &mut expected, is_last, &mut report, &mut replay);
+        let segment = scan_segment(
+            &buf,
+            &header,
+            &mut expected,
+            is_last,
+            &mut report,
+            &mut replay,
+        );
         report.records += segment.records;
         report.segments.push(SegmentScan {
             path: path.clone(),

@@ -91,11 +91,19 @@ pub enum StorageError {
     #[error(transparent)]
     Wal(#[from] WalError),
     #[error("{what} of {len} bytes is above the {max} byte limit")]
-    TooLarge { what: &'static str, len: u64, max: u64 },
+    TooLarge {
+        what: &'static str,
+        len: u64,
+        max: u64,
+    },
     #[error("more than {SAFETY_ENTRIES_MAX} live safety entries; forget old slots")]
     TooManySafetyEntries,
     #[error("record {sequence} (kind {kind}) is malformed: {why}")]
-    Malformed { sequence: u64, kind: u16, why: &'static str },
+    Malformed {
+        sequence: u64,
+        kind: u16,
+        why: &'static str,
+    },
     #[error("record kind {0} is below the replica's range ({KIND_USER_MIN}..)")]
     ReservedKind(u16),
     #[error("{kind:?} {digest} is stored as number {stored}, not {given}", digest = hex(digest))]
@@ -151,7 +159,8 @@ impl State {
                 let kind = SafetyKind::from_byte(p[0]).ok_or(malformed("unknown safety kind"))?;
                 let slot = u64_at(1);
                 if record.kind == KIND_SAFETY {
-                    self.safety.insert((kind, slot), (p[9..].to_vec(), record.sequence));
+                    self.safety
+                        .insert((kind, slot), (p[9..].to_vec(), record.sequence));
                 } else {
                     self.safety.retain(|(k, s), _| *k != kind || *s >= slot);
                 }
@@ -162,11 +171,17 @@ impl State {
                 }
                 let digest: Hash = p[0..32].try_into().expect("32 bytes");
                 let number = u64_at(32);
-                let kind = if record.kind == KIND_BATCH { ObjectKind::Batch } else { ObjectKind::Block };
+                let kind = if record.kind == KIND_BATCH {
+                    ObjectKind::Batch
+                } else {
+                    ObjectKind::Block
+                };
                 let below = self.checkpoint.is_some_and(|(cp, _)| number <= cp.number);
                 if !below {
                     let index = self.index(kind);
-                    index.by_digest.insert(digest, (number, record.location, record.sequence));
+                    index
+                        .by_digest
+                        .insert(digest, (number, record.location, record.sequence));
                     index.by_number.insert(number, digest);
                 }
             }
@@ -178,7 +193,10 @@ impl State {
                     number: u64_at(0),
                     root: p[8..40].try_into().expect("32 bytes"),
                 };
-                if self.checkpoint.is_none_or(|(cp, _)| cp.number < checkpoint.number) {
+                if self
+                    .checkpoint
+                    .is_none_or(|(cp, _)| cp.number < checkpoint.number)
+                {
                     self.checkpoint = Some((checkpoint, record.sequence));
                     for kind in [ObjectKind::Batch, ObjectKind::Block] {
                         let index = self.index(kind);
@@ -265,7 +283,9 @@ impl Storage {
         }
         {
             let state = self.state.borrow();
-            if !state.safety.contains_key(&(kind, slot)) && state.safety.len() as u64 >= SAFETY_ENTRIES_MAX {
+            if !state.safety.contains_key(&(kind, slot))
+                && state.safety.len() as u64 >= SAFETY_ENTRIES_MAX
+            {
                 return Err(StorageError::TooManySafetyEntries);
             }
         }
@@ -280,17 +300,29 @@ impl Storage {
 
     /// The latest durable value of a safety entry.
     pub fn safety(&self, kind: SafetyKind, slot: u64) -> Option<Vec<u8>> {
-        self.state.borrow().safety.get(&(kind, slot)).map(|(value, _)| value.clone())
+        self.state
+            .borrow()
+            .safety
+            .get(&(kind, slot))
+            .map(|(value, _)| value.clone())
     }
 
     /// All live safety entries, in (kind, slot) order.
     pub fn safety_entries(&self) -> Vec<(SafetyKind, u64, Vec<u8>)> {
         let state = self.state.borrow();
-        state.safety.iter().map(|((k, s), (v, _))| (*k, *s, v.clone())).collect()
+        state
+            .safety
+            .iter()
+            .map(|((k, s), (v, _))| (*k, *s, v.clone()))
+            .collect()
     }
 
     /// Forgets the entries of `kind` with slots below `slot` (after a checkpoint).
-    pub async fn forget_safety_below(&self, kind: SafetyKind, slot: u64) -> Result<Durable, StorageError> {
+    pub async fn forget_safety_below(
+        &self,
+        kind: SafetyKind,
+        slot: u64,
+    ) -> Result<Durable, StorageError> {
         let mut payload = vec![kind as u8];
         payload.extend_from_slice(&slot.to_le_bytes());
         self.append_and_apply(KIND_SAFETY_FORGET, &payload).await
@@ -327,12 +359,24 @@ impl Storage {
         payload.extend_from_slice(&digest);
         payload.extend_from_slice(&number.to_le_bytes());
         payload.extend_from_slice(bytes);
-        self.append_and_apply(kind.record_kind(), &payload).await.map(Some)
+        self.append_and_apply(kind.record_kind(), &payload)
+            .await
+            .map(Some)
     }
 
     /// A stored batch or block by digest: its number and bytes.
-    pub async fn get_by_digest(&self, kind: ObjectKind, digest: &Hash) -> Result<Option<(u64, Vec<u8>)>, StorageError> {
-        let found = self.state.borrow_mut().index(kind).by_digest.get(digest).copied();
+    pub async fn get_by_digest(
+        &self,
+        kind: ObjectKind,
+        digest: &Hash,
+    ) -> Result<Option<(u64, Vec<u8>)>, StorageError> {
+        let found = self
+            .state
+            .borrow_mut()
+            .index(kind)
+            .by_digest
+            .get(digest)
+            .copied();
         let Some((number, location, _)) = found else {
             return Ok(None);
         };
@@ -342,17 +386,36 @@ impl Storage {
     }
 
     /// A stored batch or block by consensus number: its digest and bytes.
-    pub async fn get_by_number(&self, kind: ObjectKind, number: u64) -> Result<Option<(Hash, Vec<u8>)>, StorageError> {
-        let digest = self.state.borrow_mut().index(kind).by_number.get(&number).copied();
+    pub async fn get_by_number(
+        &self,
+        kind: ObjectKind,
+        number: u64,
+    ) -> Result<Option<(Hash, Vec<u8>)>, StorageError> {
+        let digest = self
+            .state
+            .borrow_mut()
+            .index(kind)
+            .by_number
+            .get(&number)
+            .copied();
         let Some(digest) = digest else {
             return Ok(None);
         };
-        Ok(self.get_by_digest(kind, &digest).await?.map(|(_, bytes)| (digest, bytes)))
+        Ok(self
+            .get_by_digest(kind, &digest)
+            .await?
+            .map(|(_, bytes)| (digest, bytes)))
     }
 
     /// Highest stored consensus number of `kind`.
     pub fn highest_number(&self, kind: ObjectKind) -> Option<u64> {
-        self.state.borrow_mut().index(kind).by_number.keys().next_back().copied()
+        self.state
+            .borrow_mut()
+            .index(kind)
+            .by_number
+            .keys()
+            .next_back()
+            .copied()
     }
 
     pub fn stable_checkpoint(&self) -> Option<StableCheckpoint> {
@@ -362,7 +425,10 @@ impl Storage {
     /// Records a stable checkpoint, drops batches and blocks at or below its number, and
     /// truncates the log below what is still needed. Live safety entries that sit in the
     /// part of the log about to go are written again first.
-    pub async fn stable_checkpoint_reached(&self, checkpoint: StableCheckpoint) -> Result<Durable, StorageError> {
+    pub async fn stable_checkpoint_reached(
+        &self,
+        checkpoint: StableCheckpoint,
+    ) -> Result<Durable, StorageError> {
         let mut payload = checkpoint.number.to_le_bytes().to_vec();
         payload.extend_from_slice(&checkpoint.root);
         let durable = self.append_and_apply(KIND_CHECKPOINT, &payload).await?;
@@ -374,7 +440,10 @@ impl Storage {
                 .values()
                 .chain(state.blocks.by_digest.values())
                 .map(|(_, _, seq)| *seq);
-            objects.min().unwrap_or(durable.sequence).min(durable.sequence)
+            objects
+                .min()
+                .unwrap_or(durable.sequence)
+                .min(durable.sequence)
         };
         let stale: Vec<(SafetyKind, u64, Vec<u8>)> = {
             let state = self.state.borrow();
@@ -403,7 +472,12 @@ impl Storage {
     }
 }
 
-fn check_object(record: &crate::wal::Record, kind: ObjectKind, digest: &Hash, number: u64) -> Result<Vec<u8>, StorageError> {
+fn check_object(
+    record: &crate::wal::Record,
+    kind: ObjectKind,
+    digest: &Hash,
+    number: u64,
+) -> Result<Vec<u8>, StorageError> {
     let p = &record.payload;
     let ok = record.kind == kind.record_kind()
         && p.len() as u64 >= OBJECT_PREFIX_BYTES

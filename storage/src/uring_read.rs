@@ -25,7 +25,10 @@ pub fn read_file(path: &Path) -> io::Result<Vec<u8>> {
     if len > READ_FILE_SIZE_MAX_BYTES {
         return Err(io::Error::new(
             io::ErrorKind::InvalidData,
-            format!("{} is {len} bytes, above the {READ_FILE_SIZE_MAX_BYTES} byte limit", path.display()),
+            format!(
+                "{} is {len} bytes, above the {READ_FILE_SIZE_MAX_BYTES} byte limit",
+                path.display()
+            ),
         ));
     }
     let mut buf = vec![0u8; len as usize];

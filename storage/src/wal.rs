@@ -38,7 +38,8 @@ pub const IN_FLIGHT_MAX_BYTES: u64 = 256 << 20;
 /// DMA buffer memory glommio registers per executor (this machine allows 8 MiB locked).
 pub const EXECUTOR_IO_MEMORY_BYTES: usize = 2 << 20;
 
-const _: () = assert!(IN_FLIGHT_DEFAULT_BYTES >= RECORD_HEADER_SIZE_BYTES + RECORD_PAYLOAD_MAX_BYTES);
+const _: () =
+    assert!(IN_FLIGHT_DEFAULT_BYTES >= RECORD_HEADER_SIZE_BYTES + RECORD_PAYLOAD_MAX_BYTES);
 const _: () = assert!(IN_FLIGHT_DEFAULT_BYTES <= IN_FLIGHT_MAX_BYTES);
 const _: () = assert!(SEGMENT_SIZE_DEFAULT_BYTES >= SEGMENT_SIZE_MIN_BYTES);
 const _: () = assert!(SEGMENT_SIZE_DEFAULT_BYTES <= SEGMENT_SIZE_MAX_BYTES);
@@ -235,7 +236,10 @@ impl Wal {
             });
         }
         remove_leftovers(dir, &report)?;
-        let last = report.segments.last().expect("scan returns one segment at least");
+        let last = report
+            .segments
+            .last()
+            .expect("scan returns one segment at least");
         let durable_end = repair_tail(&last.path, last.valid_end, last.file_len)?;
         let active = OpenOptions::new()
             .read(true)
@@ -425,7 +429,8 @@ impl Wal {
 
     async fn write_group(&self, group: &Group, roll: bool) -> Result<(), WalError> {
         if roll {
-            self.roll_segment(group.segment, group.first_sequence).await?;
+            self.roll_segment(group.segment, group.first_sequence)
+                .await?;
         }
         let (file, path) = {
             let inner = self.inner.borrow();
@@ -448,7 +453,9 @@ impl Wal {
                 source: std::io::Error::other(format!("short write: {written} of {padded} bytes")),
             });
         }
-        file.fdatasync().await.map_err(glommio_err("fdatasync", &path))?;
+        file.fdatasync()
+            .await
+            .map_err(glommio_err("fdatasync", &path))?;
         Ok(())
     }
 
@@ -481,8 +488,12 @@ impl Wal {
             .await
             .map_err(glommio_err("writing", &tmp))?;
         assert_eq!(written, header.len());
-        file.fdatasync().await.map_err(glommio_err("fdatasync", &tmp))?;
-        file.rename(&path).await.map_err(glommio_err("renaming", &tmp))?;
+        file.fdatasync()
+            .await
+            .map_err(glommio_err("fdatasync", &tmp))?;
+        file.rename(&path)
+            .await
+            .map_err(glommio_err("renaming", &tmp))?;
         sync_dir(&dir)?;
         let mut inner = self.inner.borrow_mut();
         let old_index = inner.active_index;
@@ -521,7 +532,9 @@ impl Wal {
             .await
             .map_err(glommio_err("reading", &path))?;
         let len = if head.len() as u64 == RECORD_HEADER_SIZE_BYTES {
-            u64::from(u32::from_le_bytes(head[12..16].try_into().expect("4 bytes")))
+            u64::from(u32::from_le_bytes(
+                head[12..16].try_into().expect("4 bytes"),
+            ))
         } else {
             0
         };
@@ -554,11 +567,18 @@ impl Wal {
             return Ok(0);
         };
         let new_first = last_removed + 1;
-        write_atomically(&inner.dir, HEAD_FILE_NAME, &encode_head(&HeadFile {
-            first_segment: new_first,
-        }))?;
+        write_atomically(
+            &inner.dir,
+            HEAD_FILE_NAME,
+            &encode_head(&HeadFile {
+                first_segment: new_first,
+            }),
+        )?;
         for index in &removable {
-            let sealed = inner.sealed.remove(index).expect("removable segments are sealed");
+            let sealed = inner
+                .sealed
+                .remove(index)
+                .expect("removable segments are sealed");
             std::fs::remove_file(&sealed.path).map_err(io_err("removing", &sealed.path))?;
         }
         sync_dir(&inner.dir)?;
@@ -576,9 +596,10 @@ impl Inner {
     fn enqueue(&mut self, kind: u16, payload: &[u8], size: u64) -> Appended {
         let segment_size = self.config.segment_size_bytes;
         let sequence = self.next_sequence;
-        let joins_open = self.pending.back().is_some_and(|group| {
-            group.start + group.buf.len() as u64 + size <= segment_size
-        });
+        let joins_open = self
+            .pending
+            .back()
+            .is_some_and(|group| group.start + group.buf.len() as u64 + size <= segment_size);
         if !joins_open {
             let mut segment = self.tail_segment;
             let mut start = align_up(self.tail_end, BLOCK_SIZE_BYTES);
@@ -611,7 +632,10 @@ impl Inner {
         self.next_sequence += 1;
         self.in_flight_bytes += size;
         assert!(self.in_flight_bytes <= self.config.in_flight_max_bytes);
-        self.stats.in_flight_high_water_bytes = self.stats.in_flight_high_water_bytes.max(self.in_flight_bytes);
+        self.stats.in_flight_high_water_bytes = self
+            .stats
+            .in_flight_high_water_bytes
+            .max(self.in_flight_bytes);
         self.stats.appends += 1;
         self.stats.payload_bytes += payload.len() as u64;
         Appended {
@@ -629,10 +653,12 @@ impl Inner {
             .get_mut(&location.segment)
             .ok_or(WalError::NoRecord { location })?;
         if sealed.mmap.is_none() {
-            let file = std::fs::File::open(&sealed.path).map_err(io_err("opening", &sealed.path))?;
+            let file =
+                std::fs::File::open(&sealed.path).map_err(io_err("opening", &sealed.path))?;
             // SAFETY: sealed segments are never written again; they are only removed
             // (truncate_below), which drops this map first.
-            let mmap = unsafe { memmap2::Mmap::map(&file) }.map_err(io_err("mapping", &sealed.path))?;
+            let mmap =
+                unsafe { memmap2::Mmap::map(&file) }.map_err(io_err("mapping", &sealed.path))?;
             sealed.mmap = Some(mmap);
         }
         let mmap = sealed.mmap.as_ref().expect("just mapped");
@@ -730,7 +756,10 @@ fn initialize_if_new(dir: &Path, config: &WalConfig) -> Result<(), WalError> {
     }
     let segment0 = segment_file_name(0);
     let is_tmp = |name: &String| name.ends_with(TMP_SUFFIX);
-    let others: Vec<&String> = names.iter().filter(|n| !is_tmp(n) && **n != segment0).collect();
+    let others: Vec<&String> = names
+        .iter()
+        .filter(|n| !is_tmp(n) && **n != segment0)
+        .collect();
     if !others.is_empty() {
         return Err(ScanError::NotALog {
             path: dir.to_path_buf(),
@@ -757,7 +786,11 @@ fn initialize_if_new(dir: &Path, config: &WalConfig) -> Result<(), WalError> {
     } else {
         write_atomically(dir, &segment0, &encode_segment_header(&header))?;
     }
-    write_atomically(dir, HEAD_FILE_NAME, &encode_head(&HeadFile { first_segment: 0 }))?;
+    write_atomically(
+        dir,
+        HEAD_FILE_NAME,
+        &encode_head(&HeadFile { first_segment: 0 }),
+    )?;
     Ok(())
 }
 
@@ -765,11 +798,17 @@ fn initialize_if_new(dir: &Path, config: &WalConfig) -> Result<(), WalError> {
 /// reads it back, so glommio's IOPOLL probe reads real data (see the module comment).
 async fn probe_dma_reads(dir: &Path) -> Result<(), WalError> {
     let path = dir.join(HEAD_FILE_NAME);
-    let file = DmaFile::open(&path).await.map_err(glommio_err("opening", &path))?;
+    let file = DmaFile::open(&path)
+        .await
+        .map_err(glommio_err("opening", &path))?;
     let result = file.read_at(0, HEAD_FILE_SIZE_BYTES as usize).await;
     let _ = file.close().await;
     match result {
-        Ok(bytes) if bytes.len() as u64 == HEAD_FILE_SIZE_BYTES && decode_head(&bytes).is_some() => Ok(()),
+        Ok(bytes)
+            if bytes.len() as u64 == HEAD_FILE_SIZE_BYTES && decode_head(&bytes).is_some() =>
+        {
+            Ok(())
+        }
         Ok(_) => Err(ScanError::BadHead { path }.into()),
         Err(err) => Err(WalError::PollProbe {
             path,
@@ -808,21 +847,28 @@ fn repair_tail(path: &Path, valid_end: u64, file_len: u64) -> Result<u64, WalErr
     if block_start < valid_end && durable_end <= file_len {
         let mut block = vec![0u8; BLOCK_SIZE_BYTES as usize];
         use std::io::Read;
-        file.seek(std::io::SeekFrom::Start(block_start)).map_err(io_err("seeking", path))?;
-        file.read_exact(&mut block).map_err(io_err("reading", path))?;
+        file.seek(std::io::SeekFrom::Start(block_start))
+            .map_err(io_err("seeking", path))?;
+        file.read_exact(&mut block)
+            .map_err(io_err("reading", path))?;
         let keep = (valid_end - block_start) as usize;
         if block[keep..].iter().any(|b| *b != 0) {
             block[keep..].fill(0);
-            file.seek(std::io::SeekFrom::Start(block_start)).map_err(io_err("seeking", path))?;
+            file.seek(std::io::SeekFrom::Start(block_start))
+                .map_err(io_err("seeking", path))?;
             file.write_all(&block).map_err(io_err("writing", path))?;
             dirty = true;
         }
     }
     if dirty {
-        file.set_len(durable_end).map_err(io_err("truncating", path))?;
+        file.set_len(durable_end)
+            .map_err(io_err("truncating", path))?;
         file.sync_all().map_err(io_err("fsync", path))?;
     }
-    assert_eq!(file.metadata().map_err(io_err("stat", path))?.len(), durable_end);
+    assert_eq!(
+        file.metadata().map_err(io_err("stat", path))?.len(),
+        durable_end
+    );
     Ok(durable_end)
 }
 
@@ -837,7 +883,11 @@ pub(crate) fn write_atomically(dir: &Path, name: &str, bytes: &[u8]) -> Result<(
     std::fs::rename(&tmp, &path).map_err(io_err("renaming", &tmp))?;
     sync_dir(dir)?;
     let back = std::fs::read(&path).map_err(io_err("reading", &path))?;
-    assert!(back == bytes, "read-back of {} differs from what was written", path.display());
+    assert!(
+        back == bytes,
+        "read-back of {} differs from what was written",
+        path.display()
+    );
     Ok(())
 }
 

@@ -23,7 +23,12 @@ fn sigkill_at_random_points_loses_no_acknowledged_record() {
     let seed = std::env::var("CRASH_SEED")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos() as u64);
+        .unwrap_or_else(|| {
+            SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap()
+                .as_nanos() as u64
+        });
     eprintln!("crash test seed {seed} (rerun with CRASH_SEED={seed})");
     let mut rng = seed;
     let mut acked: BTreeMap<u64, u64> = BTreeMap::new(); // sequence -> id
@@ -50,7 +55,10 @@ fn sigkill_at_random_points_loses_no_acknowledged_record() {
         std::thread::sleep(Duration::from_millis(delay));
         child.kill().expect("SIGKILL"); // std's kill sends SIGKILL on Unix
         let status = child.wait().unwrap();
-        assert!(!status.success(), "round {round}: the child must have been killed");
+        assert!(
+            !status.success(),
+            "round {round}: the child must have been killed"
+        );
         let lines = reader.join().unwrap();
         let mut round_acks = 0;
         for line in &lines {
@@ -58,7 +66,10 @@ fn sigkill_at_random_points_loses_no_acknowledged_record() {
             match (parts.next(), parts.next(), parts.next()) {
                 (Some("ack"), Some(seq), Some(id)) => {
                     let (seq, id): (u64, u64) = (seq.parse().unwrap(), id.parse().unwrap());
-                    assert!(acked.insert(seq, id).is_none(), "sequence {seq} acknowledged twice");
+                    assert!(
+                        acked.insert(seq, id).is_none(),
+                        "sequence {seq} acknowledged twice"
+                    );
                     round_acks += 1;
                 }
                 (Some("open"), Some(_), None) => {}
@@ -71,8 +82,14 @@ fn sigkill_at_random_points_loses_no_acknowledged_record() {
         }
         check_and_extend(dir.path(), &acked, round);
     }
-    assert!(kills_after_acks >= CRASH_ROUNDS / 2, "too few rounds got as far as acknowledging");
-    eprintln!("{} acknowledged records over {CRASH_ROUNDS} kills", acked.len());
+    assert!(
+        kills_after_acks >= CRASH_ROUNDS / 2,
+        "too few rounds got as far as acknowledging"
+    );
+    eprintln!(
+        "{} acknowledged records over {CRASH_ROUNDS} kills",
+        acked.len()
+    );
 }
 
 /// Reopens the log, checks it against the acknowledgements, appends a few records.
@@ -87,24 +104,37 @@ fn check_and_extend(dir: &std::path::Path, acked: &BTreeMap<u64, u64>, round: u3
         let mut records: BTreeMap<u64, Vec<u8>> = BTreeMap::new();
         let (wal, recovery) = Wal::open(&dir, config, |record| {
             assert_eq!(record.kind, 7);
-            assert!(records.insert(record.sequence, record.payload.to_vec()).is_none());
+            assert!(records
+                .insert(record.sequence, record.payload.to_vec())
+                .is_none());
         })
         .await
         .unwrap_or_else(|err| panic!("round {round}: reopening failed: {err}"));
         assert!(recovery.corruption.is_empty());
         // Contiguous from the start.
         let expected: Vec<u64> = (recovery.first_sequence..=recovery.last_sequence).collect();
-        assert_eq!(records.keys().copied().collect::<Vec<_>>(), expected, "round {round}");
+        assert_eq!(
+            records.keys().copied().collect::<Vec<_>>(),
+            expected,
+            "round {round}"
+        );
         // Nothing invented: every record present is a whole payload the child wrote.
         for (seq, payload) in &records {
-            assert!(crash_payload_id(payload).is_some(), "round {round}: record {seq} is not a child payload");
+            assert!(
+                crash_payload_id(payload).is_some(),
+                "round {round}: record {seq} is not a child payload"
+            );
         }
         // Every acknowledged record is there and is the one acknowledged.
         for (seq, id) in &acked {
             let payload = records
                 .get(seq)
                 .unwrap_or_else(|| panic!("round {round}: acknowledged sequence {seq} lost"));
-            assert_eq!(*payload, crash_payload(*id), "round {round}: sequence {seq} changed");
+            assert_eq!(
+                *payload,
+                crash_payload(*id),
+                "round {round}: sequence {seq} changed"
+            );
         }
         // The log takes new appends, right after the recovered end.
         for n in 0..3u64 {

@@ -59,14 +59,20 @@ fn append_concurrent(dir: &Path, tasks: u64, count: u64, len: usize) -> Vec<Appe
         for handle in handles {
             all.extend(handle.await);
         }
-        assert!(wal.stats().groups < wal.stats().appends, "group commit shares fdatasyncs");
+        assert!(
+            wal.stats().groups < wal.stats().appends,
+            "group commit shares fdatasyncs"
+        );
         all
     })
 }
 
 type Replayed = Vec<(u64, Vec<u8>)>;
 
-fn reopen(dir: &Path, policy: CorruptionPolicy) -> Result<(ccbft_storage::Recovery, Replayed), WalError> {
+fn reopen(
+    dir: &Path,
+    policy: CorruptionPolicy,
+) -> Result<(ccbft_storage::Recovery, Replayed), WalError> {
     let dir = dir.to_path_buf();
     common::run(move || async move {
         let mut seen = Vec::new();
@@ -74,7 +80,10 @@ fn reopen(dir: &Path, policy: CorruptionPolicy) -> Result<(ccbft_storage::Recove
             on_corruption: policy,
             ..config()
         };
-        let (_, recovery) = Wal::open(&dir, config, |r| seen.push((r.sequence, r.payload.to_vec()))).await?;
+        let (_, recovery) = Wal::open(&dir, config, |r| {
+            seen.push((r.sequence, r.payload.to_vec()))
+        })
+        .await?;
         Ok((recovery, seen))
     })
 }
@@ -109,7 +118,11 @@ fn torn_tail_is_truncated_and_the_log_continues() {
     assert_eq!(seen.len(), 20);
     let tail = recovery.torn_tail.expect("torn tail reported");
     assert_eq!((tail.segment, tail.offset), (0, len));
-    assert_eq!(std::fs::metadata(&path).unwrap().len(), len, "tail cut off the file");
+    assert_eq!(
+        std::fs::metadata(&path).unwrap().len(),
+        len,
+        "tail cut off the file"
+    );
     let more = append_sequential(dir.path(), 2, 300);
     assert_eq!(more[0].sequence, 21);
     let (recovery, seen) = reopen(dir.path(), CorruptionPolicy::Fail).unwrap();
@@ -133,7 +146,10 @@ fn flipped_bit_mid_segment_is_corruption_at_its_offset() {
         Err(WalError::Corrupt { corruption }) => {
             assert_eq!(corruption.len(), 1);
             let c = &corruption[0];
-            assert_eq!((c.segment, c.offset), (victim.location.segment, victim.location.offset));
+            assert_eq!(
+                (c.segment, c.offset),
+                (victim.location.segment, victim.location.offset)
+            );
             assert_eq!((c.first_missing, c.last_missing), (30, 30));
         }
         other => panic!("expected corruption, got {other:?}"),
@@ -147,7 +163,9 @@ fn flipped_bit_mid_segment_is_corruption_at_its_offset() {
     assert_eq!(recovery.last_sequence, 60);
     assert_eq!(recovery.corruption.len(), 1);
     assert_eq!(seen.len(), 59);
-    assert!(seen.iter().all(|(seq, bytes)| *seq != 30 && *bytes == payload(*seq, 1000)));
+    assert!(seen
+        .iter()
+        .all(|(seq, bytes)| *seq != 30 && *bytes == payload(*seq, 1000)));
 }
 
 #[test]
@@ -193,27 +211,42 @@ fn empty_and_foreign_files_give_clear_errors() {
     let empty = segment_path(dir.path(), 1);
     std::fs::write(&empty, b"").unwrap();
     let err = reopen(dir.path(), CorruptionPolicy::Fail).unwrap_err();
-    assert!(matches!(err, WalError::Scan(ScanError::EmptySegment { .. })), "{err}");
+    assert!(
+        matches!(err, WalError::Scan(ScanError::EmptySegment { .. })),
+        "{err}"
+    );
     assert!(err.to_string().contains("is empty"), "{err}");
 
     std::fs::write(&empty, vec![0x5A; 8192]).unwrap();
     let err = reopen(dir.path(), CorruptionPolicy::Fail).unwrap_err();
-    assert!(matches!(err, WalError::Scan(ScanError::BadSegmentHeader { .. })), "{err}");
+    assert!(
+        matches!(err, WalError::Scan(ScanError::BadSegmentHeader { .. })),
+        "{err}"
+    );
     std::fs::remove_file(&empty).unwrap();
 
     let notes = dir.path().join("notes.txt");
     std::fs::write(&notes, b"hello").unwrap();
     let err = reopen(dir.path(), CorruptionPolicy::Fail).unwrap_err();
-    assert!(matches!(err, WalError::Scan(ScanError::ForeignFile { .. })), "{err}");
+    assert!(
+        matches!(err, WalError::Scan(ScanError::ForeignFile { .. })),
+        "{err}"
+    );
     assert!(err.to_string().contains("notes.txt"), "{err}");
     std::fs::remove_file(&notes).unwrap();
-    assert_eq!(reopen(dir.path(), CorruptionPolicy::Fail).unwrap().1.len(), 3);
+    assert_eq!(
+        reopen(dir.path(), CorruptionPolicy::Fail).unwrap().1.len(),
+        3
+    );
 
     // A directory holding something else is not taken over.
     let other = common::temp_dir();
     std::fs::write(other.path().join("data.bin"), b"x").unwrap();
     let err = reopen(other.path(), CorruptionPolicy::Fail).unwrap_err();
-    assert!(matches!(err, WalError::Scan(ScanError::NotALog { .. })), "{err}");
+    assert!(
+        matches!(err, WalError::Scan(ScanError::NotALog { .. })),
+        "{err}"
+    );
 }
 
 #[test]
@@ -239,17 +272,35 @@ fn reads_back_from_sealed_and_active_segments() {
             all.extend(handle.await);
         }
         let sealed = all.iter().filter(|(a, _)| a.location.segment == 0).count();
-        assert!(sealed > 0 && sealed < all.len(), "records in sealed and active segments");
+        assert!(
+            sealed > 0 && sealed < all.len(),
+            "records in sealed and active segments"
+        );
         for (appended, bytes) in &all {
             let record = wal.read(appended.location).await.unwrap();
-            assert_eq!((record.sequence, record.kind, &record.payload), (appended.sequence, 2, bytes));
+            assert_eq!(
+                (record.sequence, record.kind, &record.payload),
+                (appended.sequence, 2, bytes)
+            );
         }
-        let nowhere = Location { segment: 0, offset: 12 };
+        let nowhere = Location {
+            segment: 0,
+            offset: 12,
+        };
         assert!(wal.read(nowhere).await.is_err());
         // Truncation below the active segment's start drops the sealed segments.
         let active = all.iter().map(|(a, _)| a.location.segment).max().unwrap();
-        let active_first = all.iter().filter(|(a, _)| a.location.segment == active).map(|(a, _)| a.sequence).min().unwrap();
-        assert_eq!(wal.truncate_below(active_first - 1).unwrap(), active - 1, "keeps the segment holding active_first - 1");
+        let active_first = all
+            .iter()
+            .filter(|(a, _)| a.location.segment == active)
+            .map(|(a, _)| a.sequence)
+            .min()
+            .unwrap();
+        assert_eq!(
+            wal.truncate_below(active_first - 1).unwrap(),
+            active - 1,
+            "keeps the segment holding active_first - 1"
+        );
         assert_eq!(wal.truncate_below(active_first).unwrap(), 1);
         assert!(wal.read(all[0].0.location).await.is_err());
         assert_eq!(wal.first_sequence(), active_first);
@@ -285,15 +336,25 @@ fn in_flight_bytes_stay_bounded() {
         let stats = wal.stats();
         assert_eq!(stats.appends, 128);
         assert!(stats.in_flight_high_water_bytes <= bound);
-        assert!(stats.in_flight_high_water_bytes >= 4 * 200_000, "appenders did overlap");
+        assert!(
+            stats.in_flight_high_water_bytes >= 4 * 200_000,
+            "appenders did overlap"
+        );
         let too_big = vec![0u8; format::RECORD_PAYLOAD_MAX_BYTES as usize + 1];
-        assert!(matches!(wal.append(3, &too_big).await, Err(WalError::PayloadTooLarge { .. })));
+        assert!(matches!(
+            wal.append(3, &too_big).await,
+            Err(WalError::PayloadTooLarge { .. })
+        ));
         assert!(matches!(wal.append(0, b"x").await, Err(WalError::KindZero)));
     });
 }
 
 fn flip_bit(path: &Path, offset: u64, bit: u8) {
-    let mut file = std::fs::OpenOptions::new().read(true).write(true).open(path).unwrap();
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .unwrap();
     let mut byte = [0u8];
     file.seek(SeekFrom::Start(offset)).unwrap();
     file.read_exact(&mut byte).unwrap();

@@ -26,7 +26,9 @@ fn serve(snapshot: &Snapshot, peer: PeerId, index: u64) -> Chunk {
                 chunk.bytes[at] ^= 0x10;
             }
             1 => {
-                let other = snapshot.chunk((index + 1) % snapshot.manifest().chunk_count()).unwrap();
+                let other = snapshot
+                    .chunk((index + 1) % snapshot.manifest().chunk_count())
+                    .unwrap();
                 chunk.bytes = other.bytes;
                 chunk.proof.siblings = other.proof.siblings;
             }
@@ -37,7 +39,11 @@ fn serve(snapshot: &Snapshot, peer: PeerId, index: u64) -> Chunk {
 }
 
 /// Runs rounds of requests until done or `chunks_budget` chunks were stored.
-fn transfer_rounds(transfer: &mut StateTransfer, snapshot: &Snapshot, chunks_budget: u64) -> (u64, u64) {
+fn transfer_rounds(
+    transfer: &mut StateTransfer,
+    snapshot: &Snapshot,
+    chunks_budget: u64,
+) -> (u64, u64) {
     let (mut stored, mut rejected) = (0u64, 0u64);
     for round in 0..100u64 {
         if transfer.is_complete() || stored >= chunks_budget {
@@ -50,7 +56,9 @@ fn transfer_rounds(transfer: &mut StateTransfer, snapshot: &Snapshot, chunks_bud
             match transfer.store(peer, &serve(snapshot, peer, index)).unwrap() {
                 Ok(Accepted::New) => stored += 1,
                 Ok(Accepted::AlreadyHad) => {}
-                Err(ChunkRejected::BadProof { .. } | ChunkRejected::WrongLength { .. }) => rejected += 1,
+                Err(ChunkRejected::BadProof { .. } | ChunkRejected::WrongLength { .. }) => {
+                    rejected += 1
+                }
                 Err(other) => panic!("unexpected rejection {other}"),
             }
         }
@@ -68,7 +76,10 @@ fn three_peers_one_corrupt_rebuilds_the_exact_root() {
     let (stored, rejected) = transfer_rounds(&mut transfer, &snapshot, u64::MAX);
     assert_eq!(stored, 301);
     assert!(rejected >= 1, "the bad peer was asked and refused");
-    assert_eq!(transfer.faulty_peers().iter().copied().collect::<Vec<_>>(), vec![BAD_PEER]);
+    assert_eq!(
+        transfer.faulty_peers().iter().copied().collect::<Vec<_>>(),
+        vec![BAD_PEER]
+    );
     let path = transfer.finish().unwrap();
     let rebuilt = std::fs::read(path).unwrap();
     assert_eq!(rebuilt, original);
@@ -83,19 +94,35 @@ fn every_kind_of_bad_chunk_is_rejected() {
     let mut transfer = StateTransfer::open(dir.path(), snapshot.manifest()).unwrap();
     for index in 0..3 {
         let bad = serve(&snapshot, BAD_PEER, index);
-        assert!(transfer.store(BAD_PEER, &bad).unwrap().is_err(), "chunk {index}");
+        assert!(
+            transfer.store(BAD_PEER, &bad).unwrap().is_err(),
+            "chunk {index}"
+        );
     }
     let mut wrong_index = snapshot.chunk(4).unwrap();
     wrong_index.index = 5;
     assert!(transfer.store(0, &wrong_index).unwrap().is_err());
     let mut past_end = snapshot.chunk(9).unwrap();
     past_end.index = 10;
-    assert_eq!(transfer.store(1, &past_end).unwrap(), Err(ChunkRejected::OutOfRange { index: 10 }));
+    assert_eq!(
+        transfer.store(1, &past_end).unwrap(),
+        Err(ChunkRejected::OutOfRange { index: 10 })
+    );
     assert_eq!(transfer.missing_count(), 10);
     // A snapshot of other state with the same shape does not fit this root.
-    let other = Snapshot::new(state(10 * CHUNK_SIZE_BYTES as usize + 1)[1..].to_vec(), CHUNK_SIZE_BYTES).unwrap();
-    assert!(transfer.store(0, &other.chunk(3).unwrap()).unwrap().is_err());
-    assert!(transfer.finish().is_err(), "incomplete transfer does not finish");
+    let other = Snapshot::new(
+        state(10 * CHUNK_SIZE_BYTES as usize + 1)[1..].to_vec(),
+        CHUNK_SIZE_BYTES,
+    )
+    .unwrap();
+    assert!(transfer
+        .store(0, &other.chunk(3).unwrap())
+        .unwrap()
+        .is_err());
+    assert!(
+        transfer.finish().is_err(),
+        "incomplete transfer does not finish"
+    );
 }
 
 #[test]
@@ -112,7 +139,9 @@ fn an_interrupted_transfer_resumes_from_disk() {
     let transfer = StateTransfer::open(dir.path(), snapshot.manifest()).unwrap();
     assert_eq!(transfer.missing_count(), 130, "progress survived");
     // Damage one chunk recorded as received: it must be fetched again.
-    let received: Vec<u64> = (0..200).filter(|i| !transfer.missing().any(|m| m == *i)).collect();
+    let received: Vec<u64> = (0..200)
+        .filter(|i| !transfer.missing().any(|m| m == *i))
+        .collect();
     drop(transfer);
     let partial = dir.path().join("state.partial");
     let mut bytes = std::fs::read(&partial).unwrap();
