@@ -330,7 +330,7 @@ impl Wal {
         }
         let size = record_size_bytes(payload.len() as u64);
         loop {
-            let generation = {
+            let (generation, lead) = {
                 let inner = self.inner.borrow();
                 if let Some(why) = &inner.poisoned {
                     return Err(WalError::Poisoned(why.clone()));
@@ -338,9 +338,17 @@ impl Wal {
                 if inner.in_flight_bytes + size <= inner.config.in_flight_max_bytes {
                     break;
                 }
-                inner.generation
+                // Groups whose appenders went away (dropped futures) still need a leader.
+                (
+                    inner.generation,
+                    !inner.flushing && !inner.pending.is_empty(),
+                )
             };
-            self.changed(generation).await;
+            if lead {
+                self.write_one_group().await;
+            } else {
+                self.changed(generation).await;
+            }
         }
         let appended = self.inner.borrow_mut().enqueue(kind, payload, size);
         self.wait_durable(appended.sequence).await?;

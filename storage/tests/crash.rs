@@ -12,7 +12,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-const CRASH_ROUNDS: u32 = 24;
+const CRASH_ROUNDS: u32 = 40;
 const KILL_DELAY_MAX_MS: u64 = 400;
 const SEGMENT_SIZE_BYTES: u64 = 4 << 20;
 const APPENDERS: u32 = 16;
