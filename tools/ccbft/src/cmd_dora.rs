@@ -1,10 +1,518 @@
-//! `ccbft` subcommands of the dora area (placeholder until its issue lands).
+//! `ccbft dora ...`: the DORA compliance engine (crate `ccbft-dora`).
 
+use anyhow::{bail, Context};
+use ccbft_core::topology::Topology;
+use ccbft_dora::classify::{classify, ClassificationInput};
+use ccbft_dora::deadlines::{self, DeadlineInput, EntityType, HolidayCalendar, ReportingConfig};
+use ccbft_dora::incident::OperatorFacts;
+use ccbft_dora::register::{self, RegisterConfig};
+use ccbft_dora::report::{self, ReportInputs, Stage};
+use ccbft_dora::resilience::Scenario;
+use ccbft_dora::state::Engine;
+use ccbft_dora::{audit, dashboard, health, read_bounded};
+use ccbft_dora::chrono::{DateTime, Utc};
+use clap::{Args, Subcommand};
+use serde_json::json;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-#[derive(clap::Args)]
-pub struct DoraArgs {}
+#[derive(Args)]
+pub struct DoraArgs {
+    #[command(subcommand)]
+    command: DoraCommand,
+}
 
-pub fn run(_args: DoraArgs) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("not built yet")
+#[derive(Args, Clone)]
+struct StateArg {
+    /// Engine state directory.
+    #[arg(long, default_value = "dora-state")]
+    state: PathBuf,
+}
+
+#[derive(Subcommand)]
+enum DoraCommand {
+    /// Classify one incident (JSON file) per Delegated Regulation (EU) 2024/1772; prints JSON.
+    Classify {
+        /// Incident JSON in the classification input schema.
+        file: PathBuf,
+        #[command(flatten)]
+        reporting: ReportingArgs,
+    },
+    /// Report time limits per Delegated Regulation (EU) 2025/301 Art. 5.
+    Deadlines {
+        #[arg(long, value_parser = parse_time)]
+        detected_at: DateTime<Utc>,
+        #[arg(long, value_parser = parse_time)]
+        classified_at: DateTime<Utc>,
+        #[arg(long, value_parser = parse_time)]
+        initial_sent: Option<DateTime<Utc>>,
+        #[arg(long, value_parser = parse_time)]
+        intermediate_sent: Option<DateTime<Utc>>,
+        /// Also list overdue reports as of this time.
+        #[arg(long, value_parser = parse_time)]
+        now: Option<DateTime<Utc>>,
+        #[command(flatten)]
+        reporting: ReportingArgs,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Register of information (Implementing Regulation (EU) 2024/2956) and concentration risk (DORA Art. 29).
+    Register {
+        #[arg(long)]
+        cluster: PathBuf,
+        /// Operator identifiers (LEIs, contracts, ...) as JSON.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+        /// Write one CSV file per template into this directory.
+        #[arg(long)]
+        csv_dir: Option<PathBuf>,
+    },
+    /// Run a resilience-test scenario against a cluster (DORA Art. 24-25).
+    Test {
+        /// byzantine-leader, domain-partition, provider-outage, disk-corruption, latency-spike, crash-loop.
+        #[arg(long)]
+        scenario: String,
+        #[arg(long)]
+        cluster: PathBuf,
+    },
+    /// The signed, hash-chained audit trail.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+    /// Serve the dashboard from the state directory.
+    Serve {
+        #[command(flatten)]
+        state: StateArg,
+        #[arg(long, default_value = "127.0.0.1:8088")]
+        listen: String,
+    },
+    /// Install the cluster file into the state directory (domain health, concentration).
+    SetCluster {
+        #[command(flatten)]
+        state: StateArg,
+        cluster: PathBuf,
+    },
+    /// Feed health events (JSON Lines, schema tools/dora/schema/health-event.schema.json).
+    Ingest {
+        #[command(flatten)]
+        state: StateArg,
+        events: PathBuf,
+    },
+    /// Incidents of the state directory.
+    Incident {
+        #[command(subcommand)]
+        command: IncidentCommand,
+    },
+    /// Build an initial, intermediate or final report (Implementing Regulation (EU) 2025/302).
+    Report {
+        #[command(flatten)]
+        state: StateArg,
+        #[arg(long)]
+        incident: String,
+        /// initial, intermediate, final or reclassified.
+        #[arg(long)]
+        stage: String,
+        /// Operator report content as JSON.
+        #[arg(long)]
+        inputs: Option<PathBuf>,
+        /// Also write the readable HTML here.
+        #[arg(long)]
+        html: Option<PathBuf>,
+    },
+    /// Validate a report JSON file against the shipped schema.
+    ValidateReport { file: PathBuf },
+    /// Recurring incidents (Art. 8(2) of 2024/1772), checked as of a time.
+    Recurring {
+        #[command(flatten)]
+        state: StateArg,
+        #[arg(long, value_parser = parse_time)]
+        at: Option<DateTime<Utc>>,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Verify an audit directory; names the first bad entry.
+    Verify {
+        dir: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum IncidentCommand {
+    /// List incidents as JSON.
+    List {
+        #[command(flatten)]
+        state: StateArg,
+    },
+    /// Record operator facts (JSON) for an incident.
+    Facts {
+        #[command(flatten)]
+        state: StateArg,
+        id: String,
+        file: PathBuf,
+    },
+    /// Classify an incident from its events and facts.
+    Classify {
+        #[command(flatten)]
+        state: StateArg,
+        id: String,
+        #[arg(long, value_parser = parse_time)]
+        at: Option<DateTime<Utc>>,
+    },
+    /// Record that a report was sent.
+    Sent {
+        #[command(flatten)]
+        state: StateArg,
+        id: String,
+        /// initial, intermediate, final or reclassified.
+        stage: String,
+        #[arg(long, value_parser = parse_time)]
+        at: Option<DateTime<Utc>>,
+    },
+}
+
+/// Entity configuration for the time limits (defaults: credit institution, not NIS2,
+/// Europe/Berlin, TARGET holidays).
+#[derive(Args, Clone)]
+struct ReportingArgs {
+    /// Entity type (DORA Art. 2(1)), e.g. credit_institution, payment_institution.
+    #[arg(long, default_value = "credit_institution")]
+    entity_type: String,
+    /// The entity is an essential or important entity under NIS2 Art. 3.
+    #[arg(long)]
+    nis2: bool,
+    /// The competent authority disapplied the weekend/holiday extension.
+    #[arg(long)]
+    authority_disapplied: bool,
+    /// IANA time zone of the entity.
+    #[arg(long, default_value = "Europe/Berlin")]
+    time_zone: String,
+    /// Holiday calendar: target or none.
+    #[arg(long, default_value = "target")]
+    holidays: String,
+    /// Extra holidays, one YYYY-MM-DD per line.
+    #[arg(long)]
+    holiday_file: Option<PathBuf>,
+}
+
+impl ReportingArgs {
+    fn config(&self) -> anyhow::Result<ReportingConfig> {
+        let mut holidays = HolidayCalendar::parse_named(&self.holidays)?;
+        if let Some(file) = &self.holiday_file {
+            let text = read_bounded(file).with_context(|| format!("reading {}", file.display()))?;
+            holidays.add_dates(&text)?;
+            holidays.name = format!("{}+{}", holidays.name, file.display());
+        }
+        let config = ReportingConfig {
+            entity_type: EntityType::parse(&self.entity_type)?,
+            nis2_essential_or_important: self.nis2,
+            authority_disapplied_extension: self.authority_disapplied,
+            time_zone: self.time_zone.clone(),
+            holidays,
+        };
+        config.tz()?;
+        Ok(config)
+    }
+}
+
+fn parse_time(text: &str) -> Result<DateTime<Utc>, String> {
+    DateTime::parse_from_rfc3339(text)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| format!("{text:?} is not an RFC 3339 time ({e}), e.g. 2026-01-31T10:00:00Z"))
+}
+
+fn print_json(value: &impl serde::Serialize) {
+    println!("{}", serde_json::to_string_pretty(value).expect("serialisable"));
+}
+
+fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> anyhow::Result<T> {
+    let text = read_bounded(path).with_context(|| format!("reading {}", path.display()))?;
+    serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))
+}
+
+pub fn run(args: DoraArgs) -> anyhow::Result<ExitCode> {
+    match args.command {
+        DoraCommand::Classify { file, reporting } => cmd_classify(&file, &reporting),
+        DoraCommand::Deadlines {
+            detected_at,
+            classified_at,
+            initial_sent,
+            intermediate_sent,
+            now,
+            reporting,
+            json,
+        } => {
+            let input = DeadlineInput {
+                detected_at,
+                classified_at,
+                initial_sent,
+                intermediate_sent,
+            };
+            cmd_deadlines(&input, &reporting.config()?, now, json)
+        }
+        DoraCommand::Register {
+            cluster,
+            config,
+            json,
+            csv_dir,
+        } => cmd_register(&cluster, config.as_deref(), json, csv_dir.as_deref()),
+        DoraCommand::Test { scenario, cluster } => cmd_test(&scenario, &cluster),
+        DoraCommand::Audit {
+            command: AuditCommand::Verify { dir, json },
+        } => cmd_audit_verify(&dir, json),
+        DoraCommand::Serve { state, listen } => {
+            Engine::open(&state.state)?;
+            let server = dashboard::Server::start(&state.state, &listen)
+                .with_context(|| format!("binding {listen}"))?;
+            eprintln!(
+                "DORA dashboard on http://{}/ serving {}",
+                server.addr,
+                state.state.display()
+            );
+            server.wait();
+            Ok(ExitCode::SUCCESS)
+        }
+        DoraCommand::SetCluster { state, cluster } => {
+            let text = read_bounded(&cluster).with_context(|| format!("reading {}", cluster.display()))?;
+            let mut engine = Engine::open(&state.state)?;
+            engine.set_cluster(&text)?;
+            println!("cluster installed into {}", state.state.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        DoraCommand::Ingest { state, events } => {
+            let text = read_bounded(&events).with_context(|| format!("reading {}", events.display()))?;
+            let parsed = health::parse_stream(&text)?;
+            let mut engine = Engine::open(&state.state)?;
+            let outcomes = engine.ingest(&parsed)?;
+            print_json(&outcomes);
+            Ok(ExitCode::SUCCESS)
+        }
+        DoraCommand::Incident { command } => cmd_incident(command),
+        DoraCommand::Report {
+            state,
+            incident,
+            stage,
+            inputs,
+            html,
+        } => cmd_report(&state.state, &incident, &stage, inputs.as_deref(), html.as_deref()),
+        DoraCommand::ValidateReport { file } => {
+            let value: serde_json::Value = read_json(&file)?;
+            match report::check_value(value) {
+                Ok(r) => {
+                    println!("valid {} report", r.stage.name());
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(e) => {
+                    eprintln!("{e}");
+                    Ok(ExitCode::from(1))
+                }
+            }
+        }
+        DoraCommand::Recurring { state, at } => {
+            let engine = Engine::open(&state.state)?;
+            print_json(&engine.recurring(at.unwrap_or_else(Utc::now)));
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn cmd_classify(file: &Path, reporting: &ReportingArgs) -> anyhow::Result<ExitCode> {
+    let text = read_bounded(file).with_context(|| format!("reading {}", file.display()))?;
+    let input = ClassificationInput::from_json_str(&text)
+        .with_context(|| format!("incident file {}", file.display()))?;
+    let c = classify(&input);
+    let mut out = json!({
+        "major": c.major,
+        "criteria_met": c.criteria_met,
+        "thresholds_met": c.thresholds_met,
+        "explanation": c.explanation,
+        "criteria": c.criteria,
+        "regulation": "Commission Delegated Regulation (EU) 2024/1772, Art. 1-9",
+    });
+    if let (true, Some(classified_at)) = (c.major, input.classified_at) {
+        let d = deadlines::compute(
+            &DeadlineInput {
+                detected_at: input.detected_at,
+                classified_at,
+                initial_sent: None,
+                intermediate_sent: None,
+            },
+            &reporting.config()?,
+        )?;
+        out["deadlines"] = serde_json::to_value(d)?;
+    }
+    print_json(&out);
+    Ok(ExitCode::SUCCESS)
+}
+
+fn cmd_deadlines(
+    input: &DeadlineInput,
+    config: &ReportingConfig,
+    now: Option<DateTime<Utc>>,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let d = deadlines::compute(input, config)?;
+    let alerts = now.map(|n| deadlines::overdue(&d, input, None, n)).unwrap_or_default();
+    if json {
+        let mut value = serde_json::to_value(&d)?;
+        value["overdue"] = serde_json::to_value(&alerts)?;
+        print_json(&value);
+    } else {
+        println!("initial notification due:  {}  ({})", d.initial_due, d.initial.rule);
+        println!("intermediate report due:   {}  ({})", d.intermediate_due, d.intermediate.rule);
+        println!("final report due:          {}  ({})", d.final_due, d.final_report.rule);
+        for note in &d.notes {
+            println!("note: {note}");
+        }
+        for a in &alerts {
+            println!("ALERT: {}", a.message);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn cmd_register(
+    cluster: &Path,
+    config: Option<&Path>,
+    json: bool,
+    csv_dir: Option<&Path>,
+) -> anyhow::Result<ExitCode> {
+    let topology = Topology::load(cluster)?;
+    let config: RegisterConfig = match config {
+        Some(p) => read_json(p)?,
+        None => RegisterConfig::default(),
+    };
+    let reg = register::build(&topology, &config);
+    if let Some(dir) = csv_dir {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        for t in &reg.templates {
+            let path = dir.join(format!("{}.csv", t.template.to_lowercase()));
+            std::fs::write(&path, t.to_csv()).with_context(|| format!("writing {}", path.display()))?;
+        }
+    }
+    if json {
+        print_json(&reg);
+    } else {
+        println!("Register of information and concentration risk for cluster {}", reg.cluster);
+        for line in &reg.concentration.summary {
+            println!("- {line}");
+        }
+        println!(
+            "HHI (providers) = {:.0}, HHI (regions) = {:.0}",
+            reg.concentration.hhi_providers, reg.concentration.hhi_regions
+        );
+        if !reg.missing_identifiers.is_empty() {
+            println!("Missing operator identifiers: {}", reg.missing_identifiers.join("; "));
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn cmd_test(scenario: &str, cluster: &Path) -> anyhow::Result<ExitCode> {
+    if Scenario::parse(scenario).is_none() {
+        bail!(
+            "unknown scenario {scenario:?}; known: {}",
+            Scenario::NAMES.join(", ")
+        );
+    }
+    let topology = Topology::load(cluster)?;
+    bail!(
+        "no resilience target is available for cluster {:?}: the simulator and runtime hooks (ccbft_dora::resilience::ResilienceTarget) are not wired yet. Nothing was injected and no evidence was recorded.",
+        topology.name
+    )
+}
+
+fn cmd_audit_verify(dir: &Path, json: bool) -> anyhow::Result<ExitCode> {
+    let verdict = audit::verify_dir(dir)?;
+    if json {
+        print_json(&verdict);
+    } else if let Some(bad) = &verdict.first_bad {
+        println!("audit trail {} is NOT intact: {bad}", dir.display());
+    } else {
+        println!("audit trail {} is intact: {} entries verified", dir.display(), verdict.entries);
+    }
+    Ok(if verdict.ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+fn parse_stage(text: &str) -> anyhow::Result<Stage> {
+    Stage::parse(text).with_context(|| format!("unknown stage {text:?}: use initial, intermediate, final or reclassified"))
+}
+
+fn cmd_incident(command: IncidentCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        IncidentCommand::List { state } => {
+            let engine = Engine::open(&state.state)?;
+            let rows: Vec<serde_json::Value> = engine
+                .tracker
+                .incidents
+                .iter()
+                .map(|i| {
+                    let d = engine.deadlines(i).and_then(Result::ok);
+                    json!({"incident": i, "deadlines": d, "overdue": engine.overdue(i, Utc::now())})
+                })
+                .collect();
+            print_json(&rows);
+        }
+        IncidentCommand::Facts { state, id, file } => {
+            let facts: OperatorFacts = read_json(&file)?;
+            Engine::open(&state.state)?.set_facts(&id, facts, Utc::now())?;
+            println!("facts recorded for {id}");
+        }
+        IncidentCommand::Classify { state, id, at } => {
+            let mut engine = Engine::open(&state.state)?;
+            let c = engine.classify(&id, at.unwrap_or_else(Utc::now))?;
+            print_json(&c);
+        }
+        IncidentCommand::Sent { state, id, stage, at } => {
+            let stage = parse_stage(&stage)?;
+            Engine::open(&state.state)?.mark_sent(&id, stage, at.unwrap_or_else(Utc::now))?;
+            println!("{} recorded as sent for {id}", stage.name());
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn cmd_report(
+    state: &Path,
+    id: &str,
+    stage: &str,
+    inputs: Option<&Path>,
+    html: Option<&Path>,
+) -> anyhow::Result<ExitCode> {
+    let stage = parse_stage(stage)?;
+    let engine = Engine::open(state)?;
+    let profile = engine
+        .config
+        .profile
+        .clone()
+        .context("no entity profile in config.json (profile: name, lei, entity_types, primary_contact)")?;
+    let inputs: ReportInputs = match inputs {
+        Some(p) => read_json(p)?,
+        None => ReportInputs::default(),
+    };
+    let incident = engine
+        .tracker
+        .get(id)
+        .with_context(|| format!("no incident {id:?}"))?;
+    let report = match report::build(stage, incident, &profile, &inputs, Utc::now()) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("{e}");
+            return Ok(ExitCode::from(1));
+        }
+    };
+    engine.audit(Utc::now(), "report", id, report.json.clone())?;
+    if let Some(path) = html {
+        std::fs::write(path, report::to_html(&report)).with_context(|| format!("writing {}", path.display()))?;
+    }
+    print_json(&report.json);
+    Ok(ExitCode::SUCCESS)
 }

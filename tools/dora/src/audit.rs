@@ -1,0 +1,431 @@
+//! The audit trail: every incident change, classification, report, test and register
+//! version is appended to a hash-chained log, each entry signed.
+//!
+//! Layout of an audit directory:
+//! - `audit.jsonl`: one [`Entry`] per line. `hash` = SHA-256 over the canonical JSON of
+//!   (`seq`, `at`, `kind`, `subject`, `payload`, `prev_hash`); `prev_hash` is the previous
+//!   entry's hash (64 zeros for the first); `signature` signs the hash.
+//! - `audit.head`: the signed latest (`seq`, `hash`), rewritten on each append, so that
+//!   cutting entries off the end is detected too.
+//! - `audit.pub`: the verifying key (algorithm and hex), written when the log is created.
+//!
+//! [`verify_dir`] detects a changed, deleted, inserted or reordered entry and names the first
+//! bad one. Not detectable without an outside anchor: replacing the whole directory by an
+//! older, consistent copy (publish the head elsewhere to close that).
+//!
+//! Signatures go through [`AuditSigner`] / [`AuditVerifier`]; today Ed25519
+//! (`ed25519-dalek`); the hybrid BLS + ML-DSA signer of `ccbft-crypto` can replace it.
+
+use crate::deadlines::rfc3339;
+use chrono::{DateTime, Utc};
+use ed25519_dalek::{Signer, Verifier};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+pub const LOG_FILE: &str = "audit.jsonl";
+pub const HEAD_FILE: &str = "audit.head";
+pub const PUBKEY_FILE: &str = "audit.pub";
+/// Hash that the first entry chains to.
+pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+/// Most entries verified in one log.
+pub const ENTRIES_MAX: usize = 1_000_000;
+/// Largest payload accepted in one entry (serialised bytes).
+pub const PAYLOAD_BYTES_MAX: usize = 1024 * 1024;
+/// Largest log file read by [`verify_dir`].
+pub const LOG_BYTES_MAX: u64 = 1024 * 1024 * 1024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AuditError {
+    #[error("audit I/O on {path}: {reason}")]
+    Io { path: String, reason: String },
+    #[error("audit payload is {0} bytes, more than {PAYLOAD_BYTES_MAX}")]
+    PayloadTooLarge(usize),
+    #[error("audit key: {0}")]
+    Key(String),
+    #[error("audit log is corrupt before appending: {0}")]
+    Corrupt(String),
+}
+
+fn io_err(path: &Path, e: impl std::fmt::Display) -> AuditError {
+    AuditError::Io {
+        path: path.display().to_string(),
+        reason: e.to_string(),
+    }
+}
+
+/// Signs audit hashes. Swap the implementation for the hybrid signer when it lands.
+pub trait AuditSigner {
+    /// Algorithm name recorded in each entry, e.g. `ed25519`.
+    fn algorithm(&self) -> &'static str;
+    /// Public key, hex, recorded in `audit.pub`.
+    fn public_key_hex(&self) -> String;
+    fn sign(&self, message: &[u8]) -> Vec<u8>;
+}
+
+/// Verifies audit signatures.
+pub trait AuditVerifier {
+    fn algorithm(&self) -> &'static str;
+    fn verify(&self, message: &[u8], signature: &[u8]) -> bool;
+}
+
+/// Ed25519 signer (the replica's or operator's key, until the hybrid signer lands).
+pub struct Ed25519Signer {
+    key: ed25519_dalek::SigningKey,
+}
+
+impl Ed25519Signer {
+    pub fn from_seed(seed: [u8; 32]) -> Ed25519Signer {
+        Ed25519Signer {
+            key: ed25519_dalek::SigningKey::from_bytes(&seed),
+        }
+    }
+
+    /// Load the seed (64 hex characters) from `path`, or create it from the OS random
+    /// source (mode 0600) when absent.
+    pub fn load_or_create(path: &Path) -> Result<Ed25519Signer, AuditError> {
+        if path.exists() {
+            let text = std::fs::read_to_string(path).map_err(|e| io_err(path, e))?;
+            let bytes = from_hex(text.trim()).ok_or_else(|| AuditError::Key("key file is not hex".into()))?;
+            let seed: [u8; 32] = bytes
+                .try_into()
+                .map_err(|_| AuditError::Key("key file must hold 32 bytes".into()))?;
+            return Ok(Ed25519Signer::from_seed(seed));
+        }
+        let mut seed = [0u8; 32];
+        let mut urandom = std::fs::File::open("/dev/urandom").map_err(|e| io_err(Path::new("/dev/urandom"), e))?;
+        std::io::Read::read_exact(&mut urandom, &mut seed).map_err(|e| io_err(Path::new("/dev/urandom"), e))?;
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| io_err(parent, e))?;
+        }
+        write_private(path, &to_hex(&seed))?;
+        Ok(Ed25519Signer::from_seed(seed))
+    }
+
+    pub fn verifier(&self) -> Ed25519Verifier {
+        Ed25519Verifier {
+            key: self.key.verifying_key(),
+        }
+    }
+}
+
+fn write_private(path: &Path, text: &str) -> Result<(), AuditError> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options.open(path).map_err(|e| io_err(path, e))?;
+    file.write_all(text.as_bytes()).map_err(|e| io_err(path, e))
+}
+
+impl AuditSigner for Ed25519Signer {
+    fn algorithm(&self) -> &'static str {
+        "ed25519"
+    }
+    fn public_key_hex(&self) -> String {
+        to_hex(self.key.verifying_key().as_bytes())
+    }
+    fn sign(&self, message: &[u8]) -> Vec<u8> {
+        self.key.sign(message).to_bytes().to_vec()
+    }
+}
+
+pub struct Ed25519Verifier {
+    key: ed25519_dalek::VerifyingKey,
+}
+
+impl Ed25519Verifier {
+    pub fn from_hex(text: &str) -> Result<Ed25519Verifier, AuditError> {
+        let bytes = from_hex(text.trim()).ok_or_else(|| AuditError::Key("public key is not hex".into()))?;
+        let arr: [u8; 32] = bytes
+            .try_into()
+            .map_err(|_| AuditError::Key("public key must be 32 bytes".into()))?;
+        let key = ed25519_dalek::VerifyingKey::from_bytes(&arr).map_err(|e| AuditError::Key(e.to_string()))?;
+        Ok(Ed25519Verifier { key })
+    }
+}
+
+impl AuditVerifier for Ed25519Verifier {
+    fn algorithm(&self) -> &'static str {
+        "ed25519"
+    }
+    fn verify(&self, message: &[u8], signature: &[u8]) -> bool {
+        let Ok(sig) = ed25519_dalek::Signature::from_slice(signature) else {
+            return false;
+        };
+        self.key.verify(message, &sig).is_ok()
+    }
+}
+
+pub fn to_hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+pub fn from_hex(text: &str) -> Option<Vec<u8>> {
+    if !text.len().is_multiple_of(2) || !text.is_ascii() {
+        return None;
+    }
+    (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&text[i..i + 2], 16).ok())
+        .collect()
+}
+
+/// One audit entry.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Entry {
+    pub seq: u64,
+    pub at: String,
+    /// What was recorded: `incident`, `classification`, `report`, `test`, `register`, ...
+    pub kind: String,
+    /// What it is about, e.g. an incident id.
+    pub subject: String,
+    pub payload: Value,
+    pub prev_hash: String,
+    pub hash: String,
+    pub algorithm: String,
+    pub signature: String,
+}
+
+#[derive(Serialize)]
+struct Hashed<'a> {
+    seq: u64,
+    at: &'a str,
+    kind: &'a str,
+    subject: &'a str,
+    payload: &'a Value,
+    prev_hash: &'a str,
+}
+
+fn entry_hash(seq: u64, at: &str, kind: &str, subject: &str, payload: &Value, prev: &str) -> String {
+    let canonical = serde_json::to_vec(&Hashed {
+        seq,
+        at,
+        kind,
+        subject,
+        payload,
+        prev_hash: prev,
+    })
+    .expect("serialisable");
+    to_hex(&Sha256::digest(&canonical))
+}
+
+/// The signed head.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Head {
+    pub seq: u64,
+    pub hash: String,
+    pub algorithm: String,
+    pub signature: String,
+}
+
+fn head_message(seq: u64, hash: &str) -> Vec<u8> {
+    format!("ccbft-audit-head:{seq}:{hash}").into_bytes()
+}
+
+/// An open audit log for appending.
+pub struct AuditLog<S: AuditSigner> {
+    dir: PathBuf,
+    signer: S,
+    last: Option<(u64, String)>,
+}
+
+impl<S: AuditSigner> AuditLog<S> {
+    /// Open (or create) the log in `dir`. The existing chain is verified first: appending to
+    /// a tampered log is refused.
+    pub fn open(dir: &Path, signer: S) -> Result<AuditLog<S>, AuditError> {
+        std::fs::create_dir_all(dir).map_err(|e| io_err(dir, e))?;
+        let pub_path = dir.join(PUBKEY_FILE);
+        if !pub_path.exists() {
+            let text = format!("{} {}\n", signer.algorithm(), signer.public_key_hex());
+            std::fs::write(&pub_path, text).map_err(|e| io_err(&pub_path, e))?;
+        }
+        let verdict = verify_dir(dir)?;
+        if let Some(bad) = verdict.first_bad {
+            return Err(AuditError::Corrupt(bad.to_string()));
+        }
+        let last = verdict.last;
+        Ok(AuditLog {
+            dir: dir.to_path_buf(),
+            signer,
+            last,
+        })
+    }
+
+    /// Append one entry; returns its sequence number.
+    pub fn append(&mut self, at: DateTime<Utc>, kind: &str, subject: &str, payload: Value) -> Result<u64, AuditError> {
+        let size = serde_json::to_vec(&payload).map(|v| v.len()).unwrap_or(usize::MAX);
+        if size > PAYLOAD_BYTES_MAX {
+            return Err(AuditError::PayloadTooLarge(size));
+        }
+        let (seq, prev) = match &self.last {
+            Some((s, h)) => (s + 1, h.clone()),
+            None => (0, GENESIS_HASH.to_string()),
+        };
+        let at = rfc3339(at);
+        let hash = entry_hash(seq, &at, kind, subject, &payload, &prev);
+        let signature = to_hex(&self.signer.sign(hash.as_bytes()));
+        let entry = Entry {
+            seq,
+            at,
+            kind: kind.into(),
+            subject: subject.into(),
+            payload,
+            prev_hash: prev,
+            hash: hash.clone(),
+            algorithm: self.signer.algorithm().into(),
+            signature,
+        };
+        let path = self.dir.join(LOG_FILE);
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .map_err(|e| io_err(&path, e))?;
+        let mut line = serde_json::to_string(&entry).expect("serialisable");
+        line.push('\n');
+        file.write_all(line.as_bytes()).map_err(|e| io_err(&path, e))?;
+        file.sync_data().map_err(|e| io_err(&path, e))?;
+        let head = Head {
+            seq,
+            hash: hash.clone(),
+            algorithm: self.signer.algorithm().into(),
+            signature: to_hex(&self.signer.sign(&head_message(seq, &hash))),
+        };
+        let head_path = self.dir.join(HEAD_FILE);
+        let tmp = self.dir.join(format!("{HEAD_FILE}.tmp"));
+        std::fs::write(&tmp, serde_json::to_string(&head).expect("serialisable")).map_err(|e| io_err(&tmp, e))?;
+        std::fs::rename(&tmp, &head_path).map_err(|e| io_err(&head_path, e))?;
+        self.last = Some((seq, hash));
+        Ok(seq)
+    }
+}
+
+/// The first problem found.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BadEntry {
+    /// 1-based line of `audit.jsonl` (0 when the problem is the head).
+    pub line: usize,
+    /// The sequence number expected at that position.
+    pub expected_seq: u64,
+    pub reason: String,
+}
+
+impl std::fmt::Display for BadEntry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "first bad entry: line {} (expected seq {}): {}", self.line, self.expected_seq, self.reason)
+    }
+}
+
+/// Result of verifying a directory.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Verdict {
+    pub entries: usize,
+    pub ok: bool,
+    pub first_bad: Option<BadEntry>,
+    /// The last good (seq, hash).
+    pub last: Option<(u64, String)>,
+}
+
+/// Verify `audit.jsonl` in `dir` against `audit.pub` and `audit.head`.
+pub fn verify_dir(dir: &Path) -> Result<Verdict, AuditError> {
+    let pub_path = dir.join(PUBKEY_FILE);
+    let pub_text = std::fs::read_to_string(&pub_path).map_err(|e| io_err(&pub_path, e))?;
+    let mut parts = pub_text.split_whitespace();
+    let algorithm = parts.next().unwrap_or("");
+    if algorithm != "ed25519" {
+        return Err(AuditError::Key(format!("unsupported algorithm {algorithm:?} in {PUBKEY_FILE}")));
+    }
+    let verifier = Ed25519Verifier::from_hex(parts.next().unwrap_or(""))?;
+    let log_path = dir.join(LOG_FILE);
+    let text = if log_path.exists() {
+        let size = std::fs::metadata(&log_path).map_err(|e| io_err(&log_path, e))?.len();
+        if size > LOG_BYTES_MAX {
+            return Err(io_err(&log_path, format!("{size} bytes is more than {LOG_BYTES_MAX}")));
+        }
+        std::fs::read_to_string(&log_path).map_err(|e| io_err(&log_path, e))?
+    } else {
+        String::new()
+    };
+    let head_path = dir.join(HEAD_FILE);
+    let head: Option<Head> = match std::fs::read_to_string(&head_path) {
+        Ok(t) => Some(serde_json::from_str(&t).map_err(|e| io_err(&head_path, e))?),
+        Err(_) => None,
+    };
+    Ok(verify_text(&text, head.as_ref(), &verifier))
+}
+
+/// Verify a log's text (see [`verify_dir`]).
+pub fn verify_text(text: &str, head: Option<&Head>, verifier: &dyn AuditVerifier) -> Verdict {
+    let mut prev = GENESIS_HASH.to_string();
+    let mut last: Option<(u64, String)> = None;
+    let mut count = 0usize;
+    let bad = |line: usize, seq: u64, reason: String, count: usize, last: Option<(u64, String)>| Verdict {
+        entries: count,
+        ok: false,
+        first_bad: Some(BadEntry { line, expected_seq: seq, reason }),
+        last,
+    };
+    for (i, line) in text.lines().enumerate() {
+        let expected = i as u64;
+        if i >= ENTRIES_MAX {
+            return bad(i + 1, expected, format!("more than {ENTRIES_MAX} entries"), count, last);
+        }
+        let entry: Entry = match serde_json::from_str(line) {
+            Ok(e) => e,
+            Err(e) => return bad(i + 1, expected, format!("not a valid entry: {e}"), count, last),
+        };
+        if entry.seq != expected {
+            return bad(i + 1, expected, format!("sequence number {} where {expected} was expected (an entry was deleted, inserted or moved)", entry.seq), count, last);
+        }
+        if entry.prev_hash != prev {
+            return bad(i + 1, expected, "prev_hash does not match the previous entry's hash (an entry before it was changed, deleted or moved)".into(), count, last);
+        }
+        let recomputed = entry_hash(entry.seq, &entry.at, &entry.kind, &entry.subject, &entry.payload, &entry.prev_hash);
+        if recomputed != entry.hash {
+            return bad(i + 1, expected, "content does not match its hash (the entry was altered)".into(), count, last);
+        }
+        let sig_ok = entry.algorithm == verifier.algorithm()
+            && from_hex(&entry.signature).is_some_and(|s| verifier.verify(entry.hash.as_bytes(), &s));
+        if !sig_ok {
+            return bad(i + 1, expected, "signature does not verify with audit.pub".into(), count, last);
+        }
+        prev = entry.hash.clone();
+        last = Some((entry.seq, entry.hash));
+        count += 1;
+    }
+    match (head, &last) {
+        (None, None) => {}
+        (None, Some((seq, _))) => {
+            return bad(0, *seq, "audit.head is missing".into(), count, last.clone());
+        }
+        (Some(h), _) => {
+            let head_ok = from_hex(&h.signature).is_some_and(|s| verifier.verify(&head_message(h.seq, &h.hash), &s));
+            if !head_ok {
+                return bad(0, h.seq, "audit.head signature does not verify".into(), count, last.clone());
+            }
+            let matches = last.as_ref().is_some_and(|(s, hash)| *s == h.seq && *hash == h.hash);
+            if !matches {
+                let have = last.as_ref().map_or(0, |(s, _)| s + 1);
+                let line = count + 1;
+                let reason = if have < h.seq + 1 {
+                    format!("the signed head says {} entries but only {have} remain (entries at the end were deleted)", h.seq + 1)
+                } else {
+                    "the last entry does not match the signed head".into()
+                };
+                return bad(line, have, reason, count, last.clone());
+            }
+        }
+    }
+    Verdict {
+        entries: count,
+        ok: true,
+        first_bad: None,
+        last,
+    }
+}

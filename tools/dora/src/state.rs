@@ -1,0 +1,244 @@
+//! The engine's state directory and the operations on it. Every change is appended to the
+//! audit trail ([`crate::audit`]).
+//!
+//! Layout:
+//! - `config.json`: [`EngineConfig`] (defaults when absent)
+//! - `cluster.toml`: the cluster topology (optional; enables domain health and the
+//!   concentration view)
+//! - `incidents.json`: the incident tracker
+//! - `tests/*.json`: resilience-test evidence records
+//! - `audit/`: the audit trail (`ccbft dora audit verify STATE/audit`)
+//! - `keys/audit-ed25519.key`: the audit signing key (created on first use, mode 0600)
+
+use crate::audit::{AuditError, AuditLog, Ed25519Signer};
+use crate::deadlines::{self, DeadlineInput, Deadlines, OverdueAlert, ReportingConfig};
+use crate::health::HealthEvent;
+use crate::incident::{recurring_groups, Incident, IncidentError, IncidentTracker, Ingested, MergePolicy, OperatorFacts, RecurringGroup};
+use crate::register::RegisterConfig;
+use crate::report::{EntityProfile, Stage};
+use crate::resilience::Evidence;
+use ccbft_core::topology::Topology;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+pub const CONFIG_FILE: &str = "config.json";
+pub const CLUSTER_FILE: &str = "cluster.toml";
+pub const INCIDENTS_FILE: &str = "incidents.json";
+pub const TESTS_DIR: &str = "tests";
+pub const AUDIT_DIR: &str = "audit";
+pub const KEY_FILE: &str = "keys/audit-ed25519.key";
+/// Most evidence records loaded for the dashboard.
+pub const TESTS_SHOWN_MAX: usize = 20;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error("state directory {path}: {reason}")]
+    Io { path: String, reason: String },
+    #[error("{path} is malformed: {reason}")]
+    Malformed { path: String, reason: String },
+    #[error(transparent)]
+    Incident(#[from] IncidentError),
+    #[error(transparent)]
+    Audit(#[from] AuditError),
+    #[error("cluster file: {0}")]
+    Topology(String),
+}
+
+fn io(path: &Path, e: impl std::fmt::Display) -> StateError {
+    StateError::Io {
+        path: path.display().to_string(),
+        reason: e.to_string(),
+    }
+}
+
+/// Engine configuration (all with defaults).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct EngineConfig {
+    pub reporting: ReportingConfig,
+    pub profile: Option<EntityProfile>,
+    pub register: RegisterConfig,
+    pub merge: MergePolicy,
+    /// Microenterprise or DORA Art. 16(1) entity: Art. 8(2) recurring incidents do not apply.
+    pub recurring_exempt: bool,
+}
+
+/// An open state directory.
+pub struct Engine {
+    pub dir: PathBuf,
+    pub config: EngineConfig,
+    pub topology: Option<Topology>,
+    pub tracker: IncidentTracker,
+}
+
+fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Option<T>, StateError> {
+    if !path.exists() {
+        return Ok(None);
+    }
+    let text = crate::read_bounded(path).map_err(|e| io(path, e))?;
+    serde_json::from_str(&text).map(Some).map_err(|e| StateError::Malformed {
+        path: path.display().to_string(),
+        reason: e.to_string(),
+    })
+}
+
+fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), StateError> {
+    let tmp = path.with_extension("tmp");
+    let text = serde_json::to_string_pretty(value).expect("serialisable");
+    std::fs::write(&tmp, text).map_err(|e| io(&tmp, e))?;
+    std::fs::rename(&tmp, path).map_err(|e| io(path, e))
+}
+
+impl Engine {
+    /// Open (creating if needed) a state directory.
+    pub fn open(dir: &Path) -> Result<Engine, StateError> {
+        std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
+        let config: EngineConfig = read_json(&dir.join(CONFIG_FILE))?.unwrap_or_default();
+        let cluster = dir.join(CLUSTER_FILE);
+        let topology = if cluster.exists() {
+            Some(Topology::load(&cluster).map_err(|e| StateError::Topology(e.to_string()))?)
+        } else {
+            None
+        };
+        let mut tracker: IncidentTracker = read_json(&dir.join(INCIDENTS_FILE))?
+            .unwrap_or_else(|| IncidentTracker::new(config.merge));
+        tracker.policy = config.merge;
+        if let Some(t) = &topology {
+            tracker = tracker.with_topology(t);
+        }
+        Ok(Engine {
+            dir: dir.to_path_buf(),
+            config,
+            topology,
+            tracker,
+        })
+    }
+
+    pub fn save(&self) -> Result<(), StateError> {
+        write_json(&self.dir.join(INCIDENTS_FILE), &self.tracker)
+    }
+
+    pub fn save_config(&self) -> Result<(), StateError> {
+        write_json(&self.dir.join(CONFIG_FILE), &self.config)
+    }
+
+    /// Install a cluster file into the state directory.
+    pub fn set_cluster(&mut self, topology_text: &str) -> Result<(), StateError> {
+        let topology = Topology::from_toml_str(topology_text).map_err(|e| StateError::Topology(e.to_string()))?;
+        let path = self.dir.join(CLUSTER_FILE);
+        std::fs::write(&path, topology_text).map_err(|e| io(&path, e))?;
+        self.tracker = std::mem::take(&mut self.tracker).with_topology(&topology);
+        self.audit(Utc::now(), "register", &topology.name, serde_json::to_value(crate::register::build(&topology, &self.config.register)).unwrap_or_default())?;
+        self.topology = Some(topology);
+        Ok(())
+    }
+
+    fn audit_log(&self) -> Result<AuditLog<Ed25519Signer>, StateError> {
+        let signer = Ed25519Signer::load_or_create(&self.dir.join(KEY_FILE))?;
+        Ok(AuditLog::open(&self.dir.join(AUDIT_DIR), signer)?)
+    }
+
+    /// Append one audit entry.
+    pub fn audit(&self, at: DateTime<Utc>, kind: &str, subject: &str, payload: serde_json::Value) -> Result<u64, StateError> {
+        Ok(self.audit_log()?.append(at, kind, subject, payload)?)
+    }
+
+    /// Feed health events; every incident change is audited; state saved.
+    pub fn ingest(&mut self, events: &[HealthEvent]) -> Result<Vec<Ingested>, StateError> {
+        let mut log = self.audit_log()?;
+        let mut outcomes = Vec::with_capacity(events.len());
+        for event in events {
+            let outcome = self.tracker.ingest(event)?;
+            let subject = match &outcome {
+                Ingested::Opened(id) | Ingested::Merged(id) | Ingested::Recovered(id) | Ingested::ConditionEnded(id) => id.clone(),
+                Ingested::Unmatched => "-".into(),
+            };
+            log.append(event.at, "incident", &subject, serde_json::json!({"outcome": outcome, "event": event}))?;
+            outcomes.push(outcome);
+        }
+        self.save()?;
+        Ok(outcomes)
+    }
+
+    pub fn set_facts(&mut self, id: &str, facts: OperatorFacts, at: DateTime<Utc>) -> Result<(), StateError> {
+        self.tracker.set_facts(id, facts.clone())?;
+        self.audit(at, "incident", id, serde_json::json!({"operator_facts": facts}))?;
+        self.save()
+    }
+
+    pub fn classify(&mut self, id: &str, at: DateTime<Utc>) -> Result<crate::classify::Classification, StateError> {
+        let c = self.tracker.classify(id, at)?;
+        self.audit(at, "classification", id, serde_json::to_value(&c).unwrap_or_default())?;
+        self.save()?;
+        Ok(c)
+    }
+
+    /// Record that a report was submitted.
+    pub fn mark_sent(&mut self, id: &str, stage: Stage, at: DateTime<Utc>) -> Result<(), StateError> {
+        let incident = self.tracker.get_mut(id)?;
+        match stage {
+            Stage::InitialNotification => incident.reports_sent.initial = Some(at),
+            Stage::IntermediateReport => incident.reports_sent.intermediate = Some(at),
+            Stage::FinalReport => {
+                incident.reports_sent.final_report = Some(at);
+                incident.status = crate::incident::Status::Closed;
+            }
+            Stage::MajorIncidentReclassifiedAsNonMajor => incident.status = crate::incident::Status::Closed,
+        }
+        self.audit(at, "report", id, serde_json::json!({"sent": stage.name()}))?;
+        self.save()
+    }
+
+    /// The time limits of a major incident (None for a non-major one).
+    pub fn deadlines(&self, incident: &Incident) -> Option<Result<Deadlines, deadlines::DeadlineError>> {
+        let classified = incident.major_since?;
+        let input = DeadlineInput {
+            detected_at: incident.detected_at,
+            classified_at: classified,
+            initial_sent: incident.reports_sent.initial,
+            intermediate_sent: incident.reports_sent.intermediate,
+        };
+        Some(deadlines::compute(&input, &self.config.reporting))
+    }
+
+    /// Overdue alerts of a major incident at `now`.
+    pub fn overdue(&self, incident: &Incident, now: DateTime<Utc>) -> Vec<OverdueAlert> {
+        let Some(Ok(d)) = self.deadlines(incident) else { return Vec::new() };
+        let input = DeadlineInput {
+            detected_at: incident.detected_at,
+            classified_at: incident.major_since.unwrap_or(incident.detected_at),
+            initial_sent: incident.reports_sent.initial,
+            intermediate_sent: incident.reports_sent.intermediate,
+        };
+        deadlines::overdue(&d, &input, incident.reports_sent.final_report, now)
+    }
+
+    pub fn recurring(&self, now: DateTime<Utc>) -> Vec<RecurringGroup> {
+        recurring_groups(&self.tracker.incidents, now, self.config.recurring_exempt)
+    }
+
+    /// Store a resilience-test evidence record; returns its file name.
+    pub fn record_test(&self, evidence: &Evidence) -> Result<String, StateError> {
+        let dir = self.dir.join(TESTS_DIR);
+        std::fs::create_dir_all(&dir).map_err(|e| io(&dir, e))?;
+        let name = format!("{}.json", evidence.injection.injected_at.format("%Y%m%dT%H%M%SZ"));
+        write_json(&dir.join(&name), evidence)?;
+        self.audit(evidence.injection.injected_at, "test", &name, serde_json::to_value(evidence).unwrap_or_default())?;
+        Ok(name)
+    }
+
+    /// The latest evidence records, newest first.
+    pub fn tests(&self) -> Vec<Evidence> {
+        let dir = self.dir.join(TESTS_DIR);
+        let Ok(read) = std::fs::read_dir(&dir) else { return Vec::new() };
+        let mut names: Vec<PathBuf> = read.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.extension().is_some_and(|x| x == "json")).collect();
+        names.sort();
+        names.reverse();
+        names
+            .into_iter()
+            .take(TESTS_SHOWN_MAX)
+            .filter_map(|p| read_json::<Evidence>(&p).ok().flatten())
+            .collect()
+    }
+}
