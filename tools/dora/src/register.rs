@@ -235,8 +235,15 @@ fn quorum_rule(topology: &Topology) -> String {
     }
 }
 
-fn hhi(shares: &[Share]) -> f64 {
-    let sum: f64 = shares.iter().map(|s| s.share_percent * s.share_percent).sum();
+/// Herfindahl-Hirschman index from exact shares (percent squared), rounded to 0.01.
+fn hhi(shares: &[Share], n: u32) -> f64 {
+    let sum: f64 = shares
+        .iter()
+        .map(|s| {
+            let pct = 100.0 * s.replicas as f64 / n as f64;
+            pct * pct
+        })
+        .sum();
     (sum * 100.0).round() / 100.0
 }
 
@@ -324,8 +331,8 @@ pub fn concentration(topology: &Topology) -> Concentration {
     Concentration {
         quorum: q,
         quorum_rule: rule,
-        hhi_providers: hhi(&providers),
-        hhi_regions: hhi(&regions),
+        hhi_providers: hhi(&providers, q.n),
+        hhi_regions: hhi(&regions, q.n),
         providers,
         regions,
         losses,
