@@ -26,3 +26,15 @@ pub mod hybrid;
 pub mod threshold;
 
 pub use error::CryptoError;
+
+/// 32 bytes from the operating system's random number generator (for seeding a DKG run or
+/// deriving keys in tools).
+///
+/// # Panics
+/// If the operating system's random number generator fails (a local fault, not input).
+pub fn random_seed() -> [u8; 32] {
+    use rand_core::RngCore;
+    let mut seed = [0u8; 32];
+    rand_core::OsRng.fill_bytes(&mut seed);
+    seed
+}

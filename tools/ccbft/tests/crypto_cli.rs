@@ -1,0 +1,217 @@
+//! `ccbft keygen` and `ccbft dkg` run as a user would: files, modes, contents, bad input.
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// A fresh directory under the system temp dir, removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(name: &str) -> TempDir {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos();
+        let dir = std::env::temp_dir().join(format!(
+            "ccbft-crypto-cli-{name}-{}-{nanos}",
+            std::process::id()
+        ));
+        fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+fn ccbft(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_ccbft"))
+        .args(args)
+        .output()
+        .expect("run ccbft")
+}
+
+fn mode(path: &Path) -> u32 {
+    fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+fn json(path: &Path) -> serde_json::Value {
+    serde_json::from_str(&fs::read_to_string(path).unwrap()).unwrap()
+}
+
+#[test]
+fn keygen_writes_verified_keys_with_private_modes() {
+    let tmp = TempDir::new("keygen");
+    let out = tmp.0.join("keys");
+    let o = ccbft(&["keygen", "--out", out.to_str().unwrap(), "--replicas", "7"]);
+    assert!(
+        o.status.success(),
+        "stderr: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    for i in 0..7 {
+        let key = out.join(format!("replica-{i}.key"));
+        let public = out.join(format!("replica-{i}.pub"));
+        assert_eq!(mode(&key), 0o600, "{}", key.display());
+        let k = json(&key);
+        let p = json(&public);
+        assert_eq!(k["replica"], i);
+        assert_eq!(k["secret_key"].as_str().unwrap().len(), 64);
+        assert_eq!(p["public_key"].as_str().unwrap().len(), 96);
+        assert_eq!(p["proof_of_possession"].as_str().unwrap().len(), 192);
+    }
+    let committee = json(&out.join("committee.json"));
+    assert_eq!(committee["members"].as_array().unwrap().len(), 7);
+    assert!(!out.join("replica-7.key").exists());
+
+    // A non-empty directory is refused without --force, accepted with it.
+    let o = ccbft(&["keygen", "--out", out.to_str().unwrap(), "--replicas", "4"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("not empty"));
+    let o = ccbft(&[
+        "keygen",
+        "--out",
+        out.to_str().unwrap(),
+        "--replicas",
+        "4",
+        "--force",
+    ]);
+    assert!(
+        o.status.success(),
+        "stderr: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert_eq!(
+        json(&out.join("committee.json"))["members"]
+            .as_array()
+            .unwrap()
+            .len(),
+        4
+    );
+
+    // Deterministic seeds give identical keys.
+    let a = tmp.0.join("a");
+    let b = tmp.0.join("b");
+    let seed = "11".repeat(32);
+    for dir in [&a, &b] {
+        let o = ccbft(&[
+            "keygen",
+            "--out",
+            dir.to_str().unwrap(),
+            "--replicas",
+            "2",
+            "--seed",
+            &seed,
+        ]);
+        assert!(o.status.success());
+    }
+    assert_eq!(
+        fs::read(a.join("replica-1.key")).unwrap(),
+        fs::read(b.join("replica-1.key")).unwrap()
+    );
+}
+
+#[test]
+fn keygen_rejects_bad_input() {
+    let tmp = TempDir::new("keygen-bad");
+    let out = tmp.0.join("k");
+    let o = ccbft(&["keygen", "--out", out.to_str().unwrap(), "--replicas", "0"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--replicas"));
+    let o = ccbft(&[
+        "keygen",
+        "--out",
+        out.to_str().unwrap(),
+        "--replicas",
+        "3",
+        "--seed",
+        "abc",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(!out.join("replica-0.key").exists());
+}
+
+#[test]
+fn dkg_writes_shares_and_a_group_key_that_work() {
+    let tmp = TempDir::new("dkg");
+    let out = tmp.0.join("dkg");
+    let o = ccbft(&[
+        "dkg",
+        "--threshold",
+        "5",
+        "--parties",
+        "7",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success(),
+        "stderr: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(stdout.contains("phase 3/3"), "progress printed: {stdout}");
+    for i in 1..=7 {
+        let share = out.join(format!("share-{i}.key"));
+        assert_eq!(mode(&share), 0o600);
+        let s = json(&share);
+        assert_eq!(s["index"], i);
+        assert_eq!(s["threshold"], 5);
+    }
+    let group = json(&out.join("group.pub"));
+    assert_eq!(group["share_public_keys"].as_array().unwrap().len(), 7);
+    assert_eq!(group["group_public_key"].as_str().unwrap().len(), 96);
+    assert_eq!(group["qualified_dealers"].as_array().unwrap().len(), 7);
+
+    // The written files work with the library: any 5 shares sign under the group key.
+    let public = ccbft_crypto::threshold::ThresholdPublicKey::from_bytes(
+        &ccbft_crypto::hex::decode(group["threshold_public_key"].as_str().unwrap()).unwrap(),
+    )
+    .unwrap();
+    let partials: Vec<_> = [2, 3, 5, 6, 7]
+        .iter()
+        .map(|i| {
+            let s = json(&out.join(format!("share-{i}.key")));
+            let bytes = ccbft_crypto::hex::decode(s["key_share"].as_str().unwrap()).unwrap();
+            ccbft_crypto::threshold::KeyShare::from_bytes(&bytes)
+                .unwrap()
+                .sign(ccbft_crypto::bls::Tag::Receipt, b"r")
+        })
+        .collect();
+    let sig = public
+        .combine(ccbft_crypto::bls::Tag::Receipt, b"r", &partials)
+        .unwrap();
+    public
+        .group_key()
+        .verify(ccbft_crypto::bls::Tag::Receipt, b"r", &sig)
+        .unwrap();
+}
+
+#[test]
+fn dkg_rejects_bad_parameters() {
+    let tmp = TempDir::new("dkg-bad");
+    let out = tmp.0.join("d");
+    let dir = out.to_str().unwrap();
+    for (t, n, needle) in [
+        ("8", "7", "exceeds --parties"),
+        ("0", "7", "--threshold"),
+        ("1", "0", "--parties"),
+        ("2", "100000", "maximum"),
+    ] {
+        let o = ccbft(&["dkg", "--threshold", t, "--parties", n, "--out", dir]);
+        assert_eq!(o.status.code(), Some(2));
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.contains(needle), "{t}/{n}: {err}");
+    }
+    assert!(!out.exists());
+    fs::create_dir_all(&out).unwrap();
+    fs::write(out.join("other"), b"x").unwrap();
+    let o = ccbft(&["dkg", "--threshold", "2", "--parties", "3", "--out", dir]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("not empty"));
+}
