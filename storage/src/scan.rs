@@ -120,6 +120,7 @@ fn list(dir: &Path) -> Result<Listing, ScanError> {
     let mut segments = Vec::new();
     let mut temporary = Vec::new();
     let mut has_head = false;
+    let mut foreign = None;
     for entry in std::fs::read_dir(dir).map_err(io_err(dir))? {
         let entry = entry.map_err(io_err(dir))?;
         let path = entry.path();
@@ -134,7 +135,7 @@ fn list(dir: &Path) -> Result<Listing, ScanError> {
         {
             temporary.push(path);
         } else {
-            return Err(ScanError::ForeignFile { path });
+            foreign.get_or_insert(path);
         }
     }
     let head_path = dir.join(HEAD_FILE_NAME);
@@ -142,6 +143,9 @@ fn list(dir: &Path) -> Result<Listing, ScanError> {
         return Err(ScanError::NotALog {
             path: dir.to_path_buf(),
         });
+    }
+    if let Some(path) = foreign {
+        return Err(ScanError::ForeignFile { path });
     }
     let head_bytes = std::fs::read(&head_path).map_err(io_err(&head_path))?;
     let head = decode_head(&head_bytes).ok_or(ScanError::BadHead { path: head_path })?;

@@ -107,26 +107,41 @@ fn inspect(dir: PathBuf, json: bool) -> anyhow::Result<ExitCode> {
     anyhow::ensure!(dir.is_dir(), "{} is not a directory", dir.display());
     eprintln!("inspect: scanning {}", dir.display());
     let start = Instant::now();
-    let report = scan::scan(&dir, |_| {}).with_context(|| format!("inspecting {}", dir.display()))?;
+    let report =
+        scan::scan(&dir, |_| {}).with_context(|| format!("inspecting {}", dir.display()))?;
     let scan_seconds = start.elapsed().as_secs_f64();
     if json {
         let mut value = serde_json::to_value(&report)?;
         value["scan_seconds"] = serde_json::json!(scan_seconds);
         println!("{}", serde_json::to_string_pretty(&value)?);
     } else {
-        println!("log {}: {} segment(s), {} record(s)", dir.display(), report.segments.len(), report.records);
+        println!(
+            "log {}: {} segment(s), {} record(s)",
+            dir.display(),
+            report.segments.len(),
+            report.records
+        );
         for s in &report.segments {
             println!(
                 "  segment {:>6}: first sequence {:>10}, {:>9} records, {:>11} bytes",
                 s.index, s.first_sequence, s.records, s.file_len
             );
         }
-        println!("sequences {}..={} (last durable {})", report.first_sequence, report.last_sequence, report.last_sequence);
+        println!(
+            "sequences {}..={} (last durable {})",
+            report.first_sequence, report.last_sequence, report.last_sequence
+        );
         if let Some(t) = &report.torn_tail {
-            println!("torn tail: segment {} offset {} ({} bytes, dropped on open)", t.segment, t.offset, t.bytes_discarded);
+            println!(
+                "torn tail: segment {} offset {} ({} bytes, dropped on open)",
+                t.segment, t.offset, t.bytes_discarded
+            );
         }
         for p in &report.padding_damage {
-            println!("damaged padding (no record lost): segment {} offset {}", p.segment, p.offset);
+            println!(
+                "damaged padding (no record lost): segment {} offset {}",
+                p.segment, p.offset
+            );
         }
         for c in &report.corruption {
             println!(
@@ -136,7 +151,11 @@ fn inspect(dir: PathBuf, json: bool) -> anyhow::Result<ExitCode> {
         }
         println!("scanned in {scan_seconds:.3} s");
     }
-    Ok(if report.corruption.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    Ok(if report.corruption.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
 fn recover(dir: PathBuf, json: bool) -> anyhow::Result<ExitCode> {
@@ -150,11 +169,13 @@ fn recover(dir: PathBuf, json: bool) -> anyhow::Result<ExitCode> {
                 on_corruption: CorruptionPolicy::Report,
                 ..WalConfig::default()
             };
-            let (wal, recovery) = Wal::open(&dir, config, |r| payload_bytes += r.payload.len() as u64).await?;
+            let (wal, recovery) =
+                Wal::open(&dir, config, |r| payload_bytes += r.payload.len() as u64).await?;
             let seconds = start.elapsed().as_secs_f64();
             drop(wal);
             Ok::<_, ccbft_storage::WalError>((recovery, payload_bytes, seconds))
-        })?
+        })
+        .map_err(|err| anyhow::anyhow!("starting the recovery executor: {err}"))?
         .join()
         .map_err(|err| anyhow::anyhow!("recovery executor: {err}"))?;
     let (recovery, payload_bytes, seconds) = recovered?;
@@ -178,8 +199,15 @@ fn recover(dir: PathBuf, json: bool) -> anyhow::Result<ExitCode> {
             recovery.last_sequence
         );
         for c in &recovery.corruption {
-            println!("CORRUPTION: segment {} offset {}: sequences {}..={} missing", c.segment, c.offset, c.first_missing, c.last_missing);
+            println!(
+                "CORRUPTION: segment {} offset {}: sequences {}..={} missing",
+                c.segment, c.offset, c.first_missing, c.last_missing
+            );
         }
     }
-    Ok(if recovery.corruption.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    Ok(if recovery.corruption.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
