@@ -2,6 +2,7 @@
 
 use anyhow::{bail, Context};
 use ccbft_core::topology::Topology;
+use ccbft_dora::chrono::{DateTime, Utc};
 use ccbft_dora::classify::{classify, ClassificationInput};
 use ccbft_dora::deadlines::{self, DeadlineInput, EntityType, HolidayCalendar, ReportingConfig};
 use ccbft_dora::incident::OperatorFacts;
@@ -10,7 +11,6 @@ use ccbft_dora::report::{self, ReportInputs, Stage};
 use ccbft_dora::resilience::Scenario;
 use ccbft_dora::state::Engine;
 use ccbft_dora::{audit, dashboard, health, read_bounded};
-use ccbft_dora::chrono::{DateTime, Utc};
 use clap::{Args, Subcommand};
 use serde_json::json;
 use std::path::{Path, PathBuf};
@@ -230,7 +230,10 @@ fn parse_time(text: &str) -> Result<DateTime<Utc>, String> {
 }
 
 fn print_json(value: &impl serde::Serialize) {
-    println!("{}", serde_json::to_string_pretty(value).expect("serialisable"));
+    println!(
+        "{}",
+        serde_json::to_string_pretty(value).expect("serialisable")
+    );
 }
 
 fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> anyhow::Result<T> {
@@ -281,14 +284,16 @@ pub fn run(args: DoraArgs) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         DoraCommand::SetCluster { state, cluster } => {
-            let text = read_bounded(&cluster).with_context(|| format!("reading {}", cluster.display()))?;
+            let text =
+                read_bounded(&cluster).with_context(|| format!("reading {}", cluster.display()))?;
             let mut engine = Engine::open(&state.state)?;
             engine.set_cluster(&text)?;
             println!("cluster installed into {}", state.state.display());
             Ok(ExitCode::SUCCESS)
         }
         DoraCommand::Ingest { state, events } => {
-            let text = read_bounded(&events).with_context(|| format!("reading {}", events.display()))?;
+            let text =
+                read_bounded(&events).with_context(|| format!("reading {}", events.display()))?;
             let parsed = health::parse_stream(&text)?;
             let mut engine = Engine::open(&state.state)?;
             let outcomes = engine.ingest(&parsed)?;
@@ -302,7 +307,13 @@ pub fn run(args: DoraArgs) -> anyhow::Result<ExitCode> {
             stage,
             inputs,
             html,
-        } => cmd_report(&state.state, &incident, &stage, inputs.as_deref(), html.as_deref()),
+        } => cmd_report(
+            &state.state,
+            &incident,
+            &stage,
+            inputs.as_deref(),
+            html.as_deref(),
+        ),
         DoraCommand::ValidateReport { file } => {
             let value: serde_json::Value = read_json(&file)?;
             match report::check_value(value) {
@@ -360,15 +371,26 @@ fn cmd_deadlines(
     json: bool,
 ) -> anyhow::Result<ExitCode> {
     let d = deadlines::compute(input, config)?;
-    let alerts = now.map(|n| deadlines::overdue(&d, input, None, n)).unwrap_or_default();
+    let alerts = now
+        .map(|n| deadlines::overdue(&d, input, None, n))
+        .unwrap_or_default();
     if json {
         let mut value = serde_json::to_value(&d)?;
         value["overdue"] = serde_json::to_value(&alerts)?;
         print_json(&value);
     } else {
-        println!("initial notification due:  {}  ({})", d.initial_due, d.initial.rule);
-        println!("intermediate report due:   {}  ({})", d.intermediate_due, d.intermediate.rule);
-        println!("final report due:          {}  ({})", d.final_due, d.final_report.rule);
+        println!(
+            "initial notification due:  {}  ({})",
+            d.initial_due, d.initial.rule
+        );
+        println!(
+            "intermediate report due:   {}  ({})",
+            d.intermediate_due, d.intermediate.rule
+        );
+        println!(
+            "final report due:          {}  ({})",
+            d.final_due, d.final_report.rule
+        );
         for note in &d.notes {
             println!("note: {note}");
         }
@@ -395,13 +417,17 @@ fn cmd_register(
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         for t in &reg.templates {
             let path = dir.join(format!("{}.csv", t.template.to_lowercase()));
-            std::fs::write(&path, t.to_csv()).with_context(|| format!("writing {}", path.display()))?;
+            std::fs::write(&path, t.to_csv())
+                .with_context(|| format!("writing {}", path.display()))?;
         }
     }
     if json {
         print_json(&reg);
     } else {
-        println!("Register of information and concentration risk for cluster {}", reg.cluster);
+        println!(
+            "Register of information and concentration risk for cluster {}",
+            reg.cluster
+        );
         for line in &reg.concentration.summary {
             println!("- {line}");
         }
@@ -410,7 +436,10 @@ fn cmd_register(
             reg.concentration.hhi_providers, reg.concentration.hhi_regions
         );
         if !reg.missing_identifiers.is_empty() {
-            println!("Missing operator identifiers: {}", reg.missing_identifiers.join("; "));
+            println!(
+                "Missing operator identifiers: {}",
+                reg.missing_identifiers.join("; ")
+            );
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -437,13 +466,23 @@ fn cmd_audit_verify(dir: &Path, json: bool) -> anyhow::Result<ExitCode> {
     } else if let Some(bad) = &verdict.first_bad {
         println!("audit trail {} is NOT intact: {bad}", dir.display());
     } else {
-        println!("audit trail {} is intact: {} entries verified", dir.display(), verdict.entries);
+        println!(
+            "audit trail {} is intact: {} entries verified",
+            dir.display(),
+            verdict.entries
+        );
     }
-    Ok(if verdict.ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    Ok(if verdict.ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
 fn parse_stage(text: &str) -> anyhow::Result<Stage> {
-    Stage::parse(text).with_context(|| format!("unknown stage {text:?}: use initial, intermediate, final or reclassified"))
+    Stage::parse(text).with_context(|| {
+        format!("unknown stage {text:?}: use initial, intermediate, final or reclassified")
+    })
 }
 
 fn cmd_incident(command: IncidentCommand) -> anyhow::Result<ExitCode> {
@@ -471,7 +510,12 @@ fn cmd_incident(command: IncidentCommand) -> anyhow::Result<ExitCode> {
             let c = engine.classify(&id, at.unwrap_or_else(Utc::now))?;
             print_json(&c);
         }
-        IncidentCommand::Sent { state, id, stage, at } => {
+        IncidentCommand::Sent {
+            state,
+            id,
+            stage,
+            at,
+        } => {
             let stage = parse_stage(&stage)?;
             Engine::open(&state.state)?.mark_sent(&id, stage, at.unwrap_or_else(Utc::now))?;
             println!("{} recorded as sent for {id}", stage.name());
@@ -489,11 +533,9 @@ fn cmd_report(
 ) -> anyhow::Result<ExitCode> {
     let stage = parse_stage(stage)?;
     let engine = Engine::open(state)?;
-    let profile = engine
-        .config
-        .profile
-        .clone()
-        .context("no entity profile in config.json (profile: name, lei, entity_types, primary_contact)")?;
+    let profile = engine.config.profile.clone().context(
+        "no entity profile in config.json (profile: name, lei, entity_types, primary_contact)",
+    )?;
     let inputs: ReportInputs = match inputs {
         Some(p) => read_json(p)?,
         None => ReportInputs::default(),
@@ -511,7 +553,8 @@ fn cmd_report(
     };
     engine.audit(Utc::now(), "report", id, report.json.clone())?;
     if let Some(path) = html {
-        std::fs::write(path, report::to_html(&report)).with_context(|| format!("writing {}", path.display()))?;
+        std::fs::write(path, report::to_html(&report))
+            .with_context(|| format!("writing {}", path.display()))?;
     }
     print_json(&report.json);
     Ok(ExitCode::SUCCESS)

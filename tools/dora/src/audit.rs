@@ -88,15 +88,18 @@ impl Ed25519Signer {
     pub fn load_or_create(path: &Path) -> Result<Ed25519Signer, AuditError> {
         if path.exists() {
             let text = std::fs::read_to_string(path).map_err(|e| io_err(path, e))?;
-            let bytes = from_hex(text.trim()).ok_or_else(|| AuditError::Key("key file is not hex".into()))?;
+            let bytes = from_hex(text.trim())
+                .ok_or_else(|| AuditError::Key("key file is not hex".into()))?;
             let seed: [u8; 32] = bytes
                 .try_into()
                 .map_err(|_| AuditError::Key("key file must hold 32 bytes".into()))?;
             return Ok(Ed25519Signer::from_seed(seed));
         }
         let mut seed = [0u8; 32];
-        let mut urandom = std::fs::File::open("/dev/urandom").map_err(|e| io_err(Path::new("/dev/urandom"), e))?;
-        std::io::Read::read_exact(&mut urandom, &mut seed).map_err(|e| io_err(Path::new("/dev/urandom"), e))?;
+        let mut urandom = std::fs::File::open("/dev/urandom")
+            .map_err(|e| io_err(Path::new("/dev/urandom"), e))?;
+        std::io::Read::read_exact(&mut urandom, &mut seed)
+            .map_err(|e| io_err(Path::new("/dev/urandom"), e))?;
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent).map_err(|e| io_err(parent, e))?;
         }
@@ -141,11 +144,13 @@ pub struct Ed25519Verifier {
 
 impl Ed25519Verifier {
     pub fn from_hex(text: &str) -> Result<Ed25519Verifier, AuditError> {
-        let bytes = from_hex(text.trim()).ok_or_else(|| AuditError::Key("public key is not hex".into()))?;
+        let bytes =
+            from_hex(text.trim()).ok_or_else(|| AuditError::Key("public key is not hex".into()))?;
         let arr: [u8; 32] = bytes
             .try_into()
             .map_err(|_| AuditError::Key("public key must be 32 bytes".into()))?;
-        let key = ed25519_dalek::VerifyingKey::from_bytes(&arr).map_err(|e| AuditError::Key(e.to_string()))?;
+        let key = ed25519_dalek::VerifyingKey::from_bytes(&arr)
+            .map_err(|e| AuditError::Key(e.to_string()))?;
         Ok(Ed25519Verifier { key })
     }
 }
@@ -202,7 +207,14 @@ struct Hashed<'a> {
     prev_hash: &'a str,
 }
 
-fn entry_hash(seq: u64, at: &str, kind: &str, subject: &str, payload: &Value, prev: &str) -> String {
+fn entry_hash(
+    seq: u64,
+    at: &str,
+    kind: &str,
+    subject: &str,
+    payload: &Value,
+    prev: &str,
+) -> String {
     let canonical = serde_json::to_vec(&Hashed {
         seq,
         at,
@@ -258,8 +270,16 @@ impl<S: AuditSigner> AuditLog<S> {
     }
 
     /// Append one entry; returns its sequence number.
-    pub fn append(&mut self, at: DateTime<Utc>, kind: &str, subject: &str, payload: Value) -> Result<u64, AuditError> {
-        let size = serde_json::to_vec(&payload).map(|v| v.len()).unwrap_or(usize::MAX);
+    pub fn append(
+        &mut self,
+        at: DateTime<Utc>,
+        kind: &str,
+        subject: &str,
+        payload: Value,
+    ) -> Result<u64, AuditError> {
+        let size = serde_json::to_vec(&payload)
+            .map(|v| v.len())
+            .unwrap_or(usize::MAX);
         if size > PAYLOAD_BYTES_MAX {
             return Err(AuditError::PayloadTooLarge(size));
         }
@@ -289,7 +309,8 @@ impl<S: AuditSigner> AuditLog<S> {
             .map_err(|e| io_err(&path, e))?;
         let mut line = serde_json::to_string(&entry).expect("serialisable");
         line.push('\n');
-        file.write_all(line.as_bytes()).map_err(|e| io_err(&path, e))?;
+        file.write_all(line.as_bytes())
+            .map_err(|e| io_err(&path, e))?;
         file.sync_data().map_err(|e| io_err(&path, e))?;
         let head = Head {
             seq,
@@ -299,7 +320,8 @@ impl<S: AuditSigner> AuditLog<S> {
         };
         let head_path = self.dir.join(HEAD_FILE);
         let tmp = self.dir.join(format!("{HEAD_FILE}.tmp"));
-        std::fs::write(&tmp, serde_json::to_string(&head).expect("serialisable")).map_err(|e| io_err(&tmp, e))?;
+        std::fs::write(&tmp, serde_json::to_string(&head).expect("serialisable"))
+            .map_err(|e| io_err(&tmp, e))?;
         std::fs::rename(&tmp, &head_path).map_err(|e| io_err(&head_path, e))?;
         self.last = Some((seq, hash));
         Ok(seq)
@@ -318,7 +340,11 @@ pub struct BadEntry {
 
 impl std::fmt::Display for BadEntry {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "first bad entry: line {} (expected seq {}): {}", self.line, self.expected_seq, self.reason)
+        write!(
+            f,
+            "first bad entry: line {} (expected seq {}): {}",
+            self.line, self.expected_seq, self.reason
+        )
     }
 }
 
@@ -339,14 +365,21 @@ pub fn verify_dir(dir: &Path) -> Result<Verdict, AuditError> {
     let mut parts = pub_text.split_whitespace();
     let algorithm = parts.next().unwrap_or("");
     if algorithm != "ed25519" {
-        return Err(AuditError::Key(format!("unsupported algorithm {algorithm:?} in {PUBKEY_FILE}")));
+        return Err(AuditError::Key(format!(
+            "unsupported algorithm {algorithm:?} in {PUBKEY_FILE}"
+        )));
     }
     let verifier = Ed25519Verifier::from_hex(parts.next().unwrap_or(""))?;
     let log_path = dir.join(LOG_FILE);
     let text = if log_path.exists() {
-        let size = std::fs::metadata(&log_path).map_err(|e| io_err(&log_path, e))?.len();
+        let size = std::fs::metadata(&log_path)
+            .map_err(|e| io_err(&log_path, e))?
+            .len();
         if size > LOG_BYTES_MAX {
-            return Err(io_err(&log_path, format!("{size} bytes is more than {LOG_BYTES_MAX}")));
+            return Err(io_err(
+                &log_path,
+                format!("{size} bytes is more than {LOG_BYTES_MAX}"),
+            ));
         }
         std::fs::read_to_string(&log_path).map_err(|e| io_err(&log_path, e))?
     } else {
@@ -365,20 +398,40 @@ pub fn verify_text(text: &str, head: Option<&Head>, verifier: &dyn AuditVerifier
     let mut prev = GENESIS_HASH.to_string();
     let mut last: Option<(u64, String)> = None;
     let mut count = 0usize;
-    let bad = |line: usize, seq: u64, reason: String, count: usize, last: Option<(u64, String)>| Verdict {
-        entries: count,
-        ok: false,
-        first_bad: Some(BadEntry { line, expected_seq: seq, reason }),
-        last,
+    let bad = |line: usize, seq: u64, reason: String, count: usize, last: Option<(u64, String)>| {
+        Verdict {
+            entries: count,
+            ok: false,
+            first_bad: Some(BadEntry {
+                line,
+                expected_seq: seq,
+                reason,
+            }),
+            last,
+        }
     };
     for (i, line) in text.lines().enumerate() {
         let expected = i as u64;
         if i >= ENTRIES_MAX {
-            return bad(i + 1, expected, format!("more than {ENTRIES_MAX} entries"), count, last);
+            return bad(
+                i + 1,
+                expected,
+                format!("more than {ENTRIES_MAX} entries"),
+                count,
+                last,
+            );
         }
         let entry: Entry = match serde_json::from_str(line) {
             Ok(e) => e,
-            Err(e) => return bad(i + 1, expected, format!("not a valid entry: {e}"), count, last),
+            Err(e) => {
+                return bad(
+                    i + 1,
+                    expected,
+                    format!("not a valid entry: {e}"),
+                    count,
+                    last,
+                )
+            }
         };
         if entry.seq != expected {
             return bad(i + 1, expected, format!("sequence number {} where {expected} was expected (an entry was deleted, inserted or moved)", entry.seq), count, last);
@@ -386,14 +439,34 @@ pub fn verify_text(text: &str, head: Option<&Head>, verifier: &dyn AuditVerifier
         if entry.prev_hash != prev {
             return bad(i + 1, expected, "prev_hash does not match the previous entry's hash (an entry before it was changed, deleted or moved)".into(), count, last);
         }
-        let recomputed = entry_hash(entry.seq, &entry.at, &entry.kind, &entry.subject, &entry.payload, &entry.prev_hash);
+        let recomputed = entry_hash(
+            entry.seq,
+            &entry.at,
+            &entry.kind,
+            &entry.subject,
+            &entry.payload,
+            &entry.prev_hash,
+        );
         if recomputed != entry.hash {
-            return bad(i + 1, expected, "content does not match its hash (the entry was altered)".into(), count, last);
+            return bad(
+                i + 1,
+                expected,
+                "content does not match its hash (the entry was altered)".into(),
+                count,
+                last,
+            );
         }
         let sig_ok = entry.algorithm == verifier.algorithm()
-            && from_hex(&entry.signature).is_some_and(|s| verifier.verify(entry.hash.as_bytes(), &s));
+            && from_hex(&entry.signature)
+                .is_some_and(|s| verifier.verify(entry.hash.as_bytes(), &s));
         if !sig_ok {
-            return bad(i + 1, expected, "signature does not verify with audit.pub".into(), count, last);
+            return bad(
+                i + 1,
+                expected,
+                "signature does not verify with audit.pub".into(),
+                count,
+                last,
+            );
         }
         prev = entry.hash.clone();
         last = Some((entry.seq, entry.hash));
@@ -405,11 +478,20 @@ pub fn verify_text(text: &str, head: Option<&Head>, verifier: &dyn AuditVerifier
             return bad(0, *seq, "audit.head is missing".into(), count, last.clone());
         }
         (Some(h), _) => {
-            let head_ok = from_hex(&h.signature).is_some_and(|s| verifier.verify(&head_message(h.seq, &h.hash), &s));
+            let head_ok = from_hex(&h.signature)
+                .is_some_and(|s| verifier.verify(&head_message(h.seq, &h.hash), &s));
             if !head_ok {
-                return bad(0, h.seq, "audit.head signature does not verify".into(), count, last.clone());
+                return bad(
+                    0,
+                    h.seq,
+                    "audit.head signature does not verify".into(),
+                    count,
+                    last.clone(),
+                );
             }
-            let matches = last.as_ref().is_some_and(|(s, hash)| *s == h.seq && *hash == h.hash);
+            let matches = last
+                .as_ref()
+                .is_some_and(|(s, hash)| *s == h.seq && *hash == h.hash);
             if !matches {
                 let have = last.as_ref().map_or(0, |(s, _)| s + 1);
                 let line = count + 1;

@@ -192,7 +192,9 @@ impl Criterion {
             Criterion::ClientsCounterpartsTransactions => {
                 "Art. 1 and Art. 9(1) of Delegated Regulation (EU) 2024/1772"
             }
-            Criterion::Reputational => "Art. 2 and Art. 9(2) of Delegated Regulation (EU) 2024/1772",
+            Criterion::Reputational => {
+                "Art. 2 and Art. 9(2) of Delegated Regulation (EU) 2024/1772"
+            }
             Criterion::DurationDowntime => {
                 "Art. 3 and Art. 9(3) of Delegated Regulation (EU) 2024/1772"
             }
@@ -356,7 +358,12 @@ pub fn classify(input: &ClassificationInput) -> Classification {
             )
         })
         .collect();
-    sentences.push(major_sentence(critical, malicious_access, thresholds_met, major));
+    sentences.push(major_sentence(
+        critical,
+        malicious_access,
+        thresholds_met,
+        major,
+    ));
     Classification {
         major,
         criteria_met,
@@ -414,10 +421,16 @@ fn assess_clients(i: &ClassificationInput) -> CriterionAssessment {
     let mut limbs = Vec::new();
     let c = i.clients;
     if share_above(c.affected, c.total, CLIENTS_SHARE_PERCENT) {
-        limbs.push(format!("(a) {} of {} clients affected is more than {CLIENTS_SHARE_PERCENT}%", c.affected, c.total));
+        limbs.push(format!(
+            "(a) {} of {} clients affected is more than {CLIENTS_SHARE_PERCENT}%",
+            c.affected, c.total
+        ));
     }
     if c.affected > CLIENTS_ABSOLUTE {
-        limbs.push(format!("(b) {} clients affected is more than {CLIENTS_ABSOLUTE}", c.affected));
+        limbs.push(format!(
+            "(b) {} clients affected is more than {CLIENTS_ABSOLUTE}",
+            c.affected
+        ));
     }
     let fc = i.financial_counterparts;
     if share_above(fc.affected, fc.total, COUNTERPARTS_SHARE_PERCENT) {
@@ -433,7 +446,9 @@ fn assess_clients(i: &ClassificationInput) -> CriterionAssessment {
         limbs.push(format!("(e) EUR {} of affected transactions is more than {TRANSACTION_VALUE_SHARE_PERCENT}% of the daily average value EUR {}", t.value_affected_eur, t.daily_average_value_eur));
     }
     if i.relevant_clients_affected {
-        limbs.push("(f) a relevant client or financial counterpart (Art. 1(3)) is affected".to_string());
+        limbs.push(
+            "(f) a relevant client or financial counterpart (Art. 1(3)) is affected".to_string(),
+        );
     }
     let met = !limbs.is_empty();
     if !met {
@@ -452,7 +467,9 @@ fn assess_reputational(i: &ClassificationInput) -> CriterionAssessment {
             .map(|r| format!("{} (Art. 9(2))", r.name()))
             .collect()
     } else {
-        vec!["no media attention, repeated complaints, regulatory breach or client loss".to_string()]
+        vec![
+            "no media attention, repeated complaints, regulatory breach or client loss".to_string(),
+        ]
     };
     assessment(Criterion::Reputational, met, reasons)
 }
@@ -460,7 +477,10 @@ fn assess_reputational(i: &ClassificationInput) -> CriterionAssessment {
 fn assess_duration(i: &ClassificationInput) -> CriterionAssessment {
     let mut reasons = Vec::new();
     if i.duration_hours > DURATION_HOURS {
-        reasons.push(format!("(a) duration {} h is longer than {DURATION_HOURS} h", i.duration_hours));
+        reasons.push(format!(
+            "(a) duration {} h is longer than {DURATION_HOURS} h",
+            i.duration_hours
+        ));
     }
     if i.service_downtime_hours > DOWNTIME_HOURS {
         reasons.push(format!("(b) downtime of services supporting critical or important functions {} h is longer than {DOWNTIME_HOURS} h", i.service_downtime_hours));
@@ -498,7 +518,10 @@ fn assess_data_losses(i: &ClassificationInput) -> CriterionAssessment {
         reasons.push(format!("(a) impact on the {} of data", kinds.join(", ")));
     }
     if i.malicious_unauthorised_access {
-        reasons.push("(b) successful, malicious, unauthorised access to network and information systems".to_string());
+        reasons.push(
+            "(b) successful, malicious, unauthorised access to network and information systems"
+                .to_string(),
+        );
     }
     let met = !reasons.is_empty();
     if !met {
@@ -614,7 +637,12 @@ fn reputational(v: &Value) -> Result<Vec<Reputational>, ClassifyError> {
         .map(|(i, item)| {
             item.as_str()
                 .and_then(Reputational::from_name)
-                .ok_or_else(|| malformed(&format!("reputational[{i}]"), &format!("one of {}", names.join(", "))))
+                .ok_or_else(|| {
+                    malformed(
+                        &format!("reputational[{i}]"),
+                        &format!("one of {}", names.join(", ")),
+                    )
+                })
         })
         .collect()
 }

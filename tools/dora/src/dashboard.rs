@@ -67,8 +67,16 @@ fn active_conditions(incidents: &[&Incident], domain: &str) -> Vec<String> {
     for i in incidents {
         for c in i.conditions.iter().filter(|c| c.recovered_at.is_none()) {
             if c.domain.as_deref() == Some(domain) || (c.domain.is_none() && c.replica.is_none()) {
-                let who = c.replica.map(|r| format!(" (replica {r})")).unwrap_or_default();
-                out.push(format!("{}{who} since {} [{}]", c.kind.name(), crate::deadlines::rfc3339(c.since), i.id));
+                let who = c
+                    .replica
+                    .map(|r| format!(" (replica {r})"))
+                    .unwrap_or_default();
+                out.push(format!(
+                    "{}{who} since {} [{}]",
+                    c.kind.name(),
+                    crate::deadlines::rfc3339(c.since),
+                    i.id
+                ));
             }
         }
     }
@@ -86,7 +94,14 @@ pub fn collect(engine: &Engine, now: DateTime<Utc>) -> DashboardState {
                 .map(|i| {
                     let d = &t.domains[i];
                     let conditions = active_conditions(&open, &d.name);
-                    let status = if conditions.iter().any(|c| c.starts_with("domain_partition") || c.starts_with("commit_stall")) {
+                    let partitioned = open.iter().any(|i| {
+                        i.conditions.iter().any(|c| {
+                            c.recovered_at.is_none()
+                                && c.kind == crate::health::EventKind::DomainPartition
+                                && c.domain.as_deref() == Some(d.name.as_str())
+                        })
+                    });
+                    let status = if partitioned {
                         "down"
                     } else if conditions.is_empty() {
                         "healthy"
@@ -135,19 +150,31 @@ fn incident_row(engine: &Engine, i: &Incident, now: DateTime<Utc>) -> IncidentRo
         criteria_met: i
             .classification
             .as_ref()
-            .map(|c| c.criteria_met.iter().map(|c| c.name().to_string()).collect())
+            .map(|c| {
+                c.criteria_met
+                    .iter()
+                    .map(|c| c.name().to_string())
+                    .collect()
+            })
             .unwrap_or_default(),
         provisional_missing_facts: i.missing_facts.clone(),
         initial_due: deadlines.as_ref().map(|d| d.initial_due.clone()),
         intermediate_due: deadlines.as_ref().map(|d| d.intermediate_due.clone()),
         final_due: deadlines.as_ref().map(|d| d.final_due.clone()),
-        alerts: engine.overdue(i, now).into_iter().map(|a| a.message).collect(),
+        alerts: engine
+            .overdue(i, now)
+            .into_iter()
+            .map(|a| a.message)
+            .collect(),
     }
 }
 
 fn due_cell(due: &Option<String>, sent: bool) -> String {
     match (due, sent) {
-        (Some(d), true) => format!("<span class=\"ok\">sent</span> <span class=\"muted\">(due {})</span>", escape(d)),
+        (Some(d), true) => format!(
+            "<span class=\"ok\">sent</span> <span class=\"muted\">(due {})</span>",
+            escape(d)
+        ),
         (Some(d), false) => format!("<time>{}</time>", escape(d)),
         (None, _) => "<span class=\"muted\">n/a</span>".into(),
     }
@@ -190,7 +217,17 @@ fn health_section(state: &DashboardState) -> String {
     let content = if rows.is_empty() {
         "<p class=\"muted\">No cluster file in the state directory.</p>".to_string()
     } else {
-        table(&["Domain", "Provider", "Replicas", "Local quorum", "Health", "Active conditions"], &rows)
+        table(
+            &[
+                "Domain",
+                "Provider",
+                "Replicas",
+                "Local quorum",
+                "Health",
+                "Active conditions",
+            ],
+            &rows,
+        )
     };
     format!("<section id=\"health\"><h2>Cluster health per domain</h2>{content}</section>")
 }
@@ -200,7 +237,11 @@ fn incident_section(state: &DashboardState, engine: &Engine) -> String {
         .incidents
         .iter()
         .map(|r| {
-            let sent = engine.tracker.get(&r.id).map(|i| i.reports_sent.clone()).unwrap_or_default();
+            let sent = engine
+                .tracker
+                .get(&r.id)
+                .map(|i| i.reports_sent.clone())
+                .unwrap_or_default();
             let class = match r.major {
                 Some(true) => "<span class=\"pill major\">MAJOR</span>".to_string(),
                 Some(false) => "<span class=\"pill minor\">not major</span>".to_string(),
@@ -208,12 +249,18 @@ fn incident_section(state: &DashboardState, engine: &Engine) -> String {
             };
             let mut crit = escape(&r.criteria_met.join(", "));
             if !r.provisional_missing_facts.is_empty() {
-                crit.push_str(&format!("<br><span class=\"muted\">provisional, missing: {}</span>", escape(&r.provisional_missing_facts.join(", "))));
+                crit.push_str(&format!(
+                    "<br><span class=\"muted\">provisional, missing: {}</span>",
+                    escape(&r.provisional_missing_facts.join(", "))
+                ));
             }
             let alerts = if r.alerts.is_empty() {
                 String::new()
             } else {
-                format!("<span class=\"bad\">{}</span>", escape(&r.alerts.join("; ")))
+                format!(
+                    "<span class=\"bad\">{}</span>",
+                    escape(&r.alerts.join("; "))
+                )
             };
             vec![
                 format!("<strong>{}</strong>", escape(&r.id)),
@@ -233,12 +280,29 @@ fn incident_section(state: &DashboardState, engine: &Engine) -> String {
     let mut content = if rows.is_empty() {
         "<p class=\"ok\">No open incidents.</p>".to_string()
     } else {
-        table(&["Incident", "Status", "Detected (UTC)", "Events", "Domains", "Classification", "Criteria met", "Initial due", "Intermediate due", "Final due", "Alerts"], &rows)
+        table(
+            &[
+                "Incident",
+                "Status",
+                "Detected (UTC)",
+                "Events",
+                "Domains",
+                "Classification",
+                "Criteria met",
+                "Initial due",
+                "Intermediate due",
+                "Final due",
+                "Alerts",
+            ],
+            &rows,
+        )
     };
     for r in &state.recurring {
         content.push_str(&format!("<p class=\"bad\">Recurring: {}</p>", escape(r)));
     }
-    format!("<section id=\"incidents\"><h2>Open incidents and report deadlines</h2>{content}</section>")
+    format!(
+        "<section id=\"incidents\"><h2>Open incidents and report deadlines</h2>{content}</section>"
+    )
 }
 
 fn concentration_section(state: &DashboardState) -> String {
@@ -248,7 +312,13 @@ fn concentration_section(state: &DashboardState) -> String {
     let shares: Vec<Vec<String>> = c
         .providers
         .iter()
-        .map(|s| vec![escape(&s.name), s.replicas.to_string(), format!("{:.2}%", s.share_percent)])
+        .map(|s| {
+            vec![
+                escape(&s.name),
+                s.replicas.to_string(),
+                format!("{:.2}%", s.share_percent),
+            ]
+        })
         .collect();
     let losses: Vec<Vec<String>> = c
         .losses
@@ -263,7 +333,11 @@ fn concentration_section(state: &DashboardState) -> String {
             ]
         })
         .collect();
-    let summary: String = c.summary.iter().map(|s| format!("<li>{}</li>", escape(s))).collect();
+    let summary: String = c
+        .summary
+        .iter()
+        .map(|s| format!("<li>{}</li>", escape(s)))
+        .collect();
     format!(
         "<section id=\"concentration\"><h2>Concentration risk (DORA Art. 29)</h2>{}<p>HHI of provider shares: <strong>{:.0}</strong>; of region shares: {:.0}. {}</p>{}<ul>{summary}</ul></section>",
         table(&["Provider", "Replicas", "Share"], &shares),
@@ -279,13 +353,24 @@ fn tests_section(state: &DashboardState) -> String {
         .tests
         .iter()
         .map(|e| {
-            let verdict = if e.passed { "<span class=\"ok\">passed</span>" } else { "<span class=\"bad\">failed</span>" };
+            let verdict = if e.passed {
+                "<span class=\"ok\">passed</span>"
+            } else {
+                "<span class=\"bad\">failed</span>"
+            };
             vec![
                 escape(&crate::deadlines::rfc3339(e.injection.injected_at)),
                 escape(&e.injection.description),
-                e.time_to_detect_seconds.map(|s| format!("{s:.1} s")).unwrap_or("-".into()),
-                e.time_to_recover_seconds.map(|s| format!("{s:.1} s")).unwrap_or("-".into()),
-                format!("{} / {} / {}", e.transactions_submitted, e.transactions_committed, e.transactions_lost),
+                e.time_to_detect_seconds
+                    .map(|s| format!("{s:.1} s"))
+                    .unwrap_or("-".into()),
+                e.time_to_recover_seconds
+                    .map(|s| format!("{s:.1} s"))
+                    .unwrap_or("-".into()),
+                format!(
+                    "{} / {} / {}",
+                    e.transactions_submitted, e.transactions_committed, e.transactions_lost
+                ),
                 verdict.to_string(),
             ]
         })
@@ -293,9 +378,21 @@ fn tests_section(state: &DashboardState) -> String {
     let content = if rows.is_empty() {
         "<p class=\"muted\">No resilience test recorded yet.</p>".to_string()
     } else {
-        table(&["Injected (UTC)", "Scenario", "Time to detect", "Time to recover", "Submitted / committed / lost", "Result"], &rows)
+        table(
+            &[
+                "Injected (UTC)",
+                "Scenario",
+                "Time to detect",
+                "Time to recover",
+                "Submitted / committed / lost",
+                "Result",
+            ],
+            &rows,
+        )
     };
-    format!("<section id=\"tests\"><h2>Last resilience tests (DORA Art. 24-25)</h2>{content}</section>")
+    format!(
+        "<section id=\"tests\"><h2>Last resilience tests (DORA Art. 24-25)</h2>{content}</section>"
+    )
 }
 
 /// Render the page for a state directory at `now`.
@@ -373,26 +470,51 @@ fn handle(stream: TcpStream, dir: &Path) -> std::io::Result<()> {
     let path = parts.next().unwrap_or("");
     let mut stream = stream;
     if method != "GET" {
-        return respond(&mut stream, "405 Method Not Allowed", "text/plain", b"only GET\n");
+        return respond(
+            &mut stream,
+            "405 Method Not Allowed",
+            "text/plain",
+            b"only GET\n",
+        );
     }
     match path {
         "/" | "/index.html" => match render_dir(dir, Utc::now()) {
-            Ok((html, _)) => respond(&mut stream, "200 OK", "text/html; charset=utf-8", html.as_bytes()),
-            Err(e) => respond(&mut stream, "500 Internal Server Error", "text/plain", format!("{e}\n").as_bytes()),
+            Ok((html, _)) => respond(
+                &mut stream,
+                "200 OK",
+                "text/html; charset=utf-8",
+                html.as_bytes(),
+            ),
+            Err(e) => respond(
+                &mut stream,
+                "500 Internal Server Error",
+                "text/plain",
+                format!("{e}\n").as_bytes(),
+            ),
         },
         "/api/state" => match render_dir(dir, Utc::now()) {
             Ok((_, state)) => {
                 let json = serde_json::to_vec_pretty(&state).unwrap_or_default();
                 respond(&mut stream, "200 OK", "application/json", &json)
             }
-            Err(e) => respond(&mut stream, "500 Internal Server Error", "text/plain", format!("{e}\n").as_bytes()),
+            Err(e) => respond(
+                &mut stream,
+                "500 Internal Server Error",
+                "text/plain",
+                format!("{e}\n").as_bytes(),
+            ),
         },
         "/healthz" => respond(&mut stream, "200 OK", "text/plain", b"ok\n"),
         _ => respond(&mut stream, "404 Not Found", "text/plain", b"not found\n"),
     }
 }
 
-fn respond(stream: &mut TcpStream, status: &str, content_type: &str, body: &[u8]) -> std::io::Result<()> {
+fn respond(
+    stream: &mut TcpStream,
+    status: &str,
+    content_type: &str,
+    body: &[u8],
+) -> std::io::Result<()> {
     let head = format!(
         "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n",
         body.len()

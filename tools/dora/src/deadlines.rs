@@ -41,7 +41,10 @@ const WORKING_DAY_SEARCH_MAX: u64 = 60;
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum DeadlineError {
     #[error("classification time {classified} precedes detection time {detected}")]
-    ClassifiedBeforeDetected { detected: String, classified: String },
+    ClassifiedBeforeDetected {
+        detected: String,
+        classified: String,
+    },
     #[error("{field} {sent} precedes {before_field} {before}")]
     SentOutOfOrder {
         field: String,
@@ -59,7 +62,9 @@ pub enum DeadlineError {
     BadHoliday(String),
     #[error("more than {HOLIDAYS_MAX} holidays")]
     TooManyHolidays,
-    #[error("no working day within {WORKING_DAY_SEARCH_MAX} days of {0}: check the holiday calendar")]
+    #[error(
+        "no working day within {WORKING_DAY_SEARCH_MAX} days of {0}: check the holiday calendar"
+    )]
     NoWorkingDay(String),
 }
 
@@ -140,7 +145,9 @@ impl EntityType {
     pub fn excluded_from_extension(self) -> bool {
         matches!(
             self,
-            EntityType::CreditInstitution | EntityType::CentralCounterparty | EntityType::TradingVenue
+            EntityType::CreditInstitution
+                | EntityType::CentralCounterparty
+                | EntityType::TradingVenue
         )
     }
 }
@@ -212,9 +219,7 @@ impl HolidayCalendar {
             return true;
         }
         match easter_sunday(date.year()) {
-            Some(easter) => {
-                date == easter - Days::new(2) || date == easter + Days::new(1)
-            }
+            Some(easter) => date == easter - Days::new(2) || date == easter + Days::new(1),
             None => false,
         }
     }
@@ -334,14 +339,18 @@ pub fn rfc3339(t: DateTime<Utc>) -> String {
 }
 
 /// Compute the three time limits (Art. 5 of Delegated Regulation (EU) 2025/301).
-pub fn compute(input: &DeadlineInput, config: &ReportingConfig) -> Result<Deadlines, DeadlineError> {
+pub fn compute(
+    input: &DeadlineInput,
+    config: &ReportingConfig,
+) -> Result<Deadlines, DeadlineError> {
     check_order(input)?;
     let tz = config.tz()?;
     let ext_ii = config.extension_for_initial_and_intermediate();
     let mut notes = Vec::new();
 
     // Art. 5(1).
-    let by_classification = input.classified_at + Duration::hours(INITIAL_AFTER_CLASSIFICATION_HOURS);
+    let by_classification =
+        input.classified_at + Duration::hours(INITIAL_AFTER_CLASSIFICATION_HOURS);
     let by_awareness = input.detected_at + Duration::hours(INITIAL_AFTER_AWARENESS_HOURS);
     let late_classification = input.classified_at > by_awareness;
     let initial_raw = if late_classification {
@@ -357,13 +366,23 @@ pub fn compute(input: &DeadlineInput, config: &ReportingConfig) -> Result<Deadli
     } else {
         "classification + 4 h, earlier than detection + 24 h, Art. 5(1) of Delegated Regulation (EU) 2025/301"
     };
-    let initial = due(initial_raw, ext_ii, &tz, config, "detection and classification times".into(), initial_rule)?;
+    let initial = due(
+        initial_raw,
+        ext_ii,
+        &tz,
+        config,
+        "detection and classification times".into(),
+        initial_rule,
+    )?;
     let initial_effective = parse_utc(&initial.due);
 
     // Art. 5(2).
     let (from_initial, basis) = match input.initial_sent {
         Some(sent) => (sent, "sent: initial notification submitted".to_string()),
-        None => (initial_effective, "projected: initial notification not sent yet, counted from its time limit".to_string()),
+        None => (
+            initial_effective,
+            "projected: initial notification not sent yet, counted from its time limit".to_string(),
+        ),
     };
     let intermediate = due(
         from_initial + Duration::hours(INTERMEDIATE_AFTER_INITIAL_HOURS),
@@ -377,8 +396,14 @@ pub fn compute(input: &DeadlineInput, config: &ReportingConfig) -> Result<Deadli
 
     // Art. 5(3): one calendar month, counted in the entity's local calendar.
     let (from_intermediate, basis) = match input.intermediate_sent {
-        Some(sent) => (sent, "sent: latest intermediate report submitted".to_string()),
-        None => (intermediate_effective, "projected: intermediate report not sent yet, counted from its time limit".to_string()),
+        Some(sent) => (
+            sent,
+            "sent: latest intermediate report submitted".to_string(),
+        ),
+        None => (
+            intermediate_effective,
+            "projected: intermediate report not sent yet, counted from its time limit".to_string(),
+        ),
     };
     let final_raw = add_months_local(from_intermediate, FINAL_AFTER_INTERMEDIATE_MONTHS, &tz);
     let final_report = due(
@@ -413,9 +438,13 @@ pub fn compute(input: &DeadlineInput, config: &ReportingConfig) -> Result<Deadli
 
 fn exclusion_reason(config: &ReportingConfig) -> String {
     if config.entity_type.excluded_from_extension() {
-        format!("the entity is a {}", config.entity_type.name().replace('_', " "))
+        format!(
+            "the entity is a {}",
+            config.entity_type.name().replace('_', " ")
+        )
     } else if config.nis2_essential_or_important {
-        "the entity is an essential or important entity under Art. 3 of Directive (EU) 2022/2555".into()
+        "the entity is an essential or important entity under Art. 3 of Directive (EU) 2022/2555"
+            .into()
     } else {
         "the competent authority disapplied the extension".into()
     }
@@ -547,8 +576,16 @@ pub fn overdue(
 ) -> Vec<OverdueAlert> {
     let mut alerts = Vec::new();
     let stages = [
-        ("initial notification", &deadlines.initial_due, input.initial_sent),
-        ("intermediate report", &deadlines.intermediate_due, input.intermediate_sent),
+        (
+            "initial notification",
+            &deadlines.initial_due,
+            input.initial_sent,
+        ),
+        (
+            "intermediate report",
+            &deadlines.intermediate_due,
+            input.intermediate_sent,
+        ),
         ("final report", &deadlines.final_due, final_sent),
     ];
     for (name, due_text, sent) in stages {
@@ -557,8 +594,8 @@ pub fn overdue(
         if late_at > due_at {
             let minutes = (late_at - due_at).num_minutes();
             let message = match sent {
-                Some(_) => format!("{name} was sent {minutes} min after its time limit {due_text}"),
-                None => format!("{name} is OVERDUE by {minutes} min (due {due_text}); inform the competent authority with the reasons"),
+                Some(_) => format!("{name} was sent {} after its time limit {due_text}", span(minutes)),
+                None => format!("{name} OVERDUE by {} (due {due_text}): inform the competent authority with the reasons", span(minutes)),
             };
             alerts.push(OverdueAlert {
                 report: name.to_string(),
@@ -569,4 +606,14 @@ pub fn overdue(
         }
     }
     alerts
+}
+
+/// A duration in minutes as `2d 3h 5min`, `3h 5min` or `5 min`.
+pub fn span(minutes: i64) -> String {
+    let (d, h, m) = (minutes / 1440, (minutes % 1440) / 60, minutes % 60);
+    match (d, h) {
+        (0, 0) => format!("{m} min"),
+        (0, _) => format!("{h}h {m}min"),
+        _ => format!("{d}d {h}h {m}min"),
+    }
 }

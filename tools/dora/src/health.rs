@@ -217,11 +217,10 @@ pub fn parse_stream(text: &str) -> Result<Vec<HealthEvent>, HealthError> {
                 reason: v.message.clone(),
             });
         }
-        let event: HealthEvent =
-            serde_json::from_value(value).map_err(|e| HealthError::Json {
-                line: line_no,
-                reason: e.to_string(),
-            })?;
+        let event: HealthEvent = serde_json::from_value(value).map_err(|e| HealthError::Json {
+            line: line_no,
+            reason: e.to_string(),
+        })?;
         events.push(event);
     }
     Ok(events)

@@ -10,8 +10,7 @@
 //! incident is recovered (it stays open for reporting until an operator closes it).
 
 use crate::classify::{
-    classify, Affected, Classification, ClassificationInput, DataLosses, Reputational,
-    Transactions,
+    classify, Affected, Classification, ClassificationInput, DataLosses, Reputational, Transactions,
 };
 use crate::health::{EventKind, HealthEvent};
 use chrono::{DateTime, Duration, Months, Utc};
@@ -289,7 +288,10 @@ impl Incident {
         let hours = |d: Duration| d.num_seconds().max(0) as f64 / 3600.0;
         // The ledger orders payments: an outage of it affects a critical function
         // (B_06.01 of the register), unless the operator says otherwise.
-        let outage = self.kinds.iter().any(|k| k.is_outage() || *k == EventKind::Equivocation);
+        let outage = self
+            .kinds
+            .iter()
+            .any(|k| k.is_outage() || *k == EventKind::Equivocation);
         let input = ClassificationInput {
             critical_services_affected: f.critical_services_affected.unwrap_or(outage),
             clients: f.clients.unwrap_or_default(),
@@ -368,10 +370,11 @@ impl IncidentTracker {
 
     /// Feed one event.
     pub fn ingest(&mut self, event: &HealthEvent) -> Result<Ingested, IncidentError> {
-        let domain = event
-            .domain
-            .clone()
-            .or_else(|| event.replica.and_then(|r| self.replica_domains.get(&r).cloned()));
+        let domain = event.domain.clone().or_else(|| {
+            event
+                .replica
+                .and_then(|r| self.replica_domains.get(&r).cloned())
+        });
         if event.kind.is_problem() {
             return self.ingest_problem(event, domain);
         }
@@ -399,7 +402,8 @@ impl IncidentTracker {
         }
         let id = format!("INC-{}-{:04}", event.at.format("%Y%m%d"), self.next_seq);
         self.next_seq += 1;
-        self.incidents.push(Incident::open(id.clone(), event, domain));
+        self.incidents
+            .push(Incident::open(id.clone(), event, domain));
         Ok(Ingested::Opened(id))
     }
 
@@ -421,9 +425,10 @@ impl IncidentTracker {
                 condition.recovered_at = Some(event.at.max(condition.since));
                 incident.record_event(event);
                 incident.last_event_at = incident.last_event_at.max(event.at);
-                let active = incident.conditions.iter().any(|c| {
-                    c.recovered_at.is_none() && c.kind.recovered_by().is_some()
-                });
+                let active = incident
+                    .conditions
+                    .iter()
+                    .any(|c| c.recovered_at.is_none() && c.kind.recovered_by().is_some());
                 let equivocation = incident.kinds.contains(&EventKind::Equivocation);
                 if !active && !equivocation {
                     incident.status = Status::Recovered;
@@ -437,7 +442,11 @@ impl IncidentTracker {
     }
 
     /// Classify (or re-classify) an incident at `at` (Art. 8(1) of 2024/1772).
-    pub fn classify(&mut self, id: &str, at: DateTime<Utc>) -> Result<Classification, IncidentError> {
+    pub fn classify(
+        &mut self,
+        id: &str,
+        at: DateTime<Utc>,
+    ) -> Result<Classification, IncidentError> {
         let incident = self.get_mut(id)?;
         let (mut input, missing) = incident.classification_input(at);
         input.classified_at = Some(at);
@@ -473,11 +482,15 @@ impl IncidentTracker {
 
 fn merge_facts(old: OperatorFacts, new: OperatorFacts) -> OperatorFacts {
     OperatorFacts {
-        critical_services_affected: new.critical_services_affected.or(old.critical_services_affected),
+        critical_services_affected: new
+            .critical_services_affected
+            .or(old.critical_services_affected),
         clients: new.clients.or(old.clients),
         financial_counterparts: new.financial_counterparts.or(old.financial_counterparts),
         transactions: new.transactions.or(old.transactions),
-        relevant_clients_affected: new.relevant_clients_affected.or(old.relevant_clients_affected),
+        relevant_clients_affected: new
+            .relevant_clients_affected
+            .or(old.relevant_clients_affected),
         reputational: new.reputational.or(old.reputational),
         member_states: new.member_states.or(old.member_states),
         data_losses: new.data_losses.or(old.data_losses),
@@ -548,9 +561,14 @@ pub fn recurring_groups(
 }
 
 fn aggregate_group(cause: String, list: &[&Incident], as_of: DateTime<Utc>) -> RecurringGroup {
-    let inputs: Vec<ClassificationInput> =
-        list.iter().map(|i| i.classification_input(as_of).0).collect();
-    let last = list.iter().max_by_key(|i| i.detected_at).expect("non-empty");
+    let inputs: Vec<ClassificationInput> = list
+        .iter()
+        .map(|i| i.classification_input(as_of).0)
+        .collect();
+    let last = list
+        .iter()
+        .max_by_key(|i| i.detected_at)
+        .expect("non-empty");
     let aggregate = aggregate_inputs(&inputs, last.detected_at);
     let classification = classify(&aggregate);
     let major = classification.major;
@@ -566,7 +584,11 @@ fn aggregate_group(cause: String, list: &[&Incident], as_of: DateTime<Utc>) -> R
     RecurringGroup {
         root_cause: cause,
         incident_ids: list.iter().map(|i| i.id.clone()).collect(),
-        first_occurred_at: list.iter().map(|i| i.occurred_at()).min().expect("non-empty"),
+        first_occurred_at: list
+            .iter()
+            .map(|i| i.occurred_at())
+            .min()
+            .expect("non-empty"),
         last_detected_at: last.detected_at,
         aggregate,
         classification,
@@ -576,9 +598,14 @@ fn aggregate_group(cause: String, list: &[&Incident], as_of: DateTime<Utc>) -> R
 }
 
 /// Aggregate several incidents' inputs (see [`recurring_groups`]).
-pub fn aggregate_inputs(inputs: &[ClassificationInput], detected_at: DateTime<Utc>) -> ClassificationInput {
-    let mut reputational: Vec<Reputational> =
-        inputs.iter().flat_map(|i| i.reputational.iter().copied()).collect();
+pub fn aggregate_inputs(
+    inputs: &[ClassificationInput],
+    detected_at: DateTime<Utc>,
+) -> ClassificationInput {
+    let mut reputational: Vec<Reputational> = inputs
+        .iter()
+        .flat_map(|i| i.reputational.iter().copied())
+        .collect();
     reputational.sort();
     reputational.dedup();
     let sum_aff = |get: fn(&ClassificationInput) -> Affected| Affected {
@@ -595,12 +622,21 @@ pub fn aggregate_inputs(inputs: &[ClassificationInput], detected_at: DateTime<Ut
         },
         financial_counterparts: Affected {
             affected: financial_counterparts.affected,
-            total: financial_counterparts.total.max(financial_counterparts.affected),
+            total: financial_counterparts
+                .total
+                .max(financial_counterparts.affected),
         },
         transactions: Transactions {
             affected: inputs.iter().map(|i| i.transactions.affected).sum(),
-            daily_average: inputs.iter().map(|i| i.transactions.daily_average).max().unwrap_or(0),
-            value_affected_eur: inputs.iter().map(|i| i.transactions.value_affected_eur).sum(),
+            daily_average: inputs
+                .iter()
+                .map(|i| i.transactions.daily_average)
+                .max()
+                .unwrap_or(0),
+            value_affected_eur: inputs
+                .iter()
+                .map(|i| i.transactions.value_affected_eur)
+                .sum(),
             daily_average_value_eur: inputs
                 .iter()
                 .map(|i| i.transactions.daily_average_value_eur)
@@ -610,7 +646,11 @@ pub fn aggregate_inputs(inputs: &[ClassificationInput], detected_at: DateTime<Ut
         reputational,
         duration_hours: inputs.iter().map(|i| i.duration_hours).sum(),
         service_downtime_hours: inputs.iter().map(|i| i.service_downtime_hours).sum(),
-        member_states_affected: inputs.iter().map(|i| i.member_states_affected).max().unwrap_or(0),
+        member_states_affected: inputs
+            .iter()
+            .map(|i| i.member_states_affected)
+            .max()
+            .unwrap_or(0),
         data_losses: DataLosses {
             availability: inputs.iter().any(|i| i.data_losses.availability),
             authenticity: inputs.iter().any(|i| i.data_losses.authenticity),

@@ -107,7 +107,13 @@ impl Template {
         let header: Vec<String> = self
             .columns
             .iter()
-            .map(|c| if c.code.is_empty() { c.name.clone() } else { c.code.clone() })
+            .map(|c| {
+                if c.code.is_empty() {
+                    c.name.clone()
+                } else {
+                    c.code.clone()
+                }
+            })
             .collect();
         let mut out = csv_line(&header);
         for row in &self.rows {
@@ -319,11 +325,17 @@ pub fn concentration(topology: &Topology) -> Concentration {
         let best = propose_placement(topology, PLACEMENT_NEW_PROVIDERS_MAX);
         let same = propose_placement(topology, 0);
         if let Some(p) = &best {
-            summary.push(format!("Fewest changes to survive any one provider loss: {}", p.explanation));
+            summary.push(format!(
+                "Fewest changes to survive any one provider loss: {}",
+                p.explanation
+            ));
         }
         if let Some(p) = &same {
             if Some(p) != best.as_ref() {
-                summary.push(format!("Keeping the current providers only: {}", p.explanation));
+                summary.push(format!(
+                    "Keeping the current providers only: {}",
+                    p.explanation
+                ));
             }
         }
         (best, same)
@@ -352,7 +364,10 @@ fn loss_view(loss: ccbft_core::topology::ProviderLoss, q: Quorum) -> ProviderLos
         "no quorum can form, the global tier stops (liveness lost)"
     };
     let safe = if loss.global_safe_if_compromised {
-        format!("if its {} replicas turned Byzantine instead, {} <= f = {} and safety would hold", loss.replicas, loss.replicas, q.f)
+        format!(
+            "if its {} replicas turned Byzantine instead, {} <= f = {} and safety would hold",
+            loss.replicas, loss.replicas, q.f
+        )
     } else {
         format!("if its {} replicas turned Byzantine instead, {} > f = {} and safety would not be guaranteed", loss.replicas, loss.replicas, q.f)
     };
@@ -360,7 +375,12 @@ fn loss_view(loss: ccbft_core::topology::ProviderLoss, q: Quorum) -> ProviderLos
         "{} - {} = {} replicas remain, {} {cmp} quorum q = {}; {live}; {safe}",
         q.n, loss.replicas, loss.remaining, loss.remaining, loss.quorum
     );
-    let verdict = if loss.global_live { "survives" } else { "GLOBAL TIER STOPS" }.to_string();
+    let verdict = if loss.global_live {
+        "survives"
+    } else {
+        "GLOBAL TIER STOPS"
+    }
+    .to_string();
     ProviderLossView {
         provider: loss.provider,
         replicas: loss.replicas,
@@ -421,7 +441,9 @@ pub fn propose_placement(topology: &Topology, new_providers_max: u32) -> Option<
     let mut best: Option<(u32, u32, u32)> = None; // (changes, new providers, additions)
     for k in 0..=new_providers_max {
         for a in 0..=PLACEMENT_ADDITIONS_MAX {
-            let Some(q) = quorum_for(topology, n + a) else { continue };
+            let Some(q) = quorum_for(topology, n + a) else {
+                continue;
+            };
             let cap = q.u;
             if cap == 0 || (m + k) * cap < n + a {
                 continue;
@@ -438,7 +460,11 @@ pub fn propose_placement(topology: &Topology, new_providers_max: u32) -> Option<
     Some(proposal)
 }
 
-fn build_placement(topology: &Topology, new_providers: u32, additions: u32) -> Option<PlacementProposal> {
+fn build_placement(
+    topology: &Topology,
+    new_providers: u32,
+    additions: u32,
+) -> Option<PlacementProposal> {
     let n = topology.n() + additions;
     let q = quorum_for(topology, n)?;
     let cap = q.u;
@@ -455,13 +481,19 @@ fn build_placement(topology: &Topology, new_providers: u32, additions: u32) -> O
     for row in candidate.rtt_us.iter_mut() {
         row.resize(domain_count, 40_000);
     }
-    candidate.rtt_us.resize(domain_count, vec![40_000; domain_count]);
+    candidate
+        .rtt_us
+        .resize(domain_count, vec![40_000; domain_count]);
     let mut moves = Vec::new();
     let mut added = Vec::new();
     // Relocate the highest-numbered replicas of over-full providers.
     loop {
         let counts = candidate_counts(&candidate);
-        let Some((over, _)) = counts.iter().filter(|(_, &c)| c > cap).max_by_key(|(_, &c)| c) else {
+        let Some((over, _)) = counts
+            .iter()
+            .filter(|(_, &c)| c > cap)
+            .max_by_key(|(_, &c)| c)
+        else {
             break;
         };
         let over = over.clone();
@@ -479,8 +511,8 @@ fn build_placement(topology: &Topology, new_providers: u32, additions: u32) -> O
             to_domain: candidate.domains[to].name.clone(),
         });
     }
-    let mut next_id = candidate.replicas.iter().map(|r| r.id).max().unwrap_or(0) + 1;
-    for _ in 0..additions {
+    let first_new_id = candidate.replicas.iter().map(|r| r.id).max().unwrap_or(0) + 1;
+    for next_id in first_new_id..first_new_id + additions {
         let to = receiving_domain(&candidate, cap)?;
         candidate.replicas.push(ReplicaSpec {
             id: next_id,
@@ -489,20 +521,30 @@ fn build_placement(topology: &Topology, new_providers: u32, additions: u32) -> O
             public_key: None,
         });
         added.push(candidate.domains[to].name.clone());
-        next_id += 1;
     }
-    assert!(candidate.survives_any_provider_loss(), "proposed placement must survive");
+    assert!(
+        candidate.survives_any_provider_loss(),
+        "proposed placement must survive"
+    );
     let per_provider = candidate_counts(&candidate);
-    let new_names: Vec<String> = (0..new_providers).map(|i| format!("newcloud{}", i + 1)).collect();
+    let new_names: Vec<String> = (0..new_providers)
+        .map(|i| format!("newcloud{}", i + 1))
+        .collect();
     let cq = candidate.quorum();
     let mut parts = Vec::new();
     for mv in &moves {
-        parts.push(format!("move replica {} from {} to {}", mv.replica, mv.from_domain, mv.to_domain));
+        parts.push(format!(
+            "move replica {} from {} to {}",
+            mv.replica, mv.from_domain, mv.to_domain
+        ));
     }
     for d in &added {
         parts.push(format!("add a replica in {d}"));
     }
-    let spread: Vec<String> = per_provider.iter().map(|(p, c)| format!("{p} {c}")).collect();
+    let spread: Vec<String> = per_provider
+        .iter()
+        .map(|(p, c)| format!("{p} {c}"))
+        .collect();
     let explanation = format!(
         "{} ({} change(s)). Result: n = {}, q = {}, n - q = {}; replicas per provider {} (each <= {}), so losing any one provider leaves at least q replicas.{}",
         parts.join("; "),
@@ -535,7 +577,9 @@ fn candidate_counts(t: &Topology) -> BTreeMap<String, u32> {
         counts.entry(d.provider.clone()).or_insert(0);
     }
     for r in &t.replicas {
-        *counts.entry(t.domains[r.domain as usize].provider.clone()).or_insert(0) += 1;
+        *counts
+            .entry(t.domains[r.domain as usize].provider.clone())
+            .or_insert(0) += 1;
     }
     counts
 }
@@ -580,7 +624,9 @@ pub fn build(topology: &Topology, config: &RegisterConfig) -> Register {
             info.code_type.clone().unwrap_or_else(|| "LEI".into()),
             legal.clone(),
             legal,
-            info.person_type.clone().unwrap_or_else(|| "legal person".into()),
+            info.person_type
+                .clone()
+                .unwrap_or_else(|| "legal person".into()),
             get(p, "headquarters country", &info.headquarters_country),
             info.ultimate_parent_code.clone().unwrap_or_default(),
             p.clone(),
@@ -603,14 +649,21 @@ pub fn build(topology: &Topology, config: &RegisterConfig) -> Register {
     let b0601 = vec![vec![
         f.identifier.clone(),
         f.name.clone(),
-        if f.critical_or_important { "critical or important" } else { "not critical or important" }.into(),
+        if f.critical_or_important {
+            "critical or important"
+        } else {
+            "not critical or important"
+        }
+        .into(),
         config.entity_lei.clone().unwrap_or_else(|| {
             missing.push("entity LEI".into());
             NOT_SUPPLIED.into()
         }),
         f.rto_hours.map(|h| h.to_string()).unwrap_or_default(),
         f.rpo_hours.map(|h| h.to_string()).unwrap_or_default(),
-        f.impact_of_discontinuing.clone().unwrap_or_else(|| "ordering of payments stops".into()),
+        f.impact_of_discontinuing
+            .clone()
+            .unwrap_or_else(|| "ordering of payments stops".into()),
         providers.join("; "),
     ]];
     let templates = vec![

@@ -58,7 +58,9 @@ impl Stage {
             Stage::InitialNotification => "initial_notification",
             Stage::IntermediateReport => "intermediate_report",
             Stage::FinalReport => "final_report",
-            Stage::MajorIncidentReclassifiedAsNonMajor => "major_incident_reclassified_as_non_major",
+            Stage::MajorIncidentReclassifiedAsNonMajor => {
+                "major_incident_reclassified_as_non_major"
+            }
         }
     }
 
@@ -223,8 +225,14 @@ fn general_fields(m: &mut Map<String, Value>, p: &EntityProfile) {
     m.insert("1.2".into(), json!(p.name));
     m.insert("1.3".into(), json!(p.lei));
     m.insert("1.4".into(), json!(p.entity_types));
-    m.insert("1.5".into(), json!(p.affected_name.clone().unwrap_or(p.name.clone())));
-    m.insert("1.6".into(), json!(p.affected_lei.clone().unwrap_or(p.lei.clone())));
+    m.insert(
+        "1.5".into(),
+        json!(p.affected_name.clone().unwrap_or(p.name.clone())),
+    );
+    m.insert(
+        "1.6".into(),
+        json!(p.affected_lei.clone().unwrap_or(p.lei.clone())),
+    );
     m.insert("1.7".into(), json!(p.primary_contact.name));
     m.insert("1.8".into(), json!(p.primary_contact.email));
     m.insert("1.9".into(), json!(p.primary_contact.telephone));
@@ -292,7 +300,11 @@ fn intermediate_fields(
     }
     d.insert("classification_figures".into(), figures);
     put(&mut d, "incident_type", inputs.incident_type.clone());
-    put(&mut d, "threats_and_techniques", inputs.threats_and_techniques.clone());
+    put(
+        &mut d,
+        "threats_and_techniques",
+        inputs.threats_and_techniques.clone(),
+    );
     let areas = inputs.affected_functional_areas.clone().unwrap_or_else(|| {
         vec!["Transaction ordering and settlement on the CC-BFT ledger (consensus service)".into()]
     });
@@ -307,23 +319,55 @@ fn intermediate_fields(
         infra.push("CC-BFT global ordering tier (all replicas)".into());
     }
     d.insert("affected_infrastructure_components".into(), json!(infra));
-    put(&mut d, "impact_on_financial_interest_of_clients", inputs.impact_on_financial_interest_of_clients.clone());
-    put(&mut d, "reporting_to_other_authorities", inputs.reporting_to_other_authorities.clone());
-    put(&mut d, "temporary_actions", inputs.temporary_actions.clone());
-    put(&mut d, "indicators_of_compromise", inputs.indicators_of_compromise.clone());
+    put(
+        &mut d,
+        "impact_on_financial_interest_of_clients",
+        inputs.impact_on_financial_interest_of_clients.clone(),
+    );
+    put(
+        &mut d,
+        "reporting_to_other_authorities",
+        inputs.reporting_to_other_authorities.clone(),
+    );
+    put(
+        &mut d,
+        "temporary_actions",
+        inputs.temporary_actions.clone(),
+    );
+    put(
+        &mut d,
+        "indicators_of_compromise",
+        inputs.indicators_of_compromise.clone(),
+    );
     m.insert("intermediate_details".into(), Value::Object(d));
 }
 
 fn final_fields(m: &mut Map<String, Value>, inputs: &ReportInputs) {
     let mut d = Map::new();
     put(&mut d, "root_causes", inputs.root_causes.clone());
-    put(&mut d, "root_cause_addressed_at", inputs.root_cause_addressed_at.map(rfc3339));
+    put(
+        &mut d,
+        "root_cause_addressed_at",
+        inputs.root_cause_addressed_at.map(rfc3339),
+    );
     put(&mut d, "resolved_at", inputs.resolved_at.map(rfc3339));
     put(&mut d, "resolution", inputs.resolution.clone());
-    put(&mut d, "resolution_authorities_information", inputs.resolution_authorities_information.clone());
+    put(
+        &mut d,
+        "resolution_authorities_information",
+        inputs.resolution_authorities_information.clone(),
+    );
     put(&mut d, "costs_and_losses_eur", inputs.costs_and_losses_eur);
-    put(&mut d, "financial_recoveries_eur", inputs.financial_recoveries_eur);
-    put(&mut d, "recurring_incidents", inputs.recurring_incidents.clone());
+    put(
+        &mut d,
+        "financial_recoveries_eur",
+        inputs.financial_recoveries_eur,
+    );
+    put(
+        &mut d,
+        "recurring_incidents",
+        inputs.recurring_incidents.clone(),
+    );
     m.insert("final_details".into(), Value::Object(d));
 }
 
@@ -343,7 +387,12 @@ pub fn check(stage: Stage, json: Value) -> Result<Report, ReportError> {
     let violations = validate(&schema(), &json)?;
     if let Some(v) = violations.first() {
         let field = v.path.trim_start_matches('/').replace('/', ".");
-        let top = v.path.trim_start_matches('/').split('/').next().unwrap_or("");
+        let top = v
+            .path
+            .trim_start_matches('/')
+            .split('/')
+            .next()
+            .unwrap_or("");
         let name = match v.field.as_deref() {
             Some(f) if f == top => field_name(f),
             Some(f) => format!("{} / {f}", field_name(top)),

@@ -178,19 +178,28 @@ pub fn evidence_from(target: String, injection: Injection, observation: Observat
         ));
     }
     if detected_at.is_none() {
-        findings.push("the injected fault raised no health event (detection gap, DORA Art. 10)".into());
+        findings
+            .push("the injected fault raised no health event (detection gap, DORA Art. 10)".into());
     }
     if observation.recovered_at.is_none() {
-        findings.push("the cluster did not recover within the observation window (DORA Art. 11)".into());
+        findings.push(
+            "the cluster did not recover within the observation window (DORA Art. 11)".into(),
+        );
     }
-    if observation.transactions_committed + observation.transactions_lost > observation.transactions_submitted {
-        findings.push("committed plus lost exceeds submitted: the target's counters are inconsistent".into());
+    if observation.transactions_committed + observation.transactions_lost
+        > observation.transactions_submitted
+    {
+        findings.push(
+            "committed plus lost exceeds submitted: the target's counters are inconsistent".into(),
+        );
     }
     Evidence {
         target,
         time_to_detect_seconds: detected_at.map(|t| seconds(t - injection.injected_at)),
         detected_at,
-        time_to_recover_seconds: observation.recovered_at.map(|t| seconds(t - injection.injected_at)),
+        time_to_recover_seconds: observation
+            .recovered_at
+            .map(|t| seconds(t - injection.injected_at)),
         recovered_at: observation.recovered_at,
         transactions_submitted: observation.transactions_submitted,
         transactions_committed: observation.transactions_committed,
@@ -229,7 +238,10 @@ impl TestPlan {
         let mut out = Vec::new();
         for t in &self.tests {
             if chrono::Datelike::year(&t.planned_on) != self.year {
-                out.push(format!("test {:?} planned on {} is outside {}", t.test, t.planned_on, self.year));
+                out.push(format!(
+                    "test {:?} planned on {} is outside {}",
+                    t.test, t.planned_on, self.year
+                ));
             }
         }
         if self.tests.is_empty() {
@@ -286,7 +298,8 @@ impl TlptRecord {
     /// The next TLPT is due 3 years after this one's attestation (or start).
     pub fn next_due(&self) -> NaiveDate {
         let from = self.attested_on.unwrap_or(self.preparation.start);
-        from.checked_add_months(Months::new(12 * TLPT_INTERVAL_YEARS)).unwrap_or(from)
+        from.checked_add_months(Months::new(12 * TLPT_INTERVAL_YEARS))
+            .unwrap_or(from)
     }
 
     pub fn problems(&self) -> Vec<String> {
@@ -297,17 +310,28 @@ impl TlptRecord {
         if self.external_testers.is_empty() {
             out.push("no external testers recorded (DORA Art. 27)".into());
         }
-        let phases = [&Some(self.preparation.clone()), &self.threat_intelligence, &self.red_team, &self.closure];
+        let phases = [
+            &Some(self.preparation.clone()),
+            &self.threat_intelligence,
+            &self.red_team,
+            &self.closure,
+        ];
         let mut previous_end: Option<NaiveDate> = None;
         for phase in phases.into_iter().flatten() {
             if let Some(end) = phase.end {
                 if end < phase.start {
-                    out.push(format!("a phase ends ({end}) before it starts ({})", phase.start));
+                    out.push(format!(
+                        "a phase ends ({end}) before it starts ({})",
+                        phase.start
+                    ));
                 }
             }
             if let Some(prev) = previous_end {
                 if phase.start < prev {
-                    out.push(format!("a phase starts ({}) before the previous one ended ({prev})", phase.start));
+                    out.push(format!(
+                        "a phase starts ({}) before the previous one ended ({prev})",
+                        phase.start
+                    ));
                 }
             }
             previous_end = phase.end.or(Some(phase.start));

@@ -118,7 +118,13 @@ fn check(
     if let Some(Value::Array(options)) = obj.get("enum") {
         if !options.contains(inst) {
             let names: Vec<String> = options.iter().map(|o| o.to_string()).collect();
-            push(out, path, field, "enum", &format!("must be one of {}", names.join(", ")));
+            push(
+                out,
+                path,
+                field,
+                "enum",
+                &format!("must be one of {}", names.join(", ")),
+            );
         }
     }
     if let Some(c) = obj.get("const") {
@@ -142,7 +148,11 @@ fn check(
     if let Some(cond) = obj.get("if") {
         let mut scratch = Vec::new();
         check(root, cond, inst, path, field, depth + 1, &mut scratch)?;
-        let branch = if scratch.is_empty() { obj.get("then") } else { obj.get("else") };
+        let branch = if scratch.is_empty() {
+            obj.get("then")
+        } else {
+            obj.get("else")
+        };
         if let Some(branch) = branch {
             check(root, branch, inst, path, field, depth + 1, out)?;
         }
@@ -152,10 +162,12 @@ fn check(
 
 fn resolve<'a>(root: &'a Value, reference: &Value, at: &str) -> Result<&'a Value, SchemaError> {
     let text = reference.as_str().unwrap_or("");
-    let name = text.strip_prefix("#/$defs/").ok_or_else(|| SchemaError::Malformed {
-        at: at.into(),
-        reason: format!("only #/$defs/... references are supported, not {text:?}"),
-    })?;
+    let name = text
+        .strip_prefix("#/$defs/")
+        .ok_or_else(|| SchemaError::Malformed {
+            at: at.into(),
+            reason: format!("only #/$defs/... references are supported, not {text:?}"),
+        })?;
     root.get("$defs")
         .and_then(|d| d.get(name))
         .ok_or_else(|| SchemaError::Malformed {
@@ -166,7 +178,11 @@ fn resolve<'a>(root: &'a Value, reference: &Value, at: &str) -> Result<&'a Value
 
 fn push(out: &mut Vec<Violation>, path: &str, field: Option<&str>, keyword: &str, message: &str) {
     out.push(Violation {
-        path: if path.is_empty() { "/".into() } else { path.into() },
+        path: if path.is_empty() {
+            "/".into()
+        } else {
+            path.into()
+        },
         field: field.map(str::to_string),
         keyword: keyword.into(),
         message: message.into(),
@@ -204,7 +220,13 @@ fn check_type(
         }
     };
     if !names.iter().any(|n| type_matches(n, inst)) {
-        push(out, path, field, "type", &format!("must be of type {}", names.join(" or ")));
+        push(
+            out,
+            path,
+            field,
+            "type",
+            &format!("must be of type {}", names.join(" or ")),
+        );
     }
     Ok(())
 }
@@ -220,17 +242,35 @@ fn check_string(
     let len = s.chars().count() as u64;
     if let Some(min) = obj.get("minLength").and_then(Value::as_u64) {
         if len < min {
-            push(out, path, field, "minLength", &format!("must have at least {min} characters"));
+            push(
+                out,
+                path,
+                field,
+                "minLength",
+                &format!("must have at least {min} characters"),
+            );
         }
     }
     if let Some(max) = obj.get("maxLength").and_then(Value::as_u64) {
         if len > max {
-            push(out, path, field, "maxLength", &format!("must have at most {max} characters"));
+            push(
+                out,
+                path,
+                field,
+                "maxLength",
+                &format!("must have at most {max} characters"),
+            );
         }
     }
     match obj.get("format").and_then(Value::as_str) {
         Some("date-time") if chrono::DateTime::parse_from_rfc3339(s).is_err() => {
-            push(out, path, field, "format", "must be an RFC 3339 / ISO 8601 date-time");
+            push(
+                out,
+                path,
+                field,
+                "format",
+                "must be an RFC 3339 / ISO 8601 date-time",
+            );
         }
         Some("date") if chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").is_err() => {
             push(out, path, field, "format", "must be a date YYYY-MM-DD");
@@ -249,12 +289,24 @@ fn check_number(
     let Some(x) = inst.as_f64() else { return };
     if let Some(min) = obj.get("minimum").and_then(Value::as_f64) {
         if x < min {
-            push(out, path, field, "minimum", &format!("must be at least {min}"));
+            push(
+                out,
+                path,
+                field,
+                "minimum",
+                &format!("must be at least {min}"),
+            );
         }
     }
     if let Some(max) = obj.get("maximum").and_then(Value::as_f64) {
         if x > max {
-            push(out, path, field, "maximum", &format!("must be at most {max}"));
+            push(
+                out,
+                path,
+                field,
+                "maximum",
+                &format!("must be at most {max}"),
+            );
         }
     }
 }
@@ -270,7 +322,13 @@ fn check_object(
     if let Some(Value::Array(required)) = obj.get("required") {
         for name in required.iter().filter_map(Value::as_str) {
             if !map.contains_key(name) {
-                push(out, &child_path(path, name), Some(name), "required", "mandatory field is missing");
+                push(
+                    out,
+                    &child_path(path, name),
+                    Some(name),
+                    "required",
+                    "mandatory field is missing",
+                );
             }
         }
     }
@@ -280,9 +338,13 @@ fn check_object(
         match props.and_then(|p| p.get(key)) {
             Some(sub) => check(root, sub, value, &sub_path, Some(key), depth + 1, out)?,
             None => match obj.get("additionalProperties") {
-                Some(Value::Bool(false)) => {
-                    push(out, &sub_path, Some(key), "additionalProperties", "field is not allowed here")
-                }
+                Some(Value::Bool(false)) => push(
+                    out,
+                    &sub_path,
+                    Some(key),
+                    "additionalProperties",
+                    "field is not allowed here",
+                ),
                 Some(sub @ Value::Object(_)) => {
                     check(root, sub, value, &sub_path, Some(key), depth + 1, out)?
                 }
@@ -305,17 +367,37 @@ fn check_array(
     let len = items.len() as u64;
     if let Some(min) = obj.get("minItems").and_then(Value::as_u64) {
         if len < min {
-            push(out, path, field, "minItems", &format!("must have at least {min} entries"));
+            push(
+                out,
+                path,
+                field,
+                "minItems",
+                &format!("must have at least {min} entries"),
+            );
         }
     }
     if let Some(max) = obj.get("maxItems").and_then(Value::as_u64) {
         if len > max {
-            push(out, path, field, "maxItems", &format!("must have at most {max} entries"));
+            push(
+                out,
+                path,
+                field,
+                "maxItems",
+                &format!("must have at most {max} entries"),
+            );
         }
     }
     if let Some(item_schema) = obj.get("items") {
         for (i, item) in items.iter().enumerate() {
-            check(root, item_schema, item, &child_path(path, &i.to_string()), field, depth + 1, out)?;
+            check(
+                root,
+                item_schema,
+                item,
+                &child_path(path, &i.to_string()),
+                field,
+                depth + 1,
+                out,
+            )?;
         }
     }
     Ok(())

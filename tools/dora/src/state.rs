@@ -13,7 +13,10 @@
 use crate::audit::{AuditError, AuditLog, Ed25519Signer};
 use crate::deadlines::{self, DeadlineInput, Deadlines, OverdueAlert, ReportingConfig};
 use crate::health::HealthEvent;
-use crate::incident::{recurring_groups, Incident, IncidentError, IncidentTracker, Ingested, MergePolicy, OperatorFacts, RecurringGroup};
+use crate::incident::{
+    recurring_groups, Incident, IncidentError, IncidentTracker, Ingested, MergePolicy,
+    OperatorFacts, RecurringGroup,
+};
 use crate::register::RegisterConfig;
 use crate::report::{EntityProfile, Stage};
 use crate::resilience::Evidence;
@@ -77,10 +80,12 @@ fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Option<T>, S
         return Ok(None);
     }
     let text = crate::read_bounded(path).map_err(|e| io(path, e))?;
-    serde_json::from_str(&text).map(Some).map_err(|e| StateError::Malformed {
-        path: path.display().to_string(),
-        reason: e.to_string(),
-    })
+    serde_json::from_str(&text)
+        .map(Some)
+        .map_err(|e| StateError::Malformed {
+            path: path.display().to_string(),
+            reason: e.to_string(),
+        })
 }
 
 fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), StateError> {
@@ -125,11 +130,18 @@ impl Engine {
 
     /// Install a cluster file into the state directory.
     pub fn set_cluster(&mut self, topology_text: &str) -> Result<(), StateError> {
-        let topology = Topology::from_toml_str(topology_text).map_err(|e| StateError::Topology(e.to_string()))?;
+        let topology = Topology::from_toml_str(topology_text)
+            .map_err(|e| StateError::Topology(e.to_string()))?;
         let path = self.dir.join(CLUSTER_FILE);
         std::fs::write(&path, topology_text).map_err(|e| io(&path, e))?;
         self.tracker = std::mem::take(&mut self.tracker).with_topology(&topology);
-        self.audit(Utc::now(), "register", &topology.name, serde_json::to_value(crate::register::build(&topology, &self.config.register)).unwrap_or_default())?;
+        self.audit(
+            Utc::now(),
+            "register",
+            &topology.name,
+            serde_json::to_value(crate::register::build(&topology, &self.config.register))
+                .unwrap_or_default(),
+        )?;
         self.topology = Some(topology);
         Ok(())
     }
@@ -140,7 +152,13 @@ impl Engine {
     }
 
     /// Append one audit entry.
-    pub fn audit(&self, at: DateTime<Utc>, kind: &str, subject: &str, payload: serde_json::Value) -> Result<u64, StateError> {
+    pub fn audit(
+        &self,
+        at: DateTime<Utc>,
+        kind: &str,
+        subject: &str,
+        payload: serde_json::Value,
+    ) -> Result<u64, StateError> {
         Ok(self.audit_log()?.append(at, kind, subject, payload)?)
     }
 
@@ -151,31 +169,63 @@ impl Engine {
         for event in events {
             let outcome = self.tracker.ingest(event)?;
             let subject = match &outcome {
-                Ingested::Opened(id) | Ingested::Merged(id) | Ingested::Recovered(id) | Ingested::ConditionEnded(id) => id.clone(),
+                Ingested::Opened(id)
+                | Ingested::Merged(id)
+                | Ingested::Recovered(id)
+                | Ingested::ConditionEnded(id) => id.clone(),
                 Ingested::Unmatched => "-".into(),
             };
-            log.append(event.at, "incident", &subject, serde_json::json!({"outcome": outcome, "event": event}))?;
+            log.append(
+                event.at,
+                "incident",
+                &subject,
+                serde_json::json!({"outcome": outcome, "event": event}),
+            )?;
             outcomes.push(outcome);
         }
         self.save()?;
         Ok(outcomes)
     }
 
-    pub fn set_facts(&mut self, id: &str, facts: OperatorFacts, at: DateTime<Utc>) -> Result<(), StateError> {
+    pub fn set_facts(
+        &mut self,
+        id: &str,
+        facts: OperatorFacts,
+        at: DateTime<Utc>,
+    ) -> Result<(), StateError> {
         self.tracker.set_facts(id, facts.clone())?;
-        self.audit(at, "incident", id, serde_json::json!({"operator_facts": facts}))?;
+        self.audit(
+            at,
+            "incident",
+            id,
+            serde_json::json!({"operator_facts": facts}),
+        )?;
         self.save()
     }
 
-    pub fn classify(&mut self, id: &str, at: DateTime<Utc>) -> Result<crate::classify::Classification, StateError> {
+    pub fn classify(
+        &mut self,
+        id: &str,
+        at: DateTime<Utc>,
+    ) -> Result<crate::classify::Classification, StateError> {
         let c = self.tracker.classify(id, at)?;
-        self.audit(at, "classification", id, serde_json::to_value(&c).unwrap_or_default())?;
+        self.audit(
+            at,
+            "classification",
+            id,
+            serde_json::to_value(&c).unwrap_or_default(),
+        )?;
         self.save()?;
         Ok(c)
     }
 
     /// Record that a report was submitted.
-    pub fn mark_sent(&mut self, id: &str, stage: Stage, at: DateTime<Utc>) -> Result<(), StateError> {
+    pub fn mark_sent(
+        &mut self,
+        id: &str,
+        stage: Stage,
+        at: DateTime<Utc>,
+    ) -> Result<(), StateError> {
         let incident = self.tracker.get_mut(id)?;
         match stage {
             Stage::InitialNotification => incident.reports_sent.initial = Some(at),
@@ -184,14 +234,19 @@ impl Engine {
                 incident.reports_sent.final_report = Some(at);
                 incident.status = crate::incident::Status::Closed;
             }
-            Stage::MajorIncidentReclassifiedAsNonMajor => incident.status = crate::incident::Status::Closed,
+            Stage::MajorIncidentReclassifiedAsNonMajor => {
+                incident.status = crate::incident::Status::Closed
+            }
         }
         self.audit(at, "report", id, serde_json::json!({"sent": stage.name()}))?;
         self.save()
     }
 
     /// The time limits of a major incident (None for a non-major one).
-    pub fn deadlines(&self, incident: &Incident) -> Option<Result<Deadlines, deadlines::DeadlineError>> {
+    pub fn deadlines(
+        &self,
+        incident: &Incident,
+    ) -> Option<Result<Deadlines, deadlines::DeadlineError>> {
         let classified = incident.major_since?;
         let input = DeadlineInput {
             detected_at: incident.detected_at,
@@ -204,7 +259,9 @@ impl Engine {
 
     /// Overdue alerts of a major incident at `now`.
     pub fn overdue(&self, incident: &Incident, now: DateTime<Utc>) -> Vec<OverdueAlert> {
-        let Some(Ok(d)) = self.deadlines(incident) else { return Vec::new() };
+        let Some(Ok(d)) = self.deadlines(incident) else {
+            return Vec::new();
+        };
         let input = DeadlineInput {
             detected_at: incident.detected_at,
             classified_at: incident.major_since.unwrap_or(incident.detected_at),
@@ -222,17 +279,30 @@ impl Engine {
     pub fn record_test(&self, evidence: &Evidence) -> Result<String, StateError> {
         let dir = self.dir.join(TESTS_DIR);
         std::fs::create_dir_all(&dir).map_err(|e| io(&dir, e))?;
-        let name = format!("{}.json", evidence.injection.injected_at.format("%Y%m%dT%H%M%SZ"));
+        let name = format!(
+            "{}.json",
+            evidence.injection.injected_at.format("%Y%m%dT%H%M%SZ")
+        );
         write_json(&dir.join(&name), evidence)?;
-        self.audit(evidence.injection.injected_at, "test", &name, serde_json::to_value(evidence).unwrap_or_default())?;
+        self.audit(
+            evidence.injection.injected_at,
+            "test",
+            &name,
+            serde_json::to_value(evidence).unwrap_or_default(),
+        )?;
         Ok(name)
     }
 
     /// The latest evidence records, newest first.
     pub fn tests(&self) -> Vec<Evidence> {
         let dir = self.dir.join(TESTS_DIR);
-        let Ok(read) = std::fs::read_dir(&dir) else { return Vec::new() };
-        let mut names: Vec<PathBuf> = read.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.extension().is_some_and(|x| x == "json")).collect();
+        let Ok(read) = std::fs::read_dir(&dir) else {
+            return Vec::new();
+        };
+        let mut names: Vec<PathBuf> = read
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "json"))
+            .collect();
         names.sort();
         names.reverse();
         names

@@ -9,12 +9,22 @@ fn make_log(dir: &Path, entries: usize) {
     let mut log = AuditLog::open(dir, Ed25519Signer::from_seed([7; 32])).unwrap();
     let t0 = Utc.with_ymd_and_hms(2026, 3, 3, 8, 0, 0).unwrap();
     for i in 0..entries {
-        log.append(t0 + Duration::minutes(i as i64), "incident", &format!("INC-{i}"), json!({"step": i, "note": "opened"})).unwrap();
+        log.append(
+            t0 + Duration::minutes(i as i64),
+            "incident",
+            &format!("INC-{i}"),
+            json!({"step": i, "note": "opened"}),
+        )
+        .unwrap();
     }
 }
 
 fn lines(dir: &Path) -> Vec<String> {
-    std::fs::read_to_string(dir.join(LOG_FILE)).unwrap().lines().map(str::to_string).collect()
+    std::fs::read_to_string(dir.join(LOG_FILE))
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect()
 }
 
 fn write_lines(dir: &Path, lines: &[String]) {
@@ -62,7 +72,9 @@ fn altered_entry_with_recomputed_hash_is_caught_by_signature() {
     // then also replace the signature with one by another key.
     let mut e: Value = serde_json::from_str(&l[4]).unwrap();
     let other = Ed25519Signer::from_seed([9; 32]);
-    e["signature"] = json!(ccbft_dora::audit::to_hex(&ccbft_dora::audit::AuditSigner::sign(&other, e["hash"].as_str().unwrap().as_bytes())));
+    e["signature"] = json!(ccbft_dora::audit::to_hex(
+        &ccbft_dora::audit::AuditSigner::sign(&other, e["hash"].as_str().unwrap().as_bytes())
+    ));
     l[4] = serde_json::to_string(&e).unwrap();
     write_lines(dir.path(), &l);
     let v = verify_dir(dir.path()).unwrap();

@@ -6,7 +6,9 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 fn example(name: &str) -> Topology {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples").join(name);
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../examples")
+        .join(name);
     Topology::load(&path).expect("example cluster loads")
 }
 
@@ -19,7 +21,10 @@ fn cluster_with(counts: &BTreeMap<String, u32>) -> Topology {
     let mut id = 0;
     for (p, c) in counts {
         for _ in 0..*c {
-            text += &format!("[[replicas]]\nid = {id}\ndomain = \"{p}/r1\"\naddress = \"127.0.0.1:{}\"\n", 7000 + id);
+            text += &format!(
+                "[[replicas]]\nid = {id}\ndomain = \"{p}/r1\"\naddress = \"127.0.0.1:{}\"\n",
+                7000 + id
+            );
             id += 1;
         }
     }
@@ -34,18 +39,36 @@ fn three_clouds_losing_aws_stops_the_global_tier() {
     let aws = c.losses.iter().find(|l| l.provider == "aws").unwrap();
     assert_eq!((aws.replicas, aws.remaining, aws.quorum), (3, 4, 5));
     assert!(!aws.global_live);
-    assert!(aws.arithmetic.contains("7 - 3 = 4") && aws.arithmetic.contains("4 < quorum q = 5"), "{}", aws.arithmetic);
+    assert!(
+        aws.arithmetic.contains("7 - 3 = 4") && aws.arithmetic.contains("4 < quorum q = 5"),
+        "{}",
+        aws.arithmetic
+    );
     // Said plainly, first.
-    assert!(c.summary[0].starts_with("Losing aws (3 of 7 replicas) stops the global tier"), "{}", c.summary[0]);
+    assert!(
+        c.summary[0].starts_with("Losing aws (3 of 7 replicas) stops the global tier"),
+        "{}",
+        c.summary[0]
+    );
     for other in ["azure", "gcp"] {
         let l = c.losses.iter().find(|l| l.provider == other).unwrap();
         assert!(l.global_live, "{other} loss keeps liveness");
     }
     // HHI from the shares 3/7, 2/7, 2/7.
-    let expected: f64 = [3.0f64, 2.0, 2.0].iter().map(|r| (100.0 * r / 7.0).powi(2)).sum();
-    assert!((c.hhi_providers - expected).abs() < 0.01, "{} vs {expected}", c.hhi_providers);
+    let expected: f64 = [3.0f64, 2.0, 2.0]
+        .iter()
+        .map(|r| (100.0 * r / 7.0).powi(2))
+        .sum();
+    assert!(
+        (c.hhi_providers - expected).abs() < 0.01,
+        "{} vs {expected}",
+        c.hhi_providers
+    );
     // Local tiers of two replicas tolerate nothing: warned.
-    assert!(c.summary.iter().any(|s| s.contains("azure/westeurope") && s.contains("tolerates no failure")));
+    assert!(c
+        .summary
+        .iter()
+        .any(|s| s.contains("azure/westeurope") && s.contains("tolerates no failure")));
 }
 
 #[test]
@@ -58,7 +81,11 @@ fn three_clouds_proposal_is_minimal_and_survives() {
     assert_eq!(best.changes, 1, "{}", best.explanation);
     assert_eq!(best.moves.len(), 1);
     assert_eq!(best.moves[0].from_domain, "aws/eu-central-1");
-    assert!(cluster_with(&best.replicas_per_provider).survives_any_provider_loss(), "{:?}", best.replicas_per_provider);
+    assert!(
+        cluster_with(&best.replicas_per_provider).survives_any_provider_loss(),
+        "{:?}",
+        best.replicas_per_provider
+    );
     let same = c.proposal_same_providers.expect("a same-provider proposal");
     assert_eq!(same.new_providers.len(), 0);
     assert_eq!(same.changes, 2, "{}", same.explanation);
@@ -70,13 +97,17 @@ fn three_clouds_proposal_is_minimal_and_survives() {
     let providers = ["aws", "azure", "gcp"];
     for from in providers {
         for to in providers {
-            let mut counts: BTreeMap<String, u32> = BTreeMap::from([("aws".into(), 3), ("azure".into(), 2), ("gcp".into(), 2)]);
+            let mut counts: BTreeMap<String, u32> =
+                BTreeMap::from([("aws".into(), 3), ("azure".into(), 2), ("gcp".into(), 2)]);
             if from == to || counts[from] == 0 {
                 continue;
             }
             *counts.get_mut(from).unwrap() -= 1;
             *counts.get_mut(to).unwrap() += 1;
-            assert!(!cluster_with(&counts).survives_any_provider_loss(), "{from}->{to}");
+            assert!(
+                !cluster_with(&counts).survives_any_provider_loss(),
+                "{from}->{to}"
+            );
         }
     }
 }
@@ -88,25 +119,36 @@ fn resilient_example_survives_without_proposal() {
     assert!(c.survives_any_provider_loss);
     assert!(c.proposal.is_none());
     assert!(c.losses.iter().all(|l| l.global_live));
-    assert!(c.summary.iter().any(|s| s.contains("survives the loss of any one provider")));
+    assert!(c
+        .summary
+        .iter()
+        .any(|s| s.contains("survives the loss of any one provider")));
     assert!(propose_placement(&topology, 2).is_some_and(|p| p.changes == 0));
 }
 
 #[test]
 fn hybrid_fault_model_changes_the_verdict() {
-    let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/three-clouds.toml")).unwrap();
+    let text = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/three-clouds.toml"),
+    )
+    .unwrap();
     let hybrid = format!("{text}\n[fault_model]\nkind = \"hybrid\"\nbyzantine = 0\ncrash = 3\n");
     let topology = Topology::from_toml_str(&hybrid).unwrap();
     let c = concentration(&topology);
-    assert!(c.survives_any_provider_loss, "q = n - u = 4 and aws holds 3");
+    assert!(
+        c.survives_any_provider_loss,
+        "q = n - u = 4 and aws holds 3"
+    );
     assert!(c.quorum_rule.contains("hybrid"));
 }
 
 #[test]
 fn templates_and_csv() {
     let topology = example("three-clouds.toml");
-    let mut config = RegisterConfig::default();
-    config.entity_lei = Some("5493001KJTIIGC8Y1R12".into());
+    let mut config = RegisterConfig {
+        entity_lei: Some("5493001KJTIIGC8Y1R12".into()),
+        ..Default::default()
+    };
     config.providers.insert(
         "aws".into(),
         ccbft_dora::register::ProviderInfo {
@@ -117,15 +159,32 @@ fn templates_and_csv() {
         },
     );
     let reg = build(&topology, &config);
-    let b0501 = reg.templates.iter().find(|t| t.template == "B_05.01").unwrap();
+    let b0501 = reg
+        .templates
+        .iter()
+        .find(|t| t.template == "B_05.01")
+        .unwrap();
     assert_eq!(b0501.rows.len(), 3, "one row per provider");
     assert_eq!(b0501.rows[0][0], "AWSLEI00000000000001");
     let csv = b0501.to_csv();
     assert!(csv.starts_with("c0010,c0020,c0050"));
-    assert!(csv.contains("\"Example Cloud, S.a r.l.\""), "commas quoted: {csv}");
-    let b0601 = reg.templates.iter().find(|t| t.template == "B_06.01").unwrap();
+    assert!(
+        csv.contains("\"Example Cloud, S.a r.l.\""),
+        "commas quoted: {csv}"
+    );
+    let b0601 = reg
+        .templates
+        .iter()
+        .find(|t| t.template == "B_06.01")
+        .unwrap();
     assert_eq!(b0601.rows.len(), 1, "the consensus service is one function");
     assert!(b0601.rows[0][7].contains("aws") && b0601.rows[0][7].contains("gcp"));
-    assert!(reg.missing_identifiers.iter().any(|m| m.starts_with("azure:")));
-    assert!(!reg.missing_identifiers.iter().any(|m| m == "aws: legal name"));
+    assert!(reg
+        .missing_identifiers
+        .iter()
+        .any(|m| m.starts_with("azure:")));
+    assert!(!reg
+        .missing_identifiers
+        .iter()
+        .any(|m| m == "aws: legal name"));
 }

@@ -6,7 +6,10 @@ use ccbft_dora::classify::Affected;
 use ccbft_dora::deadlines::EntityType;
 use ccbft_dora::health::EventKind;
 use ccbft_dora::incident::{IncidentTracker, Ingested, MergePolicy, OperatorFacts};
-use ccbft_dora::report::{build, check_value, to_html, Contact, EntityProfile, ReportError, ReportInputs, Stage, REPORT_SCHEMA};
+use ccbft_dora::report::{
+    build, check_value, to_html, Contact, EntityProfile, ReportError, ReportInputs, Stage,
+    REPORT_SCHEMA,
+};
 use ccbft_dora::schema::{validate, SchemaError};
 use common::{at, event};
 use serde_json::{json, Value};
@@ -18,7 +21,11 @@ fn profile() -> EntityProfile {
         entity_types: vec![EntityType::CreditInstitution],
         affected_name: None,
         affected_lei: None,
-        primary_contact: Contact { name: "A. Operator".into(), email: "ops@example.eu".into(), telephone: "+49 69 000000".into() },
+        primary_contact: Contact {
+            name: "A. Operator".into(),
+            email: "ops@example.eu".into(),
+            telephone: "+49 69 000000".into(),
+        },
         second_contact: None,
         parent_name: None,
         parent_lei: None,
@@ -28,18 +35,48 @@ fn profile() -> EntityProfile {
 
 fn major_tracker(description: Option<&str>) -> (IncidentTracker, String) {
     let mut tr = IncidentTracker::new(MergePolicy::default());
-    let Ingested::Opened(id) = tr.ingest(&event("s", 0, EventKind::CommitStall, None, None)).unwrap() else { panic!() };
-    tr.ingest(&event("p", 1, EventKind::DomainPartition, None, Some("aws/eu-central-1"))).unwrap();
-    tr.ingest(&event("h", 190, EventKind::PartitionHealed, None, Some("aws/eu-central-1"))).unwrap();
-    tr.ingest(&event("r", 200, EventKind::CommitResumed, None, None)).unwrap();
-    tr.set_facts(&id, OperatorFacts {
-        clients: Some(Affected { affected: 120_000, total: 900_000 }),
-        financial_counterparts: Some(Affected { affected: 3, total: 40 }),
-        member_states: Some(vec!["DE".into(), "AT".into()]),
-        description: description.map(str::to_string),
-        business_continuity_plan_activated: Some(true),
-        ..Default::default()
-    }).unwrap();
+    let Ingested::Opened(id) = tr
+        .ingest(&event("s", 0, EventKind::CommitStall, None, None))
+        .unwrap()
+    else {
+        panic!()
+    };
+    tr.ingest(&event(
+        "p",
+        1,
+        EventKind::DomainPartition,
+        None,
+        Some("aws/eu-central-1"),
+    ))
+    .unwrap();
+    tr.ingest(&event(
+        "h",
+        190,
+        EventKind::PartitionHealed,
+        None,
+        Some("aws/eu-central-1"),
+    ))
+    .unwrap();
+    tr.ingest(&event("r", 200, EventKind::CommitResumed, None, None))
+        .unwrap();
+    tr.set_facts(
+        &id,
+        OperatorFacts {
+            clients: Some(Affected {
+                affected: 120_000,
+                total: 900_000,
+            }),
+            financial_counterparts: Some(Affected {
+                affected: 3,
+                total: 40,
+            }),
+            member_states: Some(vec!["DE".into(), "AT".into()]),
+            description: description.map(str::to_string),
+            business_continuity_plan_activated: Some(true),
+            ..Default::default()
+        },
+    )
+    .unwrap();
     assert!(tr.classify(&id, at(60)).unwrap().major);
     (tr, id)
 }
@@ -51,12 +88,16 @@ fn schema() -> Value {
 fn full_inputs() -> ReportInputs {
     ReportInputs {
         incident_type: Some("system failure".into()),
-        impact_on_financial_interest_of_clients: Some("Payments delayed by up to 3 h; none lost.".into()),
+        impact_on_financial_interest_of_clients: Some(
+            "Payments delayed by up to 3 h; none lost.".into(),
+        ),
         reporting_to_other_authorities: Some("none".into()),
         temporary_actions: Some("Clients failed over to azure and gcp domains.".into()),
         root_causes: Some("Provider network outage in aws/eu-central-1.".into()),
         resolved_at: Some(at(200)),
-        resolution: Some("Provider restored connectivity; replicas caught up by state transfer.".into()),
+        resolution: Some(
+            "Provider restored connectivity; replicas caught up by state transfer.".into(),
+        ),
         costs_and_losses_eur: Some(12_000.0),
         ..Default::default()
     }
@@ -64,10 +105,17 @@ fn full_inputs() -> ReportInputs {
 
 #[test]
 fn all_three_reports_validate_against_the_shipped_schema() {
-    let (tr, id) = major_tracker(Some("Global ordering stalled after the aws region was partitioned."));
+    let (tr, id) = major_tracker(Some(
+        "Global ordering stalled after the aws region was partitioned.",
+    ));
     let incident = tr.get(&id).unwrap();
-    for stage in [Stage::InitialNotification, Stage::IntermediateReport, Stage::FinalReport] {
-        let report = build(stage, incident, &profile(), &full_inputs(), at(300)).unwrap_or_else(|e| panic!("{stage:?}: {e}"));
+    for stage in [
+        Stage::InitialNotification,
+        Stage::IntermediateReport,
+        Stage::FinalReport,
+    ] {
+        let report = build(stage, incident, &profile(), &full_inputs(), at(300))
+            .unwrap_or_else(|e| panic!("{stage:?}: {e}"));
         let violations = validate(&schema(), &report.json).unwrap();
         assert!(violations.is_empty(), "{stage:?}: {violations:?}");
         assert_eq!(report.json["1.1"], json!(stage.name()));
@@ -75,7 +123,10 @@ fn all_three_reports_validate_against_the_shipped_schema() {
         assert_eq!(report.json["2.2"], json!("2026-03-03T08:00:00Z"));
         assert_eq!(report.json["2.3"], json!("2026-03-03T09:00:00Z"));
         let criteria = report.json["2.5"].as_array().unwrap();
-        assert!(criteria.contains(&json!("geographical_spread")) && criteria.contains(&json!("critical_services")));
+        assert!(
+            criteria.contains(&json!("geographical_spread"))
+                && criteria.contains(&json!("critical_services"))
+        );
         if stage != Stage::InitialNotification {
             assert_eq!(report.json["3.4"], json!(120_000));
             assert_eq!(report.json["3.5"], json!(13.33));
@@ -90,7 +141,14 @@ fn all_three_reports_validate_against_the_shipped_schema() {
 #[test]
 fn missing_mandatory_field_is_refused_with_its_name() {
     let (tr, id) = major_tracker(None);
-    let err = build(Stage::InitialNotification, tr.get(&id).unwrap(), &profile(), &ReportInputs::default(), at(300)).unwrap_err();
+    let err = build(
+        Stage::InitialNotification,
+        tr.get(&id).unwrap(),
+        &profile(),
+        &ReportInputs::default(),
+        at(300),
+    )
+    .unwrap_err();
     match &err {
         ReportError::MissingField { field, name, .. } => {
             assert_eq!(field, "2.4");
@@ -98,46 +156,108 @@ fn missing_mandatory_field_is_refused_with_its_name() {
         }
         other => panic!("{other:?}"),
     }
-    assert!(err.to_string().contains("2.4 (Description of the major ICT-related incident)"));
+    assert!(err
+        .to_string()
+        .contains("2.4 (Description of the major ICT-related incident)"));
     // Intermediate report without temporary actions.
     let (tr, id) = major_tracker(Some("d"));
-    let inputs = ReportInputs { temporary_actions: None, ..full_inputs() };
-    let err = build(Stage::IntermediateReport, tr.get(&id).unwrap(), &profile(), &inputs, at(300)).unwrap_err();
-    assert!(matches!(&err, ReportError::MissingField { field, .. } if field == "intermediate_details.temporary_actions"), "{err}");
+    let inputs = ReportInputs {
+        temporary_actions: None,
+        ..full_inputs()
+    };
+    let err = build(
+        Stage::IntermediateReport,
+        tr.get(&id).unwrap(),
+        &profile(),
+        &inputs,
+        at(300),
+    )
+    .unwrap_err();
+    assert!(
+        matches!(&err, ReportError::MissingField { field, .. } if field == "intermediate_details.temporary_actions"),
+        "{err}"
+    );
     // Final report without root causes.
-    let inputs = ReportInputs { root_causes: None, ..full_inputs() };
-    let err = build(Stage::FinalReport, tr.get(&id).unwrap(), &profile(), &inputs, at(300)).unwrap_err();
-    assert!(err.to_string().contains("final_details.root_causes"), "{err}");
+    let inputs = ReportInputs {
+        root_causes: None,
+        ..full_inputs()
+    };
+    let err = build(
+        Stage::FinalReport,
+        tr.get(&id).unwrap(),
+        &profile(),
+        &inputs,
+        at(300),
+    )
+    .unwrap_err();
+    assert!(
+        err.to_string().contains("final_details.root_causes"),
+        "{err}"
+    );
 }
 
 #[test]
 fn report_files_are_checked_field_by_field() {
     let (tr, id) = major_tracker(Some("d"));
-    let good = build(Stage::InitialNotification, tr.get(&id).unwrap(), &profile(), &ReportInputs::default(), at(300)).unwrap().json;
+    let good = build(
+        Stage::InitialNotification,
+        tr.get(&id).unwrap(),
+        &profile(),
+        &ReportInputs::default(),
+        at(300),
+    )
+    .unwrap()
+    .json;
     assert!(check_value(good.clone()).is_ok());
     for field in ["1.3", "1.7", "2.2", "2.3"] {
         let mut bad = good.clone();
         bad.as_object_mut().unwrap().remove(field);
         let err = check_value(bad).unwrap_err();
-        assert!(matches!(&err, ReportError::MissingField { field: f, .. } if f == field), "{field}: {err}");
+        assert!(
+            matches!(&err, ReportError::MissingField { field: f, .. } if f == field),
+            "{field}: {err}"
+        );
     }
     let mut bad = good.clone();
     bad["1.6"] = json!("TOO-SHORT");
-    assert!(matches!(check_value(bad).unwrap_err(), ReportError::InvalidField { field, .. } if field == "1.6"));
+    assert!(
+        matches!(check_value(bad).unwrap_err(), ReportError::InvalidField { field, .. } if field == "1.6")
+    );
     let mut bad = good.clone();
     bad["2.2"] = json!("yesterday");
-    assert!(matches!(check_value(bad).unwrap_err(), ReportError::InvalidField { field, .. } if field == "2.2"));
+    assert!(
+        matches!(check_value(bad).unwrap_err(), ReportError::InvalidField { field, .. } if field == "2.2")
+    );
     let mut bad = good;
     bad["1.1"] = json!("major_incident_reclassified_as_non_major");
-    assert!(matches!(check_value(bad).unwrap_err(), ReportError::MissingField { field, .. } if field == "2.10"));
+    assert!(
+        matches!(check_value(bad).unwrap_err(), ReportError::MissingField { field, .. } if field == "2.10")
+    );
 }
 
 #[test]
 fn non_major_incident_gets_no_report_and_the_checker_refuses_unknown_keywords() {
     let mut tr = IncidentTracker::new(MergePolicy::default());
-    let Ingested::Opened(id) = tr.ingest(&event("x", 0, EventKind::SlaBreach, Some(1), None)).unwrap() else { panic!() };
+    let Ingested::Opened(id) = tr
+        .ingest(&event("x", 0, EventKind::SlaBreach, Some(1), None))
+        .unwrap()
+    else {
+        panic!()
+    };
     tr.classify(&id, at(5)).unwrap();
-    assert!(matches!(build(Stage::InitialNotification, tr.get(&id).unwrap(), &profile(), &ReportInputs::default(), at(10)), Err(ReportError::NotMajor(_))));
+    assert!(matches!(
+        build(
+            Stage::InitialNotification,
+            tr.get(&id).unwrap(),
+            &profile(),
+            &ReportInputs::default(),
+            at(10)
+        ),
+        Err(ReportError::NotMajor(_))
+    ));
     let schema = json!({"type": "string", "pattern": "^[A-Z]+$"});
-    assert!(matches!(validate(&schema, &json!("ABC")), Err(SchemaError::Unsupported { .. })));
+    assert!(matches!(
+        validate(&schema, &json!("ABC")),
+        Err(SchemaError::Unsupported { .. })
+    ));
 }

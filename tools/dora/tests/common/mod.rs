@@ -12,7 +12,13 @@ pub fn at(minutes: i64) -> DateTime<Utc> {
     t0() + Duration::minutes(minutes)
 }
 
-pub fn event(id: &str, minutes: i64, kind: EventKind, replica: Option<u32>, domain: Option<&str>) -> HealthEvent {
+pub fn event(
+    id: &str,
+    minutes: i64,
+    kind: EventKind,
+    replica: Option<u32>,
+    domain: Option<&str>,
+) -> HealthEvent {
     let mut e = HealthEvent::new(id, at(minutes), kind);
     e.replica = replica;
     e.domain = domain.map(str::to_string);

@@ -1,0 +1,265 @@
+//! `ccbft dora ...` end to end.
+
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn ccbft(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_ccbft"))
+        .args(args)
+        .output()
+        .expect("ccbft runs")
+}
+
+fn stdout_json(out: &Output) -> Value {
+    assert!(
+        out.status.success(),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("JSON on stdout")
+}
+
+fn example(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../examples")
+        .join(name)
+}
+
+fn incident() -> Value {
+    json!({
+        "critical_services_affected": true,
+        "clients": {"affected": 120000, "total": 2000000},
+        "financial_counterparts": {"affected": 0, "total": 50},
+        "transactions": {"affected": 10, "daily_average": 100000,
+                         "value_affected_eur": 5000.0, "daily_average_value_eur": 9000000.0},
+        "reputational": ["media_attention"],
+        "duration_hours": 5.0, "service_downtime_hours": 1.0,
+        "member_states_affected": 1,
+        "data_losses": {"availability": false, "authenticity": false, "integrity": false, "confidentiality": false},
+        "malicious_unauthorised_access": false,
+        "economic_impact_eur": 1000.0,
+        "detected_at": "2026-03-03T08:00:00Z",
+        "classified_at": "2026-03-03T09:00:00Z"
+    })
+}
+
+#[test]
+fn classify_prints_major_criteria_and_explanation() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("incident.json");
+    std::fs::write(&file, incident().to_string()).unwrap();
+    let out = stdout_json(&ccbft(&["dora", "classify", file.to_str().unwrap()]));
+    assert_eq!(out["major"], json!(true));
+    assert_eq!(
+        out["criteria_met"],
+        json!([
+            "critical_services",
+            "clients_counterparts_transactions",
+            "reputational"
+        ])
+    );
+    let explanation = out["explanation"].as_str().unwrap();
+    assert!(explanation.contains("Art. 8(1)") && explanation.contains("Art. 9(1)"));
+    assert_eq!(
+        out["deadlines"]["initial_due"],
+        json!("2026-03-03T13:00:00Z")
+    );
+    // Below the absolute threshold and with no reputational impact: not major.
+    let mut minor = incident();
+    minor["clients"]["affected"] = json!(100000);
+    minor["reputational"] = json!([]);
+    std::fs::write(&file, minor.to_string()).unwrap();
+    let out = stdout_json(&ccbft(&["dora", "classify", file.to_str().unwrap()]));
+    assert_eq!(out["major"], json!(false));
+    assert_eq!(out["criteria_met"], json!(["critical_services"]));
+}
+
+#[test]
+fn classify_names_a_missing_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("incident.json");
+    let mut v = incident();
+    v["transactions"]
+        .as_object_mut()
+        .unwrap()
+        .remove("daily_average");
+    std::fs::write(&file, v.to_string()).unwrap();
+    let out = ccbft(&["dora", "classify", file.to_str().unwrap()]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("transactions.daily_average"), "{err}");
+}
+
+#[test]
+fn deadlines_json() {
+    let out = stdout_json(&ccbft(&[
+        "dora",
+        "deadlines",
+        "--detected-at",
+        "2026-01-27T08:00:00Z",
+        "--classified-at",
+        "2026-01-27T09:00:00Z",
+        "--initial-sent",
+        "2026-01-27T12:00:00Z",
+        "--intermediate-sent",
+        "2026-01-31T10:00:00Z",
+        "--json",
+    ]));
+    assert_eq!(out["initial_due"], json!("2026-01-27T13:00:00Z"));
+    assert_eq!(out["intermediate_due"], json!("2026-01-30T12:00:00Z"));
+    assert_eq!(
+        out["final_due"],
+        json!("2026-03-02T11:00:00Z"),
+        "28 Feb 2026 is a Saturday"
+    );
+    // Weekend: no extension for a credit institution, extension for a payment institution.
+    let args = [
+        "dora",
+        "deadlines",
+        "--detected-at",
+        "2026-03-07T08:00:00Z",
+        "--classified-at",
+        "2026-03-07T09:00:00Z",
+        "--json",
+    ];
+    assert_eq!(
+        stdout_json(&ccbft(&args))["initial_due"],
+        json!("2026-03-07T13:00:00Z")
+    );
+    let mut pi = args.to_vec();
+    pi.extend(["--entity-type", "payment_institution"]);
+    assert_eq!(
+        stdout_json(&ccbft(&pi))["initial_due"],
+        json!("2026-03-09T11:00:00Z")
+    );
+    pi.push("--nis2");
+    assert_eq!(
+        stdout_json(&ccbft(&pi))["initial_due"],
+        json!("2026-03-07T13:00:00Z")
+    );
+    let bad = ccbft(&[
+        "dora",
+        "deadlines",
+        "--detected-at",
+        "yesterday",
+        "--classified-at",
+        "2026-03-07T09:00:00Z",
+    ]);
+    assert!(!bad.status.success());
+}
+
+#[test]
+fn register_says_losing_aws_stops_the_global_tier() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("csv");
+    let cluster = example("three-clouds.toml");
+    let out = stdout_json(&ccbft(&[
+        "dora",
+        "register",
+        "--cluster",
+        cluster.to_str().unwrap(),
+        "--json",
+        "--csv-dir",
+        csv.to_str().unwrap(),
+    ]));
+    let summary = out["concentration"]["summary"][0].as_str().unwrap();
+    assert!(
+        summary.starts_with("Losing aws (3 of 7 replicas) stops the global tier"),
+        "{summary}"
+    );
+    assert!(summary.contains("4 < quorum q = 5"));
+    assert_eq!(out["concentration"]["proposal"]["changes"], json!(1));
+    assert!(
+        csv.join("b_05.01.csv").exists()
+            && csv.join("b_06.01.csv").exists()
+            && csv.join("b_07.01.csv").exists()
+    );
+    let text = ccbft(&["dora", "register", "--cluster", cluster.to_str().unwrap()]);
+    assert!(String::from_utf8_lossy(&text.stdout)
+        .contains("Losing aws (3 of 7 replicas) stops the global tier"));
+    let resilient = stdout_json(&ccbft(&[
+        "dora",
+        "register",
+        "--cluster",
+        example("three-clouds-resilient.toml").to_str().unwrap(),
+        "--json",
+    ]));
+    assert_eq!(
+        resilient["concentration"]["survives_any_provider_loss"],
+        json!(true)
+    );
+}
+
+#[test]
+fn test_command_refuses_without_a_target() {
+    let cluster = example("three-clouds.toml");
+    let out = ccbft(&[
+        "dora",
+        "test",
+        "--scenario",
+        "provider-outage",
+        "--cluster",
+        cluster.to_str().unwrap(),
+    ]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("no resilience target is available"), "{err}");
+    let out = ccbft(&[
+        "dora",
+        "test",
+        "--scenario",
+        "meteor",
+        "--cluster",
+        cluster.to_str().unwrap(),
+    ]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("byzantine-leader"));
+}
+
+#[test]
+fn ingest_then_audit_verify_catches_tampering() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let events = dir.path().join("events.jsonl");
+    std::fs::write(&events, concat!(
+        r#"{"schema":"ccbft.health-event/v1","event_id":"r0:1","at":"2026-03-03T08:00:00Z","replica":0,"kind":"replica_down","severity":"critical"}"#, "\n",
+        r#"{"schema":"ccbft.health-event/v1","event_id":"r1:1","at":"2026-03-03T08:01:00Z","kind":"commit_stall","severity":"critical"}"#, "\n",
+        r#"{"schema":"ccbft.health-event/v1","event_id":"r1:2","at":"2026-03-03T08:40:00Z","kind":"commit_resumed","severity":"info"}"#, "\n",
+    )).unwrap();
+    let s = state.to_str().unwrap();
+    assert!(ccbft(&[
+        "dora",
+        "set-cluster",
+        "--state",
+        s,
+        example("three-clouds.toml").to_str().unwrap()
+    ])
+    .status
+    .success());
+    let outcomes = stdout_json(&ccbft(&[
+        "dora",
+        "ingest",
+        "--state",
+        s,
+        events.to_str().unwrap(),
+    ]));
+    assert_eq!(outcomes[0]["outcome"], json!("opened"));
+    assert_eq!(outcomes[1]["outcome"], json!("merged"));
+    let audit_dir = state.join("audit");
+    let ok = ccbft(&["dora", "audit", "verify", audit_dir.to_str().unwrap()]);
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stdout)
+    );
+    // Alter the third entry.
+    let log = audit_dir.join("audit.jsonl");
+    let text = std::fs::read_to_string(&log).unwrap();
+    let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+    lines[2] = lines[2].replace("commit_stall", "view_change_storm");
+    std::fs::write(&log, lines.join("\n") + "\n").unwrap();
+    let bad = ccbft(&["dora", "audit", "verify", audit_dir.to_str().unwrap()]);
+    assert_eq!(bad.status.code(), Some(1));
+    let said = String::from_utf8_lossy(&bad.stdout);
+    assert!(said.contains("first bad entry: line 3"), "{said}");
+}
