@@ -363,3 +363,41 @@ fn flip_bit(path: &Path, offset: u64, bit: u8) {
     file.write_all(&byte).unwrap();
     file.sync_all().unwrap();
 }
+
+/// The glommio pitfall: an empty new file opened first with DMA makes glommio mark the
+/// device pollable, and DMA reads then fail with EOPNOTSUPP on this virtio disk. `Wal::open`
+/// must then refuse with `PollProbe` rather than hand out a log whose reads fail; opened
+/// first (the normal case, every other test here) its reads work.
+#[test]
+fn poll_ring_misprobe_is_caught_not_hidden() {
+    let dir = common::temp_dir();
+    let path = dir.path().to_path_buf();
+    append_sequential(&path, 3, 100);
+    let outcome = common::run(move || async move {
+        let empty_path = path
+            .join("..")
+            .join(format!("ccbft-empty-probe-{}", std::process::id()));
+        let empty = glommio::io::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .dma_open(&empty_path)
+            .await
+            .unwrap();
+        let _ = empty.close().await;
+        let _ = std::fs::remove_file(&empty_path);
+        match Wal::open(&path, config(), |_| {}).await {
+            Err(WalError::PollProbe { .. }) => "refused",
+            Ok((wal, recovery)) => {
+                // A device where polled reads really work: reads must then succeed.
+                assert_eq!(recovery.last_sequence, 3);
+                let appended = wal.append(1, b"after").await.unwrap();
+                assert_eq!(wal.read(appended.location).await.unwrap().payload, b"after");
+                "device polls"
+            }
+            Err(other) => panic!("unexpected error {other}"),
+        }
+    });
+    eprintln!("after an empty-file probe: {outcome}");
+}
