@@ -263,3 +263,147 @@ fn ingest_then_audit_verify_catches_tampering() {
     let said = String::from_utf8_lossy(&bad.stdout);
     assert!(said.contains("first bad entry: line 3"), "{said}");
 }
+
+fn doc_example(name: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../dora/docs/example")
+        .join(name)
+        .to_str()
+        .unwrap()
+        .to_string()
+}
+
+/// The documented flow (tools/dora/docs/example): ingest, facts, classify, reports.
+#[test]
+fn report_flow_refuses_a_missing_field_then_produces_json_and_html() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    std::fs::create_dir_all(&state).unwrap();
+    std::fs::copy(doc_example("config.json"), state.join("config.json")).unwrap();
+    let s = state.to_str().unwrap();
+    let cluster = example("three-clouds.toml");
+    assert!(ccbft(&[
+        "dora",
+        "set-cluster",
+        "--state",
+        s,
+        cluster.to_str().unwrap()
+    ])
+    .status
+    .success());
+    let outcomes = stdout_json(&ccbft(&[
+        "dora",
+        "ingest",
+        "--state",
+        s,
+        &doc_example("events.jsonl"),
+    ]));
+    let id = outcomes[0]["incident"].as_str().unwrap().to_string();
+    assert_eq!(outcomes[3]["outcome"], json!("recovered"));
+    assert!(ccbft(&[
+        "dora",
+        "incident",
+        "facts",
+        "--state",
+        s,
+        &id,
+        &doc_example("facts.json")
+    ])
+    .status
+    .success());
+    let c = stdout_json(&ccbft(&[
+        "dora",
+        "incident",
+        "classify",
+        "--state",
+        s,
+        &id,
+        "--at",
+        "2026-03-03T11:30:00Z",
+    ]));
+    assert_eq!(c["major"], json!(true), "{c}");
+    // No description yet: field 2.4 is missing and the report is refused, naming it.
+    let refused = ccbft(&[
+        "dora",
+        "report",
+        "--state",
+        s,
+        "--incident",
+        &id,
+        "--stage",
+        "initial",
+    ]);
+    assert_eq!(refused.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        err.contains("2.4 (Description of the major ICT-related incident)"),
+        "{err}"
+    );
+    assert!(ccbft(&[
+        "dora",
+        "incident",
+        "facts",
+        "--state",
+        s,
+        &id,
+        &doc_example("facts-description.json")
+    ])
+    .status
+    .success());
+    let html = dir.path().join("final.html");
+    let report = stdout_json(&ccbft(&[
+        "dora",
+        "report",
+        "--state",
+        s,
+        "--incident",
+        &id,
+        "--stage",
+        "final",
+        "--inputs",
+        &doc_example("inputs.json"),
+        "--html",
+        html.to_str().unwrap(),
+    ]));
+    assert_eq!(report["1.1"], json!("final_report"));
+    assert_eq!(report["2.3"], json!("2026-03-03T11:30:00Z"));
+    assert_eq!(report["3.3"], json!("2026-03-03T11:10:00Z"));
+    let page = std::fs::read_to_string(&html).unwrap();
+    assert!(page.contains("Date and time of classification of the ICT-related incident as major"));
+    let file = dir.path().join("report.json");
+    std::fs::write(&file, report.to_string()).unwrap();
+    assert!(ccbft(&["dora", "validate-report", file.to_str().unwrap()])
+        .status
+        .success());
+    // Sent times move the clocks; the listing shows them.
+    assert!(ccbft(&[
+        "dora",
+        "incident",
+        "sent",
+        "--state",
+        s,
+        &id,
+        "initial",
+        "--at",
+        "2026-03-03T13:00:00Z"
+    ])
+    .status
+    .success());
+    let list = stdout_json(&ccbft(&["dora", "incident", "list", "--state", s]));
+    assert_eq!(
+        list[0]["deadlines"]["initial_due"],
+        json!("2026-03-03T15:30:00Z")
+    );
+    assert_eq!(
+        list[0]["deadlines"]["intermediate_due"],
+        json!("2026-03-06T13:00:00Z")
+    );
+    assert!(ccbft(&[
+        "dora",
+        "audit",
+        "verify",
+        state.join("audit").to_str().unwrap()
+    ])
+    .status
+    .success());
+}

@@ -258,7 +258,7 @@ fn incident_section(state: &DashboardState, engine: &Engine) -> String {
                 String::new()
             } else {
                 format!(
-                    "<span class=\"bad\">{}</span>",
+                    "<span class=\"bad\">{}</span><br><span class=\"muted\">inform the competent authority with the reasons (Art. 5 of 2025/301)</span>",
                     escape(&r.alerts.join("; "))
                 )
             };

@@ -495,8 +495,10 @@ fn field_order(key: &str) -> (u32, u32, String) {
     let mut parts = key.split('.');
     let a = parts.next().and_then(|p| p.parse().ok());
     let b = parts.next().and_then(|p| p.parse().ok());
-    match (a, b) {
-        (Some(a), Some(b)) => (a, b, String::new()),
+    match (a, b, key) {
+        (Some(a), Some(b), _) => (a, b, String::new()),
+        (_, _, "intermediate_details") => (3, 1000, String::new()),
+        (_, _, "final_details") => (4, 0, String::new()),
         _ => (9, 0, key.to_string()),
     }
 }

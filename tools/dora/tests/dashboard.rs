@@ -177,7 +177,7 @@ fn dashboard_in_headless_chromium_shows_incident_and_deadline() {
             &binary,
             &[
                 format!("--screenshot={}", PathBuf::from(shot).display()),
-                "--window-size=1400,1500".into(),
+                "--window-size=1400,1750".into(),
                 "--hide-scrollbars".into(),
             ],
             &url,
