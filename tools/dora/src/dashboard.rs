@@ -164,7 +164,14 @@ fn incident_row(engine: &Engine, i: &Incident, now: DateTime<Utc>) -> IncidentRo
         alerts: engine
             .overdue(i, now)
             .into_iter()
-            .map(|a| a.message)
+            .map(|a| {
+                let late = crate::deadlines::span(a.overdue_by_minutes);
+                if a.message.contains("was sent") {
+                    format!("{} sent {late} late", a.report)
+                } else {
+                    format!("{} OVERDUE by {late}", a.report)
+                }
+            })
             .collect(),
     }
 }

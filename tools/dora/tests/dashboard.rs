@@ -73,8 +73,29 @@ fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
 fn server_serves_page_and_state() {
     let dir = tempfile::tempdir().unwrap();
     let (id, due) = populated_state(dir.path());
+    // A stored evidence record (built from a scripted observation) shows in the tests view.
+    let injection = ccbft_dora::resilience::Injection {
+        scenario: ccbft_dora::resilience::Scenario::LatencySpike { extra_ms: 200 },
+        description: "add 200 ms to every inter-domain link".into(),
+        injected_at: at(300),
+    };
+    let observation = ccbft_dora::resilience::Observation {
+        transactions_submitted: 500,
+        transactions_committed: 500,
+        transactions_lost: 0,
+        health_events: vec![event("l1", 301, EventKind::SlaBreach, None, None)],
+        healed_at: Some(at(305)),
+        recovered_at: Some(at(306)),
+        observed_until: at(310),
+    };
+    let evidence = ccbft_dora::resilience::evidence_from("scripted".into(), injection, observation);
+    Engine::open(dir.path())
+        .unwrap()
+        .record_test(&evidence)
+        .unwrap();
     let server = Server::start(dir.path(), "127.0.0.1:0").unwrap();
     let page = http_get(server.addr, "/");
+    assert!(page.contains("add 200 ms to every inter-domain link"));
     assert!(page.starts_with("HTTP/1.1 200 OK"));
     assert!(page.contains(&id) && page.contains(&due));
     let api = http_get(server.addr, "/api/state");
@@ -177,7 +198,7 @@ fn dashboard_in_headless_chromium_shows_incident_and_deadline() {
             &binary,
             &[
                 format!("--screenshot={}", PathBuf::from(shot).display()),
-                "--window-size=1400,1750".into(),
+                "--window-size=1400,1450".into(),
                 "--hide-scrollbars".into(),
             ],
             &url,
