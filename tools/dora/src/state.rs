@@ -268,7 +268,25 @@ impl Engine {
             initial_sent: incident.reports_sent.initial,
             intermediate_sent: incident.reports_sent.intermediate,
         };
-        deadlines::overdue(&d, &input, incident.reports_sent.final_report, now)
+        let mut alerts = deadlines::overdue(&d, &input, incident.reports_sent.final_report, now);
+        // Art. 5(2) of 2025/301: an updated intermediate report without undue delay, and in any
+        // case when regular activities have been recovered.
+        if let (Some(recovered), Some(sent)) =
+            (incident.recovered_at, incident.reports_sent.intermediate)
+        {
+            if sent < recovered && incident.reports_sent.final_report.is_none() {
+                alerts.push(OverdueAlert {
+                    report: "updated intermediate report".into(),
+                    due: deadlines::rfc3339(recovered),
+                    overdue_by_minutes: (now - recovered).num_minutes().max(0),
+                    message: format!(
+                        "regular activities recovered at {} after the last intermediate report: send an updated intermediate report without undue delay (Art. 5(2) of 2025/301)",
+                        deadlines::rfc3339(recovered)
+                    ),
+                });
+            }
+        }
+        alerts
     }
 
     pub fn recurring(&self, now: DateTime<Utc>) -> Vec<RecurringGroup> {

@@ -246,3 +246,47 @@ fn health_event_stream_is_checked_against_the_schema() {
         .to_string()
         .contains("color"));
 }
+
+#[test]
+fn recovery_after_the_intermediate_report_asks_for_an_update() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut engine = ccbft_dora::state::Engine::open(dir.path()).unwrap();
+    let out = engine
+        .ingest(&[event("s", 0, EventKind::CommitStall, None, None)])
+        .unwrap();
+    let Ingested::Opened(id) = &out[0] else {
+        panic!()
+    };
+    engine
+        .set_facts(
+            id,
+            OperatorFacts {
+                member_states: Some(vec!["DE".into(), "IT".into()]),
+                ..Default::default()
+            },
+            at(1),
+        )
+        .unwrap();
+    assert!(engine.classify(id, at(180)).unwrap().major);
+    use ccbft_dora::report::Stage;
+    engine
+        .mark_sent(id, Stage::InitialNotification, at(200))
+        .unwrap();
+    engine
+        .mark_sent(id, Stage::IntermediateReport, at(400))
+        .unwrap();
+    let before = engine.overdue(engine.tracker.get(id).unwrap(), at(401));
+    assert!(before
+        .iter()
+        .all(|a| a.report != "updated intermediate report"));
+    engine
+        .ingest(&[event("r", 500, EventKind::CommitResumed, None, None)])
+        .unwrap();
+    let after = engine.overdue(engine.tracker.get(id).unwrap(), at(520));
+    assert!(
+        after
+            .iter()
+            .any(|a| a.report == "updated intermediate report" && a.message.contains("Art. 5(2)")),
+        "{after:?}"
+    );
+}
