@@ -13,7 +13,7 @@
 
 use crate::error::CryptoError;
 use blst::min_pk as raw;
-use blst::BLST_ERROR;
+use blst::{blst_p1_affine, blst_p2_affine, Pairing, BLST_ERROR};
 use rand_core::{OsRng, RngCore};
 
 /// Bytes of a secret key (big-endian scalar).
@@ -103,6 +103,20 @@ pub(crate) fn map_blst(kind: &'static str, err: BLST_ERROR) -> CryptoError {
         BLST_ERROR::BLST_VERIFY_FAIL => CryptoError::InvalidSignature,
         _ => CryptoError::NonCanonical { kind },
     }
+}
+
+/// One signature check `e(g1, sig) == e(pk, H(msg))` on the calling thread. (blst's own
+/// `Signature::verify` hands the work to blst's internal thread pool; the replica decides
+/// where verification runs, so this crate never uses that pool.) Points must be validated.
+fn verify_raw(pk: &raw::PublicKey, sig: &raw::Signature, dst: &[u8], msg: &[u8]) -> bool {
+    let pk_aff: blst_p1_affine = (*pk).into();
+    let sig_aff: blst_p2_affine = (*sig).into();
+    let mut ctx = Pairing::new(true, dst);
+    if ctx.aggregate(&pk_aff, false, &sig_aff, false, msg, &[]) != BLST_ERROR::BLST_SUCCESS {
+        return false;
+    }
+    ctx.commit();
+    ctx.finalverify(None)
 }
 
 fn check_len(kind: &'static str, bytes: &[u8], expected: usize) -> Result<(), CryptoError> {
@@ -221,9 +235,10 @@ impl PublicKey {
     /// Verifies a signature of kind `tag` over `msg`.
     pub fn verify(&self, tag: Tag, msg: &[u8], sig: &Signature) -> Result<(), CryptoError> {
         // Both points were validated when built or decoded: skip the subgroup checks.
-        match sig.0.verify(false, msg, tag.dst(), &[], &self.0, false) {
-            BLST_ERROR::BLST_SUCCESS => Ok(()),
-            _ => Err(CryptoError::InvalidSignature),
+        if verify_raw(&self.0, &sig.0, tag.dst(), msg) {
+            Ok(())
+        } else {
+            Err(CryptoError::InvalidSignature)
         }
     }
 
@@ -324,9 +339,10 @@ impl ProofOfPossession {
     /// Verifies the proof for `pk`.
     pub fn verify(&self, pk: &PublicKey) -> Result<(), CryptoError> {
         let msg = pk.to_bytes();
-        match self.0 .0.verify(false, &msg, POP_DST, &[], &pk.0, false) {
-            BLST_ERROR::BLST_SUCCESS => Ok(()),
-            _ => Err(CryptoError::InvalidSignature),
+        if verify_raw(&pk.0, &self.0 .0, POP_DST, &msg) {
+            Ok(())
+        } else {
+            Err(CryptoError::InvalidSignature)
         }
     }
 
