@@ -218,6 +218,23 @@ fn batch_ok(items: &[ClientBatchItem<'_>]) -> bool {
     }
 }
 
+fn bisect(items: &[ClientBatchItem<'_>], base: usize, bad: &mut Vec<usize>) {
+    if items.len() == 1 {
+        bad.push(base);
+        return;
+    }
+    let mid = items.len() / 2;
+    let (left, right) = items.split_at(mid);
+    if batch_ok(left) {
+        bisect(right, base + mid, bad);
+    } else {
+        bisect(left, base, bad);
+        if !batch_ok(right) {
+            bisect(right, base + mid, bad);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -251,23 +268,6 @@ mod tests {
                 ClientSignature::from_bytes(&bad),
                 Err(CryptoError::NotInSubgroup { .. })
             ));
-        }
-    }
-}
-
-fn bisect(items: &[ClientBatchItem<'_>], base: usize, bad: &mut Vec<usize>) {
-    if items.len() == 1 {
-        bad.push(base);
-        return;
-    }
-    let mid = items.len() / 2;
-    let (left, right) = items.split_at(mid);
-    if batch_ok(left) {
-        bisect(right, base + mid, bad);
-    } else {
-        bisect(left, base, bad);
-        if !batch_ok(right) {
-            bisect(right, base + mid, bad);
         }
     }
 }
