@@ -126,6 +126,8 @@ enum DoraCommand {
     },
     /// Validate a report JSON file against the shipped schema.
     ValidateReport { file: PathBuf },
+    /// Assess a cyber threat (JSON) under Art. 10 of 2024/1772; prints JSON.
+    Threat { file: PathBuf },
     /// Recurring incidents (Art. 8(2) of 2024/1772), checked as of a time.
     Recurring {
         #[command(flatten)]
@@ -326,6 +328,11 @@ pub fn run(args: DoraArgs) -> anyhow::Result<ExitCode> {
                     Ok(ExitCode::from(1))
                 }
             }
+        }
+        DoraCommand::Threat { file } => {
+            let input: ccbft_dora::threat::ThreatInput = read_json(&file)?;
+            print_json(&ccbft_dora::threat::assess(&input));
+            Ok(ExitCode::SUCCESS)
         }
         DoraCommand::Recurring { state, at } => {
             let engine = Engine::open(&state.state)?;

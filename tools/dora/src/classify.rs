@@ -147,6 +147,11 @@ pub struct ClassificationInput {
     pub detected_at: DateTime<Utc>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub classified_at: Option<DateTime<Utc>>,
+    /// Optional: an attempted malicious access that did not succeed. It meets no criterion;
+    /// it is recorded and should be assessed as a possible significant cyber threat
+    /// ([`crate::threat`], Art. 10).
+    #[serde(default)]
+    pub attempted_malicious_access: bool,
 }
 
 /// Criterion names used in the output (`criteria_met`).
@@ -290,6 +295,10 @@ impl ClassificationInput {
                 None | Some(Value::Null) => None,
                 Some(_) => Some(time(v, "classified_at")?),
             },
+            attempted_malicious_access: match lookup(v, "attempted_malicious_access")? {
+                None | Some(Value::Null) => false,
+                Some(_) => boolean(v, "attempted_malicious_access")?,
+            },
         };
         input.check_consistency()?;
         Ok(input)
@@ -364,6 +373,9 @@ pub fn classify(input: &ClassificationInput) -> Classification {
         thresholds_met,
         major,
     ));
+    if input.attempted_malicious_access && !malicious_access {
+        sentences.push("An attempted malicious access that did not succeed meets neither Art. 6 nor Art. 9(5)(b); record it and assess it as a possible significant cyber threat (Art. 10).".to_string());
+    }
     Classification {
         major,
         criteria_met,

@@ -307,6 +307,7 @@ impl Incident {
             economic_impact_eur: f.economic_impact_eur.unwrap_or(0.0),
             detected_at: self.detected_at,
             classified_at: None,
+            attempted_malicious_access: false,
         };
         (input, missing)
     }
@@ -661,5 +662,6 @@ pub fn aggregate_inputs(
         economic_impact_eur: inputs.iter().map(|i| i.economic_impact_eur).sum(),
         detected_at,
         classified_at: None,
+        attempted_malicious_access: inputs.iter().any(|i| i.attempted_malicious_access),
     }
 }

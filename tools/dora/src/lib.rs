@@ -19,6 +19,7 @@
 //! - [`audit`]: the hash-chained, signed audit trail.
 //! - [`dashboard`]: the HTML dashboard and its small HTTP server.
 //! - [`state`]: the engine's state directory.
+//! - [`threat`]: significant cyber threats (Art. 10 of 2024/1772).
 
 /// Re-exported so that the CLI uses the same time types.
 pub use chrono;
@@ -35,6 +36,7 @@ pub mod report;
 pub mod resilience;
 pub mod schema;
 pub mod state;
+pub mod threat;
 
 /// Largest input file the engine reads (incident JSON, event files, configuration).
 pub const INPUT_FILE_BYTES_MAX: u64 = 8 * 1024 * 1024;

@@ -604,6 +604,15 @@ fn optional_fields_default() {
     let input = ClassificationInput::from_value(&v).unwrap();
     assert!(!input.relevant_clients_affected);
     assert!(input.classified_at.is_some());
+    let mut attempted = base();
+    attempted["attempted_malicious_access"] = json!(true);
+    let r = run(&attempted);
+    assert_eq!(
+        r.criteria_met,
+        vec![Criterion::CriticalServices],
+        "an attempt meets nothing"
+    );
+    assert!(r.explanation.contains("Art. 10"));
     assert!(matches!(
         ClassificationInput::from_json_str("{not json"),
         Err(ClassifyError::Json(_))
