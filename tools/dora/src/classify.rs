@@ -5,7 +5,7 @@
 //! impact), Art. 3 (duration and service downtime), Art. 4 (geographical spread), Art. 5 (data
 //! losses), Art. 6 (critical services affected), Art. 7 (economic impact). Materiality
 //! thresholds: Art. 9(1)-(6). Major incident: Art. 8(1). Recurring incidents: Art. 8(2), see
-//! [`crate::incident::recurring_majors`].
+//! [`crate::incident::recurring_groups`].
 //!
 //! Every comparison phrased "higher than", "longer than" or "exceeded" is strict: a value
 //! exactly at the threshold does not meet it. Geographical spread (Art. 9(4)) is "two or more
