@@ -78,6 +78,7 @@ pub fn genesis_block(lanes: usize) -> Block {
         qc: QuorumCert { round: 0, block: [0; 32], cert: empty_cert() },
         tc: None,
         cut: vec![0; lanes],
+        batches: Vec::new(),
         proposer: 0,
     }
 }
@@ -106,7 +107,10 @@ pub struct Global {
     proposals_seen: BTreeMap<Round, GlobalMessage>,
     pending: Vec<Arc<Block>>,
     proposed_round: Round,
+    /// Highest contiguous sequence held per lane.
     available: Vec<Seq>,
+    /// Digests of the committed batches we hold, above the committed cut.
+    held: BTreeMap<(usize, Seq), Vec<Digest>>,
     round_latencies: Vec<u64>,
     now: u64,
 }
@@ -134,6 +138,7 @@ impl Global {
             pending: Vec::new(),
             proposed_round: 0,
             available: vec![0; lanes],
+            held: BTreeMap::new(),
             round_latencies: Vec::new(),
             now: 0,
             config,
@@ -181,19 +186,54 @@ impl Global {
         self.config.replicas.iter().copied().filter(|&r| r != self.config.me).collect()
     }
 
-    /// The highest contiguous LC-certified sequence this replica holds for a lane.
-    pub fn set_available(&mut self, lane: usize, upto: Seq, signer: &dyn Signer, out: &mut Vec<GlobalOutput>) {
-        if upto > self.available[lane] {
-            self.available[lane] = upto;
+    /// We hold an LC-certified batch. Feeds the proposer's cut and the voter's availability check.
+    pub fn on_batch_held(
+        &mut self,
+        lane: usize,
+        seq: Seq,
+        digest: Digest,
+        signer: &dyn Signer,
+        out: &mut Vec<GlobalOutput>,
+    ) {
+        if seq <= self.committed.cut[lane] {
+            return;
+        }
+        let versions = self.held.entry((lane, seq)).or_default();
+        if !versions.contains(&digest) {
+            versions.push(digest);
+        }
+        let before = self.available[lane];
+        while self.held.contains_key(&(lane, self.available[lane] + 1)) {
+            self.available[lane] += 1;
+        }
+        if self.available[lane] > before {
             self.retry_pending(signer, out);
             self.maybe_propose(signer, out);
+        } else {
+            self.retry_pending(signer, out);
         }
     }
 
-    /// Work is outstanding when we hold batches not yet ordered, or blocks not yet final.
+    /// Batches at or below the committed cut executed already; the rest we must hold.
+    fn holds(&self, lane: usize, seq: Seq, digest: &Digest) -> bool {
+        seq <= self.committed.cut[lane] || self.held.get(&(lane, seq)).is_some_and(|v| v.contains(digest))
+    }
+
+    /// Work is outstanding when we hold batches not yet ordered, or certified content that
+    /// is not final yet.
     fn has_work(&self) -> bool {
         let ordered = &self.committed.cut;
-        self.available.iter().zip(ordered).any(|(a, o)| a > o) || self.high_qc.block != self.committed.digest()
+        self.available.iter().zip(ordered).any(|(a, o)| a > o) || self.certified_content_pending()
+    }
+
+    /// The highest certified block or its parent orders batches and is not committed: one
+    /// more block (carrying that QC) is needed to make them final everywhere. Empty blocks
+    /// beyond that would only spin.
+    fn certified_content_pending(&self) -> bool {
+        let Some(certified) = self.blocks.get(&self.high_qc.block) else { return false };
+        let pending = |block: &Block| block.height > self.committed.height && !block.batches.is_empty();
+        let parent_pending = self.blocks.get(&certified.parent).is_some_and(|p| pending(p));
+        pending(certified) || parent_pending || (certified.height > self.committed.height && !certified.batches.is_empty())
     }
 
     fn timeout_ticks(&self) -> u64 {
@@ -224,7 +264,13 @@ impl Global {
         out.push(GlobalOutput::Persist { last_voted_round: self.last_voted_round, high_qc_round: self.high_qc.round });
         out.push(GlobalOutput::Event(GlobalEvent::RoundTimeout { round, leader: self.schedule.leader(round) }));
         let signature = signer.sign(Tag::Timeout, &timeout_payload(round, self.high_qc.round));
-        let message = GlobalMessage::Timeout { round, high_qc: self.high_qc.clone(), from: self.config.me, signature };
+        let message = GlobalMessage::Timeout {
+            round,
+            high_qc: self.high_qc.clone(),
+            last_tc: self.high_tc.clone(),
+            from: self.config.me,
+            signature,
+        };
         out.push(GlobalOutput::Send { to: self.others(), message: message.clone() });
         self.on_message(message, signer, out);
     }
@@ -239,7 +285,10 @@ impl Global {
                 let signature = signature.clone();
                 self.on_vote(round, block, from, signature, message, signer, out)
             }
-            GlobalMessage::Timeout { round, high_qc, from, signature } => {
+            GlobalMessage::Timeout { round, high_qc, last_tc, from, signature } => {
+                if let Some(tc) = last_tc {
+                    self.process_tc(tc, signer, out);
+                }
                 self.on_timeout(round, high_qc, from, signature, signer, out)
             }
             GlobalMessage::BlockRequest { block, from } => self.on_block_request(block, from, out),
@@ -297,9 +346,11 @@ impl Global {
             return;
         }
         self.store_block(block.clone());
-        let missing: Vec<(usize, Seq)> = (0..block.cut.len())
-            .filter(|&lane| self.available[lane] < block.cut[lane])
-            .map(|lane| (lane, block.cut[lane]))
+        let missing: BTreeMap<usize, Seq> = block
+            .ordered(&parent.cut)
+            .into_iter()
+            .filter(|(lane, seq, digest)| !self.holds(*lane, *seq, digest))
+            .map(|(lane, _, _)| (lane, block.cut[lane]))
             .collect();
         if !missing.is_empty() {
             for (lane, upto) in missing {
@@ -335,6 +386,10 @@ impl Global {
         }
         if block.cut.len() != self.config.lanes.len() {
             return Err("cut has the wrong number of lanes".into());
+        }
+        let ordered: u64 = block.cut.iter().zip(&parent.cut).map(|(c, b)| c.saturating_sub(*b)).sum();
+        if ordered != block.batches.len() as u64 {
+            return Err("batch digests do not match the cut".into());
         }
         for (lane, (&seq, &before)) in block.cut.iter().zip(&parent.cut).enumerate() {
             if seq < before {
@@ -520,6 +575,9 @@ impl Global {
                 self.schedule.record_miss(self.schedule.leader(tc.round), tc.round);
             }
             self.schedule.record_success(block.proposer, block.round);
+            for (lane, &seq) in block.cut.iter().enumerate() {
+                self.available[lane] = self.available[lane].max(seq);
+            }
             self.committed = block.clone();
             out.push(GlobalOutput::Commit(block));
         }
@@ -527,6 +585,8 @@ impl Global {
     }
 
     fn prune(&mut self) {
+        let cut = &self.committed.cut;
+        self.held.retain(|(lane, seq), _| *seq > cut[*lane]);
         let floor = self.committed.height;
         if self.blocks.len() > UNCOMMITTED_BLOCKS_MAX {
             let committed = self.committed.digest();
@@ -586,9 +646,21 @@ impl Global {
             .zip(&self.available)
             .map(|(&before, &held)| held.clamp(before, before + BATCHES_PER_LANE_PER_BLOCK_MAX))
             .collect();
+        let batches: Vec<Digest> = cut
+            .iter()
+            .zip(&parent.cut)
+            .enumerate()
+            .flat_map(|(lane, (&upto, &before))| (before + 1..=upto).map(move |seq| (lane, seq)))
+            .map(|key| self.held.get(&key).map(|versions| versions[0]))
+            .collect::<Option<Vec<Digest>>>()
+            .unwrap_or_default();
+        if batches.len() as u64 != cut.iter().zip(&parent.cut).map(|(c, b)| c - b).sum::<u64>() {
+            return; // our view of the batches is behind the parent's cut; wait for them
+        }
         let tc = self.high_tc.clone().filter(|tc| self.schedule.next_slot_start(tc.round) == round);
-        let uncommitted = parent.height > self.committed.height;
-        if cut == parent.cut && !uncommitted && tc.is_none() {
+        let parent_has_content = !parent.batches.is_empty()
+            || self.blocks.get(&parent.parent).is_some_and(|p| !p.batches.is_empty() && p.height > self.committed.height);
+        if cut == parent.cut && !parent_has_content && tc.is_none() {
             return; // nothing to order yet
         }
         let block = Arc::new(Block {
@@ -598,6 +670,7 @@ impl Global {
             qc: self.high_qc.clone(),
             tc,
             cut,
+            batches,
             proposer: self.config.me,
         });
         self.proposed_round = round;

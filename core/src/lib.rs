@@ -20,5 +20,6 @@ pub mod ledger;
 pub mod messages;
 pub mod pbft;
 pub mod replica;
+pub mod sim;
 pub mod topology;
 pub mod vote_pattern;

@@ -174,13 +174,30 @@ pub struct Block {
     pub tc: Option<TimeoutCert>,
     /// For every lane (in lane order), the highest contiguous LC-certified sequence ordered.
     pub cut: Vec<Seq>,
+    /// Digests of the newly ordered batches, lane by lane, sequence by sequence. A Byzantine
+    /// majority inside one domain could certify two batches at one sequence; naming the
+    /// digest keeps the global order safe whatever a domain does.
+    pub batches: Vec<Digest>,
     pub proposer: ReplicaId,
 }
 
 impl Block {
+    /// (lane index, sequence, digest) of every batch this block orders beyond `parent_cut`.
+    pub fn ordered(&self, parent_cut: &[Seq]) -> Vec<(usize, Seq, Digest)> {
+        let slots = self
+            .cut
+            .iter()
+            .zip(parent_cut)
+            .enumerate()
+            .flat_map(|(lane, (&cut, &before))| (before + 1..=cut).map(move |seq| (lane, seq)));
+        slots.zip(&self.batches).map(|((lane, seq), digest)| (lane, seq, *digest)).collect()
+    }
+
     pub fn digest(&self) -> Digest {
         let cut: Vec<u8> = self.cut.iter().flat_map(|s| s.to_le_bytes()).collect();
+        let batches: Vec<u8> = self.batches.iter().flatten().copied().collect();
         digest(&[
+            &batches,
             b"block",
             &self.round.to_le_bytes(),
             &self.height.to_le_bytes(),
@@ -260,7 +277,9 @@ impl TimeoutCert {
 pub enum GlobalMessage {
     Proposal { block: Arc<Block>, signature: Signature },
     Vote { round: Round, block: Digest, from: ReplicaId, signature: Signature },
-    Timeout { round: Round, high_qc: QuorumCert, from: ReplicaId, signature: Signature },
+    /// A timeout vote. It carries the sender's highest QC and its latest TC, so a replica
+    /// left behind in an older round catches up (DiemBFT-v4 TimeoutMsg.last_round_tc).
+    Timeout { round: Round, high_qc: QuorumCert, last_tc: Option<TimeoutCert>, from: ReplicaId, signature: Signature },
     /// Ask a peer for a block (and its ancestors) we miss.
     BlockRequest { block: Digest, from: ReplicaId },
     BlockResponse { blocks: Vec<Arc<Block>> },
@@ -342,7 +361,7 @@ fn global_checks(message: &GlobalMessage, out: &mut Vec<Check>) {
             message: vote_payload(*round, block),
             signature: signature.clone(),
         }),
-        GlobalMessage::Timeout { round, high_qc, from, signature } => {
+        GlobalMessage::Timeout { round, high_qc, last_tc, from, signature } => {
             out.push(Check::Single {
                 signer: *from,
                 tag: Tag::Timeout,
@@ -350,6 +369,9 @@ fn global_checks(message: &GlobalMessage, out: &mut Vec<Check>) {
                 signature: signature.clone(),
             });
             out.extend(high_qc.check());
+            if let Some(tc) = last_tc {
+                tc.checks(out);
+            }
         }
         GlobalMessage::BlockRequest { .. } => {}
         GlobalMessage::BlockResponse { blocks } => {

@@ -116,9 +116,15 @@ pub struct LocalShard {
     queue: VecDeque<(Transfer, u64)>,
     queued_keys: BTreeSet<u128>,
     /// Requests we forwarded, with the tick they must commit by.
-    awaited: BTreeMap<u128, u64>,
+    /// Requests we forwarded: the transfer, the tick it must commit by, and whether it was
+    /// already re-sent to every member once.
+    awaited: BTreeMap<u128, (Transfer, u64, bool)>,
+    /// View changes that completed no new-view in a row (the back-off exponent).
+    view_change_attempts: u32,
     view_changes: BTreeMap<View, BTreeMap<ReplicaId, ViewChange>>,
     new_view_sent: BTreeSet<View>,
+    /// The new-view that installed our view, relayed to members still asking for it.
+    installed_new_view: Option<LocalMessage>,
     batch_target: usize,
     now: u64,
 }
@@ -142,8 +148,10 @@ impl LocalShard {
             queue: VecDeque::new(),
             queued_keys: BTreeSet::new(),
             awaited: BTreeMap::new(),
+            view_change_attempts: 0,
             view_changes: BTreeMap::new(),
             new_view_sent: BTreeSet::new(),
+            installed_new_view: None,
             batch_target: BATCH_TXS_MIN,
             now: 0,
         }
@@ -171,6 +179,20 @@ impl LocalShard {
             shard.slots.insert(seq, kept);
         }
         shard
+    }
+
+    /// One line of state for traces.
+    pub fn describe(&self) -> String {
+        format!(
+            "view {}{} committed {} next {} queue {} awaited {} slots {}",
+            self.view,
+            if self.in_view_change { " (changing)" } else { "" },
+            self.committed_upto,
+            self.next_seq,
+            self.queue.len(),
+            self.awaited.len(),
+            self.slots.len()
+        )
     }
 
     pub fn lane(&self) -> Lane {
@@ -209,7 +231,7 @@ impl LocalShard {
         if self.awaited.len() >= QUEUE_TXS_MAX {
             return false;
         }
-        self.awaited.entry(tx.key).or_insert(self.now + self.config.request_timeout_ticks);
+        self.awaited.entry(tx.key).or_insert((tx, self.now + self.config.request_timeout_ticks, false));
         let primary = self.primary_of(self.view);
         out.push(LocalOutput::Send { to: vec![primary], message: LocalMessage::Forward { lane: self.lane(), tx } });
         true
@@ -228,18 +250,56 @@ impl LocalShard {
     pub fn on_tick(&mut self, signer: &dyn Signer, out: &mut Vec<LocalOutput>) {
         self.now += 1;
         if self.in_view_change {
-            // A view change that does not complete moves on to the next view (paper 4.5.2),
-            // waiting twice as long each time.
-            let patience = self.config.request_timeout_ticks << (self.view % 4).min(3);
-            if self.now >= self.view_change_started + patience {
-                self.start_view_change(self.view + 1, signer, out);
-            }
+            self.on_view_change_timeout(signer, out);
             return;
         }
         if self.is_primary() {
             self.cut_batches(signer, out);
-        } else if self.awaited.values().any(|&deadline| self.now > deadline) {
+        } else {
+            self.on_request_timeout(signer, out);
+        }
+    }
+
+    /// A forwarded request is overdue. The first time, hand it to the primary again and to
+    /// every member (as a PBFT client's broadcast retry would), so that a lost forward does
+    /// not cost a view change and the other members watch the primary too. The second time,
+    /// suspect the primary.
+    fn on_request_timeout(&mut self, signer: &dyn Signer, out: &mut Vec<LocalOutput>) {
+        let now = self.now;
+        let overdue: Vec<u128> = self.awaited.iter().filter(|(_, a)| now > a.1).map(|(k, _)| *k).collect();
+        if overdue.is_empty() {
+            return;
+        }
+        if overdue.iter().any(|k| self.awaited[k].2) {
             self.start_view_change(self.view + 1, signer, out);
+            return;
+        }
+        let lane = self.lane();
+        let deadline = now + self.config.request_timeout_ticks;
+        for key in overdue {
+            let entry = self.awaited.get_mut(&key).expect("overdue entry");
+            *entry = (entry.0, deadline, true);
+            let message = LocalMessage::Forward { lane, tx: entry.0 };
+            out.push(LocalOutput::Send { to: self.others(), message });
+        }
+    }
+
+    /// Castro-Liskov 4.5.2: when q_d view changes for our view arrived and no new-view
+    /// followed in time, move to the next view, waiting twice as long each time. Without
+    /// such a quorum we stay (a lone suspicion must not run ahead of the group) and repeat
+    /// our view-change message in case it was lost.
+    fn on_view_change_timeout(&mut self, signer: &dyn Signer, out: &mut Vec<LocalOutput>) {
+        let patience = self.config.request_timeout_ticks << (self.view_change_attempts.min(3));
+        if self.now < self.view_change_started + patience {
+            return;
+        }
+        let gathered = self.view_changes.get(&self.view).map_or(0, |senders| senders.len());
+        if gathered >= self.q() as usize {
+            self.view_change_attempts += 1;
+            self.start_view_change(self.view + 1, signer, out);
+        } else if let Some(vc) = self.view_changes.get(&self.view).and_then(|s| s.get(&self.me)).cloned() {
+            self.view_change_started = self.now;
+            out.push(LocalOutput::Send { to: self.others(), message: LocalMessage::ViewChange(vc) });
         }
     }
 
@@ -265,7 +325,13 @@ impl LocalShard {
             txs.iter().for_each(|tx| {
                 self.queued_keys.remove(&tx.key);
             });
+            while self.slots.get(&self.next_seq).is_some_and(|slot| slot.accepted.is_some()) {
+                self.next_seq += 1; // decided by a new-view or committed through an LC
+            }
             let seq = self.next_seq;
+            if seq > self.committed_upto + WINDOW_SEQS {
+                break;
+            }
             self.next_seq += 1;
             self.pre_prepare(seq, Arc::new(txs), signer, out);
         }
@@ -293,6 +359,10 @@ impl LocalShard {
             LocalMessage::Forward { tx, .. } => {
                 if self.is_primary() && !self.in_view_change {
                     self.enqueue(tx);
+                } else if !self.is_primary() && self.awaited.len() < QUEUE_TXS_MAX {
+                    // Another member could not get this request through: watch it too.
+                    let deadline = self.now + self.config.request_timeout_ticks;
+                    self.awaited.entry(tx.key).or_insert((tx, deadline, true));
                 }
             }
             LocalMessage::PrePrepare { .. } => self.on_pre_prepare(message, signer, out),
@@ -303,8 +373,8 @@ impl LocalShard {
                 self.on_commit(seq, digest, from, signature, signer, out)
             }
             LocalMessage::ViewChange(vc) => self.on_view_change(vc, signer, out),
-            LocalMessage::NewView { view, view_changes, from, .. } => {
-                self.on_new_view(view, view_changes, from, signer, out)
+            LocalMessage::NewView { view, view_changes, from, signature, .. } => {
+                self.on_new_view(view, view_changes, from, signature, signer, out)
             }
         }
     }
@@ -325,9 +395,14 @@ impl LocalShard {
             return;
         }
         let slot = self.slots.entry(seq).or_default();
+        if slot.committed {
+            return;
+        }
         if let Some((accepted_view, accepted_digest, _)) = &slot.accepted {
             if *accepted_view == view && *accepted_digest != digest {
-                let first = slot.pre_prepare.clone().expect("accepted implies stored");
+                let Some(first) = slot.pre_prepare.clone() else {
+                    return; // decided by the new-view of this view; the primary must follow it
+                };
                 out.push(LocalOutput::Evidence(Evidence::Equivocation {
                     offender: from,
                     first: Box::new(Message::Local(first)),
@@ -538,6 +613,29 @@ impl LocalShard {
         }
     }
 
+    /// A new primary took over: hand it the requests we still wait for (clients would
+    /// retransmit too; this saves them the wait), each with a fresh deadline.
+    fn forward_awaited(&mut self, out: &mut Vec<LocalOutput>) {
+        let deadline = self.now + self.config.request_timeout_ticks;
+        let primary = self.primary_of(self.view);
+        let lane = self.lane();
+        let mut forwarded = Vec::new();
+        for (tx, d, _) in self.awaited.values_mut() {
+            *d = deadline;
+            forwarded.push(*tx);
+        }
+        if primary == self.me {
+            self.awaited.clear();
+            forwarded.into_iter().for_each(|tx| {
+                self.enqueue(tx);
+            });
+            return;
+        }
+        for tx in forwarded {
+            out.push(LocalOutput::Send { to: vec![primary], message: LocalMessage::Forward { lane, tx } });
+        }
+    }
+
     fn start_view_change(&mut self, new_view: View, signer: &dyn Signer, out: &mut Vec<LocalOutput>) {
         if new_view <= self.view {
             return;
@@ -572,6 +670,13 @@ impl LocalShard {
             return;
         }
         if vc.new_view > self.view + VIEWS_AHEAD_MAX || !self.view_change_is_valid(&vc) {
+            return;
+        }
+        if vc.new_view == self.view && !self.in_view_change {
+            // The sender missed the new-view of our view (lost, or sent during a partition).
+            if let Some(new_view) = self.installed_new_view.clone() {
+                out.push(LocalOutput::Send { to: vec![from], message: new_view });
+            }
             return;
         }
         if vc.committed_upto > self.committed_upto {
@@ -654,6 +759,7 @@ impl LocalShard {
         view: View,
         view_changes: Vec<ViewChange>,
         from: ReplicaId,
+        signature: Signature,
         signer: &dyn Signer,
         out: &mut Vec<LocalOutput>,
     ) {
@@ -670,17 +776,23 @@ impl LocalShard {
             return;
         }
         let (min_s, decided) = LocalShard::new_view_decision(&view_changes);
+        self.installed_new_view = Some(LocalMessage::NewView {
+            lane: self.lane(),
+            view,
+            view_changes: view_changes.clone(),
+            from,
+            signature: signature.clone(),
+        });
         self.view = view;
         self.in_view_change = false;
+        self.view_change_attempts = 0;
         out.push(LocalOutput::Persist { view, seq: 0, digest: [0; 32] });
-        out.push(LocalOutput::ViewChanged { view });
         if min_s > self.committed_upto {
             let holder = view_changes.iter().find(|vc| vc.committed_upto == min_s).expect("max exists").from;
             out.push(LocalOutput::NeedBatches { upto: min_s, from: holder });
         }
         self.next_seq = decided.keys().next_back().map_or(min_s, |s| *s).max(self.committed_upto) + 1;
-        let deadline = self.now + self.config.request_timeout_ticks;
-        self.awaited.values_mut().for_each(|d| *d = deadline);
+        self.forward_awaited(out);
         for (seq, (digest, payload)) in decided {
             if seq <= self.committed_upto || self.slots.get(&seq).is_some_and(|s| s.committed) {
                 continue;

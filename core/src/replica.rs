@@ -23,6 +23,10 @@ use std::sync::Arc;
 pub const VERIFY_PENDING_MAX: usize = 4_096;
 /// Committed batches served per batch request.
 pub const BATCHES_PER_REQUEST_MAX: u64 = 16;
+/// Versions of one (lane, sequence) kept: only a domain beyond its fault bound makes two.
+pub const BATCH_VERSIONS_MAX: usize = 4;
+/// Executed batches kept per lane to serve lagging peers (deeper lag needs state transfer).
+pub const BATCH_RETENTION_SEQS: u64 = 1_024;
 /// Ticks before a batch request for the same lane is repeated.
 pub const BATCH_REQUEST_RETRY_TICKS: u64 = 20;
 
@@ -85,7 +89,7 @@ pub enum Action {
     Verify { token: u64, checks: Vec<Check> },
     Receipt { key: u128, status: ReceiptStatus },
     /// A global block executed; `transactions` counts the transfers it ran.
-    Executed { height: u64, block: Digest, state_root: Digest, transactions: u64 },
+    Executed { height: u64, block: Digest, parent: Digest, state_root: Digest, transactions: u64 },
     Evidence(Evidence),
     Health(HealthEvent),
 }
@@ -97,8 +101,10 @@ pub struct Replica {
     /// Our domain's lanes, indexed by shard.
     shards: Vec<LocalShard>,
     global: Global,
-    /// Committed batches of every lane we hold (durable batch store).
-    batches: BTreeMap<(usize, Seq), (LocalCert, Payload)>,
+    /// Committed batches of every lane we hold (durable batch store). More than one version
+    /// per sequence only from a domain with a Byzantine majority; the global order names
+    /// the digest it orders.
+    batches: BTreeMap<(usize, Seq), Vec<(LocalCert, Payload)>>,
     /// Highest contiguous sequence held per lane.
     contiguous: Vec<Seq>,
     batch_requests: BTreeMap<usize, u64>,
@@ -204,6 +210,20 @@ impl Replica {
     /// (block digest, height) of every executed global block, in order.
     pub fn executed(&self) -> &[(Digest, u64)] {
         &self.executed
+    }
+
+    /// (lane index, sequence, digest) of every committed batch held, every version.
+    pub fn batch_digests(&self) -> Vec<(usize, Seq, Digest)> {
+        self.batches
+            .iter()
+            .flat_map(|(&(lane, seq), versions)| versions.iter().map(move |(lc, _)| (lane, seq, lc.digest)))
+            .collect()
+    }
+
+    /// One line per lane and the global round, for traces.
+    pub fn describe(&self) -> String {
+        let lanes: Vec<String> = self.shards.iter().map(|s| format!("[{}]", s.describe())).collect();
+        format!("round {} executed {} lanes {}", self.global.round(), self.executed.len(), lanes.join(" "))
     }
 
     pub fn global_round(&self) -> u64 {
@@ -398,24 +418,23 @@ impl Replica {
 
     fn store_batch(&mut self, lc: LocalCert, payload: Payload, signer: &dyn Signer, actions: &mut Vec<Action>) {
         let lane = self.lane_index(lc.lane);
-        if lc.seq <= self.contiguous[lane] || self.batches.contains_key(&(lane, lc.seq)) {
+        if lc.seq <= self.last_executed_cut[lane] || lc.seq > self.contiguous[lane] + crate::pbft::WINDOW_SEQS * 4 {
+            return; // executed already, or far ahead: fetched again when needed (bounded)
+        }
+        let versions = self.batches.entry((lane, lc.seq)).or_default();
+        if versions.iter().any(|(held, _)| held.digest == lc.digest) || versions.len() >= BATCH_VERSIONS_MAX {
             return;
         }
-        if lc.seq > self.contiguous[lane] + crate::pbft::WINDOW_SEQS * 4 {
-            return; // bounded: far-ahead batches are fetched again when needed
-        }
         actions.push(Action::Persist(SafetyRecord::Batch { lane: lc.lane, seq: lc.seq, digest: lc.digest }));
-        self.batches.insert((lane, lc.seq), (lc, payload));
-        let before = self.contiguous[lane];
+        let (seq, digest) = (lc.seq, lc.digest);
+        versions.push((lc, payload));
         while self.batches.contains_key(&(lane, self.contiguous[lane] + 1)) {
             self.contiguous[lane] += 1;
         }
-        if self.contiguous[lane] > before {
-            let mut out = Vec::new();
-            self.global.set_available(lane, self.contiguous[lane], signer, &mut out);
-            self.apply_global(out, signer, actions);
-            self.execute_ready(actions);
-        }
+        let mut out = Vec::new();
+        self.global.on_batch_held(lane, seq, digest, signer, &mut out);
+        self.apply_global(out, signer, actions);
+        self.execute_ready(actions);
     }
 
     fn request_batches(&mut self, lane: usize, upto: Seq, from: ReplicaId, actions: &mut Vec<Action>) {
@@ -437,9 +456,11 @@ impl Replica {
         }
         let index = self.lane_index(lane);
         for s in seq..seq + BATCHES_PER_REQUEST_MAX {
-            let Some((lc, payload)) = self.batches.get(&(index, s)) else { break };
-            let message = Message::Batch { lc: lc.clone(), payload: payload.clone() };
-            actions.push(Action::Send { to: vec![to], message });
+            let Some(versions) = self.batches.get(&(index, s)) else { break };
+            for (lc, payload) in versions {
+                let message = Message::Batch { lc: lc.clone(), payload: payload.clone() };
+                actions.push(Action::Send { to: vec![to], message });
+            }
         }
     }
 
@@ -478,39 +499,43 @@ impl Replica {
     /// block, then lane (domain, shard), then sequence.
     fn execute_ready(&mut self, actions: &mut Vec<Action>) {
         while let Some(block) = self.to_execute.front().cloned() {
-            let missing = (0..self.lanes.len()).find(|&lane| block.cut[lane] > self.contiguous[lane]);
-            if let Some(lane) = missing {
-                let from = block.proposer;
-                self.request_batches(lane, block.cut[lane], from, actions);
+            let ordered = block.ordered(&self.last_executed_cut);
+            let payloads: Option<Vec<Payload>> = ordered.iter().map(|&(lane, seq, digest)| self.payload(lane, seq, &digest)).collect();
+            let Some(payloads) = payloads else {
+                let (lane, _, _) = *ordered.iter().find(|(l, s, d)| self.payload(*l, *s, d).is_none()).expect("one missing");
+                self.request_batches(lane, block.cut[lane], block.proposer, actions);
                 return;
-            }
+            };
             self.to_execute.pop_front();
             let mut transactions = 0;
-            for lane in 0..self.lanes.len() {
-                let from = self.last_executed_cut[lane] + 1;
-                for seq in from..=block.cut[lane].max(self.last_executed_cut[lane]) {
-                    let (_, payload) = self.batches.get(&(lane, seq)).expect("contiguous batches are held");
-                    for tx in payload.iter() {
-                        let outcome = self.ledger.apply(tx);
-                        transactions += 1;
-                        actions.push(Action::Receipt {
-                            key: tx.key,
-                            status: ReceiptStatus::GloballyFinal { height: block.height, outcome },
-                        });
-                    }
-                }
-                self.last_executed_cut[lane] = self.last_executed_cut[lane].max(block.cut[lane]);
+            for tx in payloads.iter().flat_map(|p| p.iter()) {
+                let outcome = self.ledger.apply(tx);
+                transactions += 1;
+                actions.push(Action::Receipt { key: tx.key, status: ReceiptStatus::GloballyFinal { height: block.height, outcome } });
             }
+            for (lane, &cut) in block.cut.iter().enumerate() {
+                self.last_executed_cut[lane] = self.last_executed_cut[lane].max(cut);
+                self.contiguous[lane] = self.contiguous[lane].max(cut);
+            }
+            // Keep a tail of executed batches to serve replicas that lag behind us.
+            let floor = self.last_executed_cut.clone();
+            self.batches.retain(|(lane, seq), _| *seq + BATCH_RETENTION_SEQS > floor[*lane]);
             self.ledger.end_block(block.height);
             let digest = block.digest();
             self.executed.push((digest, block.height));
             actions.push(Action::Executed {
                 height: block.height,
                 block: digest,
+                parent: block.parent,
                 state_root: self.ledger.state_root(),
                 transactions,
             });
         }
+    }
+
+    fn payload(&self, lane: usize, seq: Seq, digest: &Digest) -> Option<Payload> {
+        let versions = self.batches.get(&(lane, seq))?;
+        versions.iter().find(|(lc, _)| lc.digest == *digest).map(|(_, payload)| payload.clone())
     }
 }
 

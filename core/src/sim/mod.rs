@@ -1,0 +1,509 @@
+//! Deterministic simulation: many replicas, one seeded PRNG, a simulated network and clock.
+//!
+//! Each run draws what the options leave open from its seed (swarm testing): cluster
+//! shape, Byzantine replicas and their strategies, crashes, loss, partitions. Faults happen
+//! in the first phase; then the network heals, crashed replicas are back, and the run must
+//! converge. The checkers in [`checker`] judge every run; a seed replays it exactly.
+
+pub mod adversary;
+pub mod checker;
+pub mod network;
+pub mod rng;
+
+use crate::bugs::PlantedBugs;
+use crate::crypto::{SimKeys, SimSigner, Verifier};
+use crate::ledger::{Outcome, Transfer};
+use crate::replica::{Action, HealthEvent, Input, ReceiptStatus, Replica, ReplicaConfig};
+use crate::topology::{ReplicaId, Topology, TopologyError};
+use crate::vote_pattern::VotePattern;
+use adversary::{Adversary, Strategy, STRATEGIES};
+use checker::{Observations, Violation};
+use network::{Network, Partition};
+use rng::Rng;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+/// Simulated microseconds per replica tick.
+pub const TICK_US: u64 = 1_000;
+/// Accounts in the simulated ledger, and their opening balance.
+pub const ACCOUNTS: u64 = 64;
+pub const OPENING_BALANCE: u64 = 1_000_000;
+/// A client resends a transaction without a receipt after this long.
+pub const CLIENT_RETRY_US: u64 = 400_000;
+/// Events one run may process before it is cut (a livelock guard).
+pub const EVENTS_PER_RUN_MAX: u64 = 20_000_000;
+
+/// What to simulate; `None` fields are drawn from the seed.
+#[derive(Debug, Clone, Default)]
+pub struct SimOptions {
+    pub replicas: Option<u32>,
+    pub domains: Option<u32>,
+    pub byzantine: Option<u32>,
+    pub crashes: Option<bool>,
+    pub shards: Option<u32>,
+    /// A fixed topology (the demo's); overrides replicas, domains and shards.
+    pub topology: Option<Arc<Topology>>,
+    pub bug: Option<String>,
+    /// Simulated length of the fault phase and of the stabilisation phase, in ms.
+    pub fault_ms: u64,
+    pub stable_ms: u64,
+    /// Client transactions per simulated second, over the whole cluster.
+    pub tx_per_s: u64,
+    pub trace: bool,
+}
+
+impl SimOptions {
+    pub fn standard() -> SimOptions {
+        SimOptions { fault_ms: 2_000, stable_ms: 4_000, tx_per_s: 400, ..SimOptions::default() }
+    }
+}
+
+/// Everything a run measured and found.
+#[derive(Debug, Clone, Default)]
+pub struct RunReport {
+    pub seed: u64,
+    pub shape: String,
+    pub violations: Vec<Violation>,
+    pub committed_blocks: u64,
+    pub committed_txs: u64,
+    pub submitted_txs: u64,
+    pub local_view_changes: u64,
+    pub global_timeouts: u64,
+    pub vote_pattern_switches: u64,
+    pub evidence: BTreeMap<String, u64>,
+    /// Submission to first locally final receipt, simulated microseconds.
+    pub local_latency_us: Vec<u64>,
+    /// Submission to first globally final receipt, simulated microseconds.
+    pub global_latency_us: Vec<u64>,
+    pub simulated_us: u64,
+    pub events: u64,
+    pub trace: Vec<String>,
+}
+
+/// Names of the bugs `--plant-bug` accepts, with what each breaks.
+pub fn bug_names() -> &'static [(&'static str, &'static str)] {
+    crate::bugs::BUG_NAMES
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SimError {
+    #[error("unknown bug {0:?}; `ccbft sim --list-bugs` lists them")]
+    UnknownBug(String),
+    #[error("{byzantine} Byzantine replicas exceed f = {f} for {n} replicas")]
+    TooManyByzantine { byzantine: u32, f: u32, n: u32 },
+    #[error(transparent)]
+    Topology(#[from] TopologyError),
+}
+
+#[derive(Debug)]
+enum Event {
+    Tick(ReplicaId),
+    Deliver { from: ReplicaId, to: ReplicaId, message: crate::messages::Message },
+    Submit { client_tx: usize },
+    Crash(ReplicaId),
+    Restart(ReplicaId),
+    Heal,
+}
+
+struct ClientTx {
+    tx: Transfer,
+    domain: u32,
+    submitted_us: u64,
+    attempts: u32,
+    local_final_us: Option<u64>,
+    global_final_us: Option<u64>,
+}
+
+struct Sim {
+    rng: Rng,
+    topology: Arc<Topology>,
+    keys: SimKeys,
+    signers: Vec<SimSigner>,
+    replicas: Vec<Replica>,
+    down: BTreeSet<ReplicaId>,
+    adversaries: BTreeMap<ReplicaId, Adversary>,
+    network: Network,
+    events: BTreeMap<(u64, u64), Event>,
+    next_event: u64,
+    now: u64,
+    clients: Vec<ClientTx>,
+    by_key: BTreeMap<u128, usize>,
+    heal_us: u64,
+    observations: Observations,
+    report: RunReport,
+    trace: bool,
+}
+
+/// Run one seed.
+pub fn run(seed: u64, options: &SimOptions) -> Result<RunReport, SimError> {
+    let bugs = match &options.bug {
+        None => PlantedBugs::none(),
+        Some(name) => PlantedBugs::named(name).ok_or_else(|| SimError::UnknownBug(name.clone()))?,
+    };
+    let mut sim = Sim::build(seed, options, bugs)?;
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        sim.run_events(options);
+        sim.finish()
+    }));
+    match outcome {
+        Ok(report) => Ok(report),
+        Err(panic) => {
+            let what = panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_else(|| "panic".into());
+            let mut report = std::mem::take(&mut sim.report);
+            report.violations.push(Violation { seed, what: format!("assertion failed: {what}") });
+            Ok(report)
+        }
+    }
+}
+
+impl Sim {
+    fn build(seed: u64, options: &SimOptions, bugs: PlantedBugs) -> Result<Sim, SimError> {
+        let mut rng = Rng::new(seed);
+        let topology = match &options.topology {
+            Some(topology) => topology.clone(),
+            None => {
+                let n = options.replicas.unwrap_or_else(|| *rng.pick(&[4, 5, 7, 7, 10]));
+                let d = options.domains.unwrap_or_else(|| 1 + rng.below(3) as u32);
+                let shards = options.shards.unwrap_or_else(|| 1 + rng.below(2) as u32);
+                Arc::new(Topology::synthetic(n, d, shards)?)
+            }
+        };
+        let quorum = topology.quorum();
+        let n = quorum.n;
+        let byzantine = options.byzantine.unwrap_or_else(|| rng.below(u64::from(quorum.f) + 1) as u32);
+        if byzantine > quorum.f {
+            return Err(SimError::TooManyByzantine { byzantine, f: quorum.f, n });
+        }
+        let keys = SimKeys::new(n, seed);
+        let signers: Vec<SimSigner> = (0..n).map(|id| keys.signer(id)).collect();
+        let vote_pattern = if rng.chance(500) { VotePattern::Linear } else { VotePattern::AllToAll };
+        let rotation_rounds = *rng.pick(&[1, 3, 10]);
+        let replicas = (0..n)
+            .map(|id| {
+                let config = ReplicaConfig {
+                    topology: topology.clone(),
+                    me: id,
+                    genesis_accounts: (0..ACCOUNTS).map(|a| (a, OPENING_BALANCE)).collect(),
+                    request_timeout_ticks: 150,
+                    global_timeout_min_ticks: 400,
+                    global_timeout_max_ticks: 3_000,
+                    ticks_per_ms: 1_000 / TICK_US,
+                    rotation_rounds,
+                    vote_pattern,
+                };
+                Replica::with_bugs(config, &signers[id as usize], bugs)
+            })
+            .collect();
+        let mut ids: Vec<ReplicaId> = (0..n).collect();
+        let mut adversaries = BTreeMap::new();
+        for _ in 0..byzantine {
+            let id = ids.remove(rng.below(ids.len() as u64) as usize);
+            let strategy = *rng.pick(STRATEGIES);
+            adversaries.insert(id, Adversary::new(strategy, keys.signer(id)));
+        }
+        let heal_us = options.fault_ms * 1_000;
+        let shape = format!(
+            "n={n} domains={} shards={} byzantine={byzantine} pattern={vote_pattern:?} rotation={rotation_rounds} strategies={:?}",
+            topology.domains.len(),
+            topology.shards,
+            adversaries.values().map(|a| a.strategy).collect::<Vec<Strategy>>()
+        );
+        let mut sim = Sim {
+            rng,
+            network: Network::new(&topology),
+            topology,
+            keys,
+            signers,
+            replicas,
+            down: BTreeSet::new(),
+            adversaries,
+            events: BTreeMap::new(),
+            next_event: 0,
+            now: 0,
+            clients: Vec::new(),
+            by_key: BTreeMap::new(),
+            heal_us,
+            observations: Observations::default(),
+            report: RunReport { seed, shape, ..RunReport::default() },
+            trace: options.trace,
+        };
+        sim.plan(options);
+        Ok(sim)
+    }
+
+    fn schedule(&mut self, at: u64, event: Event) {
+        self.next_event += 1;
+        self.events.insert((at, self.next_event), event);
+    }
+
+    fn honest(&self, id: ReplicaId) -> bool {
+        !self.adversaries.contains_key(&id)
+    }
+
+    /// Lay out the run: ticks, the workload, and the faults of the first phase.
+    fn plan(&mut self, options: &SimOptions) {
+        let n = self.topology.n();
+        for id in 0..n {
+            let offset = self.rng.below(TICK_US);
+            self.schedule(offset, Event::Tick(id));
+        }
+        self.plan_workload(options);
+        self.plan_faults(options);
+        self.schedule(self.heal_us, Event::Heal);
+    }
+
+    fn plan_workload(&mut self, options: &SimOptions) {
+        let total = options.tx_per_s * options.fault_ms / 1_000;
+        for i in 0..total {
+            let at = i * options.fault_ms * 1_000 / total.max(1);
+            let from = self.rng.below(ACCOUNTS);
+            let to = (from + 1 + self.rng.below(ACCOUNTS - 1)) % ACCOUNTS;
+            let amount = 1 + self.rng.below(OPENING_BALANCE / 100);
+            let tx = Transfer { key: (u128::from(self.report.seed) << 64) | u128::from(i), from, to, amount };
+            let domain = self.rng.below(self.topology.domains.len() as u64) as u32;
+            self.by_key.insert(tx.key, self.clients.len());
+            self.clients.push(ClientTx {
+                tx,
+                domain,
+                submitted_us: at,
+                attempts: 0,
+                local_final_us: None,
+                global_final_us: None,
+            });
+            self.schedule(at, Event::Submit { client_tx: self.clients.len() - 1 });
+            // A client that replays a request (the same idempotency key) elsewhere.
+            if self.rng.chance(30) {
+                let again = at + 1 + self.rng.below(50_000);
+                self.schedule(again, Event::Submit { client_tx: self.clients.len() - 1 });
+            }
+        }
+        self.report.submitted_txs = total;
+    }
+
+    fn plan_faults(&mut self, options: &SimOptions) {
+        let fault_us = options.fault_ms * 1_000;
+        self.network.loss_per_mille = *self.rng.pick(&[0, 0, 5, 20]);
+        if self.rng.chance(400) {
+            let n = self.topology.n();
+            let side: BTreeSet<ReplicaId> = if self.rng.chance(500) {
+                let domain = self.rng.below(self.topology.domains.len() as u64) as u32;
+                self.topology.domain_members(domain).into_iter().collect()
+            } else {
+                (0..n).filter(|_| self.rng.chance(300)).collect()
+            };
+            self.network.partition = if self.rng.chance(500) {
+                Partition::Symmetric { side }
+            } else {
+                Partition::Asymmetric { side }
+            };
+        }
+        if self.rng.chance(200) {
+            self.network.slow = [self.rng.below(u64::from(self.topology.n())) as u32].into();
+            self.network.slow_extra_us = 100_000;
+        }
+        let crashes = options.crashes.unwrap_or_else(|| self.rng.chance(500));
+        let budget = self.topology.quorum().f.saturating_sub(self.adversaries.len() as u32);
+        if crashes && budget > 0 {
+            let honest: Vec<ReplicaId> = (0..self.topology.n()).filter(|&id| self.honest(id)).collect();
+            for _ in 0..1 + self.rng.below(u64::from(budget)) {
+                let id = *self.rng.pick(&honest);
+                let at = self.rng.below(fault_us / 2);
+                let back = at + 1 + self.rng.below(fault_us / 2);
+                self.schedule(at, Event::Crash(id));
+                self.schedule(back, Event::Restart(id));
+            }
+        }
+    }
+
+    fn run_events(&mut self, options: &SimOptions) {
+        let end = (options.fault_ms + options.stable_ms) * 1_000;
+        while let Some(((at, _), event)) = self.events.pop_first() {
+            if at > end || self.report.events >= EVENTS_PER_RUN_MAX {
+                break;
+            }
+            self.now = at;
+            self.report.events += 1;
+            self.handle(event);
+        }
+        self.report.simulated_us = self.now;
+    }
+
+    fn handle(&mut self, event: Event) {
+        match event {
+            Event::Tick(id) => {
+                self.schedule(self.now + TICK_US, Event::Tick(id));
+                if !self.down.contains(&id) {
+                    self.step(id, Input::Tick);
+                }
+            }
+            Event::Deliver { from, to, message } => {
+                if !self.down.contains(&to) {
+                    if let Some(adversary) = self.adversaries.get_mut(&to) {
+                        adversary.observe(&message);
+                    }
+                    self.step(to, Input::Message { from, message });
+                }
+            }
+            Event::Submit { client_tx } => self.submit(client_tx),
+            Event::Crash(id) => {
+                self.trace_line(format!("crash r{id}"));
+                self.down.insert(id);
+            }
+            Event::Restart(id) => {
+                if self.down.remove(&id) {
+                    self.trace_line(format!("restart r{id} from durable state"));
+                    self.replicas[id as usize] = self.replicas[id as usize].recover();
+                }
+            }
+            Event::Heal => {
+                self.trace_line("heal: network reliable, all replicas up".into());
+                self.network.heal();
+                for id in std::mem::take(&mut self.down) {
+                    self.replicas[id as usize] = self.replicas[id as usize].recover();
+                }
+            }
+        }
+    }
+
+    /// A client sends (or resends) a transaction: first to a replica of its own domain, and
+    /// after two unanswered tries to any replica (failover to another domain).
+    fn submit(&mut self, index: usize) {
+        let client = &mut self.clients[index];
+        if client.global_final_us.is_some() {
+            return;
+        }
+        client.attempts += 1;
+        let (tx, domain, attempts) = (client.tx, client.domain, client.attempts);
+        let candidates: Vec<ReplicaId> = if attempts <= 2 {
+            self.topology.domain_members(domain)
+        } else {
+            (0..self.topology.n()).collect()
+        };
+        let target = *self.rng.pick(&candidates);
+        if self.now < self.heal_us + CLIENT_RETRY_US * 20 {
+            self.schedule(self.now + CLIENT_RETRY_US, Event::Submit { client_tx: index });
+        }
+        if !self.down.contains(&target) {
+            self.step(target, Input::Client(tx));
+        }
+    }
+
+    fn step(&mut self, id: ReplicaId, input: Input) {
+        let mut inputs = vec![input];
+        while let Some(input) = inputs.pop() {
+            let signer = &self.signers[id as usize];
+            let actions = self.replicas[id as usize].step(input, signer);
+            for action in actions {
+                if let Some(next) = self.perform(id, action) {
+                    inputs.push(next);
+                }
+            }
+        }
+    }
+
+    /// Carry out one action; a verification answers at once with the next input.
+    fn perform(&mut self, id: ReplicaId, action: Action) -> Option<Input> {
+        match action {
+            Action::Send { to, message } => self.send(id, to, message),
+            Action::Verify { token, checks } => {
+                let ok = checks.iter().all(|check| self.keys.verify(check));
+                return Some(Input::Verified { token, ok });
+            }
+            Action::Persist(_) => {} // durable at once in the simulator
+            Action::Receipt { key, status } => self.receipt(id, key, status),
+            Action::Executed { height, block, parent, state_root, transactions } => {
+                if self.honest(id) {
+                    self.observations.executed(id, height, block, parent, state_root);
+                    self.trace_line(format!("r{id} executed height {height} ({transactions} txs) root {:02x?}", &state_root[..4]));
+                }
+            }
+            Action::Evidence(evidence) => {
+                *self.report.evidence.entry(evidence.kind().to_string()).or_default() += 1;
+                self.trace_line(format!("r{id} evidence: {} by r{}", evidence.kind(), evidence.offender()));
+            }
+            Action::Health(event) => self.health(id, event),
+        }
+        None
+    }
+
+    fn send(&mut self, from: ReplicaId, to: Vec<ReplicaId>, message: crate::messages::Message) {
+        let outgoing = match self.adversaries.get_mut(&from) {
+            Some(adversary) => adversary.transform(to, message, &mut self.rng),
+            None => vec![(to, message, 0)],
+        };
+        for (targets, message, extra_us) in outgoing {
+            for target in targets {
+                if let Some(delay) = self.network.delay_us(from, target, &mut self.rng) {
+                    let at = self.now + delay + extra_us;
+                    self.schedule(at, Event::Deliver { from, to: target, message: message.clone() });
+                }
+            }
+        }
+    }
+
+    fn receipt(&mut self, id: ReplicaId, key: u128, status: ReceiptStatus) {
+        if !self.honest(id) {
+            return;
+        }
+        if let ReceiptStatus::GloballyFinal { outcome, .. } = status {
+            self.observations.outcome(id, key, outcome == Outcome::Applied);
+        }
+        let Some(&index) = self.by_key.get(&key) else {
+            self.observations.foreign(id, key);
+            return;
+        };
+        let client = &mut self.clients[index];
+        match status {
+            ReceiptStatus::LocallyFinal { .. } if client.local_final_us.is_none() => {
+                client.local_final_us = Some(self.now);
+                self.report.local_latency_us.push(self.now - client.submitted_us);
+            }
+            ReceiptStatus::GloballyFinal { .. } if client.global_final_us.is_none() => {
+                client.global_final_us = Some(self.now);
+                self.report.global_latency_us.push(self.now - client.submitted_us);
+            }
+            _ => {}
+        }
+    }
+
+    fn health(&mut self, id: ReplicaId, event: HealthEvent) {
+        match &event {
+            HealthEvent::LocalViewChange { .. } => self.report.local_view_changes += 1,
+            HealthEvent::GlobalTimeout { .. } => self.report.global_timeouts += 1,
+            HealthEvent::VotePatternSwitched { .. } => self.report.vote_pattern_switches += 1,
+            HealthEvent::Evidence { .. } => {}
+        }
+        if self.trace {
+            self.trace_line(format!("r{id} {event:?}"));
+        }
+    }
+
+    fn trace_line(&mut self, line: String) {
+        if self.trace {
+            self.report.trace.push(format!("{:>9.3} ms  {line}", self.now as f64 / 1_000.0));
+        }
+    }
+
+    fn finish(&mut self) -> RunReport {
+        for id in 0..self.topology.n() {
+            let line = format!("end r{id}{}: {}", if self.honest(id) { "" } else { " (byzantine)" }, self.replicas[id as usize].describe());
+            self.trace_line(line);
+        }
+        let honest: Vec<&Replica> = self.replicas.iter().filter(|r| self.honest(r.id())).collect();
+        let submitted: BTreeSet<u128> = self.clients.iter().map(|c| c.tx.key).collect();
+        let mut violations = self.observations.check(self.report.seed, &honest, &submitted);
+        let byzantine_per_domain = |domain: u32| {
+            self.adversaries.keys().filter(|&&id| self.topology.domain_of(id) == domain).count() as u32
+        };
+        violations.extend(checker::check_local_agreement(self.report.seed, &self.topology, &honest, byzantine_per_domain));
+        let mut report = std::mem::take(&mut self.report);
+        report.violations = violations;
+        report.committed_blocks = honest.iter().map(|r| r.executed().len() as u64).max().unwrap_or(0);
+        report.committed_txs = honest.iter().map(|r| r.ledger().executed_count()).max().unwrap_or(0);
+        report
+    }
+}
