@@ -3,14 +3,18 @@
 //! Clients are payment switches; they need no aggregation, so plain Ed25519 with batch
 //! verification is the cheapest fit. Checks are strict and malleability-free:
 //! - public keys: canonical encoding, not small order, torsion-free (checked once per key);
-//! - signatures: canonical `s < l`, canonical `R`, `R` decompresses, torsion-free and not
-//!   the identity;
-//! - single verification is `verify_strict` (cofactorless, rejects small-order `R` and `A`).
+//! - signatures: canonical `s < l`, canonical `R` that decompresses and is not small order;
+//! - single verification is `verify_strict` (cofactorless, exact `R` comparison, so it also
+//!   rejects an `R` with a torsion component).
 //!
-//! Because every `R` and `A` accepted by the decoders lies in the prime-order subgroup, the
-//! cofactorless batch equation of `ed25519_dalek::verify_batch` accepts a batch exactly when
-//! `verify_strict` accepts each item (up to the batch's 2^-128 soundness error): a signature
-//! with a torsion component, which `verify_strict` rejects, cannot slip through a batch.
+//! Batch verification first rejects every item whose `R` is not torsion-free (one
+//! variable-time multiplication by the group order per item, spread over the pool), then runs
+//! the cofactorless batch equation of `ed25519_dalek::verify_batch` on the rest. With `R` and
+//! `A` in the prime-order subgroup the batch accepts exactly what `verify_strict` accepts (up
+//! to the batch's 2^-128 soundness error), so replicas that batch and replicas that verify one
+//! by one never disagree about a client's transaction. Without the torsion check, a client
+//! could craft a signature that the batch accepts with probability 1/8 and `verify_strict`
+//! always rejects.
 
 use crate::batch::VerifyPool;
 use crate::error::CryptoError;
@@ -49,8 +53,13 @@ fn torsion_free_vartime(point: &EdwardsPoint) -> bool {
     (l_minus_one + point).is_identity()
 }
 
-/// Decodes a point that must be canonical and in the prime-order subgroup (not identity).
-fn strict_point(kind: &'static str, bytes: [u8; 32]) -> Result<(), CryptoError> {
+/// Decodes a point that must be canonical and not of small order, and, if asked, in the
+/// prime-order subgroup.
+fn strict_point(
+    kind: &'static str,
+    bytes: [u8; 32],
+    torsion_free: bool,
+) -> Result<EdwardsPoint, CryptoError> {
     let compressed = CompressedEdwardsY(bytes);
     let point = compressed
         .decompress()
@@ -61,10 +70,10 @@ fn strict_point(kind: &'static str, bytes: [u8; 32]) -> Result<(), CryptoError> 
     if point.is_small_order() {
         return Err(CryptoError::WeakPoint { kind });
     }
-    if !torsion_free_vartime(&point) {
+    if torsion_free && !torsion_free_vartime(&point) {
         return Err(CryptoError::NotInSubgroup { kind });
     }
-    Ok(())
+    Ok(point)
 }
 
 /// A client signing key. `Debug` never prints the key.
@@ -95,7 +104,11 @@ impl ClientSigningKey {
 
     /// Signs `msg` (pure Ed25519, RFC 8032).
     pub fn sign(&self, msg: &[u8]) -> ClientSignature {
-        ClientSignature(self.0.sign(msg))
+        let sig = self.0.sign(msg);
+        let r = CompressedEdwardsY(*sig.r_bytes())
+            .decompress()
+            .expect("R of an honest signature decompresses");
+        ClientSignature { sig, r }
     }
 
     /// The 32-byte seed. Key material.
@@ -123,7 +136,7 @@ impl ClientPublicKey {
         check_len(KIND, bytes, CLIENT_PUBLIC_KEY_BYTES)?;
         let mut raw = [0u8; 32];
         raw.copy_from_slice(bytes);
-        strict_point(KIND, raw)?;
+        strict_point(KIND, raw, true)?;
         let key =
             VerifyingKey::from_bytes(&raw).map_err(|_| CryptoError::NonCanonical { kind: KIND })?;
         if key.is_weak() {
@@ -140,17 +153,21 @@ impl ClientPublicKey {
     /// Strict single verification (`verify_strict`).
     pub fn verify(&self, msg: &[u8], sig: &ClientSignature) -> Result<(), CryptoError> {
         self.0
-            .verify_strict(msg, &sig.0)
+            .verify_strict(msg, &sig.sig)
             .map_err(|_| CryptoError::InvalidSignature)
     }
 }
 
 /// A client signature whose encoding passed the strict checks.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub struct ClientSignature(ed25519_dalek::Signature);
+pub struct ClientSignature {
+    sig: ed25519_dalek::Signature,
+    /// `R`, decompressed once.
+    r: EdwardsPoint,
+}
 
 impl ClientSignature {
-    /// Decodes 64 bytes `R || s`: canonical `s`, canonical torsion-free non-identity `R`.
+    /// Decodes 64 bytes `R || s`: canonical `s`, canonical `R` not of small order.
     pub fn from_bytes(bytes: &[u8]) -> Result<ClientSignature, CryptoError> {
         const KIND: &str = "client signature";
         check_len(KIND, bytes, CLIENT_SIGNATURE_BYTES)?;
@@ -161,15 +178,16 @@ impl ClientSignature {
         if bool::from(Scalar::from_canonical_bytes(s).is_none()) {
             return Err(CryptoError::NonCanonical { kind: KIND });
         }
-        strict_point(KIND, r)?;
-        Ok(ClientSignature(ed25519_dalek::Signature::from_components(
-            r, s,
-        )))
+        let point = strict_point(KIND, r, false)?;
+        Ok(ClientSignature {
+            r: point,
+            sig: ed25519_dalek::Signature::from_components(r, s),
+        })
     }
 
     /// The 64-byte encoding.
     pub fn to_bytes(&self) -> [u8; CLIENT_SIGNATURE_BYTES] {
-        self.0.to_bytes()
+        self.sig.to_bytes()
     }
 }
 
@@ -177,8 +195,8 @@ impl ClientSignature {
 pub type ClientBatchItem<'a> = (&'a [u8], &'a ClientSignature, &'a ClientPublicKey);
 
 /// Verifies every item with Ed25519 batch verification spread over `pool`. `Ok(())` if all
-/// are valid, otherwise the indices (increasing) of exactly the invalid ones, found by
-/// bisection and confirmed with `verify_strict`.
+/// are valid, otherwise the indices (increasing) of exactly the invalid ones: items whose `R`
+/// has a torsion component, then the bad ones among the rest, found by bisection.
 pub fn verify_batch(pool: &VerifyPool, items: &[ClientBatchItem<'_>]) -> Result<(), Vec<usize>> {
     let chunk = items
         .len()
@@ -188,13 +206,7 @@ pub fn verify_batch(pool: &VerifyPool, items: &[ClientBatchItem<'_>]) -> Result<
         items
             .par_chunks(chunk)
             .enumerate()
-            .flat_map_iter(|(c, part)| {
-                let mut bad = Vec::new();
-                if !batch_ok(part) {
-                    bisect(part, c * chunk, &mut bad);
-                }
-                bad
-            })
+            .flat_map_iter(|(c, part)| verify_chunk(part, c * chunk))
             .collect()
     });
     if bad.is_empty() {
@@ -205,32 +217,54 @@ pub fn verify_batch(pool: &VerifyPool, items: &[ClientBatchItem<'_>]) -> Result<
     }
 }
 
+/// The bad items of `part` (indices offset by `base`).
+fn verify_chunk(part: &[ClientBatchItem<'_>], base: usize) -> Vec<usize> {
+    let mut bad = Vec::new();
+    let mut kept = Vec::with_capacity(part.len());
+    let mut index = Vec::with_capacity(part.len());
+    for (j, item) in part.iter().enumerate() {
+        if torsion_free_vartime(&item.1.r) {
+            kept.push(*item);
+            index.push(base + j);
+        } else {
+            bad.push(base + j);
+        }
+    }
+    if !batch_ok(&kept) {
+        bisect(&kept, &index, &mut bad);
+    }
+    bad
+}
+
 fn batch_ok(items: &[ClientBatchItem<'_>]) -> bool {
     match items {
         [] => true,
         [(msg, sig, pk)] => pk.verify(msg, sig).is_ok(),
         _ => {
             let msgs: Vec<&[u8]> = items.iter().map(|i| i.0).collect();
-            let sigs: Vec<ed25519_dalek::Signature> = items.iter().map(|i| i.1 .0).collect();
+            let sigs: Vec<ed25519_dalek::Signature> = items.iter().map(|i| i.1.sig).collect();
             let keys: Vec<VerifyingKey> = items.iter().map(|i| i.2 .0).collect();
             ed25519_dalek::verify_batch(&msgs, &sigs, &keys).is_ok()
         }
     }
 }
 
-fn bisect(items: &[ClientBatchItem<'_>], base: usize, bad: &mut Vec<usize>) {
+/// Appends to `bad` the indices (from `index`) of the bad items of `items`, a set known to
+/// fail.
+fn bisect(items: &[ClientBatchItem<'_>], index: &[usize], bad: &mut Vec<usize>) {
     if items.len() == 1 {
-        bad.push(base);
+        bad.push(index[0]);
         return;
     }
     let mid = items.len() / 2;
     let (left, right) = items.split_at(mid);
+    let (left_index, right_index) = index.split_at(mid);
     if batch_ok(left) {
-        bisect(right, base + mid, bad);
+        bisect(right, right_index, bad);
     } else {
-        bisect(left, base, bad);
+        bisect(left, left_index, bad);
         if !batch_ok(right) {
-            bisect(right, base + mid, bad);
+            bisect(right, right_index, bad);
         }
     }
 }
@@ -255,19 +289,31 @@ mod tests {
     }
 
     #[test]
-    fn signature_with_torsion_component_in_r_is_rejected() {
+    fn signature_with_torsion_component_in_r_is_rejected_alone_and_in_a_batch() {
         let sk = ClientSigningKey::from_seed(&[5; 32]);
-        let sig = sk.sign(b"tx").to_bytes();
-        let r = CompressedEdwardsY(sig[..32].try_into().unwrap())
-            .decompress()
-            .unwrap();
+        let pk = sk.public_key();
+        let msgs: Vec<Vec<u8>> = (0..8).map(|i| vec![i; 10]).collect();
+        let good: Vec<ClientSignature> = msgs.iter().map(|m| sk.sign(m)).collect();
+        let pool = VerifyPool::new(2).unwrap();
         for t in &EIGHT_TORSION[1..] {
-            let mut bad = sig;
-            bad[..32].copy_from_slice((r + t).compress().as_bytes());
-            assert!(matches!(
-                ClientSignature::from_bytes(&bad),
-                Err(CryptoError::NotInSubgroup { .. })
-            ));
+            let mut bytes = good[3].to_bytes();
+            let r = CompressedEdwardsY(bytes[..32].try_into().unwrap())
+                .decompress()
+                .unwrap();
+            bytes[..32].copy_from_slice((r + t).compress().as_bytes());
+            let Ok(bad) = ClientSignature::from_bytes(&bytes) else {
+                continue; // R + T happened to be non-canonical or small order
+            };
+            assert_eq!(
+                pk.verify(&msgs[3], &bad),
+                Err(CryptoError::InvalidSignature)
+            );
+            let mut sigs = good.clone();
+            sigs[3] = bad;
+            let items: Vec<ClientBatchItem<'_>> = (0..8)
+                .map(|i| (msgs[i].as_slice(), &sigs[i], &pk))
+                .collect();
+            assert_eq!(verify_batch(&pool, &items), Err(vec![3]));
         }
     }
 }

@@ -255,6 +255,34 @@ pub struct Complaint {
     pub dealer: u32,
 }
 
+/// Encoded size of a [`Complaint`].
+pub const COMPLAINT_BYTES: usize = 8;
+
+impl Complaint {
+    /// Encoding: accuser, dealer (u32 LE each).
+    pub fn to_bytes(&self) -> [u8; COMPLAINT_BYTES] {
+        let mut out = [0u8; COMPLAINT_BYTES];
+        out[..4].copy_from_slice(&self.accuser.to_le_bytes());
+        out[4..].copy_from_slice(&self.dealer.to_le_bytes());
+        out
+    }
+
+    /// Decodes (indices are range-checked against the parameters by the DKG).
+    pub fn from_bytes(bytes: &[u8]) -> Result<Complaint, CryptoError> {
+        if bytes.len() != COMPLAINT_BYTES {
+            return Err(CryptoError::WrongLength {
+                kind: "complaint",
+                expected: COMPLAINT_BYTES,
+                got: bytes.len(),
+            });
+        }
+        Ok(Complaint {
+            accuser: u32::from_le_bytes(bytes[..4].try_into().expect("4 bytes")),
+            dealer: u32::from_le_bytes(bytes[4..].try_into().expect("4 bytes")),
+        })
+    }
+}
+
 /// A dealer's broadcast answer to a complaint: the disputed share, revealed.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Justification {
@@ -288,6 +316,18 @@ pub fn qualify(
             })
         })
         .collect()
+}
+
+impl Justification {
+    /// Encoding: the revealed share's encoding.
+    pub fn to_bytes(&self) -> [u8; SECRET_SHARE_BYTES] {
+        self.share.to_bytes()
+    }
+
+    /// Decodes the revealed share.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Justification, CryptoError> {
+        SecretShare::from_bytes(bytes).map(|share| Justification { share })
+    }
 }
 
 /// What a party holds at the end of the DKG.

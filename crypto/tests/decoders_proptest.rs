@@ -4,7 +4,7 @@
 use ccbft_crypto::bls::{ProofOfPossession, PublicKey, SecretKey, Signature, Tag};
 use ccbft_crypto::certificate::{Certificate, Committee, SignerBitmap};
 use ccbft_crypto::client::{ClientPublicKey, ClientSignature, ClientSigningKey};
-use ccbft_crypto::dkg::{DealerCommitment, SecretShare};
+use ccbft_crypto::dkg::{Complaint, DealerCommitment, Justification, SecretShare};
 use ccbft_crypto::hex;
 use ccbft_crypto::hybrid::{HybridPublicKey, HybridSecretKey, HybridSignature};
 use ccbft_crypto::threshold::{KeyShare, PartialSignature, ThresholdPublicKey};
@@ -55,6 +55,12 @@ fn decode_all(bytes: &[u8]) {
         assert_eq!(v.to_bytes(), bytes);
     }
     if let Ok(v) = SecretShare::from_bytes(bytes) {
+        assert_eq!(v.to_bytes()[..], bytes[..]);
+    }
+    if let Ok(v) = Complaint::from_bytes(bytes) {
+        assert_eq!(v.to_bytes()[..], bytes[..]);
+    }
+    if let Ok(v) = Justification::from_bytes(bytes) {
         assert_eq!(v.to_bytes()[..], bytes[..]);
     }
     if let Ok(v) = HybridSecretKey::from_bytes(bytes) {

@@ -274,6 +274,21 @@ fn threshold_and_dkg_types_round_trip() {
         SecretShare::from_bytes(&d.shares[0].to_bytes()).unwrap(),
         d.shares[0]
     );
+    let complaint = Complaint {
+        accuser: 2,
+        dealer: 3,
+    };
+    assert_eq!(
+        Complaint::from_bytes(&complaint.to_bytes()).unwrap(),
+        complaint
+    );
+    let justification = Justification {
+        share: d.shares[1].clone(),
+    };
+    assert_eq!(
+        Justification::from_bytes(&justification.to_bytes()).unwrap(),
+        justification
+    );
     assert!(ThresholdParams::new(0, 3).is_err());
     assert!(ThresholdParams::new(4, 3).is_err());
     assert!(ThresholdParams::new(2, 100_000).is_err());
