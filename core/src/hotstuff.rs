@@ -25,7 +25,7 @@ use std::sync::Arc;
 /// Rounds ahead of ours for which we keep votes and timeouts.
 pub const ROUNDS_AHEAD_MAX: u64 = 64;
 /// Batches of one lane a block may order beyond its parent.
-pub const BATCHES_PER_LANE_PER_BLOCK_MAX: u64 = 64;
+pub const BATCHES_PER_LANE_PER_BLOCK_MAX: u64 = 256;
 /// Proposals held back while we fetch their batches or ancestors.
 pub const PENDING_PROPOSALS_MAX: usize = 16;
 /// Blocks in one sync response.
@@ -156,6 +156,21 @@ impl Global {
         global.round = self.high_qc.round.max(self.last_voted_round) + 1;
         global.proposed_round = self.last_voted_round;
         global
+    }
+
+    /// One line of state for traces.
+    pub fn describe(&self) -> String {
+        format!(
+            "round {} voted {} high_qc {} committed h{} cut {:?} available {:?} pending {} leader(next) r{}",
+            self.round,
+            self.last_voted_round,
+            self.high_qc.round,
+            self.committed.height,
+            self.committed.cut,
+            self.available,
+            self.pending.len(),
+            self.schedule.leader(self.round)
+        )
     }
 
     pub fn round(&self) -> Round {
@@ -290,6 +305,12 @@ impl Global {
                     self.process_tc(tc, signer, out);
                 }
                 self.on_timeout(round, high_qc, from, signature, signer, out)
+            }
+            GlobalMessage::Sync { high_qc, high_tc } => {
+                if let Some(tc) = high_tc {
+                    self.process_tc(tc, signer, out);
+                }
+                self.process_qc(high_qc, signer, out);
             }
             GlobalMessage::BlockRequest { block, from } => self.on_block_request(block, from, out),
             GlobalMessage::BlockResponse { blocks } => self.on_block_response(blocks, signer, out),
@@ -486,14 +507,21 @@ impl Global {
         out: &mut Vec<GlobalOutput>,
     ) {
         self.process_qc(high_qc.clone(), signer, out);
-        if round < self.round || round > self.round + ROUNDS_AHEAD_MAX {
+        if round < self.round {
+            // The sender is behind: hand it the certificates that moved us on.
+            let message = GlobalMessage::Sync { high_qc: self.high_qc.clone(), high_tc: self.high_tc.clone() };
+            out.push(GlobalOutput::Send { to: vec![from], message });
+            return;
+        }
+        if round > self.round + ROUNDS_AHEAD_MAX {
             return;
         }
         let entry = self.timeouts.entry(round).or_default();
         entry.entry(from).or_insert((high_qc.round, signature));
         let count = entry.len();
         // Join a timeout that f + 1 replicas reported: one of them is honest (Bracha).
-        if count > self.config.quorum.f as usize && round == self.round && self.last_voted_round < round {
+        let sent = self.timeouts.get(&round).is_some_and(|t| t.contains_key(&self.config.me));
+        if count > self.config.quorum.f as usize && round == self.round && !sent {
             self.local_timeout(signer, out);
         }
         let entry = &self.timeouts[&round];

@@ -280,6 +280,8 @@ pub enum GlobalMessage {
     /// A timeout vote. It carries the sender's highest QC and its latest TC, so a replica
     /// left behind in an older round catches up (DiemBFT-v4 TimeoutMsg.last_round_tc).
     Timeout { round: Round, high_qc: QuorumCert, last_tc: Option<TimeoutCert>, from: ReplicaId, signature: Signature },
+    /// Answer to a timeout from a replica behind us: our highest certificates.
+    Sync { high_qc: QuorumCert, high_tc: Option<TimeoutCert> },
     /// Ask a peer for a block (and its ancestors) we miss.
     BlockRequest { block: Digest, from: ReplicaId },
     BlockResponse { blocks: Vec<Arc<Block>> },
@@ -292,7 +294,7 @@ pub enum Message {
     /// A locally committed batch with its LC, streamed to every other replica.
     Batch { lc: LocalCert, payload: Payload },
     /// Ask for a committed batch we miss.
-    BatchRequest { lane: Lane, seq: Seq, from: ReplicaId },
+    BatchRequest { lane: Lane, seq: Seq, upto: Seq, from: ReplicaId },
     Global(GlobalMessage),
 }
 
@@ -370,6 +372,12 @@ fn global_checks(message: &GlobalMessage, out: &mut Vec<Check>) {
             });
             out.extend(high_qc.check());
             if let Some(tc) = last_tc {
+                tc.checks(out);
+            }
+        }
+        GlobalMessage::Sync { high_qc, high_tc } => {
+            out.extend(high_qc.check());
+            if let Some(tc) = high_tc {
                 tc.checks(out);
             }
         }

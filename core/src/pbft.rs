@@ -63,6 +63,8 @@ pub enum LocalOutput {
     Committed { lc: LocalCert, payload: Payload },
     /// Committed batches up to `upto` exist (proved by an LC) that we do not hold.
     NeedBatches { upto: Seq, from: ReplicaId },
+    /// A member reported fewer committed batches than we hold: send it ours from `from_seq`.
+    PeerBehind { peer: ReplicaId, from_seq: Seq },
     /// The durable safety state changed: view entered, or a prepare/commit about to be sent.
     Persist { view: View, seq: Seq, digest: Digest },
     Evidence(Evidence),
@@ -640,6 +642,14 @@ impl LocalShard {
         if new_view <= self.view {
             return;
         }
+        // Requests queued while we were primary go to whoever leads next.
+        for (tx, _) in std::mem::take(&mut self.queue) {
+            if self.awaited.len() < QUEUE_TXS_MAX {
+                let deadline = self.now + self.config.request_timeout_ticks;
+                self.awaited.entry(tx.key).or_insert((tx, deadline, false));
+            }
+        }
+        self.queued_keys.clear();
         self.view = new_view;
         self.in_view_change = true;
         self.view_change_started = self.now;
@@ -671,6 +681,9 @@ impl LocalShard {
         }
         if vc.new_view > self.view + VIEWS_AHEAD_MAX || !self.view_change_is_valid(&vc) {
             return;
+        }
+        if vc.committed_upto < self.committed_upto {
+            out.push(LocalOutput::PeerBehind { peer: from, from_seq: vc.committed_upto + 1 });
         }
         if vc.new_view == self.view && !self.in_view_change {
             // The sender missed the new-view of our view (lost, or sent during a partition).

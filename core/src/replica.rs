@@ -22,7 +22,7 @@ use std::sync::Arc;
 /// Messages awaiting signature verification.
 pub const VERIFY_PENDING_MAX: usize = 4_096;
 /// Committed batches served per batch request.
-pub const BATCHES_PER_REQUEST_MAX: u64 = 16;
+pub const BATCHES_PER_REQUEST_MAX: u64 = 64;
 /// Versions of one (lane, sequence) kept: only a domain beyond its fault bound makes two.
 pub const BATCH_VERSIONS_MAX: usize = 4;
 /// Executed batches kept per lane to serve lagging peers (deeper lag needs state transfer).
@@ -223,7 +223,7 @@ impl Replica {
     /// One line per lane and the global round, for traces.
     pub fn describe(&self) -> String {
         let lanes: Vec<String> = self.shards.iter().map(|s| format!("[{}]", s.describe())).collect();
-        format!("round {} executed {} lanes {}", self.global.round(), self.executed.len(), lanes.join(" "))
+        format!("{} executed {} lanes {}", self.global.describe(), self.executed.len(), lanes.join(" "))
     }
 
     pub fn global_round(&self) -> u64 {
@@ -257,6 +257,9 @@ impl Replica {
 
     fn on_tick(&mut self, signer: &dyn Signer, actions: &mut Vec<Action>) {
         self.now += 1;
+        if !self.to_execute.is_empty() && self.now.is_multiple_of(BATCH_REQUEST_RETRY_TICKS) {
+            self.execute_ready(actions); // re-asks for the batches it waits for
+        }
         for shard in 0..self.shards.len() {
             let mut out = Vec::new();
             self.shards[shard].on_tick(signer, &mut out);
@@ -315,9 +318,9 @@ impl Replica {
         match message {
             Message::Local(local) => self.on_local(from, local, signer, actions),
             Message::Batch { lc, payload } => self.on_batch(lc, payload, signer, actions),
-            Message::BatchRequest { lane, seq, from: requester } => {
+            Message::BatchRequest { lane, seq, upto, from: requester } => {
                 if requester == from {
-                    self.serve_batches(lane, seq, from, actions)
+                    self.serve_batches(lane, seq, upto, from, actions)
                 }
             }
             Message::Global(global) => {
@@ -351,6 +354,10 @@ impl Replica {
                 LocalOutput::NeedBatches { upto, from } => {
                     let lane = self.shards[shard].lane();
                     self.request_batches(self.lane_index(lane), upto, from, actions);
+                }
+                LocalOutput::PeerBehind { peer, from_seq } => {
+                    let lane = self.shards[shard].lane();
+                    self.serve_batches(lane, from_seq, Seq::MAX, peer, actions);
                 }
                 LocalOutput::Persist { view, seq, digest } => {
                     let lane = self.shards[shard].lane();
@@ -438,24 +445,35 @@ impl Replica {
     }
 
     fn request_batches(&mut self, lane: usize, upto: Seq, from: ReplicaId, actions: &mut Vec<Action>) {
-        if upto <= self.contiguous[lane] || from == self.config.me {
+        if upto <= self.contiguous[lane] {
             return;
         }
+        // Ask the suggested holder first; if that is us (we proposed before a crash), or on
+        // a retry, walk through the other replicas so one silent peer cannot stall us.
+        let n = self.config.topology.n() as u64;
+        let attempt = self.now / BATCH_REQUEST_RETRY_TICKS;
+        let from = if from == self.config.me || self.batch_requests.contains_key(&lane) {
+            let pick = ((u64::from(from) + 1 + attempt) % n) as ReplicaId;
+            if pick == self.config.me { (pick + 1) % n as ReplicaId } else { pick }
+        } else {
+            from
+        };
         let last = self.batch_requests.get(&lane).copied();
         if last.is_some_and(|t| self.now < t + BATCH_REQUEST_RETRY_TICKS) {
             return;
         }
         self.batch_requests.insert(lane, self.now);
-        let message = Message::BatchRequest { lane: self.lanes[lane], seq: self.contiguous[lane] + 1, from: self.config.me };
+        let message =
+            Message::BatchRequest { lane: self.lanes[lane], seq: self.contiguous[lane] + 1, upto, from: self.config.me };
         actions.push(Action::Send { to: vec![from], message });
     }
 
-    fn serve_batches(&mut self, lane: Lane, seq: Seq, to: ReplicaId, actions: &mut Vec<Action>) {
+    fn serve_batches(&mut self, lane: Lane, seq: Seq, upto: Seq, to: ReplicaId, actions: &mut Vec<Action>) {
         if lane.domain as usize >= self.config.topology.domains.len() || lane.shard >= self.config.topology.shards {
             return;
         }
         let index = self.lane_index(lane);
-        for s in seq..seq + BATCHES_PER_REQUEST_MAX {
+        for s in seq..=upto.min(seq + BATCHES_PER_REQUEST_MAX - 1) {
             let Some(versions) = self.batches.get(&(index, s)) else { break };
             for (lc, payload) in versions {
                 let message = Message::Batch { lc: lc.clone(), payload: payload.clone() };
