@@ -16,13 +16,13 @@ use crate::messages::{payload_digest, Block, Lane, LocalCert, LocalMessage, Mess
 use crate::pbft::{LocalConfig, LocalOutput, LocalShard};
 use crate::topology::{ReplicaId, Topology};
 use crate::vote_pattern::{PolicyConfig, VotePattern, VotePatternPolicy};
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
 
 /// Messages awaiting signature verification.
 pub const VERIFY_PENDING_MAX: usize = 4_096;
 /// Committed batches served per batch request.
-pub const BATCHES_PER_REQUEST_MAX: u64 = 64;
+pub const BATCHES_PER_REQUEST_MAX: u64 = 256;
 /// Versions of one (lane, sequence) kept: only a domain beyond its fault bound makes two.
 pub const BATCH_VERSIONS_MAX: usize = 4;
 /// Executed batches kept per lane to serve lagging peers (deeper lag needs state transfer).
@@ -520,8 +520,13 @@ impl Replica {
             let ordered = block.ordered(&self.last_executed_cut);
             let payloads: Option<Vec<Payload>> = ordered.iter().map(|&(lane, seq, digest)| self.payload(lane, seq, &digest)).collect();
             let Some(payloads) = payloads else {
-                let (lane, _, _) = *ordered.iter().find(|(l, s, d)| self.payload(*l, *s, d).is_none()).expect("one missing");
-                self.request_batches(lane, block.cut[lane], block.proposer, actions);
+                // Fetch every lane we lack, up to the newest committed cut we know of.
+                let newest = self.to_execute.back().expect("non-empty").cut.clone();
+                let lanes: BTreeSet<usize> =
+                    ordered.iter().filter(|(l, s, d)| self.payload(*l, *s, d).is_none()).map(|x| x.0).collect();
+                for lane in lanes {
+                    self.request_batches(lane, newest[lane], block.proposer, actions);
+                }
                 return;
             };
             self.to_execute.pop_front();
