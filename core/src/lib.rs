@@ -11,6 +11,7 @@
 //! - [`replica`]: one replica composed of the above behind `step(input) -> actions`.
 //! - [`sim`]: the deterministic simulator and its checkers.
 
+pub mod bls;
 pub mod bugs;
 pub mod crypto;
 pub mod evidence;

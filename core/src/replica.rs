@@ -317,7 +317,14 @@ impl Replica {
     fn dispatch(&mut self, from: ReplicaId, message: Message, signer: &dyn Signer, actions: &mut Vec<Action>) {
         match message {
             Message::Local(local) => self.on_local(from, local, signer, actions),
-            Message::Batch { lc, payload } => self.on_batch(lc, payload, signer, actions),
+            Message::Batch { lc, payload } => {
+                let (lane, seq) = (self.lane_index(lc.lane), lc.seq);
+                self.on_batch(lc, payload, signer, actions);
+                // A batch past a gap means we missed some: ask the sender, who holds them.
+                if lane < self.lanes.len() && seq > self.contiguous[lane] + 1 {
+                    self.request_batches(lane, seq - 1, from, actions);
+                }
+            }
             Message::BatchRequest { lane, seq, upto, from: requester } => {
                 if requester == from {
                     self.serve_batches(lane, seq, upto, from, actions)

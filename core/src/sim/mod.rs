@@ -54,7 +54,7 @@ pub struct SimOptions {
 
 impl SimOptions {
     pub fn standard() -> SimOptions {
-        SimOptions { fault_ms: 2_000, stable_ms: 4_000, tx_per_s: 400, ..SimOptions::default() }
+        SimOptions { fault_ms: 2_000, stable_ms: 8_000, tx_per_s: 400, ..SimOptions::default() }
     }
 }
 
