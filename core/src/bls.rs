@@ -604,6 +604,14 @@ mod tests {
             }
             cluster.drain();
         }
+        // A few more ticks: the cluster stays quiet and in agreement (no spin, no evidence).
+        let deliveries_at_final = cluster.deliveries;
+        for _ in 0..50 {
+            for id in 0..N {
+                cluster.step(id, Input::Tick);
+            }
+            cluster.drain();
+        }
         eprintln!(
             "real BLS: {ticks} ticks, {} deliveries, {} checks ({} failed), {} blocks executed",
             cluster.deliveries,
@@ -625,6 +633,10 @@ mod tests {
         for replica in &cluster.replicas {
             assert_eq!(replica.ledger().executed_count(), transfers.len() as u64);
         }
+        assert!(
+            cluster.deliveries - deliveries_at_final < 200,
+            "spins after finality"
+        );
         assert!(
             cluster.checks > 0 && cluster.checks < 5_000,
             "{} checks",
