@@ -6,10 +6,22 @@
 
 /// Names accepted by `ccbft sim --plant-bug`.
 pub const BUG_NAMES: &[(&str, &str)] = &[
-    ("commit-one-chain", "global tier commits a block as soon as it is certified by one QC"),
-    ("ignore-lock", "global tier votes without the locking (safe-to-vote) check"),
-    ("pbft-no-prepare", "local tier commits without waiting for a prepare quorum"),
-    ("double-execute", "execution ignores idempotency keys, so a replayed transfer runs twice"),
+    (
+        "commit-one-chain",
+        "global tier commits a block as soon as it is certified by one QC",
+    ),
+    (
+        "ignore-lock",
+        "global tier votes without the locking (safe-to-vote) check",
+    ),
+    (
+        "pbft-no-prepare",
+        "local tier commits without waiting for a prepare quorum",
+    ),
+    (
+        "double-execute",
+        "execution ignores idempotency keys, so a replayed transfer runs twice",
+    ),
 ];
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -22,7 +34,12 @@ pub struct PlantedBugs {
 
 impl PlantedBugs {
     pub const fn none() -> PlantedBugs {
-        PlantedBugs { commit_one_chain: false, ignore_lock: false, pbft_no_prepare: false, double_execute: false }
+        PlantedBugs {
+            commit_one_chain: false,
+            ignore_lock: false,
+            pbft_no_prepare: false,
+            double_execute: false,
+        }
     }
 
     /// Parse a bug name; `None` for an unknown name.

@@ -82,8 +82,17 @@ pub struct Certificate {
 /// One verification the host must carry out before a message is processed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Check {
-    Single { signer: ReplicaId, tag: Tag, message: Vec<u8>, signature: Signature },
-    Aggregate { tag: Tag, message: Vec<u8>, certificate: Certificate },
+    Single {
+        signer: ReplicaId,
+        tag: Tag,
+        message: Vec<u8>,
+        signature: Signature,
+    },
+    Aggregate {
+        tag: Tag,
+        message: Vec<u8>,
+        certificate: Certificate,
+    },
 }
 
 /// Signs with this replica's own key, and combines verified signatures into aggregates.
@@ -116,7 +125,9 @@ impl SimKeys {
     }
 
     fn mac(&self, signer: ReplicaId, tag: Tag, message: &[u8]) -> u128 {
-        let Some(secret) = self.secrets.get(signer as usize) else { return 0 };
+        let Some(secret) = self.secrets.get(signer as usize) else {
+            return 0;
+        };
         let mut keyed = Vec::with_capacity(message.len() + 17);
         keyed.extend_from_slice(&secret.to_le_bytes());
         keyed.push(tag as u8);
@@ -126,7 +137,10 @@ impl SimKeys {
 
     /// The signer for one replica: it can sign only as that replica.
     pub fn signer(&self, id: ReplicaId) -> SimSigner {
-        SimSigner { keys: self.clone(), id }
+        SimSigner {
+            keys: self.clone(),
+            id,
+        }
     }
 }
 
@@ -137,16 +151,28 @@ fn mac_of(signature: &Signature) -> Option<u128> {
 impl Verifier for SimKeys {
     fn verify(&self, check: &Check) -> bool {
         match check {
-            Check::Single { signer, tag, message, signature } => {
+            Check::Single {
+                signer,
+                tag,
+                message,
+                signature,
+            } => {
                 (*signer as usize) < self.secrets.len()
                     && mac_of(signature) == Some(self.mac(*signer, *tag, message))
             }
-            Check::Aggregate { tag, message, certificate } => {
+            Check::Aggregate {
+                tag,
+                message,
+                certificate,
+            } => {
                 let ids: Vec<ReplicaId> = certificate.signers.ids().collect();
                 !ids.is_empty()
                     && ids.iter().all(|&id| (id as usize) < self.secrets.len())
                     && mac_of(&certificate.aggregate)
-                        == Some(ids.iter().fold(0, |acc, &id| acc ^ self.mac(id, *tag, message)))
+                        == Some(
+                            ids.iter()
+                                .fold(0, |acc, &id| acc ^ self.mac(id, *tag, message)),
+                        )
             }
         }
     }
@@ -167,7 +193,10 @@ impl Signer for SimSigner {
     }
 
     fn aggregate(&self, signatures: &[Signature]) -> Signature {
-        let xor = signatures.iter().filter_map(mac_of).fold(0u128, |acc, m| acc ^ m);
+        let xor = signatures
+            .iter()
+            .filter_map(mac_of)
+            .fold(0u128, |acc, m| acc ^ m);
         Signature(xor.to_le_bytes().to_vec())
     }
 }
@@ -196,16 +225,35 @@ mod tests {
     #[test]
     fn sim_aggregate_needs_every_member() {
         let keys = SimKeys::new(4, 7);
-        let signatures: Vec<Signature> =
-            (0..3).map(|i| keys.signer(i).sign(Tag::LocalCommit, b"x")).collect();
+        let signatures: Vec<Signature> = (0..3)
+            .map(|i| keys.signer(i).sign(Tag::LocalCommit, b"x"))
+            .collect();
         let mut signers = Bitmap::default();
         (0..3).for_each(|i| assert!(signers.insert(i)));
         assert!(!signers.insert(2));
-        let certificate = Certificate { signers, aggregate: keys.signer(0).aggregate(&signatures) };
-        let check = Check::Aggregate { tag: Tag::LocalCommit, message: b"x".to_vec(), certificate };
+        let certificate = Certificate {
+            signers,
+            aggregate: keys.signer(0).aggregate(&signatures),
+        };
+        let check = Check::Aggregate {
+            tag: Tag::LocalCommit,
+            message: b"x".to_vec(),
+            certificate,
+        };
         assert!(keys.verify(&check));
-        let Check::Aggregate { tag, message, mut certificate } = check else { unreachable!() };
+        let Check::Aggregate {
+            tag,
+            message,
+            mut certificate,
+        } = check
+        else {
+            unreachable!()
+        };
         certificate.signers.insert(3);
-        assert!(!keys.verify(&Check::Aggregate { tag, message, certificate }));
+        assert!(!keys.verify(&Check::Aggregate {
+            tag,
+            message,
+            certificate
+        }));
     }
 }

@@ -7,9 +7,17 @@ use crate::topology::ReplicaId;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Evidence {
     /// Two signed messages for the same slot (same view and sequence, or same round).
-    Equivocation { offender: ReplicaId, first: Box<Message>, second: Box<Message> },
+    Equivocation {
+        offender: ReplicaId,
+        first: Box<Message>,
+        second: Box<Message>,
+    },
     /// A correctly signed proposal or pre-prepare that breaks a protocol rule.
-    InvalidProposal { offender: ReplicaId, reason: String, message: Box<Message> },
+    InvalidProposal {
+        offender: ReplicaId,
+        reason: String,
+        message: Box<Message>,
+    },
     /// A message whose signatures or certificate failed verification.
     InvalidCertificate { offender: ReplicaId },
     /// A leader that let its round time out.

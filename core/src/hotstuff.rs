@@ -15,7 +15,8 @@ use crate::crypto::{digest, Bitmap, Certificate, Digest, Signature, Signer, Tag}
 use crate::evidence::Evidence;
 use crate::leader::LeaderSchedule;
 use crate::messages::{
-    timeout_payload, vote_payload, Block, GlobalMessage, Lane, Message, QuorumCert, Round, Seq, TimeoutCert,
+    timeout_payload, vote_payload, Block, GlobalMessage, Lane, Message, QuorumCert, Round, Seq,
+    TimeoutCert,
 };
 use crate::topology::{Quorum, ReplicaId};
 use crate::vote_pattern::{LinkSample, VotePattern, VotePatternPolicy};
@@ -52,20 +53,41 @@ pub struct GlobalConfig {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum GlobalEvent {
-    RoundTimeout { round: Round, leader: ReplicaId },
-    NewRound { round: Round, via_tc: bool },
-    VotePatternSwitched { round: Round, from: VotePattern, to: VotePattern, reason: String },
+    RoundTimeout {
+        round: Round,
+        leader: ReplicaId,
+    },
+    NewRound {
+        round: Round,
+        via_tc: bool,
+    },
+    VotePatternSwitched {
+        round: Round,
+        from: VotePattern,
+        to: VotePattern,
+        reason: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum GlobalOutput {
-    Send { to: Vec<ReplicaId>, message: GlobalMessage },
+    Send {
+        to: Vec<ReplicaId>,
+        message: GlobalMessage,
+    },
     /// Voting state became durable-relevant: must be on disk before the next Send leaves.
-    Persist { last_voted_round: Round, high_qc_round: Round },
+    Persist {
+        last_voted_round: Round,
+        high_qc_round: Round,
+    },
     /// A block is final; emitted once per block, in chain order.
     Commit(Arc<Block>),
     /// We need the batches of `lane` up to `upto` before we can vote; `from` holds them.
-    NeedBatches { lane: usize, upto: Seq, from: ReplicaId },
+    NeedBatches {
+        lane: usize,
+        upto: Seq,
+        from: ReplicaId,
+    },
     Evidence(Evidence),
     Event(GlobalEvent),
 }
@@ -75,7 +97,11 @@ pub fn genesis_block(lanes: usize) -> Block {
         round: 0,
         height: 0,
         parent: [0; 32],
-        qc: QuorumCert { round: 0, block: [0; 32], cert: empty_cert() },
+        qc: QuorumCert {
+            round: 0,
+            block: [0; 32],
+            cert: empty_cert(),
+        },
         tc: None,
         cut: vec![0; lanes],
         batches: Vec::new(),
@@ -84,7 +110,10 @@ pub fn genesis_block(lanes: usize) -> Block {
 }
 
 fn empty_cert() -> Certificate {
-    Certificate { signers: Bitmap::default(), aggregate: Signature(Vec::new()) }
+    Certificate {
+        signers: Bitmap::default(),
+        aggregate: Signature(Vec::new()),
+    }
 }
 
 pub struct Global {
@@ -116,7 +145,12 @@ pub struct Global {
 }
 
 impl Global {
-    pub fn new(config: GlobalConfig, schedule: LeaderSchedule, policy: VotePatternPolicy, bugs: PlantedBugs) -> Global {
+    pub fn new(
+        config: GlobalConfig,
+        schedule: LeaderSchedule,
+        policy: VotePatternPolicy,
+        bugs: PlantedBugs,
+    ) -> Global {
         let genesis = Arc::new(genesis_block(config.lanes.len()));
         let genesis_digest = genesis.digest();
         let lanes = config.lanes.len();
@@ -125,7 +159,11 @@ impl Global {
             schedule,
             policy,
             last_voted_round: 0,
-            high_qc: QuorumCert { round: 0, block: genesis_digest, cert: empty_cert() },
+            high_qc: QuorumCert {
+                round: 0,
+                block: genesis_digest,
+                cert: empty_cert(),
+            },
             blocks: BTreeMap::from([(genesis_digest, genesis.clone())]),
             committed: genesis,
             round: 1,
@@ -153,6 +191,8 @@ impl Global {
         global.high_qc = self.high_qc.clone();
         global.blocks = self.blocks.clone();
         global.committed = self.committed.clone();
+        global.held = self.held.clone();
+        global.available = self.available.clone();
         global.round = self.high_qc.round.max(self.last_voted_round) + 1;
         global.proposed_round = self.last_voted_round;
         global
@@ -198,7 +238,12 @@ impl Global {
     }
 
     fn others(&self) -> Vec<ReplicaId> {
-        self.config.replicas.iter().copied().filter(|&r| r != self.config.me).collect()
+        self.config
+            .replicas
+            .iter()
+            .copied()
+            .filter(|&r| r != self.config.me)
+            .collect()
     }
 
     /// We hold an LC-certified batch. Feeds the proposer's cut and the voter's availability check.
@@ -217,6 +262,7 @@ impl Global {
         if !versions.contains(&digest) {
             versions.push(digest);
         }
+        self.available[lane] = self.available[lane].max(self.committed.cut[lane]);
         let before = self.available[lane];
         while self.held.contains_key(&(lane, self.available[lane] + 1)) {
             self.available[lane] += 1;
@@ -231,7 +277,11 @@ impl Global {
 
     /// Batches at or below the committed cut executed already; the rest we must hold.
     fn holds(&self, lane: usize, seq: Seq, digest: &Digest) -> bool {
-        seq <= self.committed.cut[lane] || self.held.get(&(lane, seq)).is_some_and(|v| v.contains(digest))
+        seq <= self.committed.cut[lane]
+            || self
+                .held
+                .get(&(lane, seq))
+                .is_some_and(|v| v.contains(digest))
     }
 
     /// Work is outstanding when we hold batches not yet ordered, or certified content that
@@ -245,16 +295,27 @@ impl Global {
     /// more block (carrying that QC) is needed to make them final everywhere. Empty blocks
     /// beyond that would only spin.
     fn certified_content_pending(&self) -> bool {
-        let Some(certified) = self.blocks.get(&self.high_qc.block) else { return false };
-        let pending = |block: &Block| block.height > self.committed.height && !block.batches.is_empty();
-        let parent_pending = self.blocks.get(&certified.parent).is_some_and(|p| pending(p));
-        pending(certified) || parent_pending || (certified.height > self.committed.height && !certified.batches.is_empty())
+        let Some(certified) = self.blocks.get(&self.high_qc.block) else {
+            return false;
+        };
+        let pending =
+            |block: &Block| block.height > self.committed.height && !block.batches.is_empty();
+        let parent_pending = self
+            .blocks
+            .get(&certified.parent)
+            .is_some_and(|p| pending(p));
+        pending(certified)
+            || parent_pending
+            || (certified.height > self.committed.height && !certified.batches.is_empty())
     }
 
     fn timeout_ticks(&self) -> u64 {
         let mut sorted = self.round_latencies.clone();
         sorted.sort_unstable();
-        let p99 = sorted.get(sorted.len().saturating_sub(1) * 99 / 100).copied().unwrap_or(0);
+        let p99 = sorted
+            .get(sorted.len().saturating_sub(1) * 99 / 100)
+            .copied()
+            .unwrap_or(0);
         (p99 * 3).clamp(self.config.timeout_min_ticks, self.config.timeout_max_ticks)
     }
 
@@ -276,8 +337,14 @@ impl Global {
         let round = self.round;
         self.last_voted_round = self.last_voted_round.max(round);
         self.round_started = self.now;
-        out.push(GlobalOutput::Persist { last_voted_round: self.last_voted_round, high_qc_round: self.high_qc.round });
-        out.push(GlobalOutput::Event(GlobalEvent::RoundTimeout { round, leader: self.schedule.leader(round) }));
+        out.push(GlobalOutput::Persist {
+            last_voted_round: self.last_voted_round,
+            high_qc_round: self.high_qc.round,
+        });
+        out.push(GlobalOutput::Event(GlobalEvent::RoundTimeout {
+            round,
+            leader: self.schedule.leader(round),
+        }));
         let signature = signer.sign(Tag::Timeout, &timeout_payload(round, self.high_qc.round));
         let message = GlobalMessage::Timeout {
             round,
@@ -286,21 +353,40 @@ impl Global {
             from: self.config.me,
             signature,
         };
-        out.push(GlobalOutput::Send { to: self.others(), message: message.clone() });
+        out.push(GlobalOutput::Send {
+            to: self.others(),
+            message: message.clone(),
+        });
         self.on_message(message, signer, out);
     }
 
-    pub fn on_message(&mut self, message: GlobalMessage, signer: &dyn Signer, out: &mut Vec<GlobalOutput>) {
+    pub fn on_message(
+        &mut self,
+        message: GlobalMessage,
+        signer: &dyn Signer,
+        out: &mut Vec<GlobalOutput>,
+    ) {
         match message {
             GlobalMessage::Proposal { ref block, .. } => {
                 let block = block.clone();
                 self.on_proposal(block, message, signer, out)
             }
-            GlobalMessage::Vote { round, block, from, ref signature } => {
+            GlobalMessage::Vote {
+                round,
+                block,
+                from,
+                ref signature,
+            } => {
                 let signature = signature.clone();
                 self.on_vote(round, block, from, signature, message, signer, out)
             }
-            GlobalMessage::Timeout { round, high_qc, last_tc, from, signature } => {
+            GlobalMessage::Timeout {
+                round,
+                high_qc,
+                last_tc,
+                from,
+                signature,
+            } => {
                 if let Some(tc) = last_tc {
                     self.process_tc(tc, signer, out);
                 }
@@ -317,8 +403,16 @@ impl Global {
         }
     }
 
-    fn on_proposal(&mut self, block: Arc<Block>, message: GlobalMessage, signer: &dyn Signer, out: &mut Vec<GlobalOutput>) {
-        if block.round + ROUNDS_AHEAD_MAX < self.round || block.round > self.round + ROUNDS_AHEAD_MAX {
+    fn on_proposal(
+        &mut self,
+        block: Arc<Block>,
+        message: GlobalMessage,
+        signer: &dyn Signer,
+        out: &mut Vec<GlobalOutput>,
+    ) {
+        if block.round + ROUNDS_AHEAD_MAX < self.round
+            || block.round > self.round + ROUNDS_AHEAD_MAX
+        {
             return;
         }
         if block.proposer != self.schedule.leader(block.round) {
@@ -335,7 +429,8 @@ impl Global {
             }
         } else {
             self.proposals_seen.insert(block.round, message.clone());
-            self.proposals_seen.retain(|&r, _| r + ROUNDS_AHEAD_MAX >= block.round);
+            self.proposals_seen
+                .retain(|&r, _| r + ROUNDS_AHEAD_MAX >= block.round);
         }
         // The certificates a proposal carries move us forward even if we cannot vote.
         self.process_qc(block.qc.clone(), signer, out);
@@ -351,7 +446,10 @@ impl Global {
             self.hold(block.clone());
             out.push(GlobalOutput::Send {
                 to: vec![block.proposer],
-                message: GlobalMessage::BlockRequest { block: block.parent, from: self.config.me },
+                message: GlobalMessage::BlockRequest {
+                    block: block.parent,
+                    from: self.config.me,
+                },
             });
             return;
         };
@@ -375,7 +473,11 @@ impl Global {
             .collect();
         if !missing.is_empty() {
             for (lane, upto) in missing {
-                out.push(GlobalOutput::NeedBatches { lane, upto, from: block.proposer });
+                out.push(GlobalOutput::NeedBatches {
+                    lane,
+                    upto,
+                    from: block.proposer,
+                });
             }
             self.hold(block);
             return;
@@ -408,16 +510,25 @@ impl Global {
         if block.cut.len() != self.config.lanes.len() {
             return Err("cut has the wrong number of lanes".into());
         }
-        let ordered: u64 = block.cut.iter().zip(&parent.cut).map(|(c, b)| c.saturating_sub(*b)).sum();
+        let ordered: u64 = block
+            .cut
+            .iter()
+            .zip(&parent.cut)
+            .map(|(c, b)| c.saturating_sub(*b))
+            .sum();
         if ordered != block.batches.len() as u64 {
             return Err("batch digests do not match the cut".into());
         }
         for (lane, (&seq, &before)) in block.cut.iter().zip(&parent.cut).enumerate() {
             if seq < before {
-                return Err(format!("cut of lane {lane} goes back from {before} to {seq}"));
+                return Err(format!(
+                    "cut of lane {lane} goes back from {before} to {seq}"
+                ));
             }
             if seq - before > BATCHES_PER_LANE_PER_BLOCK_MAX {
-                return Err(format!("cut of lane {lane} orders more than {BATCHES_PER_LANE_PER_BLOCK_MAX} batches"));
+                return Err(format!(
+                    "cut of lane {lane} orders more than {BATCHES_PER_LANE_PER_BLOCK_MAX} batches"
+                ));
             }
         }
         Ok(())
@@ -433,7 +544,8 @@ impl Global {
         }
         let consecutive = block.round == block.qc.round + 1;
         let after_tc = block.tc.as_ref().is_some_and(|tc| {
-            block.round == self.schedule.next_slot_start(tc.round) && block.qc.round >= tc.max_high_qc_round()
+            block.round == self.schedule.next_slot_start(tc.round)
+                && block.qc.round >= tc.max_high_qc_round()
         });
         consecutive || after_tc
     }
@@ -443,17 +555,29 @@ impl Global {
             return;
         }
         self.last_voted_round = block.round;
-        out.push(GlobalOutput::Persist { last_voted_round: block.round, high_qc_round: self.high_qc.round });
+        out.push(GlobalOutput::Persist {
+            last_voted_round: block.round,
+            high_qc_round: self.high_qc.round,
+        });
         let digest = block.digest();
         let signature = signer.sign(Tag::GlobalVote, &vote_payload(block.round, &digest));
-        let message = GlobalMessage::Vote { round: block.round, block: digest, from: self.config.me, signature };
+        let message = GlobalMessage::Vote {
+            round: block.round,
+            block: digest,
+            from: self.config.me,
+            signature,
+        };
         let to = match self.policy.current() {
             VotePattern::Linear => vec![self.schedule.leader(block.round + 1)],
             VotePattern::AllToAll => self.config.replicas.clone(),
         };
-        let (local, remote): (Vec<ReplicaId>, Vec<ReplicaId>) = to.into_iter().partition(|&r| r == self.config.me);
+        let (local, remote): (Vec<ReplicaId>, Vec<ReplicaId>) =
+            to.into_iter().partition(|&r| r == self.config.me);
         if !remote.is_empty() {
-            out.push(GlobalOutput::Send { to: remote, message: message.clone() });
+            out.push(GlobalOutput::Send {
+                to: remote,
+                message: message.clone(),
+            });
         }
         if !local.is_empty() {
             self.on_message(message, signer, out);
@@ -471,7 +595,10 @@ impl Global {
         signer: &dyn Signer,
         out: &mut Vec<GlobalOutput>,
     ) {
-        if round + 1 < self.round || round > self.round + ROUNDS_AHEAD_MAX || round <= self.high_qc.round {
+        if round + 1 < self.round
+            || round > self.round + ROUNDS_AHEAD_MAX
+            || round <= self.high_qc.round
+        {
             return;
         }
         if let Some(first) = self.voted_by.get(&(round, from)) {
@@ -492,7 +619,10 @@ impl Global {
         }
         entry.1.push(signature);
         if entry.1.len() == q {
-            let cert = Certificate { signers: entry.0, aggregate: signer.aggregate(&entry.1) };
+            let cert = Certificate {
+                signers: entry.0,
+                aggregate: signer.aggregate(&entry.1),
+            };
             self.process_qc(QuorumCert { round, block, cert }, signer, out);
         }
     }
@@ -509,8 +639,14 @@ impl Global {
         self.process_qc(high_qc.clone(), signer, out);
         if round < self.round {
             // The sender is behind: hand it the certificates that moved us on.
-            let message = GlobalMessage::Sync { high_qc: self.high_qc.clone(), high_tc: self.high_tc.clone() };
-            out.push(GlobalOutput::Send { to: vec![from], message });
+            let message = GlobalMessage::Sync {
+                high_qc: self.high_qc.clone(),
+                high_tc: self.high_tc.clone(),
+            };
+            out.push(GlobalOutput::Send {
+                to: vec![from],
+                message,
+            });
             return;
         }
         if round > self.round + ROUNDS_AHEAD_MAX {
@@ -520,13 +656,20 @@ impl Global {
         entry.entry(from).or_insert((high_qc.round, signature));
         let count = entry.len();
         // Join a timeout that f + 1 replicas reported: one of them is honest (Bracha).
-        let sent = self.timeouts.get(&round).is_some_and(|t| t.contains_key(&self.config.me));
+        let sent = self
+            .timeouts
+            .get(&round)
+            .is_some_and(|t| t.contains_key(&self.config.me));
         if count > self.config.quorum.f as usize && round == self.round && !sent {
             self.local_timeout(signer, out);
         }
         let entry = &self.timeouts[&round];
         if entry.len() >= self.q() {
-            let votes = entry.iter().take(self.q()).map(|(&id, (hqc, sig))| (id, *hqc, sig.clone())).collect();
+            let votes = entry
+                .iter()
+                .take(self.q())
+                .map(|(&id, (hqc, sig))| (id, *hqc, sig.clone()))
+                .collect();
             self.process_tc(TimeoutCert { round, votes }, signer, out);
         }
     }
@@ -550,13 +693,25 @@ impl Global {
         }
         if qc.round > self.high_qc.round {
             self.high_qc = qc.clone();
-            out.push(GlobalOutput::Persist { last_voted_round: self.last_voted_round, high_qc_round: qc.round });
+            out.push(GlobalOutput::Persist {
+                last_voted_round: self.last_voted_round,
+                high_qc_round: qc.round,
+            });
         }
         match self.blocks.get(&qc.block).cloned() {
             Some(certified) => self.apply_commit_rule(&certified, out),
             None => out.push(GlobalOutput::Send {
-                to: qc.cert.signers.ids().filter(|&r| r != self.config.me).take(2).collect(),
-                message: GlobalMessage::BlockRequest { block: qc.block, from: self.config.me },
+                to: qc
+                    .cert
+                    .signers
+                    .ids()
+                    .filter(|&r| r != self.config.me)
+                    .take(2)
+                    .collect(),
+                message: GlobalMessage::BlockRequest {
+                    block: qc.block,
+                    from: self.config.me,
+                },
             }),
         }
         if qc.round >= self.round {
@@ -573,7 +728,9 @@ impl Global {
             self.commit(certified.clone(), out);
             return;
         }
-        let Some(parent) = self.blocks.get(&certified.parent).cloned() else { return };
+        let Some(parent) = self.blocks.get(&certified.parent).cloned() else {
+            return;
+        };
         if certified.round == parent.round + 1 && parent.height > 0 {
             self.commit(parent, out);
         }
@@ -588,7 +745,22 @@ impl Global {
             let parent = chain.last().expect("non-empty").parent;
             match self.blocks.get(&parent) {
                 Some(block) => chain.push(block.clone()),
-                None => return, // an ancestor is missing; sync brings it and we retry
+                None => {
+                    // An ancestor is missing: fetch the chain below it; we retry on arrival.
+                    let below = chain.last().expect("non-empty");
+                    let ask: Vec<ReplicaId> = [below.proposer, target.proposer]
+                        .into_iter()
+                        .filter(|&r| r != self.config.me)
+                        .collect();
+                    out.push(GlobalOutput::Send {
+                        to: ask,
+                        message: GlobalMessage::BlockRequest {
+                            block: parent,
+                            from: self.config.me,
+                        },
+                    });
+                    return;
+                }
             }
         }
         let first = chain.last().expect("non-empty");
@@ -596,11 +768,15 @@ impl Global {
             // Committing a block that does not extend our committed chain breaks safety.
             // Honest rules never get here; a planted bug may, and the simulator's agreement
             // checker reports it.
-            assert!(self.bugs.any(), "commit of a block that conflicts with the committed chain");
+            assert!(
+                self.bugs.any(),
+                "commit of a block that conflicts with the committed chain"
+            );
         }
         for block in chain.into_iter().rev() {
             if let Some(tc) = &block.tc {
-                self.schedule.record_miss(self.schedule.leader(tc.round), tc.round);
+                self.schedule
+                    .record_miss(self.schedule.leader(tc.round), tc.round);
             }
             self.schedule.record_success(block.proposer, block.round);
             for (lane, &seq) in block.cut.iter().enumerate() {
@@ -618,7 +794,8 @@ impl Global {
         let floor = self.committed.height;
         if self.blocks.len() > UNCOMMITTED_BLOCKS_MAX {
             let committed = self.committed.digest();
-            self.blocks.retain(|d, b| b.height + 8 >= floor || *d == committed);
+            self.blocks
+                .retain(|d, b| b.height + 8 >= floor || *d == committed);
         }
         let round = self.round;
         self.votes.retain(|(r, _), _| r + 1 >= round);
@@ -633,7 +810,13 @@ impl Global {
         self.round_latencies.push(self.now - self.round_started);
     }
 
-    fn enter_round(&mut self, round: Round, via_tc: bool, signer: &dyn Signer, out: &mut Vec<GlobalOutput>) {
+    fn enter_round(
+        &mut self,
+        round: Round,
+        via_tc: bool,
+        signer: &dyn Signer,
+        out: &mut Vec<GlobalOutput>,
+    ) {
         assert!(round > self.round, "rounds only move forward");
         self.round = round;
         self.round_started = self.now;
@@ -644,7 +827,9 @@ impl Global {
     }
 
     fn observe_links(&mut self, out: &mut Vec<GlobalOutput>) {
-        let Some(&last) = self.round_latencies.last() else { return };
+        let Some(&last) = self.round_latencies.last() else {
+            return;
+        };
         let sample = LinkSample {
             n: self.config.replicas.len() as u32,
             quorum_rtt_us: (last * 1000 / self.config.ticks_per_ms.max(1)) as u32,
@@ -667,7 +852,9 @@ impl Global {
         if self.schedule.leader(round) != self.config.me || self.proposed_round >= round {
             return;
         }
-        let Some(parent) = self.blocks.get(&self.high_qc.block).cloned() else { return };
+        let Some(parent) = self.blocks.get(&self.high_qc.block).cloned() else {
+            return;
+        };
         let cut: Vec<Seq> = parent
             .cut
             .iter()
@@ -685,9 +872,15 @@ impl Global {
         if batches.len() as u64 != cut.iter().zip(&parent.cut).map(|(c, b)| c - b).sum::<u64>() {
             return; // our view of the batches is behind the parent's cut; wait for them
         }
-        let tc = self.high_tc.clone().filter(|tc| self.schedule.next_slot_start(tc.round) == round);
+        let tc = self
+            .high_tc
+            .clone()
+            .filter(|tc| self.schedule.next_slot_start(tc.round) == round);
         let parent_has_content = !parent.batches.is_empty()
-            || self.blocks.get(&parent.parent).is_some_and(|p| !p.batches.is_empty() && p.height > self.committed.height);
+            || self
+                .blocks
+                .get(&parent.parent)
+                .is_some_and(|p| !p.batches.is_empty() && p.height > self.committed.height);
         if cut == parent.cut && !parent_has_content && tc.is_none() {
             return; // nothing to order yet
         }
@@ -704,7 +897,10 @@ impl Global {
         self.proposed_round = round;
         let signature = signer.sign(Tag::Proposal, &block.digest());
         let message = GlobalMessage::Proposal { block, signature };
-        out.push(GlobalOutput::Send { to: self.others(), message: message.clone() });
+        out.push(GlobalOutput::Send {
+            to: self.others(),
+            message: message.clone(),
+        });
         self.on_message(message, signer, out);
     }
 
@@ -719,20 +915,30 @@ impl Global {
             next = block.parent;
         }
         if !blocks.is_empty() {
-            out.push(GlobalOutput::Send { to: vec![from], message: GlobalMessage::BlockResponse { blocks } });
+            out.push(GlobalOutput::Send {
+                to: vec![from],
+                message: GlobalMessage::BlockResponse { blocks },
+            });
         }
     }
 
     /// Sync: accept a chain of blocks whose first is certified by a QC we verified and whose
     /// others are linked by parent digests.
-    fn on_block_response(&mut self, blocks: Vec<Arc<Block>>, signer: &dyn Signer, out: &mut Vec<GlobalOutput>) {
+    fn on_block_response(
+        &mut self,
+        blocks: Vec<Arc<Block>>,
+        signer: &dyn Signer,
+        out: &mut Vec<GlobalOutput>,
+    ) {
         let mut accepted = 0;
         for block in blocks.iter().take(SYNC_BLOCKS_MAX) {
             let digest = block.digest();
             let wanted = self.high_qc.block == digest
                 || self.blocks.values().any(|b| b.parent == digest)
                 || self.pending.iter().any(|b| b.parent == digest)
-                || blocks.iter().any(|b| b.parent == digest && b.qc.block == digest);
+                || blocks
+                    .iter()
+                    .any(|b| b.parent == digest && b.qc.block == digest);
             if wanted && !self.blocks.contains_key(&digest) {
                 self.store_block(block.clone());
                 accepted += 1;

@@ -54,7 +54,13 @@ impl LocalCert {
 }
 
 pub fn prepare_payload(lane: Lane, view: View, seq: Seq, digest: &Digest) -> Vec<u8> {
-    [&lane.bytes()[..], &view.to_le_bytes(), &seq.to_le_bytes(), digest].concat()
+    [
+        &lane.bytes()[..],
+        &view.to_le_bytes(),
+        &seq.to_le_bytes(),
+        digest,
+    ]
+    .concat()
 }
 
 pub fn commit_payload(lane: Lane, seq: Seq, digest: &Digest) -> Vec<u8> {
@@ -118,7 +124,10 @@ impl ViewChange {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LocalMessage {
     /// A client transaction forwarded by a backup to the shard primary.
-    Forward { lane: Lane, tx: Transfer },
+    Forward {
+        lane: Lane,
+        tx: Transfer,
+    },
     PrePrepare {
         lane: Lane,
         view: View,
@@ -128,8 +137,22 @@ pub enum LocalMessage {
         from: ReplicaId,
         signature: Signature,
     },
-    Prepare { lane: Lane, view: View, seq: Seq, digest: Digest, from: ReplicaId, signature: Signature },
-    Commit { lane: Lane, view: View, seq: Seq, digest: Digest, from: ReplicaId, signature: Signature },
+    Prepare {
+        lane: Lane,
+        view: View,
+        seq: Seq,
+        digest: Digest,
+        from: ReplicaId,
+        signature: Signature,
+    },
+    Commit {
+        lane: Lane,
+        view: View,
+        seq: Seq,
+        digest: Digest,
+        from: ReplicaId,
+        signature: Signature,
+    },
     ViewChange(ViewChange),
     NewView {
         lane: Lane,
@@ -190,7 +213,10 @@ impl Block {
             .zip(parent_cut)
             .enumerate()
             .flat_map(|(lane, (&cut, &before))| (before + 1..=cut).map(move |seq| (lane, seq)));
-        slots.zip(&self.batches).map(|((lane, seq), digest)| (lane, seq, *digest)).collect()
+        slots
+            .zip(&self.batches)
+            .map(|((lane, seq), digest)| (lane, seq, *digest))
+            .collect()
     }
 
     pub fn digest(&self) -> Digest {
@@ -275,16 +301,38 @@ impl TimeoutCert {
 /// Messages of the global (HotStuff) tier.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum GlobalMessage {
-    Proposal { block: Arc<Block>, signature: Signature },
-    Vote { round: Round, block: Digest, from: ReplicaId, signature: Signature },
+    Proposal {
+        block: Arc<Block>,
+        signature: Signature,
+    },
+    Vote {
+        round: Round,
+        block: Digest,
+        from: ReplicaId,
+        signature: Signature,
+    },
     /// A timeout vote. It carries the sender's highest QC and its latest TC, so a replica
     /// left behind in an older round catches up (DiemBFT-v4 TimeoutMsg.last_round_tc).
-    Timeout { round: Round, high_qc: QuorumCert, last_tc: Option<TimeoutCert>, from: ReplicaId, signature: Signature },
+    Timeout {
+        round: Round,
+        high_qc: QuorumCert,
+        last_tc: Option<TimeoutCert>,
+        from: ReplicaId,
+        signature: Signature,
+    },
     /// Answer to a timeout from a replica behind us: our highest certificates.
-    Sync { high_qc: QuorumCert, high_tc: Option<TimeoutCert> },
+    Sync {
+        high_qc: QuorumCert,
+        high_tc: Option<TimeoutCert>,
+    },
     /// Ask a peer for a block (and its ancestors) we miss.
-    BlockRequest { block: Digest, from: ReplicaId },
-    BlockResponse { blocks: Vec<Arc<Block>> },
+    BlockRequest {
+        block: Digest,
+        from: ReplicaId,
+    },
+    BlockResponse {
+        blocks: Vec<Arc<Block>>,
+    },
 }
 
 /// Every message a replica sends or receives.
@@ -292,9 +340,17 @@ pub enum GlobalMessage {
 pub enum Message {
     Local(LocalMessage),
     /// A locally committed batch with its LC, streamed to every other replica.
-    Batch { lc: LocalCert, payload: Payload },
+    Batch {
+        lc: LocalCert,
+        payload: Payload,
+    },
     /// Ask for a committed batch we miss.
-    BatchRequest { lane: Lane, seq: Seq, upto: Seq, from: ReplicaId },
+    BatchRequest {
+        lane: Lane,
+        seq: Seq,
+        upto: Seq,
+        from: ReplicaId,
+    },
     Global(GlobalMessage),
 }
 
@@ -315,23 +371,49 @@ impl Message {
 fn local_checks(message: &LocalMessage, out: &mut Vec<Check>) {
     match message {
         LocalMessage::Forward { .. } => {}
-        LocalMessage::PrePrepare { lane, view, seq, digest, from, signature, .. }
-        | LocalMessage::Prepare { lane, view, seq, digest, from, signature } => {
-            out.push(Check::Single {
-                signer: *from,
-                tag: Tag::LocalPrepare,
-                message: prepare_payload(*lane, *view, *seq, digest),
-                signature: signature.clone(),
-            })
+        LocalMessage::PrePrepare {
+            lane,
+            view,
+            seq,
+            digest,
+            from,
+            signature,
+            ..
         }
-        LocalMessage::Commit { lane, seq, digest, from, signature, .. } => out.push(Check::Single {
+        | LocalMessage::Prepare {
+            lane,
+            view,
+            seq,
+            digest,
+            from,
+            signature,
+        } => out.push(Check::Single {
+            signer: *from,
+            tag: Tag::LocalPrepare,
+            message: prepare_payload(*lane, *view, *seq, digest),
+            signature: signature.clone(),
+        }),
+        LocalMessage::Commit {
+            lane,
+            seq,
+            digest,
+            from,
+            signature,
+            ..
+        } => out.push(Check::Single {
             signer: *from,
             tag: Tag::LocalCommit,
             message: commit_payload(*lane, *seq, digest),
             signature: signature.clone(),
         }),
         LocalMessage::ViewChange(vc) => vc.checks(out),
-        LocalMessage::NewView { lane, view, view_changes, from, signature } => {
+        LocalMessage::NewView {
+            lane,
+            view,
+            view_changes,
+            from,
+            signature,
+        } => {
             out.push(Check::Single {
                 signer: *from,
                 tag: Tag::LocalNewView,
@@ -357,13 +439,24 @@ fn global_checks(message: &GlobalMessage, out: &mut Vec<Check>) {
                 tc.checks(out);
             }
         }
-        GlobalMessage::Vote { round, block, from, signature } => out.push(Check::Single {
+        GlobalMessage::Vote {
+            round,
+            block,
+            from,
+            signature,
+        } => out.push(Check::Single {
             signer: *from,
             tag: Tag::GlobalVote,
             message: vote_payload(*round, block),
             signature: signature.clone(),
         }),
-        GlobalMessage::Timeout { round, high_qc, last_tc, from, signature } => {
+        GlobalMessage::Timeout {
+            round,
+            high_qc,
+            last_tc,
+            from,
+            signature,
+        } => {
             out.push(Check::Single {
                 signer: *from,
                 tag: Tag::Timeout,

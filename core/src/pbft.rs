@@ -21,8 +21,8 @@ use crate::crypto::{Bitmap, Certificate, Digest, Signature, Signer, Tag};
 use crate::evidence::Evidence;
 use crate::ledger::Transfer;
 use crate::messages::{
-    commit_payload, new_view_payload, payload_digest, prepare_payload, Lane, LocalCert, LocalMessage,
-    Message, Payload, PreparedProof, Seq, View, ViewChange,
+    commit_payload, new_view_payload, payload_digest, prepare_payload, Lane, LocalCert,
+    LocalMessage, Message, Payload, PreparedProof, Seq, View, ViewChange,
 };
 use crate::topology::{Quorum, ReplicaId};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -58,17 +58,35 @@ pub struct LocalConfig {
 /// What the shard asks its host to do.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LocalOutput {
-    Send { to: Vec<ReplicaId>, message: LocalMessage },
+    Send {
+        to: Vec<ReplicaId>,
+        message: LocalMessage,
+    },
     /// A batch locally committed, with its LC. Emitted once per sequence, in order.
-    Committed { lc: LocalCert, payload: Payload },
+    Committed {
+        lc: LocalCert,
+        payload: Payload,
+    },
     /// Committed batches up to `upto` exist (proved by an LC) that we do not hold.
-    NeedBatches { upto: Seq, from: ReplicaId },
+    NeedBatches {
+        upto: Seq,
+        from: ReplicaId,
+    },
     /// A member reported fewer committed batches than we hold: send it ours from `from_seq`.
-    PeerBehind { peer: ReplicaId, from_seq: Seq },
+    PeerBehind {
+        peer: ReplicaId,
+        from_seq: Seq,
+    },
     /// The durable safety state changed: view entered, or a prepare/commit about to be sent.
-    Persist { view: View, seq: Seq, digest: Digest },
+    Persist {
+        view: View,
+        seq: Seq,
+        digest: Digest,
+    },
     Evidence(Evidence),
-    ViewChanged { view: View },
+    ViewChanged {
+        view: View,
+    },
 }
 
 #[derive(Debug, Clone, Default)]
@@ -133,7 +151,10 @@ pub struct LocalShard {
 
 impl LocalShard {
     pub fn new(config: LocalConfig, me: ReplicaId, bugs: PlantedBugs) -> LocalShard {
-        assert!(config.members.contains(&me), "a shard runs only on members of its domain");
+        assert!(
+            config.members.contains(&me),
+            "a shard runs only on members of its domain"
+        );
         assert!(config.members.windows(2).all(|w| w[0] < w[1]));
         assert_eq!(config.quorum.n as usize, config.members.len());
         LocalShard {
@@ -188,7 +209,11 @@ impl LocalShard {
         format!(
             "view {}{} committed {} next {} queue {} awaited {} slots {}",
             self.view,
-            if self.in_view_change { " (changing)" } else { "" },
+            if self.in_view_change {
+                " (changing)"
+            } else {
+                ""
+            },
             self.committed_upto,
             self.next_seq,
             self.queue.len(),
@@ -218,7 +243,12 @@ impl LocalShard {
     }
 
     fn others(&self) -> Vec<ReplicaId> {
-        self.config.members.iter().copied().filter(|&m| m != self.me).collect()
+        self.config
+            .members
+            .iter()
+            .copied()
+            .filter(|&m| m != self.me)
+            .collect()
     }
 
     fn q(&self) -> u32 {
@@ -233,9 +263,19 @@ impl LocalShard {
         if self.awaited.len() >= QUEUE_TXS_MAX {
             return false;
         }
-        self.awaited.entry(tx.key).or_insert((tx, self.now + self.config.request_timeout_ticks, false));
+        self.awaited.entry(tx.key).or_insert((
+            tx,
+            self.now + self.config.request_timeout_ticks,
+            false,
+        ));
         let primary = self.primary_of(self.view);
-        out.push(LocalOutput::Send { to: vec![primary], message: LocalMessage::Forward { lane: self.lane(), tx } });
+        out.push(LocalOutput::Send {
+            to: vec![primary],
+            message: LocalMessage::Forward {
+                lane: self.lane(),
+                tx,
+            },
+        });
         true
     }
 
@@ -268,7 +308,12 @@ impl LocalShard {
     /// suspect the primary.
     fn on_request_timeout(&mut self, signer: &dyn Signer, out: &mut Vec<LocalOutput>) {
         let now = self.now;
-        let overdue: Vec<u128> = self.awaited.iter().filter(|(_, a)| now > a.1).map(|(k, _)| *k).collect();
+        let overdue: Vec<u128> = self
+            .awaited
+            .iter()
+            .filter(|(_, a)| now > a.1)
+            .map(|(k, _)| *k)
+            .collect();
         if overdue.is_empty() {
             return;
         }
@@ -282,7 +327,10 @@ impl LocalShard {
             let entry = self.awaited.get_mut(&key).expect("overdue entry");
             *entry = (entry.0, deadline, true);
             let message = LocalMessage::Forward { lane, tx: entry.0 };
-            out.push(LocalOutput::Send { to: self.others(), message });
+            out.push(LocalOutput::Send {
+                to: self.others(),
+                message,
+            });
         }
     }
 
@@ -295,13 +343,24 @@ impl LocalShard {
         if self.now < self.view_change_started + patience {
             return;
         }
-        let gathered = self.view_changes.get(&self.view).map_or(0, |senders| senders.len());
+        let gathered = self
+            .view_changes
+            .get(&self.view)
+            .map_or(0, |senders| senders.len());
         if gathered >= self.q() as usize {
             self.view_change_attempts += 1;
             self.start_view_change(self.view + 1, signer, out);
-        } else if let Some(vc) = self.view_changes.get(&self.view).and_then(|s| s.get(&self.me)).cloned() {
+        } else if let Some(vc) = self
+            .view_changes
+            .get(&self.view)
+            .and_then(|s| s.get(&self.me))
+            .cloned()
+        {
             self.view_change_started = self.now;
-            out.push(LocalOutput::Send { to: self.others(), message: LocalMessage::ViewChange(vc) });
+            out.push(LocalOutput::Send {
+                to: self.others(),
+                message: LocalMessage::ViewChange(vc),
+            });
         }
     }
 
@@ -327,7 +386,11 @@ impl LocalShard {
             txs.iter().for_each(|tx| {
                 self.queued_keys.remove(&tx.key);
             });
-            while self.slots.get(&self.next_seq).is_some_and(|slot| slot.accepted.is_some()) {
+            while self
+                .slots
+                .get(&self.next_seq)
+                .is_some_and(|slot| slot.accepted.is_some())
+            {
                 self.next_seq += 1; // decided by a new-view or committed through an LC
             }
             let seq = self.next_seq;
@@ -339,9 +402,18 @@ impl LocalShard {
         }
     }
 
-    fn pre_prepare(&mut self, seq: Seq, payload: Payload, signer: &dyn Signer, out: &mut Vec<LocalOutput>) {
+    fn pre_prepare(
+        &mut self,
+        seq: Seq,
+        payload: Payload,
+        signer: &dyn Signer,
+        out: &mut Vec<LocalOutput>,
+    ) {
         let digest = payload_digest(&payload);
-        let signature = signer.sign(Tag::LocalPrepare, &prepare_payload(self.lane(), self.view, seq, &digest));
+        let signature = signer.sign(
+            Tag::LocalPrepare,
+            &prepare_payload(self.lane(), self.view, seq, &digest),
+        );
         let message = LocalMessage::PrePrepare {
             lane: self.lane(),
             view: self.view,
@@ -351,11 +423,19 @@ impl LocalShard {
             from: self.me,
             signature,
         };
-        out.push(LocalOutput::Send { to: self.others(), message: message.clone() });
+        out.push(LocalOutput::Send {
+            to: self.others(),
+            message: message.clone(),
+        });
         self.on_message(message, signer, out);
     }
 
-    pub fn on_message(&mut self, message: LocalMessage, signer: &dyn Signer, out: &mut Vec<LocalOutput>) {
+    pub fn on_message(
+        &mut self,
+        message: LocalMessage,
+        signer: &dyn Signer,
+        out: &mut Vec<LocalOutput>,
+    ) {
         assert_eq!(message.lane(), self.lane());
         match message {
             LocalMessage::Forward { tx, .. } => {
@@ -368,16 +448,29 @@ impl LocalShard {
                 }
             }
             LocalMessage::PrePrepare { .. } => self.on_pre_prepare(message, signer, out),
-            LocalMessage::Prepare { view, seq, digest, from, signature, .. } => {
-                self.on_prepare(view, seq, digest, from, signature, signer, out)
-            }
-            LocalMessage::Commit { seq, digest, from, signature, .. } => {
-                self.on_commit(seq, digest, from, signature, signer, out)
-            }
+            LocalMessage::Prepare {
+                view,
+                seq,
+                digest,
+                from,
+                signature,
+                ..
+            } => self.on_prepare(view, seq, digest, from, signature, signer, out),
+            LocalMessage::Commit {
+                seq,
+                digest,
+                from,
+                signature,
+                ..
+            } => self.on_commit(seq, digest, from, signature, signer, out),
             LocalMessage::ViewChange(vc) => self.on_view_change(vc, signer, out),
-            LocalMessage::NewView { view, view_changes, from, signature, .. } => {
-                self.on_new_view(view, view_changes, from, signature, signer, out)
-            }
+            LocalMessage::NewView {
+                view,
+                view_changes,
+                from,
+                signature,
+                ..
+            } => self.on_new_view(view, view_changes, from, signature, signer, out),
         }
     }
 
@@ -385,11 +478,29 @@ impl LocalShard {
         seq > self.committed_upto && seq <= self.committed_upto + WINDOW_SEQS
     }
 
-    fn on_pre_prepare(&mut self, message: LocalMessage, signer: &dyn Signer, out: &mut Vec<LocalOutput>) {
-        let LocalMessage::PrePrepare { view, seq, digest, ref payload, from, ref signature, .. } = message else {
+    fn on_pre_prepare(
+        &mut self,
+        message: LocalMessage,
+        signer: &dyn Signer,
+        out: &mut Vec<LocalOutput>,
+    ) {
+        let LocalMessage::PrePrepare {
+            view,
+            seq,
+            digest,
+            ref payload,
+            from,
+            ref signature,
+            ..
+        } = message
+        else {
             unreachable!("dispatched on variant")
         };
-        if from != self.primary_of(view) || view != self.view || self.in_view_change || !self.in_window(seq) {
+        if from != self.primary_of(view)
+            || view != self.view
+            || self.in_view_change
+            || !self.in_window(seq)
+        {
             return;
         }
         if let Some(reason) = self.invalid_batch(&digest, payload) {
@@ -419,7 +530,10 @@ impl LocalShard {
         }
         slot.accepted = Some((view, digest, payload.clone()));
         slot.pre_prepare = Some(message.clone());
-        slot.prepares.entry((view, digest)).or_default().add(from, signature.clone());
+        slot.prepares
+            .entry((view, digest))
+            .or_default()
+            .add(from, signature.clone());
         payload.iter().for_each(|tx| {
             self.awaited.remove(&tx.key);
         });
@@ -429,7 +543,10 @@ impl LocalShard {
 
     fn invalid_batch(&self, digest: &Digest, payload: &Payload) -> Option<String> {
         if payload.len() > BATCH_TXS_MAX {
-            return Some(format!("batch of {} transactions exceeds {BATCH_TXS_MAX}", payload.len()));
+            return Some(format!(
+                "batch of {} transactions exceeds {BATCH_TXS_MAX}",
+                payload.len()
+            ));
         }
         if payload_digest(payload) != *digest {
             return Some("batch digest does not match its payload".into());
@@ -469,13 +586,29 @@ impl LocalShard {
         if self.primary_of(view) == self.me && !after_new_view {
             return; // the pre-prepare is the primary's prepare
         }
-        let signature = signer.sign(Tag::LocalPrepare, &prepare_payload(self.lane(), view, seq, &digest));
+        let signature = signer.sign(
+            Tag::LocalPrepare,
+            &prepare_payload(self.lane(), view, seq, &digest),
+        );
         out.push(LocalOutput::Persist { view, seq, digest });
         out.push(LocalOutput::Send {
             to: self.others(),
-            message: LocalMessage::Prepare { lane: self.lane(), view, seq, digest, from: self.me, signature: signature.clone() },
+            message: LocalMessage::Prepare {
+                lane: self.lane(),
+                view,
+                seq,
+                digest,
+                from: self.me,
+                signature: signature.clone(),
+            },
         });
-        self.slots.entry(seq).or_default().prepares.entry((view, digest)).or_default().add(self.me, signature);
+        self.slots
+            .entry(seq)
+            .or_default()
+            .prepares
+            .entry((view, digest))
+            .or_default()
+            .add(self.me, signature);
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -489,7 +622,10 @@ impl LocalShard {
         signer: &dyn Signer,
         out: &mut Vec<LocalOutput>,
     ) {
-        if !self.config.members.contains(&from) || view < self.view || view > self.view + VIEWS_AHEAD_MAX {
+        if !self.config.members.contains(&from)
+            || view < self.view
+            || view > self.view + VIEWS_AHEAD_MAX
+        {
             return;
         }
         if !self.in_window(seq) {
@@ -500,7 +636,10 @@ impl LocalShard {
         if slot.prepares.len() >= (VIEWS_AHEAD_MAX as usize + 1) * self.config.members.len() {
             return;
         }
-        slot.prepares.entry((view, digest)).or_default().add(from, signature);
+        slot.prepares
+            .entry((view, digest))
+            .or_default()
+            .add(from, signature);
         self.check_prepared(seq, signer, out);
     }
 
@@ -510,32 +649,59 @@ impl LocalShard {
         let q = self.q() as usize;
         let skip_prepare_quorum = self.bugs.pbft_no_prepare;
         let lane = self.lane();
-        let Some(slot) = self.slots.get_mut(&seq) else { return };
-        let Some((view, digest, payload)) = slot.accepted.clone() else { return };
+        let Some(slot) = self.slots.get_mut(&seq) else {
+            return;
+        };
+        let Some((view, digest, payload)) = slot.accepted.clone() else {
+            return;
+        };
         if slot.sent_commit.is_some() && slot.prepared.as_ref().is_some_and(|p| p.view == view) {
             return;
         }
-        let votes = slot.prepares.get(&(view, digest)).cloned().unwrap_or_default();
+        let votes = slot
+            .prepares
+            .get(&(view, digest))
+            .cloned()
+            .unwrap_or_default();
         if votes.signatures.len() < q && !skip_prepare_quorum {
             return;
         }
         if votes.signatures.len() >= q {
-            let cert = Certificate { signers: votes.signers, aggregate: signer.aggregate(&votes.signatures) };
-            slot.prepared = Some(PreparedProof { view, seq, digest, payload, cert });
+            let cert = Certificate {
+                signers: votes.signers,
+                aggregate: signer.aggregate(&votes.signatures),
+            };
+            slot.prepared = Some(PreparedProof {
+                view,
+                seq,
+                digest,
+                payload,
+                cert,
+            });
         }
-        if slot.sent_commit == Some(digest) {
-            return;
-        }
-        // Once a commit for a digest left, never commit another at this sequence.
-        if slot.sent_commit.is_some() {
-            return;
+        // A commit signature covers (lane, seq, digest), not the view, so the LC may gather
+        // commits of several views. Hence a member commits at most one digest per sequence;
+        // PBFT's invariant (a digest prepared by a quorum is the only one any later view can
+        // prepare) keeps this live. Prepared again in a new view: send the same commit again,
+        // the earlier ones may have been lost with the old primary.
+        match slot.sent_commit {
+            Some(sent) if sent != digest => return,
+            Some(_) if votes.signatures.len() < q => return,
+            _ => {}
         }
         slot.sent_commit = Some(digest);
         let signature = signer.sign(Tag::LocalCommit, &commit_payload(lane, seq, &digest));
         out.push(LocalOutput::Persist { view, seq, digest });
         out.push(LocalOutput::Send {
             to: self.others(),
-            message: LocalMessage::Commit { lane, view, seq, digest, from: self.me, signature: signature.clone() },
+            message: LocalMessage::Commit {
+                lane,
+                view,
+                seq,
+                digest,
+                from: self.me,
+                signature: signature.clone(),
+            },
         });
         self.on_commit(seq, digest, self.me, signature, signer, out);
     }
@@ -564,16 +730,34 @@ impl LocalShard {
     fn try_commit(&mut self, seq: Seq, signer: &dyn Signer, out: &mut Vec<LocalOutput>) {
         let q = self.q() as usize;
         let lane = self.lane();
-        let Some(slot) = self.slots.get_mut(&seq) else { return };
+        let Some(slot) = self.slots.get_mut(&seq) else {
+            return;
+        };
         if slot.committed {
             return;
         }
-        let Some((digest, votes)) = slot.commits.iter().find(|(_, v)| v.signatures.len() >= q) else { return };
-        let Some(payload) = slot.accepted.as_ref().filter(|a| a.1 == *digest).map(|a| a.2.clone()) else {
+        let Some((digest, votes)) = slot.commits.iter().find(|(_, v)| v.signatures.len() >= q)
+        else {
+            return;
+        };
+        let Some(payload) = slot
+            .accepted
+            .as_ref()
+            .filter(|a| a.1 == *digest)
+            .map(|a| a.2.clone())
+        else {
             return; // the payload arrives with a pre-prepare, a new-view or a Batch message
         };
-        let cert = Certificate { signers: votes.signers, aggregate: signer.aggregate(&votes.signatures) };
-        let lc = LocalCert { lane, seq, digest: *digest, cert };
+        let cert = Certificate {
+            signers: votes.signers,
+            aggregate: signer.aggregate(&votes.signatures),
+        };
+        let lc = LocalCert {
+            lane,
+            seq,
+            digest: *digest,
+            cert,
+        };
         self.adopt_committed(lc, payload, out);
     }
 
@@ -588,17 +772,25 @@ impl LocalShard {
             return;
         }
         slot.committed = true;
-        slot.accepted = Some((slot.accepted.as_ref().map_or(self.view, |a| a.0), lc.digest, payload.clone()));
+        slot.accepted = Some((
+            slot.accepted.as_ref().map_or(self.view, |a| a.0),
+            lc.digest,
+            payload.clone(),
+        ));
         slot.lc = Some(lc);
         self.advance_committed(out);
     }
-
 
     /// Emit committed batches in sequence order and move the stable point.
     fn advance_committed(&mut self, out: &mut Vec<LocalOutput>) {
         while let Some(slot) = self.slots.get(&(self.committed_upto + 1)) {
             let Some(lc) = slot.lc.clone() else { break };
-            let payload = slot.accepted.as_ref().expect("committed slot has its payload").2.clone();
+            let payload = slot
+                .accepted
+                .as_ref()
+                .expect("committed slot has its payload")
+                .2
+                .clone();
             let seq = lc.seq;
             assert_eq!(seq, self.committed_upto + 1);
             for tx in payload.iter() {
@@ -634,11 +826,19 @@ impl LocalShard {
             return;
         }
         for tx in forwarded {
-            out.push(LocalOutput::Send { to: vec![primary], message: LocalMessage::Forward { lane, tx } });
+            out.push(LocalOutput::Send {
+                to: vec![primary],
+                message: LocalMessage::Forward { lane, tx },
+            });
         }
     }
 
-    fn start_view_change(&mut self, new_view: View, signer: &dyn Signer, out: &mut Vec<LocalOutput>) {
+    fn start_view_change(
+        &mut self,
+        new_view: View,
+        signer: &dyn Signer,
+        out: &mut Vec<LocalOutput>,
+    ) {
         if new_view <= self.view {
             return;
         }
@@ -653,7 +853,11 @@ impl LocalShard {
         self.view = new_view;
         self.in_view_change = true;
         self.view_change_started = self.now;
-        out.push(LocalOutput::Persist { view: new_view, seq: 0, digest: [0; 32] });
+        out.push(LocalOutput::Persist {
+            view: new_view,
+            seq: 0,
+            digest: [0; 32],
+        });
         out.push(LocalOutput::ViewChanged { view: new_view });
         let prepared: Vec<PreparedProof> = self
             .slots
@@ -670,7 +874,10 @@ impl LocalShard {
             signature: Signature(Vec::new()),
         };
         vc.signature = signer.sign(Tag::LocalViewChange, &vc.payload());
-        out.push(LocalOutput::Send { to: self.others(), message: LocalMessage::ViewChange(vc.clone()) });
+        out.push(LocalOutput::Send {
+            to: self.others(),
+            message: LocalMessage::ViewChange(vc.clone()),
+        });
         self.on_view_change(vc, signer, out);
     }
 
@@ -683,17 +890,26 @@ impl LocalShard {
             return;
         }
         if vc.committed_upto < self.committed_upto {
-            out.push(LocalOutput::PeerBehind { peer: from, from_seq: vc.committed_upto + 1 });
+            out.push(LocalOutput::PeerBehind {
+                peer: from,
+                from_seq: vc.committed_upto + 1,
+            });
         }
         if vc.new_view == self.view && !self.in_view_change {
             // The sender missed the new-view of our view (lost, or sent during a partition).
             if let Some(new_view) = self.installed_new_view.clone() {
-                out.push(LocalOutput::Send { to: vec![from], message: new_view });
+                out.push(LocalOutput::Send {
+                    to: vec![from],
+                    message: new_view,
+                });
             }
             return;
         }
         if vc.committed_upto > self.committed_upto {
-            out.push(LocalOutput::NeedBatches { upto: vc.committed_upto, from });
+            out.push(LocalOutput::NeedBatches {
+                upto: vc.committed_upto,
+                from,
+            });
         }
         let view = vc.new_view;
         self.view_changes.entry(view).or_default().insert(from, vc);
@@ -707,7 +923,12 @@ impl LocalShard {
                 .flat_map(|(_, senders)| senders.keys().copied())
                 .collect();
             if ahead.len() > f {
-                let smallest = *self.view_changes.range(self.view + 1..).next().expect("non-empty").0;
+                let smallest = *self
+                    .view_changes
+                    .range(self.view + 1..)
+                    .next()
+                    .expect("non-empty")
+                    .0;
                 self.start_view_change(smallest, signer, out);
             }
         }
@@ -718,7 +939,11 @@ impl LocalShard {
         let q = self.q();
         let lc_ok = match &vc.committed_lc {
             None => vc.committed_upto == 0,
-            Some(lc) => lc.seq == vc.committed_upto && lc.lane == self.lane() && lc.cert.signers.count() >= q,
+            Some(lc) => {
+                lc.seq == vc.committed_upto
+                    && lc.lane == self.lane()
+                    && lc.cert.signers.count() >= q
+            }
         };
         let proofs_ok = vc.prepared.iter().all(|p| {
             p.seq > vc.committed_upto
@@ -730,27 +955,53 @@ impl LocalShard {
     }
 
     fn maybe_send_new_view(&mut self, view: View, signer: &dyn Signer, out: &mut Vec<LocalOutput>) {
-        if self.primary_of(view) != self.me || view != self.view || self.new_view_sent.contains(&view) {
+        if self.primary_of(view) != self.me
+            || view != self.view
+            || self.new_view_sent.contains(&view)
+        {
             return;
         }
-        let Some(senders) = self.view_changes.get(&view) else { return };
+        let Some(senders) = self.view_changes.get(&view) else {
+            return;
+        };
         if senders.len() < self.q() as usize {
             return;
         }
-        let view_changes: Vec<ViewChange> = senders.values().take(self.q() as usize).cloned().collect();
-        let signature = signer.sign(Tag::LocalNewView, &new_view_payload(self.lane(), view, &view_changes));
+        let view_changes: Vec<ViewChange> =
+            senders.values().take(self.q() as usize).cloned().collect();
+        let signature = signer.sign(
+            Tag::LocalNewView,
+            &new_view_payload(self.lane(), view, &view_changes),
+        );
         self.new_view_sent.insert(view);
-        let message = LocalMessage::NewView { lane: self.lane(), view, view_changes, from: self.me, signature };
-        out.push(LocalOutput::Send { to: self.others(), message: message.clone() });
+        let message = LocalMessage::NewView {
+            lane: self.lane(),
+            view,
+            view_changes,
+            from: self.me,
+            signature,
+        };
+        out.push(LocalOutput::Send {
+            to: self.others(),
+            message: message.clone(),
+        });
         self.on_message(message, signer, out);
     }
 
     /// The new-view decision (paper 4.4): above the highest LC-certified sequence, re-propose
     /// the batch prepared in the highest view, or an empty batch where nothing prepared.
     fn new_view_decision(view_changes: &[ViewChange]) -> (Seq, BTreeMap<Seq, (Digest, Payload)>) {
-        let min_s = view_changes.iter().map(|vc| vc.committed_upto).max().unwrap_or(0);
+        let min_s = view_changes
+            .iter()
+            .map(|vc| vc.committed_upto)
+            .max()
+            .unwrap_or(0);
         let mut best: BTreeMap<Seq, &PreparedProof> = BTreeMap::new();
-        for proof in view_changes.iter().flat_map(|vc| vc.prepared.iter()).filter(|p| p.seq > min_s) {
+        for proof in view_changes
+            .iter()
+            .flat_map(|vc| vc.prepared.iter())
+            .filter(|p| p.seq > min_s)
+        {
             let better = best.get(&proof.seq).is_none_or(|b| proof.view > b.view);
             if better {
                 best.insert(proof.seq, proof);
@@ -776,14 +1027,19 @@ impl LocalShard {
         signer: &dyn Signer,
         out: &mut Vec<LocalOutput>,
     ) {
-        if from != self.primary_of(view) || view < self.view || (view == self.view && !self.in_view_change) {
+        if from != self.primary_of(view)
+            || view < self.view
+            || (view == self.view && !self.in_view_change)
+        {
             return;
         }
         let senders: BTreeSet<ReplicaId> = view_changes.iter().map(|vc| vc.from).collect();
         let well_formed = senders.len() == view_changes.len()
             && senders.len() >= self.q() as usize
             && view_changes.iter().all(|vc| {
-                vc.new_view == view && self.config.members.contains(&vc.from) && self.view_change_is_valid(vc)
+                vc.new_view == view
+                    && self.config.members.contains(&vc.from)
+                    && self.view_change_is_valid(vc)
             });
         if !well_formed {
             return;
@@ -799,12 +1055,28 @@ impl LocalShard {
         self.view = view;
         self.in_view_change = false;
         self.view_change_attempts = 0;
-        out.push(LocalOutput::Persist { view, seq: 0, digest: [0; 32] });
+        out.push(LocalOutput::Persist {
+            view,
+            seq: 0,
+            digest: [0; 32],
+        });
         if min_s > self.committed_upto {
-            let holder = view_changes.iter().find(|vc| vc.committed_upto == min_s).expect("max exists").from;
-            out.push(LocalOutput::NeedBatches { upto: min_s, from: holder });
+            let holder = view_changes
+                .iter()
+                .find(|vc| vc.committed_upto == min_s)
+                .expect("max exists")
+                .from;
+            out.push(LocalOutput::NeedBatches {
+                upto: min_s,
+                from: holder,
+            });
         }
-        self.next_seq = decided.keys().next_back().map_or(min_s, |s| *s).max(self.committed_upto) + 1;
+        self.next_seq = decided
+            .keys()
+            .next_back()
+            .map_or(min_s, |s| *s)
+            .max(self.committed_upto)
+            + 1;
         self.forward_awaited(out);
         for (seq, (digest, payload)) in decided {
             if seq <= self.committed_upto || self.slots.get(&seq).is_some_and(|s| s.committed) {

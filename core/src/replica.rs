@@ -12,7 +12,9 @@ use crate::evidence::Evidence;
 use crate::hotstuff::{Global, GlobalConfig, GlobalEvent, GlobalOutput};
 use crate::leader::LeaderSchedule;
 use crate::ledger::{AccountId, Ledger, Outcome, Transfer};
-use crate::messages::{payload_digest, Block, Lane, LocalCert, LocalMessage, Message, Payload, Seq, View};
+use crate::messages::{
+    payload_digest, Block, Lane, LocalCert, LocalMessage, Message, Payload, Seq, View,
+};
 use crate::pbft::{LocalConfig, LocalOutput, LocalShard};
 use crate::topology::{ReplicaId, Topology};
 use crate::vote_pattern::{PolicyConfig, VotePattern, VotePatternPolicy};
@@ -50,17 +52,35 @@ pub enum Input {
     Tick,
     /// A client transaction submitted to this replica.
     Client(Transfer),
-    Message { from: ReplicaId, message: Message },
+    Message {
+        from: ReplicaId,
+        message: Message,
+    },
     /// The host's answer to [`Action::Verify`].
-    Verified { token: u64, ok: bool },
+    Verified {
+        token: u64,
+        ok: bool,
+    },
 }
 
 /// Durable-state records for the write-ahead log.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SafetyRecord {
-    LocalVote { lane: Lane, view: View, seq: Seq, digest: Digest },
-    GlobalVote { last_voted_round: u64, high_qc_round: u64 },
-    Batch { lane: Lane, seq: Seq, digest: Digest },
+    LocalVote {
+        lane: Lane,
+        view: View,
+        seq: Seq,
+        digest: Digest,
+    },
+    GlobalVote {
+        last_voted_round: u64,
+        high_qc_round: u64,
+    },
+    Batch {
+        lane: Lane,
+        seq: Seq,
+        digest: Digest,
+    },
 }
 
 /// What a client learns about its transaction.
@@ -76,20 +96,49 @@ pub enum ReceiptStatus {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum HealthEvent {
-    LocalViewChange { lane: Lane, view: View },
-    GlobalTimeout { round: u64, leader: ReplicaId },
-    VotePatternSwitched { round: u64, from: VotePattern, to: VotePattern, reason: String },
-    Evidence { kind: &'static str, offender: ReplicaId },
+    LocalViewChange {
+        lane: Lane,
+        view: View,
+    },
+    GlobalTimeout {
+        round: u64,
+        leader: ReplicaId,
+    },
+    VotePatternSwitched {
+        round: u64,
+        from: VotePattern,
+        to: VotePattern,
+        reason: String,
+    },
+    Evidence {
+        kind: &'static str,
+        offender: ReplicaId,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
-    Send { to: Vec<ReplicaId>, message: Message },
+    Send {
+        to: Vec<ReplicaId>,
+        message: Message,
+    },
     Persist(SafetyRecord),
-    Verify { token: u64, checks: Vec<Check> },
-    Receipt { key: u128, status: ReceiptStatus },
+    Verify {
+        token: u64,
+        checks: Vec<Check>,
+    },
+    Receipt {
+        key: u128,
+        status: ReceiptStatus,
+    },
     /// A global block executed; `transactions` counts the transfers it ran.
-    Executed { height: u64, block: Digest, parent: Digest, state_root: Digest, transactions: u64 },
+    Executed {
+        height: u64,
+        block: Digest,
+        parent: Digest,
+        state_root: Digest,
+        transactions: u64,
+    },
     Evidence(Evidence),
     Health(HealthEvent),
 }
@@ -122,7 +171,11 @@ impl Replica {
         Replica::with_bugs(config, signer, PlantedBugs::none())
     }
 
-    pub(crate) fn with_bugs(config: ReplicaConfig, signer: &dyn Signer, bugs: PlantedBugs) -> Replica {
+    pub(crate) fn with_bugs(
+        config: ReplicaConfig,
+        signer: &dyn Signer,
+        bugs: PlantedBugs,
+    ) -> Replica {
         assert_eq!(signer.id(), config.me, "a replica signs only as itself");
         let topology = config.topology.clone();
         let lanes: Vec<Lane> = (0..topology.domains.len() as u32)
@@ -132,7 +185,10 @@ impl Replica {
         let shards = (0..topology.shards)
             .map(|shard| {
                 let local = LocalConfig {
-                    lane: Lane { domain: my_domain, shard },
+                    lane: Lane {
+                        domain: my_domain,
+                        shard,
+                    },
                     members: topology.domain_members(my_domain),
                     quorum: topology.domain_quorum(my_domain),
                     request_timeout_ticks: config.request_timeout_ticks,
@@ -140,11 +196,17 @@ impl Replica {
                 LocalShard::new(local, config.me, bugs)
             })
             .collect();
-        let mut ledger = Ledger::genesis(config.genesis_accounts.iter().copied()).expect("valid genesis");
+        let mut ledger =
+            Ledger::genesis(config.genesis_accounts.iter().copied()).expect("valid genesis");
         if bugs.double_execute {
             ledger.plant_double_execute();
         }
-        let global = Global::new(Replica::global_config(&config, &lanes), schedule(&config), policy(&config), bugs);
+        let global = Global::new(
+            Replica::global_config(&config, &lanes),
+            schedule(&config),
+            policy(&config),
+            bugs,
+        );
         Replica {
             contiguous: vec![0; lanes.len()],
             last_executed_cut: vec![0; lanes.len()],
@@ -185,7 +247,9 @@ impl Replica {
             bugs: self.bugs,
             lanes: self.lanes.clone(),
             shards: self.shards.iter().map(LocalShard::recover).collect(),
-            global: self.global.recover(schedule(&self.config), policy(&self.config)),
+            global: self
+                .global
+                .recover(schedule(&self.config), policy(&self.config)),
             batches: self.batches.clone(),
             contiguous: self.contiguous.clone(),
             batch_requests: BTreeMap::new(),
@@ -216,14 +280,25 @@ impl Replica {
     pub fn batch_digests(&self) -> Vec<(usize, Seq, Digest)> {
         self.batches
             .iter()
-            .flat_map(|(&(lane, seq), versions)| versions.iter().map(move |(lc, _)| (lane, seq, lc.digest)))
+            .flat_map(|(&(lane, seq), versions)| {
+                versions.iter().map(move |(lc, _)| (lane, seq, lc.digest))
+            })
             .collect()
     }
 
     /// One line per lane and the global round, for traces.
     pub fn describe(&self) -> String {
-        let lanes: Vec<String> = self.shards.iter().map(|s| format!("[{}]", s.describe())).collect();
-        format!("{} executed {} lanes {}", self.global.describe(), self.executed.len(), lanes.join(" "))
+        let lanes: Vec<String> = self
+            .shards
+            .iter()
+            .map(|s| format!("[{}]", s.describe()))
+            .collect();
+        format!(
+            "{} executed {} lanes {}",
+            self.global.describe(),
+            self.executed.len(),
+            lanes.join(" ")
+        )
     }
 
     pub fn global_round(&self) -> u64 {
@@ -249,7 +324,9 @@ impl Replica {
         match input {
             Input::Tick => self.on_tick(signer, &mut actions),
             Input::Client(tx) => self.on_client(tx, signer, &mut actions),
-            Input::Message { from, message } => self.on_message(from, message, signer, &mut actions),
+            Input::Message { from, message } => {
+                self.on_message(from, message, signer, &mut actions)
+            }
             Input::Verified { token, ok } => self.on_verified(token, ok, signer, &mut actions),
         }
         actions
@@ -275,12 +352,21 @@ impl Replica {
         let mut out = Vec::new();
         let accepted = self.shards[shard].on_client(tx, &mut out);
         if !accepted {
-            actions.push(Action::Receipt { key: tx.key, status: ReceiptStatus::Overloaded });
+            actions.push(Action::Receipt {
+                key: tx.key,
+                status: ReceiptStatus::Overloaded,
+            });
         }
         self.apply_local(shard, out, signer, actions);
     }
 
-    fn on_message(&mut self, from: ReplicaId, message: Message, signer: &dyn Signer, actions: &mut Vec<Action>) {
+    fn on_message(
+        &mut self,
+        from: ReplicaId,
+        message: Message,
+        signer: &dyn Signer,
+        actions: &mut Vec<Action>,
+    ) {
         if self.config.topology.replica(from).is_none() {
             return;
         }
@@ -298,8 +384,16 @@ impl Replica {
         actions.push(Action::Verify { token, checks });
     }
 
-    fn on_verified(&mut self, token: u64, ok: bool, signer: &dyn Signer, actions: &mut Vec<Action>) {
-        let Some((from, message)) = self.verifying.remove(&token) else { return };
+    fn on_verified(
+        &mut self,
+        token: u64,
+        ok: bool,
+        signer: &dyn Signer,
+        actions: &mut Vec<Action>,
+    ) {
+        let Some((from, message)) = self.verifying.remove(&token) else {
+            return;
+        };
         if ok {
             self.dispatch(from, message, signer, actions);
         } else {
@@ -310,11 +404,20 @@ impl Replica {
     /// Evidence is reported, not acted on locally: the leader schedule changes only from
     /// committed state, so that every honest replica computes the same leaders.
     fn evidence(&mut self, evidence: Evidence, actions: &mut Vec<Action>) {
-        actions.push(Action::Health(HealthEvent::Evidence { kind: evidence.kind(), offender: evidence.offender() }));
+        actions.push(Action::Health(HealthEvent::Evidence {
+            kind: evidence.kind(),
+            offender: evidence.offender(),
+        }));
         actions.push(Action::Evidence(evidence));
     }
 
-    fn dispatch(&mut self, from: ReplicaId, message: Message, signer: &dyn Signer, actions: &mut Vec<Action>) {
+    fn dispatch(
+        &mut self,
+        from: ReplicaId,
+        message: Message,
+        signer: &dyn Signer,
+        actions: &mut Vec<Action>,
+    ) {
         match message {
             Message::Local(local) => self.on_local(from, local, signer, actions),
             Message::Batch { lc, payload } => {
@@ -325,7 +428,12 @@ impl Replica {
                     self.request_batches(lane, seq - 1, from, actions);
                 }
             }
-            Message::BatchRequest { lane, seq, upto, from: requester } => {
+            Message::BatchRequest {
+                lane,
+                seq,
+                upto,
+                from: requester,
+            } => {
                 if requester == from {
                     self.serve_batches(lane, seq, upto, from, actions)
                 }
@@ -338,7 +446,13 @@ impl Replica {
         }
     }
 
-    fn on_local(&mut self, from: ReplicaId, local: LocalMessage, signer: &dyn Signer, actions: &mut Vec<Action>) {
+    fn on_local(
+        &mut self,
+        from: ReplicaId,
+        local: LocalMessage,
+        signer: &dyn Signer,
+        actions: &mut Vec<Action>,
+    ) {
         let lane = local.lane();
         let my_domain = self.config.topology.domain_of(self.config.me);
         if lane.domain != my_domain || lane.shard as usize >= self.shards.len() {
@@ -353,11 +467,22 @@ impl Replica {
         self.apply_local(shard, out, signer, actions);
     }
 
-    fn apply_local(&mut self, shard: usize, outputs: Vec<LocalOutput>, signer: &dyn Signer, actions: &mut Vec<Action>) {
+    fn apply_local(
+        &mut self,
+        shard: usize,
+        outputs: Vec<LocalOutput>,
+        signer: &dyn Signer,
+        actions: &mut Vec<Action>,
+    ) {
         for output in outputs {
             match output {
-                LocalOutput::Send { to, message } => actions.push(Action::Send { to, message: Message::Local(message) }),
-                LocalOutput::Committed { lc, payload } => self.on_local_commit(lc, payload, signer, actions),
+                LocalOutput::Send { to, message } => actions.push(Action::Send {
+                    to,
+                    message: Message::Local(message),
+                }),
+                LocalOutput::Committed { lc, payload } => {
+                    self.on_local_commit(lc, payload, signer, actions)
+                }
                 LocalOutput::NeedBatches { upto, from } => {
                     let lane = self.shards[shard].lane();
                     self.request_batches(self.lane_index(lane), upto, from, actions);
@@ -368,7 +493,12 @@ impl Replica {
                 }
                 LocalOutput::Persist { view, seq, digest } => {
                     let lane = self.shards[shard].lane();
-                    actions.push(Action::Persist(SafetyRecord::LocalVote { lane, view, seq, digest }));
+                    actions.push(Action::Persist(SafetyRecord::LocalVote {
+                        lane,
+                        view,
+                        seq,
+                        digest,
+                    }));
                 }
                 LocalOutput::Evidence(evidence) => self.evidence(evidence, actions),
                 LocalOutput::ViewChanged { view } => {
@@ -380,16 +510,31 @@ impl Replica {
     }
 
     /// Our lane committed a batch: receipts to clients, stream it to the other domains.
-    fn on_local_commit(&mut self, lc: LocalCert, payload: Payload, signer: &dyn Signer, actions: &mut Vec<Action>) {
+    fn on_local_commit(
+        &mut self,
+        lc: LocalCert,
+        payload: Payload,
+        signer: &dyn Signer,
+        actions: &mut Vec<Action>,
+    ) {
         for tx in payload.iter() {
             actions.push(Action::Receipt {
                 key: tx.key,
-                status: ReceiptStatus::LocallyFinal { lane: lc.lane, seq: lc.seq },
+                status: ReceiptStatus::LocallyFinal {
+                    lane: lc.lane,
+                    seq: lc.seq,
+                },
             });
         }
         let targets = self.dissemination_targets();
         if !targets.is_empty() {
-            actions.push(Action::Send { to: targets, message: Message::Batch { lc: lc.clone(), payload: payload.clone() } });
+            actions.push(Action::Send {
+                to: targets,
+                message: Message::Batch {
+                    lc: lc.clone(),
+                    payload: payload.clone(),
+                },
+            });
         }
         self.store_batch(lc, payload, signer, actions);
     }
@@ -400,7 +545,10 @@ impl Replica {
         let topology = &self.config.topology;
         let my_domain = topology.domain_of(self.config.me);
         let members = topology.domain_members(my_domain);
-        let my_index = members.iter().position(|&m| m == self.config.me).expect("member") as u32;
+        let my_index = members
+            .iter()
+            .position(|&m| m == self.config.me)
+            .expect("member") as u32;
         topology
             .replicas
             .iter()
@@ -409,7 +557,13 @@ impl Replica {
             .collect()
     }
 
-    fn on_batch(&mut self, lc: LocalCert, payload: Payload, signer: &dyn Signer, actions: &mut Vec<Action>) {
+    fn on_batch(
+        &mut self,
+        lc: LocalCert,
+        payload: Payload,
+        signer: &dyn Signer,
+        actions: &mut Vec<Action>,
+    ) {
         let topology = &self.config.topology;
         if lc.lane.domain as usize >= topology.domains.len() || lc.lane.shard >= topology.shards {
             return;
@@ -417,7 +571,10 @@ impl Replica {
         let quorum = topology.domain_quorum(lc.lane.domain);
         let members = topology.domain_members(lc.lane.domain);
         let signers_ok = lc.cert.signers.ids().all(|id| members.contains(&id));
-        if payload_digest(&payload) != lc.digest || lc.cert.signers.count() < quorum.q || !signers_ok {
+        if payload_digest(&payload) != lc.digest
+            || lc.cert.signers.count() < quorum.q
+            || !signers_ok
+        {
             return;
         }
         let my_domain = topology.domain_of(self.config.me);
@@ -430,28 +587,52 @@ impl Replica {
         self.store_batch(lc, payload, signer, actions);
     }
 
-    fn store_batch(&mut self, lc: LocalCert, payload: Payload, signer: &dyn Signer, actions: &mut Vec<Action>) {
+    fn store_batch(
+        &mut self,
+        lc: LocalCert,
+        payload: Payload,
+        signer: &dyn Signer,
+        actions: &mut Vec<Action>,
+    ) {
         let lane = self.lane_index(lc.lane);
-        if lc.seq <= self.last_executed_cut[lane] || lc.seq > self.contiguous[lane] + crate::pbft::WINDOW_SEQS * 4 {
+        if lc.seq <= self.last_executed_cut[lane]
+            || lc.seq > self.contiguous[lane] + crate::pbft::WINDOW_SEQS * 4
+        {
             return; // executed already, or far ahead: fetched again when needed (bounded)
         }
         let versions = self.batches.entry((lane, lc.seq)).or_default();
-        if versions.iter().any(|(held, _)| held.digest == lc.digest) || versions.len() >= BATCH_VERSIONS_MAX {
+        if versions.iter().any(|(held, _)| held.digest == lc.digest)
+            || versions.len() >= BATCH_VERSIONS_MAX
+        {
             return;
         }
-        actions.push(Action::Persist(SafetyRecord::Batch { lane: lc.lane, seq: lc.seq, digest: lc.digest }));
+        actions.push(Action::Persist(SafetyRecord::Batch {
+            lane: lc.lane,
+            seq: lc.seq,
+            digest: lc.digest,
+        }));
         let (seq, digest) = (lc.seq, lc.digest);
         versions.push((lc, payload));
-        while self.batches.contains_key(&(lane, self.contiguous[lane] + 1)) {
+        while self
+            .batches
+            .contains_key(&(lane, self.contiguous[lane] + 1))
+        {
             self.contiguous[lane] += 1;
         }
         let mut out = Vec::new();
-        self.global.on_batch_held(lane, seq, digest, signer, &mut out);
+        self.global
+            .on_batch_held(lane, seq, digest, signer, &mut out);
         self.apply_global(out, signer, actions);
         self.execute_ready(actions);
     }
 
-    fn request_batches(&mut self, lane: usize, upto: Seq, from: ReplicaId, actions: &mut Vec<Action>) {
+    fn request_batches(
+        &mut self,
+        lane: usize,
+        upto: Seq,
+        from: ReplicaId,
+        actions: &mut Vec<Action>,
+    ) {
         if upto <= self.contiguous[lane] {
             return;
         }
@@ -461,7 +642,11 @@ impl Replica {
         let attempt = self.now / BATCH_REQUEST_RETRY_TICKS;
         let from = if from == self.config.me || self.batch_requests.contains_key(&lane) {
             let pick = ((u64::from(from) + 1 + attempt) % n) as ReplicaId;
-            if pick == self.config.me { (pick + 1) % n as ReplicaId } else { pick }
+            if pick == self.config.me {
+                (pick + 1) % n as ReplicaId
+            } else {
+                pick
+            }
         } else {
             from
         };
@@ -470,38 +655,76 @@ impl Replica {
             return;
         }
         self.batch_requests.insert(lane, self.now);
-        let message =
-            Message::BatchRequest { lane: self.lanes[lane], seq: self.contiguous[lane] + 1, upto, from: self.config.me };
-        actions.push(Action::Send { to: vec![from], message });
+        let message = Message::BatchRequest {
+            lane: self.lanes[lane],
+            seq: self.contiguous[lane] + 1,
+            upto,
+            from: self.config.me,
+        };
+        actions.push(Action::Send {
+            to: vec![from],
+            message,
+        });
     }
 
-    fn serve_batches(&mut self, lane: Lane, seq: Seq, upto: Seq, to: ReplicaId, actions: &mut Vec<Action>) {
-        if lane.domain as usize >= self.config.topology.domains.len() || lane.shard >= self.config.topology.shards {
+    fn serve_batches(
+        &mut self,
+        lane: Lane,
+        seq: Seq,
+        upto: Seq,
+        to: ReplicaId,
+        actions: &mut Vec<Action>,
+    ) {
+        if lane.domain as usize >= self.config.topology.domains.len()
+            || lane.shard >= self.config.topology.shards
+        {
             return;
         }
         let index = self.lane_index(lane);
         for s in seq..=upto.min(seq + BATCHES_PER_REQUEST_MAX - 1) {
-            let Some(versions) = self.batches.get(&(index, s)) else { break };
+            let Some(versions) = self.batches.get(&(index, s)) else {
+                break;
+            };
             for (lc, payload) in versions {
-                let message = Message::Batch { lc: lc.clone(), payload: payload.clone() };
-                actions.push(Action::Send { to: vec![to], message });
+                let message = Message::Batch {
+                    lc: lc.clone(),
+                    payload: payload.clone(),
+                };
+                actions.push(Action::Send {
+                    to: vec![to],
+                    message,
+                });
             }
         }
     }
 
-    fn apply_global(&mut self, outputs: Vec<GlobalOutput>, signer: &dyn Signer, actions: &mut Vec<Action>) {
+    fn apply_global(
+        &mut self,
+        outputs: Vec<GlobalOutput>,
+        signer: &dyn Signer,
+        actions: &mut Vec<Action>,
+    ) {
         let _ = signer;
         for output in outputs {
             match output {
-                GlobalOutput::Send { to, message } => actions.push(Action::Send { to, message: Message::Global(message) }),
-                GlobalOutput::Persist { last_voted_round, high_qc_round } => {
-                    actions.push(Action::Persist(SafetyRecord::GlobalVote { last_voted_round, high_qc_round }))
-                }
+                GlobalOutput::Send { to, message } => actions.push(Action::Send {
+                    to,
+                    message: Message::Global(message),
+                }),
+                GlobalOutput::Persist {
+                    last_voted_round,
+                    high_qc_round,
+                } => actions.push(Action::Persist(SafetyRecord::GlobalVote {
+                    last_voted_round,
+                    high_qc_round,
+                })),
                 GlobalOutput::Commit(block) => {
                     self.to_execute.push_back(block);
                     self.execute_ready(actions);
                 }
-                GlobalOutput::NeedBatches { lane, upto, from } => self.request_batches(lane, upto, from, actions),
+                GlobalOutput::NeedBatches { lane, upto, from } => {
+                    self.request_batches(lane, upto, from, actions)
+                }
                 GlobalOutput::Evidence(evidence) => self.evidence(evidence, actions),
                 GlobalOutput::Event(event) => self.global_event(event, actions),
             }
@@ -513,9 +736,17 @@ impl Replica {
             GlobalEvent::RoundTimeout { round, leader } => {
                 actions.push(Action::Health(HealthEvent::GlobalTimeout { round, leader }))
             }
-            GlobalEvent::VotePatternSwitched { round, from, to, reason } => {
-                actions.push(Action::Health(HealthEvent::VotePatternSwitched { round, from, to, reason }))
-            }
+            GlobalEvent::VotePatternSwitched {
+                round,
+                from,
+                to,
+                reason,
+            } => actions.push(Action::Health(HealthEvent::VotePatternSwitched {
+                round,
+                from,
+                to,
+                reason,
+            })),
             GlobalEvent::NewRound { .. } => {}
         }
     }
@@ -525,12 +756,18 @@ impl Replica {
     fn execute_ready(&mut self, actions: &mut Vec<Action>) {
         while let Some(block) = self.to_execute.front().cloned() {
             let ordered = block.ordered(&self.last_executed_cut);
-            let payloads: Option<Vec<Payload>> = ordered.iter().map(|&(lane, seq, digest)| self.payload(lane, seq, &digest)).collect();
+            let payloads: Option<Vec<Payload>> = ordered
+                .iter()
+                .map(|&(lane, seq, digest)| self.payload(lane, seq, &digest))
+                .collect();
             let Some(payloads) = payloads else {
                 // Fetch every lane we lack, up to the newest committed cut we know of.
                 let newest = self.to_execute.back().expect("non-empty").cut.clone();
-                let lanes: BTreeSet<usize> =
-                    ordered.iter().filter(|(l, s, d)| self.payload(*l, *s, d).is_none()).map(|x| x.0).collect();
+                let lanes: BTreeSet<usize> = ordered
+                    .iter()
+                    .filter(|(l, s, d)| self.payload(*l, *s, d).is_none())
+                    .map(|x| x.0)
+                    .collect();
                 for lane in lanes {
                     self.request_batches(lane, newest[lane], block.proposer, actions);
                 }
@@ -541,7 +778,13 @@ impl Replica {
             for tx in payloads.iter().flat_map(|p| p.iter()) {
                 let outcome = self.ledger.apply(tx);
                 transactions += 1;
-                actions.push(Action::Receipt { key: tx.key, status: ReceiptStatus::GloballyFinal { height: block.height, outcome } });
+                actions.push(Action::Receipt {
+                    key: tx.key,
+                    status: ReceiptStatus::GloballyFinal {
+                        height: block.height,
+                        outcome,
+                    },
+                });
             }
             for (lane, &cut) in block.cut.iter().enumerate() {
                 self.last_executed_cut[lane] = self.last_executed_cut[lane].max(cut);
@@ -549,7 +792,8 @@ impl Replica {
             }
             // Keep a tail of executed batches to serve replicas that lag behind us.
             let floor = self.last_executed_cut.clone();
-            self.batches.retain(|(lane, seq), _| *seq + BATCH_RETENTION_SEQS > floor[*lane]);
+            self.batches
+                .retain(|(lane, seq), _| *seq + BATCH_RETENTION_SEQS > floor[*lane]);
             self.ledger.end_block(block.height);
             let digest = block.digest();
             self.executed.push((digest, block.height));
@@ -565,7 +809,10 @@ impl Replica {
 
     fn payload(&self, lane: usize, seq: Seq, digest: &Digest) -> Option<Payload> {
         let versions = self.batches.get(&(lane, seq))?;
-        versions.iter().find(|(lc, _)| lc.digest == *digest).map(|(_, payload)| payload.clone())
+        versions
+            .iter()
+            .find(|(lc, _)| lc.digest == *digest)
+            .map(|(_, payload)| payload.clone())
     }
 }
 

@@ -6,7 +6,12 @@ use ccbft_core::sim::{self, RunReport, SimOptions};
 
 /// Short runs: one simulated second of faults, six to settle, 200 payments per second.
 fn options() -> SimOptions {
-    SimOptions { fault_ms: 1_000, stable_ms: 6_000, tx_per_s: 200, ..SimOptions::default() }
+    SimOptions {
+        fault_ms: 1_000,
+        stable_ms: 6_000,
+        tx_per_s: 200,
+        ..SimOptions::default()
+    }
 }
 
 /// Run seeds on two threads (the CI machine has two cores).
@@ -16,10 +21,17 @@ fn run_seeds(start: u64, count: u64, options: &SimOptions) -> Vec<RunReport> {
         let workers: Vec<_> = halves
             .iter()
             .map(|&(from, n)| {
-                scope.spawn(move || (from..from + n).map(|seed| sim::run(seed, options).unwrap()).collect::<Vec<_>>())
+                scope.spawn(move || {
+                    (from..from + n)
+                        .map(|seed| sim::run(seed, options).unwrap())
+                        .collect::<Vec<_>>()
+                })
             })
             .collect();
-        workers.into_iter().flat_map(|w| w.join().unwrap()).collect()
+        workers
+            .into_iter()
+            .flat_map(|w| w.join().unwrap())
+            .collect()
     })
 }
 
@@ -32,12 +44,20 @@ fn assert_clean(reports: &[RunReport]) {
             report.shape,
             report.violations
         );
-        assert!(report.committed_txs > 0, "seed {} committed nothing", report.seed);
+        assert!(
+            report.committed_txs > 0,
+            "seed {} committed nothing",
+            report.seed
+        );
     }
 }
 
 fn shape(replicas: u32, domains: u32) -> SimOptions {
-    SimOptions { replicas: Some(replicas), domains: Some(domains), ..options() }
+    SimOptions {
+        replicas: Some(replicas),
+        domains: Some(domains),
+        ..options()
+    }
 }
 
 // 1,000 seeds over four shapes; Byzantine count (0..=f), strategies, crashes, loss and
@@ -65,9 +85,17 @@ fn twenty_one_replicas_four_domains_150_seeds() {
 
 #[test]
 fn maximum_byzantine_with_crashes_stays_safe_and_live() {
-    let options = SimOptions { byzantine: Some(2), crashes: Some(false), ..shape(7, 3) };
+    let options = SimOptions {
+        byzantine: Some(2),
+        crashes: Some(false),
+        ..shape(7, 3)
+    };
     assert_clean(&run_seeds(5_000, 60, &options));
-    let options = SimOptions { byzantine: Some(0), crashes: Some(true), ..shape(7, 3) };
+    let options = SimOptions {
+        byzantine: Some(0),
+        crashes: Some(true),
+        ..shape(7, 3)
+    };
     assert_clean(&run_seeds(6_000, 60, &options));
 }
 
@@ -76,26 +104,55 @@ fn a_seed_replays_exactly() {
     let a = sim::run(42, &shape(7, 3)).unwrap();
     let b = sim::run(42, &shape(7, 3)).unwrap();
     assert_eq!(
-        (a.committed_blocks, a.committed_txs, a.events, a.local_latency_us, a.global_latency_us),
-        (b.committed_blocks, b.committed_txs, b.events, b.local_latency_us, b.global_latency_us)
+        (
+            a.committed_blocks,
+            a.committed_txs,
+            a.events,
+            a.local_latency_us,
+            a.global_latency_us
+        ),
+        (
+            b.committed_blocks,
+            b.committed_txs,
+            b.events,
+            b.local_latency_us,
+            b.global_latency_us
+        )
     );
 }
 
 fn violations_with_bug(name: &str, seeds: u64) -> Vec<String> {
-    let options = SimOptions { bug: Some(name.into()), ..options() };
-    run_seeds(0, seeds, &options).into_iter().flat_map(|r| r.violations).map(|v| v.what).collect()
+    let options = SimOptions {
+        bug: Some(name.into()),
+        ..options()
+    };
+    run_seeds(0, seeds, &options)
+        .into_iter()
+        .flat_map(|r| r.violations)
+        .map(|v| v.what)
+        .collect()
 }
 
 #[test]
 fn planted_commit_one_chain_is_caught() {
     let found = violations_with_bug("commit-one-chain", 200);
-    assert!(found.iter().any(|v| v.starts_with("agreement") || v.starts_with("total order")), "{found:?}");
+    assert!(
+        found
+            .iter()
+            .any(|v| v.starts_with("agreement") || v.starts_with("total order")),
+        "{found:?}"
+    );
 }
 
 #[test]
 fn planted_ignore_lock_is_caught() {
     let found = violations_with_bug("ignore-lock", 200);
-    assert!(found.iter().any(|v| v.starts_with("agreement") || v.starts_with("total order")), "{found:?}");
+    assert!(
+        found
+            .iter()
+            .any(|v| v.starts_with("agreement") || v.starts_with("total order")),
+        "{found:?}"
+    );
 }
 
 #[test]
@@ -111,7 +168,10 @@ fn planted_double_execute_is_caught() {
 
 #[test]
 fn unknown_bug_names_are_refused() {
-    let options = SimOptions { bug: Some("no-such-bug".into()), ..options() };
+    let options = SimOptions {
+        bug: Some("no-such-bug".into()),
+        ..options()
+    };
     assert!(sim::run(0, &options).is_err());
     assert_eq!(sim::bug_names().len(), 4);
 }

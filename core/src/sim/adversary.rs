@@ -3,7 +3,7 @@
 //! replica's own key only (it holds no other), so what it forges stays detectable.
 
 use super::rng::Rng;
-use crate::crypto::{Digest, SimSigner, Signer, Tag};
+use crate::crypto::{Digest, Signer, SimSigner, Tag};
 use crate::messages::{
     payload_digest, prepare_payload, Block, GlobalMessage, LocalMessage, Message, QuorumCert,
 };
@@ -53,7 +53,11 @@ pub struct Adversary {
 
 impl Adversary {
     pub fn new(strategy: Strategy, signer: SimSigner) -> Adversary {
-        Adversary { strategy, signer, history: BTreeMap::new() }
+        Adversary {
+            strategy,
+            signer,
+            history: BTreeMap::new(),
+        }
     }
 
     /// Remember proposals seen, to fork from them later.
@@ -65,13 +69,22 @@ impl Adversary {
 
     fn remember(&mut self, block: Arc<Block>) {
         if self.history.len() >= HISTORY_BLOCKS_MAX {
-            let oldest = self.history.iter().min_by_key(|(_, b)| b.round).map(|(d, _)| *d);
+            let oldest = self
+                .history
+                .iter()
+                .min_by_key(|(_, b)| b.round)
+                .map(|(d, _)| *d);
             oldest.map(|d| self.history.remove(&d));
         }
         self.history.insert(block.digest(), block);
     }
 
-    pub fn transform(&mut self, to: Vec<ReplicaId>, message: Message, rng: &mut Rng) -> Vec<Outgoing> {
+    pub fn transform(
+        &mut self,
+        to: Vec<ReplicaId>,
+        message: Message,
+        rng: &mut Rng,
+    ) -> Vec<Outgoing> {
         let is_vote = matches!(
             message,
             Message::Local(LocalMessage::Prepare { .. } | LocalMessage::Commit { .. })
@@ -96,12 +109,22 @@ impl Adversary {
 
     fn equivocate(&mut self, to: Vec<ReplicaId>, message: Message) -> Vec<Outgoing> {
         let twin = match &message {
-            Message::Local(LocalMessage::PrePrepare { lane, view, seq, payload, from, .. }) => {
+            Message::Local(LocalMessage::PrePrepare {
+                lane,
+                view,
+                seq,
+                payload,
+                from,
+                ..
+            }) => {
                 let mut other: Vec<_> = payload.iter().copied().collect();
                 other.pop();
                 let payload = Arc::new(other);
                 let digest = payload_digest(&payload);
-                let signature = self.signer.sign(Tag::LocalPrepare, &prepare_payload(*lane, *view, *seq, &digest));
+                let signature = self.signer.sign(
+                    Tag::LocalPrepare,
+                    &prepare_payload(*lane, *view, *seq, &digest),
+                );
                 Some(Message::Local(LocalMessage::PrePrepare {
                     lane: *lane,
                     view: *view,
@@ -130,14 +153,23 @@ impl Adversary {
 
     fn sign_proposal(&self, block: Block) -> Message {
         let signature = self.signer.sign(Tag::Proposal, &block.digest());
-        Message::Global(GlobalMessage::Proposal { block: Arc::new(block), signature })
+        Message::Global(GlobalMessage::Proposal {
+            block: Arc::new(block),
+            signature,
+        })
     }
 
     fn corrupt_batch(&self, message: Message) -> Message {
         match message {
-            Message::Local(LocalMessage::PrePrepare { lane, view, seq, digest, payload, from, signature })
-                if !payload.is_empty() =>
-            {
+            Message::Local(LocalMessage::PrePrepare {
+                lane,
+                view,
+                seq,
+                digest,
+                payload,
+                from,
+                signature,
+            }) if !payload.is_empty() => {
                 let mut changed: Vec<_> = payload.iter().copied().collect();
                 changed[0].amount = changed[0].amount.wrapping_add(1);
                 Message::Local(LocalMessage::PrePrepare {
@@ -162,9 +194,21 @@ impl Adversary {
             }
         };
         match message {
-            Message::Global(GlobalMessage::Timeout { round, mut high_qc, last_tc, from, signature }) => {
+            Message::Global(GlobalMessage::Timeout {
+                round,
+                mut high_qc,
+                last_tc,
+                from,
+                signature,
+            }) => {
                 forge_qc(&mut high_qc, rng);
-                Message::Global(GlobalMessage::Timeout { round, high_qc, last_tc, from, signature })
+                Message::Global(GlobalMessage::Timeout {
+                    round,
+                    high_qc,
+                    last_tc,
+                    from,
+                    signature,
+                })
             }
             Message::Global(GlobalMessage::Proposal { block, .. }) => {
                 let mut forged = (*block).clone();
@@ -184,9 +228,15 @@ impl Adversary {
         };
         self.remember(block.clone());
         let ancestor = |d: &Digest| self.history.get(d).cloned();
-        let Some(parent) = ancestor(&block.parent) else { return vec![(to, message, 0)] };
-        let Some(grandparent) = ancestor(&parent.parent) else { return vec![(to, message, 0)] };
-        let Some(great) = ancestor(&grandparent.parent) else { return vec![(to, message, 0)] };
+        let Some(parent) = ancestor(&block.parent) else {
+            return vec![(to, message, 0)];
+        };
+        let Some(grandparent) = ancestor(&parent.parent) else {
+            return vec![(to, message, 0)];
+        };
+        let Some(great) = ancestor(&grandparent.parent) else {
+            return vec![(to, message, 0)];
+        };
         if to.len() < 2 || grandparent.qc.is_genesis() {
             return vec![(to, message, 0)];
         }

@@ -25,8 +25,18 @@ pub struct Observations {
 }
 
 impl Observations {
-    pub fn executed(&mut self, id: ReplicaId, height: u64, block: Digest, parent: Digest, root: Digest) {
-        self.executed.entry(id).or_default().push((height, block, parent, root));
+    pub fn executed(
+        &mut self,
+        id: ReplicaId,
+        height: u64,
+        block: Digest,
+        parent: Digest,
+        root: Digest,
+    ) {
+        self.executed
+            .entry(id)
+            .or_default()
+            .push((height, block, parent, root));
     }
 
     pub fn outcome(&mut self, id: ReplicaId, key: u128, applied: bool) {
@@ -41,18 +51,27 @@ impl Observations {
     }
 
     /// Agreement, total order, equal state roots, validity, conservation, liveness.
-    pub fn check(&self, seed: u64, honest: &[&Replica], submitted: &BTreeSet<u128>) -> Vec<Violation> {
+    pub fn check(
+        &self,
+        seed: u64,
+        honest: &[&Replica],
+        submitted: &BTreeSet<u128>,
+    ) -> Vec<Violation> {
         let mut found = Vec::new();
         let mut say = |what: String| found.push(Violation { seed, what });
         self.check_chains(&mut say);
         self.check_agreement(&mut say);
         for (&id, counts) in &self.applied {
             if let Some((key, count)) = counts.iter().find(|(_, &c)| c > 1) {
-                say(format!("validity: r{id} applied transaction {key:#x} {count} times"));
+                say(format!(
+                    "validity: r{id} applied transaction {key:#x} {count} times"
+                ));
             }
         }
         if let Some((id, key)) = self.foreign.first() {
-            say(format!("validity: r{id} executed transaction {key:#x} that no client submitted"));
+            say(format!(
+                "validity: r{id} executed transaction {key:#x} that no client submitted"
+            ));
         }
         for replica in honest {
             let ledger = replica.ledger();
@@ -65,7 +84,10 @@ impl Observations {
                 ));
             }
             let finalised = self.finalised.get(&replica.id());
-            let missing = submitted.iter().filter(|k| !finalised.is_some_and(|f| f.contains(k))).count();
+            let missing = submitted
+                .iter()
+                .filter(|k| !finalised.is_some_and(|f| f.contains(k)))
+                .count();
             if missing > 0 {
                 say(format!(
                     "liveness: r{} has not executed {missing} of {} submitted transactions after stabilisation",
@@ -88,7 +110,10 @@ impl Observations {
                 }
             }
             if log.first().is_some_and(|e| e.0 != 1) {
-                say(format!("total order: r{id} started executing at height {}", log[0].0));
+                say(format!(
+                    "total order: r{id} started executing at height {}",
+                    log[0].0
+                ));
             }
         }
     }
@@ -98,13 +123,16 @@ impl Observations {
         let mut reference: BTreeMap<u64, (ReplicaId, Digest, Digest)> = BTreeMap::new();
         for (&id, log) in &self.executed {
             for &(height, block, _, root) in log {
-                let (first, known_block, known_root) = *reference.entry(height).or_insert((id, block, root));
+                let (first, known_block, known_root) =
+                    *reference.entry(height).or_insert((id, block, root));
                 if known_block != block {
                     say(format!("agreement: r{first} and r{id} executed different blocks at height {height}"));
                     return;
                 }
                 if known_root != root {
-                    say(format!("state: r{first} and r{id} have different state roots at height {height}"));
+                    say(format!(
+                        "state: r{first} and r{id} have different state roots at height {height}"
+                    ));
                     return;
                 }
             }

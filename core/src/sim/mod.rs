@@ -54,7 +54,12 @@ pub struct SimOptions {
 
 impl SimOptions {
     pub fn standard() -> SimOptions {
-        SimOptions { fault_ms: 2_000, stable_ms: 8_000, tx_per_s: 400, ..SimOptions::default() }
+        SimOptions {
+            fault_ms: 2_000,
+            stable_ms: 8_000,
+            tx_per_s: 400,
+            ..SimOptions::default()
+        }
     }
 }
 
@@ -98,8 +103,14 @@ pub enum SimError {
 #[derive(Debug)]
 enum Event {
     Tick(ReplicaId),
-    Deliver { from: ReplicaId, to: ReplicaId, message: crate::messages::Message },
-    Submit { client_tx: usize },
+    Deliver {
+        from: ReplicaId,
+        to: ReplicaId,
+        message: crate::messages::Message,
+    },
+    Submit {
+        client_tx: usize,
+    },
     Crash(ReplicaId),
     Restart(ReplicaId),
     Heal,
@@ -154,7 +165,10 @@ pub fn run(seed: u64, options: &SimOptions) -> Result<RunReport, SimError> {
                 .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
                 .unwrap_or_else(|| "panic".into());
             let mut report = std::mem::take(&mut sim.report);
-            report.violations.push(Violation { seed, what: format!("assertion failed: {what}") });
+            report.violations.push(Violation {
+                seed,
+                what: format!("assertion failed: {what}"),
+            });
             Ok(report)
         }
     }
@@ -166,7 +180,9 @@ impl Sim {
         let topology = match &options.topology {
             Some(topology) => topology.clone(),
             None => {
-                let n = options.replicas.unwrap_or_else(|| *rng.pick(&[4, 5, 7, 7, 10]));
+                let n = options
+                    .replicas
+                    .unwrap_or_else(|| *rng.pick(&[4, 5, 7, 7, 10]));
                 let d = options.domains.unwrap_or_else(|| 1 + rng.below(3) as u32);
                 let shards = options.shards.unwrap_or_else(|| 1 + rng.below(2) as u32);
                 Arc::new(Topology::synthetic(n, d, shards)?)
@@ -174,13 +190,23 @@ impl Sim {
         };
         let quorum = topology.quorum();
         let n = quorum.n;
-        let byzantine = options.byzantine.unwrap_or_else(|| rng.below(u64::from(quorum.f) + 1) as u32);
+        let byzantine = options
+            .byzantine
+            .unwrap_or_else(|| rng.below(u64::from(quorum.f) + 1) as u32);
         if byzantine > quorum.f {
-            return Err(SimError::TooManyByzantine { byzantine, f: quorum.f, n });
+            return Err(SimError::TooManyByzantine {
+                byzantine,
+                f: quorum.f,
+                n,
+            });
         }
         let keys = SimKeys::new(n, seed);
         let signers: Vec<SimSigner> = (0..n).map(|id| keys.signer(id)).collect();
-        let vote_pattern = if rng.chance(500) { VotePattern::Linear } else { VotePattern::AllToAll };
+        let vote_pattern = if rng.chance(500) {
+            VotePattern::Linear
+        } else {
+            VotePattern::AllToAll
+        };
         let rotation_rounds = *rng.pick(&[1, 3, 10]);
         let replicas = (0..n)
             .map(|id| {
@@ -228,7 +254,11 @@ impl Sim {
             by_key: BTreeMap::new(),
             heal_us,
             observations: Observations::default(),
-            report: RunReport { seed, shape, ..RunReport::default() },
+            report: RunReport {
+                seed,
+                shape,
+                ..RunReport::default()
+            },
             trace: options.trace,
         };
         sim.plan(options);
@@ -263,7 +293,12 @@ impl Sim {
             let from = self.rng.below(ACCOUNTS);
             let to = (from + 1 + self.rng.below(ACCOUNTS - 1)) % ACCOUNTS;
             let amount = 1 + self.rng.below(OPENING_BALANCE / 100);
-            let tx = Transfer { key: (u128::from(self.report.seed) << 64) | u128::from(i), from, to, amount };
+            let tx = Transfer {
+                key: (u128::from(self.report.seed) << 64) | u128::from(i),
+                from,
+                to,
+                amount,
+            };
             let domain = self.rng.below(self.topology.domains.len() as u64) as u32;
             self.by_key.insert(tx.key, self.clients.len());
             self.clients.push(ClientTx {
@@ -274,11 +309,21 @@ impl Sim {
                 local_final_us: None,
                 global_final_us: None,
             });
-            self.schedule(at, Event::Submit { client_tx: self.clients.len() - 1 });
+            self.schedule(
+                at,
+                Event::Submit {
+                    client_tx: self.clients.len() - 1,
+                },
+            );
             // A client that replays a request (the same idempotency key) elsewhere.
             if self.rng.chance(30) {
                 let again = at + 1 + self.rng.below(50_000);
-                self.schedule(again, Event::Submit { client_tx: self.clients.len() - 1 });
+                self.schedule(
+                    again,
+                    Event::Submit {
+                        client_tx: self.clients.len() - 1,
+                    },
+                );
             }
         }
         self.report.submitted_txs = total;
@@ -306,9 +351,15 @@ impl Sim {
             self.network.slow_extra_us = 100_000;
         }
         let crashes = options.crashes.unwrap_or_else(|| self.rng.chance(500));
-        let budget = self.topology.quorum().f.saturating_sub(self.adversaries.len() as u32);
+        let budget = self
+            .topology
+            .quorum()
+            .f
+            .saturating_sub(self.adversaries.len() as u32);
         if crashes && budget > 0 {
-            let honest: Vec<ReplicaId> = (0..self.topology.n()).filter(|&id| self.honest(id)).collect();
+            let honest: Vec<ReplicaId> = (0..self.topology.n())
+                .filter(|&id| self.honest(id))
+                .collect();
             for _ in 0..1 + self.rng.below(u64::from(budget)) {
                 let id = *self.rng.pick(&honest);
                 let at = self.rng.below(fault_us / 2);
@@ -385,7 +436,10 @@ impl Sim {
         };
         let target = *self.rng.pick(&candidates);
         if self.now < self.heal_us + CLIENT_RETRY_US * 20 {
-            self.schedule(self.now + CLIENT_RETRY_US, Event::Submit { client_tx: index });
+            self.schedule(
+                self.now + CLIENT_RETRY_US,
+                Event::Submit { client_tx: index },
+            );
         }
         if !self.down.contains(&target) {
             self.step(target, Input::Client(tx));
@@ -415,15 +469,33 @@ impl Sim {
             }
             Action::Persist(_) => {} // durable at once in the simulator
             Action::Receipt { key, status } => self.receipt(id, key, status),
-            Action::Executed { height, block, parent, state_root, transactions } => {
+            Action::Executed {
+                height,
+                block,
+                parent,
+                state_root,
+                transactions,
+            } => {
                 if self.honest(id) {
-                    self.observations.executed(id, height, block, parent, state_root);
-                    self.trace_line(format!("r{id} executed height {height} ({transactions} txs) root {:02x?}", &state_root[..4]));
+                    self.observations
+                        .executed(id, height, block, parent, state_root);
+                    self.trace_line(format!(
+                        "r{id} executed height {height} ({transactions} txs) root {:02x?}",
+                        &state_root[..4]
+                    ));
                 }
             }
             Action::Evidence(evidence) => {
-                *self.report.evidence.entry(evidence.kind().to_string()).or_default() += 1;
-                self.trace_line(format!("r{id} evidence: {} by r{}", evidence.kind(), evidence.offender()));
+                *self
+                    .report
+                    .evidence
+                    .entry(evidence.kind().to_string())
+                    .or_default() += 1;
+                self.trace_line(format!(
+                    "r{id} evidence: {} by r{}",
+                    evidence.kind(),
+                    evidence.offender()
+                ));
             }
             Action::Health(event) => self.health(id, event),
         }
@@ -439,7 +511,14 @@ impl Sim {
             for target in targets {
                 if let Some(delay) = self.network.delay_us(from, target, &mut self.rng) {
                     let at = self.now + delay + extra_us;
-                    self.schedule(at, Event::Deliver { from, to: target, message: message.clone() });
+                    self.schedule(
+                        at,
+                        Event::Deliver {
+                            from,
+                            to: target,
+                            message: message.clone(),
+                        },
+                    );
                 }
             }
         }
@@ -450,7 +529,8 @@ impl Sim {
             return;
         }
         if let ReceiptStatus::GloballyFinal { outcome, .. } = status {
-            self.observations.outcome(id, key, outcome == Outcome::Applied);
+            self.observations
+                .outcome(id, key, outcome == Outcome::Applied);
         }
         let Some(&index) = self.by_key.get(&key) else {
             self.observations.foreign(id, key);
@@ -460,11 +540,15 @@ impl Sim {
         match status {
             ReceiptStatus::LocallyFinal { .. } if client.local_final_us.is_none() => {
                 client.local_final_us = Some(self.now);
-                self.report.local_latency_us.push(self.now - client.submitted_us);
+                self.report
+                    .local_latency_us
+                    .push(self.now - client.submitted_us);
             }
             ReceiptStatus::GloballyFinal { .. } if client.global_final_us.is_none() => {
                 client.global_final_us = Some(self.now);
-                self.report.global_latency_us.push(self.now - client.submitted_us);
+                self.report
+                    .global_latency_us
+                    .push(self.now - client.submitted_us);
             }
             _ => {}
         }
@@ -484,26 +568,54 @@ impl Sim {
 
     fn trace_line(&mut self, line: String) {
         if self.trace {
-            self.report.trace.push(format!("{:>9.3} ms  {line}", self.now as f64 / 1_000.0));
+            self.report
+                .trace
+                .push(format!("{:>9.3} ms  {line}", self.now as f64 / 1_000.0));
         }
     }
 
     fn finish(&mut self) -> RunReport {
         for id in 0..self.topology.n() {
-            let line = format!("end r{id}{}: {}", if self.honest(id) { "" } else { " (byzantine)" }, self.replicas[id as usize].describe());
+            let line = format!(
+                "end r{id}{}: {}",
+                if self.honest(id) { "" } else { " (byzantine)" },
+                self.replicas[id as usize].describe()
+            );
             self.trace_line(line);
         }
-        let honest: Vec<&Replica> = self.replicas.iter().filter(|r| self.honest(r.id())).collect();
+        let honest: Vec<&Replica> = self
+            .replicas
+            .iter()
+            .filter(|r| self.honest(r.id()))
+            .collect();
         let submitted: BTreeSet<u128> = self.clients.iter().map(|c| c.tx.key).collect();
-        let mut violations = self.observations.check(self.report.seed, &honest, &submitted);
+        let mut violations = self
+            .observations
+            .check(self.report.seed, &honest, &submitted);
         let byzantine_per_domain = |domain: u32| {
-            self.adversaries.keys().filter(|&&id| self.topology.domain_of(id) == domain).count() as u32
+            self.adversaries
+                .keys()
+                .filter(|&&id| self.topology.domain_of(id) == domain)
+                .count() as u32
         };
-        violations.extend(checker::check_local_agreement(self.report.seed, &self.topology, &honest, byzantine_per_domain));
+        violations.extend(checker::check_local_agreement(
+            self.report.seed,
+            &self.topology,
+            &honest,
+            byzantine_per_domain,
+        ));
         let mut report = std::mem::take(&mut self.report);
         report.violations = violations;
-        report.committed_blocks = honest.iter().map(|r| r.executed().len() as u64).max().unwrap_or(0);
-        report.committed_txs = honest.iter().map(|r| r.ledger().executed_count()).max().unwrap_or(0);
+        report.committed_blocks = honest
+            .iter()
+            .map(|r| r.executed().len() as u64)
+            .max()
+            .unwrap_or(0);
+        report.committed_txs = honest
+            .iter()
+            .map(|r| r.ledger().executed_count())
+            .max()
+            .unwrap_or(0);
         report
     }
 }

@@ -9,9 +9,13 @@ use std::collections::BTreeSet;
 pub enum Partition {
     None,
     /// Nothing crosses between `side` and the rest, either way.
-    Symmetric { side: BTreeSet<ReplicaId> },
+    Symmetric {
+        side: BTreeSet<ReplicaId>,
+    },
     /// Messages from `side` to the rest are lost; the other direction works.
-    Asymmetric { side: BTreeSet<ReplicaId> },
+    Asymmetric {
+        side: BTreeSet<ReplicaId>,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -62,9 +66,16 @@ impl Network {
         if self.cut(from, to) || rng.below(1000) < u64::from(self.loss_per_mille) {
             return None;
         }
-        let base = u64::from(self.rtt_us[self.domain_of[from as usize] as usize][self.domain_of[to as usize] as usize]) / 2;
+        let base = u64::from(
+            self.rtt_us[self.domain_of[from as usize] as usize]
+                [self.domain_of[to as usize] as usize],
+        ) / 2;
         let jitter = rng.below(base * u64::from(self.jitter_percent) / 100 + 50);
-        let slow = if self.slow.contains(&from) { self.slow_extra_us } else { 0 };
+        let slow = if self.slow.contains(&from) {
+            self.slow_extra_us
+        } else {
+            0
+        };
         Some(base + jitter + slow)
     }
 }

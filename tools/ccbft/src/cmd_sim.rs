@@ -117,19 +117,38 @@ pub fn sim(args: SimArgs) -> anyhow::Result<ExitCode> {
         None => (args.start, args.seeds),
     };
     // Validate the options once before spreading the seeds over threads.
-    sim::run(start, &SimOptions { fault_ms: 1, stable_ms: 1, tx_per_s: 0, trace: false, ..options.clone() })
-        .context("invalid simulation options")?;
+    sim::run(
+        start,
+        &SimOptions {
+            fault_ms: 1,
+            stable_ms: 1,
+            tx_per_s: 0,
+            trace: false,
+            ..options.clone()
+        },
+    )
+    .context("invalid simulation options")?;
     let reports = run_seeds(start, count, &options, args.jobs, !args.json)?;
     if args.trace {
-        reports.iter().flat_map(|r| &r.trace).for_each(|line| println!("{line}"));
+        reports
+            .iter()
+            .flat_map(|r| &r.trace)
+            .for_each(|line| println!("{line}"));
     }
     let violations: Vec<_> = reports.iter().flat_map(|r| &r.violations).collect();
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&summary_json(&reports, &options))?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&summary_json(&reports, &options))?
+        );
     } else {
         print_summary(&reports);
     }
-    Ok(if violations.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    Ok(if violations.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
 fn run_seeds(
@@ -139,7 +158,9 @@ fn run_seeds(
     jobs: Option<usize>,
     progress: bool,
 ) -> anyhow::Result<Vec<RunReport>> {
-    let jobs = jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())).max(1);
+    let jobs = jobs
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+        .max(1);
     let next = AtomicU64::new(0);
     let done = AtomicU64::new(0);
     let mut reports: Vec<RunReport> = std::thread::scope(|scope| {
@@ -162,7 +183,10 @@ fn run_seeds(
                 })
             })
             .collect();
-        workers.into_iter().flat_map(|w| w.join().expect("simulation worker")).collect()
+        workers
+            .into_iter()
+            .flat_map(|w| w.join().expect("simulation worker"))
+            .collect()
     });
     reports.sort_by_key(|r| r.seed);
     Ok(reports)
@@ -179,10 +203,20 @@ fn percentile_ms(samples: &mut [u64], p: usize) -> f64 {
 fn summary_json(reports: &[RunReport], options: &SimOptions) -> serde_json::Value {
     let violations: Vec<_> = reports
         .iter()
-        .flat_map(|r| r.violations.iter().map(move |v| json!({"seed": v.seed, "what": v.what, "shape": r.shape})))
+        .flat_map(|r| {
+            r.violations
+                .iter()
+                .map(move |v| json!({"seed": v.seed, "what": v.what, "shape": r.shape}))
+        })
         .collect();
-    let mut local: Vec<u64> = reports.iter().flat_map(|r| r.local_latency_us.iter().copied()).collect();
-    let mut global: Vec<u64> = reports.iter().flat_map(|r| r.global_latency_us.iter().copied()).collect();
+    let mut local: Vec<u64> = reports
+        .iter()
+        .flat_map(|r| r.local_latency_us.iter().copied())
+        .collect();
+    let mut global: Vec<u64> = reports
+        .iter()
+        .flat_map(|r| r.global_latency_us.iter().copied())
+        .collect();
     json!({
         "runs": reports.len(),
         "violations": violations,
@@ -202,7 +236,10 @@ fn summary_json(reports: &[RunReport], options: &SimOptions) -> serde_json::Valu
 }
 
 fn print_summary(reports: &[RunReport]) {
-    let violations: Vec<_> = reports.iter().flat_map(|r| r.violations.iter().map(move |v| (r, v))).collect();
+    let violations: Vec<_> = reports
+        .iter()
+        .flat_map(|r| r.violations.iter().map(move |v| (r, v)))
+        .collect();
     println!(
         "{} runs, {} violations, {} blocks and {} transactions committed",
         reports.len(),
@@ -211,7 +248,10 @@ fn print_summary(reports: &[RunReport]) {
         reports.iter().map(|r| r.committed_txs).sum::<u64>()
     );
     for (report, violation) in violations.iter().take(20) {
-        println!("  seed {}: {}\n    shape: {}", violation.seed, violation.what, report.shape);
+        println!(
+            "  seed {}: {}\n    shape: {}",
+            violation.seed, violation.what, report.shape
+        );
         println!("    replay: ccbft sim --seed {} --trace", violation.seed);
     }
 }
@@ -221,7 +261,10 @@ pub fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
         Some(path) => Topology::load(path)?,
         None => Topology::three_clouds(),
     };
-    println!("CC-BFT demo: cluster {:?}, simulated (the networked runtime is not built yet)", topology.name);
+    println!(
+        "CC-BFT demo: cluster {:?}, simulated (the networked runtime is not built yet)",
+        topology.name
+    );
     print_topology(&topology);
     let options = SimOptions {
         topology: Some(Arc::new(topology)),
@@ -235,7 +278,10 @@ pub fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
     println!("\nRunning 6 simulated seconds: 1,000 payments/s for 3 s with one Byzantine replica and WAN faults, then 3 s to settle...");
     let mut report = sim::run(args.seed, &options)?;
     println!("  shape: {}", report.shape);
-    println!("  transactions: {} submitted, {} executed on every honest replica", report.submitted_txs, report.committed_txs);
+    println!(
+        "  transactions: {} submitted, {} executed on every honest replica",
+        report.submitted_txs, report.committed_txs
+    );
     println!("  global blocks committed: {}", report.committed_blocks);
     println!(
         "  local finality (PBFT inside a cloud), simulated: p50 {:.1} ms, p99 {:.1} ms",
@@ -247,9 +293,23 @@ pub fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
         percentile_ms(&mut report.global_latency_us, 50),
         percentile_ms(&mut report.global_latency_us, 99)
     );
-    println!("  local view changes: {}, global round timeouts: {}", report.local_view_changes, report.global_timeouts);
-    let evidence: Vec<String> = report.evidence.iter().map(|(k, v)| format!("{k} x{v}")).collect();
-    println!("  evidence recorded: {}", if evidence.is_empty() { "none".into() } else { evidence.join(", ") });
+    println!(
+        "  local view changes: {}, global round timeouts: {}",
+        report.local_view_changes, report.global_timeouts
+    );
+    let evidence: Vec<String> = report
+        .evidence
+        .iter()
+        .map(|(k, v)| format!("{k} x{v}"))
+        .collect();
+    println!(
+        "  evidence recorded: {}",
+        if evidence.is_empty() {
+            "none".into()
+        } else {
+            evidence.join(", ")
+        }
+    );
     if report.violations.is_empty() {
         println!("  invariants: agreement, total order, validity, conservation, state roots, liveness all hold");
         Ok(ExitCode::SUCCESS)
@@ -266,16 +326,20 @@ fn print_topology(topology: &Topology) {
     println!("  n = {}, f = {}, q = {}", quorum.n, quorum.f, quorum.q);
     for (index, domain) in topology.domains.iter().enumerate() {
         let local = topology.domain_quorum(index as u32);
-        println!("  {:<22} {} replicas, local q_d = {}", domain.name, local.n, local.q);
+        println!(
+            "  {:<22} {} replicas, local q_d = {}",
+            domain.name, local.n, local.q
+        );
     }
     for loss in topology.provider_losses() {
-        let verdict = if loss.global_live { "global tier keeps going" } else { "global tier STOPS" };
+        let verdict = if loss.global_live {
+            "global tier keeps going"
+        } else {
+            "global tier STOPS"
+        };
         println!(
             "  losing {:<6}: {} of {} replicas left, quorum {} -> {verdict}",
-            loss.provider,
-            loss.remaining,
-            quorum.n,
-            loss.quorum
+            loss.provider, loss.remaining, quorum.n, loss.quorum
         );
     }
 }

@@ -1,0 +1,174 @@
+//! Protocol rules of the local tier, driven message by message.
+
+use ccbft_core::bugs::PlantedBugs;
+use ccbft_core::crypto::{SimKeys, SimSigner};
+use ccbft_core::ledger::Transfer;
+use ccbft_core::messages::{payload_digest, Lane, LocalMessage};
+use ccbft_core::pbft::{LocalConfig, LocalOutput, LocalShard};
+use ccbft_core::topology::{Quorum, ReplicaId};
+use std::collections::VecDeque;
+
+const LANE: Lane = Lane {
+    domain: 0,
+    shard: 0,
+};
+
+struct Group {
+    shards: Vec<LocalShard>,
+    signers: Vec<SimSigner>,
+    queue: VecDeque<(ReplicaId, LocalMessage)>,
+    committed: Vec<Vec<(u64, [u8; 32])>>,
+}
+
+impl Group {
+    fn new(n: u32) -> Group {
+        let keys = SimKeys::new(n, 1);
+        let config = LocalConfig {
+            lane: LANE,
+            members: (0..n).collect(),
+            quorum: Quorum::byzantine(n),
+            request_timeout_ticks: 10,
+        };
+        Group {
+            shards: (0..n)
+                .map(|id| LocalShard::new(config.clone(), id, PlantedBugs::none()))
+                .collect(),
+            signers: (0..n).map(|id| keys.signer(id)).collect(),
+            queue: VecDeque::new(),
+            committed: vec![Vec::new(); n as usize],
+        }
+    }
+
+    fn absorb(&mut self, outputs: Vec<LocalOutput>, id: usize) {
+        for output in outputs {
+            match output {
+                LocalOutput::Send { to, message } => to
+                    .into_iter()
+                    .for_each(|t| self.queue.push_back((t, message.clone()))),
+                LocalOutput::Committed { lc, .. } => self.committed[id].push((lc.seq, lc.digest)),
+                _ => {}
+            }
+        }
+    }
+
+    /// Deliver queued messages; `drop` decides which are lost.
+    fn deliver(&mut self, drop: impl Fn(ReplicaId, &LocalMessage) -> bool) {
+        while let Some((to, message)) = self.queue.pop_front() {
+            if drop(to, &message) {
+                continue;
+            }
+            let mut out = Vec::new();
+            self.shards[to as usize].on_message(message, &self.signers[to as usize], &mut out);
+            self.absorb(out, to as usize);
+        }
+    }
+
+    fn tick(&mut self, ids: &[usize]) {
+        for &id in ids {
+            let mut out = Vec::new();
+            self.shards[id].on_tick(&self.signers[id], &mut out);
+            self.absorb(out, id);
+        }
+    }
+}
+
+fn transfer(key: u128) -> Transfer {
+    Transfer {
+        key,
+        from: 1,
+        to: 2,
+        amount: 5,
+    }
+}
+
+#[test]
+fn normal_case_commits_the_same_batch_everywhere() {
+    let mut group = Group::new(4);
+    let mut out = Vec::new();
+    assert!(group.shards[0].on_client(transfer(1), &mut out));
+    for _ in 0..5 {
+        group.tick(&[0, 1, 2, 3]);
+        group.deliver(|_, _| false);
+    }
+    let first = group.committed[0].clone();
+    assert_eq!(first.len(), 1);
+    assert!(group.committed.iter().all(|c| *c == first));
+}
+
+#[test]
+fn view_change_carries_a_prepared_batch_into_the_new_view() {
+    let mut group = Group::new(4);
+    let mut out = Vec::new();
+    group.shards[0].on_client(transfer(7), &mut out);
+    // The primary (r0) pre-prepares; every member prepares, but every commit is lost, so
+    // the batch is prepared everywhere and committed nowhere.
+    for _ in 0..3 {
+        group.tick(&[0]);
+    }
+    group.deliver(|_, m| matches!(m, LocalMessage::Commit { .. }));
+    assert!(group.committed.iter().all(|c| c.is_empty()));
+    let prepared_digest = payload_digest(&[transfer(7)]);
+    // The primary goes silent; a request waits at the backups until they suspect it.
+    for id in 1..4 {
+        let mut out = Vec::new();
+        group.shards[id].on_client(transfer(8), &mut out);
+    }
+    group.queue.clear(); // the forwards to the primary are lost
+    for _ in 0..40 {
+        group.tick(&[1, 2, 3]);
+        group.deliver(|to, _| to == 0);
+    }
+    // View 1 is led by r1 and its new-view re-proposed the prepared batch at sequence 1.
+    for id in 1..4 {
+        assert!(group.shards[id].view() >= 1);
+        assert_eq!(
+            group.committed[id].first(),
+            Some(&(1, prepared_digest)),
+            "replica {id}"
+        );
+    }
+}
+
+#[test]
+fn equivocating_primary_is_reported_with_both_messages() {
+    let mut group = Group::new(4);
+    let lane = LANE;
+    let make = |amount: u64| {
+        let payload = std::sync::Arc::new(vec![Transfer {
+            amount,
+            ..transfer(3)
+        }]);
+        let digest = payload_digest(&payload);
+        let payload_bytes = ccbft_core::messages::prepare_payload(lane, 0, 1, &digest);
+        let signature = ccbft_core::crypto::Signer::sign(
+            &group.signers[0],
+            ccbft_core::crypto::Tag::LocalPrepare,
+            &payload_bytes,
+        );
+        LocalMessage::PrePrepare {
+            lane,
+            view: 0,
+            seq: 1,
+            digest,
+            payload,
+            from: 0,
+            signature,
+        }
+    };
+    let (a, b) = (make(1), make(2));
+    let mut out = Vec::new();
+    group.shards[1].on_message(a, &group.signers[1], &mut out);
+    group.shards[1].on_message(b, &group.signers[1], &mut out);
+    let evidence: Vec<_> = out
+        .iter()
+        .filter_map(|o| match o {
+            LocalOutput::Evidence(e) => Some(e.kind()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(evidence, vec!["equivocation"]);
+    assert!(
+        group.shards[1].view() == 1,
+        "the backup moves to the next view"
+    );
+}
