@@ -175,7 +175,7 @@ fn run_seeds(
                         }
                         let report = sim::run(start + i, options).expect("options validated");
                         let finished = done.fetch_add(1, Ordering::Relaxed) + 1;
-                        if progress && (finished % 100 == 0 || finished == count) && count > 1 {
+                        if progress && (finished.is_multiple_of(100) || finished == count) && count > 1 {
                             eprintln!("  {finished}/{count} seeds");
                         }
                         mine.push(report);
