@@ -98,6 +98,7 @@ fn options(args: &SimArgs) -> anyhow::Result<SimOptions> {
         stable_ms: args.stable_ms,
         tx_per_s: args.tx_per_s,
         trace: args.trace,
+        fault: None,
     })
 }
 
@@ -175,7 +176,10 @@ fn run_seeds(
                         }
                         let report = sim::run(start + i, options).expect("options validated");
                         let finished = done.fetch_add(1, Ordering::Relaxed) + 1;
-                        if progress && (finished.is_multiple_of(100) || finished == count) && count > 1 {
+                        if progress
+                            && (finished.is_multiple_of(100) || finished == count)
+                            && count > 1
+                        {
                             eprintln!("  {finished}/{count} seeds");
                         }
                         mine.push(report);
