@@ -46,6 +46,11 @@ impl Observations {
         }
     }
 
+    /// Whether replica `id` executed `key` (has a globally final outcome for it).
+    pub fn finalised_on(&self, id: ReplicaId, key: u128) -> bool {
+        self.finalised.get(&id).is_some_and(|f| f.contains(&key))
+    }
+
     pub fn foreign(&mut self, id: ReplicaId, key: u128) {
         self.foreign.push((id, key));
     }

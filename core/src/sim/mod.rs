@@ -12,6 +12,7 @@ pub mod rng;
 
 use crate::bugs::PlantedBugs;
 use crate::crypto::{SimKeys, SimSigner, Verifier};
+use crate::leader::LeaderSchedule;
 use crate::ledger::{Outcome, Transfer};
 use crate::replica::{Action, HealthEvent, Input, ReceiptStatus, Replica, ReplicaConfig};
 use crate::topology::{ReplicaId, Topology, TopologyError};
@@ -32,6 +33,36 @@ pub const OPENING_BALANCE: u64 = 1_000_000;
 pub const CLIENT_RETRY_US: u64 = 400_000;
 /// Events one run may process before it is cut (a livelock guard).
 pub const EVENTS_PER_RUN_MAX: u64 = 20_000_000;
+/// Most health entries one run records in [`RunReport::health`].
+pub const HEALTH_ENTRIES_MAX: usize = 10_000;
+/// Period of a scripted crash loop, and how long the replica stays down in each period.
+pub const CRASH_LOOP_PERIOD_US: u64 = 300_000;
+pub const CRASH_LOOP_DOWN_US: u64 = 150_000;
+
+/// One scripted fault (resilience tests). With [`SimOptions::fault`] set, the run draws no
+/// random fault: it injects exactly this one at time 0 of the fault phase and heals it at
+/// the end of that phase (`fault_ms`), like the random faults.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fault {
+    /// The replica that leads global round 1 (best-ranked by the leader schedule) is
+    /// Byzantine and equivocates ([`Strategy::Equivocate`]) for the whole run.
+    ByzantineLeader,
+    /// Nothing crosses between the members of this domain (index) and the rest.
+    DomainPartition(u32),
+    /// Every replica of every domain of this provider is down until the heal.
+    ProviderOutage(String),
+    /// This replica's disk is found corrupted: it stops at 1/4 of the fault phase and
+    /// restarts at 1/2. The simulator flips no bytes: it models a replica whose corrupted
+    /// range was detected (checksums) and dropped on restart, keeping its durable voting
+    /// state, and repaired from peers by batch fetch, i.e. [`Replica::recover`]. A replica
+    /// rebuilt from genesis would need state transfer, which is not wired.
+    DiskCorruption(u32),
+    /// Every message between replicas takes `extra_ms` longer.
+    LatencySpike { extra_ms: u64 },
+    /// This replica crashes every [`CRASH_LOOP_PERIOD_US`] and restarts
+    /// [`CRASH_LOOP_DOWN_US`] later, during the fault phase.
+    CrashLoop(u32),
+}
 
 /// What to simulate; `None` fields are drawn from the seed.
 #[derive(Debug, Clone, Default)]
@@ -50,6 +81,8 @@ pub struct SimOptions {
     /// Client transactions per simulated second, over the whole cluster.
     pub tx_per_s: u64,
     pub trace: bool,
+    /// A scripted fault instead of random ones (see [`Fault`]).
+    pub fault: Option<Fault>,
 }
 
 impl SimOptions {
@@ -83,6 +116,19 @@ pub struct RunReport {
     pub simulated_us: u64,
     pub events: u64,
     pub trace: Vec<String>,
+    /// (simulated us, replica, kind, detail): every health event of an honest replica
+    /// (kinds `local_view_change`, `global_timeout`, `vote_pattern_switched`, `evidence`),
+    /// and in scripted-fault mode what the simulator did (`crash`, `restart`, `partition`,
+    /// `latency_spike`, `heal`). At most [`HEALTH_ENTRIES_MAX`] entries.
+    pub health: Vec<(u64, ReplicaId, String, String)>,
+    /// First block an honest replica executed at or after the heal.
+    pub first_commit_after_heal_us: Option<u64>,
+    /// Highest global block an honest replica executed before the heal (0: the global
+    /// tier made no progress during the fault phase).
+    pub height_at_heal: u64,
+    /// Transactions a client had a locally or globally final receipt for that are not
+    /// executed on every honest replica at the end (must be 0).
+    pub lost_txs: u64,
 }
 
 /// Names of the bugs `--plant-bug` accepts, with what each breaks.
@@ -143,6 +189,7 @@ struct Sim {
     observations: Observations,
     report: RunReport,
     trace: bool,
+    scripted: bool,
 }
 
 /// Run one seed.
@@ -190,9 +237,13 @@ impl Sim {
         };
         let quorum = topology.quorum();
         let n = quorum.n;
-        let byzantine = options
-            .byzantine
-            .unwrap_or_else(|| rng.below(u64::from(quorum.f) + 1) as u32);
+        let byzantine = if options.fault.is_some() {
+            0
+        } else {
+            options
+                .byzantine
+                .unwrap_or_else(|| rng.below(u64::from(quorum.f) + 1) as u32)
+        };
         if byzantine > quorum.f {
             return Err(SimError::TooManyByzantine {
                 byzantine,
@@ -231,6 +282,21 @@ impl Sim {
             let strategy = *rng.pick(STRATEGIES);
             adversaries.insert(id, Adversary::new(strategy, keys.signer(id)));
         }
+        if options.fault == Some(Fault::ByzantineLeader) {
+            if quorum.f == 0 {
+                return Err(SimError::TooManyByzantine {
+                    byzantine: 1,
+                    f: quorum.f,
+                    n,
+                });
+            }
+            let leader = LeaderSchedule::new(&topology, rotation_rounds).leader(1);
+            adversaries.insert(
+                leader,
+                Adversary::new(Strategy::Equivocate, keys.signer(leader)),
+            );
+        }
+        let byzantine = adversaries.len() as u32;
         let heal_us = options.fault_ms * 1_000;
         let shape = format!(
             "n={n} domains={} shards={} byzantine={byzantine} pattern={vote_pattern:?} rotation={rotation_rounds} strategies={:?}",
@@ -260,6 +326,7 @@ impl Sim {
                 ..RunReport::default()
             },
             trace: options.trace,
+            scripted: options.fault.is_some(),
         };
         sim.plan(options);
         Ok(sim)
@@ -331,6 +398,10 @@ impl Sim {
 
     fn plan_faults(&mut self, options: &SimOptions) {
         let fault_us = options.fault_ms * 1_000;
+        if let Some(fault) = &options.fault {
+            self.plan_scripted(fault, fault_us);
+            return;
+        }
         self.network.loss_per_mille = *self.rng.pick(&[0, 0, 5, 20]);
         if self.rng.chance(400) {
             let n = self.topology.n();
@@ -370,6 +441,72 @@ impl Sim {
         }
     }
 
+    /// Inject exactly `fault` (no random draw); the heal at `heal_us` ends it.
+    fn plan_scripted(&mut self, fault: &Fault, fault_us: u64) {
+        let n = self.topology.n();
+        match fault {
+            Fault::ByzantineLeader => {} // the adversary was chosen in `build`
+            Fault::DomainPartition(domain) => {
+                let side: BTreeSet<ReplicaId> =
+                    self.topology.domain_members(*domain).into_iter().collect();
+                let name = self
+                    .topology
+                    .domains
+                    .get(*domain as usize)
+                    .map(|d| d.name.clone())
+                    .unwrap_or_default();
+                for &id in &side {
+                    self.record_health(id, "partition", format!("domain {name} cut off"));
+                }
+                self.network.partition = Partition::Symmetric { side };
+            }
+            Fault::ProviderOutage(provider) => {
+                for (index, domain) in self.topology.domains.clone().iter().enumerate() {
+                    if domain.provider.eq_ignore_ascii_case(provider) {
+                        for id in self.topology.domain_members(index as u32) {
+                            self.schedule(0, Event::Crash(id));
+                            self.schedule(self.heal_us, Event::Restart(id));
+                        }
+                    }
+                }
+            }
+            Fault::DiskCorruption(id) => {
+                let id = (*id).min(n - 1);
+                self.schedule(fault_us / 4, Event::Crash(id));
+                self.schedule(fault_us / 2, Event::Restart(id));
+            }
+            Fault::LatencySpike { extra_ms } => {
+                self.network.slow = (0..n).collect();
+                self.network.slow_extra_us = extra_ms * 1_000;
+                for id in 0..n {
+                    self.record_health(
+                        id,
+                        "latency_spike",
+                        format!("+{extra_ms} ms on every message"),
+                    );
+                }
+            }
+            Fault::CrashLoop(id) => {
+                let id = (*id).min(n - 1);
+                let mut at = 0;
+                while at + CRASH_LOOP_DOWN_US < fault_us {
+                    self.schedule(at, Event::Crash(id));
+                    self.schedule(at + CRASH_LOOP_DOWN_US, Event::Restart(id));
+                    at += CRASH_LOOP_PERIOD_US;
+                }
+            }
+        }
+    }
+
+    /// Record one health entry (bounded); simulator-side entries only in scripted mode.
+    fn record_health(&mut self, id: ReplicaId, kind: &str, detail: String) {
+        if self.report.health.len() < HEALTH_ENTRIES_MAX {
+            self.report
+                .health
+                .push((self.now, id, kind.to_string(), detail));
+        }
+    }
+
     fn run_events(&mut self, options: &SimOptions) {
         let end = (options.fault_ms + options.stable_ms) * 1_000;
         while let Some(((at, _), event)) = self.events.pop_first() {
@@ -402,16 +539,32 @@ impl Sim {
             Event::Submit { client_tx } => self.submit(client_tx),
             Event::Crash(id) => {
                 self.trace_line(format!("crash r{id}"));
+                if self.scripted && !self.down.contains(&id) {
+                    self.record_health(id, "crash", format!("r{id} stopped"));
+                }
                 self.down.insert(id);
             }
             Event::Restart(id) => {
                 if self.down.remove(&id) {
                     self.trace_line(format!("restart r{id} from durable state"));
+                    if self.scripted {
+                        self.record_health(
+                            id,
+                            "restart",
+                            format!("r{id} restarted from durable state"),
+                        );
+                    }
                     self.replicas[id as usize] = self.replicas[id as usize].recover();
                 }
             }
             Event::Heal => {
                 self.trace_line("heal: network reliable, all replicas up".into());
+                if self.scripted {
+                    for id in self.down.clone() {
+                        self.record_health(id, "restart", format!("r{id} restarted at heal"));
+                    }
+                    self.record_health(0, "heal", "fault phase over: network reliable".into());
+                }
                 self.network.heal();
                 for id in std::mem::take(&mut self.down) {
                     self.replicas[id as usize] = self.replicas[id as usize].recover();
@@ -477,6 +630,13 @@ impl Sim {
                 transactions,
             } => {
                 if self.honest(id) {
+                    if self.now < self.heal_us {
+                        self.report.height_at_heal = self.report.height_at_heal.max(height);
+                    }
+                    if self.now >= self.heal_us && self.report.first_commit_after_heal_us.is_none()
+                    {
+                        self.report.first_commit_after_heal_us = Some(self.now);
+                    }
                     self.observations
                         .executed(id, height, block, parent, state_root);
                     self.trace_line(format!(
@@ -561,6 +721,29 @@ impl Sim {
             HealthEvent::VotePatternSwitched { .. } => self.report.vote_pattern_switches += 1,
             HealthEvent::Evidence { .. } => {}
         }
+        if self.honest(id) {
+            let (kind, detail) = match &event {
+                HealthEvent::LocalViewChange { lane, view } => {
+                    ("local_view_change", format!("lane {lane:?} view {view:?}"))
+                }
+                HealthEvent::GlobalTimeout { round, leader } => {
+                    ("global_timeout", format!("round {round} leader r{leader}"))
+                }
+                HealthEvent::VotePatternSwitched {
+                    round,
+                    from,
+                    to,
+                    reason,
+                } => (
+                    "vote_pattern_switched",
+                    format!("round {round} {from:?} -> {to:?}: {reason}"),
+                ),
+                HealthEvent::Evidence { kind, offender } => {
+                    ("evidence", format!("{kind} by r{offender}"))
+                }
+            };
+            self.record_health(id, kind, detail);
+        }
         if self.trace {
             self.trace_line(format!("r{id} {event:?}"));
         }
@@ -604,7 +787,18 @@ impl Sim {
             &honest,
             byzantine_per_domain,
         ));
+        let lost = self
+            .clients
+            .iter()
+            .filter(|c| c.local_final_us.is_some() || c.global_final_us.is_some())
+            .filter(|c| {
+                honest
+                    .iter()
+                    .any(|r| !self.observations.finalised_on(r.id(), c.tx.key))
+            })
+            .count() as u64;
         let mut report = std::mem::take(&mut self.report);
+        report.lost_txs = lost;
         report.violations = violations;
         report.committed_blocks = honest
             .iter()

@@ -1,5 +1,6 @@
 //! `ccbft dora ...`: the DORA compliance engine (crate `ccbft-dora`).
 
+use crate::sim_target::SimTarget;
 use anyhow::{bail, Context};
 use ccbft_core::topology::Topology;
 use ccbft_dora::chrono::{DateTime, Utc};
@@ -8,7 +9,7 @@ use ccbft_dora::deadlines::{self, DeadlineInput, EntityType, HolidayCalendar, Re
 use ccbft_dora::incident::OperatorFacts;
 use ccbft_dora::register::{self, RegisterConfig};
 use ccbft_dora::report::{self, ReportInputs, Stage};
-use ccbft_dora::resilience::Scenario;
+use ccbft_dora::resilience::{run_scenario, Evidence, Scenario};
 use ccbft_dora::state::Engine;
 use ccbft_dora::{audit, dashboard, health, read_bounded};
 use clap::{Args, Subcommand};
@@ -72,12 +73,25 @@ enum DoraCommand {
         csv_dir: Option<PathBuf>,
     },
     /// Run a resilience-test scenario against a cluster (DORA Art. 24-25).
+    /// The target is the deterministic simulator running the cluster's topology; the
+    /// evidence record is stored under the state directory (tests/) and audited.
     Test {
         /// byzantine-leader, domain-partition, provider-outage, disk-corruption, latency-spike, crash-loop.
         #[arg(long)]
         scenario: String,
         #[arg(long)]
         cluster: PathBuf,
+        #[command(flatten)]
+        state: StateArg,
+        /// Simulator seed (the run replays exactly from it).
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Simulated milliseconds the fault holds before it is healed.
+        #[arg(long, default_value_t = 2_000)]
+        fault_ms: u64,
+        /// Simulated milliseconds observed from the injection (fault phase included).
+        #[arg(long, default_value_t = 8_000)]
+        observe_ms: u64,
     },
     /// The signed, hash-chained audit trail.
     Audit {
@@ -269,7 +283,21 @@ pub fn run(args: DoraArgs) -> anyhow::Result<ExitCode> {
             json,
             csv_dir,
         } => cmd_register(&cluster, config.as_deref(), json, csv_dir.as_deref()),
-        DoraCommand::Test { scenario, cluster } => cmd_test(&scenario, &cluster),
+        DoraCommand::Test {
+            scenario,
+            cluster,
+            state,
+            seed,
+            fault_ms,
+            observe_ms,
+        } => cmd_test(
+            &scenario,
+            &cluster,
+            &state.state,
+            seed,
+            fault_ms,
+            observe_ms,
+        ),
         DoraCommand::Audit {
             command: AuditCommand::Verify { dir, json },
         } => cmd_audit_verify(&dir, json),
@@ -452,18 +480,122 @@ fn cmd_register(
     Ok(ExitCode::SUCCESS)
 }
 
-fn cmd_test(scenario: &str, cluster: &Path) -> anyhow::Result<ExitCode> {
-    if Scenario::parse(scenario).is_none() {
+fn cmd_test(
+    scenario: &str,
+    cluster: &Path,
+    state: &Path,
+    seed: u64,
+    fault_ms: u64,
+    observe_ms: u64,
+) -> anyhow::Result<ExitCode> {
+    let Some(parsed) = Scenario::parse(scenario) else {
         bail!(
             "unknown scenario {scenario:?}; known: {}",
             Scenario::NAMES.join(", ")
         );
+    };
+    if fault_ms == 0 || observe_ms <= fault_ms {
+        bail!("--observe-ms ({observe_ms}) must exceed --fault-ms ({fault_ms}), which must be at least 1");
     }
     let topology = Topology::load(cluster)?;
-    bail!(
-        "no resilience target is available for cluster {:?}: the simulator and runtime hooks (ccbft_dora::resilience::ResilienceTarget) are not wired yet. Nothing was injected and no evidence was recorded.",
-        topology.name
-    )
+    let engine = Engine::open(state)?;
+    let mut target = SimTarget::new(topology, seed, Utc::now());
+    // A simulated replica's failed assertion is reported as a violation; keep the default
+    // hook from printing it.
+    std::panic::set_hook(Box::new(|_| {}));
+    let mut evidence = run_scenario(
+        &mut target,
+        &parsed,
+        std::time::Duration::from_millis(fault_ms),
+        std::time::Duration::from_millis(observe_ms),
+    )?;
+    // The simulator's checkers (agreement, total order, conservation, liveness) judge the
+    // run too; a violation fails the test.
+    if let Some(report) = target.report() {
+        for v in &report.violations {
+            evidence
+                .findings
+                .push(format!("simulator checker (seed {}): {}", v.seed, v.what));
+        }
+        evidence.passed = evidence.findings.is_empty();
+    }
+    let name = engine.record_test(&evidence)?;
+    print_test_summary(&evidence, target.report());
+    println!(
+        "evidence recorded: {}",
+        state.join("tests").join(&name).display()
+    );
+    Ok(if evidence.passed {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+fn print_test_summary(evidence: &Evidence, report: Option<&ccbft_core::sim::RunReport>) {
+    let secs = |s: Option<f64>| s.map_or("never".to_string(), |s| format!("{s:.3} s"));
+    println!(
+        "Resilience test {}: {}",
+        Scenario::NAMES
+            .iter()
+            .find(|n| Scenario::parse(n).as_ref() == Some(&evidence.injection.scenario))
+            .unwrap_or(&"?"),
+        if evidence.passed { "PASSED" } else { "FAILED" }
+    );
+    println!("  target:    {}", evidence.target);
+    println!("  injected:  {}", evidence.injection.description);
+    if let Some(r) = report {
+        println!("  shape:     {}", r.shape);
+        let mut entries: std::collections::BTreeMap<&str, usize> = Default::default();
+        for (_, _, kind, _) in &r.health {
+            *entries.entry(kind.as_str()).or_default() += 1;
+        }
+        println!(
+            "  simulator: {} health entries {:?}, protocol evidence {:?}, {} violations",
+            r.health.len(),
+            entries,
+            r.evidence,
+            r.violations.len()
+        );
+        println!(
+            "  global blocks executed during the fault phase: {}{}",
+            r.height_at_heal,
+            if r.height_at_heal == 0 {
+                " (the global tier made no progress until the heal)"
+            } else {
+                ""
+            }
+        );
+    }
+    println!(
+        "  detected:  {} after injection",
+        secs(evidence.time_to_detect_seconds)
+    );
+    println!(
+        "  recovered: {} after injection (first commit after the heal)",
+        secs(evidence.time_to_recover_seconds)
+    );
+    println!(
+        "  transactions: {} submitted, {} committed, {} lost",
+        evidence.transactions_submitted,
+        evidence.transactions_committed,
+        evidence.transactions_lost
+    );
+    let mut kinds: std::collections::BTreeMap<String, usize> = Default::default();
+    for e in &evidence.health_events {
+        *kinds.entry(e.kind.name()).or_default() += 1;
+    }
+    let kinds: Vec<String> = kinds.iter().map(|(k, n)| format!("{k} x{n}")).collect();
+    println!("  health events: {}", kinds.join(", "));
+    if !evidence.incidents_opened.is_empty() {
+        println!(
+            "  incidents opened (fresh tracker): {}",
+            evidence.incidents_opened.join(", ")
+        );
+    }
+    for f in &evidence.findings {
+        println!("  FINDING: {f}");
+    }
 }
 
 fn cmd_audit_verify(dir: &Path, json: bool) -> anyhow::Result<ExitCode> {

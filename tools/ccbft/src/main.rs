@@ -6,6 +6,7 @@ mod cmd_crypto;
 mod cmd_dora;
 mod cmd_log;
 mod cmd_sim;
+mod sim_target;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
