@@ -25,7 +25,7 @@ PY
     echo
     echo "Machine: $(nproc) cores, $(uname -m); $(date -u +%Y-%m-%dT%H:%MZ); commit $(git rev-parse --short HEAD)."
     echo "Command: \`perf/sim-speed.sh\` (SEEDS=$seeds, one worker thread, release build)."
-    echo "Each run: 2 s of faults then 8 s to settle, 400 payments/s, SimKeys MAC signatures."
+    echo "Each run: 2 s of faults then 10 s to settle, 400 payments/s, SimKeys MAC signatures."
     echo
     echo "| workload | runs | simulated s | wall s | simulated s per wall s | events per wall s | violations |"
     echo "|---|---|---|---|---|---|---|"

@@ -141,6 +141,9 @@ pub struct Global {
     /// Digests of the committed batches we hold, above the committed cut.
     held: BTreeMap<(usize, Seq), Vec<Digest>>,
     round_latencies: Vec<u64>,
+    /// Ticks proposals waited for their batches, and since when one waits now.
+    payload_latencies: Vec<u64>,
+    pending_since: Option<u64>,
     now: u64,
 }
 
@@ -178,6 +181,8 @@ impl Global {
             available: vec![0; lanes],
             held: BTreeMap::new(),
             round_latencies: Vec::new(),
+            payload_latencies: Vec::new(),
+            pending_since: None,
             now: 0,
             config,
         }
@@ -309,14 +314,17 @@ impl Global {
             || (certified.height > self.committed.height && !certified.batches.is_empty())
     }
 
+    /// The pacemaker's round timeout, adapted to observed latency and kept apart for the two
+    /// kinds of waiting: coordination (proposal, votes: 3 x p99 of recent rounds) and, while
+    /// we hold a proposal back for its batches, payload transfer (2 x p99 of recent fetches).
     fn timeout_ticks(&self) -> u64 {
-        let mut sorted = self.round_latencies.clone();
-        sorted.sort_unstable();
-        let p99 = sorted
-            .get(sorted.len().saturating_sub(1) * 99 / 100)
-            .copied()
-            .unwrap_or(0);
-        (p99 * 3).clamp(self.config.timeout_min_ticks, self.config.timeout_max_ticks)
+        let coordination = (p99(&self.round_latencies) * 3)
+            .clamp(self.config.timeout_min_ticks, self.config.timeout_max_ticks);
+        let payload = match self.pending_since {
+            Some(_) => p99(&self.payload_latencies) * 2,
+            None => 0,
+        };
+        (coordination + payload).min(self.config.timeout_max_ticks)
     }
 
     pub fn on_tick(&mut self, signer: &dyn Signer, out: &mut Vec<GlobalOutput>) {
@@ -488,6 +496,7 @@ impl Global {
     fn hold(&mut self, block: Arc<Block>) {
         if self.pending.len() < PENDING_PROPOSALS_MAX && !self.pending.contains(&block) {
             self.pending.push(block);
+            self.pending_since.get_or_insert(self.now);
         }
     }
 
@@ -496,6 +505,11 @@ impl Global {
         for block in pending {
             if block.round >= self.round && block.round > self.last_voted_round {
                 self.consider(block, signer, out);
+            }
+        }
+        if self.pending.is_empty() {
+            if let Some(since) = self.pending_since.take() {
+                push_bounded(&mut self.payload_latencies, self.now - since);
             }
         }
     }
@@ -804,10 +818,7 @@ impl Global {
     }
 
     fn record_round_latency(&mut self) {
-        if self.round_latencies.len() == LATENCY_WINDOW_ROUNDS {
-            self.round_latencies.remove(0);
-        }
-        self.round_latencies.push(self.now - self.round_started);
+        push_bounded(&mut self.round_latencies, self.now - self.round_started);
     }
 
     fn enter_round(
@@ -961,7 +972,19 @@ impl Global {
     }
 }
 
-/// Digest of a committed chain position, for logs and checkers.
-pub fn chain_digest(previous: &Digest, block: &Block) -> Digest {
-    digest(&[previous, &block.digest()])
+/// The 99th percentile of a latency window (0 when empty).
+fn p99(window: &[u64]) -> u64 {
+    let mut sorted = window.to_vec();
+    sorted.sort_unstable();
+    sorted
+        .get(sorted.len().saturating_sub(1) * 99 / 100)
+        .copied()
+        .unwrap_or(0)
+}
+
+fn push_bounded(window: &mut Vec<u64>, sample: u64) {
+    if window.len() == LATENCY_WINDOW_ROUNDS {
+        window.remove(0);
+    }
+    window.push(sample);
 }

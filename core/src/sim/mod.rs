@@ -89,7 +89,7 @@ impl SimOptions {
     pub fn standard() -> SimOptions {
         SimOptions {
             fault_ms: 2_000,
-            stable_ms: 8_000,
+            stable_ms: 10_000,
             tx_per_s: 400,
             ..SimOptions::default()
         }

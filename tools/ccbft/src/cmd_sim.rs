@@ -46,7 +46,7 @@ pub struct SimArgs {
     /// Simulated fault phase and stabilisation phase, in milliseconds.
     #[arg(long, default_value_t = 2_000)]
     fault_ms: u64,
-    #[arg(long, default_value_t = 8_000)]
+    #[arg(long, default_value_t = 10_000)]
     stable_ms: u64,
     /// Client transactions per simulated second.
     #[arg(long, default_value_t = 400)]
