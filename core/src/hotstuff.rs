@@ -11,7 +11,7 @@
 //! first round of the next leader slot, so a silent leader costs one timeout.
 
 use crate::bugs::PlantedBugs;
-use crate::crypto::{digest, Bitmap, Certificate, Digest, Signature, Signer, Tag};
+use crate::crypto::{Bitmap, Certificate, Digest, Signature, Signer, Tag};
 use crate::evidence::Evidence;
 use crate::leader::LeaderSchedule;
 use crate::messages::{
