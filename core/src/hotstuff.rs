@@ -309,9 +309,7 @@ impl Global {
             .blocks
             .get(&certified.parent)
             .is_some_and(|p| pending(p));
-        pending(certified)
-            || parent_pending
-            || (certified.height > self.committed.height && !certified.batches.is_empty())
+        pending(certified) || parent_pending
     }
 
     /// The pacemaker's round timeout, adapted to observed latency and kept apart for the two
