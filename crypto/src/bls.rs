@@ -11,7 +11,7 @@
 //! curve, in the prime-order subgroup, not the point at infinity); later verifications can
 //! therefore skip the subgroup checks.
 
-use crate::error::CryptoError;
+use crate::error::{check_len, CryptoError};
 use blst::min_pk as raw;
 use blst::{blst_p1_affine, blst_p2_affine, Pairing, BLST_ERROR};
 use rand_core::{OsRng, RngCore};
@@ -117,17 +117,6 @@ fn verify_raw(pk: &raw::PublicKey, sig: &raw::Signature, dst: &[u8], msg: &[u8])
     }
     ctx.commit();
     ctx.finalverify(None)
-}
-
-fn check_len(kind: &'static str, bytes: &[u8], expected: usize) -> Result<(), CryptoError> {
-    if bytes.len() != expected {
-        return Err(CryptoError::WrongLength {
-            kind,
-            expected,
-            got: bytes.len(),
-        });
-    }
-    Ok(())
 }
 
 /// A BLS secret key. `Debug` never prints the key.

@@ -17,7 +17,7 @@
 //! always rejects.
 
 use crate::batch::VerifyPool;
-use crate::error::CryptoError;
+use crate::error::{check_len, CryptoError};
 use curve25519_dalek::edwards::{CompressedEdwardsY, EdwardsPoint};
 use curve25519_dalek::scalar::Scalar;
 use curve25519_dalek::traits::{IsIdentity, VartimeMultiscalarMul};
@@ -33,17 +33,6 @@ pub const CLIENT_PUBLIC_KEY_BYTES: usize = 32;
 pub const CLIENT_SIGNATURE_BYTES: usize = 64;
 /// Items per `verify_batch` call of ed25519-dalek (bounds the temporary vectors).
 pub const CLIENT_BATCH_WINDOW_ITEMS_MAX: usize = 4096;
-
-fn check_len(kind: &'static str, bytes: &[u8], expected: usize) -> Result<(), CryptoError> {
-    if bytes.len() != expected {
-        return Err(CryptoError::WrongLength {
-            kind,
-            expected,
-            got: bytes.len(),
-        });
-    }
-    Ok(())
-}
 
 /// Whether `[l]P` is the identity, computed as `[l - 1]P + P` with a variable-time
 /// multiplication (`-1 mod l` is the integer `l - 1`). Same answer as

@@ -91,3 +91,19 @@ pub enum CryptoError {
     #[error("verification thread pool: {0}")]
     ThreadPool(String),
 }
+
+/// Decoders accept exactly `expected` bytes; anything else is a typed error naming `kind`.
+pub(crate) fn check_len(
+    kind: &'static str,
+    bytes: &[u8],
+    expected: usize,
+) -> Result<(), CryptoError> {
+    if bytes.len() != expected {
+        return Err(CryptoError::WrongLength {
+            kind,
+            expected,
+            got: bytes.len(),
+        });
+    }
+    Ok(())
+}

@@ -14,7 +14,7 @@
 use crate::bls::{
     PublicKey, SecretKey, Signature, Tag, PUBLIC_KEY_BYTES, SECRET_KEY_BYTES, SIGNATURE_BYTES,
 };
-use crate::error::CryptoError;
+use crate::error::{check_len, CryptoError};
 use ml_dsa::{
     EncodedSignature, EncodedVerifyingKey, ExpandedSigningKey, KeyExport, MlDsa65, VerifyingKey,
 };
@@ -31,17 +31,6 @@ pub const HYBRID_SECRET_KEY_BYTES: usize = SECRET_KEY_BYTES + 32;
 pub const HYBRID_PUBLIC_KEY_BYTES: usize = PUBLIC_KEY_BYTES + ML_DSA_65_PUBLIC_KEY_BYTES;
 /// Bytes of a hybrid signature.
 pub const HYBRID_SIGNATURE_BYTES: usize = SIGNATURE_BYTES + ML_DSA_65_SIGNATURE_BYTES;
-
-fn check_len(kind: &'static str, bytes: &[u8], expected: usize) -> Result<(), CryptoError> {
-    if bytes.len() != expected {
-        return Err(CryptoError::WrongLength {
-            kind,
-            expected,
-            got: bytes.len(),
-        });
-    }
-    Ok(())
-}
 
 /// A BLS secret key and an ML-DSA-65 signing key. `Debug` never prints them.
 #[derive(Clone)]
