@@ -18,7 +18,8 @@ pub const VOTE_DELAY_US: u64 = 400_000;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Strategy {
-    /// Send conflicting proposals and pre-prepares to the two halves of the recipients.
+    /// Send conflicting proposals and pre-prepares to two halves of the recipients that
+    /// overlap in one replica; the twin proposal is well formed and orders nothing new.
     Equivocate,
     /// Never send votes (prepares, commits, global votes, timeouts).
     WithholdVotes,
@@ -136,19 +137,34 @@ impl Adversary {
                 }))
             }
             Message::Global(GlobalMessage::Proposal { block, .. }) => {
-                let mut other = (**block).clone();
-                other.cut = other.cut.iter().map(|s| s.saturating_sub(1)).collect();
-                (other.cut != block.cut).then(|| self.sign_proposal(other))
+                self.remember(block.clone());
+                self.empty_twin(block)
             }
             _ => None,
         };
         match twin {
             Some(twin) if to.len() > 1 => {
-                let (a, b) = Adversary::split(to);
+                // The halves overlap in one replica, which sees both signed messages and
+                // can prove the equivocation; the others each see a consistent story.
+                let (mut a, b) = Adversary::split(to);
+                a.push(b[0]);
                 vec![(a, message, 0), (b, twin, 0)]
             }
             _ => vec![(to, message, 0)],
         }
+    }
+
+    /// A well-formed block for the same round that orders nothing new: honest replicas
+    /// accept either, so only comparing the two signed proposals exposes the leader.
+    fn empty_twin(&self, block: &Block) -> Option<Message> {
+        let parent = self.history.get(&block.parent)?;
+        if block.batches.is_empty() || parent.cut.len() != block.cut.len() {
+            return None;
+        }
+        let mut twin = block.clone();
+        twin.cut = parent.cut.clone();
+        twin.batches.clear();
+        Some(self.sign_proposal(twin))
     }
 
     fn sign_proposal(&self, block: Block) -> Message {
