@@ -67,6 +67,18 @@ impl Bitmap {
         self.0.iter().map(|w| w.count_ones()).sum()
     }
 
+    pub fn union(&self, other: &Bitmap) -> Bitmap {
+        Bitmap(std::array::from_fn(|i| self.0[i] | other.0[i]))
+    }
+
+    pub fn intersects(&self, other: &Bitmap) -> bool {
+        self.0.iter().zip(&other.0).any(|(a, b)| a & b != 0)
+    }
+
+    pub fn is_subset(&self, other: &Bitmap) -> bool {
+        self.0.iter().zip(&other.0).all(|(a, b)| a & !b == 0)
+    }
+
     pub fn ids(&self) -> impl Iterator<Item = ReplicaId> + '_ {
         (0..REPLICAS_MAX as ReplicaId).filter(|&id| self.contains(id))
     }

@@ -19,6 +19,7 @@ use crate::messages::{
     TimeoutCert,
 };
 use crate::topology::{Quorum, ReplicaId};
+use crate::vote_aggregation::{DomainAggregator, Piece, QuorumCollector};
 use crate::vote_pattern::{LinkSample, VotePattern, VotePatternPolicy};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -49,6 +50,10 @@ pub struct GlobalConfig {
     pub timeout_max_ticks: u64,
     /// Ticks per millisecond of simulated or real time (for link samples).
     pub ticks_per_ms: u64,
+    /// Members of our domain, who pre-aggregate their votes in the linear pattern.
+    pub domain_members: Vec<ReplicaId>,
+    /// Ticks an aggregator waits for the rest of its domain before forwarding what it has.
+    pub aggregation_wait_ticks: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -130,7 +135,11 @@ pub struct Global {
     round: Round,
     round_started: u64,
     high_tc: Option<TimeoutCert>,
-    votes: BTreeMap<(Round, Digest), (Bitmap, Vec<Signature>)>,
+    votes: QuorumCollector,
+    aggregator: DomainAggregator,
+    /// Our vote sent to our domain's aggregator, and when to send it to the leader directly
+    /// if the round has not moved on by then (the aggregator may be faulty).
+    direct_fallback: Option<(GlobalMessage, u64)>,
     voted_by: BTreeMap<(Round, ReplicaId), GlobalMessage>,
     timeouts: BTreeMap<Round, BTreeMap<ReplicaId, (Round, Signature)>>,
     proposals_seen: BTreeMap<Round, GlobalMessage>,
@@ -172,7 +181,12 @@ impl Global {
             round: 1,
             round_started: 0,
             high_tc: None,
-            votes: BTreeMap::new(),
+            votes: QuorumCollector::default(),
+            aggregator: DomainAggregator::new(
+                config.domain_members.clone(),
+                config.aggregation_wait_ticks,
+            ),
+            direct_fallback: None,
             voted_by: BTreeMap::new(),
             timeouts: BTreeMap::new(),
             proposals_seen: BTreeMap::new(),
@@ -327,6 +341,10 @@ impl Global {
 
     pub fn on_tick(&mut self, signer: &dyn Signer, out: &mut Vec<GlobalOutput>) {
         self.now += 1;
+        for (round, block, piece) in self.aggregator.on_tick(self.now, signer) {
+            self.forward_piece(round, block, piece, out);
+        }
+        self.send_direct_if_stalled(out);
         if !self.has_work() {
             self.round_started = self.now;
             return;
@@ -385,6 +403,15 @@ impl Global {
             } => {
                 let signature = signature.clone();
                 self.on_vote(round, block, from, signature, message, signer, out)
+            }
+            GlobalMessage::DomainVote {
+                round, block, cert, ..
+            } => {
+                let piece = Piece {
+                    signers: cert.signers,
+                    aggregate: cert.aggregate,
+                };
+                self.on_piece(round, block, piece, signer, out)
             }
             GlobalMessage::Timeout {
                 round,
@@ -579,10 +606,12 @@ impl Global {
             from: self.config.me,
             signature,
         };
-        let to = match self.policy.current() {
-            VotePattern::Linear => vec![self.schedule.leader(block.round + 1)],
-            VotePattern::AllToAll => self.config.replicas.clone(),
-        };
+        let to = self.vote_recipients(block.round);
+        let leader = self.schedule.leader(block.round + 1);
+        if !to.contains(&leader) && !to.contains(&self.config.me) {
+            let at = self.now + (self.timeout_ticks() / 2).max(1);
+            self.direct_fallback = Some((message.clone(), at));
+        }
         let (local, remote): (Vec<ReplicaId>, Vec<ReplicaId>) =
             to.into_iter().partition(|&r| r == self.config.me);
         if !remote.is_empty() {
@@ -593,6 +622,90 @@ impl Global {
         }
         if !local.is_empty() {
             self.on_message(message, signer, out);
+        }
+    }
+
+    /// Linear: to the next leader, through our domain's aggregator unless the leader is in
+    /// our domain. All-to-all: everyone.
+    fn vote_recipients(&self, round: Round) -> Vec<ReplicaId> {
+        if self.policy.current() == VotePattern::AllToAll {
+            return self.config.replicas.clone();
+        }
+        let leader = self.schedule.leader(round + 1);
+        if self.aggregator.is_member(leader) {
+            vec![leader]
+        } else {
+            vec![self.aggregator.aggregator(round)]
+        }
+    }
+
+    /// Our vote went to our domain's aggregator and the round has not moved on within half
+    /// a timeout: send it to the leader directly.
+    fn send_direct_if_stalled(&mut self, out: &mut Vec<GlobalOutput>) {
+        let Some((GlobalMessage::Vote { round, .. }, at)) = &self.direct_fallback else {
+            return;
+        };
+        let (round, at) = (*round, *at);
+        if self.round > round {
+            self.direct_fallback = None;
+        } else if self.now >= at {
+            let (message, _) = self.direct_fallback.take().expect("checked above");
+            out.push(GlobalOutput::Send {
+                to: vec![self.schedule.leader(round + 1)],
+                message,
+            });
+        }
+    }
+
+    /// We aggregate our domain's votes of `round` when the next leader is elsewhere.
+    fn aggregates(&self, round: Round, from: ReplicaId) -> bool {
+        self.policy.current() == VotePattern::Linear
+            && self.aggregator.aggregator(round) == self.config.me
+            && self.aggregator.is_member(from)
+            && !self.aggregator.is_member(self.schedule.leader(round + 1))
+    }
+
+    fn forward_piece(
+        &self,
+        round: Round,
+        block: Digest,
+        piece: Piece,
+        out: &mut Vec<GlobalOutput>,
+    ) {
+        out.push(GlobalOutput::Send {
+            to: vec![self.schedule.leader(round + 1)],
+            message: GlobalMessage::DomainVote {
+                round,
+                block,
+                cert: Certificate {
+                    signers: piece.signers,
+                    aggregate: piece.aggregate,
+                },
+                from: self.config.me,
+            },
+        });
+    }
+
+    fn vote_round_open(&self, round: Round) -> bool {
+        round + 1 >= self.round
+            && round <= self.round + ROUNDS_AHEAD_MAX
+            && round > self.high_qc.round
+    }
+
+    /// A verified piece of votes (one vote or one domain's aggregate) towards a QC.
+    fn on_piece(
+        &mut self,
+        round: Round,
+        block: Digest,
+        piece: Piece,
+        signer: &dyn Signer,
+        out: &mut Vec<GlobalOutput>,
+    ) {
+        if !self.vote_round_open(round) {
+            return;
+        }
+        if let Some(cert) = self.votes.add(round, block, piece, self.q(), signer) {
+            self.process_qc(QuorumCert { round, block, cert }, signer, out);
         }
     }
 
@@ -607,10 +720,7 @@ impl Global {
         signer: &dyn Signer,
         out: &mut Vec<GlobalOutput>,
     ) {
-        if round + 1 < self.round
-            || round > self.round + ROUNDS_AHEAD_MAX
-            || round <= self.high_qc.round
-        {
+        if !self.vote_round_open(round) {
             return;
         }
         if let Some(first) = self.voted_by.get(&(round, from)) {
@@ -624,19 +734,21 @@ impl Global {
             return;
         }
         self.voted_by.insert((round, from), message);
-        let q = self.q();
-        let entry = self.votes.entry((round, block)).or_default();
-        if !entry.0.insert(from) {
-            return;
+        if self.aggregates(round, from) {
+            let piece =
+                self.aggregator
+                    .add(round, block, from, signature.clone(), self.now, signer);
+            if let Some(piece) = piece {
+                self.forward_piece(round, block, piece, out);
+            }
         }
-        entry.1.push(signature);
-        if entry.1.len() == q {
-            let cert = Certificate {
-                signers: entry.0,
-                aggregate: signer.aggregate(&entry.1),
-            };
-            self.process_qc(QuorumCert { round, block, cert }, signer, out);
-        }
+        let mut signers = Bitmap::default();
+        signers.insert(from);
+        let piece = Piece {
+            signers,
+            aggregate: signature,
+        };
+        self.on_piece(round, block, piece, signer, out);
     }
 
     fn on_timeout(
@@ -810,7 +922,8 @@ impl Global {
                 .retain(|d, b| b.height + 8 >= floor || *d == committed);
         }
         let round = self.round;
-        self.votes.retain(|(r, _), _| r + 1 >= round);
+        self.votes.retain_from(round.saturating_sub(1));
+        self.aggregator.retain_from(round.saturating_sub(1));
         self.voted_by.retain(|(r, _), _| r + 1 >= round);
         self.timeouts.retain(|r, _| r + 1 >= round);
     }

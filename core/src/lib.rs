@@ -7,6 +7,7 @@
 //! - [`pbft`]: the local tier, one PBFT lane per (domain, shard).
 //! - [`hotstuff`]: the global tier, chained HotStuff with two-chain commit.
 //! - [`leader`], [`vote_pattern`]: latency-aware leader schedule, adaptive vote pattern.
+//! - [`vote_aggregation`]: quorum certificates from vote pieces, per-domain pre-aggregation.
 //! - [`ledger`]: the deterministic payments state machine.
 //! - [`replica`]: one replica composed of the above behind `step(input) -> actions`.
 //! - [`sim`]: the deterministic simulator and its checkers.
@@ -23,4 +24,5 @@ pub mod pbft;
 pub mod replica;
 pub mod sim;
 pub mod topology;
+pub mod vote_aggregation;
 pub mod vote_pattern;

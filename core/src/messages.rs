@@ -311,6 +311,14 @@ pub enum GlobalMessage {
         from: ReplicaId,
         signature: Signature,
     },
+    /// A domain's votes for one block, pre-aggregated by the domain's aggregator in the
+    /// linear pattern; `from` is the aggregator (the certificate speaks for the signers).
+    DomainVote {
+        round: Round,
+        block: Digest,
+        cert: Certificate,
+        from: ReplicaId,
+    },
     /// A timeout vote. It carries the sender's highest QC and its latest TC, so a replica
     /// left behind in an older round catches up (DiemBFT-v4 TimeoutMsg.last_round_tc).
     Timeout {
@@ -449,6 +457,13 @@ fn global_checks(message: &GlobalMessage, out: &mut Vec<Check>) {
             tag: Tag::GlobalVote,
             message: vote_payload(*round, block),
             signature: signature.clone(),
+        }),
+        GlobalMessage::DomainVote {
+            round, block, cert, ..
+        } => out.push(Check::Aggregate {
+            tag: Tag::GlobalVote,
+            message: vote_payload(*round, block),
+            certificate: cert.clone(),
         }),
         GlobalMessage::Timeout {
             round,

@@ -29,6 +29,9 @@ pub const BATCHES_PER_REQUEST_MAX: u64 = 256;
 pub const BATCH_VERSIONS_MAX: usize = 4;
 /// Executed batches kept per lane to serve lagging peers (deeper lag needs state transfer).
 pub const BATCH_RETENTION_SEQS: u64 = 1_024;
+/// How long a domain's vote aggregator waits for the rest of its domain; links inside a
+/// domain are sub-millisecond, so this is several intra-domain round trips.
+pub const AGGREGATION_WAIT_MS: u64 = 2;
 /// Ticks before a batch request for the same lane is repeated.
 pub const BATCH_REQUEST_RETRY_TICKS: u64 = 20;
 
@@ -235,6 +238,10 @@ impl Replica {
             timeout_min_ticks: config.global_timeout_min_ticks,
             timeout_max_ticks: config.global_timeout_max_ticks,
             ticks_per_ms: config.ticks_per_ms,
+            domain_members: config
+                .topology
+                .domain_members(config.topology.domain_of(config.me)),
+            aggregation_wait_ticks: AGGREGATION_WAIT_MS * config.ticks_per_ms,
         }
     }
 

@@ -89,7 +89,11 @@ impl Adversary {
         let is_vote = matches!(
             message,
             Message::Local(LocalMessage::Prepare { .. } | LocalMessage::Commit { .. })
-                | Message::Global(GlobalMessage::Vote { .. } | GlobalMessage::Timeout { .. })
+                | Message::Global(
+                    GlobalMessage::Vote { .. }
+                        | GlobalMessage::DomainVote { .. }
+                        | GlobalMessage::Timeout { .. }
+                )
         );
         match self.strategy {
             Strategy::WithholdVotes if is_vote => Vec::new(),
