@@ -357,9 +357,16 @@ impl Global {
 
     /// on_round_timeout: stop voting in this round and broadcast a timeout vote with our
     /// highest QC (Jolteon: safe to time out only for the current round).
+    ///
+    /// A TC of round r moves the pacemaker to the next slot's first round s, not to r + 1,
+    /// so a timeout vote also gives up voting in every round before s. Without that, a QC
+    /// could form in a skipped round (r < round < s) that the TC's highest-QC rule does not
+    /// see, and a block at s extending an older QC would fork a committed block (simulator
+    /// seed 18, n=4, delayed votes). With it, TC(r) plays the role of Jolteon's TC(s - 1).
     fn local_timeout(&mut self, signer: &dyn Signer, out: &mut Vec<GlobalOutput>) {
         let round = self.round;
-        self.last_voted_round = self.last_voted_round.max(round);
+        let skipped_to = self.schedule.next_slot_start(round) - 1;
+        self.last_voted_round = self.last_voted_round.max(skipped_to);
         self.round_started = self.now;
         out.push(GlobalOutput::Persist {
             last_voted_round: self.last_voted_round,
@@ -998,11 +1005,14 @@ impl Global {
             .high_tc
             .clone()
             .filter(|tc| self.schedule.next_slot_start(tc.round) == round);
+        // A parent or grandparent with batches needs this block: it carries the QC that
+        // makes them final, and in the linear pattern only we hold that QC (we may have
+        // committed the grandparent already; the others have not).
         let parent_has_content = !parent.batches.is_empty()
             || self
                 .blocks
                 .get(&parent.parent)
-                .is_some_and(|p| !p.batches.is_empty() && p.height > self.committed.height);
+                .is_some_and(|p| !p.batches.is_empty());
         if cut == parent.cut && !parent_has_content && tc.is_none() {
             return; // nothing to order yet
         }
@@ -1099,3 +1109,6 @@ fn push_bounded(window: &mut Vec<u64>, sample: u64) {
     }
     window.push(sample);
 }
+
+#[cfg(test)]
+mod tests;

@@ -99,6 +99,20 @@ fn maximum_byzantine_with_crashes_stays_safe_and_live() {
     assert_clean(&run_seeds(6_000, 60, &options));
 }
 
+/// Regression: a timeout certificate jumps to the next leader slot; before timeout votes
+/// gave up the skipped rounds, a QC formed in one of them was invisible to the TC and
+/// this run forked a committed block.
+#[test]
+fn a_qc_in_a_round_skipped_by_a_timeout_cannot_fork() {
+    let options = SimOptions {
+        replicas: Some(4),
+        domains: Some(1),
+        byzantine: Some(1),
+        ..SimOptions::standard()
+    };
+    assert_clean(&[sim::run(18, &options).unwrap()]);
+}
+
 #[test]
 fn a_seed_replays_exactly() {
     let a = sim::run(42, &shape(7, 3)).unwrap();

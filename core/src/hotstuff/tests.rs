@@ -1,0 +1,329 @@
+//! One test per rule of the global tier, on a few `Global` instances wired by hand. Every
+//! delivered message first passes its signature checks, as the host would run them.
+
+use super::*;
+use crate::crypto::{SimKeys, SimSigner, Verifier};
+use crate::topology::Topology;
+use crate::vote_pattern::PolicyConfig;
+use std::collections::VecDeque;
+
+const LANE: Lane = Lane {
+    domain: 0,
+    shard: 0,
+};
+
+struct Cluster {
+    keys: SimKeys,
+    topology: Topology,
+    nodes: Vec<Global>,
+    signers: Vec<SimSigner>,
+    queue: VecDeque<(ReplicaId, ReplicaId, GlobalMessage)>,
+    sent: Vec<(ReplicaId, ReplicaId, GlobalMessage)>,
+    commits: Vec<Vec<Digest>>,
+    evidence: Vec<Evidence>,
+}
+
+fn cluster(replicas: u32, domains: u32, pattern: VotePattern) -> Cluster {
+    let topology = Topology::synthetic(replicas, domains, 1).expect("valid shape");
+    let keys = SimKeys::new(replicas, 7);
+    let ids: Vec<ReplicaId> = topology.replicas.iter().map(|r| r.id).collect();
+    let nodes = ids
+        .iter()
+        .map(|&me| {
+            let config = GlobalConfig {
+                me,
+                replicas: ids.clone(),
+                quorum: topology.quorum(),
+                lanes: vec![LANE],
+                timeout_min_ticks: 100,
+                timeout_max_ticks: 1_000,
+                ticks_per_ms: 1,
+                domain_members: topology.domain_members(topology.domain_of(me)),
+                aggregation_wait_ticks: 2,
+            };
+            let schedule = LeaderSchedule::new(&topology, 3);
+            let policy = VotePatternPolicy::new(pattern, PolicyConfig::default());
+            Global::new(config, schedule, policy, PlantedBugs::none())
+        })
+        .collect();
+    Cluster {
+        signers: ids.iter().map(|&id| keys.signer(id)).collect(),
+        commits: vec![Vec::new(); ids.len()],
+        keys,
+        topology,
+        nodes,
+        queue: VecDeque::new(),
+        sent: Vec::new(),
+        evidence: Vec::new(),
+    }
+}
+
+impl Cluster {
+    fn absorb(&mut self, from: ReplicaId, outputs: Vec<GlobalOutput>) {
+        for output in outputs {
+            match output {
+                GlobalOutput::Send { to, message } => {
+                    for to in to {
+                        self.sent.push((from, to, message.clone()));
+                        self.queue.push_back((from, to, message.clone()));
+                    }
+                }
+                GlobalOutput::Commit(block) => self.commits[from as usize].push(block.digest()),
+                GlobalOutput::Evidence(evidence) => self.evidence.push(evidence),
+                _ => {}
+            }
+        }
+    }
+
+    fn deliver(&mut self, to: ReplicaId, message: GlobalMessage) {
+        let checks = Message::Global(message.clone()).checks();
+        assert!(checks.iter().all(|c| self.keys.verify(c)), "bad signature");
+        let mut out = Vec::new();
+        let node = to as usize;
+        self.nodes[node].on_message(message, &self.signers[node], &mut out);
+        self.absorb(to, out);
+    }
+
+    /// Deliver queued messages until none is left; `drop` discards some in flight.
+    fn run(&mut self, drop: impl Fn(ReplicaId, ReplicaId, &GlobalMessage) -> bool) {
+        while let Some((from, to, message)) = self.queue.pop_front() {
+            if !drop(from, to, &message) {
+                self.deliver(to, message);
+            }
+        }
+    }
+
+    fn tick(&mut self, ticks: u64) {
+        for _ in 0..ticks {
+            for node in 0..self.nodes.len() {
+                let mut out = Vec::new();
+                self.nodes[node].on_tick(&self.signers[node], &mut out);
+                self.absorb(node as ReplicaId, out);
+            }
+        }
+    }
+
+    /// Every replica holds LC-certified batch `seq` of the lane.
+    fn hold_batch(&mut self, seq: Seq) {
+        for node in 0..self.nodes.len() {
+            let mut out = Vec::new();
+            self.nodes[node].on_batch_held(0, seq, [seq as u8; 32], &self.signers[node], &mut out);
+            self.absorb(node as ReplicaId, out);
+        }
+    }
+
+    /// Committed chains are prefixes of one chain, and every replica committed the first
+    /// block (the one ordering batch 1). In the linear pattern the last QC of a run is known
+    /// only to the leader that formed it, so the leader may be one block ahead.
+    fn batch_block_committed_everywhere(&self) -> Arc<Block> {
+        let longest = self
+            .commits
+            .iter()
+            .max_by_key(|c| c.len())
+            .expect("replicas");
+        for commits in &self.commits {
+            assert!(!commits.is_empty(), "a replica committed nothing");
+            assert_eq!(commits[..], longest[..commits.len()], "chains diverge");
+        }
+        self.nodes[0].blocks[&longest[0]].clone()
+    }
+
+    fn proposal(&self, round: Round, parent: &Block, qc: QuorumCert, cut: Seq) -> GlobalMessage {
+        let proposer = self.nodes[0].schedule.leader(round);
+        let block = Block {
+            round,
+            height: parent.height + 1,
+            parent: parent.digest(),
+            qc,
+            tc: None,
+            cut: vec![cut],
+            batches: (parent.cut[0] + 1..=cut).map(|s| [s as u8; 32]).collect(),
+            proposer,
+        };
+        let signature = self.signers[proposer as usize].sign(Tag::Proposal, &block.digest());
+        GlobalMessage::Proposal {
+            block: Arc::new(block),
+            signature,
+        }
+    }
+}
+
+fn never(_: ReplicaId, _: ReplicaId, _: &GlobalMessage) -> bool {
+    false
+}
+
+#[test]
+fn a_block_commits_once_its_child_in_the_next_round_is_certified() {
+    for pattern in [VotePattern::AllToAll, VotePattern::Linear] {
+        let mut c = cluster(4, 1, pattern);
+        c.hold_batch(1);
+        c.run(never);
+        let block = c.batch_block_committed_everywhere();
+        assert_eq!(
+            (block.height, block.cut.clone()),
+            (1, vec![1]),
+            "{pattern:?}"
+        );
+        // Its child certified it in the next round, and that QC reached everyone.
+        let child = c.nodes[0]
+            .blocks
+            .values()
+            .find(|b| b.parent == block.digest())
+            .expect("child");
+        assert_eq!(child.round, block.round + 1);
+    }
+}
+
+#[test]
+fn linear_votes_cross_the_wan_once_per_domain() {
+    let mut c = cluster(7, 3, VotePattern::Linear);
+    c.hold_batch(1);
+    c.run(never);
+    assert_eq!(c.batch_block_committed_everywhere().cut, vec![1]);
+    let domain = |id: ReplicaId| c.topology.domain_of(id);
+    let mut domain_votes = 0;
+    for (from, to, message) in &c.sent {
+        match message {
+            GlobalMessage::Vote { .. } => {
+                assert_eq!(domain(*from), domain(*to), "a single vote crossed domains")
+            }
+            GlobalMessage::DomainVote { round, cert, .. } => {
+                domain_votes += 1;
+                assert_eq!(*to, c.nodes[0].schedule.leader(round + 1));
+                assert!(cert.signers.ids().all(|s| domain(s) == domain(*from)));
+            }
+            _ => {}
+        }
+    }
+    assert!(domain_votes > 0, "domains pre-aggregated their votes");
+}
+
+#[test]
+fn a_silent_aggregator_costs_half_a_timeout_not_the_round() {
+    let mut c = cluster(7, 3, VotePattern::Linear);
+    c.hold_batch(1);
+    let leader = c.nodes[0].schedule.leader(2);
+    let silent = |from: ReplicaId, _: ReplicaId, m: &GlobalMessage| {
+        matches!(m, GlobalMessage::DomainVote { .. }) && from != leader
+    };
+    c.run(silent);
+    assert!(
+        c.commits.iter().all(Vec::is_empty),
+        "no QC without the domains' votes"
+    );
+    c.tick(60); // half of the 100-tick minimum timeout, plus slack
+    c.run(silent);
+    let timeouts = c
+        .sent
+        .iter()
+        .filter(|(_, _, m)| matches!(m, GlobalMessage::Timeout { .. }))
+        .count();
+    assert_eq!(timeouts, 0, "direct votes arrived before any timeout");
+    assert!(
+        c.nodes[leader as usize].high_qc.round >= 1,
+        "the leader formed QC 1"
+    );
+    c.tick(100);
+    c.run(silent);
+    let no_timeouts = !c
+        .sent
+        .iter()
+        .any(|(_, _, m)| matches!(m, GlobalMessage::Timeout { .. }));
+    assert!(no_timeouts, "round 2 also completed on direct votes");
+    assert_eq!(c.batch_block_committed_everywhere().cut, vec![1]);
+}
+
+#[test]
+fn a_replica_votes_once_per_round_and_reports_an_equivocating_leader() {
+    let mut c = cluster(4, 1, VotePattern::AllToAll);
+    let genesis = c.nodes[0].committed.clone();
+    let genesis_qc = c.nodes[0].high_qc.clone();
+    for seq in 1..=2 {
+        c.hold_batch(seq);
+    }
+    c.queue.clear();
+    c.sent.clear();
+    let voter = (c.nodes[0].schedule.leader(1) + 1) % 4;
+    let first = c.proposal(1, &genesis, genesis_qc.clone(), 1);
+    let second = c.proposal(1, &genesis, genesis_qc, 2);
+    c.deliver(voter, first);
+    c.deliver(voter, second);
+    let mut votes: Vec<&GlobalMessage> = Vec::new();
+    for (from, _, message) in &c.sent {
+        if *from == voter
+            && matches!(message, GlobalMessage::Vote { .. })
+            && !votes.contains(&message)
+        {
+            votes.push(message);
+        }
+    }
+    assert_eq!(votes.len(), 1, "one vote in round 1");
+    assert!(c
+        .evidence
+        .iter()
+        .any(|e| matches!(e, Evidence::Equivocation { .. })));
+}
+
+#[test]
+fn a_timeout_gives_up_every_round_before_the_next_slot() {
+    let mut c = cluster(4, 1, VotePattern::AllToAll);
+    c.hold_batch(1);
+    c.queue.clear(); // the round-1 proposal is lost
+    c.tick(101);
+    let node = &c.nodes[1];
+    assert_eq!(node.round, 1, "no TC delivered yet");
+    // Rotation 3: the TC of round 1 leads to round 3, so rounds 1 and 2 are given up.
+    assert_eq!(node.last_voted_round, 2);
+    let genesis = node.committed.clone();
+    let mut block = match c.proposal(2, &genesis, node.high_qc.clone(), 1) {
+        GlobalMessage::Proposal { block, .. } => (*block).clone(),
+        _ => unreachable!(),
+    };
+    assert!(
+        !node.safe_to_vote(&block),
+        "round 2 was skipped by the timeout"
+    );
+    block.round = 3;
+    block.qc.round = 2;
+    assert!(
+        node.safe_to_vote(&block),
+        "consecutive QC in round 3 is fine"
+    );
+}
+
+#[test]
+fn a_block_after_a_timeout_must_extend_the_highest_qc_of_the_tc() {
+    let c = cluster(4, 1, VotePattern::AllToAll);
+    let node = &c.nodes[0];
+    let tc_round = 4;
+    let votes = (0..3)
+        .map(|id| {
+            let high = if id == 2 { 3 } else { 2 };
+            let signature =
+                c.signers[id as usize].sign(Tag::Timeout, &timeout_payload(tc_round, high));
+            (id, high, signature)
+        })
+        .collect();
+    let tc = TimeoutCert {
+        round: tc_round,
+        votes,
+    };
+    let genesis = node.committed.clone();
+    let mut block = match c.proposal(6, &genesis, node.high_qc.clone(), 0) {
+        GlobalMessage::Proposal { block, .. } => (*block).clone(),
+        _ => unreachable!(),
+    };
+    block.tc = Some(tc);
+    block.qc.round = 2;
+    assert!(
+        !node.safe_to_vote(&block),
+        "QC 2 is below the TC's highest QC 3: locked"
+    );
+    block.qc.round = 3;
+    assert!(node.safe_to_vote(&block));
+    block.round = 5;
+    assert!(
+        !node.safe_to_vote(&block),
+        "a TC block must open the next slot"
+    );
+}
