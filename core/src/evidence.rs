@@ -1,7 +1,84 @@
 //! Proof of misbehaviour and the health events the DORA engine consumes.
 
-use crate::messages::{Message, Round};
+use crate::crypto::{digest, Check, Digest, Tag};
+use crate::messages::{
+    prepare_payload, vote_payload, GlobalMessage, Lane, LocalMessage, Message, Round, Seq, View,
+};
 use crate::topology::ReplicaId;
+
+/// Equivocation proofs one global block may carry.
+pub const EVIDENCE_PER_BLOCK_MAX: usize = 2;
+
+/// What a signed statement is about: two different statements by one signer for the same
+/// slot are an equivocation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Slot {
+    Proposal(Round),
+    GlobalVote(Round),
+    /// Pre-prepare and prepare sign the same payload (the primary's pre-prepare counts as
+    /// its prepare), so they share a slot.
+    LocalPrepare(Lane, View, Seq),
+}
+
+/// (signer, slot, the check of its signature) of a message that can be half of a proof.
+fn signed_statement(message: &Message) -> Option<(ReplicaId, Slot, Check)> {
+    match message {
+        Message::Global(GlobalMessage::Proposal { block, signature }) => Some((
+            block.proposer,
+            Slot::Proposal(block.round),
+            Check::Single {
+                signer: block.proposer,
+                tag: Tag::Proposal,
+                message: block.digest().to_vec(),
+                signature: signature.clone(),
+            },
+        )),
+        Message::Global(GlobalMessage::Vote {
+            round,
+            block,
+            from,
+            signature,
+        }) => Some((
+            *from,
+            Slot::GlobalVote(*round),
+            Check::Single {
+                signer: *from,
+                tag: Tag::GlobalVote,
+                message: vote_payload(*round, block),
+                signature: signature.clone(),
+            },
+        )),
+        Message::Local(
+            LocalMessage::PrePrepare {
+                lane,
+                view,
+                seq,
+                digest,
+                from,
+                signature,
+                ..
+            }
+            | LocalMessage::Prepare {
+                lane,
+                view,
+                seq,
+                digest,
+                from,
+                signature,
+            },
+        ) => Some((
+            *from,
+            Slot::LocalPrepare(*lane, *view, *seq),
+            Check::Single {
+                signer: *from,
+                tag: Tag::LocalPrepare,
+                message: prepare_payload(*lane, *view, *seq, digest),
+                signature: signature.clone(),
+            },
+        )),
+        _ => None,
+    }
+}
 
 /// Evidence against a replica, holding the signed messages where there are any.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,6 +114,47 @@ impl Evidence {
     /// Proven misbehaviour, as opposed to a timing fault an honest but slow replica can show.
     pub fn is_proof_of_misbehaviour(&self) -> bool {
         !matches!(self, Evidence::TimingViolation { .. })
+    }
+
+    /// The signature checks that prove this evidence to anyone: both messages are signed by
+    /// the offender, for the same slot, over different content. `None` for evidence that
+    /// is not such a proof (only equivocations are; a failed certificate names the sender
+    /// of a message, which a network peer can fake). Only provable evidence is committed
+    /// into blocks and lowers reputation, so every honest replica acts on the same facts.
+    pub fn proof(&self) -> Option<Vec<Check>> {
+        let Evidence::Equivocation {
+            offender,
+            first,
+            second,
+        } = self
+        else {
+            return None;
+        };
+        let (signer_a, slot_a, check_a) = signed_statement(first)?;
+        let (signer_b, slot_b, check_b) = signed_statement(second)?;
+        let message = |check: &Check| match check {
+            Check::Single { message, .. } => message.clone(),
+            Check::Aggregate { message, .. } => message.clone(),
+        };
+        let conflicting = signer_a == *offender
+            && signer_b == *offender
+            && slot_a == slot_b
+            && message(&check_a) != message(&check_b);
+        conflicting.then(|| vec![check_a, check_b])
+    }
+
+    /// Binds a proof into the digest of the block that carries it.
+    pub fn proof_digest(&self) -> Digest {
+        let mut bytes = self.offender().to_le_bytes().to_vec();
+        for check in self.proof().unwrap_or_default() {
+            if let Check::Single {
+                message, signature, ..
+            } = check
+            {
+                bytes.extend_from_slice(&digest(&[&message, &signature.0]));
+            }
+        }
+        digest(&[b"evidence", &bytes])
     }
 
     pub fn kind(&self) -> &'static str {

@@ -12,7 +12,7 @@
 
 use crate::bugs::PlantedBugs;
 use crate::crypto::{Bitmap, Certificate, Digest, Signature, Signer, Tag};
-use crate::evidence::Evidence;
+use crate::evidence::{Evidence, EVIDENCE_PER_BLOCK_MAX};
 use crate::leader::LeaderSchedule;
 use crate::messages::{
     timeout_payload, vote_payload, Block, GlobalMessage, Lane, Message, QuorumCert, Round, Seq,
@@ -84,6 +84,8 @@ pub enum GlobalOutput {
     Persist {
         last_voted_round: Round,
         high_qc_round: Round,
+        /// A leader never proposes twice in a round, restarts included.
+        proposed_round: Round,
     },
     /// A block is final; emitted once per block, in chain order.
     Commit(Arc<Block>),
@@ -110,6 +112,7 @@ pub fn genesis_block(lanes: usize) -> Block {
         tc: None,
         cut: vec![0; lanes],
         batches: Vec::new(),
+        evidence: Vec::new(),
         proposer: 0,
     }
 }
@@ -145,6 +148,8 @@ pub struct Global {
     proposals_seen: BTreeMap<Round, GlobalMessage>,
     pending: Vec<Arc<Block>>,
     proposed_round: Round,
+    /// Equivocation proofs waiting to be committed, one per offender (at most n).
+    accusations: BTreeMap<ReplicaId, Evidence>,
     /// Highest contiguous sequence held per lane.
     available: Vec<Seq>,
     /// Digests of the committed batches we hold, above the committed cut.
@@ -192,6 +197,7 @@ impl Global {
             proposals_seen: BTreeMap::new(),
             pending: Vec::new(),
             proposed_round: 0,
+            accusations: BTreeMap::new(),
             available: vec![0; lanes],
             held: BTreeMap::new(),
             round_latencies: Vec::new(),
@@ -213,7 +219,7 @@ impl Global {
         global.held = self.held.clone();
         global.available = self.available.clone();
         global.round = self.high_qc.round.max(self.last_voted_round) + 1;
-        global.proposed_round = self.last_voted_round;
+        global.proposed_round = self.proposed_round.max(self.last_voted_round);
         global
     }
 
@@ -262,6 +268,34 @@ impl Global {
             .iter()
             .copied()
             .filter(|&r| r != self.config.me)
+            .collect()
+    }
+
+    /// Evidence found by this replica. Proofs of equivocation wait to be put into a block we
+    /// propose; committing it excludes the offender from leading on every honest replica.
+    pub fn accuse(&mut self, evidence: Evidence) {
+        let offender = evidence.offender();
+        if evidence.proof().is_some()
+            && self.config.replicas.contains(&offender)
+            && !self.schedule.is_misbehaving(offender)
+        {
+            self.accusations.entry(offender).or_insert(evidence);
+        }
+    }
+
+    /// Accusations not yet carried by `parent` or its uncommitted ancestors.
+    fn accusations_for(&self, parent: &Block) -> Vec<Evidence> {
+        let mut carried = Vec::new();
+        let mut block = Some(parent);
+        while let Some(b) = block.filter(|b| b.height > self.committed.height) {
+            carried.extend(b.evidence.iter().map(Evidence::offender));
+            block = self.blocks.get(&b.parent).map(|p| p.as_ref());
+        }
+        self.accusations
+            .iter()
+            .filter(|(offender, _)| !carried.contains(offender))
+            .map(|(_, evidence)| evidence.clone())
+            .take(EVIDENCE_PER_BLOCK_MAX)
             .collect()
     }
 
@@ -371,6 +405,7 @@ impl Global {
         out.push(GlobalOutput::Persist {
             last_voted_round: self.last_voted_round,
             high_qc_round: self.high_qc.round,
+            proposed_round: self.proposed_round,
         });
         out.push(GlobalOutput::Event(GlobalEvent::RoundTimeout {
             round,
@@ -450,9 +485,13 @@ impl Global {
         signer: &dyn Signer,
         out: &mut Vec<GlobalOutput>,
     ) {
-        if block.round + ROUNDS_AHEAD_MAX < self.round
-            || block.round > self.round + ROUNDS_AHEAD_MAX
-        {
+        if block.round + ROUNDS_AHEAD_MAX < self.round {
+            return;
+        }
+        if block.round > self.round + ROUNDS_AHEAD_MAX {
+            // Far behind (a partition healed while no round times out): keep nothing of
+            // the proposal, but its verified QC is a safe way to catch up.
+            self.process_qc(block.qc.clone(), signer, out);
             return;
         }
         if block.proposer != self.schedule.leader(block.round) {
@@ -565,6 +604,14 @@ impl Global {
         if ordered != block.batches.len() as u64 {
             return Err("batch digests do not match the cut".into());
         }
+        if block.evidence.len() > EVIDENCE_PER_BLOCK_MAX {
+            return Err(format!(
+                "more than {EVIDENCE_PER_BLOCK_MAX} pieces of evidence"
+            ));
+        }
+        if block.evidence.iter().any(|e| e.proof().is_none()) {
+            return Err("evidence that proves nothing".into());
+        }
         for (lane, (&seq, &before)) in block.cut.iter().zip(&parent.cut).enumerate() {
             if seq < before {
                 return Err(format!(
@@ -604,6 +651,7 @@ impl Global {
         out.push(GlobalOutput::Persist {
             last_voted_round: block.round,
             high_qc_round: self.high_qc.round,
+            proposed_round: self.proposed_round,
         });
         let digest = block.digest();
         let signature = signer.sign(Tag::GlobalVote, &vote_payload(block.round, &digest));
@@ -827,6 +875,7 @@ impl Global {
             out.push(GlobalOutput::Persist {
                 last_voted_round: self.last_voted_round,
                 high_qc_round: qc.round,
+                proposed_round: self.proposed_round,
             });
         }
         match self.blocks.get(&qc.block).cloned() {
@@ -910,6 +959,10 @@ impl Global {
                     .record_miss(self.schedule.leader(tc.round), tc.round);
             }
             self.schedule.record_success(block.proposer, block.round);
+            for evidence in &block.evidence {
+                self.schedule.record_misbehaviour(evidence.offender());
+                self.accusations.remove(&evidence.offender());
+            }
             for (lane, &seq) in block.cut.iter().enumerate() {
                 self.available[lane] = self.available[lane].max(seq);
             }
@@ -1024,9 +1077,15 @@ impl Global {
             tc,
             cut,
             batches,
+            evidence: self.accusations_for(&parent),
             proposer: self.config.me,
         });
         self.proposed_round = round;
+        out.push(GlobalOutput::Persist {
+            last_voted_round: self.last_voted_round,
+            high_qc_round: self.high_qc.round,
+            proposed_round: round,
+        });
         let signature = signer.sign(Tag::Proposal, &block.digest());
         let message = GlobalMessage::Proposal { block, signature };
         out.push(GlobalOutput::Send {

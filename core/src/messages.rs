@@ -2,6 +2,7 @@
 //! host must run before a message reaches a handler.
 
 use crate::crypto::{digest, Bitmap, Certificate, Check, Digest, Signature, Tag};
+use crate::evidence::Evidence;
 use crate::ledger::Transfer;
 use crate::topology::{DomainIndex, ReplicaId};
 use std::sync::Arc;
@@ -201,6 +202,9 @@ pub struct Block {
     /// majority inside one domain could certify two batches at one sequence; naming the
     /// digest keeps the global order safe whatever a domain does.
     pub batches: Vec<Digest>,
+    /// Equivocation proofs (at most `EVIDENCE_PER_BLOCK_MAX`); committing one excludes the
+    /// offender from leading, at the same block on every honest replica.
+    pub evidence: Vec<Evidence>,
     pub proposer: ReplicaId,
 }
 
@@ -222,8 +226,14 @@ impl Block {
     pub fn digest(&self) -> Digest {
         let cut: Vec<u8> = self.cut.iter().flat_map(|s| s.to_le_bytes()).collect();
         let batches: Vec<u8> = self.batches.iter().flatten().copied().collect();
+        let evidence: Vec<u8> = self
+            .evidence
+            .iter()
+            .flat_map(|e| e.proof_digest())
+            .collect();
         digest(&[
             &batches,
+            &evidence,
             b"block",
             &self.round.to_le_bytes(),
             &self.height.to_le_bytes(),
@@ -445,6 +455,9 @@ fn global_checks(message: &GlobalMessage, out: &mut Vec<Check>) {
             out.extend(block.qc.check());
             if let Some(tc) = &block.tc {
                 tc.checks(out);
+            }
+            for evidence in &block.evidence {
+                out.extend(evidence.proof().unwrap_or_default());
             }
         }
         GlobalMessage::Vote {

@@ -188,7 +188,16 @@ impl LocalShard {
         shard.in_view_change = self.in_view_change;
         shard.committed_upto = self.committed_upto;
         shard.committed_lc = self.committed_lc.clone();
-        shard.next_seq = self.committed_upto + 1;
+        // A primary must not reuse a sequence it pre-prepared in this view (the accepted
+        // pre-prepare is durable): that would be an equivocation after every restart.
+        let last_used = self
+            .slots
+            .iter()
+            .filter(|(_, slot)| slot.accepted.as_ref().is_some_and(|a| a.0 == self.view))
+            .map(|(&seq, _)| seq)
+            .max()
+            .unwrap_or(0);
+        shard.next_seq = self.committed_upto.max(last_used) + 1;
         for (&seq, slot) in &self.slots {
             let kept = Slot {
                 accepted: slot.accepted.clone(),
@@ -350,12 +359,24 @@ impl LocalShard {
         if gathered >= self.q() as usize {
             self.view_change_attempts += 1;
             self.start_view_change(self.view + 1, signer, out);
-        } else if let Some(vc) = self
-            .view_changes
-            .get(&self.view)
-            .and_then(|s| s.get(&self.me))
-            .cloned()
-        {
+        } else {
+            // Our own view-change message is volatile: after a restart in the middle of a
+            // view change, sign it again, or the group may never gather f_d + 1 for our view.
+            let vc = match self
+                .view_changes
+                .get(&self.view)
+                .and_then(|s| s.get(&self.me))
+            {
+                Some(vc) => vc.clone(),
+                None => {
+                    let vc = self.own_view_change(self.view, signer);
+                    self.view_changes
+                        .entry(self.view)
+                        .or_default()
+                        .insert(self.me, vc.clone());
+                    vc
+                }
+            };
             self.view_change_started = self.now;
             out.push(LocalOutput::Send {
                 to: self.others(),
@@ -859,6 +880,16 @@ impl LocalShard {
             digest: [0; 32],
         });
         out.push(LocalOutput::ViewChanged { view: new_view });
+        let vc = self.own_view_change(new_view, signer);
+        out.push(LocalOutput::Send {
+            to: self.others(),
+            message: LocalMessage::ViewChange(vc.clone()),
+        });
+        self.on_view_change(vc, signer, out);
+    }
+
+    /// Our signed view-change message for `new_view`: what we committed and prepared.
+    fn own_view_change(&self, new_view: View, signer: &dyn Signer) -> ViewChange {
         let prepared: Vec<PreparedProof> = self
             .slots
             .range(self.committed_upto + 1..)
@@ -874,11 +905,7 @@ impl LocalShard {
             signature: Signature(Vec::new()),
         };
         vc.signature = signer.sign(Tag::LocalViewChange, &vc.payload());
-        out.push(LocalOutput::Send {
-            to: self.others(),
-            message: LocalMessage::ViewChange(vc.clone()),
-        });
-        self.on_view_change(vc, signer, out);
+        vc
     }
 
     fn on_view_change(&mut self, vc: ViewChange, signer: &dyn Signer, out: &mut Vec<LocalOutput>) {

@@ -78,6 +78,7 @@ pub enum SafetyRecord {
     GlobalVote {
         last_voted_round: u64,
         high_qc_round: u64,
+        proposed_round: u64,
     },
     Batch {
         lane: Lane,
@@ -408,9 +409,11 @@ impl Replica {
         }
     }
 
-    /// Evidence is reported, not acted on locally: the leader schedule changes only from
-    /// committed state, so that every honest replica computes the same leaders.
+    /// Evidence is reported, and proofs go to the global tier to be committed: the leader
+    /// schedule changes only from committed state, so every honest replica computes the
+    /// same leaders.
     fn evidence(&mut self, evidence: Evidence, actions: &mut Vec<Action>) {
+        self.global.accuse(evidence.clone());
         actions.push(Action::Health(HealthEvent::Evidence {
             kind: evidence.kind(),
             offender: evidence.offender(),
@@ -721,7 +724,9 @@ impl Replica {
                 GlobalOutput::Persist {
                     last_voted_round,
                     high_qc_round,
+                    proposed_round,
                 } => actions.push(Action::Persist(SafetyRecord::GlobalVote {
+                    proposed_round,
                     last_voted_round,
                     high_qc_round,
                 })),

@@ -69,7 +69,10 @@ impl Cluster {
                     }
                 }
                 GlobalOutput::Commit(block) => self.commits[from as usize].push(block.digest()),
-                GlobalOutput::Evidence(evidence) => self.evidence.push(evidence),
+                GlobalOutput::Evidence(evidence) => {
+                    self.nodes[from as usize].accuse(evidence.clone());
+                    self.evidence.push(evidence);
+                }
                 _ => {}
             }
         }
@@ -138,6 +141,7 @@ impl Cluster {
             tc: None,
             cut: vec![cut],
             batches: (parent.cut[0] + 1..=cut).map(|s| [s as u8; 32]).collect(),
+            evidence: Vec::new(),
             proposer,
         };
         let signature = self.signers[proposer as usize].sign(Tag::Proposal, &block.digest());
@@ -326,4 +330,62 @@ fn a_block_after_a_timeout_must_extend_the_highest_qc_of_the_tc() {
         !node.safe_to_vote(&block),
         "a TC block must open the next slot"
     );
+}
+
+#[test]
+fn a_committed_equivocation_proof_excludes_the_offender_from_leading() {
+    let mut c = cluster(4, 1, VotePattern::AllToAll);
+    let genesis = c.nodes[0].committed.clone();
+    let genesis_qc = c.nodes[0].high_qc.clone();
+    c.hold_batch(1);
+    c.run(never);
+    let offender = c.nodes[0].schedule.leader(1);
+    // The leader's honest proposal of round 1 ordered batch 1; this twin orders nothing.
+    let twin = c.proposal(1, &genesis, genesis_qc, 0);
+    let honest: Vec<ReplicaId> = (0..4).filter(|&id| id != offender).collect();
+    for &id in &honest {
+        c.deliver(id, twin.clone());
+    }
+    assert!(
+        c.nodes.iter().all(|n| !n.schedule.is_misbehaving(offender)),
+        "not yet committed"
+    );
+    assert!(
+        c.evidence.len() >= honest.len(),
+        "every honest replica saw both"
+    );
+    for seq in 2..=8 {
+        c.hold_batch(seq);
+        c.run(never);
+        c.tick(300);
+        c.run(never);
+    }
+    let carried = c.nodes[honest[0] as usize]
+        .blocks
+        .values()
+        .any(|b| b.evidence.iter().any(|e| e.offender() == offender));
+    assert!(carried, "a block carried the proof");
+    for &id in &honest {
+        assert!(c.nodes[id as usize].schedule.is_misbehaving(offender));
+        assert!((0..12).all(|round| c.nodes[id as usize].schedule.leader(round) != offender));
+    }
+}
+
+#[test]
+fn a_block_carrying_evidence_that_proves_nothing_is_refused() {
+    let c = cluster(4, 1, VotePattern::AllToAll);
+    let node = &c.nodes[0];
+    let genesis = node.committed.clone();
+    let first = c.proposal(1, &genesis, node.high_qc.clone(), 0);
+    let GlobalMessage::Proposal { block, .. } = &first else {
+        unreachable!()
+    };
+    let mut block = (**block).clone();
+    // The same proposal twice is no equivocation.
+    block.evidence = vec![Evidence::Equivocation {
+        offender: block.proposer,
+        first: Box::new(Message::Global(first.clone())),
+        second: Box::new(Message::Global(first.clone())),
+    }];
+    assert!(node.well_formed(&block, &genesis).is_err());
 }

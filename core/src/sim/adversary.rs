@@ -268,6 +268,7 @@ impl Adversary {
             tc: None,
             cut: grandparent.cut.clone(),
             batches: grandparent.batches.clone(),
+            evidence: Vec::new(),
             proposer: block.proposer,
         };
         let fork = self.sign_proposal(fork);

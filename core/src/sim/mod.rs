@@ -179,6 +179,8 @@ struct Sim {
     replicas: Vec<Replica>,
     down: BTreeSet<ReplicaId>,
     adversaries: BTreeMap<ReplicaId, Adversary>,
+    /// Proofs of misbehaviour against honest replicas (each one is a bug).
+    false_accusations: Vec<String>,
     network: Network,
     events: BTreeMap<(u64, u64), Event>,
     next_event: u64,
@@ -313,6 +315,7 @@ impl Sim {
             replicas,
             down: BTreeSet::new(),
             adversaries,
+            false_accusations: Vec::new(),
             events: BTreeMap::new(),
             next_event: 0,
             now: 0,
@@ -646,6 +649,15 @@ impl Sim {
                 }
             }
             Action::Evidence(evidence) => {
+                if evidence.proof().is_some() && self.honest(evidence.offender()) {
+                    // Proofs carry the offender's own signatures: one against an honest
+                    // replica means it signed two conflicting messages.
+                    self.false_accusations.push(format!(
+                        "honest replica r{} proven to {} (found by r{id})",
+                        evidence.offender(),
+                        evidence.kind()
+                    ));
+                }
                 *self
                     .report
                     .evidence
@@ -781,6 +793,10 @@ impl Sim {
                 .filter(|&&id| self.topology.domain_of(id) == domain)
                 .count() as u32
         };
+        violations.extend(self.false_accusations.iter().take(1).map(|what| Violation {
+            seed: self.report.seed,
+            what: what.clone(),
+        }));
         violations.extend(checker::check_local_agreement(
             self.report.seed,
             &self.topology,
