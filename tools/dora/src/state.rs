@@ -49,6 +49,8 @@ pub enum StateError {
     Incident(#[from] IncidentError),
     #[error(transparent)]
     Audit(#[from] AuditError),
+    #[error(transparent)]
+    Report(#[from] crate::report::ReportError),
     #[error("cluster file: {0}")]
     Topology(String),
 }
@@ -241,6 +243,9 @@ impl Engine {
         at: DateTime<Utc>,
     ) -> Result<(), StateError> {
         let incident = self.tracker.get_mut(id)?;
+        if stage == Stage::MajorIncidentReclassifiedAsNonMajor {
+            crate::report::reclassification_allowed(incident)?;
+        }
         match stage {
             Stage::InitialNotification => incident.reports_sent.initial = Some(at),
             Stage::IntermediateReport => incident.reports_sent.intermediate = Some(at),
