@@ -308,3 +308,32 @@ fn hybrid_key_file_is_private_and_reloads_the_same_key() {
     .unwrap();
     assert!(matches!(HybridSigner::load(&path), Err(AuditError::Key(_))));
 }
+
+#[test]
+fn open_checks_the_chain_and_last_signature_and_verify_checks_every_signature() {
+    let other = HybridSigner::from_seed([9; 32]);
+    // The last entry's signature by another key: appending is refused.
+    let dir = tempfile::tempdir().unwrap();
+    make_log(dir.path(), 4);
+    let (_, hash) = entry_signature_and_hash(dir.path(), 3);
+    set_signature(dir.path(), 3, &other.sign(hash.as_bytes()));
+    assert!(matches!(
+        AuditLog::open(dir.path(), HybridSigner::from_seed([7; 32])),
+        Err(AuditError::Corrupt(m)) if m.contains("line 4")
+    ));
+    // An earlier entry's signature replaced, content intact: the chain and the signed head
+    // still hold, so appending is allowed, and the full verification names the entry.
+    let dir = tempfile::tempdir().unwrap();
+    make_log(dir.path(), 4);
+    let (_, hash) = entry_signature_and_hash(dir.path(), 1);
+    set_signature(dir.path(), 1, &other.sign(hash.as_bytes()));
+    assert!(AuditLog::open(dir.path(), HybridSigner::from_seed([7; 32])).is_ok());
+    assert_eq!(first_bad_line(dir.path()), 2);
+    // A changed earlier entry is refused on open (chain), whatever its signature.
+    let dir = tempfile::tempdir().unwrap();
+    make_log(dir.path(), 4);
+    let mut l = lines(dir.path());
+    l[1] = l[1].replace("opened", "closed");
+    write_lines(dir.path(), &l);
+    assert!(AuditLog::open(dir.path(), HybridSigner::from_seed([7; 32])).is_err());
+}
