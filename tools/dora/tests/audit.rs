@@ -337,3 +337,38 @@ fn open_checks_the_chain_and_last_signature_and_verify_checks_every_signature() 
     write_lines(dir.path(), &l);
     assert!(AuditLog::open(dir.path(), HybridSigner::from_seed([7; 32])).is_err());
 }
+
+#[test]
+fn engine_state_uses_a_private_hybrid_key_and_continues_an_ed25519_log() {
+    use ccbft_dora::state::{Engine, AUDIT_DIR, KEY_FILE, LEGACY_ED25519_KEY_FILE};
+    use std::os::unix::fs::PermissionsExt;
+    let t0 = Utc.with_ymd_and_hms(2026, 3, 3, 8, 0, 0).unwrap();
+    // A new state directory: hybrid key (mode 0600), hybrid log.
+    let state = tempfile::tempdir().unwrap();
+    let engine = Engine::open(state.path()).unwrap();
+    engine.audit(t0, "note", "a", json!({})).unwrap();
+    engine.audit(t0, "note", "b", json!({})).unwrap();
+    let key = state.path().join(KEY_FILE);
+    assert_eq!(
+        std::fs::metadata(&key).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    let audit = state.path().join(AUDIT_DIR);
+    let header = std::fs::read_to_string(audit.join(PUBKEY_FILE)).unwrap();
+    assert!(header.starts_with(ALG_HYBRID), "{header}");
+    let v = verify_dir(&audit).unwrap();
+    assert!(v.ok && v.entries == 2, "{:?}", v.first_bad);
+    assert!(!state.path().join(LEGACY_ED25519_KEY_FILE).exists());
+
+    // A state directory whose log was started with Ed25519 keeps appending with that key.
+    let state = tempfile::tempdir().unwrap();
+    let legacy_key = state.path().join(LEGACY_ED25519_KEY_FILE);
+    let signer = Ed25519Signer::load_or_create(&legacy_key).unwrap();
+    let mut log = AuditLog::open(&state.path().join(AUDIT_DIR), signer).unwrap();
+    log.append(t0, "note", "old", json!({})).unwrap();
+    let engine = Engine::open(state.path()).unwrap();
+    engine.audit(t0, "note", "new", json!({})).unwrap();
+    let v = verify_dir(&state.path().join(AUDIT_DIR)).unwrap();
+    assert!(v.ok && v.entries == 2, "{:?}", v.first_bad);
+    assert!(!state.path().join(KEY_FILE).exists());
+}
