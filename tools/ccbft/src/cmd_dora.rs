@@ -567,10 +567,16 @@ fn print_test_summary(evidence: &Evidence, report: Option<&ccbft_core::sim::RunR
             }
         );
     }
-    println!(
-        "  detected:  {} after injection",
-        secs(evidence.time_to_detect_seconds)
-    );
+    match &evidence.detected_by {
+        Some(d) => println!(
+            "  detected:  {} after injection (first derived health event opening or updating an incident: {} {}, incident {})",
+            secs(evidence.time_to_detect_seconds),
+            d.kind.name(),
+            d.event_id,
+            d.incident
+        ),
+        None => println!("  detected:  not detected"),
+    }
     println!(
         "  recovered: {} after injection (first commit after the heal)",
         secs(evidence.time_to_recover_seconds)
@@ -587,6 +593,17 @@ fn print_test_summary(evidence: &Evidence, report: Option<&ccbft_core::sim::RunR
     }
     let kinds: Vec<String> = kinds.iter().map(|(k, n)| format!("{k} x{n}")).collect();
     println!("  health events: {}", kinds.join(", "));
+    let mut injected: std::collections::BTreeMap<String, usize> = Default::default();
+    for e in &evidence.injected_events {
+        *injected.entry(e.kind.name()).or_default() += 1;
+    }
+    if !injected.is_empty() {
+        let injected: Vec<String> = injected.iter().map(|(k, n)| format!("{k} x{n}")).collect();
+        println!(
+            "  injected (the target's own records, not used for detection): {}",
+            injected.join(", ")
+        );
+    }
     if !evidence.incidents_opened.is_empty() {
         println!(
             "  incidents opened (fresh tracker): {}",

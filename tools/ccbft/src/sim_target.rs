@@ -10,9 +10,11 @@
 //! them (time to detect, time to recover) are exact and reproducible from the seed.
 //!
 //! What the cluster's replicas report (view changes, global timeouts, equivocation
-//! evidence) becomes health events; so does what a process and link monitor would see of
-//! the injected fault (a replica stopped or restarted, a domain cut off, the heal), which is
-//! labelled as coming from the simulator.
+//! evidence, blocks executed again) becomes the observation's health events, from which the
+//! engine measures detection. The simulator's own fault-injection entries (a replica stopped
+//! or restarted, a domain cut off, the heal) are ground truth, not something the cluster
+//! detected: they go to [`Observation::injected_events`], kept for the record and never used
+//! for time to detect or incidents.
 
 use ccbft_core::sim::{self, Fault, RunReport, SimOptions};
 use ccbft_core::topology::Topology;
@@ -188,9 +190,12 @@ impl SimTarget {
             .map(|d| d.name.clone())
     }
 
-    /// The simulator's health entries as DORA health events.
-    fn events(&self, report: &RunReport) -> Vec<HealthEvent> {
+    /// The simulator's health entries as DORA health events: (derived from the replicas'
+    /// signals, the simulator's own fault-injection records).
+    fn events(&self, report: &RunReport) -> (Vec<HealthEvent>, Vec<HealthEvent>) {
         let mut out: Vec<HealthEvent> = Vec::new();
+        // Parallel to `out`: true for an entry the fault injector wrote itself.
+        let mut injected: Vec<bool> = Vec::new();
         // (kind, replica) -> (index in out, sim us of the last entry merged into it)
         let mut last: std::collections::BTreeMap<(EventKind, u32), (usize, u64)> =
             Default::default();
@@ -199,6 +204,8 @@ impl SimTarget {
         let mut stalled = false;
         let mut partitioned: std::collections::BTreeSet<String> = Default::default();
         let mut push = |out: &mut Vec<HealthEvent>,
+                        injected: &mut Vec<bool>,
+                        by_injector: bool,
                         sim_us: u64,
                         replica: Option<u32>,
                         domain: Option<String>,
@@ -225,6 +232,7 @@ impl SimTarget {
             event.detail = Some(detail);
             event.metrics.insert("sim_us".into(), sim_us as f64);
             out.push(event);
+            injected.push(by_injector);
         };
         for (sim_us, id, kind, detail) in &report.health {
             let (sim_us, id) = (*sim_us, *id);
@@ -232,6 +240,8 @@ impl SimTarget {
                 if sim_us > end {
                     push(
                         &mut out,
+                        &mut injected,
+                        false,
                         end,
                         None,
                         None,
@@ -254,6 +264,8 @@ impl SimTarget {
                     if view_changes.len() >= STORM_MIN_CHANGES {
                         push(
                             &mut out,
+                            &mut injected,
+                            false,
                             sim_us,
                             None,
                             domain,
@@ -270,6 +282,8 @@ impl SimTarget {
                     stalled = true;
                     push(
                         &mut out,
+                        &mut injected,
+                        false,
                         sim_us,
                         Some(id),
                         domain,
@@ -288,6 +302,8 @@ impl SimTarget {
                     }
                     push(
                         &mut out,
+                        &mut injected,
+                        false,
                         sim_us,
                         Some(id),
                         domain,
@@ -297,30 +313,36 @@ impl SimTarget {
                 }
                 "crash" => push(
                     &mut out,
+                    &mut injected,
+                    true,
                     sim_us,
                     Some(id),
                     domain,
                     EventKind::ReplicaDown,
-                    format!("simulator process monitor: {detail}"),
+                    format!("simulator fault injector: {detail}"),
                 ),
                 "restart" => push(
                     &mut out,
+                    &mut injected,
+                    true,
                     sim_us,
                     Some(id),
                     domain,
                     EventKind::ReplicaUp,
-                    format!("simulator process monitor: {detail}"),
+                    format!("simulator fault injector: {detail}"),
                 ),
                 "partition" => {
                     if let Some(d) = domain {
                         if partitioned.insert(d.clone()) {
                             push(
                                 &mut out,
+                                &mut injected,
+                                true,
                                 sim_us,
                                 None,
                                 Some(d),
                                 EventKind::DomainPartition,
-                                format!("simulator link monitor: {detail}"),
+                                format!("simulator fault injector: {detail}"),
                             );
                         }
                     }
@@ -329,11 +351,13 @@ impl SimTarget {
                     for d in std::mem::take(&mut partitioned) {
                         push(
                             &mut out,
+                            &mut injected,
+                            true,
                             sim_us,
                             None,
                             Some(d),
                             EventKind::PartitionHealed,
-                            "simulator link monitor: links restored".into(),
+                            "simulator fault injector: links restored".into(),
                         );
                     }
                 }
@@ -346,6 +370,8 @@ impl SimTarget {
             if end <= report.simulated_us {
                 push(
                     &mut out,
+                    &mut injected,
+                    false,
                     end,
                     None,
                     None,
@@ -358,6 +384,8 @@ impl SimTarget {
             if let Some(at) = report.first_commit_after_heal_us {
                 push(
                     &mut out,
+                    &mut injected,
+                    false,
                     at,
                     None,
                     None,
@@ -366,7 +394,16 @@ impl SimTarget {
                 );
             }
         }
-        out
+        let mut derived = Vec::new();
+        let mut by_injector = Vec::new();
+        for (event, injected) in out.into_iter().zip(injected) {
+            if injected {
+                by_injector.push(event);
+            } else {
+                derived.push(event);
+            }
+        }
+        (derived, by_injector)
     }
 }
 
@@ -420,7 +457,7 @@ impl ResilienceTarget for SimTarget {
         };
         let report =
             sim::run(self.seed, &options).map_err(|e| TargetError::Failed(e.to_string()))?;
-        let health_events = self.events(&report);
+        let (health_events, injected_events) = self.events(&report);
         let healed_at = self.at(fault_ms * 1_000);
         // Service is back at the first block executed after the heal. A run that had
         // executed everything submitted before the heal (and lost nothing) had nothing left
@@ -437,6 +474,7 @@ impl ResilienceTarget for SimTarget {
             transactions_committed: report.committed_txs,
             transactions_lost: report.lost_txs,
             health_events,
+            injected_events,
             healed_at: Some(healed_at),
             recovered_at: recovered_at.filter(|t| *t >= injection.injected_at),
             observed_until: self.at(report.simulated_us),

@@ -7,6 +7,10 @@
 //! thresholds: Art. 9(1)-(6). Major incident: Art. 8(1). Recurring incidents: Art. 8(2), see
 //! [`crate::incident::recurring_groups`].
 //!
+//! Data losses (Art. 9(5)(a)) count only with an adverse impact on the business objectives or
+//! on meeting regulatory requirements (`data_losses.adverse_impact`); (b), a successful
+//! malicious unauthorised access, always counts.
+//!
 //! Every comparison phrased "higher than", "longer than" or "exceeded" is strict: a value
 //! exactly at the threshold does not meet it. Geographical spread (Art. 9(4)) is "two or more
 //! Member States", so 2 meets it.
@@ -120,6 +124,12 @@ pub struct DataLosses {
     pub authenticity: bool,
     pub integrity: bool,
     pub confidentiality: bool,
+    /// Art. 9(5)(a): the impact on the data has, or will have, an adverse impact on the
+    /// entity's business objectives or on its ability to meet regulatory requirements.
+    /// Without it an impact on data does not meet the threshold. Optional in the input
+    /// (`data_losses.adverse_impact`), false when absent.
+    #[serde(default)]
+    pub adverse_impact: bool,
 }
 
 impl DataLosses {
@@ -287,6 +297,10 @@ impl ClassificationInput {
                 authenticity: boolean(v, "data_losses.authenticity")?,
                 integrity: boolean(v, "data_losses.integrity")?,
                 confidentiality: boolean(v, "data_losses.confidentiality")?,
+                adverse_impact: match lookup(v, "data_losses.adverse_impact")? {
+                    None | Some(Value::Null) => false,
+                    Some(_) => boolean(v, "data_losses.adverse_impact")?,
+                },
             },
             malicious_unauthorised_access: boolean(v, "malicious_unauthorised_access")?,
             economic_impact_eur: amount(v, "economic_impact_eur")?,
@@ -516,6 +530,7 @@ fn assess_geography(i: &ClassificationInput) -> CriterionAssessment {
 fn assess_data_losses(i: &ClassificationInput) -> CriterionAssessment {
     let d = i.data_losses;
     let mut reasons = Vec::new();
+    let mut not_met = Vec::new();
     if d.any() {
         let kinds: Vec<&str> = [
             ("availability", d.availability),
@@ -527,7 +542,11 @@ fn assess_data_losses(i: &ClassificationInput) -> CriterionAssessment {
         .filter(|(_, on)| *on)
         .map(|(name, _)| *name)
         .collect();
-        reasons.push(format!("(a) impact on the {} of data", kinds.join(", ")));
+        if d.adverse_impact {
+            reasons.push(format!("(a) impact on the {} of data with an adverse impact on business objectives or regulatory compliance", kinds.join(", ")));
+        } else {
+            not_met.push(format!("impact on the {} of data, but no adverse impact on business objectives or regulatory compliance is stated (`data_losses.adverse_impact`), so (a) is not met", kinds.join(", ")));
+        }
     }
     if i.malicious_unauthorised_access {
         reasons.push(
@@ -537,7 +556,11 @@ fn assess_data_losses(i: &ClassificationInput) -> CriterionAssessment {
     }
     let met = !reasons.is_empty();
     if !met {
-        reasons.push("no impact on availability, authenticity, integrity or confidentiality of data and no successful malicious access".to_string());
+        if not_met.is_empty() {
+            reasons.push("no impact on availability, authenticity, integrity or confidentiality of data and no successful malicious access".to_string());
+        } else {
+            reasons.append(&mut not_met);
+        }
     }
     assessment(Criterion::DataLosses, met, reasons)
 }

@@ -657,6 +657,7 @@ pub fn aggregate_inputs(
             authenticity: inputs.iter().any(|i| i.data_losses.authenticity),
             integrity: inputs.iter().any(|i| i.data_losses.integrity),
             confidentiality: inputs.iter().any(|i| i.data_losses.confidentiality),
+            adverse_impact: inputs.iter().any(|i| i.data_losses.adverse_impact),
         },
         malicious_unauthorised_access: inputs.iter().any(|i| i.malicious_unauthorised_access),
         economic_impact_eur: inputs.iter().map(|i| i.economic_impact_eur).sum(),

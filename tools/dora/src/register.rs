@@ -8,9 +8,11 @@
 //! missing is listed, never invented.
 //!
 //! Column codes: B_05.01 c0010-c0110 and B_07.01 c0010-c0100 follow the column lists of
-//! Annex I of 2024/2956 as reproduced by a secondary public source (the official annex table
-//! could not be retrieved when this was written; verify before filing). The B_06.01 column
-//! codes could not be retrieved at all, so its columns carry names only (`code` empty).
+//! Annex I of 2024/2956 as reproduced by a secondary public source; Annex I Part 2 (the
+//! official column table) could not be retrieved (last checked 2026-11-27, see "Sources
+//! checked" in the crate README; verify before filing). The B_06.01 column codes were found
+//! in secondary sources only, so its columns carry names only (`code` empty). The ICT
+//! service types S01-S19 are those of Annex III (checked).
 //!
 //! Concentration is not a formula in the regulation: the view shows replica shares per
 //! provider and region, the Herfindahl-Hirschman index of those shares, the quorum

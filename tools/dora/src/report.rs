@@ -38,6 +38,11 @@ pub enum ReportError {
     },
     #[error("incident {0} is not classified as major; no report is due (DORA Art. 19(1))")]
     NotMajor(String),
+    /// Reclassification from major to non-major is allowed only when, after further
+    /// assessment, the incident at no time met the major criteria (field 1.1 of Implementing
+    /// Regulation (EU) 2025/302; Art. 2(i) of Delegated Regulation (EU) 2025/301).
+    #[error("incident {id} cannot be reclassified as non-major: {reason}")]
+    NotReclassifiable { id: String, reason: String },
     #[error("report schema: {0}")]
     Schema(#[from] SchemaError),
 }
@@ -172,6 +177,28 @@ fn put<T: Serialize>(map: &mut Map<String, Value>, key: &str, value: Option<T>) 
     }
 }
 
+/// A major incident may be reclassified as non-major only if, after further assessment, it at
+/// no time met the major criteria: it must have been classified as major, and its latest
+/// classification (the further assessment, on the corrected facts, which cover the whole
+/// incident) must not meet Art. 8(1) of Delegated Regulation (EU) 2024/1772.
+pub fn reclassification_allowed(incident: &Incident) -> Result<(), ReportError> {
+    let refuse = |reason: &str| ReportError::NotReclassifiable {
+        id: incident.id.clone(),
+        reason: reason.to_string(),
+    };
+    if incident.major_since.is_none() {
+        return Err(refuse(
+            "it was never classified as major, so there is nothing to reclassify",
+        ));
+    }
+    match incident.classification.as_ref() {
+        Some(c) if !c.major => Ok(()),
+        _ => Err(refuse(
+            "its latest assessment still meets Art. 8(1) of Delegated Regulation (EU) 2024/1772; reclassification is allowed only if, after further assessment, the incident at no time met the major criteria (re-assess with corrected facts first)",
+        )),
+    }
+}
+
 /// Build the report of `stage` for a classified incident, then validate it.
 pub fn build(
     stage: Stage,
@@ -181,7 +208,9 @@ pub fn build(
     as_of: DateTime<Utc>,
 ) -> Result<Report, ReportError> {
     let classification = incident.classification.as_ref();
-    if stage != Stage::MajorIncidentReclassifiedAsNonMajor && incident.major_since.is_none() {
+    if stage == Stage::MajorIncidentReclassifiedAsNonMajor {
+        reclassification_allowed(incident)?;
+    } else if incident.major_since.is_none() {
         return Err(ReportError::NotMajor(incident.id.clone()));
     }
     let facts = &incident.facts;

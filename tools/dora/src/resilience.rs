@@ -3,7 +3,8 @@
 //! A scenario is injected into a cluster, and observed, through [`ResilienceTarget`]; the
 //! simulator and the live runtime implement it (the shaper and adversary hooks of
 //! DESIGN.md). [`run_scenario`] turns what the target reports into an [`Evidence`] record:
-//! what was injected and when, time to detect, time to recover, transactions submitted,
+//! what was injected and when, time to detect (from the injection to the first health event
+//! derived from the replicas' signals that opens or updates an incident), time to recover, transactions submitted,
 //! committed and lost (lost must be 0, or the test fails), the health events seen and the
 //! incident they opened. [`TestPlan`] is the yearly programme (Art. 24(6): at least yearly
 //! for systems supporting critical or important functions) and [`TlptRecord`] a threat-led
@@ -79,8 +80,15 @@ pub struct Observation {
     pub transactions_committed: u64,
     /// Submitted, acknowledged to the client, and then not in the committed ledger.
     pub transactions_lost: u64,
-    /// Health events emitted by the cluster while observed.
+    /// Health events derived from the replicas' own signals while observed (view changes,
+    /// round timeouts, equivocation evidence, commits resuming). Detection and incidents come
+    /// from these only.
     pub health_events: Vec<HealthEvent>,
+    /// What the target itself recorded of its fault injection (a replica stopped or
+    /// restarted, a domain cut off, the heal). Kept in the evidence for the record; never
+    /// used to measure detection or to open incidents, since the engine did not detect them.
+    #[serde(default)]
+    pub injected_events: Vec<HealthEvent>,
     /// When the fault was healed (the injection ended).
     pub healed_at: Option<DateTime<Utc>>,
     /// When service was back (commits at the normal rate again), if it was.
@@ -115,19 +123,36 @@ pub trait ResilienceTarget {
     ) -> Result<Observation, TargetError>;
 }
 
+/// The health event that detected the fault: the first one, at or after the injection,
+/// that opened or updated an incident.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Detection {
+    pub event_id: String,
+    pub kind: crate::health::EventKind,
+    pub at: DateTime<Utc>,
+    /// The incident it opened or updated (ids of the fresh tracker of [`evidence_from`]).
+    pub incident: String,
+}
+
 /// The evidence record of one scenario run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Evidence {
     pub target: String,
     pub injection: Injection,
     pub detected_at: Option<DateTime<Utc>>,
+    /// Measured from the injection to [`Evidence::detected_by`].
     pub time_to_detect_seconds: Option<f64>,
+    #[serde(default)]
+    pub detected_by: Option<Detection>,
     pub recovered_at: Option<DateTime<Utc>>,
     pub time_to_recover_seconds: Option<f64>,
     pub transactions_submitted: u64,
     pub transactions_committed: u64,
     pub transactions_lost: u64,
     pub health_events: Vec<HealthEvent>,
+    /// The target's own fault-injection records (see [`Observation::injected_events`]).
+    #[serde(default)]
+    pub injected_events: Vec<HealthEvent>,
     /// Incidents the health events opened in a fresh tracker.
     pub incidents_opened: Vec<String>,
     pub passed: bool,
@@ -150,26 +175,46 @@ pub fn run_scenario(
     let injection = target.inject(scenario)?;
     let mut observation = target.observe(&injection, fault_for, observe_for)?;
     observation.health_events.truncate(OBSERVED_EVENTS_MAX);
+    observation.injected_events.truncate(OBSERVED_EVENTS_MAX);
     Ok(evidence_from(target.describe(), injection, observation))
 }
 
 /// Build the evidence from an injection and its observation.
+///
+/// Time to detect runs from the injection to the first of the observation's health events
+/// (at or after the injection) that opens or updates an incident when fed, in time order, to
+/// a fresh [`IncidentTracker`]: the moment the engine itself, from the replicas' signals,
+/// has an incident. The target's injection records ([`Observation::injected_events`]) are
+/// never used for it.
 pub fn evidence_from(target: String, injection: Injection, observation: Observation) -> Evidence {
-    let detected_at = observation
-        .health_events
-        .iter()
-        .filter(|e| e.kind.is_problem() && e.at >= injection.injected_at)
-        .map(|e| e.at)
-        .min();
     let mut tracker = IncidentTracker::new(MergePolicy::default());
     let mut opened = Vec::new();
+    let mut detected_by: Option<Detection> = None;
     let mut events = observation.health_events.clone();
     events.sort_by_key(|e| e.at);
     for event in &events {
-        if let Ok(Ingested::Opened(id)) = tracker.ingest(event) {
-            opened.push(id);
+        let incident = match tracker.ingest(event) {
+            Ok(Ingested::Opened(id)) => {
+                opened.push(id.clone());
+                Some(id)
+            }
+            Ok(Ingested::Merged(id)) => Some(id),
+            _ => None,
+        };
+        if let Some(incident) = incident {
+            if detected_by.is_none() && event.at >= injection.injected_at {
+                detected_by = Some(Detection {
+                    event_id: event.event_id.clone(),
+                    kind: event.kind,
+                    at: event.at,
+                    incident,
+                });
+            }
         }
     }
+    let detected_at = detected_by.as_ref().map(|d| d.at);
+    let mut injected_events = observation.injected_events.clone();
+    injected_events.sort_by_key(|e| e.at);
     let mut findings = Vec::new();
     if observation.transactions_lost > 0 {
         findings.push(format!(
@@ -197,6 +242,7 @@ pub fn evidence_from(target: String, injection: Injection, observation: Observat
         target,
         time_to_detect_seconds: detected_at.map(|t| seconds(t - injection.injected_at)),
         detected_at,
+        detected_by,
         time_to_recover_seconds: observation
             .recovered_at
             .map(|t| seconds(t - injection.injected_at)),
@@ -205,6 +251,7 @@ pub fn evidence_from(target: String, injection: Injection, observation: Observat
         transactions_committed: observation.transactions_committed,
         transactions_lost: observation.transactions_lost,
         health_events: events,
+        injected_events,
         incidents_opened: opened,
         passed: findings.is_empty(),
         findings,

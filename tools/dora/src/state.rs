@@ -8,9 +8,11 @@
 //! - `incidents.json`: the incident tracker
 //! - `tests/*.json`: resilience-test evidence records
 //! - `audit/`: the audit trail (`ccbft dora audit verify STATE/audit`)
-//! - `keys/audit-ed25519.key`: the audit signing key (created on first use, mode 0600)
+//! - `keys/audit-hybrid.key`: the audit signing key, BLS12-381 + ML-DSA-65 (created on first
+//!   use, mode 0600). A state directory whose log was created with Ed25519 (`audit/audit.pub`
+//!   says `ed25519`) keeps `keys/audit-ed25519.key` for that log.
 
-use crate::audit::{AuditError, AuditLog, Ed25519Signer};
+use crate::audit::{AuditError, AuditLog, AuditSigner, Ed25519Signer, HybridSigner};
 use crate::deadlines::{self, DeadlineInput, Deadlines, OverdueAlert, ReportingConfig};
 use crate::health::HealthEvent;
 use crate::incident::{
@@ -30,7 +32,10 @@ pub const CLUSTER_FILE: &str = "cluster.toml";
 pub const INCIDENTS_FILE: &str = "incidents.json";
 pub const TESTS_DIR: &str = "tests";
 pub const AUDIT_DIR: &str = "audit";
-pub const KEY_FILE: &str = "keys/audit-ed25519.key";
+/// The audit signing key (hybrid BLS12-381 + ML-DSA-65).
+pub const KEY_FILE: &str = "keys/audit-hybrid.key";
+/// The Ed25519 key of a log created before the hybrid signer.
+pub const LEGACY_ED25519_KEY_FILE: &str = "keys/audit-ed25519.key";
 /// Most evidence records loaded for the dashboard.
 pub const TESTS_SHOWN_MAX: usize = 20;
 
@@ -44,6 +49,8 @@ pub enum StateError {
     Incident(#[from] IncidentError),
     #[error(transparent)]
     Audit(#[from] AuditError),
+    #[error(transparent)]
+    Report(#[from] crate::report::ReportError),
     #[error("cluster file: {0}")]
     Topology(String),
 }
@@ -146,9 +153,18 @@ impl Engine {
         Ok(())
     }
 
-    fn audit_log(&self) -> Result<AuditLog<Ed25519Signer>, StateError> {
-        let signer = Ed25519Signer::load_or_create(&self.dir.join(KEY_FILE))?;
-        Ok(AuditLog::open(&self.dir.join(AUDIT_DIR), signer)?)
+    fn audit_log(&self) -> Result<AuditLog<Box<dyn AuditSigner>>, StateError> {
+        let audit_dir = self.dir.join(AUDIT_DIR);
+        let legacy = audit_dir.join(crate::audit::PUBKEY_FILE).exists()
+            && crate::audit::read_header(&audit_dir)?.0 == crate::audit::ALG_ED25519;
+        let signer: Box<dyn AuditSigner> = if legacy {
+            Box::new(Ed25519Signer::load_or_create(
+                &self.dir.join(LEGACY_ED25519_KEY_FILE),
+            )?)
+        } else {
+            Box::new(HybridSigner::load_or_create(&self.dir.join(KEY_FILE))?)
+        };
+        Ok(AuditLog::open(&audit_dir, signer)?)
     }
 
     /// Append one audit entry.
@@ -227,6 +243,9 @@ impl Engine {
         at: DateTime<Utc>,
     ) -> Result<(), StateError> {
         let incident = self.tracker.get_mut(id)?;
+        if stage == Stage::MajorIncidentReclassifiedAsNonMajor {
+            crate::report::reclassification_allowed(incident)?;
+        }
         match stage {
             Stage::InitialNotification => incident.reports_sent.initial = Some(at),
             Stage::IntermediateReport => incident.reports_sent.intermediate = Some(at),

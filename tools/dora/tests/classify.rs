@@ -275,29 +275,70 @@ fn every_threshold_at_below_and_above() {
             GeographicalSpread,
             true,
         ),
-        // Art. 9(5): data losses, any one, or malicious access.
+        // Art. 9(5)(a): an impact on availability, authenticity, integrity or
+        // confidentiality of data meets the threshold only with an adverse impact on business
+        // objectives or regulatory compliance; (b) malicious access always does.
         case("no data loss", vec![], DataLosses, false),
         case(
-            "availability",
+            "availability, no adverse impact",
             vec![("data_losses.availability", json!(true))],
             DataLosses,
-            true,
+            false,
         ),
         case(
-            "authenticity",
-            vec![("data_losses.authenticity", json!(true))],
+            "availability, adverse impact",
+            vec![
+                ("data_losses.availability", json!(true)),
+                ("data_losses.adverse_impact", json!(true)),
+            ],
             DataLosses,
             true,
         ),
         case(
-            "integrity",
+            "authenticity, adverse impact",
+            vec![
+                ("data_losses.authenticity", json!(true)),
+                ("data_losses.adverse_impact", json!(true)),
+            ],
+            DataLosses,
+            true,
+        ),
+        case(
+            "integrity, no adverse impact",
             vec![("data_losses.integrity", json!(true))],
             DataLosses,
+            false,
+        ),
+        case(
+            "integrity, adverse impact",
+            vec![
+                ("data_losses.integrity", json!(true)),
+                ("data_losses.adverse_impact", json!(true)),
+            ],
+            DataLosses,
             true,
         ),
         case(
-            "confidentiality",
-            vec![("data_losses.confidentiality", json!(true))],
+            "confidentiality, adverse impact",
+            vec![
+                ("data_losses.confidentiality", json!(true)),
+                ("data_losses.adverse_impact", json!(true)),
+            ],
+            DataLosses,
+            true,
+        ),
+        case(
+            "adverse impact stated but no impact on data",
+            vec![("data_losses.adverse_impact", json!(true))],
+            DataLosses,
+            false,
+        ),
+        case(
+            "no adverse impact stated, but malicious access (b)",
+            vec![
+                ("data_losses.confidentiality", json!(true)),
+                ("malicious_unauthorised_access", json!(true)),
+            ],
             DataLosses,
             true,
         ),
@@ -441,10 +482,20 @@ fn major_rule_combinations() {
             "data loss (a) plus reputational",
             vec![
                 ("data_losses.integrity", json!(true)),
+                ("data_losses.adverse_impact", json!(true)),
                 ("reputational", json!(["media_attention"])),
             ],
             true,
             2,
+        ),
+        (
+            "data loss without adverse impact plus reputational: one threshold",
+            vec![
+                ("data_losses.integrity", json!(true)),
+                ("reputational", json!(["media_attention"])),
+            ],
+            false,
+            1,
         ),
         (
             "malicious access alone (Art. 9(5)(b))",
@@ -470,6 +521,7 @@ fn major_rule_combinations() {
                 ("duration_hours", json!(48.0)),
                 ("member_states_affected", json!(5)),
                 ("data_losses.availability", json!(true)),
+                ("data_losses.adverse_impact", json!(true)),
                 ("economic_impact_eur", json!(1e6)),
             ],
             false,
@@ -524,6 +576,11 @@ fn missing_and_malformed_fields_are_named() {
                 v.as_object_mut().unwrap().remove("data_losses");
             }),
             "data_losses.availability",
+        ),
+        (
+            "adverse impact not a boolean",
+            Box::new(|v| v["data_losses"]["adverse_impact"] = json!("yes")),
+            "data_losses.adverse_impact",
         ),
         (
             "string count",

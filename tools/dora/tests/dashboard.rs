@@ -84,6 +84,7 @@ fn server_serves_page_and_state() {
         transactions_committed: 500,
         transactions_lost: 0,
         health_events: vec![event("l1", 301, EventKind::SlaBreach, None, None)],
+        injected_events: vec![],
         healed_at: Some(at(305)),
         recovered_at: Some(at(306)),
         observed_until: at(310),

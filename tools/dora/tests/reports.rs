@@ -261,3 +261,79 @@ fn non_major_incident_gets_no_report_and_the_checker_refuses_unknown_keywords() 
         Err(SchemaError::Unsupported { .. })
     ));
 }
+
+/// Reclassification as non-major is allowed only if, after further assessment, the incident
+/// at no time met the major criteria (field 1.1 of 2025/302).
+#[test]
+fn reclassification_as_non_major_only_when_the_further_assessment_is_not_major() {
+    // (case, corrected facts before re-assessing (None: no re-assessment), allowed)
+    let corrected = || OperatorFacts {
+        clients: Some(Affected {
+            affected: 1_000,
+            total: 900_000,
+        }),
+        member_states: Some(vec!["DE".into()]),
+        ..Default::default()
+    };
+    let cases: Vec<(&str, bool, Option<OperatorFacts>, bool)> = vec![
+        ("major, not re-assessed", true, None, false),
+        (
+            "major, re-assessed with the same facts: still major",
+            true,
+            Some(OperatorFacts::default()),
+            false,
+        ),
+        (
+            "major, re-assessed with corrected facts: not major",
+            true,
+            Some(corrected()),
+            true,
+        ),
+        ("never classified as major", false, None, false),
+    ];
+    for (name, major_first, facts, allowed) in cases {
+        let (mut tr, id) = if major_first {
+            major_tracker(Some("Ordering stalled."))
+        } else {
+            let mut tr = IncidentTracker::new(MergePolicy::default());
+            let Ingested::Opened(id) = tr
+                .ingest(&event("s", 0, EventKind::CommitStall, None, None))
+                .unwrap()
+            else {
+                panic!()
+            };
+            assert!(!tr.classify(&id, at(5)).unwrap().major);
+            (tr, id)
+        };
+        if let Some(f) = facts {
+            tr.set_facts(&id, f).unwrap();
+            tr.classify(&id, at(240)).unwrap();
+        }
+        let result = build(
+            Stage::MajorIncidentReclassifiedAsNonMajor,
+            tr.get(&id).unwrap(),
+            &profile(),
+            &ReportInputs {
+                other_information: Some(
+                    "Further assessment: 1 000 clients in one Member State.".into(),
+                ),
+                ..Default::default()
+            },
+            at(300),
+        );
+        match (allowed, result) {
+            (true, Ok(report)) => {
+                assert_eq!(
+                    report.json["1.1"],
+                    json!("major_incident_reclassified_as_non_major"),
+                    "{name}"
+                );
+            }
+            (false, Err(ReportError::NotReclassifiable { id: got, reason })) => {
+                assert_eq!(got, id, "{name}");
+                assert!(!reason.is_empty(), "{name}");
+            }
+            (allowed, other) => panic!("{name}: allowed={allowed}, got {other:?}"),
+        }
+    }
+}

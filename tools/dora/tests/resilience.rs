@@ -31,6 +31,14 @@ impl ResilienceTarget for Scripted {
         _: std::time::Duration,
         _: std::time::Duration,
     ) -> Result<Observation, TargetError> {
+        // The injector's own record of stopping the replica, at the injection.
+        let injected_events = vec![event(
+            "inj",
+            0,
+            EventKind::ReplicaDown,
+            Some(0),
+            Some("aws/eu-central-1"),
+        )];
         let mut events = vec![];
         if self.detects {
             events.push(event(
@@ -48,6 +56,7 @@ impl ResilienceTarget for Scripted {
             transactions_committed: 1000 - self.lost,
             transactions_lost: self.lost,
             health_events: events,
+            injected_events,
             healed_at: Some(at(8)),
             recovered_at: self.recovers.then(|| at(10)),
             observed_until: at(20),
@@ -82,6 +91,111 @@ fn evidence_records_detection_recovery_and_incident() {
         "replica down and stall merge into one incident"
     );
     assert_eq!(e.health_events.len(), 3);
+    assert_eq!(e.injected_events.len(), 1);
+}
+
+fn observation(health_events: Vec<ccbft_dora::health::HealthEvent>) -> Observation {
+    Observation {
+        transactions_submitted: 10,
+        transactions_committed: 10,
+        transactions_lost: 0,
+        health_events,
+        injected_events: vec![
+            event("inj-down", 0, EventKind::ReplicaDown, Some(1), Some("aws")),
+            event(
+                "inj-partition",
+                0,
+                EventKind::DomainPartition,
+                None,
+                Some("aws"),
+            ),
+            event("inj-up", 3, EventKind::ReplicaUp, Some(1), Some("aws")),
+        ],
+        healed_at: Some(at(3)),
+        recovered_at: Some(at(4)),
+        observed_until: at(20),
+    }
+}
+
+fn injection() -> Injection {
+    Injection {
+        scenario: Scenario::ReplicaCrashLoop { replica: Some(1) },
+        description: "r1 crash loop".into(),
+        injected_at: at(0),
+    }
+}
+
+#[test]
+fn detection_is_the_first_derived_event_that_opens_or_updates_an_incident_never_an_injected_one() {
+    // (derived events, expected detection in minutes after the injection, expected kind)
+    let cases: Vec<(
+        Vec<ccbft_dora::health::HealthEvent>,
+        Option<i64>,
+        Option<EventKind>,
+    )> = vec![
+        // Only the injector's records: nothing was detected, whatever they say.
+        (vec![], None, None),
+        // A stall 2 minutes in is the detection, not the injected replica_down at 0.
+        (
+            vec![event("s", 2, EventKind::CommitStall, Some(3), None)],
+            Some(2),
+            Some(EventKind::CommitStall),
+        ),
+        // A recovery opens nothing: the detection is the later problem.
+        (
+            vec![
+                event("r", 1, EventKind::CommitResumed, None, None),
+                event("e", 5, EventKind::Equivocation, Some(4), None),
+            ],
+            Some(5),
+            Some(EventKind::Equivocation),
+        ),
+        // A problem before the injection is not this fault's detection; one after it that
+        // updates the same incident is.
+        (
+            vec![
+                event("old", -2, EventKind::CommitStall, Some(3), None),
+                event("new", 1, EventKind::CommitStall, Some(5), None),
+            ],
+            Some(1),
+            Some(EventKind::CommitStall),
+        ),
+        // Given out of order: the earliest derived problem wins.
+        (
+            vec![
+                event("late", 7, EventKind::ViewChangeStorm, None, Some("aws")),
+                event("early", 4, EventKind::CommitStall, Some(2), None),
+            ],
+            Some(4),
+            Some(EventKind::CommitStall),
+        ),
+    ];
+    for (i, (events, minutes, kind)) in cases.into_iter().enumerate() {
+        let e = evidence_from("scripted".into(), injection(), observation(events));
+        assert_eq!(
+            e.time_to_detect_seconds,
+            minutes.map(|m| (m * 60) as f64),
+            "case {i}"
+        );
+        assert_eq!(e.detected_by.as_ref().map(|d| d.kind), kind, "case {i}");
+        assert_eq!(e.detected_at, minutes.map(at), "case {i}");
+        if let Some(d) = &e.detected_by {
+            assert!(!d.event_id.starts_with("inj"), "case {i}");
+            assert!(e.incidents_opened.contains(&d.incident), "case {i}");
+        } else {
+            assert!(
+                e.findings.iter().any(|f| f.contains("detection gap")),
+                "case {i}: {:?}",
+                e.findings
+            );
+        }
+        // The injector's records are kept in the evidence but open no incident.
+        assert_eq!(e.injected_events.len(), 3, "case {i}");
+        assert!(e
+            .health_events
+            .iter()
+            .all(|h| !h.event_id.starts_with("inj")));
+    }
 }
 
 #[test]
