@@ -99,6 +99,7 @@ fn options(args: &SimArgs) -> anyhow::Result<SimOptions> {
         tx_per_s: args.tx_per_s,
         trace: args.trace,
         fault: None,
+        ..SimOptions::default()
     })
 }
 
