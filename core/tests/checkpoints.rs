@@ -112,9 +112,11 @@ fn state_transfer_across_domains() {
     }
 }
 
+/// Replay helper: `SEED=7 [CORRUPT=1] [WIDE=1] cargo test -p ccbft-core --test checkpoints
+/// replay_trace -- --ignored --nocapture` prints the restarted replica's trace and figures.
 #[test]
 #[ignore]
-fn debug_trace() {
+fn replay_trace() {
     let mut options = SimOptions {
         trace: true,
         ..long_crash()

@@ -612,3 +612,202 @@ impl Replica {
         self.execute_ready(signer, actions);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crypto::SimKeys;
+    use crate::hotstuff::genesis_block;
+    use crate::replica::{Input, ReplicaConfig};
+    use crate::topology::Topology;
+    use crate::vote_pattern::VotePattern;
+
+    const K: u64 = 8;
+
+    fn replica(keys: &SimKeys) -> Replica {
+        let config = ReplicaConfig {
+            topology: Arc::new(Topology::synthetic(4, 1, 1).unwrap()),
+            me: 0,
+            genesis_accounts: (0..4).map(|a| (a, 100)).collect(),
+            request_timeout_ticks: 150,
+            global_timeout_min_ticks: 400,
+            global_timeout_max_ticks: 3_000,
+            ticks_per_ms: 1,
+            rotation_rounds: 3,
+            vote_pattern: VotePattern::AllToAll,
+            checkpoint_interval_blocks: K,
+        };
+        Replica::new(config, &keys.signer(0))
+    }
+
+    /// Pretend replica 0 executed up to height K and took its checkpoint there.
+    fn with_own_checkpoint(replica: &mut Replica) -> CheckpointId {
+        let snapshot = ChunkedSnapshot::new(replica.ledger.snapshot_bytes());
+        let id = CheckpointId {
+            height: K,
+            block: [8; 32],
+            state_root: replica.ledger.state_root(),
+            snapshot_root: snapshot.root(),
+        };
+        replica.executed_height = K;
+        replica.ckpt.own.insert(
+            K,
+            OwnCheckpoint {
+                id,
+                block: Arc::new(genesis_block(1)),
+                snapshot,
+                lane_certs: Vec::new(),
+            },
+        );
+        id
+    }
+
+    fn certify(keys: &SimKeys, id: CheckpointId, signers: &[ReplicaId]) -> CheckpointCert {
+        let mut keeper = CheckpointVotes::new(signers.len(), K);
+        let mut last = VoteOutcome::Pending;
+        for &from in signers {
+            last = keeper.add(CheckpointVote::new(id, &keys.signer(from)), &keys.signer(0));
+        }
+        match last {
+            VoteOutcome::Stable(cert) => cert,
+            other => panic!("no certificate: {other:?}"),
+        }
+    }
+
+    /// Deliver a message and answer its verification as the host would.
+    fn deliver(
+        replica: &mut Replica,
+        keys: &SimKeys,
+        from: ReplicaId,
+        message: Message,
+    ) -> Vec<Action> {
+        let signer = keys.signer(0);
+        let mut out = Vec::new();
+        let mut inputs = vec![Input::Message { from, message }];
+        while let Some(input) = inputs.pop() {
+            for action in replica.step(input, &signer) {
+                if let Action::Verify { token, checks } = &action {
+                    use crate::crypto::Verifier;
+                    let ok = checks.iter().all(|c| keys.verify(c));
+                    inputs.push(Input::Verified { token: *token, ok });
+                }
+                out.push(action);
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn matching_certificate_is_persisted_and_becomes_stable() {
+        let keys = SimKeys::new(4, 1);
+        let mut replica = replica(&keys);
+        let id = with_own_checkpoint(&mut replica);
+        let cert = certify(&keys, id, &[1, 2, 3]);
+        let actions = deliver(
+            &mut replica,
+            &keys,
+            1,
+            Message::StableCheckpoint(cert.clone()),
+        );
+        assert!(
+            actions.contains(&Action::Persist(SafetyRecord::StableCheckpoint(
+                cert.clone()
+            )))
+        );
+        assert_eq!(replica.stable_checkpoint(), Some(&cert));
+        assert!(!replica.diverged());
+    }
+
+    #[test]
+    fn q_signatures_for_another_root_mean_divergence_and_execution_stops() {
+        let keys = SimKeys::new(4, 1);
+        let mut replica = replica(&keys);
+        let mut id = with_own_checkpoint(&mut replica);
+        id.state_root[0] ^= 1;
+        let cert = certify(&keys, id, &[1, 2, 3]);
+        let actions = deliver(&mut replica, &keys, 1, Message::StableCheckpoint(cert));
+        assert!(actions.contains(&Action::Health(HealthEvent::Diverged { height: K })));
+        assert!(replica.diverged());
+        assert_eq!(replica.stable_checkpoint(), None);
+        // A forged certificate (too few signers) is not even considered.
+        let mut replica = super::tests::replica(&keys);
+        with_own_checkpoint(&mut replica);
+        let short = certify(&keys, id, &[1, 2]);
+        let actions = deliver(&mut replica, &keys, 1, Message::StableCheckpoint(short));
+        assert!(actions.is_empty() || !replica.diverged());
+        assert!(!replica.diverged());
+    }
+
+    #[test]
+    fn two_checkpoints_for_one_height_from_one_peer_is_evidence() {
+        let keys = SimKeys::new(4, 1);
+        let mut replica = replica(&keys);
+        let id = with_own_checkpoint(&mut replica);
+        let mut other = id;
+        other.state_root[0] ^= 1;
+        let first = CheckpointVote::new(id, &keys.signer(2));
+        let second = CheckpointVote::new(other, &keys.signer(2));
+        assert!(deliver(&mut replica, &keys, 2, Message::Checkpoint(first))
+            .iter()
+            .all(|a| !matches!(a, Action::Evidence(_))));
+        let actions = deliver(&mut replica, &keys, 2, Message::Checkpoint(second));
+        assert!(actions.iter().any(|a| matches!(
+            a,
+            Action::Evidence(Evidence::Equivocation { offender: 2, .. })
+        )));
+        // A vote relayed by someone other than its signer is dropped.
+        let relayed = CheckpointVote::new(id, &keys.signer(3));
+        assert!(deliver(&mut replica, &keys, 1, Message::Checkpoint(relayed)).len() <= 1);
+    }
+
+    #[test]
+    fn a_certificate_far_ahead_starts_a_transfer_from_a_signer() {
+        let keys = SimKeys::new(4, 1);
+        let mut replica = replica(&keys);
+        let id = CheckpointId {
+            height: 3 * K,
+            block: [3; 32],
+            state_root: [4; 32],
+            snapshot_root: [5; 32],
+        };
+        let cert = certify(&keys, id, &[1, 2, 3]);
+        let actions = deliver(&mut replica, &keys, 2, Message::StableCheckpoint(cert));
+        assert!(actions.contains(&Action::Send {
+            to: vec![1],
+            message: Message::SnapshotRequest {
+                height: 3 * K,
+                chunk: 0,
+                from: 0
+            }
+        }));
+        // A chunk that does not verify is rejected and the next peer asked.
+        let chunk = SnapshotChunk {
+            checkpoint: replica.ckpt.transfer.as_ref().unwrap().cert.clone(),
+            block: Arc::new(genesis_block(1)),
+            lane_certs: Vec::new(),
+            proof: ccbft_storage::merkle::MerkleProof {
+                leaf_index: 0,
+                leaf_count: 1,
+                siblings: Vec::new(),
+            },
+            bytes: vec![1, 2, 3],
+        };
+        let actions = deliver(
+            &mut replica,
+            &keys,
+            1,
+            Message::SnapshotChunk(Box::new(chunk)),
+        );
+        assert!(
+            actions.contains(&Action::Health(HealthEvent::SnapshotChunkRejected {
+                peer: 1,
+                height: 3 * K
+            }))
+        );
+        assert!(actions.iter().any(|a| matches!(
+            a,
+            Action::Send { to, message: Message::SnapshotRequest { chunk: 0, .. } } if to == &vec![2]
+        )));
+        assert_eq!(replica.snapshot_chunks_rejected(), 1);
+    }
+}

@@ -56,8 +56,9 @@ pub enum Fault {
     /// This replica's disk is found corrupted: it stops at 1/4 of the fault phase and
     /// restarts at 1/2. The simulator flips no bytes: it models a replica whose corrupted
     /// range was detected (checksums) and dropped on restart, keeping its durable voting
-    /// state, and repaired from peers by batch fetch, i.e. [`Replica::recover`]. A replica
-    /// rebuilt from genesis would need state transfer, which is not wired.
+    /// state, and repaired from peers by batch fetch, i.e. [`Replica::recover`], or by
+    /// state transfer of a stable checkpoint when peers truncated what it lacks. (Rebuilding
+    /// a replica from genesis is not modelled.)
     DiskCorruption(u32),
     /// Every message between replicas takes `extra_ms` longer.
     LatencySpike { extra_ms: u64 },
