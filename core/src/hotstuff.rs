@@ -555,9 +555,16 @@ impl Global {
             return true;
         }
         let consecutive = block.round == block.qc.round + 1;
+        // The pacemaker enters the next leader slot on a TC, so a TC of round t may be used
+        // several rounds after t; a replica that voted in a round after t may have helped
+        // certify (and commit) a block the TC's QCs do not cover. DiemBFT-v4 only uses a TC
+        // of t in round t + 1, where nobody voted yet; vote here only if we did not vote
+        // after t either (found by `ccbft sim --seed 18 --replicas 4 --domains 1
+        // --byzantine 1`: a TC of round 6 used in round 9 forked a block committed in 7).
         let after_tc = block.tc.as_ref().is_some_and(|tc| {
             block.round == self.schedule.next_slot_start(tc.round)
                 && block.qc.round >= tc.max_high_qc_round()
+                && self.last_voted_round <= tc.round
         });
         consecutive || after_tc
     }
