@@ -14,7 +14,7 @@
 //! [`CheckpointVotes`] counts; the replica decides (STYLE.md point 7).
 
 use crate::crypto::{digest, Bitmap, Certificate, Check, Digest, Signature, Signer, Tag};
-use crate::messages::{Block, LocalCert};
+use crate::messages::{Block, LocalCert, QuorumCert};
 use crate::topology::ReplicaId;
 use ccbft_storage::merkle::{leaf_hash, MerkleProof, MerkleTree};
 use std::collections::BTreeMap;
@@ -115,6 +115,9 @@ pub struct SnapshotChunk {
     pub lane_certs: Vec<LocalCert>,
     pub proof: MerkleProof,
     pub bytes: Vec<u8>,
+    /// The sender's highest QC: after installing, the receiver syncs the blocks above the
+    /// checkpoint from it even if the cluster has gone quiet.
+    pub high_qc: QuorumCert,
 }
 
 impl SnapshotChunk {

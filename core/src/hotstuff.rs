@@ -822,6 +822,11 @@ impl Global {
         self.timeouts.retain(|r, _| r + 1 >= round);
     }
 
+    /// Our highest QC (sent with snapshot chunks so a replica that installs one can sync).
+    pub fn high_qc(&self) -> &QuorumCert {
+        &self.high_qc
+    }
+
     /// Whether we hold the block (a sync request for one we truncated gets our checkpoint).
     pub fn has_block(&self, digest: &Digest) -> bool {
         self.blocks.contains_key(digest)

@@ -381,6 +381,7 @@ impl Message {
             Message::SnapshotChunk(chunk) => {
                 out.push(chunk.checkpoint.check());
                 out.extend(chunk.lane_certs.iter().map(LocalCert::check));
+                out.extend(chunk.high_qc.check());
             }
         }
         out

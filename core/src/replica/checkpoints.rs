@@ -20,7 +20,7 @@ use crate::checkpoint::{
 use crate::crypto::Signer;
 use crate::evidence::Evidence;
 use crate::ledger::Ledger;
-use crate::messages::{Block, LocalCert, Message, Seq};
+use crate::messages::{Block, GlobalMessage, LocalCert, Message, QuorumCert, Seq};
 use crate::topology::ReplicaId;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -56,6 +56,8 @@ pub struct Transfer {
     pub bytes: Vec<u8>,
     pub block: Option<(Arc<Block>, Vec<LocalCert>)>,
     pub progress_tick: u64,
+    /// The highest QC a chunk came with, to sync from after the install.
+    pub high_qc: Option<QuorumCert>,
 }
 
 #[derive(Debug, Clone)]
@@ -375,6 +377,7 @@ impl Replica {
             lane_certs: own.lane_certs.clone(),
             proof,
             bytes,
+            high_qc: self.global.high_qc().clone(),
         }));
         actions.push(Action::Send {
             to: vec![to],
@@ -400,6 +403,7 @@ impl Replica {
             bytes: Vec::new(),
             block: None,
             progress_tick: self.now,
+            high_qc: None,
         };
         transfer.peer = self.transfer_peer(&transfer);
         self.ckpt.transfer = Some(transfer);
@@ -481,6 +485,13 @@ impl Replica {
             transfer.block = Some((chunk.block.clone(), chunk.lane_certs.clone()));
         }
         transfer.bytes.extend_from_slice(&chunk.bytes);
+        if transfer
+            .high_qc
+            .as_ref()
+            .is_none_or(|qc| qc.round < chunk.high_qc.round)
+        {
+            transfer.high_qc = Some(chunk.high_qc.clone());
+        }
         transfer.next_chunk += 1;
         transfer.progress_tick = self.now;
         if transfer.next_chunk < transfer.chunks {
@@ -610,6 +621,16 @@ impl Replica {
             state_root: cert.id.state_root,
         });
         self.execute_ready(signer, actions);
+        if let Some(high_qc) = transfer.high_qc {
+            // Fetch and commit the blocks above the checkpoint that the peer certified.
+            let mut out = Vec::new();
+            let sync = GlobalMessage::Sync {
+                high_qc,
+                high_tc: None,
+            };
+            self.global.on_message(sync, signer, &mut out);
+            self.apply_global(out, signer, actions);
+        }
     }
 }
 
@@ -791,6 +812,7 @@ mod tests {
                 siblings: Vec::new(),
             },
             bytes: vec![1, 2, 3],
+            high_qc: replica.global.high_qc().clone(),
         };
         let actions = deliver(
             &mut replica,
