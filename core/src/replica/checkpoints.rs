@@ -434,11 +434,18 @@ impl Replica {
         });
     }
 
-    /// No progress for a while, or a bad chunk: ask the next peer for the same chunk.
+    /// No progress for a while, or a bad chunk: start over with the next peer. Starting over
+    /// (rather than resuming) matters: a first chunk can carry a proof that verifies under
+    /// a false chunk count (an odd last node is promoted in the tree), and every honest chunk
+    /// after it would then be refused.
     fn next_transfer_peer(&mut self, actions: &mut Vec<Action>) {
         let Some(mut transfer) = self.ckpt.transfer.take() else {
             return;
         };
+        transfer.next_chunk = 0;
+        transfer.chunks = 0;
+        transfer.bytes.clear();
+        transfer.block = None;
         transfer.attempt += 1;
         transfer.peer = self.transfer_peer(&transfer);
         transfer.progress_tick = self.now;
@@ -506,10 +513,7 @@ impl Replica {
             _ => {
                 // Every chunk matched the certified snapshot root, so only a certificate
                 // over bad state gets here; start over with another peer.
-                let mut retry = transfer;
-                retry.bytes.clear();
-                retry.next_chunk = 0;
-                self.ckpt.transfer = Some(retry);
+                self.ckpt.transfer = Some(transfer);
                 self.reject_chunk(from, actions);
             }
         }
