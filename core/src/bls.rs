@@ -44,6 +44,7 @@ pub const fn tag_byte(tag: Tag) -> u8 {
         Tag::Proposal => 6,
         Tag::GlobalVote => 7,
         Tag::Timeout => 8,
+        Tag::Checkpoint => 9,
     }
 }
 
@@ -52,7 +53,7 @@ pub const fn crypto_tag(tag: Tag) -> bls::Tag {
     match tag {
         Tag::LocalPrepare | Tag::LocalCommit | Tag::LocalViewChange => bls::Tag::LocalVote,
         Tag::LocalNewView | Tag::Proposal => bls::Tag::Proposal,
-        Tag::LocalCheckpoint => bls::Tag::Checkpoint,
+        Tag::LocalCheckpoint | Tag::Checkpoint => bls::Tag::Checkpoint,
         Tag::GlobalVote => bls::Tag::GlobalVote,
         Tag::Timeout => bls::Tag::Timeout,
     }
@@ -294,7 +295,7 @@ mod tests {
     use crate::vote_pattern::VotePattern;
     use std::collections::{BTreeMap, VecDeque};
 
-    const ALL_TAGS: [Tag; 8] = [
+    const ALL_TAGS: [Tag; 9] = [
         Tag::LocalPrepare,
         Tag::LocalCommit,
         Tag::LocalViewChange,
@@ -303,6 +304,7 @@ mod tests {
         Tag::Proposal,
         Tag::GlobalVote,
         Tag::Timeout,
+        Tag::Checkpoint,
     ];
 
     fn single(signer: ReplicaId, tag: Tag, message: &[u8], signature: &Signature) -> Check {
@@ -562,6 +564,7 @@ mod tests {
                     ticks_per_ms: 1,
                     rotation_rounds: 3,
                     vote_pattern: VotePattern::AllToAll,
+                    checkpoint_interval_blocks: 8,
                 };
                 Replica::new(config, &signers[id as usize])
             })

@@ -26,6 +26,9 @@ pub enum Tag {
     GlobalVote,
     /// HotStuff timeout vote; q of them form a timeout certificate (TC).
     Timeout,
+    /// Global state checkpoint vote over (height, block, state root, snapshot root); q of
+    /// them aggregate into a stable checkpoint certificate.
+    Checkpoint,
 }
 
 /// 32-byte SHA-256 digest of a batch, block or state.

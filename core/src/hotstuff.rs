@@ -636,6 +636,8 @@ impl Global {
             return true;
         }
         let consecutive = block.round == block.qc.round + 1;
+        // A TC of round t is used at the next slot's start s; the timeout votes behind it gave
+        // up every round before s (see `local_timeout`), so it plays Jolteon's TC of s - 1.
         let after_tc = block.tc.as_ref().is_some_and(|tc| {
             block.round == self.schedule.next_slot_start(tc.round)
                 && block.qc.round >= tc.max_high_qc_round()
@@ -986,6 +988,59 @@ impl Global {
         self.aggregator.retain_from(round.saturating_sub(1));
         self.voted_by.retain(|(r, _), _| r + 1 >= round);
         self.timeouts.retain(|r, _| r + 1 >= round);
+    }
+
+    /// Our highest QC (sent with snapshot chunks so a replica that installs one can sync).
+    pub fn high_qc(&self) -> &QuorumCert {
+        &self.high_qc
+    }
+
+    /// Whether we hold the block (a sync request for one we truncated gets our checkpoint).
+    pub fn has_block(&self, digest: &Digest) -> bool {
+        self.blocks.contains_key(digest)
+    }
+
+    /// Blocks held, committed and not (for bounds checks).
+    pub fn blocks_held(&self) -> usize {
+        self.blocks.len()
+    }
+
+    /// A stable checkpoint at `height` was executed: committed blocks below it are no longer
+    /// needed (a replica that lags further installs the snapshot). The committed block and
+    /// everything uncommitted stay.
+    pub fn truncate_below(&mut self, height: u64) {
+        assert!(
+            height <= self.committed.height,
+            "truncate only executed history"
+        );
+        let committed = self.committed.digest();
+        self.blocks
+            .retain(|d, b| b.height >= height || *d == committed);
+    }
+
+    /// State transfer installed the snapshot of the certified `block`: continue from it as
+    /// if it had been committed here (its batches are executed; their digests are gone).
+    /// A block at or below our committed height changes nothing.
+    pub fn install_checkpoint(&mut self, block: Arc<Block>) {
+        if block.height <= self.committed.height {
+            return;
+        }
+        assert_eq!(
+            block.cut.len(),
+            self.available.len(),
+            "one cut entry per lane"
+        );
+        for (lane, &seq) in block.cut.iter().enumerate() {
+            self.available[lane] = self.available[lane].max(seq);
+        }
+        self.blocks.insert(block.digest(), block.clone());
+        self.committed = block;
+        let floor = self.committed.height;
+        let committed = self.committed.digest();
+        self.blocks
+            .retain(|d, b| b.height > floor || *d == committed);
+        let cut = &self.committed.cut;
+        self.held.retain(|(lane, seq), _| *seq > cut[*lane]);
     }
 
     fn record_round_latency(&mut self) {

@@ -9,11 +9,13 @@
 //! - [`leader`], [`vote_pattern`]: latency-aware leader schedule, adaptive vote pattern.
 //! - [`vote_aggregation`]: quorum certificates from vote pieces, per-domain pre-aggregation.
 //! - [`ledger`]: the deterministic payments state machine.
+//! - [`checkpoint`]: signed state checkpoints, stable certificates, snapshot chunks.
 //! - [`replica`]: one replica composed of the above behind `step(input) -> actions`.
 //! - [`sim`]: the deterministic simulator and its checkers.
 
 pub mod bls;
 pub mod bugs;
+pub mod checkpoint;
 pub mod crypto;
 pub mod evidence;
 pub mod hotstuff;

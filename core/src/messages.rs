@@ -1,6 +1,7 @@
 //! Protocol messages of both tiers, their signing payloads and the signature checks the
 //! host must run before a message reaches a handler.
 
+use crate::checkpoint::{CheckpointCert, CheckpointVote, SnapshotChunk};
 use crate::crypto::{digest, Bitmap, Certificate, Check, Digest, Signature, Tag};
 use crate::evidence::Evidence;
 use crate::ledger::Transfer;
@@ -370,6 +371,17 @@ pub enum Message {
         from: ReplicaId,
     },
     Global(GlobalMessage),
+    /// A replica's signed checkpoint of the state after a checkpoint height.
+    Checkpoint(CheckpointVote),
+    /// A stable checkpoint, sent to a peer that asked for blocks or batches we truncated.
+    StableCheckpoint(CheckpointCert),
+    /// Ask for one chunk of the snapshot of a stable checkpoint.
+    SnapshotRequest {
+        height: u64,
+        chunk: u64,
+        from: ReplicaId,
+    },
+    SnapshotChunk(Box<SnapshotChunk>),
 }
 
 impl Message {
@@ -381,6 +393,14 @@ impl Message {
             Message::Batch { lc, .. } => out.push(lc.check()),
             Message::BatchRequest { .. } => {}
             Message::Global(global) => global_checks(global, &mut out),
+            Message::Checkpoint(vote) => out.push(vote.check()),
+            Message::StableCheckpoint(cert) => out.push(cert.check()),
+            Message::SnapshotRequest { .. } => {}
+            Message::SnapshotChunk(chunk) => {
+                out.push(chunk.checkpoint.check());
+                out.extend(chunk.lane_certs.iter().map(LocalCert::check));
+                out.extend(chunk.high_qc.check());
+            }
         }
         out
     }

@@ -802,6 +802,19 @@ impl LocalShard {
         self.advance_committed(out);
     }
 
+    /// State transfer installed a checkpoint whose cut reaches `lc.seq` in this lane: every
+    /// batch up to it is committed and executed, so resume after it without the payloads.
+    pub fn skip_to(&mut self, lc: LocalCert) {
+        assert_eq!(lc.lane, self.lane(), "an LC of this lane");
+        if lc.seq <= self.committed_upto {
+            return;
+        }
+        self.slots.retain(|&seq, _| seq > lc.seq);
+        self.committed_upto = lc.seq;
+        self.next_seq = self.next_seq.max(lc.seq + 1);
+        self.committed_lc = Some(lc);
+    }
+
     /// Emit committed batches in sequence order and move the stable point.
     fn advance_committed(&mut self, out: &mut Vec<LocalOutput>) {
         while let Some(slot) = self.slots.get(&(self.committed_upto + 1)) {

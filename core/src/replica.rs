@@ -6,14 +6,18 @@
 //! Actions come out in the order the host must honour: a `Persist` precedes the `Send`s
 //! that depend on it.
 
+mod checkpoints;
+
 use crate::bugs::PlantedBugs;
+use crate::checkpoint::CheckpointCert;
 use crate::crypto::{Check, Digest, Signer};
 use crate::evidence::Evidence;
 use crate::hotstuff::{Global, GlobalConfig, GlobalEvent, GlobalOutput};
 use crate::leader::LeaderSchedule;
 use crate::ledger::{AccountId, Ledger, Outcome, Transfer};
 use crate::messages::{
-    payload_digest, Block, Lane, LocalCert, LocalMessage, Message, Payload, Seq, View,
+    payload_digest, Block, GlobalMessage, Lane, LocalCert, LocalMessage, Message, Payload, Seq,
+    View,
 };
 use crate::pbft::{LocalConfig, LocalOutput, LocalShard};
 use crate::topology::{ReplicaId, Topology};
@@ -48,6 +52,8 @@ pub struct ReplicaConfig {
     /// Rounds per leader slot of the global tier.
     pub rotation_rounds: u64,
     pub vote_pattern: VotePattern,
+    /// Committed global blocks between signed state checkpoints (production: 100).
+    pub checkpoint_interval_blocks: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -85,6 +91,13 @@ pub enum SafetyRecord {
         seq: Seq,
         digest: Digest,
     },
+    /// A stable checkpoint: durable before anything below it is truncated or served.
+    StableCheckpoint(CheckpointCert),
+    /// A snapshot installed by state transfer (the host stores the bytes as the new base).
+    SnapshotInstalled {
+        checkpoint: CheckpointCert,
+        snapshot: Arc<Vec<u8>>,
+    },
 }
 
 /// What a client learns about its transaction.
@@ -118,6 +131,15 @@ pub enum HealthEvent {
         kind: &'static str,
         offender: ReplicaId,
     },
+    /// q replicas certified a state root other than ours: this replica stopped executing.
+    Diverged {
+        height: u64,
+    },
+    /// A state-transfer chunk failed verification; another peer is asked.
+    SnapshotChunkRejected {
+        peer: ReplicaId,
+        height: u64,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -145,6 +167,13 @@ pub enum Action {
     },
     Evidence(Evidence),
     Health(HealthEvent),
+    /// State transfer installed the certified snapshot of `height`; execution continues
+    /// from `height + 1` (nothing at or below it is executed here).
+    SnapshotInstalled {
+        height: u64,
+        block: Digest,
+        state_root: Digest,
+    },
 }
 
 pub struct Replica {
@@ -165,6 +194,10 @@ pub struct Replica {
     executed: Vec<(Digest, u64)>,
     to_execute: VecDeque<Arc<Block>>,
     last_executed_cut: Vec<Seq>,
+    /// The LC of the last executed batch of every lane (a checkpoint's lanes resume there).
+    executed_lcs: Vec<Option<LocalCert>>,
+    executed_height: u64,
+    ckpt: checkpoints::Checkpoints,
     verifying: BTreeMap<u64, (ReplicaId, Message)>,
     next_token: u64,
     now: u64,
@@ -214,6 +247,13 @@ impl Replica {
         Replica {
             contiguous: vec![0; lanes.len()],
             last_executed_cut: vec![0; lanes.len()],
+            executed_lcs: vec![None; lanes.len()],
+            executed_height: 0,
+            ckpt: checkpoints::Checkpoints::new(
+                topology.quorum().q as usize,
+                config.checkpoint_interval_blocks,
+                lanes.len(),
+            ),
             lanes,
             shards,
             global,
@@ -265,6 +305,9 @@ impl Replica {
             executed: self.executed.clone(),
             to_execute: self.to_execute.clone(),
             last_executed_cut: self.last_executed_cut.clone(),
+            executed_lcs: self.executed_lcs.clone(),
+            executed_height: self.executed_height,
+            ckpt: self.ckpt.recover(self.config.topology.quorum().q as usize),
             verifying: BTreeMap::new(),
             next_token: self.next_token,
             now: self.now,
@@ -279,9 +322,15 @@ impl Replica {
         &self.ledger
     }
 
-    /// (block digest, height) of every executed global block, in order.
+    /// (block digest, height) of the executed global blocks still held, in order: since
+    /// the last truncation, or from an installed checkpoint.
     pub fn executed(&self) -> &[(Digest, u64)] {
         &self.executed
+    }
+
+    /// Height of the last executed (or installed) global block.
+    pub fn executed_height(&self) -> u64 {
+        self.executed_height
     }
 
     /// (lane index, sequence, digest) of every committed batch held, every version.
@@ -343,8 +392,9 @@ impl Replica {
     fn on_tick(&mut self, signer: &dyn Signer, actions: &mut Vec<Action>) {
         self.now += 1;
         if !self.to_execute.is_empty() && self.now.is_multiple_of(BATCH_REQUEST_RETRY_TICKS) {
-            self.execute_ready(actions); // re-asks for the batches it waits for
+            self.execute_ready(signer, actions); // re-asks for the batches it waits for
         }
+        self.transfer_tick(actions);
         for shard in 0..self.shards.len() {
             let mut out = Vec::new();
             self.shards[shard].on_tick(signer, &mut out);
@@ -445,10 +495,35 @@ impl Replica {
                 from: requester,
             } => {
                 if requester == from {
+                    let index = self.lane_index(lane);
+                    if index < self.lanes.len() && self.truncated_batch(index, seq) {
+                        self.announce_checkpoint(from, actions);
+                    }
                     self.serve_batches(lane, seq, upto, from, actions)
                 }
             }
+            Message::Checkpoint(vote) => {
+                if vote.from == from {
+                    self.on_checkpoint_vote(vote, signer, actions);
+                }
+            }
+            Message::StableCheckpoint(cert) => self.on_stable_checkpoint(cert, signer, actions),
+            Message::SnapshotRequest {
+                height,
+                chunk,
+                from: requester,
+            } => {
+                if requester == from {
+                    self.on_snapshot_request(height, chunk, from, actions);
+                }
+            }
+            Message::SnapshotChunk(chunk) => self.on_snapshot_chunk(from, *chunk, signer, actions),
             Message::Global(global) => {
+                if let GlobalMessage::BlockRequest { block, from: asker } = &global {
+                    if *asker == from && !self.global.has_block(block) {
+                        self.announce_checkpoint(from, actions);
+                    }
+                }
                 let mut out = Vec::new();
                 self.global.on_message(global, signer, &mut out);
                 self.apply_global(out, signer, actions);
@@ -633,7 +708,7 @@ impl Replica {
         self.global
             .on_batch_held(lane, seq, digest, signer, &mut out);
         self.apply_global(out, signer, actions);
-        self.execute_ready(actions);
+        self.execute_ready(signer, actions);
     }
 
     fn request_batches(
@@ -714,7 +789,6 @@ impl Replica {
         signer: &dyn Signer,
         actions: &mut Vec<Action>,
     ) {
-        let _ = signer;
         for output in outputs {
             match output {
                 GlobalOutput::Send { to, message } => actions.push(Action::Send {
@@ -732,7 +806,7 @@ impl Replica {
                 })),
                 GlobalOutput::Commit(block) => {
                     self.to_execute.push_back(block);
-                    self.execute_ready(actions);
+                    self.execute_ready(signer, actions);
                 }
                 GlobalOutput::NeedBatches { lane, upto, from } => {
                     self.request_batches(lane, upto, from, actions)
@@ -765,8 +839,16 @@ impl Replica {
 
     /// Execute committed blocks in order, each once all its batches are here:
     /// block, then lane (domain, shard), then sequence.
-    fn execute_ready(&mut self, actions: &mut Vec<Action>) {
+    fn execute_ready(&mut self, signer: &dyn Signer, actions: &mut Vec<Action>) {
+        if self.ckpt.diverged {
+            return; // our state is not the certified one: execute nothing more
+        }
         while let Some(block) = self.to_execute.front().cloned() {
+            assert_eq!(
+                block.height,
+                self.executed_height + 1,
+                "execute in height order"
+            );
             let ordered = block.ordered(&self.last_executed_cut);
             let payloads: Option<Vec<Payload>> = ordered
                 .iter()
@@ -786,6 +868,13 @@ impl Replica {
                 return;
             };
             self.to_execute.pop_front();
+            for &(lane, seq, digest) in &ordered {
+                self.executed_lcs[lane] = self.local_cert(lane, seq, &digest);
+                assert!(
+                    self.executed_lcs[lane].is_some(),
+                    "executed batches are held"
+                );
+            }
             let mut transactions = 0;
             for tx in payloads.iter().flat_map(|p| p.iter()) {
                 let outcome = self.ledger.apply(tx);
@@ -809,6 +898,7 @@ impl Replica {
             self.ledger.end_block(block.height);
             let digest = block.digest();
             self.executed.push((digest, block.height));
+            self.executed_height = block.height;
             actions.push(Action::Executed {
                 height: block.height,
                 block: digest,
@@ -816,7 +906,19 @@ impl Replica {
                 state_root: self.ledger.state_root(),
                 transactions,
             });
+            self.take_checkpoint(&block, signer, actions);
+            if self.ckpt.diverged {
+                return;
+            }
         }
+    }
+
+    fn local_cert(&self, lane: usize, seq: Seq, digest: &Digest) -> Option<LocalCert> {
+        let versions = self.batches.get(&(lane, seq))?;
+        versions
+            .iter()
+            .find(|(lc, _)| lc.digest == *digest)
+            .map(|(lc, _)| lc.clone())
     }
 
     fn payload(&self, lane: usize, seq: Seq, digest: &Digest) -> Option<Payload> {

@@ -32,6 +32,10 @@ pub enum Strategy {
     /// As leader, show the real proposal to one replica and a block extending an older QC
     /// to the others, trying to fork the chain (locking must stop it).
     Fork,
+    /// Serve state-transfer chunks with a flipped byte (scripted only: not drawn from
+    /// [`STRATEGIES`], so the seeds of the random suites keep their schedules). The
+    /// invalid-batches strategy does the same to the chunks it serves.
+    CorruptSnapshots,
 }
 
 pub const STRATEGIES: &[Strategy] = &[
@@ -94,12 +98,16 @@ impl Adversary {
                         | GlobalMessage::DomainVote { .. }
                         | GlobalMessage::Timeout { .. }
                 )
+                | Message::Checkpoint(_)
         );
         match self.strategy {
             Strategy::WithholdVotes if is_vote => Vec::new(),
             Strategy::DelayVotes if is_vote => vec![(to, message, VOTE_DELAY_US)],
             Strategy::Equivocate => self.equivocate(to, message),
-            Strategy::InvalidBatches => vec![(to, self.corrupt_batch(message), 0)],
+            Strategy::InvalidBatches => {
+                vec![(to, corrupt_chunk(self.corrupt_batch(message)), 0)]
+            }
+            Strategy::CorruptSnapshots => vec![(to, corrupt_chunk(message), 0)],
             Strategy::ForgeCertificates => vec![(to, self.forge(message, rng), 0)],
             Strategy::Fork => self.fork(to, message),
             _ => vec![(to, message, 0)],
@@ -274,5 +282,17 @@ impl Adversary {
         let fork = self.sign_proposal(fork);
         let (first, rest) = to.split_at(1);
         vec![(first.to_vec(), message, 0), (rest.to_vec(), fork, 0)]
+    }
+}
+
+/// Flip one byte of a snapshot chunk (the Merkle proof no longer matches it).
+fn corrupt_chunk(message: Message) -> Message {
+    match message {
+        Message::SnapshotChunk(mut chunk) => {
+            let middle = chunk.bytes.len() / 2;
+            chunk.bytes[middle] ^= 0x5a;
+            Message::SnapshotChunk(chunk)
+        }
+        other => other,
     }
 }

@@ -5,6 +5,9 @@ use crate::replica::Replica;
 use crate::topology::{ReplicaId, Topology};
 use std::collections::{BTreeMap, BTreeSet};
 
+/// Parent marker of an installed snapshot in an executed log.
+const INSTALLED: Digest = [0xff; 32];
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Violation {
     pub seed: u64,
@@ -14,8 +17,16 @@ pub struct Violation {
 /// What the simulator saw honest replicas do.
 #[derive(Debug, Default)]
 pub struct Observations {
-    /// Per replica, executed blocks in order: (height, block, parent, state root).
+    /// Per replica, executed blocks in order: (height, block, parent, state root). An
+    /// installed snapshot is an entry too, with [`INSTALLED`] as its parent: the log restarts
+    /// there and the entries below it are not the replica's own execution.
     executed: BTreeMap<ReplicaId, Vec<(u64, Digest, Digest, Digest)>>,
+    /// Per key, the height at which it was globally final (equal on every honest replica).
+    final_height: BTreeMap<u128, u64>,
+    /// Per replica, the highest snapshot it installed.
+    installed: BTreeMap<ReplicaId, u64>,
+    /// Honest replicas that found their state diverged from a stable checkpoint.
+    diverged: Vec<(ReplicaId, u64)>,
     /// Per replica, how often each key was applied (balances moved).
     applied: BTreeMap<ReplicaId, BTreeMap<u128, u32>>,
     /// Per replica, keys with a globally final outcome.
@@ -39,16 +50,50 @@ impl Observations {
             .push((height, block, parent, root));
     }
 
-    pub fn outcome(&mut self, id: ReplicaId, key: u128, applied: bool) {
+    /// A snapshot of `height` was installed: the replica has the state after that block.
+    pub fn installed(&mut self, id: ReplicaId, height: u64, block: Digest, root: Digest) {
+        self.executed
+            .entry(id)
+            .or_default()
+            .push((height, block, INSTALLED, root));
+        let at = self.installed.entry(id).or_default();
+        *at = (*at).max(height);
+    }
+
+    pub fn diverged(&mut self, id: ReplicaId, height: u64) {
+        self.diverged.push((id, height));
+    }
+
+    /// Blocks executed after the replica's first installed snapshot, over all replicas.
+    pub fn executed_after_install(&self) -> u64 {
+        self.executed
+            .values()
+            .map(|log| {
+                log.iter()
+                    .skip_while(|e| e.2 != INSTALLED)
+                    .filter(|e| e.2 != INSTALLED)
+                    .count() as u64
+            })
+            .sum()
+    }
+
+    pub fn outcome(&mut self, id: ReplicaId, key: u128, height: u64, applied: bool) {
+        self.final_height.entry(key).or_insert(height);
         self.finalised.entry(id).or_default().insert(key);
         if applied {
             *self.applied.entry(id).or_default().entry(key).or_default() += 1;
         }
     }
 
-    /// Whether replica `id` executed `key` (has a globally final outcome for it).
+    /// Whether replica `id` executed `key` (has a globally final outcome for it), or
+    /// installed a snapshot of a height at or above the one that made `key` final.
     pub fn finalised_on(&self, id: ReplicaId, key: u128) -> bool {
         self.finalised.get(&id).is_some_and(|f| f.contains(&key))
+            || self.installed.get(&id).is_some_and(|&installed| {
+                self.final_height
+                    .get(&key)
+                    .is_some_and(|&height| height <= installed)
+            })
     }
 
     pub fn foreign(&mut self, id: ReplicaId, key: u128) {
@@ -66,6 +111,11 @@ impl Observations {
         let mut say = |what: String| found.push(Violation { seed, what });
         self.check_chains(&mut say);
         self.check_agreement(&mut say);
+        if let Some((id, height)) = self.diverged.first() {
+            say(format!(
+                "state: honest r{id} diverged from the stable checkpoint at height {height}"
+            ));
+        }
         for (&id, counts) in &self.applied {
             if let Some((key, count)) = counts.iter().find(|(_, &c)| c > 1) {
                 say(format!(
@@ -88,10 +138,9 @@ impl Observations {
                     ledger.genesis_total()
                 ));
             }
-            let finalised = self.finalised.get(&replica.id());
             let missing = submitted
                 .iter()
-                .filter(|k| !finalised.is_some_and(|f| f.contains(k)))
+                .filter(|&&k| !self.finalised_on(replica.id(), k))
                 .count();
             if missing > 0 {
                 say(format!(
@@ -109,12 +158,15 @@ impl Observations {
         for (&id, log) in &self.executed {
             for (i, window) in log.windows(2).enumerate() {
                 let ((h0, b0, _, _), (h1, _, p1, _)) = (window[0], window[1]);
+                if p1 == INSTALLED && h1 > h0 {
+                    continue; // state transfer jumped ahead; agreement checks its root
+                }
                 if h1 != h0 + 1 || p1 != b0 {
                     say(format!("total order: r{id} executed height {h1} after {h0} (entry {i}) without extending it"));
                     return;
                 }
             }
-            if log.first().is_some_and(|e| e.0 != 1) {
+            if log.first().is_some_and(|e| e.0 != 1 && e.2 != INSTALLED) {
                 say(format!(
                     "total order: r{id} started executing at height {}",
                     log[0].0

@@ -31,6 +31,8 @@ pub const ACCOUNTS: u64 = 64;
 pub const OPENING_BALANCE: u64 = 1_000_000;
 /// A client resends a transaction without a receipt after this long.
 pub const CLIENT_RETRY_US: u64 = 400_000;
+/// Committed global blocks between checkpoints in simulated runs (short runs reach several).
+pub const CHECKPOINT_INTERVAL_BLOCKS: u64 = 8;
 /// Events one run may process before it is cut (a livelock guard).
 pub const EVENTS_PER_RUN_MAX: u64 = 20_000_000;
 /// Most health entries one run records in [`RunReport::health`].
@@ -54,8 +56,9 @@ pub enum Fault {
     /// This replica's disk is found corrupted: it stops at 1/4 of the fault phase and
     /// restarts at 1/2. The simulator flips no bytes: it models a replica whose corrupted
     /// range was detected (checksums) and dropped on restart, keeping its durable voting
-    /// state, and repaired from peers by batch fetch, i.e. [`Replica::recover`]. A replica
-    /// rebuilt from genesis would need state transfer, which is not wired.
+    /// state, and repaired from peers by batch fetch, i.e. [`Replica::recover`], or by
+    /// state transfer of a stable checkpoint when peers truncated what it lacks. (Rebuilding
+    /// a replica from genesis is not modelled.)
     DiskCorruption(u32),
     /// Every message between replicas takes `extra_ms` longer.
     LatencySpike { extra_ms: u64 },
@@ -83,6 +86,11 @@ pub struct SimOptions {
     pub trace: bool,
     /// A scripted fault instead of random ones (see [`Fault`]).
     pub fault: Option<Fault>,
+    /// One more scripted crash on top of whatever else is drawn: (replica, down at ms, back
+    /// at ms). Long enough, the others truncate past it and it catches up by state transfer.
+    pub crash: Option<(ReplicaId, u64, u64)>,
+    /// This replica is Byzantine and corrupts every snapshot chunk it serves.
+    pub corrupt_snapshots: Option<ReplicaId>,
 }
 
 impl SimOptions {
@@ -129,6 +137,16 @@ pub struct RunReport {
     /// Transactions a client had a locally or globally final receipt for that are not
     /// executed on every honest replica at the end (must be 0).
     pub lost_txs: u64,
+    /// Highest stable checkpoint height an honest replica reached.
+    pub stable_checkpoint_height: u64,
+    /// Snapshots installed by honest replicas (state transfers completed).
+    pub snapshots_installed: u64,
+    /// Blocks honest replicas executed after installing a snapshot.
+    pub executed_after_install: u64,
+    /// Snapshot chunks honest replicas rejected (corrupt or not matching the certificate).
+    pub snapshot_chunks_rejected: u64,
+    /// Most batches, blocks and executed-log entries an honest replica held at the end.
+    pub retained_max: (usize, usize, usize),
 }
 
 /// Names of the bugs `--plant-bug` accepts, with what each breaks.
@@ -273,6 +291,7 @@ impl Sim {
                     ticks_per_ms: 1_000 / TICK_US,
                     rotation_rounds,
                     vote_pattern,
+                    checkpoint_interval_blocks: CHECKPOINT_INTERVAL_BLOCKS,
                 };
                 Replica::with_bugs(config, &signers[id as usize], bugs)
             })
@@ -296,6 +315,19 @@ impl Sim {
             adversaries.insert(
                 leader,
                 Adversary::new(Strategy::Equivocate, keys.signer(leader)),
+            );
+        }
+        if let Some(id) = options.corrupt_snapshots {
+            if id >= n || byzantine + 1 > quorum.f {
+                return Err(SimError::TooManyByzantine {
+                    byzantine: byzantine + 1,
+                    f: quorum.f,
+                    n,
+                });
+            }
+            adversaries.insert(
+                id,
+                Adversary::new(Strategy::CorruptSnapshots, keys.signer(id)),
             );
         }
         let byzantine = adversaries.len() as u32;
@@ -353,6 +385,14 @@ impl Sim {
         }
         self.plan_workload(options);
         self.plan_faults(options);
+        if let Some((id, down_ms, up_ms)) = options.crash {
+            assert!(
+                down_ms < up_ms && id < n,
+                "a crash of a replica, then its restart"
+            );
+            self.schedule(down_ms * 1_000, Event::Crash(id));
+            self.schedule(up_ms * 1_000, Event::Restart(id));
+        }
         self.schedule(self.heal_us, Event::Heal);
     }
 
@@ -670,6 +710,20 @@ impl Sim {
                 ));
             }
             Action::Health(event) => self.health(id, event),
+            Action::SnapshotInstalled {
+                height,
+                block,
+                state_root,
+            } => {
+                if self.honest(id) {
+                    self.report.snapshots_installed += 1;
+                    self.observations.installed(id, height, block, state_root);
+                    self.trace_line(format!(
+                        "r{id} installed snapshot of height {height} root {:02x?}",
+                        &state_root[..4]
+                    ));
+                }
+            }
         }
         None
     }
@@ -700,9 +754,9 @@ impl Sim {
         if !self.honest(id) {
             return;
         }
-        if let ReceiptStatus::GloballyFinal { outcome, .. } = status {
+        if let ReceiptStatus::GloballyFinal { outcome, height } = status {
             self.observations
-                .outcome(id, key, outcome == Outcome::Applied);
+                .outcome(id, key, height, outcome == Outcome::Applied);
         }
         let Some(&index) = self.by_key.get(&key) else {
             self.observations.foreign(id, key);
@@ -731,7 +785,9 @@ impl Sim {
             HealthEvent::LocalViewChange { .. } => self.report.local_view_changes += 1,
             HealthEvent::GlobalTimeout { .. } => self.report.global_timeouts += 1,
             HealthEvent::VotePatternSwitched { .. } => self.report.vote_pattern_switches += 1,
-            HealthEvent::Evidence { .. } => {}
+            HealthEvent::Evidence { .. }
+            | HealthEvent::Diverged { .. }
+            | HealthEvent::SnapshotChunkRejected { .. } => {}
         }
         if self.honest(id) {
             let (kind, detail) = match &event {
@@ -752,6 +808,20 @@ impl Sim {
                 ),
                 HealthEvent::Evidence { kind, offender } => {
                     ("evidence", format!("{kind} by r{offender}"))
+                }
+                HealthEvent::Diverged { height } => {
+                    self.observations.diverged(id, *height);
+                    (
+                        "diverged",
+                        format!("state differs from checkpoint {height}"),
+                    )
+                }
+                HealthEvent::SnapshotChunkRejected { peer, height } => {
+                    self.report.snapshot_chunks_rejected += 1;
+                    (
+                        "snapshot_chunk_rejected",
+                        format!("chunk from r{peer} for checkpoint {height}"),
+                    )
                 }
             };
             self.record_health(id, kind, detail);
@@ -818,9 +888,20 @@ impl Sim {
         report.violations = violations;
         report.committed_blocks = honest
             .iter()
-            .map(|r| r.executed().len() as u64)
+            .map(|r| r.executed_height())
             .max()
             .unwrap_or(0);
+        report.stable_checkpoint_height = honest
+            .iter()
+            .filter_map(|r| r.stable_checkpoint().map(|c| c.id.height))
+            .max()
+            .unwrap_or(0);
+        report.executed_after_install = self.observations.executed_after_install();
+        for replica in &honest {
+            let (batches, blocks, log) = replica.retained();
+            let max = &mut report.retained_max;
+            *max = (max.0.max(batches), max.1.max(blocks), max.2.max(log));
+        }
         report.committed_txs = honest
             .iter()
             .map(|r| r.ledger().executed_count())

@@ -99,6 +99,7 @@ fn options(args: &SimArgs) -> anyhow::Result<SimOptions> {
         tx_per_s: args.tx_per_s,
         trace: args.trace,
         fault: None,
+        ..SimOptions::default()
     })
 }
 
@@ -236,6 +237,16 @@ fn summary_json(reports: &[RunReport], options: &SimOptions) -> serde_json::Valu
         "global_latency_ms": {"p50": percentile_ms(&mut global, 50), "p99": percentile_ms(&mut global, 99)},
         "simulated_seconds": reports.iter().map(|r| r.simulated_us).sum::<u64>() as f64 / 1e6,
         "events": reports.iter().map(|r| r.events).sum::<u64>(),
+        "checkpoints": {
+            "runs_with_stable_checkpoint": reports.iter().filter(|r| r.stable_checkpoint_height > 0).count(),
+            "max_stable_height": reports.iter().map(|r| r.stable_checkpoint_height).max().unwrap_or(0),
+            "snapshots_installed": reports.iter().map(|r| r.snapshots_installed).sum::<u64>(),
+            "runs_with_state_transfer": reports.iter().filter(|r| r.snapshots_installed > 0).count(),
+            "blocks_executed_after_install": reports.iter().map(|r| r.executed_after_install).sum::<u64>(),
+            "snapshot_chunks_rejected": reports.iter().map(|r| r.snapshot_chunks_rejected).sum::<u64>(),
+            "max_batches_held": reports.iter().map(|r| r.retained_max.0).max().unwrap_or(0),
+            "max_blocks_held": reports.iter().map(|r| r.retained_max.1).max().unwrap_or(0),
+        },
     })
 }
 
