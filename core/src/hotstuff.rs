@@ -24,6 +24,10 @@ use crate::vote_pattern::{LinkSample, VotePattern, VotePatternPolicy};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+/// Ticks between requests for the block our highest QC certifies, while we miss it.
+pub const BLOCK_REFETCH_TICKS: u64 = 50;
+/// SyncRequest rounds (one per BLOCK_REFETCH_TICKS) after installing a checkpoint.
+pub const SYNC_REQUESTS_AFTER_INSTALL: u32 = 5;
 /// Rounds ahead of ours for which we keep votes and timeouts.
 pub const ROUNDS_AHEAD_MAX: u64 = 64;
 /// Batches of one lane a block may order beyond its parent.
@@ -150,6 +154,8 @@ pub struct Global {
     proposed_round: Round,
     /// Equivocation proofs waiting to be committed, one per offender (at most n).
     accusations: BTreeMap<ReplicaId, Evidence>,
+    /// SyncRequests still to send after a state transfer.
+    sync_requests_left: u32,
     /// Highest contiguous sequence held per lane.
     available: Vec<Seq>,
     /// Digests of the committed batches we hold, above the committed cut.
@@ -198,6 +204,7 @@ impl Global {
             pending: Vec::new(),
             proposed_round: 0,
             accusations: BTreeMap::new(),
+            sync_requests_left: 0,
             available: vec![0; lanes],
             held: BTreeMap::new(),
             round_latencies: Vec::new(),
@@ -379,6 +386,8 @@ impl Global {
             self.forward_piece(round, block, piece, out);
         }
         self.send_direct_if_stalled(out);
+        self.refetch_certified_block(out);
+        self.ask_for_newer_certificates(out);
         if !self.has_work() {
             self.round_started = self.now;
             return;
@@ -387,6 +396,57 @@ impl Global {
         if self.now >= self.round_started + self.timeout_ticks() {
             self.local_timeout(signer, out);
         }
+    }
+
+    /// We hold a QC for a block we do not have (the answer to our request was lost, or came
+    /// from a peer that had truncated it): ask again, from other signers each time, or a
+    /// replica that caught up by state transfer into a quiet cluster never commits the tail.
+    fn refetch_certified_block(&mut self, out: &mut Vec<GlobalOutput>) {
+        if self.high_qc.is_genesis()
+            || self.blocks.contains_key(&self.high_qc.block)
+            || !self.now.is_multiple_of(BLOCK_REFETCH_TICKS)
+        {
+            return;
+        }
+        let signers: Vec<ReplicaId> = self
+            .high_qc
+            .cert
+            .signers
+            .ids()
+            .filter(|&r| r != self.config.me)
+            .collect();
+        if signers.is_empty() {
+            return;
+        }
+        let first = (self.now / BLOCK_REFETCH_TICKS) as usize % signers.len();
+        let to = signers
+            .iter()
+            .cycle()
+            .skip(first)
+            .take(2.min(signers.len()));
+        out.push(GlobalOutput::Send {
+            to: to.copied().collect(),
+            message: GlobalMessage::BlockRequest {
+                block: self.high_qc.block,
+                from: self.config.me,
+            },
+        });
+    }
+
+    /// After a state transfer the cluster may have gone quiet: no proposal or timeout will
+    /// bring us the QCs above the checkpoint, so ask for them a few times.
+    fn ask_for_newer_certificates(&mut self, out: &mut Vec<GlobalOutput>) {
+        if self.sync_requests_left == 0 || !self.now.is_multiple_of(BLOCK_REFETCH_TICKS) {
+            return;
+        }
+        self.sync_requests_left -= 1;
+        out.push(GlobalOutput::Send {
+            to: self.others(),
+            message: GlobalMessage::SyncRequest {
+                round: self.high_qc.round,
+                from: self.config.me,
+            },
+        });
     }
 
     /// on_round_timeout: stop voting in this round and broadcast a timeout vote with our
@@ -474,6 +534,17 @@ impl Global {
                 self.process_qc(high_qc, signer, out);
             }
             GlobalMessage::BlockRequest { block, from } => self.on_block_request(block, from, out),
+            GlobalMessage::SyncRequest { round, from } => {
+                if self.high_qc.round > round && from != self.config.me {
+                    out.push(GlobalOutput::Send {
+                        to: vec![from],
+                        message: GlobalMessage::Sync {
+                            high_qc: self.high_qc.clone(),
+                            high_tc: self.high_tc.clone(),
+                        },
+                    });
+                }
+            }
             GlobalMessage::BlockResponse { blocks } => self.on_block_response(blocks, signer, out),
         }
     }
@@ -1035,6 +1106,7 @@ impl Global {
         }
         self.blocks.insert(block.digest(), block.clone());
         self.committed = block;
+        self.sync_requests_left = SYNC_REQUESTS_AFTER_INSTALL;
         let floor = self.committed.height;
         let committed = self.committed.digest();
         self.blocks

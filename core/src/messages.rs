@@ -344,6 +344,11 @@ pub enum GlobalMessage {
         high_qc: QuorumCert,
         high_tc: Option<TimeoutCert>,
     },
+    /// Ask for the peers' highest certificates (answered with `Sync` by those ahead).
+    SyncRequest {
+        round: Round,
+        from: ReplicaId,
+    },
     /// Ask a peer for a block (and its ancestors) we miss.
     BlockRequest {
         block: Digest,
@@ -522,7 +527,7 @@ fn global_checks(message: &GlobalMessage, out: &mut Vec<Check>) {
                 tc.checks(out);
             }
         }
-        GlobalMessage::BlockRequest { .. } => {}
+        GlobalMessage::BlockRequest { .. } | GlobalMessage::SyncRequest { .. } => {}
         GlobalMessage::BlockResponse { blocks } => {
             // Blocks in a sync response are checked by their QCs, not by the proposer's
             // signature (the responder may not have it).

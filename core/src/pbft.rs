@@ -188,6 +188,9 @@ impl LocalShard {
         shard.in_view_change = self.in_view_change;
         shard.committed_upto = self.committed_upto;
         shard.committed_lc = self.committed_lc.clone();
+        // The new-view we installed is durable: members that missed it (it may have been lost
+        // just before our crash) can only get it from us, or the lane stays in view change.
+        shard.installed_new_view = self.installed_new_view.clone();
         // A primary must not reuse a sequence it pre-prepared in this view (the accepted
         // pre-prepare is durable): that would be an equivocation after every restart.
         let last_used = self
