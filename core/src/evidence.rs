@@ -1,9 +1,7 @@
 //! Proof of misbehaviour and the health events the DORA engine consumes.
 
-use crate::crypto::{digest, Check, Digest, Tag};
-use crate::messages::{
-    prepare_payload, vote_payload, GlobalMessage, Lane, LocalMessage, Message, Round, Seq, View,
-};
+use crate::crypto::{digest, Check, Digest};
+use crate::messages::{GlobalMessage, Lane, LocalMessage, Message, Round, Seq, View};
 use crate::topology::ReplicaId;
 
 /// Equivocation proofs one global block may carry.
@@ -21,63 +19,36 @@ enum Slot {
 }
 
 /// (signer, slot, the check of its signature) of a message that can be half of a proof.
+/// The signer's own signature is the first check `Message::checks` lists for these kinds.
 fn signed_statement(message: &Message) -> Option<(ReplicaId, Slot, Check)> {
-    match message {
-        Message::Global(GlobalMessage::Proposal { block, signature }) => Some((
-            block.proposer,
-            Slot::Proposal(block.round),
-            Check::Single {
-                signer: block.proposer,
-                tag: Tag::Proposal,
-                message: block.digest().to_vec(),
-                signature: signature.clone(),
-            },
-        )),
-        Message::Global(GlobalMessage::Vote {
-            round,
-            block,
-            from,
-            signature,
-        }) => Some((
-            *from,
-            Slot::GlobalVote(*round),
-            Check::Single {
-                signer: *from,
-                tag: Tag::GlobalVote,
-                message: vote_payload(*round, block),
-                signature: signature.clone(),
-            },
-        )),
+    let (signer, slot) = match message {
+        Message::Global(GlobalMessage::Proposal { block, .. }) => {
+            (block.proposer, Slot::Proposal(block.round))
+        }
+        Message::Global(GlobalMessage::Vote { round, from, .. }) => {
+            (*from, Slot::GlobalVote(*round))
+        }
         Message::Local(
             LocalMessage::PrePrepare {
                 lane,
                 view,
                 seq,
-                digest,
                 from,
-                signature,
                 ..
             }
             | LocalMessage::Prepare {
                 lane,
                 view,
                 seq,
-                digest,
                 from,
-                signature,
+                ..
             },
-        ) => Some((
-            *from,
-            Slot::LocalPrepare(*lane, *view, *seq),
-            Check::Single {
-                signer: *from,
-                tag: Tag::LocalPrepare,
-                message: prepare_payload(*lane, *view, *seq, digest),
-                signature: signature.clone(),
-            },
-        )),
-        _ => None,
-    }
+        ) => (*from, Slot::LocalPrepare(*lane, *view, *seq)),
+        _ => return None,
+    };
+    let check = message.checks().into_iter().next()?;
+    matches!(&check, Check::Single { signer: s, .. } if *s == signer)
+        .then_some((signer, slot, check))
 }
 
 /// Evidence against a replica, holding the signed messages where there are any.
