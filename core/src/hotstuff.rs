@@ -566,6 +566,9 @@ impl Global {
             return;
         }
         if block.proposer != self.schedule.leader(block.round) {
+            // Not the leader we compute (our schedule may lag, e.g. after a state transfer):
+            // no vote, but the verified QC it carries still moves us forward.
+            self.process_qc(block.qc.clone(), signer, out);
             return;
         }
         if let Some(first) = self.proposals_seen.get(&block.round) {
