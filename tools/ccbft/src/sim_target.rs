@@ -311,6 +311,16 @@ impl SimTarget {
                         detail,
                     );
                 }
+                "diverged" => push(
+                    &mut out,
+                    &mut injected,
+                    false,
+                    sim_us,
+                    Some(id),
+                    domain,
+                    EventKind::StateDivergence,
+                    format!("r{id}: {detail}; execution halted"),
+                ),
                 "crash" => push(
                     &mut out,
                     &mut injected,

@@ -45,6 +45,9 @@ pub enum EventKind {
     ReplicaDown,
     DomainPartition,
     Equivocation,
+    /// A replica's executed state differs from a checkpoint that a quorum certified: it
+    /// stopped executing (data integrity, Art. 9(5) of 2024/1772 when it has impact).
+    StateDivergence,
     SlaBreach,
     CommitResumed,
     ReplicaUp,
@@ -56,7 +59,7 @@ pub enum EventKind {
 impl EventKind {
     /// Problems open or extend incidents; recoveries close conditions.
     pub fn is_problem(self) -> bool {
-        self.recovered_by().is_some() || self == EventKind::Equivocation
+        self.recovered_by().is_some() || self.needs_operator()
     }
 
     /// The recovery kind that ends this problem (equivocation evidence has none: it stays
@@ -70,6 +73,11 @@ impl EventKind {
             EventKind::SlaBreach => Some(EventKind::SlaRestored),
             _ => None,
         }
+    }
+
+    /// Problems no recovery event ends: an operator closes the incident after review.
+    pub fn needs_operator(self) -> bool {
+        matches!(self, EventKind::Equivocation | EventKind::StateDivergence)
     }
 
     /// The problem a recovery kind ends.

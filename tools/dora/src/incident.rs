@@ -291,7 +291,7 @@ impl Incident {
         let outage = self
             .kinds
             .iter()
-            .any(|k| k.is_outage() || *k == EventKind::Equivocation);
+            .any(|k| k.is_outage() || k.needs_operator());
         let input = ClassificationInput {
             critical_services_affected: f.critical_services_affected.unwrap_or(outage),
             clients: f.clients.unwrap_or_default(),
@@ -430,8 +430,8 @@ impl IncidentTracker {
                     .conditions
                     .iter()
                     .any(|c| c.recovered_at.is_none() && c.kind.recovered_by().is_some());
-                let equivocation = incident.kinds.contains(&EventKind::Equivocation);
-                if !active && !equivocation {
+                let needs_operator = incident.kinds.iter().any(|k| k.needs_operator());
+                if !active && !needs_operator {
                     incident.status = Status::Recovered;
                     incident.recovered_at = Some(event.at);
                     return Ingested::Recovered(incident.id.clone());

@@ -118,6 +118,29 @@ fn recovery_closes_conditions_and_downtime_is_measured() {
     assert_eq!(tr.get(&id).unwrap().major_since, Some(at(200)));
 }
 
+#[test]
+fn a_state_divergence_stays_open_until_an_operator_closes_it() {
+    let mut tr = IncidentTracker::new(MergePolicy::default());
+    let Ingested::Opened(id) = tr
+        .ingest(&event("d", 0, EventKind::StateDivergence, Some(3), None))
+        .unwrap()
+    else {
+        panic!()
+    };
+    tr.ingest(&event("s", 1, EventKind::CommitStall, None, None))
+        .unwrap();
+    assert_eq!(
+        tr.ingest(&event("r", 30, EventKind::CommitResumed, None, None))
+            .unwrap(),
+        Ingested::ConditionEnded(id.clone()),
+        "commits resuming does not end a divergence"
+    );
+    let inc = tr.get(&id).unwrap();
+    assert_ne!(inc.status, Status::Recovered);
+    let (input, _) = inc.classification_input(at(60));
+    assert!(input.critical_services_affected);
+}
+
 fn minor_incident(
     tr: &mut IncidentTracker,
     name: &str,
