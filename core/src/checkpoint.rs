@@ -7,7 +7,8 @@
 //! logs below it are truncated and a replica that fell behind installs the certified
 //! snapshot instead of replaying what peers no longer hold.
 //!
-//! The snapshot root is the Merkle root over fixed-size chunks of `Ledger::snapshot_bytes`.
+//! The snapshot root is the Merkle root over fixed-size chunks of the replica snapshot:
+//! `Ledger::snapshot_bytes` and the leader schedule's reputation state ([`replica_snapshot`]).
 //! Equal states have equal canonical bytes, so honest replicas sign equal snapshot roots,
 //! and every chunk of a transfer is verified on its own against the certificate.
 //!
@@ -295,6 +296,23 @@ impl CheckpointVotes {
     }
 }
 
+/// The bytes a checkpoint certifies: the ledger snapshot, then the leader schedule's
+/// reputation state (both deterministic from the committed chain at the checkpoint).
+pub fn replica_snapshot(ledger: &[u8], reputation: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(8 + ledger.len() + reputation.len());
+    out.extend_from_slice(&(ledger.len() as u64).to_le_bytes());
+    out.extend_from_slice(ledger);
+    out.extend_from_slice(reputation);
+    out
+}
+
+/// (ledger bytes, reputation bytes) of a [`replica_snapshot`]; `None` if truncated.
+pub fn split_replica_snapshot(bytes: &[u8]) -> Option<(&[u8], &[u8])> {
+    let (len, rest) = bytes.split_at_checked(8)?;
+    let len = usize::try_from(u64::from_le_bytes(len.try_into().ok()?)).ok()?;
+    rest.split_at_checked(len)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -402,5 +420,16 @@ mod tests {
         }
         assert_eq!(rebuilt, bytes);
         assert!(snapshot.chunk(4).is_none());
+    }
+
+    #[test]
+    fn replica_snapshot_splits_back_into_its_parts() {
+        let bytes = replica_snapshot(b"ledger", b"reputation");
+        assert_eq!(
+            split_replica_snapshot(&bytes),
+            Some((&b"ledger"[..], &b"reputation"[..]))
+        );
+        assert_eq!(split_replica_snapshot(&bytes[..7]), None);
+        assert_eq!(split_replica_snapshot(&bytes[..10]), None);
     }
 }

@@ -26,6 +26,8 @@ use std::sync::Arc;
 
 /// Ticks between requests for the block our highest QC certifies, while we miss it.
 pub const BLOCK_REFETCH_TICKS: u64 = 50;
+/// Checkpoint heights whose reputation state is kept until execution takes the checkpoint.
+pub const REPUTATION_CHECKPOINTS_MAX: usize = 8;
 /// SyncRequest rounds (one per BLOCK_REFETCH_TICKS) after installing a checkpoint.
 pub const SYNC_REQUESTS_AFTER_INSTALL: u32 = 5;
 /// Rounds ahead of ours for which we keep votes and timeouts.
@@ -58,6 +60,8 @@ pub struct GlobalConfig {
     pub domain_members: Vec<ReplicaId>,
     /// Ticks an aggregator waits for the rest of its domain before forwarding what it has.
     pub aggregation_wait_ticks: u64,
+    /// Blocks between state checkpoints: the schedule's reputation is kept at these heights.
+    pub checkpoint_interval_blocks: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -156,6 +160,8 @@ pub struct Global {
     accusations: BTreeMap<ReplicaId, Evidence>,
     /// SyncRequests still to send after a state transfer.
     sync_requests_left: u32,
+    /// Reputation state right after committing each recent checkpoint height.
+    reputation_at: BTreeMap<u64, Vec<u8>>,
     /// Highest contiguous sequence held per lane.
     available: Vec<Seq>,
     /// Digests of the committed batches we hold, above the committed cut.
@@ -205,6 +211,7 @@ impl Global {
             proposed_round: 0,
             accusations: BTreeMap::new(),
             sync_requests_left: 0,
+            reputation_at: BTreeMap::new(),
             available: vec![0; lanes],
             held: BTreeMap::new(),
             round_latencies: Vec::new(),
@@ -227,6 +234,7 @@ impl Global {
         global.available = self.available.clone();
         global.round = self.high_qc.round.max(self.last_voted_round) + 1;
         global.proposed_round = self.proposed_round.max(self.last_voted_round);
+        global.reputation_at = self.reputation_at.clone();
         global
     }
 
@@ -1039,6 +1047,16 @@ impl Global {
                 self.schedule.record_misbehaviour(evidence.offender());
                 self.accusations.remove(&evidence.offender());
             }
+            if block
+                .height
+                .is_multiple_of(self.config.checkpoint_interval_blocks)
+            {
+                let reputation = self.schedule.reputation_bytes();
+                self.reputation_at.insert(block.height, reputation);
+                while self.reputation_at.len() > REPUTATION_CHECKPOINTS_MAX {
+                    self.reputation_at.pop_first();
+                }
+            }
             for (lane, &seq) in block.cut.iter().enumerate() {
                 self.available[lane] = self.available[lane].max(seq);
             }
@@ -1095,10 +1113,22 @@ impl Global {
     /// State transfer installed the snapshot of the certified `block`: continue from it as
     /// if it had been committed here (its batches are executed; their digests are gone).
     /// A block at or below our committed height changes nothing.
-    pub fn install_checkpoint(&mut self, block: Arc<Block>) {
+    /// The reputation state as of committed checkpoint height `height` (execution, which
+    /// takes checkpoints, may trail commits); older entries are dropped.
+    pub fn reputation_at(&mut self, height: u64) -> Option<Vec<u8>> {
+        self.reputation_at.retain(|&h, _| h >= height);
+        self.reputation_at.get(&height).cloned()
+    }
+
+    pub fn install_checkpoint(&mut self, block: Arc<Block>, reputation: &[u8]) {
         if block.height <= self.committed.height {
             return;
         }
+        // Certified by q replicas together with the ledger, so it decodes.
+        self.schedule
+            .restore_reputation(reputation)
+            .expect("certified reputation state decodes");
+        self.reputation_at.clear();
         assert_eq!(
             block.cut.len(),
             self.available.len(),

@@ -357,6 +357,57 @@ impl LeaderSchedule {
         );
     }
 
+    /// The reputation state (misses, proven offenders), which only committed blocks change:
+    /// part of every checkpoint, so a replica that installs one picks the same leaders.
+    pub fn reputation_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(16 + self.misses.len() * 12 + self.misbehaving.len() * 4);
+        out.extend_from_slice(&self.round_newest.to_le_bytes());
+        out.extend_from_slice(&(self.misses.len() as u32).to_le_bytes());
+        for (&round, &id) in &self.misses {
+            out.extend_from_slice(&round.to_le_bytes());
+            out.extend_from_slice(&id.to_le_bytes());
+        }
+        out.extend_from_slice(&(self.misbehaving.len() as u32).to_le_bytes());
+        for &id in &self.misbehaving {
+            out.extend_from_slice(&id.to_le_bytes());
+        }
+        out
+    }
+
+    /// Restore what [`LeaderSchedule::reputation_bytes`] wrote; `None` (and no change) for
+    /// bytes that do not decode or name unknown replicas.
+    pub fn restore_reputation(&mut self, bytes: &[u8]) -> Option<()> {
+        let mut reader = Reader(bytes);
+        let round_newest = reader.u64()?;
+        let misses_len = reader.u32()? as usize;
+        if misses_len > MISSES_RETAINED_MAX {
+            return None;
+        }
+        let mut misses = BTreeMap::new();
+        for _ in 0..misses_len {
+            let (round, id) = (reader.u64()?, reader.u32()?);
+            self.ids.binary_search(&id).ok()?;
+            misses.insert(round, id);
+        }
+        let offenders = reader.u32()? as usize;
+        if offenders > self.quorum.f as usize {
+            return None;
+        }
+        let mut misbehaving = BTreeSet::new();
+        for _ in 0..offenders {
+            let id = reader.u32()?;
+            self.ids.binary_search(&id).ok()?;
+            misbehaving.insert(id);
+        }
+        if !reader.0.is_empty() {
+            return None;
+        }
+        self.round_newest = round_newest;
+        self.misses = misses;
+        self.misbehaving = misbehaving;
+        Some(())
+    }
+
     /// Whether `id` is permanently excluded.
     pub fn is_misbehaving(&self, id: ReplicaId) -> bool {
         self.misbehaving.contains(&id)
@@ -379,6 +430,25 @@ impl LeaderSchedule {
             self.misses.pop_first();
         }
         assert!(self.misses.len() <= MISSES_RETAINED_MAX);
+    }
+}
+
+/// Little-endian reads from a byte slice, `None` past its end.
+struct Reader<'a>(&'a [u8]);
+
+impl Reader<'_> {
+    fn take<const N: usize>(&mut self) -> Option<[u8; N]> {
+        let (head, rest) = self.0.split_at_checked(N)?;
+        self.0 = rest;
+        head.try_into().ok()
+    }
+
+    fn u64(&mut self) -> Option<u64> {
+        self.take().map(u64::from_le_bytes)
+    }
+
+    fn u32(&mut self) -> Option<u32> {
+        self.take().map(u32::from_le_bytes)
     }
 }
 
@@ -531,6 +601,35 @@ mod tests {
         let after: Vec<ReplicaId> = (0..2_000).map(|r| schedule.leader(r)).collect();
         assert_eq!(before[..1_100], after[..1_100]);
         assert!(!schedule.eligible(1_100).contains(&3));
+    }
+
+    #[test]
+    fn reputation_state_round_trips_and_restores_the_same_leaders() {
+        let mut schedule = LeaderSchedule::new(&three_clouds(), 100);
+        schedule.record_misbehaviour(0);
+        schedule.record_miss(3, 250);
+        schedule.record_miss(5, 420);
+        let bytes = schedule.reputation_bytes();
+        let mut fresh = LeaderSchedule::new(&three_clouds(), 100);
+        assert_ne!(fresh.leader(0), schedule.leader(0));
+        assert_eq!(fresh.restore_reputation(&bytes), Some(()));
+        assert_eq!(fresh.reputation_bytes(), bytes);
+        for round in (0..5_000).step_by(50) {
+            assert_eq!(fresh.leader(round), schedule.leader(round), "round {round}");
+        }
+        // Truncated, trailing or unknown-replica bytes are refused and change nothing.
+        let before = fresh.reputation_bytes();
+        assert!(fresh
+            .restore_reputation(&bytes[..bytes.len() - 1])
+            .is_none());
+        assert!(fresh
+            .restore_reputation(&[bytes.as_slice(), &[0]].concat())
+            .is_none());
+        let mut unknown = bytes.clone();
+        let last = unknown.len() - 4;
+        unknown[last..].copy_from_slice(&99u32.to_le_bytes());
+        assert!(fresh.restore_reputation(&unknown).is_none());
+        assert_eq!(fresh.reputation_bytes(), before);
     }
 
     #[test]

@@ -283,6 +283,7 @@ impl Replica {
                 .topology
                 .domain_members(config.topology.domain_of(config.me)),
             aggregation_wait_ticks: AGGREGATION_WAIT_MS * config.ticks_per_ms,
+            checkpoint_interval_blocks: config.checkpoint_interval_blocks,
         }
     }
 
@@ -295,9 +296,11 @@ impl Replica {
             bugs: self.bugs,
             lanes: self.lanes.clone(),
             shards: self.shards.iter().map(LocalShard::recover).collect(),
+            // The schedule's reputation comes from committed blocks, which are durable: a
+            // runtime rebuilds it by replaying them; here it is kept as it was.
             global: self
                 .global
-                .recover(schedule(&self.config), policy(&self.config)),
+                .recover(self.global.schedule().clone(), policy(&self.config)),
             batches: self.batches.clone(),
             contiguous: self.contiguous.clone(),
             batch_requests: BTreeMap::new(),

@@ -40,6 +40,7 @@ fn cluster(replicas: u32, domains: u32, pattern: VotePattern) -> Cluster {
                 ticks_per_ms: 1,
                 domain_members: topology.domain_members(topology.domain_of(me)),
                 aggregation_wait_ticks: 2,
+                checkpoint_interval_blocks: 100,
             };
             let schedule = LeaderSchedule::new(&topology, 3);
             let policy = VotePatternPolicy::new(pattern, PolicyConfig::default());

@@ -14,8 +14,8 @@
 
 use super::{Action, HealthEvent, Replica, SafetyRecord};
 use crate::checkpoint::{
-    CheckpointCert, CheckpointId, CheckpointVote, CheckpointVotes, ChunkedSnapshot, SnapshotChunk,
-    VoteOutcome,
+    replica_snapshot, split_replica_snapshot, CheckpointCert, CheckpointId, CheckpointVote,
+    CheckpointVotes, ChunkedSnapshot, SnapshotChunk, VoteOutcome,
 };
 use crate::crypto::Signer;
 use crate::evidence::Evidence;
@@ -158,7 +158,12 @@ impl Replica {
         if !height.is_multiple_of(self.ckpt.interval) || self.ckpt.diverged {
             return;
         }
-        let snapshot = ChunkedSnapshot::new(self.ledger.snapshot_bytes());
+        // Execution trails commits; the reputation state as of this height is kept for us.
+        let Some(reputation) = self.global.reputation_at(height) else {
+            return;
+        };
+        let snapshot =
+            ChunkedSnapshot::new(replica_snapshot(&self.ledger.snapshot_bytes(), &reputation));
         let id = CheckpointId {
             height,
             block: block.digest(),
@@ -506,9 +511,15 @@ impl Replica {
             return;
         }
         let transfer = self.ckpt.transfer.take().expect("checked above");
-        match Ledger::from_snapshot(&transfer.bytes) {
-            Ok(ledger) if ledger.state_root() == transfer.cert.id.state_root => {
-                self.install(transfer, ledger, signer, actions)
+        let decoded = split_replica_snapshot(&transfer.bytes).and_then(|(ledger, reputation)| {
+            let mut schedule = self.global.schedule().clone();
+            schedule.restore_reputation(reputation)?;
+            let ledger = Ledger::from_snapshot(ledger).ok()?;
+            Some((ledger, reputation.to_vec()))
+        });
+        match decoded {
+            Some((ledger, reputation)) if ledger.state_root() == transfer.cert.id.state_root => {
+                self.install(transfer, ledger, &reputation, signer, actions)
             }
             _ => {
                 // Every chunk matched the certified snapshot root, so only a certificate
@@ -558,6 +569,7 @@ impl Replica {
         &mut self,
         transfer: Transfer,
         ledger: Ledger,
+        reputation: &[u8],
         signer: &dyn Signer,
         actions: &mut Vec<Action>,
     ) {
@@ -576,7 +588,7 @@ impl Replica {
             snapshot: snapshot.bytes.clone(),
         }));
         self.ledger = ledger;
-        self.global.install_checkpoint(block.clone());
+        self.global.install_checkpoint(block.clone(), reputation);
         let cut = block.cut.clone();
         self.last_executed_cut = cut.clone();
         for (lane, &seq) in cut.iter().enumerate() {
@@ -667,7 +679,11 @@ mod tests {
 
     /// Pretend replica 0 executed up to height K and took its checkpoint there.
     fn with_own_checkpoint(replica: &mut Replica) -> CheckpointId {
-        let snapshot = ChunkedSnapshot::new(replica.ledger.snapshot_bytes());
+        let reputation = replica.global.schedule().reputation_bytes();
+        let snapshot = ChunkedSnapshot::new(replica_snapshot(
+            &replica.ledger.snapshot_bytes(),
+            &reputation,
+        ));
         let id = CheckpointId {
             height: K,
             block: [8; 32],
