@@ -516,13 +516,7 @@ impl Global {
             }
             GlobalMessage::DomainVote {
                 round, block, cert, ..
-            } => {
-                let piece = Piece {
-                    signers: cert.signers,
-                    aggregate: cert.aggregate,
-                };
-                self.on_piece(round, block, piece, signer, out)
-            }
+            } => self.on_piece(round, block, cert, signer, out),
             GlobalMessage::Timeout {
                 round,
                 high_qc,
@@ -747,7 +741,7 @@ impl Global {
         };
         let to = self.vote_recipients(block.round);
         let leader = self.schedule.leader(block.round + 1);
-        if !to.contains(&leader) && !to.contains(&self.config.me) {
+        if !to.contains(&leader) {
             let at = self.now + (self.timeout_ticks() / 2).max(1);
             self.direct_fallback = Some((message.clone(), at));
         }
@@ -816,10 +810,7 @@ impl Global {
             message: GlobalMessage::DomainVote {
                 round,
                 block,
-                cert: Certificate {
-                    signers: piece.signers,
-                    aggregate: piece.aggregate,
-                },
+                cert: piece,
                 from: self.config.me,
             },
         });

@@ -521,6 +521,10 @@ impl Replica {
                 }
             }
             Message::SnapshotChunk(chunk) => self.on_snapshot_chunk(from, *chunk, signer, actions),
+            Message::Global(GlobalMessage::SyncRequest { from: asker, .. }) if asker != from => {
+                // Unsigned: answer only the peer that asked, or anyone could aim the
+                // cluster's Sync replies at a third replica.
+            }
             Message::Global(global) => {
                 if let GlobalMessage::BlockRequest { block, from: asker } = &global {
                     if *asker == from && !self.global.has_block(block) {

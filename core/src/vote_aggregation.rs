@@ -17,12 +17,9 @@ use std::collections::BTreeMap;
 /// honest run uses a handful and a Byzantine flood is cut here.
 pub const VOTE_TARGETS_MAX: usize = 1_024;
 
-/// Signatures over one (round, block): a signer bitmap and one aggregate.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Piece {
-    pub signers: Bitmap,
-    pub aggregate: Signature,
-}
+/// Signatures over one (round, block) towards a QC: one vote or one domain's aggregate,
+/// shaped like any certificate (signer bitmap plus one aggregate).
+pub type Piece = Certificate;
 
 /// The leader's (or, all-to-all, every replica's) side: disjoint pieces until q signers.
 #[derive(Debug, Default, Clone)]
@@ -239,11 +236,7 @@ mod tests {
             .add(3, BLOCK, 2, sig(2), 2, &signer)
             .expect("complete");
         assert_eq!(piece.signers.ids().collect::<Vec<_>>(), vec![0, 1, 2]);
-        let certificate = Certificate {
-            signers: piece.signers,
-            aggregate: piece.aggregate,
-        };
-        assert!(verifies(&keys, certificate));
+        assert!(verifies(&keys, piece));
     }
 
     #[test]
