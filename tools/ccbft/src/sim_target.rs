@@ -193,54 +193,20 @@ impl SimTarget {
     /// The simulator's health entries as DORA health events: (derived from the replicas'
     /// signals, the simulator's own fault-injection records).
     fn events(&self, report: &RunReport) -> (Vec<HealthEvent>, Vec<HealthEvent>) {
-        let mut out: Vec<HealthEvent> = Vec::new();
-        // Parallel to `out`: true for an entry the fault injector wrote itself.
-        let mut injected: Vec<bool> = Vec::new();
-        // (kind, replica) -> (index in out, sim us of the last entry merged into it)
-        let mut last: std::collections::BTreeMap<(EventKind, u32), (usize, u64)> =
-            Default::default();
+        let mut stream = EventStream {
+            target: self,
+            events: Vec::new(),
+            last: Default::default(),
+        };
         let mut view_changes: std::collections::VecDeque<u64> = Default::default();
         let mut storm_until: Option<u64> = None;
         let mut stalled = false;
         let mut partitioned: std::collections::BTreeSet<String> = Default::default();
-        let mut push = |out: &mut Vec<HealthEvent>,
-                        injected: &mut Vec<bool>,
-                        by_injector: bool,
-                        sim_us: u64,
-                        replica: Option<u32>,
-                        domain: Option<String>,
-                        kind: EventKind,
-                        detail: String| {
-            let key = (kind, replica.unwrap_or(u32::MAX));
-            if kind.is_problem() {
-                if let Some(&(index, at)) = last.get(&key) {
-                    if sim_us.saturating_sub(at) < COALESCE_US {
-                        *out[index].metrics.entry("count".into()).or_insert(1.0) += 1.0;
-                        last.insert(key, (index, sim_us));
-                        return;
-                    }
-                }
-                last.insert(key, (out.len(), sim_us));
-            }
-            let mut event = HealthEvent::new(
-                &format!("sim-{}-{}", self.seed, out.len()),
-                self.at(sim_us),
-                kind,
-            );
-            event.replica = replica;
-            event.domain = domain;
-            event.detail = Some(detail);
-            event.metrics.insert("sim_us".into(), sim_us as f64);
-            out.push(event);
-            injected.push(by_injector);
-        };
         for (sim_us, id, kind, detail) in &report.health {
             let (sim_us, id) = (*sim_us, *id);
             if let Some(end) = storm_until {
                 if sim_us > end {
-                    push(
-                        &mut out,
-                        &mut injected,
+                    stream.push(
                         false,
                         end,
                         None,
@@ -262,9 +228,7 @@ impl SimTarget {
                         view_changes.pop_front();
                     }
                     if view_changes.len() >= STORM_MIN_CHANGES {
-                        push(
-                            &mut out,
-                            &mut injected,
+                        stream.push(
                             false,
                             sim_us,
                             None,
@@ -280,9 +244,7 @@ impl SimTarget {
                 }
                 "global_timeout" => {
                     stalled = true;
-                    push(
-                        &mut out,
-                        &mut injected,
+                    stream.push(
                         false,
                         sim_us,
                         Some(id),
@@ -300,9 +262,7 @@ impl SimTarget {
                     {
                         detail.push_str(&format!(" (offender r{offender})"));
                     }
-                    push(
-                        &mut out,
-                        &mut injected,
+                    stream.push(
                         false,
                         sim_us,
                         Some(id),
@@ -311,9 +271,7 @@ impl SimTarget {
                         detail,
                     );
                 }
-                "diverged" => push(
-                    &mut out,
-                    &mut injected,
+                "diverged" => stream.push(
                     false,
                     sim_us,
                     Some(id),
@@ -321,9 +279,7 @@ impl SimTarget {
                     EventKind::StateDivergence,
                     format!("r{id}: {detail}; execution halted"),
                 ),
-                "crash" => push(
-                    &mut out,
-                    &mut injected,
+                "crash" => stream.push(
                     true,
                     sim_us,
                     Some(id),
@@ -331,9 +287,7 @@ impl SimTarget {
                     EventKind::ReplicaDown,
                     format!("simulator fault injector: {detail}"),
                 ),
-                "restart" => push(
-                    &mut out,
-                    &mut injected,
+                "restart" => stream.push(
                     true,
                     sim_us,
                     Some(id),
@@ -344,9 +298,7 @@ impl SimTarget {
                 "partition" => {
                     if let Some(d) = domain {
                         if partitioned.insert(d.clone()) {
-                            push(
-                                &mut out,
-                                &mut injected,
+                            stream.push(
                                 true,
                                 sim_us,
                                 None,
@@ -359,9 +311,7 @@ impl SimTarget {
                 }
                 "heal" => {
                     for d in std::mem::take(&mut partitioned) {
-                        push(
-                            &mut out,
-                            &mut injected,
+                        stream.push(
                             true,
                             sim_us,
                             None,
@@ -378,9 +328,7 @@ impl SimTarget {
         }
         if let Some(end) = storm_until {
             if end <= report.simulated_us {
-                push(
-                    &mut out,
-                    &mut injected,
+                stream.push(
                     false,
                     end,
                     None,
@@ -392,9 +340,7 @@ impl SimTarget {
         }
         if stalled {
             if let Some(at) = report.first_commit_after_heal_us {
-                push(
-                    &mut out,
-                    &mut injected,
+                stream.push(
                     false,
                     at,
                     None,
@@ -404,16 +350,63 @@ impl SimTarget {
                 );
             }
         }
-        let mut derived = Vec::new();
-        let mut by_injector = Vec::new();
-        for (event, injected) in out.into_iter().zip(injected) {
-            if injected {
-                by_injector.push(event);
-            } else {
-                derived.push(event);
+        stream.split()
+    }
+}
+
+/// Health events built from simulator entries: problems of one kind at one replica closer
+/// than [`COALESCE_US`] become one event with a count; each event is marked as derived from
+/// the replicas' signals or written by the fault injector.
+struct EventStream<'a> {
+    target: &'a SimTarget,
+    /// (event, written by the fault injector)
+    events: Vec<(HealthEvent, bool)>,
+    /// (kind, replica) -> (index in `events`, sim us of the last entry merged into it)
+    last: std::collections::BTreeMap<(EventKind, u32), (usize, u64)>,
+}
+
+impl EventStream<'_> {
+    fn push(
+        &mut self,
+        by_injector: bool,
+        sim_us: u64,
+        replica: Option<u32>,
+        domain: Option<String>,
+        kind: EventKind,
+        detail: String,
+    ) {
+        let key = (kind, replica.unwrap_or(u32::MAX));
+        if kind.is_problem() {
+            if let Some(&(index, at)) = self.last.get(&key) {
+                if sim_us.saturating_sub(at) < COALESCE_US {
+                    let count = self.events[index].0.metrics.entry("count".into());
+                    *count.or_insert(1.0) += 1.0;
+                    self.last.insert(key, (index, sim_us));
+                    return;
+                }
             }
+            self.last.insert(key, (self.events.len(), sim_us));
         }
-        (derived, by_injector)
+        let mut event = HealthEvent::new(
+            &format!("sim-{}-{}", self.target.seed, self.events.len()),
+            self.target.at(sim_us),
+            kind,
+        );
+        event.replica = replica;
+        event.domain = domain;
+        event.detail = Some(detail);
+        event.metrics.insert("sim_us".into(), sim_us as f64);
+        self.events.push((event, by_injector));
+    }
+
+    /// (derived from the replicas' signals, written by the fault injector)
+    fn split(self) -> (Vec<HealthEvent>, Vec<HealthEvent>) {
+        let (injected, derived): (Vec<_>, Vec<_>) = self
+            .events
+            .into_iter()
+            .partition(|(_, by_injector)| *by_injector);
+        let strip = |events: Vec<(HealthEvent, bool)>| events.into_iter().map(|(e, _)| e).collect();
+        (strip(derived), strip(injected))
     }
 }
 
