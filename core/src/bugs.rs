@@ -22,6 +22,22 @@ pub const BUG_NAMES: &[(&str, &str)] = &[
         "double-execute",
         "execution ignores idempotency keys, so a replayed transfer runs twice",
     ),
+    (
+        "tc-without-quorum",
+        "a timeout certificate is accepted without q timeout votes",
+    ),
+    (
+        "qc-sub-quorum",
+        "a quorum certificate is accepted with fewer than q signers",
+    ),
+    (
+        "unchecked-signers",
+        "a local certificate's signers are counted, not checked to be members of its domain",
+    ),
+    (
+        "genesis-qc-anywhere",
+        "a round-0 certificate is accepted for any block, not only genesis",
+    ),
 ];
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -30,6 +46,10 @@ pub struct PlantedBugs {
     pub(crate) ignore_lock: bool,
     pub(crate) pbft_no_prepare: bool,
     pub(crate) double_execute: bool,
+    pub(crate) tc_without_quorum: bool,
+    pub(crate) qc_sub_quorum: bool,
+    pub(crate) unchecked_signers: bool,
+    pub(crate) genesis_qc_anywhere: bool,
 }
 
 impl PlantedBugs {
@@ -39,6 +59,10 @@ impl PlantedBugs {
             ignore_lock: false,
             pbft_no_prepare: false,
             double_execute: false,
+            tc_without_quorum: false,
+            qc_sub_quorum: false,
+            unchecked_signers: false,
+            genesis_qc_anywhere: false,
         }
     }
 
@@ -50,6 +74,10 @@ impl PlantedBugs {
             "ignore-lock" => bugs.ignore_lock = true,
             "pbft-no-prepare" => bugs.pbft_no_prepare = true,
             "double-execute" => bugs.double_execute = true,
+            "tc-without-quorum" => bugs.tc_without_quorum = true,
+            "qc-sub-quorum" => bugs.qc_sub_quorum = true,
+            "unchecked-signers" => bugs.unchecked_signers = true,
+            "genesis-qc-anywhere" => bugs.genesis_qc_anywhere = true,
             _ => return None,
         }
         Some(bugs)

@@ -11,6 +11,7 @@
 //! first round of the next leader slot, so a silent leader costs one timeout.
 
 use crate::bugs::PlantedBugs;
+use crate::certificates::CertRules;
 use crate::crypto::{Bitmap, Certificate, Digest, Signature, Signer, Tag};
 use crate::evidence::{Evidence, EVIDENCE_PER_BLOCK_MAX};
 use crate::leader::LeaderSchedule;
@@ -62,6 +63,8 @@ pub struct GlobalConfig {
     pub aggregation_wait_ticks: u64,
     /// Blocks between state checkpoints: the schedule's reputation is kept at these heights.
     pub checkpoint_interval_blocks: u64,
+    /// The one door every certificate passes (signers and quorum).
+    pub rules: Arc<CertRules>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -152,6 +155,9 @@ pub struct Global {
     /// if the round has not moved on by then (the aggregator may be faulty).
     direct_fallback: Option<(GlobalMessage, u64)>,
     voted_by: BTreeMap<(Round, ReplicaId), GlobalMessage>,
+    /// The block each signer's votes back in a round, over single votes and domain pieces:
+    /// a signer backs one block per round, so at most n vote targets exist per round.
+    backed: BTreeMap<(Round, ReplicaId), Digest>,
     timeouts: BTreeMap<Round, BTreeMap<ReplicaId, (Round, Signature)>>,
     proposals_seen: BTreeMap<Round, GlobalMessage>,
     pending: Vec<Arc<Block>>,
@@ -182,17 +188,14 @@ impl Global {
     ) -> Global {
         let genesis = Arc::new(genesis_block(config.lanes.len()));
         let genesis_digest = genesis.digest();
+        assert_eq!(genesis_digest, config.rules.genesis(), "one genesis block");
         let lanes = config.lanes.len();
         Global {
             bugs,
             schedule,
             policy,
             last_voted_round: 0,
-            high_qc: QuorumCert {
-                round: 0,
-                block: genesis_digest,
-                cert: empty_cert(),
-            },
+            high_qc: config.rules.genesis_qc(),
             blocks: BTreeMap::from([(genesis_digest, genesis.clone())]),
             committed: genesis,
             round: 1,
@@ -205,6 +208,7 @@ impl Global {
             ),
             direct_fallback: None,
             voted_by: BTreeMap::new(),
+            backed: BTreeMap::new(),
             timeouts: BTreeMap::new(),
             proposals_seen: BTreeMap::new(),
             pending: Vec::new(),
@@ -558,10 +562,18 @@ impl Global {
         signer: &dyn Signer,
         out: &mut Vec<GlobalOutput>,
     ) {
-        if block.round + ROUNDS_AHEAD_MAX < self.round {
+        if block.round.saturating_add(ROUNDS_AHEAD_MAX) < self.round {
             return;
         }
-        if block.round > self.round + ROUNDS_AHEAD_MAX {
+        if let Err(reason) = self.certificates_valid(&block) {
+            out.push(GlobalOutput::Evidence(Evidence::InvalidProposal {
+                offender: block.proposer,
+                reason,
+                message: Box::new(Message::Global(message)),
+            }));
+            return;
+        }
+        if block.round > self.round.saturating_add(ROUNDS_AHEAD_MAX) {
             // Far behind (a partition healed while no round times out): keep nothing of
             // the proposal, but its verified QC is a safe way to catch up.
             self.process_qc(block.qc.clone(), signer, out);
@@ -640,11 +652,24 @@ impl Global {
         self.vote(&block, signer, out);
     }
 
+    /// Hold a proposal back while its parent or batches arrive. Full, keep the lowest
+    /// rounds: a leader with proposals for many rounds ahead cannot push out the one that
+    /// the current round needs.
     fn hold(&mut self, block: Arc<Block>) {
-        if self.pending.len() < PENDING_PROPOSALS_MAX && !self.pending.contains(&block) {
-            self.pending.push(block);
-            self.pending_since.get_or_insert(self.now);
+        if self.pending.contains(&block) {
+            return;
         }
+        if self.pending.len() >= PENDING_PROPOSALS_MAX {
+            let highest = (0..self.pending.len()).max_by_key(|&i| self.pending[i].round);
+            match highest {
+                Some(i) if self.pending[i].round > block.round => {
+                    self.pending.swap_remove(i);
+                }
+                _ => return,
+            }
+        }
+        self.pending.push(block);
+        self.pending_since.get_or_insert(self.now);
     }
 
     fn retry_pending(&mut self, signer: &dyn Signer, out: &mut Vec<GlobalOutput>) {
@@ -715,10 +740,23 @@ impl Global {
         // A TC of round t is used at the next slot's start s; the timeout votes behind it gave
         // up every round before s (see `local_timeout`), so it plays Jolteon's TC of s - 1.
         let after_tc = block.tc.as_ref().is_some_and(|tc| {
-            block.round == self.schedule.next_slot_start(tc.round)
+            self.config.rules.tc(tc).is_ok()
+                && block.round == self.schedule.next_slot_start(tc.round)
                 && block.qc.round >= tc.max_high_qc_round()
         });
         consecutive || after_tc
+    }
+
+    /// The QC and TC a block carries pass the door (signers, quorum, genesis).
+    fn certificates_valid(&self, block: &Block) -> Result<(), String> {
+        self.config
+            .rules
+            .qc(&block.qc)
+            .map_err(|e| format!("QC: {e}"))?;
+        if let Some(tc) = &block.tc {
+            self.config.rules.tc(tc).map_err(|e| format!("TC: {e}"))?;
+        }
+        Ok(())
     }
 
     fn vote(&mut self, block: &Arc<Block>, signer: &dyn Signer, out: &mut Vec<GlobalOutput>) {
@@ -817,8 +855,8 @@ impl Global {
     }
 
     fn vote_round_open(&self, round: Round) -> bool {
-        round + 1 >= self.round
-            && round <= self.round + ROUNDS_AHEAD_MAX
+        round.saturating_add(1) >= self.round
+            && round <= self.round.saturating_add(ROUNDS_AHEAD_MAX)
             && round > self.high_qc.round
     }
 
@@ -831,10 +869,24 @@ impl Global {
         signer: &dyn Signer,
         out: &mut Vec<GlobalOutput>,
     ) {
-        if !self.vote_round_open(round) {
+        if !self.vote_round_open(round) || self.config.rules.vote_piece(&piece).is_err() {
             return;
         }
+        let conflicting = piece
+            .signers
+            .ids()
+            .any(|id| self.backed.get(&(round, id)).is_some_and(|b| *b != block));
+        if conflicting {
+            return; // a signer in it backs another block this round (proven for single votes)
+        }
+        for id in piece.signers.ids() {
+            self.backed.insert((round, id), block);
+        }
         if let Some(cert) = self.votes.add(round, block, piece, self.q(), signer) {
+            assert!(
+                cert.signers.count() >= self.config.quorum.q,
+                "a QC has q signers"
+            );
             self.process_qc(QuorumCert { round, block, cert }, signer, out);
         }
     }
@@ -890,6 +942,12 @@ impl Global {
         signer: &dyn Signer,
         out: &mut Vec<GlobalOutput>,
     ) {
+        if high_qc.round >= round || self.config.rules.qc(&high_qc).is_err() {
+            // A QC from the timed-out round or later, or one that is not a certificate: the
+            // claimed round would go into our TC, and no leader could extend a QC that
+            // does not exist. Drop the vote.
+            return;
+        }
         self.process_qc(high_qc.clone(), signer, out);
         if round < self.round {
             // The sender is behind: hand it the certificates that moved us on.
@@ -903,7 +961,7 @@ impl Global {
             });
             return;
         }
-        if round > self.round + ROUNDS_AHEAD_MAX {
+        if round > self.round.saturating_add(ROUNDS_AHEAD_MAX) {
             return;
         }
         let entry = self.timeouts.entry(round).or_default();
@@ -917,7 +975,9 @@ impl Global {
         if count > self.config.quorum.f as usize && round == self.round && !sent {
             self.local_timeout(signer, out);
         }
-        let entry = &self.timeouts[&round];
+        let Some(entry) = self.timeouts.get(&round) else {
+            return; // our own timeout just formed the TC and moved us past this round
+        };
         if entry.len() >= self.q() {
             let votes = entry
                 .iter()
@@ -929,7 +989,7 @@ impl Global {
     }
 
     fn process_tc(&mut self, tc: TimeoutCert, signer: &dyn Signer, out: &mut Vec<GlobalOutput>) {
-        if tc.votes.len() < self.q() || tc.signers().count() as usize != tc.votes.len() {
+        if self.config.rules.tc(&tc).is_err() {
             return;
         }
         let next = self.schedule.next_slot_start(tc.round);
@@ -942,7 +1002,7 @@ impl Global {
 
     /// Take in a QC: raise the lock, apply the commit rule, move to the next round.
     fn process_qc(&mut self, qc: QuorumCert, signer: &dyn Signer, out: &mut Vec<GlobalOutput>) {
-        if qc.is_genesis() || (qc.cert.signers.count() as usize) < self.q() {
+        if self.config.rules.qc(&qc).is_err() || qc.is_genesis() {
             return;
         }
         if qc.round > self.high_qc.round {
@@ -1066,11 +1126,44 @@ impl Global {
             self.blocks
                 .retain(|d, b| b.height + 8 >= floor || *d == committed);
         }
-        let round = self.round;
-        self.votes.retain_from(round.saturating_sub(1));
-        self.aggregator.retain_from(round.saturating_sub(1));
-        self.voted_by.retain(|(r, _), _| r + 1 >= round);
-        self.timeouts.retain(|r, _| r + 1 >= round);
+        self.forget_old_rounds();
+    }
+
+    /// Votes, pieces and timeouts of rounds before the previous one can no longer matter.
+    fn forget_old_rounds(&mut self) {
+        let from = self.round.saturating_sub(1);
+        self.votes.retain_from(from);
+        self.aggregator.retain_from(from);
+        self.voted_by.retain(|(r, _), _| *r >= from);
+        self.backed.retain(|(r, _), _| *r >= from);
+        self.timeouts.retain(|r, _| *r >= from);
+    }
+
+    /// Every buffer a peer can fill is within its bound (the simulator checks this after
+    /// every step; a violation is a memory exhaustion attack that worked).
+    pub fn assert_bounded(&self) {
+        let n = self.config.replicas.len();
+        let rounds = (ROUNDS_AHEAD_MAX + 2) as usize;
+        assert!(
+            self.blocks.len() <= UNCOMMITTED_BLOCKS_MAX * 2,
+            "blocks bounded"
+        );
+        assert!(
+            self.pending.len() <= PENDING_PROPOSALS_MAX,
+            "pending bounded"
+        );
+        assert!(self.timeouts.len() <= rounds, "timeout rounds bounded");
+        assert!(
+            self.timeouts.values().all(|t| t.len() <= n),
+            "timeouts per round bounded"
+        );
+        assert!(self.voted_by.len() <= rounds * n, "votes bounded");
+        assert!(self.backed.len() <= rounds * n, "vote backing bounded");
+        assert!(self.proposals_seen.len() <= rounds, "proposals bounded");
+        assert!(self.accusations.len() <= n, "accusations bounded");
+        assert!(self.round_latencies.len() <= LATENCY_WINDOW_ROUNDS);
+        self.votes.assert_bounded();
+        self.aggregator.assert_bounded();
     }
 
     /// Our highest QC (sent with snapshot chunks so a replica that installs one can sync).
@@ -1153,6 +1246,7 @@ impl Global {
         assert!(round > self.round, "rounds only move forward");
         self.round = round;
         self.round_started = self.now;
+        self.forget_old_rounds();
         out.push(GlobalOutput::Event(GlobalEvent::NewRound { round, via_tc }));
         self.observe_links(out);
         self.maybe_propose(signer, out);
@@ -1264,27 +1358,33 @@ impl Global {
         }
     }
 
-    /// Sync: accept a chain of blocks whose first is certified by a QC we verified and whose
-    /// others are linked by parent digests.
+    /// Sync: accept a block of a response only if a QC that passed the door certifies it
+    /// (our highest QC, the QC of a block we hold or wait on, or the QC of a block of this
+    /// response accepted before it), and it is checked like a proposal: its own certificates
+    /// pass the door, its QC certifies its parent, and it follows the parent when we hold it.
+    /// A response lists blocks child first, so one pass walks a certified chain down.
     fn on_block_response(
         &mut self,
         blocks: Vec<Arc<Block>>,
         signer: &dyn Signer,
         out: &mut Vec<GlobalOutput>,
     ) {
+        if blocks.len() > SYNC_BLOCKS_MAX {
+            return; // oversized: an honest responder sends at most SYNC_BLOCKS_MAX
+        }
+        let mut certified: Vec<Digest> = vec![self.high_qc.block];
+        certified.extend(self.pending.iter().map(|b| b.qc.block));
         let mut accepted = 0;
-        for block in blocks.iter().take(SYNC_BLOCKS_MAX) {
+        for block in &blocks {
             let digest = block.digest();
-            let wanted = self.high_qc.block == digest
-                || self.blocks.values().any(|b| b.parent == digest)
-                || self.pending.iter().any(|b| b.parent == digest)
-                || blocks
-                    .iter()
-                    .any(|b| b.parent == digest && b.qc.block == digest);
-            if wanted && !self.blocks.contains_key(&digest) {
-                self.store_block(block.clone());
-                accepted += 1;
+            let vouched =
+                certified.contains(&digest) || self.blocks.values().any(|b| b.qc.block == digest);
+            if !vouched || self.blocks.contains_key(&digest) || !self.syncable(block) {
+                continue;
             }
+            certified.push(block.qc.block);
+            self.store_block(block.clone());
+            accepted += 1;
         }
         if accepted > 0 {
             let certified = self.blocks.get(&self.high_qc.block).cloned();
@@ -1294,6 +1394,21 @@ impl Global {
             self.retry_pending(signer, out);
             self.maybe_propose(signer, out);
         }
+    }
+
+    /// A certified block from a response is stored only if it is well formed on its own, and
+    /// against its parent when we hold the parent.
+    fn syncable(&self, block: &Block) -> bool {
+        let own = self.certificates_valid(block).is_ok()
+            && block.qc.block == block.parent
+            && block.qc.round < block.round
+            && block.height > 0
+            && block.cut.len() == self.config.lanes.len()
+            && block.evidence.len() <= EVIDENCE_PER_BLOCK_MAX;
+        own && self
+            .blocks
+            .get(&block.parent)
+            .is_none_or(|parent| self.well_formed(block, parent).is_ok())
     }
 
     fn store_block(&mut self, block: Arc<Block>) {

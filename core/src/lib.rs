@@ -15,6 +15,7 @@
 
 pub mod bls;
 pub mod bugs;
+pub mod certificates;
 pub mod checkpoint;
 pub mod crypto;
 pub mod evidence;

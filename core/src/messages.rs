@@ -36,10 +36,12 @@ pub fn payload_digest(payload: &[Transfer]) -> Digest {
     digest(&[b"batch", &bytes])
 }
 
-/// A local certificate: q_d commit signatures over (lane, seq, digest).
+/// A local certificate: q_d commit signatures over (lane, view, seq, digest), all of one view
+/// (Castro-Liskov 4.2: commit messages carry the view).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LocalCert {
     pub lane: Lane,
+    pub view: View,
     pub seq: Seq,
     pub digest: Digest,
     pub cert: Certificate,
@@ -49,7 +51,7 @@ impl LocalCert {
     pub fn check(&self) -> Check {
         Check::Aggregate {
             tag: Tag::LocalCommit,
-            message: commit_payload(self.lane, self.seq, &self.digest),
+            message: commit_payload(self.lane, self.view, self.seq, &self.digest),
             certificate: self.cert.clone(),
         }
     }
@@ -65,8 +67,14 @@ pub fn prepare_payload(lane: Lane, view: View, seq: Seq, digest: &Digest) -> Vec
     .concat()
 }
 
-pub fn commit_payload(lane: Lane, seq: Seq, digest: &Digest) -> Vec<u8> {
-    [&lane.bytes()[..], &seq.to_le_bytes(), digest].concat()
+pub fn commit_payload(lane: Lane, view: View, seq: Seq, digest: &Digest) -> Vec<u8> {
+    [
+        &lane.bytes()[..],
+        &view.to_le_bytes(),
+        &seq.to_le_bytes(),
+        digest,
+    ]
+    .concat()
 }
 
 /// Proof that a batch prepared in a view: q_d prepare signatures (the pre-prepare counts).
@@ -232,9 +240,11 @@ impl Block {
             .iter()
             .flat_map(|e| e.proof_digest())
             .collect();
+        let tc = self.tc.as_ref().map_or_else(Vec::new, TimeoutCert::bytes);
         digest(&[
             &batches,
             &evidence,
+            &tc,
             b"block",
             &self.round.to_le_bytes(),
             &self.height.to_le_bytes(),
@@ -247,7 +257,8 @@ impl Block {
     }
 }
 
-/// A quorum certificate for a block. The genesis QC (round 0) carries no signers.
+/// A quorum certificate for a block. The genesis QC (round 0, the genesis block) carries no
+/// signers; [`crate::certificates::CertRules::qc`] refuses any other round-0 QC.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QuorumCert {
     pub round: Round,
@@ -260,6 +271,7 @@ pub fn vote_payload(round: Round, block: &Digest) -> Vec<u8> {
 }
 
 impl QuorumCert {
+    /// Round 0 has no signature to check; whether it is the genesis QC is the door's call.
     pub fn is_genesis(&self) -> bool {
         self.round == 0
     }
@@ -285,6 +297,19 @@ pub struct TimeoutCert {
 }
 
 impl TimeoutCert {
+    /// Everything the TC says, for the digest of the block that carries it: the proposer's
+    /// signature then covers the TC the receiver acts on.
+    pub fn bytes(&self) -> Vec<u8> {
+        let mut bytes = self.round.to_le_bytes().to_vec();
+        for (signer, high_qc_round, signature) in &self.votes {
+            bytes.extend_from_slice(&signer.to_le_bytes());
+            bytes.extend_from_slice(&high_qc_round.to_le_bytes());
+            bytes.extend_from_slice(&(signature.0.len() as u32).to_le_bytes());
+            bytes.extend_from_slice(&signature.0);
+        }
+        bytes
+    }
+
     pub fn max_high_qc_round(&self) -> Round {
         self.votes.iter().map(|v| v.1).max().unwrap_or(0)
     }
@@ -390,6 +415,23 @@ pub enum Message {
 }
 
 impl Message {
+    /// Unsigned requests a peer may send any time; answered only to their sender.
+    pub fn is_request(&self) -> bool {
+        self.requester().is_some()
+    }
+
+    /// The sender a request names (responses go to the authenticated sender, who must be it).
+    pub fn requester(&self) -> Option<ReplicaId> {
+        match self {
+            Message::BatchRequest { from, .. }
+            | Message::SnapshotRequest { from, .. }
+            | Message::Global(
+                GlobalMessage::BlockRequest { from, .. } | GlobalMessage::SyncRequest { from, .. },
+            ) => Some(*from),
+            _ => None,
+        }
+    }
+
     /// The signature checks the host must pass before the message is processed.
     pub fn checks(&self) -> Vec<Check> {
         let mut out = Vec::new();
@@ -438,15 +480,15 @@ fn local_checks(message: &LocalMessage, out: &mut Vec<Check>) {
         }),
         LocalMessage::Commit {
             lane,
+            view,
             seq,
             digest,
             from,
             signature,
-            ..
         } => out.push(Check::Single {
             signer: *from,
             tag: Tag::LocalCommit,
-            message: commit_payload(*lane, *seq, digest),
+            message: commit_payload(*lane, *view, *seq, digest),
             signature: signature.clone(),
         }),
         LocalMessage::ViewChange(vc) => vc.checks(out),

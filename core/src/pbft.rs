@@ -17,6 +17,7 @@
 //! collection and watermarks.
 
 use crate::bugs::PlantedBugs;
+use crate::certificates::CertRules;
 use crate::crypto::{Bitmap, Certificate, Digest, Signature, Signer, Tag};
 use crate::evidence::Evidence;
 use crate::ledger::Transfer;
@@ -30,6 +31,9 @@ use std::sync::Arc;
 
 /// Sequences a primary may run ahead of the stable point (the high watermark).
 pub const WINDOW_SEQS: u64 = 64;
+/// Sequences above the stable point a member holds slots for (committed batches that arrive
+/// ahead of a gap, new-view decisions); beyond it, a lagging member catches up first.
+pub const SLOTS_AHEAD_MAX: u64 = 4 * WINDOW_SEQS;
 /// Batches in flight (pre-prepared, not yet committed) at once.
 pub const PIPELINE_BATCHES_MAX: u64 = 8;
 /// Transactions per batch.
@@ -41,8 +45,11 @@ pub const QUEUE_TXS_MAX: usize = 8_192;
 pub const VIEWS_AHEAD_MAX: u64 = 8;
 /// Ticks a primary holds a partial batch before cutting it.
 pub const BATCH_DELAY_TICKS_MAX: u64 = 2;
+/// Forwarded transactions taken from one member per tick (a full batch).
+pub const FORWARDS_PER_MEMBER_PER_TICK_MAX: u32 = BATCH_TXS_MAX as u32;
 
 const _: () = assert!(PIPELINE_BATCHES_MAX < WINDOW_SEQS);
+const _: () = assert!(WINDOW_SEQS <= SLOTS_AHEAD_MAX);
 const _: () = assert!(BATCH_TXS_MIN <= BATCH_TXS_MAX);
 
 #[derive(Debug, Clone)]
@@ -53,6 +60,8 @@ pub struct LocalConfig {
     pub quorum: Quorum,
     /// Ticks a forwarded request may wait for commit before we suspect the primary.
     pub request_timeout_ticks: u64,
+    /// The one door every certificate passes (signers and quorum).
+    pub rules: Arc<CertRules>,
 }
 
 /// What the shard asks its host to do.
@@ -103,6 +112,55 @@ impl Votes {
         }
         fresh
     }
+
+    fn count(&self) -> usize {
+        self.signatures.len()
+    }
+}
+
+/// Counts one kind of signed vote (prepares or commits) of one slot: per (view, digest), and
+/// at most one digest per member and view, so a member cannot fill the slot with digests
+/// (STYLE.md 7: the state machine decides, the keeper counts).
+#[derive(Debug, Clone, Default)]
+struct VoteKeeper {
+    backed: BTreeMap<(View, ReplicaId), Digest>,
+    votes: BTreeMap<(View, Digest), Votes>,
+}
+
+impl VoteKeeper {
+    /// Adds a verified vote; false when the member already voted in this view.
+    fn add(&mut self, view: View, digest: Digest, from: ReplicaId, signature: Signature) -> bool {
+        if self.backed.contains_key(&(view, from)) {
+            return false;
+        }
+        self.backed.insert((view, from), digest);
+        self.votes
+            .entry((view, digest))
+            .or_default()
+            .add(from, signature)
+    }
+
+    fn get(&self, view: View, digest: &Digest) -> Option<&Votes> {
+        self.votes.get(&(view, *digest))
+    }
+
+    /// The first (view, digest) with at least `q` votes.
+    fn quorum(&self, q: usize) -> Option<(View, Digest, &Votes)> {
+        self.votes
+            .iter()
+            .find(|(_, v)| v.count() >= q)
+            .map(|(&(view, digest), votes)| (view, digest, votes))
+    }
+
+    /// Forget views before `view` (each member then holds at most one entry per live view).
+    fn retain_from(&mut self, view: View) {
+        self.backed.retain(|(v, _), _| *v >= view);
+        self.votes.retain(|(v, _), _| *v >= view);
+    }
+
+    fn len(&self) -> usize {
+        self.backed.len()
+    }
 }
 
 #[derive(Debug, Clone, Default)]
@@ -111,10 +169,11 @@ struct Slot {
     accepted: Option<(View, Digest, Payload)>,
     /// The signed pre-prepare accepted, kept as evidence material.
     pre_prepare: Option<LocalMessage>,
-    prepares: BTreeMap<(View, Digest), Votes>,
-    commits: BTreeMap<Digest, Votes>,
+    prepares: VoteKeeper,
+    commits: VoteKeeper,
     prepared: Option<PreparedProof>,
-    sent_commit: Option<Digest>,
+    /// The view and digest of the last commit we sent (one commit per view, 4.2).
+    sent_commit: Option<(View, Digest)>,
     committed: bool,
     /// Set once committed; the slot leaves when the stable point passes it.
     lc: Option<LocalCert>,
@@ -146,6 +205,8 @@ pub struct LocalShard {
     /// The new-view that installed our view, relayed to members still asking for it.
     installed_new_view: Option<LocalMessage>,
     batch_target: usize,
+    /// Forwards taken per member in the current tick: (tick, count).
+    forwards_in_tick: BTreeMap<ReplicaId, (u64, u32)>,
     now: u64,
 }
 
@@ -176,6 +237,7 @@ impl LocalShard {
             new_view_sent: BTreeSet::new(),
             installed_new_view: None,
             batch_target: BATCH_TXS_MIN,
+            forwards_in_tick: BTreeMap::new(),
             now: 0,
         }
     }
@@ -214,6 +276,41 @@ impl LocalShard {
             shard.slots.insert(seq, kept);
         }
         shard
+    }
+
+    /// Every buffer a member can fill is within its bound (checked by the simulator after
+    /// every step).
+    pub fn assert_bounded(&self) {
+        let members = self.config.members.len();
+        let votes_max = members * (VIEWS_AHEAD_MAX as usize + 2);
+        assert!(self.slots.len() as u64 <= SLOTS_AHEAD_MAX, "slots bounded");
+        assert!(
+            self.slots
+                .keys()
+                .all(|&seq| seq > self.committed_upto && self.within_reach(seq)),
+            "slots above the stable point, within reach"
+        );
+        assert!(
+            self.slots
+                .values()
+                .all(|s| s.prepares.len() <= votes_max && s.commits.len() <= votes_max),
+            "votes per slot bounded"
+        );
+        assert!(self.queue.len() <= QUEUE_TXS_MAX, "queue bounded");
+        assert!(self.awaited.len() <= QUEUE_TXS_MAX, "awaited bounded");
+        assert!(
+            self.view_changes.len() as u64 <= VIEWS_AHEAD_MAX + 2,
+            "view-change views bounded"
+        );
+        assert!(
+            self.view_changes.values().all(|v| v.len() <= members),
+            "view changes per view bounded"
+        );
+        assert!(self.new_view_sent.len() <= 2, "new-views sent bounded");
+        assert!(
+            self.forwards_in_tick.len() <= members,
+            "forward budgets bounded"
+        );
     }
 
     /// One line of state for traces.
@@ -410,12 +507,13 @@ impl LocalShard {
             txs.iter().for_each(|tx| {
                 self.queued_keys.remove(&tx.key);
             });
-            while self
-                .slots
-                .get(&self.next_seq)
-                .is_some_and(|slot| slot.accepted.is_some())
-            {
-                self.next_seq += 1; // decided by a new-view or committed through an LC
+            while self.slots.get(&self.next_seq).is_some_and(|slot| {
+                slot.committed || slot.accepted.as_ref().is_some_and(|a| a.0 == self.view)
+            }) {
+                // Decided by this view's new-view, or committed through an LC. A slot
+                // accepted only in an older view is ours to fill: skipping it would leave a
+                // hole no later batch can pass.
+                self.next_seq += 1;
             }
             let seq = self.next_seq;
             if seq > self.committed_upto + WINDOW_SEQS {
@@ -462,15 +560,7 @@ impl LocalShard {
     ) {
         assert_eq!(message.lane(), self.lane());
         match message {
-            LocalMessage::Forward { tx, .. } => {
-                if self.is_primary() && !self.in_view_change {
-                    self.enqueue(tx);
-                } else if !self.is_primary() && self.awaited.len() < QUEUE_TXS_MAX {
-                    // Another member could not get this request through: watch it too.
-                    let deadline = self.now + self.config.request_timeout_ticks;
-                    self.awaited.entry(tx.key).or_insert((tx, deadline, true));
-                }
-            }
+            LocalMessage::Forward { tx, .. } => self.on_forward(tx, self.me, out),
             LocalMessage::PrePrepare { .. } => self.on_pre_prepare(message, signer, out),
             LocalMessage::Prepare {
                 view,
@@ -481,12 +571,13 @@ impl LocalShard {
                 ..
             } => self.on_prepare(view, seq, digest, from, signature, signer, out),
             LocalMessage::Commit {
+                view,
                 seq,
                 digest,
                 from,
                 signature,
                 ..
-            } => self.on_commit(seq, digest, from, signature, signer, out),
+            } => self.on_commit(view, seq, digest, from, signature, signer, out),
             LocalMessage::ViewChange(vc) => self.on_view_change(vc, signer, out),
             LocalMessage::NewView {
                 view,
@@ -498,8 +589,58 @@ impl LocalShard {
         }
     }
 
+    /// A member hands us a client transaction (Forward is unsigned: any member may send
+    /// anything, so each member gets a bounded share per tick). The primary queues it; a
+    /// backup relays it to the primary itself and watches it with a full timeout, so a
+    /// member that forwards only to backups cannot make them suspect an honest primary.
+    pub fn on_forward(&mut self, tx: Transfer, from: ReplicaId, out: &mut Vec<LocalOutput>) {
+        if !self.config.members.contains(&from) || !self.forward_budget(from) {
+            return;
+        }
+        if self.is_primary() && !self.in_view_change {
+            self.enqueue(tx);
+            return;
+        }
+        if self.is_primary() || self.awaited.contains_key(&tx.key) {
+            return;
+        }
+        if self.awaited.len() < QUEUE_TXS_MAX {
+            let deadline = self.now + self.config.request_timeout_ticks;
+            self.awaited.insert(tx.key, (tx, deadline, false));
+            out.push(LocalOutput::Send {
+                to: vec![self.primary_of(self.view)],
+                message: LocalMessage::Forward {
+                    lane: self.lane(),
+                    tx,
+                },
+            });
+        }
+    }
+
+    /// Counts one forward of `from` in this tick; false once its share is used up.
+    fn forward_budget(&mut self, from: ReplicaId) -> bool {
+        let now = self.now;
+        let (tick, used) = self.forwards_in_tick.entry(from).or_insert((now, 0));
+        if *tick != now {
+            (*tick, *used) = (now, 0);
+        }
+        *used += 1;
+        *used <= FORWARDS_PER_MEMBER_PER_TICK_MAX
+    }
+
+    /// Slots we hold at all: committed batches and new-view decisions up to
+    /// [`SLOTS_AHEAD_MAX`] above the stable point.
+    fn within_reach(&self, seq: Seq) -> bool {
+        seq <= self.committed_upto.saturating_add(SLOTS_AHEAD_MAX)
+    }
+
     fn in_window(&self, seq: Seq) -> bool {
-        seq > self.committed_upto && seq <= self.committed_upto + WINDOW_SEQS
+        seq > self.committed_upto && seq <= self.committed_upto.saturating_add(WINDOW_SEQS)
+    }
+
+    /// Views whose votes we keep: ours and a bounded number ahead.
+    fn view_open(&self, view: View) -> bool {
+        view >= self.view && view <= self.view.saturating_add(VIEWS_AHEAD_MAX)
     }
 
     fn on_pre_prepare(
@@ -554,10 +695,7 @@ impl LocalShard {
         }
         slot.accepted = Some((view, digest, payload.clone()));
         slot.pre_prepare = Some(message.clone());
-        slot.prepares
-            .entry((view, digest))
-            .or_default()
-            .add(from, signature.clone());
+        slot.prepares.add(view, digest, from, signature.clone());
         payload.iter().for_each(|tx| {
             self.awaited.remove(&tx.key);
         });
@@ -630,9 +768,7 @@ impl LocalShard {
             .entry(seq)
             .or_default()
             .prepares
-            .entry((view, digest))
-            .or_default()
-            .add(self.me, signature);
+            .add(view, digest, self.me, signature);
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -646,25 +782,13 @@ impl LocalShard {
         signer: &dyn Signer,
         out: &mut Vec<LocalOutput>,
     ) {
-        if !self.config.members.contains(&from)
-            || view < self.view
-            || view > self.view + VIEWS_AHEAD_MAX
-        {
-            return;
-        }
-        if !self.in_window(seq) {
+        if !self.config.members.contains(&from) || !self.view_open(view) || !self.in_window(seq) {
             return;
         }
         let slot = self.slots.entry(seq).or_default();
-        // Bounded: one entry per (view, digest) and at most one vote per member in each.
-        if slot.prepares.len() >= (VIEWS_AHEAD_MAX as usize + 1) * self.config.members.len() {
-            return;
+        if slot.prepares.add(view, digest, from, signature) {
+            self.check_prepared(seq, signer, out);
         }
-        slot.prepares
-            .entry((view, digest))
-            .or_default()
-            .add(from, signature);
-        self.check_prepared(seq, signer, out);
     }
 
     /// prepared(m, v, n): the accepted pre-prepare plus q_d matching prepares (the
@@ -679,18 +803,18 @@ impl LocalShard {
         let Some((view, digest, payload)) = slot.accepted.clone() else {
             return;
         };
-        if slot.sent_commit.is_some() && slot.prepared.as_ref().is_some_and(|p| p.view == view) {
-            return;
+        if slot.sent_commit == Some((view, digest)) {
+            return; // one commit per view
         }
         let votes = slot
             .prepares
-            .get(&(view, digest))
+            .get(view, &digest)
             .cloned()
             .unwrap_or_default();
-        if votes.signatures.len() < q && !skip_prepare_quorum {
+        if votes.count() < q && !skip_prepare_quorum {
             return;
         }
-        if votes.signatures.len() >= q {
+        if votes.count() >= q {
             let cert = Certificate {
                 signers: votes.signers,
                 aggregate: signer.aggregate(&votes.signatures),
@@ -703,18 +827,11 @@ impl LocalShard {
                 cert,
             });
         }
-        // A commit signature covers (lane, seq, digest), not the view, so the LC may gather
-        // commits of several views. Hence a member commits at most one digest per sequence;
-        // PBFT's invariant (a digest prepared by a quorum is the only one any later view can
-        // prepare) keeps this live. Prepared again in a new view: send the same commit again,
-        // the earlier ones may have been lost with the old primary.
-        match slot.sent_commit {
-            Some(sent) if sent != digest => return,
-            Some(_) if votes.signatures.len() < q => return,
-            _ => {}
-        }
-        slot.sent_commit = Some(digest);
-        let signature = signer.sign(Tag::LocalCommit, &commit_payload(lane, seq, &digest));
+        // Castro-Liskov 4.2: prepared(m, v, n) makes us send commit(v, n, d), one per view;
+        // an LC gathers q_d commits of one view. Prepared again after a view change, we
+        // commit again in the new view, so commits lost with the old primary cost nothing.
+        slot.sent_commit = Some((view, digest));
+        let signature = signer.sign(Tag::LocalCommit, &commit_payload(lane, view, seq, &digest));
         out.push(LocalOutput::Persist { view, seq, digest });
         out.push(LocalOutput::Send {
             to: self.others(),
@@ -727,11 +844,13 @@ impl LocalShard {
                 signature: signature.clone(),
             },
         });
-        self.on_commit(seq, digest, self.me, signature, signer, out);
+        self.on_commit(view, seq, digest, self.me, signature, signer, out);
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn on_commit(
         &mut self,
+        view: View,
         seq: Seq,
         digest: Digest,
         from: ReplicaId,
@@ -739,15 +858,18 @@ impl LocalShard {
         signer: &dyn Signer,
         out: &mut Vec<LocalOutput>,
     ) {
-        if !self.config.members.contains(&from) || !self.in_window(seq) {
+        // Commits of older views still count (a batch committed there is committed), within
+        // the views the keeper holds; views ahead are bounded like prepares.
+        if !self.config.members.contains(&from)
+            || !self.in_window(seq)
+            || view > self.view.saturating_add(VIEWS_AHEAD_MAX)
+        {
             return;
         }
         let slot = self.slots.entry(seq).or_default();
-        if slot.commits.len() >= self.config.members.len() && !slot.commits.contains_key(&digest) {
-            return; // bounded: a member can back at most one digest per sequence
+        if slot.commits.add(view, digest, from, signature) {
+            self.try_commit(seq, signer, out);
         }
-        slot.commits.entry(digest).or_default().add(from, signature);
-        self.try_commit(seq, signer, out);
     }
 
     /// committed-local(m, v, n): q_d matching commits and the payload in hand.
@@ -760,14 +882,14 @@ impl LocalShard {
         if slot.committed {
             return;
         }
-        let Some((digest, votes)) = slot.commits.iter().find(|(_, v)| v.signatures.len() >= q)
-        else {
+        let Some((view, digest, votes)) = slot.commits.quorum(q) else {
             return;
         };
+        assert!(votes.count() >= q, "an LC has q_d commits");
         let Some(payload) = slot
             .accepted
             .as_ref()
-            .filter(|a| a.1 == *digest)
+            .filter(|a| a.1 == digest)
             .map(|a| a.2.clone())
         else {
             return; // the payload arrives with a pre-prepare, a new-view or a Batch message
@@ -778,8 +900,9 @@ impl LocalShard {
         };
         let lc = LocalCert {
             lane,
+            view,
             seq,
-            digest: *digest,
+            digest,
             cert,
         };
         self.adopt_committed(lc, payload, out);
@@ -788,8 +911,8 @@ impl LocalShard {
     /// A batch is committed at `lc.seq`, by our own quorum or by an LC a peer sent.
     pub fn adopt_committed(&mut self, lc: LocalCert, payload: Payload, out: &mut Vec<LocalOutput>) {
         assert_eq!(payload_digest(&payload), lc.digest, "LC and payload agree");
-        if lc.seq <= self.committed_upto {
-            return;
+        if lc.seq <= self.committed_upto || !self.within_reach(lc.seq) {
+            return; // done, or too far ahead to hold: fetched again once we get there
         }
         let slot = self.slots.entry(lc.seq).or_default();
         if slot.committed {
@@ -814,13 +937,17 @@ impl LocalShard {
         }
         self.slots.retain(|&seq, _| seq > lc.seq);
         self.committed_upto = lc.seq;
-        self.next_seq = self.next_seq.max(lc.seq + 1);
+        self.next_seq = self.next_seq.max(lc.seq.saturating_add(1));
         self.committed_lc = Some(lc);
     }
 
     /// Emit committed batches in sequence order and move the stable point.
     fn advance_committed(&mut self, out: &mut Vec<LocalOutput>) {
-        while let Some(slot) = self.slots.get(&(self.committed_upto + 1)) {
+        while let Some(slot) = self
+            .slots
+            .get(&self.committed_upto.saturating_add(1))
+            .filter(|_| self.committed_upto < Seq::MAX)
+        {
             let Some(lc) = slot.lc.clone() else { break };
             let payload = slot
                 .accepted
@@ -829,7 +956,11 @@ impl LocalShard {
                 .2
                 .clone();
             let seq = lc.seq;
-            assert_eq!(seq, self.committed_upto + 1);
+            assert_eq!(
+                seq,
+                self.committed_upto + 1,
+                "the stable point moves by one"
+            );
             for tx in payload.iter() {
                 self.awaited.remove(&tx.key);
                 if self.queued_keys.remove(&tx.key) {
@@ -839,7 +970,7 @@ impl LocalShard {
             self.slots.remove(&seq);
             self.committed_upto = seq;
             self.committed_lc = Some(lc.clone());
-            self.next_seq = self.next_seq.max(seq + 1);
+            self.next_seq = self.next_seq.max(seq.saturating_add(1));
             out.push(LocalOutput::Committed { lc, payload });
         }
     }
@@ -978,23 +1109,31 @@ impl LocalShard {
         self.maybe_send_new_view(view, signer, out);
     }
 
+    /// A view change's certificates pass the door (members of this domain, q_d of them),
+    /// and its claims fit the window: sizes are checked before anything is iterated.
     fn view_change_is_valid(&self, vc: &ViewChange) -> bool {
-        let q = self.q();
+        let rules = &self.config.rules;
+        if vc.lane != self.lane() || vc.prepared.len() as u64 > WINDOW_SEQS {
+            return false;
+        }
         let lc_ok = match &vc.committed_lc {
             None => vc.committed_upto == 0,
             Some(lc) => {
-                lc.seq == vc.committed_upto
-                    && lc.lane == self.lane()
-                    && lc.cert.signers.count() >= q
+                lc.seq == vc.committed_upto && lc.lane == self.lane() && rules.lc(lc).is_ok()
             }
         };
+        let top = vc.committed_upto.saturating_add(WINDOW_SEQS);
+        let mut seqs = BTreeSet::new();
         let proofs_ok = vc.prepared.iter().all(|p| {
             p.seq > vc.committed_upto
+                && p.seq <= top
+                && seqs.insert(p.seq)
                 && p.view < vc.new_view
+                && p.payload.len() <= BATCH_TXS_MAX
                 && payload_digest(&p.payload) == p.digest
-                && (p.cert.signers.count() >= q || self.bugs.pbft_no_prepare)
+                && (rules.prepared(self.lane(), p).is_ok() || self.bugs.pbft_no_prepare)
         });
-        lc_ok && proofs_ok && vc.prepared.len() as u64 <= WINDOW_SEQS
+        lc_ok && proofs_ok
     }
 
     fn maybe_send_new_view(&mut self, view: View, signer: &dyn Signer, out: &mut Vec<LocalOutput>) {
@@ -1017,6 +1156,7 @@ impl LocalShard {
             &new_view_payload(self.lane(), view, &view_changes),
         );
         self.new_view_sent.insert(view);
+        self.new_view_sent.retain(|&v| v + 1 >= view);
         let message = LocalMessage::NewView {
             lane: self.lane(),
             view,
@@ -1052,7 +1192,10 @@ impl LocalShard {
         }
         let max_s = best.keys().next_back().copied().unwrap_or(min_s);
         let empty: Payload = Arc::new(Vec::new());
-        let decided = (min_s + 1..=max_s)
+        // Proofs lie within WINDOW_SEQS above their sender's LC, so the range is bounded;
+        // an LC at u64::MAX (a domain beyond its fault bound) leaves nothing to decide.
+        let decided = (min_s.saturating_add(1)..=max_s)
+            .filter(|&seq| seq > min_s)
             .map(|seq| match best.get(&seq) {
                 Some(p) => (seq, (p.digest, p.payload.clone())),
                 None => (seq, (payload_digest(&empty), empty.clone())),
@@ -1119,11 +1262,19 @@ impl LocalShard {
             .next_back()
             .map_or(min_s, |s| *s)
             .max(self.committed_upto)
-            + 1;
+            .saturating_add(1);
+        for slot in self.slots.values_mut() {
+            // Votes of views before the previous one can no longer form a certificate.
+            slot.prepares.retain_from(view.saturating_sub(1));
+            slot.commits.retain_from(view.saturating_sub(1));
+        }
         self.forward_awaited(out);
         for (seq, (digest, payload)) in decided {
-            if seq <= self.committed_upto || self.slots.get(&seq).is_some_and(|s| s.committed) {
-                continue;
+            if seq <= self.committed_upto
+                || !self.within_reach(seq)
+                || self.slots.get(&seq).is_some_and(|s| s.committed)
+            {
+                continue; // far behind: we catch up on the LCs first (NeedBatches above)
             }
             let slot = self.slots.entry(seq).or_default();
             slot.accepted = Some((view, digest, payload));

@@ -9,6 +9,7 @@
 mod checkpoints;
 
 use crate::bugs::PlantedBugs;
+use crate::certificates::CertRules;
 use crate::checkpoint::CheckpointCert;
 use crate::crypto::{Check, Digest, Signer};
 use crate::evidence::Evidence;
@@ -27,6 +28,15 @@ use std::sync::Arc;
 
 /// Messages awaiting signature verification.
 pub const VERIFY_PENDING_MAX: usize = 4_096;
+/// Of those, the most one peer may have waiting (its share of the verify queue), so one
+/// flooding peer cannot starve the others.
+pub const VERIFY_PENDING_PER_PEER_MAX: usize = 256;
+/// Unsigned requests (batches, blocks, sync, snapshot chunks) served per peer per window.
+pub const REQUESTS_PER_PEER_PER_WINDOW_MAX: u32 = 64;
+pub const REQUEST_WINDOW_TICKS: u64 = 10;
+const _: () = assert!(VERIFY_PENDING_PER_PEER_MAX <= VERIFY_PENDING_MAX);
+const _: () =
+    assert!(VERIFY_PENDING_PER_PEER_MAX * crate::topology::REPLICAS_MAX >= VERIFY_PENDING_MAX);
 /// Committed batches served per batch request.
 pub const BATCHES_PER_REQUEST_MAX: u64 = 256;
 /// Versions of one (lane, sequence) kept: only a domain beyond its fault bound makes two.
@@ -199,6 +209,11 @@ pub struct Replica {
     executed_height: u64,
     ckpt: checkpoints::Checkpoints,
     verifying: BTreeMap<u64, (ReplicaId, Message)>,
+    /// Messages waiting for verification, per sending peer.
+    verifying_from: BTreeMap<ReplicaId, usize>,
+    /// Requests served per peer in the current window: (window, count).
+    requests_from: BTreeMap<ReplicaId, (u64, u32)>,
+    rules: Arc<CertRules>,
     next_token: u64,
     now: u64,
 }
@@ -219,6 +234,7 @@ impl Replica {
             .flat_map(|domain| (0..topology.shards).map(move |shard| Lane { domain, shard }))
             .collect();
         let my_domain = topology.domain_of(config.me);
+        let rules = Arc::new(CertRules::new(&topology, bugs));
         let shards = (0..topology.shards)
             .map(|shard| {
                 let local = LocalConfig {
@@ -229,6 +245,7 @@ impl Replica {
                     members: topology.domain_members(my_domain),
                     quorum: topology.domain_quorum(my_domain),
                     request_timeout_ticks: config.request_timeout_ticks,
+                    rules: rules.clone(),
                 };
                 LocalShard::new(local, config.me, bugs)
             })
@@ -239,7 +256,7 @@ impl Replica {
             ledger.plant_double_execute();
         }
         let global = Global::new(
-            Replica::global_config(&config, &lanes),
+            Replica::global_config(&config, &lanes, rules.clone()),
             schedule(&config),
             policy(&config),
             bugs,
@@ -263,6 +280,9 @@ impl Replica {
             executed: Vec::new(),
             to_execute: VecDeque::new(),
             verifying: BTreeMap::new(),
+            verifying_from: BTreeMap::new(),
+            requests_from: BTreeMap::new(),
+            rules,
             next_token: 0,
             now: 0,
             bugs,
@@ -270,7 +290,11 @@ impl Replica {
         }
     }
 
-    fn global_config(config: &ReplicaConfig, lanes: &[Lane]) -> GlobalConfig {
+    fn global_config(
+        config: &ReplicaConfig,
+        lanes: &[Lane],
+        rules: Arc<CertRules>,
+    ) -> GlobalConfig {
         GlobalConfig {
             me: config.me,
             replicas: config.topology.replicas.iter().map(|r| r.id).collect(),
@@ -284,6 +308,7 @@ impl Replica {
                 .domain_members(config.topology.domain_of(config.me)),
             aggregation_wait_ticks: AGGREGATION_WAIT_MS * config.ticks_per_ms,
             checkpoint_interval_blocks: config.checkpoint_interval_blocks,
+            rules,
         }
     }
 
@@ -312,6 +337,9 @@ impl Replica {
             executed_height: self.executed_height,
             ckpt: self.ckpt.recover(self.config.topology.quorum().q as usize),
             verifying: BTreeMap::new(),
+            verifying_from: BTreeMap::new(),
+            requests_from: BTreeMap::new(),
+            rules: self.rules.clone(),
             next_token: self.next_token,
             now: self.now,
         }
@@ -319,6 +347,29 @@ impl Replica {
 
     pub fn id(&self) -> ReplicaId {
         self.config.me
+    }
+
+    /// Every buffer a peer can fill is within its bound; the simulator calls this after
+    /// every step of an honest replica.
+    pub fn assert_bounded(&self) {
+        let n = self.config.topology.n() as usize;
+        assert!(
+            self.verifying.len() <= VERIFY_PENDING_MAX,
+            "verify queue bounded"
+        );
+        assert!(
+            self.verifying_from
+                .values()
+                .all(|&w| w <= VERIFY_PENDING_PER_PEER_MAX),
+            "verify share bounded"
+        );
+        assert!(self.requests_from.len() <= n, "request budgets bounded");
+        assert!(
+            self.batches.values().all(|v| v.len() <= BATCH_VERSIONS_MAX),
+            "batch versions bounded"
+        );
+        self.shards.iter().for_each(LocalShard::assert_bounded);
+        self.global.assert_bounded();
     }
 
     pub fn ledger(&self) -> &Ledger {
@@ -375,8 +426,10 @@ impl Replica {
         (hash % self.shards.len() as u64) as usize
     }
 
+    /// Index of a lane of this cluster; callers check the lane exists ([`CertRules::lane_index`]
+    /// for lanes from the network).
     fn lane_index(&self, lane: Lane) -> usize {
-        (lane.domain * self.config.topology.shards + lane.shard) as usize
+        self.rules.lane_index(lane).expect("a lane of this cluster")
     }
 
     pub fn step(&mut self, input: Input, signer: &dyn Signer) -> Vec<Action> {
@@ -436,11 +489,13 @@ impl Replica {
             self.dispatch(from, message, signer, actions);
             return;
         }
-        if self.verifying.len() >= VERIFY_PENDING_MAX {
-            return; // bounded: shed load rather than grow
+        let waiting = self.verifying_from.get(&from).copied().unwrap_or(0);
+        if self.verifying.len() >= VERIFY_PENDING_MAX || waiting >= VERIFY_PENDING_PER_PEER_MAX {
+            return; // bounded, per peer too: shed load rather than grow
         }
         let token = self.next_token;
         self.next_token += 1;
+        self.verifying_from.insert(from, waiting + 1);
         self.verifying.insert(token, (from, message));
         actions.push(Action::Verify { token, checks });
     }
@@ -455,6 +510,12 @@ impl Replica {
         let Some((from, message)) = self.verifying.remove(&token) else {
             return;
         };
+        match self.verifying_from.get_mut(&from) {
+            Some(waiting) if *waiting > 1 => *waiting -= 1,
+            _ => {
+                self.verifying_from.remove(&from);
+            }
+        }
         if ok {
             self.dispatch(from, message, signer, actions);
         } else {
@@ -481,25 +542,19 @@ impl Replica {
         signer: &dyn Signer,
         actions: &mut Vec<Action>,
     ) {
+        if message.is_request() && !self.request_allowed(from, &message) {
+            return; // a request that names another sender, or over the peer's share
+        }
         match message {
             Message::Local(local) => self.on_local(from, local, signer, actions),
             Message::Batch { lc, payload } => {
-                let (lane, seq) = (self.lane_index(lc.lane), lc.seq);
-                self.on_batch(lc, payload, signer, actions);
-                // A batch past a gap means we missed some: ask the sender, who holds them.
-                if lane < self.lanes.len() && seq > self.contiguous[lane] + 1 {
-                    self.request_batches(lane, seq - 1, from, actions);
-                }
+                self.on_batch_from(from, lc, payload, signer, actions)
             }
             Message::BatchRequest {
-                lane,
-                seq,
-                upto,
-                from: requester,
+                lane, seq, upto, ..
             } => {
-                if requester == from {
-                    let index = self.lane_index(lane);
-                    if index < self.lanes.len() && self.truncated_batch(index, seq) {
+                if let Some(index) = self.rules.lane_index(lane) {
+                    if self.truncated_batch(index, seq) {
                         self.announce_checkpoint(from, actions);
                     }
                     self.serve_batches(lane, seq, upto, from, actions)
@@ -511,23 +566,13 @@ impl Replica {
                 }
             }
             Message::StableCheckpoint(cert) => self.on_stable_checkpoint(cert, signer, actions),
-            Message::SnapshotRequest {
-                height,
-                chunk,
-                from: requester,
-            } => {
-                if requester == from {
-                    self.on_snapshot_request(height, chunk, from, actions);
-                }
+            Message::SnapshotRequest { height, chunk, .. } => {
+                self.on_snapshot_request(height, chunk, from, actions)
             }
             Message::SnapshotChunk(chunk) => self.on_snapshot_chunk(from, *chunk, signer, actions),
-            Message::Global(GlobalMessage::SyncRequest { from: asker, .. }) if asker != from => {
-                // Unsigned: answer only the peer that asked, or anyone could aim the
-                // cluster's Sync replies at a third replica.
-            }
             Message::Global(global) => {
-                if let GlobalMessage::BlockRequest { block, from: asker } = &global {
-                    if *asker == from && !self.global.has_block(block) {
+                if let GlobalMessage::BlockRequest { block, .. } = &global {
+                    if !self.global.has_block(block) {
                         self.announce_checkpoint(from, actions);
                     }
                 }
@@ -535,6 +580,41 @@ impl Replica {
                 self.global.on_message(global, signer, &mut out);
                 self.apply_global(out, signer, actions);
             }
+        }
+    }
+
+    /// Requests are unsigned: answer only the peer that sent one (a request naming a third
+    /// replica would aim our responses at it), and at most a share per peer and window.
+    fn request_allowed(&mut self, from: ReplicaId, message: &Message) -> bool {
+        if message.requester() != Some(from) {
+            return false;
+        }
+        let window = self.now / REQUEST_WINDOW_TICKS;
+        let (at, used) = self.requests_from.entry(from).or_insert((window, 0));
+        if *at != window {
+            (*at, *used) = (window, 0);
+        }
+        *used += 1;
+        *used <= REQUESTS_PER_PEER_PER_WINDOW_MAX
+    }
+
+    /// A committed batch from a peer; one past a gap means we missed some: ask the sender,
+    /// who holds them.
+    fn on_batch_from(
+        &mut self,
+        from: ReplicaId,
+        lc: LocalCert,
+        payload: Payload,
+        signer: &dyn Signer,
+        actions: &mut Vec<Action>,
+    ) {
+        let Some(lane) = self.rules.lane_index(lc.lane) else {
+            return;
+        };
+        let seq = lc.seq;
+        self.on_batch(lc, payload, signer, actions);
+        if seq > self.contiguous[lane].saturating_add(1) {
+            self.request_batches(lane, seq - 1, from, actions);
         }
     }
 
@@ -555,7 +635,10 @@ impl Replica {
         }
         let shard = lane.shard as usize;
         let mut out = Vec::new();
-        self.shards[shard].on_message(local, signer, &mut out);
+        match local {
+            LocalMessage::Forward { tx, .. } => self.shards[shard].on_forward(tx, from, &mut out),
+            local => self.shards[shard].on_message(local, signer, &mut out),
+        }
         self.apply_local(shard, out, signer, actions);
     }
 
@@ -656,20 +739,13 @@ impl Replica {
         signer: &dyn Signer,
         actions: &mut Vec<Action>,
     ) {
-        let topology = &self.config.topology;
-        if lc.lane.domain as usize >= topology.domains.len() || lc.lane.shard >= topology.shards {
-            return;
-        }
-        let quorum = topology.domain_quorum(lc.lane.domain);
-        let members = topology.domain_members(lc.lane.domain);
-        let signers_ok = lc.cert.signers.ids().all(|id| members.contains(&id));
-        if payload_digest(&payload) != lc.digest
-            || lc.cert.signers.count() < quorum.q
-            || !signers_ok
+        if self.rules.lc(&lc).is_err()
+            || payload.len() > crate::pbft::BATCH_TXS_MAX
+            || payload_digest(&payload) != lc.digest
         {
             return;
         }
-        let my_domain = topology.domain_of(self.config.me);
+        let my_domain = self.config.topology.domain_of(self.config.me);
         if lc.lane.domain == my_domain {
             let shard = lc.lane.shard as usize;
             let mut out = Vec::new();
@@ -688,7 +764,7 @@ impl Replica {
     ) {
         let lane = self.lane_index(lc.lane);
         if lc.seq <= self.last_executed_cut[lane]
-            || lc.seq > self.contiguous[lane] + crate::pbft::WINDOW_SEQS * 4
+            || lc.seq > self.contiguous[lane].saturating_add(crate::pbft::SLOTS_AHEAD_MAX)
         {
             return; // executed already, or far ahead: fetched again when needed (bounded)
         }
@@ -773,7 +849,8 @@ impl Replica {
             return;
         }
         let index = self.lane_index(lane);
-        for s in seq..=upto.min(seq + BATCHES_PER_REQUEST_MAX - 1) {
+        let last = upto.min(seq.saturating_add(BATCHES_PER_REQUEST_MAX - 1));
+        for s in seq..=last {
             let Some(versions) = self.batches.get(&(index, s)) else {
                 break;
             };

@@ -67,6 +67,8 @@ pub enum TopologyError {
     EmptyDomain(String),
     #[error("replica id {0} is listed twice")]
     DuplicateReplica(ReplicaId),
+    #[error("replica ids must be 0, 1, ..., n-1 (a certificate names replica i by bit i); missing id {missing}")]
+    SparseReplicaIds { missing: ReplicaId },
     #[error("replica {replica} names unknown domain {domain:?}")]
     UnknownDomain { replica: ReplicaId, domain: String },
     #[error("link names unknown domain {0:?}")]
@@ -360,7 +362,7 @@ impl Topology {
     }
 
     pub fn replica(&self, id: ReplicaId) -> Option<&ReplicaSpec> {
-        self.replicas.iter().find(|r| r.id == id)
+        self.replicas.get(id as usize) // ids are dense from 0 (checked at parse)
     }
 
     pub fn domain_of(&self, id: ReplicaId) -> DomainIndex {
@@ -421,9 +423,13 @@ impl Topology {
 
     fn assert_invariants(&self) {
         assert!(
-            self.replicas.windows(2).all(|w| w[0].id < w[1].id),
-            "replicas sorted, unique"
+            self.replicas
+                .iter()
+                .enumerate()
+                .all(|(i, r)| r.id as usize == i),
+            "replica ids dense from 0"
         );
+        assert!(self.replicas.len() <= REPLICAS_MAX);
         assert!(self
             .replicas
             .iter()
@@ -490,6 +496,12 @@ fn parse_replicas(
         });
     }
     replicas.sort_by_key(|r| r.id);
+    // One rule everywhere: ids are dense from 0, so id i is committee member i and bit i of
+    // every signer bitmap; an id of 256 or more is then refused by the size check.
+    if let Some(missing) = (0..replicas.len() as ReplicaId).find(|&i| replicas[i as usize].id != i)
+    {
+        return Err(TopologyError::SparseReplicaIds { missing });
+    }
     Ok(replicas)
 }
 

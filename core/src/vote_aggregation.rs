@@ -10,7 +10,7 @@
 
 use crate::crypto::{Bitmap, Certificate, Digest, Signature, Signer};
 use crate::messages::Round;
-use crate::topology::ReplicaId;
+use crate::topology::{ReplicaId, REPLICAS_MAX};
 use std::collections::BTreeMap;
 
 /// Distinct (round, block) pairs tracked; each needs a vote signed by some replica, so an
@@ -76,6 +76,17 @@ impl QuorumCollector {
     /// Forget rounds before `round`.
     pub fn retain_from(&mut self, round: Round) {
         self.pieces.retain(|(r, _), _| *r >= round);
+    }
+
+    pub fn assert_bounded(&self) {
+        assert!(
+            self.pieces.len() <= VOTE_TARGETS_MAX,
+            "vote targets bounded"
+        );
+        assert!(
+            self.pieces.values().all(|p| p.len() <= REPLICAS_MAX),
+            "pieces per target bounded"
+        );
     }
 }
 
@@ -175,6 +186,13 @@ impl DomainAggregator {
     /// Forget rounds before `round`.
     pub fn retain_from(&mut self, round: Round) {
         self.gathering.retain(|(r, _), _| *r >= round);
+    }
+
+    pub fn assert_bounded(&self) {
+        assert!(
+            self.gathering.len() <= VOTE_TARGETS_MAX,
+            "gatherings bounded"
+        );
     }
 }
 

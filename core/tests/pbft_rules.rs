@@ -1,11 +1,12 @@
 //! Protocol rules of the local tier, driven message by message.
 
 use ccbft_core::bugs::PlantedBugs;
+use ccbft_core::certificates::CertRules;
 use ccbft_core::crypto::{SimKeys, SimSigner};
 use ccbft_core::ledger::Transfer;
 use ccbft_core::messages::{payload_digest, Lane, LocalMessage};
 use ccbft_core::pbft::{LocalConfig, LocalOutput, LocalShard};
-use ccbft_core::topology::{Quorum, ReplicaId};
+use ccbft_core::topology::{Quorum, ReplicaId, Topology};
 use std::collections::VecDeque;
 
 const LANE: Lane = Lane {
@@ -28,6 +29,10 @@ impl Group {
             members: (0..n).collect(),
             quorum: Quorum::byzantine(n),
             request_timeout_ticks: 10,
+            rules: std::sync::Arc::new(CertRules::new(
+                &Topology::synthetic(n, 1, 1).expect("one domain"),
+                PlantedBugs::none(),
+            )),
         };
         Group {
             shards: (0..n)

@@ -7,11 +7,6 @@ use crate::topology::Topology;
 use crate::vote_pattern::PolicyConfig;
 use std::collections::VecDeque;
 
-const LANE: Lane = Lane {
-    domain: 0,
-    shard: 0,
-};
-
 struct Cluster {
     keys: SimKeys,
     topology: Topology,
@@ -27,6 +22,7 @@ fn cluster(replicas: u32, domains: u32, pattern: VotePattern) -> Cluster {
     let topology = Topology::synthetic(replicas, domains, 1).expect("valid shape");
     let keys = SimKeys::new(replicas, 7);
     let ids: Vec<ReplicaId> = topology.replicas.iter().map(|r| r.id).collect();
+    let rules = Arc::new(CertRules::new(&topology, PlantedBugs::none()));
     let nodes = ids
         .iter()
         .map(|&me| {
@@ -34,13 +30,18 @@ fn cluster(replicas: u32, domains: u32, pattern: VotePattern) -> Cluster {
                 me,
                 replicas: ids.clone(),
                 quorum: topology.quorum(),
-                lanes: vec![LANE],
+                // Every lane of the topology (the genesis block has one cut entry each);
+                // the tests order batches of lane 0.
+                lanes: (0..domains)
+                    .map(|domain| Lane { domain, shard: 0 })
+                    .collect(),
                 timeout_min_ticks: 100,
                 timeout_max_ticks: 1_000,
                 ticks_per_ms: 1,
                 domain_members: topology.domain_members(topology.domain_of(me)),
                 aggregation_wait_ticks: 2,
                 checkpoint_interval_blocks: 100,
+                rules: rules.clone(),
             };
             let schedule = LeaderSchedule::new(&topology, 3);
             let policy = VotePatternPolicy::new(pattern, PolicyConfig::default());
@@ -140,7 +141,10 @@ impl Cluster {
             parent: parent.digest(),
             qc,
             tc: None,
-            cut: vec![cut],
+            cut: [cut]
+                .into_iter()
+                .chain(parent.cut[1..].iter().copied())
+                .collect(),
             batches: (parent.cut[0] + 1..=cut).map(|s| [s as u8; 32]).collect(),
             evidence: Vec::new(),
             proposer,
@@ -184,7 +188,7 @@ fn linear_votes_cross_the_wan_once_per_domain() {
     let mut c = cluster(7, 3, VotePattern::Linear);
     c.hold_batch(1);
     c.run(never);
-    assert_eq!(c.batch_block_committed_everywhere().cut, vec![1]);
+    assert_eq!(c.batch_block_committed_everywhere().cut[0], 1);
     let domain = |id: ReplicaId| c.topology.domain_of(id);
     let mut domain_votes = 0;
     for (from, to, message) in &c.sent {
@@ -235,7 +239,7 @@ fn a_silent_aggregator_costs_half_a_timeout_not_the_round() {
         .iter()
         .any(|(_, _, m)| matches!(m, GlobalMessage::Timeout { .. }));
     assert!(no_timeouts, "round 2 also completed on direct votes");
-    assert_eq!(c.batch_block_committed_everywhere().cut, vec![1]);
+    assert_eq!(c.batch_block_committed_everywhere().cut[0], 1);
 }
 
 #[test]

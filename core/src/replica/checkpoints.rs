@@ -236,8 +236,7 @@ impl Replica {
         actions: &mut Vec<Action>,
     ) {
         let height = cert.id.height;
-        let q = self.config.topology.quorum().q;
-        if cert.cert.signers.count() < q
+        if self.rules.checkpoint(&cert).is_err()
             || height == 0
             || !height.is_multiple_of(self.ckpt.interval)
             || height <= self.ckpt.stable_height()
@@ -542,7 +541,6 @@ impl Replica {
 
     /// One LC per lane with a cut above 0, at exactly the cut, certified by its domain.
     fn lane_certs_match(&self, block: &Block, lane_certs: &[LocalCert]) -> bool {
-        let topology = &self.config.topology;
         if block.cut.len() != self.lanes.len() {
             return false;
         }
@@ -555,11 +553,7 @@ impl Replica {
             .collect();
         expected.len() == lane_certs.len()
             && expected.iter().zip(lane_certs).all(|(&(lane, seq), lc)| {
-                let members = topology.domain_members(lc.lane.domain);
-                lc.lane == self.lanes[lane]
-                    && lc.seq == seq
-                    && lc.cert.signers.count() >= topology.domain_quorum(lc.lane.domain).q
-                    && lc.cert.signers.ids().all(|id| members.contains(&id))
+                lc.lane == self.lanes[lane] && lc.seq == seq && self.rules.lc(lc).is_ok()
             })
     }
 

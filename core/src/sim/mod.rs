@@ -653,6 +653,10 @@ impl Sim {
                 }
             }
         }
+        if self.honest(id) {
+            // Memory is a safety property too: a bound that does not hold is an attack.
+            self.replicas[id as usize].assert_bounded();
+        }
     }
 
     /// Carry out one action; a verification answers at once with the next input.
