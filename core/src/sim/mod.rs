@@ -17,7 +17,7 @@ use crate::ledger::{Outcome, Transfer};
 use crate::replica::{Action, HealthEvent, Input, ReceiptStatus, Replica, ReplicaConfig};
 use crate::topology::{ReplicaId, Topology, TopologyError};
 use crate::vote_pattern::VotePattern;
-use adversary::{Adversary, Strategy, STRATEGIES};
+use adversary::{Adversary, Coalition, Strategy, STRATEGIES};
 use checker::{Observations, Violation};
 use network::{Network, Partition};
 use rng::Rng;
@@ -91,6 +91,8 @@ pub struct SimOptions {
     pub crash: Option<(ReplicaId, u64, u64)>,
     /// This replica is Byzantine and corrupts every snapshot chunk it serves.
     pub corrupt_snapshots: Option<ReplicaId>,
+    /// Every drawn Byzantine replica follows this strategy (instead of one drawn per replica).
+    pub strategy: Option<Strategy>,
 }
 
 impl SimOptions {
@@ -147,6 +149,8 @@ pub struct RunReport {
     pub snapshot_chunks_rejected: u64,
     /// Most batches, blocks and executed-log entries an honest replica held at the end.
     pub retained_max: (usize, usize, usize),
+    /// The strategy of each Byzantine replica of the run.
+    pub strategies: Vec<Strategy>,
 }
 
 /// Names of the bugs `--plant-bug` accepts, with what each breaks.
@@ -297,11 +301,11 @@ impl Sim {
             })
             .collect();
         let mut ids: Vec<ReplicaId> = (0..n).collect();
-        let mut adversaries = BTreeMap::new();
+        let mut strategies: BTreeMap<ReplicaId, Strategy> = BTreeMap::new();
         for _ in 0..byzantine {
             let id = ids.remove(rng.below(ids.len() as u64) as usize);
-            let strategy = *rng.pick(STRATEGIES);
-            adversaries.insert(id, Adversary::new(strategy, keys.signer(id)));
+            let drawn = *rng.pick(STRATEGIES);
+            strategies.insert(id, options.strategy.unwrap_or(drawn));
         }
         if options.fault == Some(Fault::ByzantineLeader) {
             if quorum.f == 0 {
@@ -312,10 +316,7 @@ impl Sim {
                 });
             }
             let leader = LeaderSchedule::new(&topology, rotation_rounds).leader(1);
-            adversaries.insert(
-                leader,
-                Adversary::new(Strategy::Equivocate, keys.signer(leader)),
-            );
+            strategies.insert(leader, Strategy::Equivocate);
         }
         if let Some(id) = options.corrupt_snapshots {
             if id >= n || byzantine + 1 > quorum.f {
@@ -325,11 +326,22 @@ impl Sim {
                     n,
                 });
             }
-            adversaries.insert(
-                id,
-                Adversary::new(Strategy::CorruptSnapshots, keys.signer(id)),
-            );
+            strategies.insert(id, Strategy::CorruptSnapshots);
         }
+        // The Byzantine replicas coordinate: each can sign with every member's key.
+        let coalition = Coalition {
+            members: strategies.keys().copied().collect(),
+            keys: keys.clone(),
+            topology: topology.clone(),
+            rotation_rounds,
+        };
+        let adversaries: BTreeMap<ReplicaId, Adversary> = strategies
+            .iter()
+            .map(|(&id, &strategy)| {
+                let adversary = Adversary::new(strategy, keys.signer(id), coalition.clone());
+                (id, adversary)
+            })
+            .collect();
         let byzantine = adversaries.len() as u32;
         let heal_us = options.fault_ms * 1_000;
         let shape = format!(
@@ -358,6 +370,7 @@ impl Sim {
             report: RunReport {
                 seed,
                 shape,
+                strategies: strategies.values().copied().collect(),
                 ..RunReport::default()
             },
             trace: options.trace,
@@ -569,6 +582,7 @@ impl Sim {
                 self.schedule(self.now + TICK_US, Event::Tick(id));
                 if !self.down.contains(&id) {
                     self.step(id, Input::Tick);
+                    self.inject(id);
                 }
             }
             Event::Deliver { from, to, message } => {
@@ -737,6 +751,18 @@ impl Sim {
             Some(adversary) => adversary.transform(to, message, &mut self.rng),
             None => vec![(to, message, 0)],
         };
+        self.deliver_later(from, outgoing);
+    }
+
+    /// What a Byzantine replica sends on its own this tick.
+    fn inject(&mut self, id: ReplicaId) {
+        if let Some(adversary) = self.adversaries.get_mut(&id) {
+            let outgoing = adversary.on_tick(&mut self.rng);
+            self.deliver_later(id, outgoing);
+        }
+    }
+
+    fn deliver_later(&mut self, from: ReplicaId, outgoing: Vec<adversary::Outgoing>) {
         for (targets, message, extra_us) in outgoing {
             for target in targets {
                 if let Some(delay) = self.network.delay_us(from, target, &mut self.rng) {

@@ -1,6 +1,7 @@
 //! `ccbft sim` and `ccbft demo`: the deterministic simulator from the command line.
 
 use anyhow::{bail, Context};
+use ccbft_core::sim::adversary::{Strategy, STRATEGIES};
 use ccbft_core::sim::{self, RunReport, SimOptions};
 use ccbft_core::topology::Topology;
 use serde_json::json;
@@ -43,6 +44,11 @@ pub struct SimArgs {
     /// List the bugs --plant-bug accepts.
     #[arg(long)]
     list_bugs: bool,
+    /// Every Byzantine replica follows this strategy (drawn per replica when absent), for
+    /// example empty-tc-fork, sub-quorum-qc-fork, genesis-fork, outsider-certificates,
+    /// extreme-values, equivocate-everything, flood, replay, fork, equivocate.
+    #[arg(long)]
+    strategy: Option<String>,
     /// Simulated fault phase and stabilisation phase, in milliseconds.
     #[arg(long, default_value_t = 2_000)]
     fault_ms: u64,
@@ -86,6 +92,13 @@ fn options(args: &SimArgs) -> anyhow::Result<SimOptions> {
     if args.seeds == 0 {
         bail!("--seeds must be at least 1");
     }
+    let strategy = match &args.strategy {
+        None => None,
+        Some(name) => Some(Strategy::named(name).ok_or_else(|| {
+            let names: Vec<&str> = STRATEGIES.iter().map(Strategy::name).collect();
+            anyhow::anyhow!("unknown strategy {name:?}; one of {}", names.join(", "))
+        })?),
+    };
     Ok(SimOptions {
         replicas: args.replicas,
         domains: args.domains,
@@ -99,6 +112,7 @@ fn options(args: &SimArgs) -> anyhow::Result<SimOptions> {
         tx_per_s: args.tx_per_s,
         trace: args.trace,
         fault: None,
+        strategy,
         ..SimOptions::default()
     })
 }
@@ -222,9 +236,14 @@ fn summary_json(reports: &[RunReport], options: &SimOptions) -> serde_json::Valu
         .iter()
         .flat_map(|r| r.global_latency_us.iter().copied())
         .collect();
+    let mut strategies: std::collections::BTreeMap<&str, u64> = Default::default();
+    for strategy in reports.iter().flat_map(|r| r.strategies.iter()) {
+        *strategies.entry(strategy.name()).or_default() += 1;
+    }
     json!({
         "runs": reports.len(),
         "violations": violations,
+        "byzantine_strategies": strategies,
         "plant_bug": options.bug,
         "committed_blocks": reports.iter().map(|r| r.committed_blocks).sum::<u64>(),
         "committed_txs": reports.iter().map(|r| r.committed_txs).sum::<u64>(),
