@@ -2,17 +2,16 @@
 
 mod common;
 
-use ccbft_storage::format::SEGMENT_SIZE_MIN_BYTES;
 use ccbft_storage::merkle::leaf_hash;
 use ccbft_storage::stores::{
-    ObjectKind, SafetyKind, StableCheckpoint, Storage, StorageError, KIND_USER_MIN,
+    ObjectKind, Retain, SafetyKind, StableCheckpoint, Storage, StorageError, KIND_USER_MIN,
 };
 use ccbft_storage::wal::WalConfig;
 use std::path::PathBuf;
 
 fn config() -> WalConfig {
     WalConfig {
-        segment_size_bytes: SEGMENT_SIZE_MIN_BYTES,
+        segment_size_bytes: 4 << 20,
         ..WalConfig::default()
     }
 }
@@ -132,10 +131,16 @@ fn safety_state_batches_and_blocks_survive_restarts_and_checkpoints() {
             .unwrap();
         let segments_before = std::fs::read_dir(&path).unwrap().count();
         let _ = store
-            .stable_checkpoint_reached(StableCheckpoint {
-                number: 250,
-                root: [7; 32],
-            })
+            .stable_checkpoint_reached(
+                StableCheckpoint {
+                    number: 250,
+                    root: [7; 32],
+                },
+                &Retain {
+                    low_water: u64::MAX,
+                    user_kinds: vec![KIND_USER_MIN],
+                },
+            )
             .await
             .unwrap();
         assert!(store
@@ -156,7 +161,15 @@ fn safety_state_batches_and_blocks_survive_restarts_and_checkpoints() {
 
     let path: PathBuf = dir.path().to_path_buf();
     common::run(move || async move {
-        let (store, recovery) = Storage::open(&path, config(), |_| {}).await.unwrap();
+        let mut user = Vec::new();
+        let (store, recovery) = Storage::open(&path, config(), |r| user.push(r.payload.to_vec()))
+            .await
+            .unwrap();
+        assert_eq!(
+            user,
+            vec![b"mine".to_vec()],
+            "kept: its kind was to be kept"
+        );
         assert!(
             recovery.first_sequence > 1,
             "log starts after the truncation"

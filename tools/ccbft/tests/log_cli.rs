@@ -98,7 +98,8 @@ fn bench_then_inspect_then_corrupt() {
         .is_some_and(|s| !s.is_empty()));
     assert_eq!(inspected["corruption"].as_array().map(Vec::len), Some(0));
 
-    // Flip a byte of the first record (offset 4096 in segment 0): corruption, exit 1.
+    // Flip a byte of the first record (offset 4096 + 64 in segment 0, after its group
+    // header): corruption, exit 1.
     let segment = log.join("wal-00000000000000000000.seg");
     let mut bytes = std::fs::read(&segment).unwrap();
     bytes[4096 + 100] ^= 0x01;
@@ -109,10 +110,10 @@ fn bench_then_inspect_then_corrupt() {
     let corruption = inspected["corruption"].as_array().unwrap();
     assert_eq!(corruption.len(), 1);
     assert_eq!(corruption[0]["segment"].as_u64(), Some(0));
-    assert_eq!(corruption[0]["offset"].as_u64(), Some(4096));
+    assert_eq!(corruption[0]["offset"].as_u64(), Some(4160));
     let text = ccbft(&["log", "inspect", s(&log)]);
     assert_eq!(text.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&text.stdout).contains("CORRUPTION: segment 0 offset 4096"));
+    assert!(String::from_utf8_lossy(&text.stdout).contains("CORRUPTION: segment 0 offset 4160"));
 }
 
 #[test]
