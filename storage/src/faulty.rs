@@ -17,11 +17,11 @@
 use crate::format::{BLOCK_SIZE_BYTES, SECTOR_SIZE_BYTES};
 use crate::testkit::splitmix64;
 use crate::vfs::{IoFuture, LogDir, LogFile, ScanSource};
-use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
 use std::io;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
+use std::sync::{Arc, Mutex, MutexGuard};
 
 type Inode = u64;
 
@@ -42,7 +42,7 @@ pub enum Op {
     Write {
         inode: Inode,
         offset: u64,
-        bytes: Rc<[u8]>,
+        bytes: Arc<[u8]>,
     },
     SetLen {
         inode: Inode,
@@ -69,7 +69,8 @@ impl Disk {
     fn apply(&mut self, op: &Op) {
         match op {
             Op::Create { name, inode } => {
-                self.files.insert(*inode, Vec::new());
+                // Inodes are never reused: the data may have been synced before the name.
+                self.files.entry(*inode).or_default();
                 self.names.insert(name.clone(), *inode);
             }
             Op::Rename { from, to } => {
@@ -147,11 +148,12 @@ struct State {
     fail_sync_at: Option<u64>,
 }
 
-/// The in-memory, fault-injecting directory. Clones share it.
+/// The in-memory, fault-injecting directory. Clones share it (across threads too, so a
+/// test can hand it to an executor thread).
 #[derive(Clone)]
 pub struct FaultyDir {
     path: PathBuf,
-    state: Rc<RefCell<State>>,
+    state: Arc<Mutex<State>>,
 }
 
 impl Default for FaultyDir {
@@ -180,7 +182,7 @@ impl FaultyDir {
         let next_inode = current.files.keys().max().map_or(1, |max| max + 1);
         FaultyDir {
             path: PathBuf::from("/faulty"),
-            state: Rc::new(RefCell::new(State {
+            state: Arc::new(Mutex::new(State {
                 base,
                 history: pending,
                 current,
@@ -198,22 +200,22 @@ impl FaultyDir {
 
     /// Number of operations recorded so far: crash points are `0..=ops()`.
     pub fn ops(&self) -> usize {
-        self.state.borrow().history.len()
+        lock(&self.state).history.len()
     }
 
     /// Makes the fdatasync with this index (0 is the first from now) fail with EIO.
     pub fn fail_fdatasync(&self, index: u64) {
-        let mut state = self.state.borrow_mut();
+        let mut state = lock(&self.state);
         state.fail_sync_at = Some(state.syncs + index);
     }
 
     /// What the running process sees now.
     pub fn current(&self) -> Disk {
-        self.state.borrow().current.clone()
+        lock(&self.state).current.clone()
     }
 
     fn replay(&self, point: usize) -> Replayed {
-        let state = self.state.borrow();
+        let state = lock(&self.state);
         let mut durable = state.base.clone();
         let mut pending: Vec<Op> = Vec::new();
         for op in &state.history[..point] {
@@ -390,7 +392,7 @@ impl State {
 }
 
 struct FaultyFile {
-    state: Rc<RefCell<State>>,
+    state: Arc<Mutex<State>>,
     inode: Inode,
 }
 
@@ -403,7 +405,7 @@ impl LogFile for FaultyFile {
             {
                 return Err(io::Error::from_raw_os_error(libc::EINVAL));
             }
-            self.state.borrow_mut().record(Op::Write {
+            lock(&self.state).record(Op::Write {
                 inode: self.inode,
                 offset,
                 bytes: bytes.into(),
@@ -414,7 +416,7 @@ impl LogFile for FaultyFile {
 
     fn read_at(&self, offset: u64, len: usize) -> IoFuture<'_, Vec<u8>> {
         Box::pin(async move {
-            let state = self.state.borrow();
+            let state = lock(&self.state);
             let file = state
                 .current
                 .files
@@ -429,7 +431,7 @@ impl LogFile for FaultyFile {
 
     fn fdatasync(&self) -> IoFuture<'_, ()> {
         Box::pin(async move {
-            let mut state = self.state.borrow_mut();
+            let mut state = lock(&self.state);
             let index = state.syncs;
             state.syncs += 1;
             if state.fail_sync_at == Some(index) {
@@ -448,11 +450,11 @@ impl ScanSource for FaultyDir {
     }
 
     fn list(&self) -> io::Result<Vec<String>> {
-        Ok(self.state.borrow().current.names())
+        Ok(lock(&self.state).current.names())
     }
 
     fn read_whole(&self, name: &str) -> io::Result<Vec<u8>> {
-        let state = self.state.borrow();
+        let state = lock(&self.state);
         let inode = state.inode(name)?;
         Ok(state.current.files.get(&inode).cloned().unwrap_or_default())
     }
@@ -490,7 +492,7 @@ impl FaultyDir {
 impl LogDir for FaultyDir {
     fn create<'a>(&'a self, name: &'a str) -> IoFuture<'a, Rc<dyn LogFile>> {
         Box::pin(async move {
-            let mut state = self.state.borrow_mut();
+            let mut state = lock(&self.state);
             let inode = state.next_inode;
             state.next_inode += 1;
             state.record(Op::Create {
@@ -506,7 +508,7 @@ impl LogDir for FaultyDir {
 
     fn open<'a>(&'a self, name: &'a str) -> IoFuture<'a, Rc<dyn LogFile>> {
         Box::pin(async move {
-            let inode = self.state.borrow().inode(name)?;
+            let inode = lock(&self.state).inode(name)?;
             Ok(Rc::new(FaultyFile {
                 state: self.state.clone(),
                 inode,
@@ -515,7 +517,7 @@ impl LogDir for FaultyDir {
     }
 
     fn write_file(&self, name: &str, bytes: &[u8]) -> io::Result<()> {
-        let mut state = self.state.borrow_mut();
+        let mut state = lock(&self.state);
         let inode = state.next_inode;
         state.next_inode += 1;
         state.record(Op::Create {
@@ -539,7 +541,7 @@ impl LogDir for FaultyDir {
     }
 
     fn rename(&self, from: &str, to: &str) -> io::Result<()> {
-        let mut state = self.state.borrow_mut();
+        let mut state = lock(&self.state);
         state.inode(from)?;
         state.record(Op::Rename {
             from: from.to_string(),
@@ -549,7 +551,7 @@ impl LogDir for FaultyDir {
     }
 
     fn remove(&self, name: &str) -> io::Result<()> {
-        let mut state = self.state.borrow_mut();
+        let mut state = lock(&self.state);
         state.inode(name)?;
         state.record(Op::Remove {
             name: name.to_string(),
@@ -558,14 +560,18 @@ impl LogDir for FaultyDir {
     }
 
     fn set_len(&self, name: &str, len: u64) -> io::Result<()> {
-        let mut state = self.state.borrow_mut();
+        let mut state = lock(&self.state);
         let inode = state.inode(name)?;
         state.record(Op::SetLen { inode, len });
         Ok(())
     }
 
     fn sync_dir(&self) -> io::Result<()> {
-        self.state.borrow_mut().record(Op::SyncDir);
+        lock(&self.state).record(Op::SyncDir);
         Ok(())
     }
+}
+
+fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
+    state.lock().unwrap_or_else(|e| e.into_inner())
 }

@@ -1000,6 +1000,10 @@ async fn initialize_if_new(dir: &dyn LogDir, config: &WalConfig) -> Result<(), W
             chain: chain_origin(&log_id),
         };
         write_new_file(dir, &segment0, &encode_segment_header(&header))?;
+        // Segment 0's name is durable before the head names the log: a crash never leaves
+        // a head without its first segment.
+        dir.sync_dir()
+            .map_err(io_err("syncing directory", location.clone()))?;
         log_id
     };
     let superblock = Superblock {
