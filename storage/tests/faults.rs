@@ -488,3 +488,49 @@ mod damaged_bytes {
         }
     }
 }
+
+/// A truncation whose superblock fdatasync fails leaves memory as the disk says: the
+/// segments are still listed and readable, the log is poisoned, and a new process recovers
+/// a consistent log from either superblock.
+#[test]
+fn a_failed_truncation_leaves_memory_and_disk_consistent() {
+    let dir = FaultyDir::new();
+    let run_dir = dir.clone();
+    let (acks, first_before) = common::run(move || async move {
+        let (wal, _) = Wal::open_in(Rc::new(run_dir.clone()), key(), config(), |_| {})
+            .await
+            .unwrap();
+        let mut acks = Vec::new();
+        for id in 0..120u64 {
+            let appended = wal.append(RECORD_KIND, &crash_payload(id)).await.unwrap();
+            acks.push((appended, id));
+        }
+        assert!(acks.last().unwrap().0.location.segment >= 2);
+        let first_before = wal.first_sequence();
+        run_dir.fail_fdatasync(0);
+        assert!(wal.truncate_below(100).await.is_err());
+        assert_eq!(wal.first_sequence(), first_before, "memory unchanged");
+        let (oldest, id) = acks[0];
+        assert_eq!(
+            wal.read(oldest.location).await.unwrap().payload,
+            crash_payload(id),
+            "the segments memory lists are still there"
+        );
+        assert!(matches!(
+            wal.append(RECORD_KIND, b"x").await,
+            Err(WalError::Poisoned(_))
+        ));
+        (acks, first_before)
+    });
+    for seed in 0..100u64 {
+        let (report, replayed) = scan_image(&dir.image_at(dir.ops(), seed)).unwrap();
+        assert!(report.corruption.is_empty(), "seed {seed}");
+        assert!(report.first_sequence >= first_before);
+        for (appended, id) in &acks {
+            if appended.sequence >= report.first_sequence {
+                assert_eq!(replayed.get(&appended.sequence), Some(&crash_payload(*id)));
+            }
+        }
+        assert_eq!(report.last_sequence, acks.len() as u64, "seed {seed}");
+    }
+}

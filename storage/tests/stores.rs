@@ -203,3 +203,262 @@ fn safety_state_batches_and_blocks_survive_restarts_and_checkpoints() {
         }
     });
 }
+
+fn small_segments() -> WalConfig {
+    WalConfig {
+        segment_size_bytes: ccbft_storage::format::SEGMENT_SIZE_MIN_BYTES,
+        ..WalConfig::default()
+    }
+}
+
+/// Review case: `stable_checkpoint_reached` snapshotted the safety entries and re-persisted
+/// them across awaits; a concurrent `persist_safety` was overwritten by the older value.
+#[test]
+fn checkpoint_copy_racing_persist_safety_never_rolls_back() {
+    let dir = common::temp_dir();
+    let path: PathBuf = dir.path().to_path_buf();
+    common::run(move || async move {
+        let (store, _) = Storage::open(&path, config(), |_| {}).await.unwrap();
+        let store = std::rc::Rc::new(store);
+        for round in 1..=5u64 {
+            let old = format!("round {}", round * 10);
+            let new = format!("round {}", round * 10 + 7);
+            let _ = store
+                .persist_safety(SafetyKind::HighestVotedRound, 0, old.as_bytes())
+                .await
+                .unwrap();
+            for n in 0..3u64 {
+                let bytes = batch(round * 100 + n);
+                let _ = store
+                    .put(
+                        ObjectKind::Batch,
+                        leaf_hash(&bytes),
+                        round * 100 + n,
+                        &bytes,
+                    )
+                    .await
+                    .unwrap();
+            }
+            // The checkpoint copies the old value forward while the new one is persisted.
+            let checkpoint = {
+                let store = store.clone();
+                glommio::spawn_local(async move {
+                    store
+                        .stable_checkpoint_reached(
+                            StableCheckpoint {
+                                number: round * 100 + 2,
+                                root: [round as u8; 32],
+                            },
+                            &Retain {
+                                low_water: u64::MAX,
+                                user_kinds: vec![],
+                            },
+                        )
+                        .await
+                        .unwrap()
+                })
+            };
+            let persist = {
+                let (store, new) = (store.clone(), new.clone());
+                glommio::spawn_local(async move {
+                    store
+                        .persist_safety(SafetyKind::HighestVotedRound, 0, new.as_bytes())
+                        .await
+                        .unwrap()
+                })
+            };
+            let (_, _) = (checkpoint.await, persist.await);
+            assert_eq!(
+                store.safety(SafetyKind::HighestVotedRound, 0).unwrap(),
+                new.as_bytes(),
+                "round {round}: the checkpoint's copy rolled the entry back"
+            );
+        }
+        // Appends woken out of order: the higher sequence wins, whatever the wake order.
+        let a = {
+            let store = store.clone();
+            glommio::spawn_local(async move {
+                store
+                    .persist_safety(SafetyKind::Lock, 0, b"a")
+                    .await
+                    .unwrap()
+            })
+        };
+        let b = {
+            let store = store.clone();
+            glommio::spawn_local(async move {
+                store
+                    .persist_safety(SafetyKind::Lock, 0, b"b")
+                    .await
+                    .unwrap()
+            })
+        };
+        let (a, b) = (a.await, b.await);
+        let winner: &[u8] = if a.sequence > b.sequence { b"a" } else { b"b" };
+        assert_eq!(store.safety(SafetyKind::Lock, 0).unwrap(), winner);
+    });
+    let path: PathBuf = dir.path().to_path_buf();
+    common::run(move || async move {
+        let (store, _) = Storage::open(&path, config(), |_| {}).await.unwrap();
+        assert_eq!(
+            store.safety(SafetyKind::HighestVotedRound, 0).unwrap(),
+            b"round 57",
+            "replay keeps the newest value"
+        );
+    });
+}
+
+/// Review case: `truncate_below` ignored user record kinds; an acknowledged user record was
+/// gone after a checkpoint and a reopen.
+#[test]
+fn truncation_keeps_the_user_records_it_is_asked_to_keep() {
+    const KEPT: u16 = KIND_USER_MIN;
+    const ABOVE_LOW_WATER: u16 = KIND_USER_MIN + 1;
+    let dir = common::temp_dir();
+    let path: PathBuf = dir.path().to_path_buf();
+    let segments_before = common::run(move || async move {
+        let (store, _) = Storage::open(&path, small_segments(), |_| {})
+            .await
+            .unwrap();
+        let _ = store.append_user(KEPT, b"keep me").await.unwrap();
+        let mut low_water = 0;
+        for n in 1..=40u64 {
+            let bytes = batch(n);
+            let _ = store
+                .put(ObjectKind::Batch, leaf_hash(&bytes), n, &bytes)
+                .await
+                .unwrap();
+            if n == 20 {
+                low_water = store
+                    .append_user(ABOVE_LOW_WATER, b"above the low-water mark")
+                    .await
+                    .unwrap()
+                    .sequence;
+            }
+        }
+        let segments = std::fs::read_dir(&path).unwrap().count();
+        // Nothing is asked to be kept below the checkpoint's needs but the records of
+        // KEPT and everything from `low_water` up; batches up to 40 go.
+        let _ = store
+            .stable_checkpoint_reached(
+                StableCheckpoint {
+                    number: 40,
+                    root: [1; 32],
+                },
+                &Retain {
+                    low_water,
+                    user_kinds: vec![KEPT],
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            std::fs::read_dir(&path).unwrap().count(),
+            segments,
+            "KEPT's record is in the first segment: nothing goes"
+        );
+        // Without KEPT in the list, the cut is the low-water mark.
+        let _ = store
+            .stable_checkpoint_reached(
+                StableCheckpoint {
+                    number: 40,
+                    root: [2; 32],
+                },
+                &Retain {
+                    low_water,
+                    user_kinds: vec![],
+                },
+            )
+            .await
+            .unwrap();
+        segments
+    });
+    let path: PathBuf = dir.path().to_path_buf();
+    common::run(move || async move {
+        let mut user = Vec::new();
+        let (store, recovery) = Storage::open(&path, small_segments(), |r| {
+            user.push((r.kind, r.payload.to_vec()))
+        })
+        .await
+        .unwrap();
+        assert!(std::fs::read_dir(&path).unwrap().count() < segments_before);
+        assert!(recovery.first_sequence > 1);
+        assert!(
+            user.contains(&(ABOVE_LOW_WATER, b"above the low-water mark".to_vec())),
+            "a record above the low-water mark stays: {user:?}"
+        );
+        assert!(store.stable_checkpoint().is_some());
+    });
+    // And with KEPT kept, its record survives a checkpoint and a reopen.
+    let dir = common::temp_dir();
+    let path: PathBuf = dir.path().to_path_buf();
+    common::run(move || async move {
+        let (store, _) = Storage::open(&path, small_segments(), |_| {})
+            .await
+            .unwrap();
+        let _ = store.append_user(KEPT, b"keep me").await.unwrap();
+        for n in 1..=40u64 {
+            let bytes = batch(n);
+            let _ = store
+                .put(ObjectKind::Batch, leaf_hash(&bytes), n, &bytes)
+                .await
+                .unwrap();
+        }
+        let _ = store
+            .stable_checkpoint_reached(
+                StableCheckpoint {
+                    number: 40,
+                    root: [1; 32],
+                },
+                &Retain {
+                    low_water: u64::MAX,
+                    user_kinds: vec![KEPT],
+                },
+            )
+            .await
+            .unwrap();
+    });
+    let path: PathBuf = dir.path().to_path_buf();
+    common::run(move || async move {
+        let mut user = Vec::new();
+        let _ = Storage::open(&path, small_segments(), |r| user.push(r.payload.to_vec()))
+            .await
+            .unwrap();
+        assert_eq!(user, vec![b"keep me".to_vec()]);
+    });
+}
+
+/// A different digest under a number already stored is refused, not overwritten.
+#[test]
+fn a_different_digest_under_the_same_number_is_refused() {
+    let dir = common::temp_dir();
+    let path: PathBuf = dir.path().to_path_buf();
+    common::run(move || async move {
+        let (store, _) = Storage::open(&path, config(), |_| {}).await.unwrap();
+        let (one, two) = (batch(1), batch(2));
+        let _ = store
+            .put(ObjectKind::Batch, leaf_hash(&one), 5, &one)
+            .await
+            .unwrap();
+        assert!(matches!(
+            store.put(ObjectKind::Batch, leaf_hash(&two), 5, &two).await,
+            Err(StorageError::NumberConflict { number: 5, .. })
+        ));
+        let (digest, bytes) = store
+            .get_by_number(ObjectKind::Batch, 5)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!((digest, bytes), (leaf_hash(&one), one));
+    });
+    let path: PathBuf = dir.path().to_path_buf();
+    common::run(move || async move {
+        let (store, _) = Storage::open(&path, config(), |_| {}).await.unwrap();
+        let (digest, _) = store
+            .get_by_number(ObjectKind::Batch, 5)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(digest, leaf_hash(&batch(1)));
+    });
+}
