@@ -334,7 +334,7 @@ fn lose_unsynced(disk: &mut Disk, pending: Vec<Op>, seed: u64) {
     let mut data = Vec::new();
     for op in pending {
         if is_dir_op(&op) {
-            if splitmix64(&mut rng) % 2 == 0 {
+            if splitmix64(&mut rng).is_multiple_of(2) {
                 disk.apply(&op);
             }
             continue;
@@ -350,7 +350,7 @@ fn lose_unsynced(disk: &mut Disk, pending: Vec<Op>, seed: u64) {
                 } => {
                     let sectors = bytes.len().div_ceil(SECTOR_SIZE_BYTES as usize);
                     for sector in 0..sectors {
-                        if splitmix64(&mut rng) % 2 == 0 {
+                        if splitmix64(&mut rng).is_multiple_of(2) {
                             let start = sector * SECTOR_SIZE_BYTES as usize;
                             let end = (start + SECTOR_SIZE_BYTES as usize).min(bytes.len());
                             data.push(Op::Write {
