@@ -462,3 +462,100 @@ fn a_different_digest_under_the_same_number_is_refused() {
         assert_eq!(digest, leaf_hash(&batch(1)));
     });
 }
+
+/// Review case: a batch whose client bytes held an encoded safety record, plus one flipped
+/// header bit, reopened with no corruption reported and HighestVotedRound rolled back from
+/// 7 to 1 (the scanner resynced inside the payload). Records are now read only where their
+/// group header says, group headers verify only under the log's secret UUID, and records
+/// chain: the forgery is never replayed and the damage is reported.
+#[test]
+fn a_record_forged_in_a_payload_is_never_replayed() {
+    use ccbft_storage::format::{self, GroupHeader, RecordHeader};
+    use ccbft_storage::stores::KIND_SAFETY;
+    use ccbft_storage::wal::{CorruptionPolicy, WalError};
+    let dir = common::temp_dir();
+    let path: PathBuf = dir.path().to_path_buf();
+    common::run(move || async move {
+        let (store, _) = Storage::open(&path, config(), |_| {}).await.unwrap();
+        let _ = store
+            .persist_safety(SafetyKind::HighestVotedRound, 0, b"round 1")
+            .await
+            .unwrap();
+        // The attacker knows the format and even this log's record key (the strongest
+        // case); it cannot know the UUID, so its group header carries a guessed one.
+        let head = std::fs::read(path.join(format::HEAD_FILE_NAME)).unwrap();
+        let key = format::record_key(&format::decode_head(&head).unwrap().log_id);
+        let mut forged_safety = vec![SafetyKind::HighestVotedRound as u8];
+        forged_safety.extend_from_slice(&0u64.to_le_bytes());
+        forged_safety.extend_from_slice(&0u64.to_le_bytes());
+        forged_safety.extend_from_slice(b"round 1");
+        let mut forged = Vec::new();
+        for sequence in 3..=4u64 {
+            let header = RecordHeader {
+                payload_len: forged_safety.len() as u32,
+                sequence,
+                kind: KIND_SAFETY,
+                prev: 0,
+            };
+            format::encode_record(&mut forged, key, &header, &forged_safety);
+        }
+        let mut group = vec![0u8; 64];
+        format::encode_group_header(
+            &mut group,
+            &[0x42; 16],
+            &GroupHeader {
+                first_sequence: 3,
+                records: 2,
+                records_bytes: forged.len() as u64,
+                chain: 0,
+            },
+        );
+        // The batch record's payload starts 8192 + 64 + 40 + 40 into the segment; put the
+        // forged group at the next block boundary and forged records all through it.
+        let mut bytes = vec![0u8; 8000];
+        let at_block = (12288 - (8192 + 64 + 40 + 40)) as usize;
+        bytes[at_block..at_block + 64].copy_from_slice(&group);
+        bytes[at_block + 64..at_block + 64 + forged.len()].copy_from_slice(&forged);
+        bytes[8..8 + forged.len()].copy_from_slice(&forged);
+        let _ = store
+            .put(ObjectKind::Batch, leaf_hash(&bytes), 1, &bytes)
+            .await
+            .unwrap();
+        let _ = store
+            .persist_safety(SafetyKind::HighestVotedRound, 0, b"round 7")
+            .await
+            .unwrap();
+    });
+    // One flipped bit in the batch record's header (its sequence field).
+    let segment = dir.path().join(ccbft_storage::format::segment_file_name(0));
+    let mut bytes = std::fs::read(&segment).unwrap();
+    bytes[8192 + 64 + 16] ^= 0x04;
+    std::fs::write(&segment, bytes).unwrap();
+
+    let path: PathBuf = dir.path().to_path_buf();
+    common::run(move || async move {
+        match Storage::open(&path, config(), |_| {}).await {
+            Err(StorageError::Wal(WalError::Corrupt { corruption })) => {
+                assert_eq!(corruption.len(), 1);
+                assert_eq!(
+                    (corruption[0].first_missing, corruption[0].last_missing),
+                    (2, 2)
+                );
+            }
+            Err(other) => panic!("expected the batch reported corrupt, got {other}"),
+            Ok(_) => panic!("a damaged acknowledged record opened without a report"),
+        }
+        let report = WalConfig {
+            on_corruption: CorruptionPolicy::Report,
+            ..config()
+        };
+        let (store, recovery) = Storage::open(&path, report, |_| {}).await.unwrap();
+        assert_eq!(recovery.corruption.len(), 1);
+        assert_eq!(recovery.last_sequence, 3);
+        assert_eq!(
+            store.safety(SafetyKind::HighestVotedRound, 0).unwrap(),
+            b"round 7",
+            "no roll-back from a forged record"
+        );
+    });
+}
