@@ -8,6 +8,14 @@
 //!
 //! Everything here is synchronous and sans-network: the replica moves chunks between
 //! peers and `StateTransfer` (run it on a blocking thread or a low-share task queue).
+//!
+//! Sizes come from the signed checkpoint, never from a peer: the [`Manifest`] handed to
+//! `StateTransfer::open` is the one the checkpoint certificate signs (root, state length,
+//! chunk size), and memory and disk use are bounded by it (a bitmap of received chunks in
+//! memory; the partial state grows only by chunks that verified). A manifest a peer sends
+//! is only compared with it (`check_peer_manifest`): one that disagrees marks that peer
+//! faulty and changes nothing else. Progress is kept in fixed-size slots, slot `i` at
+//! offset `i * 48` written in place, so a torn write damages one chunk's entry only.
 
 use crate::merkle::{leaf_hash, Hash, MerkleProof, MerkleTree};
 use std::collections::BTreeSet;
@@ -16,16 +24,23 @@ use std::io::{Read, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use xxhash_rust::xxh3::xxh3_64;
+use xxhash_rust::xxh3::xxh3_64_with_seed;
 
 pub const CHUNK_SIZE_MIN_BYTES: u32 = 4 << 10;
 pub const CHUNK_SIZE_MAX_BYTES: u32 = 16 << 20;
 pub const STATE_SIZE_MAX_BYTES: u64 = 1 << 40;
-pub const CHUNK_COUNT_MAX: u64 = STATE_SIZE_MAX_BYTES / CHUNK_SIZE_MIN_BYTES as u64;
+/// Most chunks of one snapshot: bounds the received-chunk bitmap (128 KiB), the progress
+/// file (48 MiB) and the leaf hashes `finish` holds (32 MiB). A 1 TiB state needs chunks
+/// of 1 MiB or more.
+pub const CHUNK_COUNT_MAX: u64 = 1 << 20;
+/// Progress slots read or checked per batch when resuming.
+const PROGRESS_SLOTS_PER_READ: u64 = 1024;
 /// Most chunk requests outstanding per peer in one plan.
 pub const REQUESTS_PER_PEER_MAX: usize = 64;
 
 const _: () = assert!(CHUNK_SIZE_MIN_BYTES <= CHUNK_SIZE_MAX_BYTES);
-const _: () = assert!(CHUNK_COUNT_MAX <= u32::MAX as u64 * 64);
+const _: () = assert!(CHUNK_COUNT_MAX <= u32::MAX as u64);
+const _: () = assert!(CHUNK_COUNT_MAX * CHUNK_SIZE_MAX_BYTES as u64 >= STATE_SIZE_MAX_BYTES);
 
 const PROGRESS_ENTRY_BYTES: usize = 48;
 const MANIFEST_FILE: &str = "manifest";
@@ -33,8 +48,8 @@ const PROGRESS_FILE: &str = "progress";
 const PARTIAL_FILE: &str = "state.partial";
 const STATE_FILE: &str = "state";
 
-/// What identifies a snapshot. `root` comes from the signed checkpoint; the other fields
-/// may come from any peer: a wrong count or size makes every proof fail.
+/// What identifies a snapshot: all three fields are signed in the checkpoint certificate.
+/// A manifest from a peer is only ever checked against the signed one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Manifest {
     pub root: Hash,
@@ -59,6 +74,11 @@ impl Manifest {
         }
         if self.state_len > STATE_SIZE_MAX_BYTES {
             return Err(CheckpointError::BadManifest("state too large"));
+        }
+        if self.chunk_count() > CHUNK_COUNT_MAX {
+            return Err(CheckpointError::BadManifest(
+                "more chunks than a transfer holds: a larger chunk size is needed",
+            ));
         }
         Ok(())
     }
@@ -206,6 +226,15 @@ pub enum ChunkRejected {
     BadProof { index: u64 },
 }
 
+/// A peer's manifest that is not the signed one; the peer is marked faulty.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("peer {peer}'s manifest (state {state_len} bytes in chunks of {chunk_size}) disagrees with the signed checkpoint")]
+pub struct ManifestRejected {
+    pub peer: PeerId,
+    pub state_len: u64,
+    pub chunk_size: u32,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Accepted {
     New,
@@ -216,25 +245,49 @@ pub enum Accepted {
 pub struct StateTransfer {
     dir: PathBuf,
     manifest: Manifest,
-    have: Vec<Option<Hash>>,
+    /// Bit i set: chunk i is in and recorded.
+    have: Vec<u64>,
     missing: u64,
     partial: File,
     progress: File,
     faulty: BTreeSet<PeerId>,
 }
 
+/// A progress slot: `[0..8)` chunk index, `[8..40)` its leaf hash, `[40..48)` xxh3 of the
+/// first 40 bytes seeded with the signed root (a slot of another snapshot never verifies).
+fn encode_slot(root: &Hash, index: u64, hash: &Hash) -> [u8; PROGRESS_ENTRY_BYTES] {
+    let mut slot = [0u8; PROGRESS_ENTRY_BYTES];
+    slot[0..8].copy_from_slice(&index.to_le_bytes());
+    slot[8..40].copy_from_slice(hash);
+    let checksum = xxh3_64_with_seed(&slot[..40], root_seed(root));
+    slot[40..48].copy_from_slice(&checksum.to_le_bytes());
+    slot
+}
+
+fn decode_slot(root: &Hash, index: u64, slot: &[u8]) -> Option<Hash> {
+    let ok = slot.len() == PROGRESS_ENTRY_BYTES
+        && slot[0..8] == index.to_le_bytes()
+        && xxh3_64_with_seed(&slot[..40], root_seed(root)).to_le_bytes() == slot[40..48];
+    ok.then(|| slot[8..40].try_into().expect("32 bytes"))
+}
+
+fn root_seed(root: &Hash) -> u64 {
+    u64::from_le_bytes(root[..8].try_into().expect("8 bytes"))
+}
+
 impl StateTransfer {
-    /// Starts, or resumes, rebuilding the snapshot `manifest` in `dir`. Progress recorded
-    /// for another manifest is discarded; chunks recorded as received are re-verified
-    /// against their recorded hashes (a crash may have lost data written after them).
-    pub fn open(dir: &Path, manifest: Manifest) -> Result<StateTransfer, CheckpointError> {
-        manifest.check()?;
+    /// Starts, or resumes, rebuilding the snapshot of the signed checkpoint `signed` in
+    /// `dir`. Progress recorded for another snapshot is discarded; chunks recorded as
+    /// received are re-verified against their recorded hashes (a crash may have lost data
+    /// written after them), each slot on its own.
+    pub fn open(dir: &Path, signed: Manifest) -> Result<StateTransfer, CheckpointError> {
+        signed.check()?;
         std::fs::create_dir_all(dir).map_err(io_err(dir))?;
         let manifest_path = dir.join(MANIFEST_FILE);
         let same = std::fs::read(&manifest_path)
             .ok()
             .and_then(|bytes| Manifest::decode(&bytes))
-            .is_some_and(|stored| stored == manifest);
+            .is_some_and(|stored| stored == signed);
         let progress_path = dir.join(PROGRESS_FILE);
         let partial_path = dir.join(PARTIAL_FILE);
         if !same {
@@ -247,56 +300,93 @@ impl StateTransfer {
                 }
             }
             let mut file = File::create(&manifest_path).map_err(io_err(&manifest_path))?;
-            file.write_all(&manifest.encode())
+            file.write_all(&signed.encode())
                 .map_err(io_err(&manifest_path))?;
             file.sync_all().map_err(io_err(&manifest_path))?;
             sync_parent(&manifest_path)?;
         }
-        let partial = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&partial_path)
-            .map_err(io_err(&partial_path))?;
-        partial
-            .set_len(manifest.state_len)
-            .map_err(io_err(&partial_path))?;
-        let mut progress = OpenOptions::new()
-            .read(true)
-            .append(true)
-            .create(true)
-            .open(&progress_path)
-            .map_err(io_err(&progress_path))?;
-        let mut log = Vec::new();
-        progress
-            .read_to_end(&mut log)
-            .map_err(io_err(&progress_path))?;
-        let count = manifest.chunk_count();
+        let open = |path: &Path| {
+            OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(path)
+                .map_err(io_err(path))
+        };
+        // Never pre-sized: the partial state grows only by chunks that verified.
+        let partial = open(&partial_path)?;
+        let progress = open(&progress_path)?;
+        sync_parent(&progress_path)?;
+        let count = signed.chunk_count();
         let mut transfer = StateTransfer {
             dir: dir.to_path_buf(),
-            manifest,
-            have: vec![None; count as usize],
+            manifest: signed,
+            have: vec![0u64; count.div_ceil(64) as usize],
             missing: count,
             partial,
             progress,
             faulty: BTreeSet::new(),
         };
-        for entry in log.chunks_exact(PROGRESS_ENTRY_BYTES) {
-            if xxh3_64(&entry[..40]).to_le_bytes() != entry[40..48] {
-                continue; // torn append
-            }
-            let index = u64::from_le_bytes(entry[0..8].try_into().expect("8 bytes"));
-            let hash: Hash = entry[8..40].try_into().expect("32 bytes");
-            if index < count
-                && transfer.have[index as usize].is_none()
-                && transfer.read_chunk(index)?.map(|b| leaf_hash(&b)) == Some(hash)
-            {
-                transfer.have[index as usize] = Some(hash);
-                transfer.missing -= 1;
-            }
-        }
+        transfer.resume()?;
         Ok(transfer)
+    }
+
+    /// Reads the progress slots in batches and keeps each chunk whose slot verifies and
+    /// whose bytes on disk still hash to it.
+    fn resume(&mut self) -> Result<(), CheckpointError> {
+        let count = self.manifest.chunk_count();
+        let path = self.dir.join(PROGRESS_FILE);
+        let len = self.progress.metadata().map_err(io_err(&path))?.len();
+        let slots = (len / PROGRESS_ENTRY_BYTES as u64).min(count);
+        let mut first = 0u64;
+        while first < slots {
+            let batch = PROGRESS_SLOTS_PER_READ.min(slots - first);
+            let mut buf = vec![0u8; (batch as usize) * PROGRESS_ENTRY_BYTES];
+            self.progress
+                .read_exact_at(&mut buf, first * PROGRESS_ENTRY_BYTES as u64)
+                .map_err(io_err(&path))?;
+            for (n, slot) in buf.chunks_exact(PROGRESS_ENTRY_BYTES).enumerate() {
+                let index = first + n as u64;
+                let Some(hash) = decode_slot(&self.manifest.root, index, slot) else {
+                    continue; // never written, or torn: fetch this chunk again
+                };
+                if self.read_chunk(index)?.map(|b| leaf_hash(&b)) == Some(hash) {
+                    self.mark(index);
+                }
+            }
+            first += batch;
+        }
+        Ok(())
+    }
+
+    fn has(&self, index: u64) -> bool {
+        self.have[(index / 64) as usize] & (1 << (index % 64)) != 0
+    }
+
+    fn mark(&mut self, index: u64) {
+        assert!(!self.has(index));
+        self.have[(index / 64) as usize] |= 1 << (index % 64);
+        self.missing -= 1;
+    }
+
+    /// Compares a manifest a peer sent with the signed one. A peer whose manifest differs
+    /// (another size or chunking under the same root, or another root) is marked faulty;
+    /// nothing else changes: the signed manifest and the progress stay.
+    pub fn check_peer_manifest(
+        &mut self,
+        peer: PeerId,
+        theirs: &Manifest,
+    ) -> Result<(), ManifestRejected> {
+        if *theirs == self.manifest {
+            return Ok(());
+        }
+        self.faulty.insert(peer);
+        Err(ManifestRejected {
+            peer,
+            state_len: theirs.state_len,
+            chunk_size: theirs.chunk_size,
+        })
     }
 
     pub fn manifest(&self) -> Manifest {
@@ -312,11 +402,7 @@ impl StateTransfer {
     }
 
     pub fn missing(&self) -> impl Iterator<Item = u64> + '_ {
-        self.have
-            .iter()
-            .enumerate()
-            .filter(|(_, h)| h.is_none())
-            .map(|(i, _)| i as u64)
+        (0..self.manifest.chunk_count()).filter(|i| !self.has(*i))
     }
 
     /// Peers that sent a chunk whose proof failed.
@@ -350,7 +436,7 @@ impl StateTransfer {
             self.faulty.insert(peer);
         }
         result?;
-        if self.have[chunk.index as usize].is_some() {
+        if self.has(chunk.index) {
             return Ok(Accepted::AlreadyHad);
         }
         Ok(Accepted::New)
@@ -397,14 +483,10 @@ impl StateTransfer {
             .map_err(io_err(&path))?;
         self.partial.sync_data().map_err(io_err(&path))?;
         let hash = leaf_hash(&chunk.bytes);
-        let mut entry = chunk.index.to_le_bytes().to_vec();
-        entry.extend_from_slice(&hash);
-        let checksum = xxh3_64(&entry);
-        entry.extend_from_slice(&checksum.to_le_bytes());
-        assert_eq!(entry.len(), PROGRESS_ENTRY_BYTES);
+        let slot = encode_slot(&self.manifest.root, chunk.index, &hash);
         let progress_path = self.dir.join(PROGRESS_FILE);
         self.progress
-            .write_all(&entry)
+            .write_all_at(&slot, chunk.index * PROGRESS_ENTRY_BYTES as u64)
             .map_err(io_err(&progress_path))?;
         self.progress.sync_data().map_err(io_err(&progress_path))?;
         // Read-back check of the chunk just written.
@@ -412,8 +494,7 @@ impl StateTransfer {
             self.read_chunk(chunk.index)?.as_deref(),
             Some(&chunk.bytes[..])
         );
-        self.have[chunk.index as usize] = Some(hash);
-        self.missing -= 1;
+        self.mark(chunk.index);
         Ok(Ok(Accepted::New))
     }
 
@@ -435,7 +516,7 @@ impl StateTransfer {
                 missing: self.missing,
             });
         }
-        let leaves = self.have.iter().map(|h| h.expect("complete")).collect();
+        let leaves = self.recorded_leaves()?;
         let got = MerkleTree::from_leaf_hashes(leaves).root();
         if got != self.manifest.root {
             return Err(CheckpointError::RootMismatch {
@@ -445,6 +526,10 @@ impl StateTransfer {
         }
         let partial = self.dir.join(PARTIAL_FILE);
         let state = self.dir.join(STATE_FILE);
+        self.partial
+            .set_len(self.manifest.state_len)
+            .and_then(|()| self.partial.sync_all())
+            .map_err(io_err(&partial))?;
         std::fs::rename(&partial, &state).map_err(io_err(&partial))?;
         for name in [PROGRESS_FILE, MANIFEST_FILE] {
             let path = self.dir.join(name);
@@ -452,6 +537,25 @@ impl StateTransfer {
         }
         sync_parent(&state)?;
         Ok(state)
+    }
+}
+
+impl StateTransfer {
+    /// The leaf hashes from the progress slots (every slot verified on resume or store).
+    fn recorded_leaves(&self) -> Result<Vec<Hash>, CheckpointError> {
+        let count = self.manifest.chunk_count();
+        let path = self.dir.join(PROGRESS_FILE);
+        let mut leaves = Vec::with_capacity(count as usize);
+        let mut slot = [0u8; PROGRESS_ENTRY_BYTES];
+        for index in 0..count {
+            self.progress
+                .read_exact_at(&mut slot, index * PROGRESS_ENTRY_BYTES as u64)
+                .map_err(io_err(&path))?;
+            let hash = decode_slot(&self.manifest.root, index, &slot)
+                .ok_or(CheckpointError::Incomplete { missing: 1 })?;
+            leaves.push(hash);
+        }
+        Ok(leaves)
     }
 }
 

@@ -1,6 +1,8 @@
 //! CC-BFT storage: what a replica must not forget.
 //!
-//! - [`wal`]: the write-ahead log (glommio DMA, group commit, recovery).
+//! - [`wal`]: the write-ahead log (glommio DMA, group commit, durable watermark, recovery).
+//! - [`vfs`]: the file layer the log does its I/O through; [`faulty`]: the fault-injecting
+//!   one for crash tests.
 //! - [`scan`]: the synchronous recovery scanner (io-uring crate), also behind `ccbft log inspect`.
 //! - [`stores`]: consensus safety state, batches and blocks over the log.
 //! - [`checkpoint`]: Merkle-chunked snapshots and state transfer from untrusted peers.
@@ -8,6 +10,7 @@
 
 pub mod bench;
 pub mod checkpoint;
+pub mod faulty;
 pub mod format;
 pub mod merkle;
 pub mod scan;
@@ -15,6 +18,7 @@ pub mod stores;
 #[doc(hidden)]
 pub mod testkit;
 pub mod uring_read;
+pub mod vfs;
 pub mod wal;
 
 pub use scan::{Corruption, Location, RecordView, ScanError, ScanReport, TornTail};

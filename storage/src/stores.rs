@@ -5,6 +5,13 @@
 //! back a [`Durable`] token; the replica releases a vote only with the token of the state it
 //! depends on. The core defines what the safety bytes mean; here they are opaque, keyed by
 //! a [`SafetyKind`] and a slot (for example the sequence a prepared certificate is for).
+//!
+//! Safety records carry an *origin*: the sequence of the `persist_safety` that made the
+//! value. A checkpoint copies live entries forward (so the log below can go) under their
+//! original origin, and an entry is only ever replaced by one of a higher origin, live and on
+//! replay alike: a copy racing a newer `persist_safety`, or appends woken out of order, can
+//! never roll an entry back. Forget marks carry an origin the same way, and a value older
+//! than a forget mark below its slot never comes back.
 
 use crate::format::{RECORD_HEADER_SIZE_BYTES, RECORD_PAYLOAD_MAX_BYTES};
 use crate::merkle::Hash;
@@ -26,7 +33,7 @@ pub const KIND_USER_MIN: u16 = 0x100;
 pub const SAFETY_VALUE_MAX_BYTES: u64 = 64 << 10;
 /// Most live safety entries; the replica forgets old slots after each checkpoint.
 pub const SAFETY_ENTRIES_MAX: u64 = 1 << 16;
-const SAFETY_PREFIX_BYTES: u64 = 9;
+const SAFETY_PREFIX_BYTES: u64 = 17;
 const OBJECT_PREFIX_BYTES: u64 = 40;
 /// Largest batch or block.
 pub const OBJECT_MAX_BYTES: u64 = RECORD_PAYLOAD_MAX_BYTES - OBJECT_PREFIX_BYTES;
@@ -113,6 +120,22 @@ pub enum StorageError {
         stored: u64,
         given: u64,
     },
+    #[error("{kind:?} number {number} is stored with digest {stored}, not {given}", stored = hex(stored), given = hex(given))]
+    NumberConflict {
+        kind: ObjectKind,
+        number: u64,
+        stored: Hash,
+        given: Hash,
+    },
+}
+
+/// What a truncation after a stable checkpoint must keep besides the stores' own records.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Retain {
+    /// The lowest log sequence the replica still needs: nothing at or above it goes.
+    pub low_water: u64,
+    /// Record kinds (`KIND_USER_MIN..`) none of whose records may go.
+    pub user_kinds: Vec<u16>,
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -125,12 +148,31 @@ struct ObjectIndex {
     by_number: BTreeMap<u64, Hash>,
 }
 
+/// A live safety entry: its value, the sequence that made it, the sequence of its newest
+/// copy in the log.
+struct SafetyEntry {
+    value: Vec<u8>,
+    origin: u64,
+    copy: u64,
+}
+
+/// Entries of a kind with slots below `slot` and an origin below `origin` are forgotten.
+#[derive(Clone, Copy)]
+struct ForgetMark {
+    slot: u64,
+    origin: u64,
+    copy: u64,
+}
+
 #[derive(Default)]
 struct State {
-    safety: BTreeMap<(SafetyKind, u64), (Vec<u8>, u64)>,
+    safety: BTreeMap<(SafetyKind, u64), SafetyEntry>,
+    forgets: BTreeMap<SafetyKind, ForgetMark>,
     batches: ObjectIndex,
     blocks: ObjectIndex,
     checkpoint: Option<(StableCheckpoint, u64)>,
+    /// Lowest sequence of each user record kind still in the log.
+    user_first: BTreeMap<u16, u64>,
 }
 
 impl State {
@@ -158,11 +200,15 @@ impl State {
                 }
                 let kind = SafetyKind::from_byte(p[0]).ok_or(malformed("unknown safety kind"))?;
                 let slot = u64_at(1);
+                let origin = match u64_at(9) {
+                    0 => record.sequence,
+                    origin if origin < record.sequence => origin,
+                    _ => return Err(malformed("safety origin after its record")),
+                };
                 if record.kind == KIND_SAFETY {
-                    self.safety
-                        .insert((kind, slot), (p[9..].to_vec(), record.sequence));
+                    self.apply_safety(kind, slot, origin, record.sequence, &p[17..]);
                 } else {
-                    self.safety.retain(|(k, s), _| *k != kind || *s >= slot);
+                    self.apply_forget(kind, slot, origin, record.sequence);
                 }
             }
             KIND_BATCH | KIND_BLOCK => {
@@ -177,7 +223,13 @@ impl State {
                     ObjectKind::Block
                 };
                 let below = self.checkpoint.is_some_and(|(cp, _)| number <= cp.number);
-                if !below {
+                // A number holds one digest: the first stored wins (live puts refuse others).
+                let taken = self
+                    .index(kind)
+                    .by_number
+                    .get(&number)
+                    .is_some_and(|d| *d != digest);
+                if !below && !taken {
                     let index = self.index(kind);
                     index
                         .by_digest
@@ -207,9 +259,85 @@ impl State {
                     }
                 }
             }
+            kind if kind >= KIND_USER_MIN => {
+                self.user_first.entry(kind).or_insert(record.sequence);
+            }
             _ => {}
         }
         Ok(())
+    }
+
+    fn apply_safety(
+        &mut self,
+        kind: SafetyKind,
+        slot: u64,
+        origin: u64,
+        sequence: u64,
+        value: &[u8],
+    ) {
+        if self
+            .forgets
+            .get(&kind)
+            .is_some_and(|f| slot < f.slot && origin < f.origin)
+        {
+            return; // forgotten before this copy landed
+        }
+        match self.safety.get_mut(&(kind, slot)) {
+            Some(entry) if entry.origin > origin => {}
+            Some(entry) if entry.origin == origin => entry.copy = entry.copy.max(sequence),
+            _ => {
+                let entry = SafetyEntry {
+                    value: value.to_vec(),
+                    origin,
+                    copy: sequence,
+                };
+                self.safety.insert((kind, slot), entry);
+            }
+        }
+    }
+
+    fn apply_forget(&mut self, kind: SafetyKind, slot: u64, origin: u64, sequence: u64) {
+        match self.forgets.get_mut(&kind) {
+            Some(mark) if mark.origin > origin => return,
+            Some(mark) if mark.origin == origin => {
+                mark.copy = mark.copy.max(sequence);
+                return;
+            }
+            _ => {}
+        }
+        self.forgets.insert(
+            kind,
+            ForgetMark {
+                slot,
+                origin,
+                copy: sequence,
+            },
+        );
+        self.safety
+            .retain(|(k, s), e| *k != kind || *s >= slot || e.origin > origin);
+    }
+
+    /// Lowest sequence the stores' own state still needs in the log; `with_safety: false`
+    /// leaves out the safety entries and forget marks (those can be copied forward).
+    fn oldest_needed(&self, sequence_max: u64, with_safety: bool) -> u64 {
+        let objects = self
+            .batches
+            .by_digest
+            .values()
+            .chain(self.blocks.by_digest.values())
+            .map(|(_, _, seq)| *seq);
+        let safety = self.safety.values().map(|e| e.copy).filter(|_| with_safety);
+        let forgets = self
+            .forgets
+            .values()
+            .map(|f| f.copy)
+            .filter(|_| with_safety);
+        let checkpoint = self.checkpoint.map(|(_, seq)| seq);
+        objects
+            .chain(safety)
+            .chain(forgets)
+            .chain(checkpoint)
+            .fold(sequence_max, u64::min)
     }
 }
 
@@ -232,7 +360,8 @@ impl Storage {
         let (wal, recovery) = Wal::open(dir, config, |record| {
             if record.kind >= KIND_USER_MIN {
                 replay_user(record);
-            } else if let Err(err) = state.apply(&record) {
+            }
+            if let Err(err) = state.apply(&record) {
                 first_error.get_or_insert(err);
             }
         })
@@ -289,12 +418,15 @@ impl Storage {
                 return Err(StorageError::TooManySafetyEntries);
             }
         }
-        let mut payload = Vec::with_capacity(value.len() + SAFETY_PREFIX_BYTES as usize);
-        payload.push(kind as u8);
-        payload.extend_from_slice(&slot.to_le_bytes());
-        payload.extend_from_slice(value);
+        let payload = safety_payload(kind, slot, 0, value);
         let durable = self.append_and_apply(KIND_SAFETY, &payload).await?;
-        assert_eq!(self.safety(kind, slot).as_deref(), Some(value));
+        // Our value, or a newer one that landed meanwhile; never an older one.
+        assert!(self
+            .state
+            .borrow()
+            .safety
+            .get(&(kind, slot))
+            .is_some_and(|e| e.origin >= durable.sequence));
         Ok(durable)
     }
 
@@ -304,7 +436,7 @@ impl Storage {
             .borrow()
             .safety
             .get(&(kind, slot))
-            .map(|(value, _)| value.clone())
+            .map(|e| e.value.clone())
     }
 
     /// All live safety entries, in (kind, slot) order.
@@ -313,7 +445,7 @@ impl Storage {
         state
             .safety
             .iter()
-            .map(|((k, s), (v, _))| (*k, *s, v.clone()))
+            .map(|((k, s), e)| (*k, *s, e.value.clone()))
             .collect()
     }
 
@@ -325,6 +457,7 @@ impl Storage {
     ) -> Result<Durable, StorageError> {
         let mut payload = vec![kind as u8];
         payload.extend_from_slice(&slot.to_le_bytes());
+        payload.extend_from_slice(&0u64.to_le_bytes());
         self.append_and_apply(KIND_SAFETY_FORGET, &payload).await
     }
 
@@ -354,6 +487,16 @@ impl Storage {
                 });
             }
             return Ok(None);
+        }
+        if let Some(stored) = self.state.borrow_mut().index(kind).by_number.get(&number) {
+            if *stored != digest {
+                return Err(StorageError::NumberConflict {
+                    kind,
+                    number,
+                    stored: *stored,
+                    given: digest,
+                });
+            }
         }
         let mut payload = Vec::with_capacity(bytes.len() + OBJECT_PREFIX_BYTES as usize);
         payload.extend_from_slice(&digest);
@@ -423,44 +566,86 @@ impl Storage {
     }
 
     /// Records a stable checkpoint, drops batches and blocks at or below its number, and
-    /// truncates the log below what is still needed. Live safety entries that sit in the
-    /// part of the log about to go are written again first.
+    /// truncates the log below what is still needed: the stores' own live records, every
+    /// record of the kinds in `retain.user_kinds`, and everything from `retain.low_water`
+    /// up. Live safety entries and forget marks in the part about to go are copied forward
+    /// first (under their origin, so a copy never replaces a newer value).
     pub async fn stable_checkpoint_reached(
         &self,
         checkpoint: StableCheckpoint,
+        retain: &Retain,
     ) -> Result<Durable, StorageError> {
         let mut payload = checkpoint.number.to_le_bytes().to_vec();
         payload.extend_from_slice(&checkpoint.root);
         let durable = self.append_and_apply(KIND_CHECKPOINT, &payload).await?;
-        let oldest_needed = {
-            let state = self.state.borrow();
-            let objects = state
-                .batches
-                .by_digest
-                .values()
-                .chain(state.blocks.by_digest.values())
-                .map(|(_, _, seq)| *seq);
-            objects
-                .min()
-                .unwrap_or(durable.sequence)
-                .min(durable.sequence)
-        };
-        let stale: Vec<(SafetyKind, u64, Vec<u8>)> = {
-            let state = self.state.borrow();
+        let cut = self.cut(durable.sequence, retain, false);
+        self.copy_forward_below(cut).await?;
+        // Entries copied, or replaced meanwhile by newer ones: all at or above the cut.
+        let cut = self.cut(cut, retain, true);
+        self.wal.truncate_below(cut).await?;
+        Ok(durable)
+    }
+
+    /// Where the log may be cut: below every record still needed.
+    fn cut(&self, sequence_max: u64, retain: &Retain, with_safety: bool) -> u64 {
+        let state = self.state.borrow();
+        let user = retain
+            .user_kinds
+            .iter()
+            .filter_map(|kind| state.user_first.get(kind).copied());
+        user.fold(
             state
+                .oldest_needed(sequence_max, with_safety)
+                .min(retain.low_water.max(1)),
+            u64::min,
+        )
+    }
+
+    /// Copies the safety entries and forget marks whose newest copy is below `cut` to the
+    /// log's end. Each is checked again just before its copy is appended: one replaced or
+    /// forgotten meanwhile is not copied, and apply's origin rule covers a race after that.
+    async fn copy_forward_below(&self, cut: u64) -> Result<(), StorageError> {
+        let (entries, forgets): (Vec<_>, Vec<_>) = {
+            let state = self.state.borrow();
+            let entries = state
                 .safety
                 .iter()
-                .filter(|(_, (_, seq))| *seq < oldest_needed)
-                .map(|((k, s), (v, _))| (*k, *s, v.clone()))
-                .collect()
+                .filter(|(_, e)| e.copy < cut)
+                .map(|(key, e)| (*key, e.origin))
+                .collect();
+            let forgets = state
+                .forgets
+                .iter()
+                .filter(|(_, f)| f.copy < cut)
+                .map(|(kind, f)| (*kind, f.slot, f.origin))
+                .collect();
+            (entries, forgets)
         };
-        for (kind, slot, value) in stale {
-            let _ = self.persist_safety(kind, slot, &value).await?;
+        // Sequence order: the oldest origin first, as the log first had them.
+        let mut entries = entries;
+        entries.sort_by_key(|(_, origin)| *origin);
+        for ((kind, slot), origin) in entries {
+            let payload = {
+                let state = self.state.borrow();
+                match state.safety.get(&(kind, slot)) {
+                    Some(e) if e.origin == origin && e.copy < cut => {
+                        safety_payload(kind, slot, origin, &e.value)
+                    }
+                    _ => continue,
+                }
+            };
+            let _ = self.append_and_apply(KIND_SAFETY, &payload).await?;
         }
-        // User records are the replica's to keep: it truncates only what it says it no
-        // longer needs, so the cut is the oldest needed store record.
-        self.wal.truncate_below(oldest_needed)?;
-        Ok(durable)
+        for (kind, slot, origin) in forgets {
+            let current = self.state.borrow().forgets.get(&kind).copied();
+            if current.is_some_and(|f| f.origin == origin && f.copy < cut) {
+                let mut payload = vec![kind as u8];
+                payload.extend_from_slice(&slot.to_le_bytes());
+                payload.extend_from_slice(&origin.to_le_bytes());
+                let _ = self.append_and_apply(KIND_SAFETY_FORGET, &payload).await?;
+            }
+        }
+        Ok(())
     }
 
     /// Appends a record of the replica's own kind (`KIND_USER_MIN..`), durable on return.
@@ -470,6 +655,15 @@ impl Storage {
         }
         self.append_and_apply(kind, payload).await
     }
+}
+
+fn safety_payload(kind: SafetyKind, slot: u64, origin: u64, value: &[u8]) -> Vec<u8> {
+    let mut payload = Vec::with_capacity(value.len() + SAFETY_PREFIX_BYTES as usize);
+    payload.push(kind as u8);
+    payload.extend_from_slice(&slot.to_le_bytes());
+    payload.extend_from_slice(&origin.to_le_bytes());
+    payload.extend_from_slice(value);
+    payload
 }
 
 fn check_object(

@@ -1,32 +1,45 @@
-//! The write-ahead log: glommio DMA files (O_DIRECT over io_uring), group commit, bounded
-//! in-flight bytes, recovery on open.
+//! The write-ahead log: glommio DMA files (O_DIRECT over io_uring), group commit, a durable
+//! watermark, bounded in-flight bytes, recovery on open.
 //!
 //! Group commit: `append` encodes the record into the open group and waits. Whichever
 //! waiting appender finds no group being written becomes the leader: it writes the oldest
-//! group in one DMA write, calls fdatasync once, advances the durable watermark and wakes
-//! everyone. Appends made while a group is in flight form the next group. One group is in
-//! flight at a time, which is what lets recovery tell a torn tail from corruption
-//! (format.rs). An append's future completes only once its record is durable.
+//! group in one DMA write, calls fdatasync once, then writes the superblock's next slot with
+//! the new watermark (the group's last sequence) and syncs that, and only then advances the
+//! durable sequence and wakes everyone. Appends made meanwhile form the next group. One
+//! group is in flight at a time, so at most one group lies beyond the durable watermark and
+//! only it can be a torn tail (format.rs). An append completes only once its record is
+//! durable *and* covered by the watermark.
+//!
+//! Recovery (`open`) makes durable what it replays before acknowledging anything: the
+//! active segment is cut back to its last whole group (the rest zeroed with O_DIRECT writes,
+//! never rewriting a block that holds a good group), fdatasynced, the directory fsynced,
+//! and the watermark moved to the last replayed record.
+//!
+//! All I/O goes through `crate::vfs`, so the fault-injecting layer (`crate::faulty`) can
+//! stand in for the disk in tests; `Wal::open` uses the real one.
 //!
 //! The glommio pitfall on this machine's virtio disk: glommio probes IOPOLL support with a
 //! read on the first DMA file it opens on a device, and caches the answer per thread. On an
 //! empty new file the probe read returns EOF "successfully", the device is marked pollable,
 //! and every later DMA read fails with EOPNOTSUPP. `Wal::open` therefore opens the non-empty
-//! head file (one block) first and reads it back, before any segment is opened.
+//! head file (two blocks) first and reads it back, before any segment is opened.
 //!
-//! A failed write or fdatasync poisons the log: the page state after a failed fdatasync is
-//! unknown, so it is never retried; the replica must reopen (and recover) the log.
+//! A failed write or fdatasync poisons the log and its directory for the rest of the
+//! process: the page state after a failed fdatasync is unknown (the page cache may still
+//! show bytes that will never reach the disk), so neither this log nor a reopen of it in
+//! the same process may trust them. The process must restart and recover.
 
 use crate::format::*;
 use crate::scan::{self, Corruption, Location, RecordView, ScanError, ScanReport};
-use glommio::io::{DmaFile, OpenOptions};
+use crate::vfs::{LogDir, LogFile, RealDir};
 use std::cell::RefCell;
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::future::Future;
-use std::io::{Seek, Write};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::rc::Rc;
+use std::sync::Mutex;
 use std::task::{Context, Poll, Waker};
 
 /// Default segment size.
@@ -37,17 +50,44 @@ pub const IN_FLIGHT_DEFAULT_BYTES: u64 = 8 << 20;
 pub const IN_FLIGHT_MAX_BYTES: u64 = 256 << 20;
 /// DMA buffer memory glommio registers per executor (this machine allows 8 MiB locked).
 pub const EXECUTOR_IO_MEMORY_BYTES: usize = 2 << 20;
+/// Zeroes written per DMA write when repairing a tail.
+const REPAIR_WRITE_MAX_BYTES: u64 = 1 << 20;
 
 const _: () =
     assert!(IN_FLIGHT_DEFAULT_BYTES >= RECORD_HEADER_SIZE_BYTES + RECORD_PAYLOAD_MAX_BYTES);
 const _: () = assert!(IN_FLIGHT_DEFAULT_BYTES <= IN_FLIGHT_MAX_BYTES);
 const _: () = assert!(SEGMENT_SIZE_DEFAULT_BYTES >= SEGMENT_SIZE_MIN_BYTES);
 const _: () = assert!(SEGMENT_SIZE_DEFAULT_BYTES <= SEGMENT_SIZE_MAX_BYTES);
+const _: () = assert!(
+    SEGMENT_SIZE_DEFAULT_BYTES
+        >= SEGMENT_HEADER_SIZE_BYTES
+            + GROUP_HEADER_SIZE_BYTES
+            + RECORD_HEADER_SIZE_BYTES
+            + RECORD_PAYLOAD_MAX_BYTES
+);
+const _: () = assert!(REPAIR_WRITE_MAX_BYTES.is_multiple_of(BLOCK_SIZE_BYTES));
 
-/// What `open` does when acknowledged records are damaged.
+/// Log directories whose log failed a write or fdatasync in this process.
+static POISONED_DIRS: Mutex<BTreeSet<PathBuf>> = Mutex::new(BTreeSet::new());
+
+fn poisoned_dir(key: &Path) -> bool {
+    POISONED_DIRS
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .contains(key)
+}
+
+fn poison_dir(key: &Path) {
+    POISONED_DIRS
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(key.to_path_buf());
+}
+
+/// What `open` does when acknowledged records are damaged or missing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CorruptionPolicy {
-    /// Refuse to open: `WalError::Corrupt` lists what is damaged.
+    /// Refuse to open: `WalError::Corrupt` lists what is damaged or missing.
     Fail,
     /// Open, replay the good records and list the missing ranges in `Recovery::corruption`
     /// so the replica can fetch them from its peers.
@@ -59,6 +99,9 @@ pub struct WalConfig {
     pub segment_size_bytes: u64,
     pub in_flight_max_bytes: u64,
     pub on_corruption: CorruptionPolicy,
+    /// Start a new log when the directory is empty or absent. Off: only an existing log
+    /// opens (`ccbft log recover`).
+    pub create: bool,
 }
 
 impl Default for WalConfig {
@@ -67,6 +110,7 @@ impl Default for WalConfig {
             segment_size_bytes: SEGMENT_SIZE_DEFAULT_BYTES,
             in_flight_max_bytes: IN_FLIGHT_DEFAULT_BYTES,
             on_corruption: CorruptionPolicy::Fail,
+            create: true,
         }
     }
 }
@@ -75,7 +119,7 @@ impl Default for WalConfig {
 pub enum WalError {
     #[error(transparent)]
     Scan(#[from] ScanError),
-    #[error("log corrupted: {} damaged range(s), first in segment {} at offset {} (sequences {}..={}: {})",
+    #[error("log corrupted: {} damaged or missing range(s) of acknowledged records, first in segment {} at offset {} (sequences {}..={}: {})",
         corruption.len(), corruption[0].segment, corruption[0].offset,
         corruption[0].first_missing, corruption[0].last_missing, corruption[0].defect)]
     Corrupt { corruption: Vec<Corruption> },
@@ -92,8 +136,10 @@ pub enum WalError {
     PayloadTooLarge { len: u64, max: u64 },
     #[error("record kind 0 is reserved")]
     KindZero,
-    #[error("the log failed earlier and must be reopened: {0}")]
+    #[error("the log failed earlier and must be recovered by a new process: {0}")]
     Poisoned(String),
+    #[error("the log in {path} failed a write or fdatasync earlier in this process; what the page cache shows of it cannot be trusted: restart the process to recover it")]
+    PoisonedDir { path: PathBuf },
     #[error("no durable record at segment {} offset {}", location.segment, location.offset)]
     NoRecord { location: Location },
     #[error("record at segment {} offset {} fails its check: {defect}", location.segment, location.offset)]
@@ -106,25 +152,6 @@ pub enum WalError {
     },
 }
 
-fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> WalError + 'a {
-    move |source| WalError::Io {
-        op,
-        path: path.to_path_buf(),
-        source,
-    }
-}
-
-fn glommio_err<'a, T>(
-    op: &'static str,
-    path: &'a Path,
-) -> impl FnOnce(glommio::GlommioError<T>) -> WalError + 'a {
-    move |err| WalError::Io {
-        op,
-        path: path.to_path_buf(),
-        source: err.into(),
-    }
-}
-
 /// What recovery found, for the replica and for logs.
 #[derive(Debug, Clone)]
 pub struct Recovery {
@@ -133,6 +160,8 @@ pub struct Recovery {
     pub first_sequence: u64,
     /// Highest durable sequence (`first_sequence - 1` when empty).
     pub last_sequence: u64,
+    /// The watermark found in the superblock: the last sequence acknowledged before.
+    pub acked_sequence: u64,
     pub torn_tail: Option<scan::TornTail>,
     /// Only with `CorruptionPolicy::Report`: acknowledged records that are gone.
     pub corruption: Vec<Corruption>,
@@ -158,6 +187,7 @@ pub struct WalStats {
     pub appends: u64,
     pub payload_bytes: u64,
     pub groups: u64,
+    /// Every fdatasync: one on the segment and one on the superblock per group.
     pub fdatasyncs: u64,
     pub bytes_written: u64,
     pub durable_sequence: u64,
@@ -168,34 +198,45 @@ pub struct WalStats {
 struct Group {
     segment: u64,
     start: u64,
+    /// Starts with room for the group header, filled in when the group is written.
     buf: Vec<u8>,
     first_sequence: u64,
     last_sequence: u64,
+    chain_in: u64,
+    chain_out: u64,
 }
 
-struct Sealed {
-    path: PathBuf,
-    first_sequence: u64,
-    mmap: Option<memmap2::Mmap>,
+impl Group {
+    fn records(&self) -> u32 {
+        (self.last_sequence + 1 - self.first_sequence) as u32
+    }
 }
 
 struct Inner {
-    dir: PathBuf,
+    dir: Rc<dyn LogDir>,
+    key: PathBuf,
     config: WalConfig,
-    sealed: BTreeMap<u64, Sealed>,
-    active: Rc<DmaFile>,
+    log_id: LogId,
+    record_key: u64,
+    head: Rc<dyn LogFile>,
+    superblock: Superblock,
+    /// Sealed segments: index -> first sequence.
+    sealed: BTreeMap<u64, u64>,
+    active: Rc<dyn LogFile>,
     active_index: u64,
     active_first_sequence: u64,
     /// End of the durable data of the active segment (block aligned).
     active_durable_end: u64,
-    /// Segment and end of the newest group (open or not).
+    /// Segment and end of the newest group (open or not), and the chain after it.
     tail_segment: u64,
     tail_end: u64,
+    chain: u64,
     pending: VecDeque<Group>,
     next_sequence: u64,
     durable_sequence: u64,
     first_sequence: u64,
     in_flight_bytes: u64,
+    /// A leader is writing (a group, or the superblock for a truncation).
     flushing: bool,
     poisoned: Option<String>,
     generation: u64,
@@ -216,66 +257,107 @@ pub fn executor_builder(name: &str) -> glommio::LocalExecutorBuilder {
         .io_memory(EXECUTOR_IO_MEMORY_BYTES)
 }
 
+fn io_err(op: &'static str, path: PathBuf) -> impl FnOnce(std::io::Error) -> WalError {
+    move |source| WalError::Io { op, path, source }
+}
+
 impl Wal {
-    /// Opens (creating if `dir` is empty or absent) the log in `dir`, recovering it: every
-    /// record is checked, a torn tail is cut off, and `replay` sees each good record in
-    /// sequence order. Must run inside a glommio executor.
+    /// Opens (creating if `dir` is empty or absent and `config.create`) the log in `dir` on
+    /// the real disk, recovering it: every record is checked, a torn tail is cut off,
+    /// `replay` sees each good record in sequence order, and what was replayed is durable
+    /// before this returns. Must run inside a glommio executor.
     pub async fn open(
         dir: &Path,
+        config: WalConfig,
+        replay: impl FnMut(RecordView<'_>),
+    ) -> Result<(Wal, Recovery), WalError> {
+        check_config(&config)?;
+        if config.create {
+            std::fs::create_dir_all(dir).map_err(io_err("creating", dir.to_path_buf()))?;
+        } else if !dir.is_dir() {
+            return Err(ScanError::NotALog {
+                path: dir.to_path_buf(),
+            }
+            .into());
+        }
+        let key = std::fs::canonicalize(dir).map_err(io_err("resolving", dir.to_path_buf()))?;
+        Wal::open_in(Rc::new(RealDir::new(dir)), key, config, replay).await
+    }
+
+    /// `open` over any file layer; `key` names the directory for the process-wide poison
+    /// list (a log that failed an fdatasync is not reopened in the same process).
+    pub async fn open_in(
+        dir: Rc<dyn LogDir>,
+        key: PathBuf,
         config: WalConfig,
         mut replay: impl FnMut(RecordView<'_>),
     ) -> Result<(Wal, Recovery), WalError> {
         check_config(&config)?;
-        std::fs::create_dir_all(dir).map_err(io_err("creating", dir))?;
-        initialize_if_new(dir, &config)?;
-        probe_dma_reads(dir).await?;
-        let report = scan::scan(dir, &mut replay)?;
+        if poisoned_dir(&key) {
+            return Err(WalError::PoisonedDir { path: key });
+        }
+        initialize_if_new(&*dir, &config).await?;
+        let head_path = dir.location().join(HEAD_FILE_NAME);
+        dir.probe(HEAD_FILE_NAME, HEAD_FILE_SIZE_BYTES as usize)
+            .await
+            .map_err(|source| WalError::PollProbe {
+                path: head_path.clone(),
+                source,
+            })?;
+        let report = scan::scan_source(&*dir, &mut replay)?;
         if !report.corruption.is_empty() && config.on_corruption == CorruptionPolicy::Fail {
             return Err(WalError::Corrupt {
                 corruption: report.corruption,
             });
         }
-        remove_leftovers(dir, &report)?;
+        remove_leftovers(&*dir, &report)?;
         let last = report
             .segments
             .last()
             .expect("scan returns one segment at least");
-        let durable_end = repair_tail(&last.path, last.valid_end, last.file_len)?;
-        let active = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .dma_open(&last.path)
+        let last_path = dir.location().join(&last.name);
+        let active = dir
+            .open(&last.name)
             .await
-            .map_err(glommio_err("opening", &last.path))?;
-        let sealed = report.segments[..report.segments.len() - 1]
-            .iter()
-            .map(|segment| {
-                let sealed = Sealed {
-                    path: segment.path.clone(),
-                    first_sequence: segment.first_sequence,
-                    mmap: None,
-                };
-                (segment.index, sealed)
-            })
-            .collect();
+            .map_err(io_err("opening", last_path.clone()))?;
+        repair_tail(&*dir, &*active, &last.name, last.valid_end, last.file_len).await?;
+        let head = dir
+            .open(HEAD_FILE_NAME)
+            .await
+            .map_err(io_err("opening", head_path.clone()))?;
+        let superblock = recovered_superblock(&report);
+        write_superblock(&*head, &superblock)
+            .await
+            .map_err(io_err("writing the superblock", head_path))?;
         let recovery = Recovery {
             segments: report.segments.len() as u64,
             records: report.records,
             first_sequence: report.first_sequence,
             last_sequence: report.last_sequence,
+            acked_sequence: report.acked_sequence,
             torn_tail: report.torn_tail.clone(),
             corruption: report.corruption.clone(),
         };
+        let sealed = report.segments[..report.segments.len() - 1]
+            .iter()
+            .map(|segment| (segment.index, segment.first_sequence))
+            .collect();
         let inner = Inner {
-            dir: dir.to_path_buf(),
+            dir,
+            key,
             config,
+            log_id: report.log_id,
+            record_key: record_key(&report.log_id),
+            head,
+            superblock,
             sealed,
-            active: Rc::new(active),
+            active,
             active_index: last.index,
             active_first_sequence: last.first_sequence,
-            active_durable_end: durable_end,
+            active_durable_end: last.valid_end,
             tail_segment: last.index,
-            tail_end: durable_end,
+            tail_end: last.valid_end,
+            chain: last.chain_end,
             pending: VecDeque::new(),
             next_sequence: report.last_sequence + 1,
             durable_sequence: report.last_sequence,
@@ -299,10 +381,10 @@ impl Wal {
     }
 
     pub fn dir(&self) -> PathBuf {
-        self.inner.borrow().dir.clone()
+        self.inner.borrow().dir.location().to_path_buf()
     }
 
-    /// Highest sequence whose record is durable.
+    /// Highest sequence whose record is durable and covered by the watermark.
     pub fn durable_sequence(&self) -> u64 {
         self.inner.borrow().durable_sequence
     }
@@ -316,16 +398,22 @@ impl Wal {
         self.inner.borrow().stats
     }
 
+    /// Largest payload an append takes with this log's segment size.
+    pub fn payload_max_bytes(&self) -> u64 {
+        payload_max_bytes(&self.inner.borrow().config)
+    }
+
     /// Appends one record; completes once it is durable (it shares its fdatasync with the
     /// other appends of its group). Waits while `in_flight_max_bytes` are not yet durable.
     pub async fn append(&self, kind: u16, payload: &[u8]) -> Result<Appended, WalError> {
         if kind == 0 {
             return Err(WalError::KindZero);
         }
-        if payload.len() as u64 > RECORD_PAYLOAD_MAX_BYTES {
+        let max = self.payload_max_bytes();
+        if payload.len() as u64 > max {
             return Err(WalError::PayloadTooLarge {
                 len: payload.len() as u64,
-                max: RECORD_PAYLOAD_MAX_BYTES,
+                max,
             });
         }
         let size = record_size_bytes(payload.len() as u64);
@@ -366,11 +454,11 @@ impl Wal {
         loop {
             let generation = {
                 let inner = self.inner.borrow();
-                if inner.durable_sequence >= sequence {
-                    return Ok(());
-                }
                 if let Some(why) = &inner.poisoned {
                     return Err(WalError::Poisoned(why.clone()));
+                }
+                if inner.durable_sequence >= sequence {
+                    return Ok(());
                 }
                 if !inner.flushing {
                     assert!(!inner.pending.is_empty(), "a record not durable is pending");
@@ -394,7 +482,8 @@ impl Wal {
         }
     }
 
-    /// Writes and syncs the oldest pending group; the caller is the group leader.
+    /// Writes and syncs the oldest pending group and the watermark after it; the caller is
+    /// the group leader.
     async fn write_one_group(&self) {
         let (group, roll) = {
             let mut inner = self.inner.borrow_mut();
@@ -419,184 +508,280 @@ impl Wal {
         let mut inner = self.inner.borrow_mut();
         inner.flushing = false;
         match result {
-            Ok(()) => {
+            Ok(superblock) => {
                 assert_eq!(inner.durable_sequence + 1, group.first_sequence);
+                assert!(superblock.epoch > inner.superblock.epoch);
+                assert_eq!(superblock.acked_sequence, group.last_sequence);
+                inner.superblock = superblock;
                 inner.durable_sequence = group.last_sequence;
-                inner.in_flight_bytes -= group.buf.len() as u64;
+                inner.in_flight_bytes -= group.buf.len() as u64 - GROUP_HEADER_SIZE_BYTES;
                 let padded = align_up(group.buf.len() as u64, BLOCK_SIZE_BYTES);
                 inner.active_durable_end = group.start + padded;
                 inner.stats.groups += 1;
-                inner.stats.fdatasyncs += 1;
-                inner.stats.bytes_written += padded;
+                inner.stats.fdatasyncs += 2;
+                inner.stats.bytes_written += padded + SUPERBLOCK_SLOT_SIZE_BYTES;
                 inner.stats.durable_sequence = group.last_sequence;
             }
-            Err(err) => inner.poisoned = Some(err.to_string()),
+            Err(err) => inner.poison(err.to_string()),
         }
         inner.notify();
     }
 
-    async fn write_group(&self, group: &Group, roll: bool) -> Result<(), WalError> {
+    /// The group's data, its fdatasync, then the watermark and its fdatasync. Returns the
+    /// superblock now on disk.
+    async fn write_group(&self, group: &Group, roll: bool) -> Result<Superblock, WalError> {
         if roll {
-            self.roll_segment(group.segment, group.first_sequence)
+            self.roll_segment(group.segment, group.first_sequence, group.chain_in)
                 .await?;
         }
-        let (file, path) = {
+        let (file, head, path, log_id, mut superblock) = {
             let inner = self.inner.borrow();
-            let path = inner.dir.join(segment_file_name(inner.active_index));
-            (inner.active.clone(), path)
+            let path = inner
+                .dir
+                .location()
+                .join(segment_file_name(inner.active_index));
+            (
+                inner.active.clone(),
+                inner.head.clone(),
+                path,
+                inner.log_id,
+                inner.superblock,
+            )
         };
         let padded = align_up(group.buf.len() as u64, BLOCK_SIZE_BYTES) as usize;
-        let mut buffer = file.alloc_dma_buffer(padded);
-        let bytes = buffer.as_bytes_mut();
-        bytes[..group.buf.len()].copy_from_slice(&group.buf);
-        bytes[group.buf.len()..].fill(0);
-        let written = file
-            .write_at(buffer, group.start)
+        let mut bytes = Vec::with_capacity(padded);
+        bytes.extend_from_slice(&group.buf);
+        bytes.resize(padded, 0);
+        encode_group_header(
+            &mut bytes,
+            &log_id,
+            &GroupHeader {
+                first_sequence: group.first_sequence,
+                records: group.records(),
+                records_bytes: group.buf.len() as u64 - GROUP_HEADER_SIZE_BYTES,
+                chain: group.chain_in,
+            },
+        );
+        file.write_at(group.start, &bytes)
             .await
-            .map_err(glommio_err("writing", &path))?;
-        if written != padded {
-            return Err(WalError::Io {
-                op: "writing",
-                path,
-                source: std::io::Error::other(format!("short write: {written} of {padded} bytes")),
-            });
-        }
-        file.fdatasync()
+            .map_err(io_err("writing", path.clone()))?;
+        file.fdatasync().await.map_err(io_err("fdatasync", path))?;
+        superblock.epoch += 1;
+        superblock.acked_sequence = group.last_sequence;
+        superblock.acked_segment = group.segment;
+        superblock.acked_chain = group.chain_out;
+        let head_path = self.dir().join(HEAD_FILE_NAME);
+        write_superblock(&*head, &superblock)
             .await
-            .map_err(glommio_err("fdatasync", &path))?;
-        Ok(())
+            .map_err(io_err("writing the superblock", head_path))?;
+        Ok(superblock)
     }
 
     /// Creates segment `index` (temporary name, header, fdatasync, rename, directory
     /// sync) and seals the active one, whose last group is already durable.
-    async fn roll_segment(&self, index: u64, first_sequence: u64) -> Result<(), WalError> {
-        let (dir, segment_size_bytes) = {
+    async fn roll_segment(
+        &self,
+        index: u64,
+        first_sequence: u64,
+        chain: u64,
+    ) -> Result<(), WalError> {
+        let (dir, segment_size_bytes, log_id) = {
             let inner = self.inner.borrow();
-            (inner.dir.clone(), inner.config.segment_size_bytes)
+            (
+                inner.dir.clone(),
+                inner.config.segment_size_bytes,
+                inner.log_id,
+            )
         };
-        let path = dir.join(segment_file_name(index));
-        let tmp = dir.join(format!("{}{TMP_SUFFIX}", segment_file_name(index)));
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .dma_open(&tmp)
+        let name = segment_file_name(index);
+        let tmp = format!("{name}{TMP_SUFFIX}");
+        let tmp_path = dir.location().join(&tmp);
+        let file = dir
+            .create(&tmp)
             .await
-            .map_err(glommio_err("creating", &tmp))?;
+            .map_err(io_err("creating", tmp_path.clone()))?;
         let header = encode_segment_header(&SegmentHeader {
+            log_id,
             index,
             first_sequence,
             segment_size_bytes,
+            chain,
         });
-        let mut buffer = file.alloc_dma_buffer(header.len());
-        buffer.as_bytes_mut().copy_from_slice(&header);
-        let written = file
-            .write_at(buffer, 0)
+        file.write_at(0, &header)
             .await
-            .map_err(glommio_err("writing", &tmp))?;
-        assert_eq!(written, header.len());
+            .map_err(io_err("writing", tmp_path.clone()))?;
         file.fdatasync()
             .await
-            .map_err(glommio_err("fdatasync", &tmp))?;
-        file.rename(&path)
-            .await
-            .map_err(glommio_err("renaming", &tmp))?;
-        sync_dir(&dir)?;
+            .map_err(io_err("fdatasync", tmp_path.clone()))?;
+        dir.rename(&tmp, &name)
+            .map_err(io_err("renaming", tmp_path))?;
+        dir.sync_dir()
+            .map_err(io_err("syncing directory", dir.location().to_path_buf()))?;
         let mut inner = self.inner.borrow_mut();
         let old_index = inner.active_index;
-        let old = Sealed {
-            path: dir.join(segment_file_name(old_index)),
-            first_sequence: inner.active_first_sequence,
-            mmap: None,
-        };
-        inner.sealed.insert(old_index, old);
-        // The old DmaFile closes when its last Rc drops.
-        inner.active = Rc::new(file);
+        let old_first = inner.active_first_sequence;
+        inner.sealed.insert(old_index, old_first);
+        inner.active = file;
         inner.active_index = index;
         inner.active_first_sequence = first_sequence;
         inner.active_durable_end = SEGMENT_HEADER_SIZE_BYTES;
+        inner.stats.fdatasyncs += 1;
         Ok(())
     }
 
     /// Reads a durable record back, checking it. Sealed segments are read through a memory
     /// map, the active one with a DMA read.
     pub async fn read(&self, location: Location) -> Result<Record, WalError> {
-        let active = {
-            let mut inner = self.inner.borrow_mut();
-            if location.segment != inner.active_index {
-                return inner.read_sealed(location);
-            }
-            if location.offset < SEGMENT_HEADER_SIZE_BYTES
-                || location.offset + RECORD_HEADER_SIZE_BYTES > inner.active_durable_end
+        let (active, key, dir) = {
+            let inner = self.inner.borrow();
+            let sealed = inner.sealed.contains_key(&location.segment);
+            if (!sealed && location.segment != inner.active_index)
+                || location.offset < SEGMENT_HEADER_SIZE_BYTES + GROUP_HEADER_SIZE_BYTES
+                || (!sealed
+                    && location.offset + RECORD_HEADER_SIZE_BYTES > inner.active_durable_end)
             {
                 return Err(WalError::NoRecord { location });
             }
-            inner.active.clone()
+            let active = (!sealed).then(|| inner.active.clone());
+            (active, inner.record_key, inner.dir.clone())
         };
-        let path = self.dir().join(segment_file_name(location.segment));
-        let head = active
-            .read_at(location.offset, RECORD_HEADER_SIZE_BYTES as usize)
-            .await
-            .map_err(glommio_err("reading", &path))?;
-        let len = if head.len() as u64 == RECORD_HEADER_SIZE_BYTES {
+        let name = segment_file_name(location.segment);
+        let path = dir.location().join(&name);
+        let header_len = RECORD_HEADER_SIZE_BYTES as usize;
+        let head = match &active {
+            Some(file) => file.read_at(location.offset, header_len).await,
+            None => dir.read_sealed(&name, location.offset, header_len),
+        }
+        .map_err(io_err("reading", path.clone()))?;
+        let len = if head.len() == header_len {
             u64::from(u32::from_le_bytes(
                 head[12..16].try_into().expect("4 bytes"),
             ))
         } else {
             0
         };
-        let size = (RECORD_HEADER_SIZE_BYTES + len.min(RECORD_PAYLOAD_MAX_BYTES)) as usize;
-        let whole = active
-            .read_at(location.offset, size)
-            .await
-            .map_err(glommio_err("reading", &path))?;
-        decode_owned(&whole, location)
+        let size = header_len + len.min(RECORD_PAYLOAD_MAX_BYTES) as usize;
+        let whole = match &active {
+            Some(file) => file.read_at(location.offset, size).await,
+            None => dir.read_sealed(&name, location.offset, size),
+        }
+        .map_err(io_err("reading", path))?;
+        decode_owned(&whole, key, location)
     }
 
-    /// Drops whole sealed segments all of whose records are below `sequence` (the first
-    /// sequence the replica still needs after a stable checkpoint). Returns how many
-    /// segments were removed.
-    pub fn truncate_below(&self, sequence: u64) -> Result<u64, WalError> {
-        let mut inner = self.inner.borrow_mut();
-        // Segment i may go when segment i+1 starts at or below `sequence`.
-        let mut starts: Vec<(u64, u64)> = inner
-            .sealed
-            .iter()
-            .map(|(index, sealed)| (*index, sealed.first_sequence))
-            .collect();
-        starts.push((inner.active_index, inner.active_first_sequence));
-        let removable: Vec<u64> = starts
-            .windows(2)
-            .take_while(|pair| pair[1].1 <= sequence)
-            .map(|pair| pair[0].0)
-            .collect();
+    /// Drops whole sealed segments all of whose records are below `low_water` (the lowest
+    /// sequence the caller still needs). The new first segment is made durable in the
+    /// superblock first; memory follows; then the files go (a file that fails to go is a
+    /// stale segment the next open removes). Returns how many segments were dropped.
+    pub async fn truncate_below(&self, low_water: u64) -> Result<u64, WalError> {
+        self.lock_io().await?;
+        let _lock = IoLock { wal: self };
+        self.truncate_locked(low_water).await
+    }
+
+    async fn truncate_locked(&self, low_water: u64) -> Result<u64, WalError> {
+        let (removable, head, mut superblock, dir) = {
+            let inner = self.inner.borrow();
+            // Segment i may go when segment i+1 starts at or below `low_water`.
+            let mut starts: Vec<(u64, u64)> = inner
+                .sealed
+                .iter()
+                .map(|(index, first)| (*index, *first))
+                .collect();
+            starts.push((inner.active_index, inner.active_first_sequence));
+            let removable: Vec<u64> = starts
+                .windows(2)
+                .take_while(|pair| pair[1].1 <= low_water)
+                .map(|pair| pair[0].0)
+                .collect();
+            (
+                removable,
+                inner.head.clone(),
+                inner.superblock,
+                inner.dir.clone(),
+            )
+        };
         let Some(&last_removed) = removable.last() else {
             return Ok(0);
         };
-        let new_first = last_removed + 1;
-        write_atomically(
-            &inner.dir,
-            HEAD_FILE_NAME,
-            &encode_head(&HeadFile {
-                first_segment: new_first,
-            }),
-        )?;
-        for index in &removable {
-            let sealed = inner
-                .sealed
-                .remove(index)
-                .expect("removable segments are sealed");
-            std::fs::remove_file(&sealed.path).map_err(io_err("removing", &sealed.path))?;
+        superblock.epoch += 1;
+        superblock.first_segment = last_removed + 1;
+        let written = write_superblock(&*head, &superblock).await;
+        if let Err(err) = written {
+            let err = io_err(
+                "writing the superblock",
+                dir.location().join(HEAD_FILE_NAME),
+            )(err);
+            self.inner.borrow_mut().poison(err.to_string());
+            return Err(err);
         }
-        sync_dir(&inner.dir)?;
-        inner.first_sequence = inner
-            .sealed
-            .values()
-            .next()
-            .map_or(inner.active_first_sequence, |sealed| sealed.first_sequence);
-        assert!(inner.first_sequence <= sequence.max(inner.first_sequence));
-        Ok(removable.len() as u64)
+        {
+            let mut inner = self.inner.borrow_mut();
+            inner.superblock = superblock;
+            inner.stats.fdatasyncs += 1;
+            for index in &removable {
+                inner
+                    .sealed
+                    .remove(index)
+                    .expect("removable segments are sealed");
+            }
+            inner.first_sequence = inner
+                .sealed
+                .values()
+                .next()
+                .copied()
+                .unwrap_or(inner.active_first_sequence);
+            assert!(inner.first_sequence <= low_water.max(inner.first_sequence));
+        }
+        let mut first_error = None;
+        for index in &removable {
+            let name = segment_file_name(*index);
+            if let Err(err) = dir.remove(&name) {
+                first_error.get_or_insert(io_err("removing", dir.location().join(&name))(err));
+            }
+        }
+        if let Err(err) = dir.sync_dir() {
+            first_error.get_or_insert(io_err("syncing directory", dir.location().to_path_buf())(
+                err,
+            ));
+        }
+        match first_error {
+            Some(err) => Err(err),
+            None => Ok(removable.len() as u64),
+        }
+    }
+
+    /// Takes the leader role for a write that is not a group (the superblock).
+    async fn lock_io(&self) -> Result<(), WalError> {
+        loop {
+            let generation = {
+                let mut inner = self.inner.borrow_mut();
+                if let Some(why) = &inner.poisoned {
+                    return Err(WalError::Poisoned(why.clone()));
+                }
+                if !inner.flushing {
+                    inner.flushing = true;
+                    return Ok(());
+                }
+                inner.generation
+            };
+            self.changed(generation).await;
+        }
+    }
+}
+
+/// Releases `lock_io`.
+struct IoLock<'a> {
+    wal: &'a Wal,
+}
+
+impl Drop for IoLock<'_> {
+    fn drop(&mut self) {
+        let mut inner = self.wal.inner.borrow_mut();
+        if inner.flushing {
+            inner.flushing = false;
+            inner.notify();
+        }
     }
 }
 
@@ -611,30 +796,35 @@ impl Inner {
         if !joins_open {
             let mut segment = self.tail_segment;
             let mut start = align_up(self.tail_end, BLOCK_SIZE_BYTES);
-            if start + size > segment_size {
+            if start + GROUP_HEADER_SIZE_BYTES + size > segment_size {
                 segment += 1;
                 start = SEGMENT_HEADER_SIZE_BYTES;
             }
             self.pending.push_back(Group {
                 segment,
                 start,
-                buf: Vec::new(),
+                buf: vec![0u8; GROUP_HEADER_SIZE_BYTES as usize],
                 first_sequence: sequence,
                 last_sequence: sequence - 1,
+                chain_in: self.chain,
+                chain_out: self.chain,
             });
         }
+        let record_key = self.record_key;
         let group = self.pending.back_mut().expect("a group is open");
         let offset = group.start + group.buf.len() as u64;
         let header = RecordHeader {
             payload_len: payload.len() as u32,
             sequence,
-            group_first_sequence: group.first_sequence,
             kind,
+            prev: group.chain_out,
         };
-        encode_record(&mut group.buf, &header, payload);
+        let checksum = encode_record(&mut group.buf, record_key, &header, payload);
         assert_eq!(group.start + group.buf.len() as u64, offset + size);
         assert!(offset + size <= segment_size);
         group.last_sequence = sequence;
+        group.chain_out = checksum;
+        self.chain = checksum;
         self.tail_segment = group.segment;
         self.tail_end = offset + size;
         self.next_sequence += 1;
@@ -655,26 +845,9 @@ impl Inner {
         }
     }
 
-    fn read_sealed(&mut self, location: Location) -> Result<Record, WalError> {
-        let sealed = self
-            .sealed
-            .get_mut(&location.segment)
-            .ok_or(WalError::NoRecord { location })?;
-        if sealed.mmap.is_none() {
-            let file =
-                std::fs::File::open(&sealed.path).map_err(io_err("opening", &sealed.path))?;
-            // SAFETY: sealed segments are never written again; they are only removed
-            // (truncate_below), which drops this map first.
-            let mmap =
-                unsafe { memmap2::Mmap::map(&file) }.map_err(io_err("mapping", &sealed.path))?;
-            sealed.mmap = Some(mmap);
-        }
-        let mmap = sealed.mmap.as_ref().expect("just mapped");
-        let bytes = mmap
-            .get(location.offset as usize..)
-            .filter(|_| location.offset >= SEGMENT_HEADER_SIZE_BYTES)
-            .ok_or(WalError::NoRecord { location })?;
-        decode_owned(bytes, location)
+    fn poison(&mut self, why: String) {
+        poison_dir(&self.key);
+        self.poisoned.get_or_insert(why);
     }
 
     fn notify(&mut self) {
@@ -685,9 +858,9 @@ impl Inner {
     }
 }
 
-fn decode_owned(bytes: &[u8], location: Location) -> Result<Record, WalError> {
-    match decode_record(bytes) {
-        Ok((header, payload)) => Ok(Record {
+fn decode_owned(bytes: &[u8], key: u64, location: Location) -> Result<Record, WalError> {
+    match decode_record(bytes, key) {
+        Ok((header, payload, _)) => Ok(Record {
             sequence: header.sequence,
             kind: header.kind,
             payload: payload.to_vec(),
@@ -726,10 +899,20 @@ impl Drop for LeaderGuard<'_> {
         if !self.done {
             let mut inner = self.wal.inner.borrow_mut();
             inner.flushing = false;
-            inner.poisoned = Some("a group commit was abandoned mid-write".into());
+            inner.poison("a group commit was abandoned mid-write".into());
             inner.notify();
         }
     }
+}
+
+fn payload_max_bytes(config: &WalConfig) -> u64 {
+    RECORD_PAYLOAD_MAX_BYTES.min(
+        config.segment_size_bytes
+            - SEGMENT_HEADER_SIZE_BYTES
+            - GROUP_HEADER_SIZE_BYTES
+            - RECORD_HEADER_SIZE_BYTES,
+    ) / RECORD_ALIGN_BYTES
+        * RECORD_ALIGN_BYTES
 }
 
 fn check_config(config: &WalConfig) -> Result<(), WalError> {
@@ -742,7 +925,7 @@ fn check_config(config: &WalConfig) -> Result<(), WalError> {
         )));
     }
     let in_flight = config.in_flight_max_bytes;
-    let record_max = record_size_bytes(RECORD_PAYLOAD_MAX_BYTES);
+    let record_max = record_size_bytes(payload_max_bytes(config));
     if !(record_max..=IN_FLIGHT_MAX_BYTES).contains(&in_flight) {
         return Err(WalError::Config(format!(
             "in-flight bound {in_flight} must be in {record_max}..={IN_FLIGHT_MAX_BYTES}"
@@ -751,156 +934,155 @@ fn check_config(config: &WalConfig) -> Result<(), WalError> {
     Ok(())
 }
 
-/// Starts a log in an empty directory: segment 0 first, then the head file. A crash in
-/// between leaves segment 0 alone (header only), which is finished here on the next open.
-fn initialize_if_new(dir: &Path, config: &WalConfig) -> Result<(), WalError> {
-    if dir.join(HEAD_FILE_NAME).exists() {
+/// A new log's identity: 16 bytes from the kernel's random source.
+fn new_log_id() -> Result<LogId, WalError> {
+    let mut id = [0u8; LOG_ID_SIZE_BYTES];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut id))
+        .map_err(io_err("reading", PathBuf::from("/dev/urandom")))?;
+    Ok(id)
+}
+
+/// Writes a whole new file through a temporary name: create, write, sync, rename. The
+/// caller syncs the directory.
+fn write_new_file(dir: &dyn LogDir, name: &str, bytes: &[u8]) -> Result<(), WalError> {
+    let tmp = format!("{name}{TMP_SUFFIX}");
+    let tmp_path = dir.location().join(&tmp);
+    dir.write_file(&tmp, bytes)
+        .map_err(io_err("writing", tmp_path.clone()))?;
+    dir.rename(&tmp, name).map_err(io_err("renaming", tmp_path))
+}
+
+/// Starts a log in an empty directory: segment 0 first, then the superblock, then a
+/// directory sync. A crash in between leaves segment 0 alone (header only), which is
+/// finished here on the next open with the identity it carries.
+async fn initialize_if_new(dir: &dyn LogDir, config: &WalConfig) -> Result<(), WalError> {
+    let location = dir.location().to_path_buf();
+    let names = dir.list().map_err(io_err("listing", location.clone()))?;
+    if names.iter().any(|n| n == HEAD_FILE_NAME) {
         return Ok(());
     }
-    let mut names = Vec::new();
-    for entry in std::fs::read_dir(dir).map_err(io_err("listing", dir))? {
-        let entry = entry.map_err(io_err("listing", dir))?;
-        names.push(entry.file_name().to_string_lossy().into_owned());
-    }
-    let segment0 = segment_file_name(0);
-    let is_tmp = |name: &String| name.ends_with(TMP_SUFFIX);
-    let others: Vec<&String> = names
-        .iter()
-        .filter(|n| !is_tmp(n) && **n != segment0)
-        .collect();
-    if !others.is_empty() {
-        return Err(ScanError::NotALog {
-            path: dir.to_path_buf(),
-        }
-        .into());
-    }
-    let segment_path = dir.join(&segment0);
-    let header = SegmentHeader {
-        index: 0,
-        first_sequence: 1,
-        segment_size_bytes: config.segment_size_bytes,
+    let not_a_log = || {
+        WalError::from(ScanError::NotALog {
+            path: location.clone(),
+        })
     };
-    if names.contains(&segment0) {
+    let segment0 = segment_file_name(0);
+    let others = names
+        .iter()
+        .any(|n| !n.ends_with(TMP_SUFFIX) && *n != segment0);
+    if others || !config.create {
+        return Err(not_a_log());
+    }
+    let log_id = if names.contains(&segment0) {
         // Finish an interrupted start only if segment 0 is exactly a fresh header.
-        let bytes = std::fs::read(&segment_path).map_err(io_err("reading", &segment_path))?;
-        let fresh = bytes.len() as u64 == SEGMENT_HEADER_SIZE_BYTES
-            && decode_segment_header(&bytes).is_some_and(|h| h.index == 0 && h.first_sequence == 1);
-        if !fresh {
-            return Err(ScanError::NotALog {
-                path: dir.to_path_buf(),
+        let bytes = dir
+            .read_whole(&segment0)
+            .map_err(io_err("reading", location.join(&segment0)))?;
+        match decode_segment_header(&bytes) {
+            Some(h)
+                if bytes.len() as u64 == SEGMENT_HEADER_SIZE_BYTES
+                    && h.index == 0
+                    && h.first_sequence == 1
+                    && h.chain == chain_origin(&h.log_id) =>
+            {
+                h.log_id
             }
-            .into());
+            _ => return Err(not_a_log()),
         }
     } else {
-        write_atomically(dir, &segment0, &encode_segment_header(&header))?;
-    }
-    write_atomically(
-        dir,
-        HEAD_FILE_NAME,
-        &encode_head(&HeadFile { first_segment: 0 }),
-    )?;
-    Ok(())
+        let log_id = new_log_id()?;
+        let header = SegmentHeader {
+            log_id,
+            index: 0,
+            first_sequence: 1,
+            segment_size_bytes: config.segment_size_bytes,
+            chain: chain_origin(&log_id),
+        };
+        write_new_file(dir, &segment0, &encode_segment_header(&header))?;
+        // Segment 0's name is durable before the head names the log: a crash never leaves
+        // a head without its first segment.
+        dir.sync_dir()
+            .map_err(io_err("syncing directory", location.clone()))?;
+        log_id
+    };
+    let superblock = Superblock {
+        log_id,
+        epoch: 1,
+        first_segment: 0,
+        acked_sequence: 0,
+        acked_segment: 0,
+        acked_chain: chain_origin(&log_id),
+    };
+    write_new_file(dir, HEAD_FILE_NAME, &encode_head(&superblock))?;
+    dir.sync_dir()
+        .map_err(io_err("syncing directory", location))
 }
 
-/// Opens the non-empty head file as the first DMA file of this thread on the device and
-/// reads it back, so glommio's IOPOLL probe reads real data (see the module comment).
-async fn probe_dma_reads(dir: &Path) -> Result<(), WalError> {
-    let path = dir.join(HEAD_FILE_NAME);
-    let file = DmaFile::open(&path)
-        .await
-        .map_err(glommio_err("opening", &path))?;
-    let result = file.read_at(0, HEAD_FILE_SIZE_BYTES as usize).await;
-    let _ = file.close().await;
-    match result {
-        Ok(bytes)
-            if bytes.len() as u64 == HEAD_FILE_SIZE_BYTES && decode_head(&bytes).is_some() =>
-        {
-            Ok(())
-        }
-        Ok(_) => Err(ScanError::BadHead { path }.into()),
-        Err(err) => Err(WalError::PollProbe {
-            path,
-            source: err.into(),
-        }),
-    }
+/// Writes `superblock` to its slot of the head file and syncs it.
+async fn write_superblock(head: &dyn LogFile, superblock: &Superblock) -> std::io::Result<()> {
+    let bytes = encode_superblock(superblock);
+    head.write_at(superblock.slot() * SUPERBLOCK_SLOT_SIZE_BYTES, &bytes)
+        .await?;
+    head.fdatasync().await
 }
 
-fn remove_leftovers(dir: &Path, report: &ScanReport) -> Result<(), WalError> {
-    let leftovers: Vec<&PathBuf> = report
-        .stale_segments
+/// The superblock after recovery: the watermark moves to the last replayed record (made
+/// durable just before), or down to it when acknowledged records were lost and reported.
+fn recovered_superblock(report: &ScanReport) -> Superblock {
+    let last = report.segments.last().expect("one segment at least");
+    let acked_segment = report
+        .segments
         .iter()
-        .chain(&report.temporary_files)
-        .collect();
-    for path in &leftovers {
-        std::fs::remove_file(path).map_err(io_err("removing", path))?;
+        .rev()
+        .find(|s| s.records > 0)
+        .map_or(report.first_segment, |s| s.index);
+    Superblock {
+        epoch: report.superblock.epoch + 1,
+        acked_sequence: report.last_sequence,
+        acked_segment,
+        acked_chain: last.chain_end,
+        ..report.superblock
     }
-    if !leftovers.is_empty() {
-        sync_dir(dir)?;
+}
+
+fn remove_leftovers(dir: &dyn LogDir, report: &ScanReport) -> Result<(), WalError> {
+    let location = dir.location();
+    for name in report.stale_segments.iter().chain(&report.temporary_files) {
+        dir.remove(name)
+            .map_err(io_err("removing", location.join(name)))?;
     }
     Ok(())
 }
 
-/// Cuts the active segment back to its good records: the block holding the end of the last
-/// good record keeps its prefix and is zeroed after it; the file ends at that block.
-/// Returns the block-aligned end where the next group goes.
-fn repair_tail(path: &Path, valid_end: u64, file_len: u64) -> Result<u64, WalError> {
-    let durable_end = align_up(valid_end, BLOCK_SIZE_BYTES);
-    let block_start = align_down(valid_end, BLOCK_SIZE_BYTES);
-    let mut file = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(path)
-        .map_err(io_err("opening", path))?;
-    let mut dirty = file_len != durable_end;
-    if block_start < valid_end && durable_end <= file_len {
-        let mut block = vec![0u8; BLOCK_SIZE_BYTES as usize];
-        use std::io::Read;
-        file.seek(std::io::SeekFrom::Start(block_start))
-            .map_err(io_err("seeking", path))?;
-        file.read_exact(&mut block)
-            .map_err(io_err("reading", path))?;
-        let keep = (valid_end - block_start) as usize;
-        if block[keep..].iter().any(|b| *b != 0) {
-            block[keep..].fill(0);
-            file.seek(std::io::SeekFrom::Start(block_start))
-                .map_err(io_err("seeking", path))?;
-            file.write_all(&block).map_err(io_err("writing", path))?;
-            dirty = true;
-        }
+/// Cuts the active segment back to its last whole group. Everything from `valid_end` (a
+/// block boundary: groups are padded to blocks, so no block holding a good group is ever
+/// rewritten) to the end of the file's last block is zeroed with O_DIRECT writes, the file
+/// is cut to `valid_end`, and then, repaired or not, the segment is fdatasynced and the
+/// directory fsynced: what recovery replays is durable before anything is acknowledged.
+async fn repair_tail(
+    dir: &dyn LogDir,
+    file: &dyn LogFile,
+    name: &str,
+    valid_end: u64,
+    file_len: u64,
+) -> Result<(), WalError> {
+    assert!(valid_end.is_multiple_of(BLOCK_SIZE_BYTES));
+    let path = dir.location().join(name);
+    let end = align_up(file_len, BLOCK_SIZE_BYTES);
+    let mut at = valid_end;
+    while at < end {
+        let len = (end - at).min(REPAIR_WRITE_MAX_BYTES);
+        file.write_at(at, &vec![0u8; len as usize])
+            .await
+            .map_err(io_err("zeroing the torn tail of", path.clone()))?;
+        at += len;
     }
-    if dirty {
-        file.set_len(durable_end)
-            .map_err(io_err("truncating", path))?;
-        file.sync_all().map_err(io_err("fsync", path))?;
+    if file_len != valid_end {
+        dir.set_len(name, valid_end)
+            .map_err(io_err("truncating", path.clone()))?;
     }
-    assert_eq!(
-        file.metadata().map_err(io_err("stat", path))?.len(),
-        durable_end
-    );
-    Ok(durable_end)
-}
-
-/// Writes `name` in `dir` through a temporary file, fsync and rename, then syncs `dir`.
-pub(crate) fn write_atomically(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), WalError> {
-    let tmp = dir.join(format!("{name}{TMP_SUFFIX}"));
-    let path = dir.join(name);
-    let mut file = std::fs::File::create(&tmp).map_err(io_err("creating", &tmp))?;
-    file.write_all(bytes).map_err(io_err("writing", &tmp))?;
-    file.sync_all().map_err(io_err("fsync", &tmp))?;
-    drop(file);
-    std::fs::rename(&tmp, &path).map_err(io_err("renaming", &tmp))?;
-    sync_dir(dir)?;
-    let back = std::fs::read(&path).map_err(io_err("reading", &path))?;
-    assert!(
-        back == bytes,
-        "read-back of {} differs from what was written",
-        path.display()
-    );
-    Ok(())
-}
-
-pub(crate) fn sync_dir(dir: &Path) -> Result<(), WalError> {
-    std::fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(io_err("syncing directory", dir))
+    file.fdatasync().await.map_err(io_err("fdatasync", path))?;
+    dir.sync_dir()
+        .map_err(io_err("syncing directory", dir.location().to_path_buf()))
 }

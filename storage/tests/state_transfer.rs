@@ -170,3 +170,111 @@ fn snapshot_written_and_reopened_serves_the_same_root() {
     assert_eq!(reopened.root(), snapshot.root());
     assert_eq!(reopened.chunk(8), snapshot.chunk(8));
 }
+
+use ccbft_storage::checkpoint::{CheckpointError, Manifest, CHUNK_SIZE_MAX_BYTES};
+
+/// Review case: a peer's manifest with state_len = 2^40 made the transfer allocate 8.9 GB
+/// and abort, and created a 1 TiB sparse file. Sizes now come from the signed checkpoint:
+/// a peer's other size is refused and blamed on that peer, and even a signed 2^40-byte
+/// state costs a bitmap in memory and nothing on disk before chunks arrive.
+#[test]
+fn state_len_two_to_the_forty_from_a_peer_is_refused() {
+    let snapshot = Snapshot::new(state(10 * CHUNK_SIZE_BYTES as usize), CHUNK_SIZE_BYTES).unwrap();
+    let dir = common::temp_dir();
+    let mut transfer = StateTransfer::open(dir.path(), snapshot.manifest()).unwrap();
+    let huge = Manifest {
+        state_len: 1 << 40,
+        ..snapshot.manifest()
+    };
+    let rejected = transfer.check_peer_manifest(BAD_PEER, &huge).unwrap_err();
+    assert_eq!(rejected.peer, BAD_PEER);
+    assert_eq!(transfer.manifest(), snapshot.manifest());
+    assert_eq!(transfer.missing_count(), 10);
+    assert!(transfer
+        .check_peer_manifest(0, &snapshot.manifest())
+        .is_ok());
+    assert_eq!(
+        transfer.faulty_peers().iter().copied().collect::<Vec<_>>(),
+        vec![BAD_PEER]
+    );
+    drop(transfer);
+
+    // Signed with 4 KiB chunks: 2^28 chunks, beyond what a transfer holds: refused up front.
+    let other = common::temp_dir();
+    assert!(matches!(
+        StateTransfer::open(other.path(), huge),
+        Err(CheckpointError::BadManifest(_))
+    ));
+    // Signed with 16 MiB chunks: opens; nothing is allocated on disk ahead of the chunks.
+    let big = Manifest {
+        root: [9; 32],
+        state_len: 1 << 40,
+        chunk_size: CHUNK_SIZE_MAX_BYTES,
+    };
+    let transfer = StateTransfer::open(other.path(), big).unwrap();
+    assert_eq!(transfer.missing_count(), 1 << 16);
+    let partial = std::fs::metadata(other.path().join("state.partial")).unwrap();
+    assert_eq!(partial.len(), 0, "no pre-sized (sparse) partial state");
+}
+
+/// Review case: a manifest with the same root but another chunk size wiped the progress and
+/// marked the honest peers faulty.
+#[test]
+fn a_manifest_with_another_chunk_size_blames_its_sender_only() {
+    let snapshot = Snapshot::new(state(40 * CHUNK_SIZE_BYTES as usize), CHUNK_SIZE_BYTES).unwrap();
+    let dir = common::temp_dir();
+    let mut transfer = StateTransfer::open(dir.path(), snapshot.manifest()).unwrap();
+    let (stored, _) = transfer_rounds(&mut transfer, &snapshot, 15);
+    assert_eq!(stored, 15);
+    let resized = Manifest {
+        chunk_size: 2 * CHUNK_SIZE_BYTES,
+        ..snapshot.manifest()
+    };
+    assert!(transfer.check_peer_manifest(BAD_PEER, &resized).is_err());
+    assert_eq!(transfer.missing_count(), 25, "progress kept");
+    assert_eq!(
+        transfer.faulty_peers().iter().copied().collect::<Vec<_>>(),
+        vec![BAD_PEER],
+        "only the sender is blamed"
+    );
+    // Honest peers are still asked, and the transfer finishes.
+    let (stored, _) = transfer_rounds(&mut transfer, &snapshot, u64::MAX);
+    assert_eq!(stored, 25);
+    drop(transfer);
+    let transfer = StateTransfer::open(dir.path(), snapshot.manifest()).unwrap();
+    assert!(transfer.is_complete(), "progress survived on disk too");
+    assert_eq!(
+        std::fs::read(transfer.finish().unwrap()).unwrap(),
+        snapshot.state()
+    );
+}
+
+/// Review case: one torn progress entry misaligned every later one. Slots are fixed: a
+/// torn slot costs its own chunk only.
+#[test]
+fn a_torn_progress_entry_costs_one_chunk() {
+    let snapshot = Snapshot::new(state(20 * CHUNK_SIZE_BYTES as usize), CHUNK_SIZE_BYTES).unwrap();
+    let dir = common::temp_dir();
+    {
+        let mut transfer = StateTransfer::open(dir.path(), snapshot.manifest()).unwrap();
+        for index in 0..10 {
+            let chunk = snapshot.chunk(index).unwrap();
+            assert_eq!(transfer.store(0, &chunk).unwrap(), Ok(Accepted::New));
+        }
+    }
+    // Tear slot 3: its second half is lost.
+    let progress = dir.path().join("progress");
+    let mut bytes = std::fs::read(&progress).unwrap();
+    bytes[3 * 48 + 24..4 * 48].fill(0);
+    std::fs::write(&progress, &bytes).unwrap();
+    let transfer = StateTransfer::open(dir.path(), snapshot.manifest()).unwrap();
+    assert_eq!(transfer.missing_count(), 11);
+    let missing: Vec<u64> = transfer.missing().collect();
+    assert_eq!(missing[0], 3);
+    assert_eq!(&missing[1..], &(10..20).collect::<Vec<_>>()[..]);
+    // A slot cut short at the end of the file costs its chunk only, too.
+    drop(transfer);
+    std::fs::write(&progress, &bytes[..9 * 48 + 20]).unwrap();
+    let transfer = StateTransfer::open(dir.path(), snapshot.manifest()).unwrap();
+    assert_eq!(transfer.missing_count(), 12);
+}

@@ -17,7 +17,8 @@ pub struct LogArgs {
 #[derive(clap::Subcommand)]
 enum LogCommand {
     /// Check every segment and record of a log directory without changing it. Exits 1 when
-    /// acknowledged records are damaged or missing.
+    /// an acknowledged record (at or below the superblock's durable watermark) is damaged
+    /// or missing.
     Inspect {
         /// The log directory.
         dir: PathBuf,
@@ -25,7 +26,10 @@ enum LogCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Open the log as a replica would (cutting a torn tail) and report how long it took.
+    /// Open an existing log as a replica would (cutting a torn tail, making what it replays
+    /// durable) and report how long it took. Refuses a directory that is not a log, and a
+    /// log that lost acknowledged records (it says which; `inspect` lists them all) rather
+    /// than accept the loss.
     Recover {
         /// The log directory.
         dir: PathBuf,
@@ -128,19 +132,13 @@ fn inspect(dir: PathBuf, json: bool) -> anyhow::Result<ExitCode> {
             );
         }
         println!(
-            "sequences {}..={} (last durable {})",
-            report.first_sequence, report.last_sequence, report.last_sequence
+            "sequences {}..={} (acknowledged through {})",
+            report.first_sequence, report.last_sequence, report.acked_sequence
         );
         if let Some(t) = &report.torn_tail {
             println!(
                 "torn tail: segment {} offset {} ({} bytes, dropped on open)",
                 t.segment, t.offset, t.bytes_discarded
-            );
-        }
-        for p in &report.padding_damage {
-            println!(
-                "damaged padding (no record lost): segment {} offset {}",
-                p.segment, p.offset
             );
         }
         for c in &report.corruption {
@@ -166,7 +164,8 @@ fn recover(dir: PathBuf, json: bool) -> anyhow::Result<ExitCode> {
             let start = Instant::now();
             let mut payload_bytes = 0u64;
             let config = WalConfig {
-                on_corruption: CorruptionPolicy::Report,
+                on_corruption: CorruptionPolicy::Fail,
+                create: false,
                 ..WalConfig::default()
             };
             let (wal, recovery) =
@@ -185,6 +184,7 @@ fn recover(dir: PathBuf, json: bool) -> anyhow::Result<ExitCode> {
             "records": recovery.records,
             "payload_bytes": payload_bytes,
             "last_sequence": recovery.last_sequence,
+            "acked_sequence": recovery.acked_sequence,
             "torn_tail": recovery.torn_tail,
             "corruption": recovery.corruption,
             "recovery_seconds": seconds,
