@@ -664,6 +664,11 @@ impl Replica {
                 }
                 LocalOutput::PeerBehind { peer, from_seq } => {
                     let lane = self.shards[shard].lane();
+                    // A member that missed what we truncated catches up by state transfer:
+                    // it may never ask for batches itself (it knows of none).
+                    if self.truncated_batch(self.lane_index(lane), from_seq) {
+                        self.announce_checkpoint(peer, actions);
+                    }
                     self.serve_batches(lane, from_seq, Seq::MAX, peer, actions);
                 }
                 LocalOutput::Persist { view, seq, digest } => {

@@ -2,9 +2,10 @@
 
 use ccbft_core::bugs::PlantedBugs;
 use ccbft_core::certificates::CertRules;
+use ccbft_core::crypto::{Bitmap, Certificate, Signature, Tag};
 use ccbft_core::crypto::{SimKeys, SimSigner};
 use ccbft_core::ledger::Transfer;
-use ccbft_core::messages::{payload_digest, Lane, LocalMessage};
+use ccbft_core::messages::{payload_digest, Lane, LocalCert, LocalMessage, ViewChange};
 use ccbft_core::pbft::{LocalConfig, LocalOutput, LocalShard};
 use ccbft_core::topology::{Quorum, ReplicaId, Topology};
 use std::collections::VecDeque;
@@ -176,4 +177,138 @@ fn equivocating_primary_is_reported_with_both_messages() {
         group.shards[1].view() == 1,
         "the backup moves to the next view"
     );
+}
+
+fn sign(group: &Group, id: usize, tag: ccbft_core::crypto::Tag, bytes: &[u8]) -> Signature {
+    ccbft_core::crypto::Signer::sign(&group.signers[id], tag, bytes)
+}
+
+/// Review finding: a view change's LC was counted, not checked, so one member plus
+/// outsiders pushed the lane's stable point to any sequence (u64::MAX then overflowed).
+#[test]
+fn a_view_change_with_an_lc_of_outsiders_is_ignored() {
+    let mut group = Group::new(4);
+    let digest = [9; 32];
+    let mut signers = Bitmap::default();
+    for id in [3, 9, 10] {
+        signers.insert(id);
+    }
+    let lc = LocalCert {
+        lane: LANE,
+        view: 0,
+        seq: u64::MAX,
+        digest,
+        cert: Certificate {
+            signers,
+            aggregate: Signature(vec![0; 16]),
+        },
+    };
+    let mut vc = ViewChange {
+        lane: LANE,
+        new_view: 1,
+        committed_upto: u64::MAX,
+        committed_lc: Some(lc),
+        prepared: Vec::new(),
+        from: 3,
+        signature: Signature(Vec::new()),
+    };
+    vc.signature = sign(&group, 3, Tag::LocalViewChange, &vc.payload());
+    let mut out = Vec::new();
+    group.shards[1].on_message(LocalMessage::ViewChange(vc), &group.signers[1], &mut out);
+    assert!(
+        !out.iter()
+            .any(|o| matches!(o, LocalOutput::NeedBatches { .. })),
+        "no batches are fetched on the word of outsiders: {out:?}"
+    );
+    assert_eq!(group.shards[1].view(), 0);
+    group.shards[1].assert_bounded();
+}
+
+/// Review finding: a new primary skipped slots accepted in an older view, so a sequence
+/// nobody prepared stayed empty for good and nothing after it could commit.
+#[test]
+fn a_new_primary_fills_a_slot_accepted_only_in_an_older_view() {
+    let mut group = Group::new(4);
+    let mut out = Vec::new();
+    group.shards[0].on_client(transfer(7), &mut out);
+    for _ in 0..3 {
+        group.tick(&[0]);
+    }
+    // Only r1 sees the pre-prepare of sequence 1; nobody prepares it.
+    group.deliver(|to, m| !(to == 1 && matches!(m, LocalMessage::PrePrepare { .. })));
+    for id in 1..4 {
+        let mut out = Vec::new();
+        group.shards[id].on_client(transfer(8), &mut out);
+    }
+    group.queue.clear();
+    for _ in 0..60 {
+        group.tick(&[1, 2, 3]);
+        group.deliver(|to, _| to == 0);
+    }
+    for id in 1..4 {
+        assert!(group.shards[id].view() >= 1, "replica {id} changed view");
+        assert_eq!(
+            group.committed[id].first().map(|c| c.0),
+            Some(1),
+            "replica {id} committed sequence 1"
+        );
+    }
+}
+
+/// Review finding: a Forward sent only to backups made them suspect an honest primary (the
+/// backups waited for a request the primary never saw). A backup relays it to the primary.
+#[test]
+fn a_forward_sent_only_to_backups_reaches_the_primary_and_changes_no_view() {
+    let mut group = Group::new(4);
+    for id in [1, 2] {
+        let mut out = Vec::new();
+        group.shards[id].on_forward(transfer(11), 3, &mut out);
+        group.absorb(out, id);
+    }
+    for _ in 0..40 {
+        group.tick(&[0, 1, 2, 3]);
+        group.deliver(|_, _| false);
+    }
+    for id in 0..4 {
+        assert_eq!(group.shards[id].view(), 0, "replica {id} kept the primary");
+        assert_eq!(
+            group.committed[id].len(),
+            1,
+            "replica {id} committed the forward"
+        );
+    }
+}
+
+/// Review finding: a few junk prepares from one member filled a slot's (view, digest) map
+/// and blocked the sequence. A member backs one digest per view; the honest run commits.
+#[test]
+fn junk_prepares_from_one_member_do_not_block_a_sequence() {
+    let mut group = Group::new(4);
+    for i in 0..200u32 {
+        let digest: [u8; 32] = std::array::from_fn(|b| (i >> (b % 4 * 8)) as u8);
+        let view = u64::from(i % 9);
+        let bytes = ccbft_core::messages::prepare_payload(LANE, view, 1, &digest);
+        let prepare = LocalMessage::Prepare {
+            lane: LANE,
+            view,
+            seq: 1,
+            digest,
+            from: 3,
+            signature: sign(&group, 3, Tag::LocalPrepare, &bytes),
+        };
+        for to in 0..3 {
+            let mut out = Vec::new();
+            group.shards[to].on_message(prepare.clone(), &group.signers[to], &mut out);
+        }
+    }
+    (0..4).for_each(|id| group.shards[id].assert_bounded());
+    let mut out = Vec::new();
+    group.shards[0].on_client(transfer(1), &mut out);
+    for _ in 0..5 {
+        group.tick(&[0, 1, 2, 3]);
+        group.deliver(|_, _| false);
+    }
+    for id in 0..3 {
+        assert_eq!(group.committed[id].len(), 1, "replica {id}");
+    }
 }

@@ -394,3 +394,191 @@ fn a_block_carrying_evidence_that_proves_nothing_is_refused() {
     }];
     assert!(node.well_formed(&block, &genesis).is_err());
 }
+
+/// Review finding: one leader with an empty TC forked the chain, because `safe_to_vote`
+/// took the TC's highest-QC round (0 for no votes) without asking whether q replicas timed
+/// out. Now the TC must pass the door: an empty or sub-quorum TC releases no lock.
+#[test]
+fn an_empty_or_sub_quorum_tc_releases_no_lock() {
+    let c = cluster(4, 1, VotePattern::AllToAll);
+    let node = &c.nodes[0];
+    let genesis = node.committed.clone();
+    let mut block = match c.proposal(6, &genesis, node.high_qc.clone(), 0) {
+        GlobalMessage::Proposal { block, .. } => (*block).clone(),
+        _ => unreachable!(),
+    };
+    block.tc = Some(TimeoutCert {
+        round: 5,
+        votes: Vec::new(),
+    });
+    assert!(!node.safe_to_vote(&block), "an empty TC is not a TC");
+    let votes = (0..2)
+        .map(|id| {
+            let signature = c.signers[id as usize].sign(Tag::Timeout, &timeout_payload(5, 0));
+            (id, 0, signature)
+        })
+        .collect();
+    block.tc = Some(TimeoutCert { round: 5, votes });
+    assert!(!node.safe_to_vote(&block), "two of q = 3 timeout votes");
+}
+
+/// The proposer's signature covers the TC: swapping it changes the block's digest.
+#[test]
+fn the_block_digest_covers_its_timeout_certificate() {
+    let c = cluster(4, 1, VotePattern::AllToAll);
+    let genesis = c.nodes[0].committed.clone();
+    let mut block = match c.proposal(6, &genesis, c.nodes[0].high_qc.clone(), 0) {
+        GlobalMessage::Proposal { block, .. } => (*block).clone(),
+        _ => unreachable!(),
+    };
+    let before = block.digest();
+    block.tc = Some(TimeoutCert {
+        round: 5,
+        votes: Vec::new(),
+    });
+    assert_ne!(block.digest(), before);
+}
+
+/// Review finding: any round-0 certificate passed as genesis, so a proposal could extend a
+/// fabricated block. Only the genesis block's QC has round 0; the proposal is refused.
+#[test]
+fn a_round_zero_qc_for_another_block_is_refused() {
+    let mut c = cluster(4, 1, VotePattern::AllToAll);
+    let genesis = c.nodes[0].committed.clone();
+    let mut fabricated = (*genesis).clone();
+    fabricated.round = 1;
+    fabricated.height = 1;
+    fabricated.parent = genesis.digest();
+    let false_genesis = QuorumCert {
+        round: 0,
+        block: fabricated.digest(),
+        cert: empty_cert(),
+    };
+    let message = c.proposal(1, &fabricated, false_genesis, 0);
+    let proposer = c.nodes[0].schedule.leader(1);
+    let voter = (proposer + 1) % 4;
+    c.deliver(voter, message);
+    assert!(
+        c.evidence
+            .iter()
+            .any(|e| matches!(e, Evidence::InvalidProposal { .. })),
+        "the proposal is reported"
+    );
+    assert_eq!(c.nodes[voter as usize].last_voted_round, 0, "no vote");
+    assert!(!c.nodes[voter as usize]
+        .blocks
+        .contains_key(&fabricated.digest()));
+}
+
+/// Review finding: a block response stored every block named as a parent by another block
+/// of the same response, with no check (63 fabricated blocks at heights near u64::MAX). A
+/// block is stored only if a QC that passed the door certifies it.
+#[test]
+fn a_block_response_stores_only_certified_blocks() {
+    let mut c = cluster(4, 1, VotePattern::AllToAll);
+    let genesis = c.nodes[0].committed.clone();
+    let mut blocks = Vec::new();
+    let mut parent = (*genesis).clone();
+    for i in 0..63u64 {
+        let mut block = (*genesis).clone();
+        block.round = u64::MAX - 63 + i;
+        block.height = u64::MAX - 63 + i;
+        block.parent = parent.digest();
+        block.qc = QuorumCert {
+            round: 0,
+            block: parent.digest(),
+            cert: empty_cert(),
+        };
+        parent = block.clone();
+        blocks.push(Arc::new(block));
+    }
+    blocks.reverse(); // child first, as a responder sends them
+    let held = c.nodes[1].blocks.len();
+    c.deliver(1, GlobalMessage::BlockResponse { blocks });
+    assert_eq!(
+        c.nodes[1].blocks.len(),
+        held,
+        "nothing fabricated is stored"
+    );
+}
+
+/// Review finding: a vote or proposal for round u64::MAX overflowed (overflow checks are on
+/// in release). Extreme rounds are dropped.
+#[test]
+fn extreme_rounds_are_dropped_without_panic() {
+    let mut c = cluster(4, 1, VotePattern::AllToAll);
+    let signature = c.signers[2].sign(Tag::GlobalVote, &vote_payload(u64::MAX, &[1; 32]));
+    c.deliver(
+        0,
+        GlobalMessage::Vote {
+            round: u64::MAX,
+            block: [1; 32],
+            from: 2,
+            signature,
+        },
+    );
+    let signature = c.signers[2].sign(Tag::Timeout, &timeout_payload(u64::MAX, 0));
+    let genesis_qc = c.nodes[0].high_qc.clone();
+    c.deliver(
+        0,
+        GlobalMessage::Timeout {
+            round: u64::MAX,
+            high_qc: genesis_qc,
+            last_tc: None,
+            from: 2,
+            signature,
+        },
+    );
+    let genesis = c.nodes[0].committed.clone();
+    let mut far = (*genesis).clone();
+    far.round = u64::MAX;
+    far.height = u64::MAX;
+    far.parent = genesis.digest();
+    far.qc = c.nodes[0].high_qc.clone();
+    far.proposer = 2;
+    let signature = c.signers[2].sign(Tag::Proposal, &far.digest());
+    c.deliver(
+        0,
+        GlobalMessage::Proposal {
+            block: Arc::new(far),
+            signature,
+        },
+    );
+    assert_eq!(c.nodes[0].round, 1, "nothing moved the round");
+    c.nodes[0].assert_bounded();
+}
+
+/// Review finding: domain pieces skipped the per-sender dedup, so junk pieces for made-up
+/// blocks filled the shared collector. A signer backs one block per round.
+#[test]
+fn a_signer_backs_one_block_per_round_across_votes_and_pieces() {
+    let mut c = cluster(4, 1, VotePattern::AllToAll);
+    for i in 0..2_000u32 {
+        let block: Digest = std::array::from_fn(|b| (i >> (b % 4 * 8)) as u8);
+        let round = 1 + u64::from(i % 60);
+        let signature = c.signers[3].sign(Tag::GlobalVote, &vote_payload(round, &block));
+        let mut signers = Bitmap::default();
+        signers.insert(3);
+        c.deliver(
+            0,
+            GlobalMessage::DomainVote {
+                round,
+                block,
+                cert: Certificate {
+                    signers,
+                    aggregate: signature,
+                },
+                from: 3,
+            },
+        );
+    }
+    assert!(
+        c.nodes[0].backed.len() <= 60,
+        "one backing per signer and round"
+    );
+    c.nodes[0].assert_bounded();
+    // The honest run still forms its QCs.
+    c.hold_batch(1);
+    c.run(never);
+    assert_eq!(c.batch_block_committed_everywhere().cut[0], 1);
+}

@@ -110,6 +110,22 @@ fn invalid_files_give_named_errors() {
             TopologyError::DuplicateReplica(2),
         ),
         (
+            // Ids that skip numbers (0, 1, 3, 5): refused everywhere by one rule.
+            format!(
+                "{HEADER}{}[[replicas]]\nid = 3\ndomain = \"aws/r1\"\naddress = \"a3\"\n[[replicas]]\nid = 5\ndomain = \"aws/r1\"\naddress = \"a5\"\n",
+                replicas(2, "aws/r1")
+            ),
+            TopologyError::SparseReplicaIds { missing: 2 },
+        ),
+        (
+            // An id a signer bitmap cannot hold.
+            format!(
+                "{HEADER}{}[[replicas]]\nid = 256\ndomain = \"aws/r1\"\naddress = \"x\"\n",
+                replicas(4, "aws/r1")
+            ),
+            TopologyError::SparseReplicaIds { missing: 4 },
+        ),
+        (
             format!("{HEADER}{}", replicas(4, "gcp/r9")),
             TopologyError::UnknownDomain {
                 replica: 0,
