@@ -6,7 +6,7 @@
 
 use ccbft_crypto::batch::{verify_batch, BatchItem, VerifyPool};
 use ccbft_crypto::bls::{PublicKey, SecretKey, Signature, Tag};
-use ccbft_crypto::certificate::Committee;
+use ccbft_crypto::certificate::{sign_vote, Committee};
 use ccbft_crypto::client::{self, ClientPublicKey, ClientSignature, ClientSigningKey};
 use ccbft_crypto::dkg;
 use ccbft_crypto::hybrid::HybridSecretKey;
@@ -89,7 +89,8 @@ fn main() {
         let q = (n + (n - 1) / 3 + 1).div_ceil(2);
         let mut b = committee.certificate_builder(Tag::GlobalVote, &msg);
         for (i, s) in sks.iter().enumerate().take(q) {
-            b.add_vote(i, s.sign(Tag::GlobalVote, &msg)).unwrap();
+            b.add_vote(i, sign_vote(s, 1, Tag::GlobalVote, &msg))
+                .unwrap();
         }
         let cert = b.build(q).unwrap();
         measure(

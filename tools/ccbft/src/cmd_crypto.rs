@@ -7,7 +7,7 @@
 
 use anyhow::{bail, ensure, Context};
 use ccbft_crypto::bls::{ProofOfPossession, PublicKey, SecretKey, Tag};
-use ccbft_crypto::certificate::{Committee, COMMITTEE_SIZE_MAX};
+use ccbft_crypto::certificate::{sign_vote, Committee, COMMITTEE_SIZE_MAX};
 use ccbft_crypto::dkg::{self};
 use ccbft_crypto::hex;
 use ccbft_crypto::threshold::{
@@ -319,7 +319,10 @@ fn verify_keygen(dir: &Path, replicas: u32, epoch: u64) -> anyhow::Result<()> {
             committee.public_key(replica as usize) == Some(&pk),
             "replica-{replica}: committee order"
         );
-        builder.add_vote(replica as usize, sk.sign(Tag::Checkpoint, msg))?;
+        builder.add_vote(
+            replica as usize,
+            sign_vote(&sk, committee.epoch(), Tag::Checkpoint, msg),
+        )?;
     }
     let cert = builder.build(replicas as usize)?;
     committee.verify_certificate(Tag::Checkpoint, msg, &cert, replicas as usize)?;

@@ -1,0 +1,1 @@
+//! The DKG ceremony (in progress).
