@@ -90,6 +90,15 @@ pub enum CryptoError {
     /// A DKG input from a dealer already disqualified or already heard.
     #[error("dealer {dealer}: {reason}")]
     DealerMisbehaved { dealer: u32, reason: &'static str },
+    /// A DKG ceremony message that is malformed, unsigned or not from a roster member.
+    #[error("ceremony message from party {sender}: {reason}")]
+    CeremonyMessage { sender: u32, reason: &'static str },
+    /// Two different messages of one phase from one party.
+    #[error("party {sender} broadcast two different messages in one phase (equivocation)")]
+    CeremonyEquivocation { sender: u32 },
+    /// A party's echo says it saw other messages of an earlier phase than this party did.
+    #[error("party {sender} saw other {phase} than this party: the board is not consistent; abort the ceremony")]
+    CeremonyViewMismatch { sender: u32, phase: &'static str },
     /// The post-quantum half of a hybrid signature does not verify.
     #[error("ML-DSA-65 half of the hybrid signature does not verify")]
     InvalidPostQuantumSignature,
