@@ -451,16 +451,26 @@ fn valid_complaints(
     valid
 }
 
-/// The justifications by `(dealer, recipient)`: `Ok(share)` for exactly one answer,
-/// `Err(())` for conflicting answers. Ignored ones are appended to `ignored`.
-#[allow(clippy::type_complexity)]
+/// A dealer's answer to one complaint.
+#[derive(Clone, Copy)]
+enum Answer<'a> {
+    /// Exactly one justification (identical replays collapsed).
+    One(&'a SecretShare),
+    /// Two different justifications.
+    Conflicting,
+}
+
+/// Answers by `(dealer, recipient)`.
+type Answers<'a> = Vec<((u32, u32), Answer<'a>)>;
+
+/// The justifications by `(dealer, recipient)`. Ignored ones are appended to `ignored`.
 fn collect_justifications<'a>(
     params: ThresholdParams,
     complaints: &[Complaint],
     justifications: &'a [Broadcast<Justification>],
     ignored: &mut Vec<(u32, Ignored)>,
-) -> Vec<((u32, u32), Result<&'a SecretShare, ()>)> {
-    let mut answers: Vec<((u32, u32), Result<&SecretShare, ()>)> = Vec::new();
+) -> Answers<'a> {
+    let mut answers: Answers<'a> = Vec::new();
     for b in justifications {
         let share = &b.message.share;
         let key = (share.dealer, share.recipient);
@@ -485,11 +495,11 @@ fn collect_justifications<'a>(
             continue;
         }
         match answers.iter_mut().find(|(k, _)| *k == key) {
-            None => answers.push((key, Ok(share))),
-            Some((_, Ok(first))) if *first == share => {
+            None => answers.push((key, Answer::One(share))),
+            Some((_, Answer::One(first))) if *first == share => {
                 ignored.push((b.sender, Ignored::DuplicateJustification));
             }
-            Some((_, answer)) => *answer = Err(()),
+            Some((_, answer)) => *answer = Answer::Conflicting,
         }
     }
     answers
@@ -534,7 +544,7 @@ fn judge_dealer<'a>(
     dealer: u32,
     commitments: &[Option<DealerCommitment>],
     complaints: &[Complaint],
-    answers: &[((u32, u32), Result<&'a SecretShare, ()>)],
+    answers: &[((u32, u32), Answer<'a>)],
 ) -> Result<Vec<&'a SecretShare>, Disqualified> {
     let Some(Some(c)) = commitments.get(dealer as usize - 1) else {
         return Err(Disqualified::NoCommitment);
@@ -547,8 +557,10 @@ fn judge_dealer<'a>(
         let accuser = k.accuser;
         match answers.iter().find(|(key, _)| *key == (dealer, accuser)) {
             None => return Err(Disqualified::Unanswered { accuser }),
-            Some((_, Err(()))) => return Err(Disqualified::ConflictingJustifications { accuser }),
-            Some((_, Ok(share))) => {
+            Some((_, Answer::Conflicting)) => {
+                return Err(Disqualified::ConflictingJustifications { accuser })
+            }
+            Some((_, Answer::One(share))) => {
                 if verify_share(params, c, share).is_err() {
                     return Err(Disqualified::BadJustification { accuser });
                 }
