@@ -81,6 +81,8 @@ pub const HYBRID_SIGNATURE_BYTES: usize = SIGNATURE_BYTES + ML_DSA_65_SIGNATURE_
 #[derive(Clone)]
 pub struct HybridSecretKey {
     bls: SecretKey,
+    /// The BLS public key, bound into every ML-DSA half (computed once).
+    bls_public: PublicKey,
     pq_seed: [u8; 32],
     pq: ExpandedSigningKey<MlDsa65>,
 }
@@ -100,7 +102,13 @@ impl Drop for HybridSecretKey {
 impl HybridSecretKey {
     fn from_parts(bls: SecretKey, pq_seed: [u8; 32]) -> HybridSecretKey {
         let pq = ExpandedSigningKey::<MlDsa65>::from_seed(&pq_seed.into());
-        HybridSecretKey { bls, pq_seed, pq }
+        let bls_public = bls.public_key();
+        HybridSecretKey {
+            bls,
+            bls_public,
+            pq_seed,
+            pq,
+        }
     }
 
     /// Derives both halves from one seed (deterministic; tests and simulation). The halves
@@ -130,7 +138,7 @@ impl HybridSecretKey {
     /// The public key.
     pub fn public_key(&self) -> HybridPublicKey {
         HybridPublicKey {
-            bls: self.bls.public_key(),
+            bls: self.bls_public,
             pq: self.pq.verifying_key(),
         }
     }
@@ -139,7 +147,7 @@ impl HybridSecretKey {
     pub fn sign(&self, tag: Tag, msg: &[u8]) -> HybridSignature {
         let composite = composite_message(tag, msg);
         let bls = self.bls.sign_with_dst(HYBRID_DST, &composite);
-        let input = post_quantum_input(&self.bls.public_key(), &bls, &composite);
+        let input = post_quantum_input(&self.bls_public, &bls, &composite);
         // The context is the label (< 255 bytes), so sign_deterministic cannot fail on it;
         // ML-DSA's rejection loop failing has negligible probability.
         let pq = self
