@@ -212,12 +212,16 @@ fn main() {
     // ML-DSA signing repeats a rejection loop a message-dependent number of times, so one
     // fixed message gives one arbitrary point of the distribution: average over messages.
     let mut counter = 0u64;
-    measure("hybrid (BLS + ML-DSA-65) sign, varying messages", budget, || {
-        counter += 1;
-        let mut m = msg.to_vec();
-        m.extend_from_slice(&counter.to_le_bytes());
-        black_box(hsk.sign(Tag::Checkpoint, &m));
-    });
+    measure(
+        "hybrid (BLS + ML-DSA-65) sign, varying messages",
+        budget,
+        || {
+            counter += 1;
+            let mut m = msg.to_vec();
+            m.extend_from_slice(&counter.to_le_bytes());
+            black_box(hsk.sign(Tag::Checkpoint, &m));
+        },
+    );
     measure("hybrid (BLS + ML-DSA-65) verify", budget, || {
         hpk.verify(Tag::Checkpoint, &msg, &hsig).unwrap()
     });

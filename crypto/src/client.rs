@@ -108,7 +108,7 @@ impl ClientSigningKey {
     /// Decodes a 32-byte seed (every seed is a valid key).
     pub fn from_bytes(bytes: &[u8]) -> Result<ClientSigningKey, CryptoError> {
         check_len("client secret key", bytes, CLIENT_SECRET_KEY_BYTES)?;
-        let mut seed = [0u8; 32];
+        let mut seed = zeroize::Zeroizing::new([0u8; 32]);
         seed.copy_from_slice(bytes);
         Ok(ClientSigningKey::from_seed(&seed))
     }

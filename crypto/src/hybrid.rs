@@ -169,9 +169,9 @@ impl HybridSecretKey {
     pub fn from_bytes(bytes: &[u8]) -> Result<HybridSecretKey, CryptoError> {
         check_len("hybrid secret key", bytes, HYBRID_SECRET_KEY_BYTES)?;
         let bls = SecretKey::from_bytes(&bytes[..SECRET_KEY_BYTES])?;
-        let mut seed = [0u8; 32];
+        let mut seed = zeroize::Zeroizing::new([0u8; 32]);
         seed.copy_from_slice(&bytes[SECRET_KEY_BYTES..]);
-        Ok(HybridSecretKey::from_parts(bls, seed))
+        Ok(HybridSecretKey::from_parts(bls, *seed))
     }
 }
 
