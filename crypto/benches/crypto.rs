@@ -4,7 +4,7 @@
 
 use ccbft_crypto::batch::{verify_batch, BatchItem, VerifyPool};
 use ccbft_crypto::bls::{PublicKey, SecretKey, Signature, Tag, SIGNATURE_BYTES};
-use ccbft_crypto::certificate::{Certificate, Committee};
+use ccbft_crypto::certificate::{sign_vote, Certificate, Committee};
 use ccbft_crypto::client::{self, ClientPublicKey, ClientSignature, ClientSigningKey};
 use ccbft_crypto::dkg;
 use ccbft_crypto::hybrid::HybridSecretKey;
@@ -39,7 +39,8 @@ fn certificate(
 ) -> Certificate {
     let mut b = committee.certificate_builder(Tag::GlobalVote, msg);
     for (i, sk) in sks.iter().enumerate().take(signers) {
-        b.add_vote(i, sk.sign(Tag::GlobalVote, msg)).unwrap();
+        b.add_vote(i, sign_vote(sk, committee.epoch(), Tag::GlobalVote, msg))
+            .unwrap();
     }
     b.build(signers).unwrap()
 }

@@ -26,6 +26,11 @@ pub const SIGNATURE_BYTES: usize = 96;
 /// Domain separation tag of proofs of possession (never used for protocol messages).
 pub const POP_DST: &[u8] = b"CCBFT-V1_BLS_POP_BLS12381G2_XMD:SHA-256_SSWU_RO_POP_";
 
+/// Domain separation tag of the BLS half of a hybrid signature ([`crate::hybrid`]). No
+/// [`Tag`] uses it, so a BLS half stripped from a hybrid never verifies as a plain signature.
+pub const HYBRID_DST: &[u8] =
+    b"CCBFT-V1-HYBRID-BLS12381-MLDSA65_BLS_SIG_BLS12381G2_XMD:SHA-256_SSWU_RO_POP_";
+
 /// Key-generation info string for [`SecretKey::from_seed`] and [`SecretKey::generate`].
 const KEYGEN_INFO: &[u8] = b"CCBFT-V1-BLS-KEYGEN";
 
@@ -133,7 +138,13 @@ impl SecretKey {
     /// Derives a key deterministically from a 32-byte seed (KeyGen of the BLS draft, HKDF
     /// based). Meant for tests and the simulator; production keys come from [`Self::generate`].
     pub fn from_seed(seed: &[u8; 32]) -> SecretKey {
-        let sk = raw::SecretKey::key_gen(seed, KEYGEN_INFO);
+        SecretKey::from_seed_with_info(seed, KEYGEN_INFO)
+    }
+
+    /// KeyGen under another info string: keys of other schemes (the hybrid's BLS half) are
+    /// derived under their own label, so one seed never yields the same key for both.
+    pub(crate) fn from_seed_with_info(seed: &[u8; 32], info: &[u8]) -> SecretKey {
+        let sk = raw::SecretKey::key_gen(seed, info);
         // key_gen fails only for input keying material shorter than 32 bytes.
         SecretKey(sk.expect("32 bytes of input keying material"))
     }
@@ -163,6 +174,11 @@ impl SecretKey {
     /// Signs `msg` as a message of kind `tag`.
     pub fn sign(&self, tag: Tag, msg: &[u8]) -> Signature {
         Signature(self.0.sign(msg, tag.dst(), &[]))
+    }
+
+    /// Signs under a domain separation tag that is not a [`Tag`] (the hybrid's own).
+    pub(crate) fn sign_with_dst(&self, dst: &[u8], msg: &[u8]) -> Signature {
+        Signature(self.0.sign(msg, dst, &[]))
     }
 
     /// The proof of possession of this key: a signature over the compressed public key under
@@ -225,6 +241,20 @@ impl PublicKey {
     pub fn verify(&self, tag: Tag, msg: &[u8], sig: &Signature) -> Result<(), CryptoError> {
         // Both points were validated when built or decoded: skip the subgroup checks.
         if verify_raw(&self.0, &sig.0, tag.dst(), msg) {
+            Ok(())
+        } else {
+            Err(CryptoError::InvalidSignature)
+        }
+    }
+
+    /// Verifies under a domain separation tag that is not a [`Tag`] (the hybrid's own).
+    pub(crate) fn verify_with_dst(
+        &self,
+        dst: &[u8],
+        msg: &[u8],
+        sig: &Signature,
+    ) -> Result<(), CryptoError> {
+        if verify_raw(&self.0, &sig.0, dst, msg) {
             Ok(())
         } else {
             Err(CryptoError::InvalidSignature)
@@ -359,7 +389,9 @@ mod tests {
                 assert_ne!(a.dst(), b.dst());
             }
             assert_ne!(a.dst(), POP_DST);
+            assert_ne!(a.dst(), HYBRID_DST);
         }
+        assert_ne!(POP_DST, HYBRID_DST);
         assert!(Tag::from_u8(0).is_err());
         assert!(Tag::from_u8(8).is_err());
     }

@@ -4,11 +4,45 @@
 //! A certificate is the committee epoch, a bitmap of signers and one aggregate signature.
 //! All signers sign the same message, so verification costs one aggregation of public keys
 //! (cheap G1 additions) and one pairing check, whatever the number of signers. This is safe
-//! against rogue keys because every committee key was registered with a proof of possession.
+//! against rogue keys because every committee key was registered with a proof of possession,
+//! and a committee refuses a key that is the negation of another (two such members would
+//! cancel in every aggregate and could be added to any certificate without signing).
+//!
+//! The epoch is signed: a vote is a signature over [`vote_message`]`(epoch, msg)` (made with
+//! [`sign_vote`]), so a certificate relabelled with another epoch never verifies against
+//! that epoch's committee, even when both committees hold the same keys.
 
-use crate::bls::{ProofOfPossession, PublicKey, Signature, Tag, PUBLIC_KEY_BYTES, SIGNATURE_BYTES};
+use crate::bls::{
+    ProofOfPossession, PublicKey, SecretKey, Signature, Tag, PUBLIC_KEY_BYTES, SIGNATURE_BYTES,
+};
 use crate::error::CryptoError;
 use std::collections::HashMap;
+
+/// Prefix of every certificate vote message, before the epoch. It starts with `C` (0x43), so
+/// it never collides with the core's own one-byte tag prefixes (1 to 9).
+pub const VOTE_EPOCH_DOMAIN: &[u8] = b"CCBFT-V1-CERT-EPOCH";
+
+/// The bytes a certificate vote signs: [`VOTE_EPOCH_DOMAIN`], the epoch (u64 LE), then the
+/// message. Fixed-length prefix, so the encoding is injective.
+pub fn vote_message(epoch: u64, msg: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(VOTE_EPOCH_DOMAIN.len() + EPOCH_BYTES + msg.len());
+    out.extend_from_slice(VOTE_EPOCH_DOMAIN);
+    out.extend_from_slice(&epoch.to_le_bytes());
+    out.extend_from_slice(msg);
+    out
+}
+
+/// A vote of a committee member of `epoch` on `msg` of kind `tag`, for a
+/// [`CertificateBuilder`]: a signature over [`vote_message`]`(epoch, msg)`.
+pub fn sign_vote(secret: &SecretKey, epoch: u64, tag: Tag, msg: &[u8]) -> Signature {
+    secret.sign(tag, &vote_message(epoch, msg))
+}
+
+/// The compressed encoding of `-pk` (G1 negation, which keeps the point canonical).
+fn negated_key_bytes(pk: &PublicKey) -> [u8; PUBLIC_KEY_BYTES] {
+    let point = crate::threshold::public_key_to_g1(pk);
+    (-point).to_compressed()
+}
 
 /// Largest committee (and signer bitmap), in members. Bitmap lengths travel as `u16`.
 pub const COMMITTEE_SIZE_MAX: usize = 1024;
@@ -172,7 +206,9 @@ pub struct Committee {
 
 impl Committee {
     /// Registers the members in order. Every proof of possession must verify, keys must be
-    /// distinct, and there must be between 1 and [`COMMITTEE_SIZE_MAX`] members.
+    /// distinct, no key may be the negation of another (pairwise; a pair summing to the
+    /// identity is [`CryptoError::CancellingKeys`]), and there must be between 1 and
+    /// [`COMMITTEE_SIZE_MAX`] members.
     pub fn new(
         epoch: u64,
         members: Vec<(PublicKey, ProofOfPossession)>,
@@ -191,6 +227,9 @@ impl Committee {
         for (index, (pk, pop)) in members.iter().enumerate() {
             if let Some(&first) = seen.get(&pk.to_bytes()) {
                 return Err(CryptoError::DuplicateKey { index, first });
+            }
+            if let Some(&other) = seen.get(&negated_key_bytes(pk)) {
+                return Err(CryptoError::CancellingKeys { index, other });
             }
             seen.insert(pk.to_bytes(), index);
             pop.verify(pk)
@@ -259,9 +298,26 @@ impl Committee {
         PublicKey::aggregate(&keys)
     }
 
+    /// Verifies a single vote of member `index` (a signature made with [`sign_vote`] for this
+    /// committee's epoch).
+    pub fn verify_vote(
+        &self,
+        index: usize,
+        tag: Tag,
+        msg: &[u8],
+        sig: &Signature,
+    ) -> Result<(), CryptoError> {
+        let pk = self.public_key(index).ok_or(CryptoError::UnknownSigner {
+            index,
+            committee: self.len(),
+        })?;
+        pk.verify(tag, &vote_message(self.epoch, msg), sig)
+    }
+
     /// Verifies a certificate over `msg` of kind `tag` with at least `min_signers` signers
     /// (at least one in any case): right epoch, a bitmap of this committee, enough signers,
-    /// then one pairing check of the aggregate against the aggregated signer keys.
+    /// then one pairing check of the aggregate against the aggregated signer keys over
+    /// [`vote_message`]`(epoch, msg)`, so the epoch label is covered by the signatures.
     pub fn verify_certificate(
         &self,
         tag: Tag,
@@ -282,15 +338,16 @@ impl Committee {
             return Err(CryptoError::TooFewSigners { got, need });
         }
         let agg_pk = self.aggregate_public_key(&cert.signers)?;
-        agg_pk.verify(tag, msg, &cert.aggregate)
+        agg_pk.verify(tag, &vote_message(self.epoch, msg), &cert.aggregate)
     }
 
-    /// A builder that collects votes on `msg` of kind `tag` into a certificate.
+    /// A builder that collects votes on `msg` of kind `tag` into a certificate. Votes are
+    /// made with [`sign_vote`] for this committee's epoch.
     pub fn certificate_builder(&self, tag: Tag, msg: &[u8]) -> CertificateBuilder<'_> {
         CertificateBuilder {
             committee: self,
             tag,
-            msg: msg.to_vec(),
+            msg: vote_message(self.epoch, msg),
             votes: vec![None; self.len()],
             count: 0,
         }
@@ -407,7 +464,8 @@ impl Certificate {
     }
 }
 
-/// Collects individual votes into a [`Certificate`] (the vote keeper's aggregator).
+/// Collects individual votes into a [`Certificate`] (the vote keeper's aggregator). Each vote
+/// is a [`sign_vote`] signature for the committee's epoch.
 ///
 /// Votes are not checked one by one on arrival: [`CertificateBuilder::build`] verifies the
 /// aggregate once and, only if that fails, finds the bad votes by bisection over subsets
@@ -416,6 +474,7 @@ impl Certificate {
 pub struct CertificateBuilder<'c> {
     committee: &'c Committee,
     tag: Tag,
+    /// [`vote_message`] of the committee's epoch and the message.
     msg: Vec<u8>,
     votes: Vec<Option<Signature>>,
     count: usize,

@@ -108,7 +108,7 @@ impl ClientSigningKey {
     /// Decodes a 32-byte seed (every seed is a valid key).
     pub fn from_bytes(bytes: &[u8]) -> Result<ClientSigningKey, CryptoError> {
         check_len("client secret key", bytes, CLIENT_SECRET_KEY_BYTES)?;
-        let mut seed = [0u8; 32];
+        let mut seed = zeroize::Zeroizing::new([0u8; 32]);
         seed.copy_from_slice(bytes);
         Ok(ClientSigningKey::from_seed(&seed))
     }
@@ -277,22 +277,72 @@ mod tests {
         }
     }
 
+    /// The RFC 8032 secret scalar `a` of a seed (clamped first half of SHA-512(seed)).
+    fn secret_scalar(seed: &[u8; 32]) -> Scalar {
+        use sha2::{Digest, Sha512};
+        let h = Sha512::digest(seed);
+        let mut lower = [0u8; 32];
+        lower.copy_from_slice(&h[..32]);
+        Scalar::from_bytes_mod_order(curve25519_dalek::scalar::clamp_integer(lower))
+    }
+
+    /// `k = SHA-512(R || A || M) mod l`.
+    fn challenge(r: &[u8; 32], a: &[u8; 32], msg: &[u8]) -> Scalar {
+        use sha2::{Digest, Sha512};
+        let h = Sha512::new()
+            .chain_update(r)
+            .chain_update(a)
+            .chain_update(msg)
+            .finalize();
+        Scalar::from_bytes_mod_order_wide(&h.into())
+    }
+
+    /// A signature with `R = rB + T` for a torsion point `T` and `s = r + k a`, where `k` is
+    /// computed over that `R`: it satisfies the cofactored equation `[8](sB - kA - R) = 0`
+    /// (so some verifiers accept it) and not the cofactorless one `sB - kA = R`.
+    fn torsion_signature(seed: &[u8; 32], msg: &[u8], nonce: u64, t: &EdwardsPoint) -> [u8; 64] {
+        let a = secret_scalar(seed);
+        let a_bytes = ClientSigningKey::from_seed(seed).public_key().to_bytes();
+        let r = Scalar::from(nonce) * Scalar::from(0x9e37_79b9_7f4a_7c15u64) + Scalar::ONE;
+        let big_r = (ED25519_BASEPOINT_POINT * r + t).compress().to_bytes();
+        let s = r + challenge(&big_r, &a_bytes, msg) * a;
+        let mut out = [0u8; 64];
+        out[..32].copy_from_slice(&big_r);
+        out[32..].copy_from_slice(s.as_bytes());
+        out
+    }
+
+    /// Issue 15 (j): the old test added `T` to an honest signature's `R`, which also changes
+    /// the challenge, so its signatures were invalid under every rule and proved nothing.
+    /// Here the signatures are crafted as `R = rB + T` with the challenge over that `R`:
+    /// valid under cofactored verification (checked below, and raw `ed25519_dalek` batch
+    /// verification accepts some of them), invalid under the crate's rule (cofactorless,
+    /// `verify_strict`), and the crate's batch path agrees with the single path on every one.
     #[test]
-    fn signature_with_torsion_component_in_r_is_rejected_alone_and_in_a_batch() {
-        let sk = ClientSigningKey::from_seed(&[5; 32]);
+    fn cofactored_only_signatures_are_rejected_alone_and_in_a_batch() {
+        let seed = [5u8; 32];
+        let sk = ClientSigningKey::from_seed(&seed);
         let pk = sk.public_key();
+        let a_point = ED25519_BASEPOINT_POINT * secret_scalar(&seed);
+        assert_eq!(a_point.compress().to_bytes(), pk.to_bytes());
         let msgs: Vec<Vec<u8>> = (0..8).map(|i| vec![i; 10]).collect();
         let good: Vec<ClientSignature> = msgs.iter().map(|m| sk.sign(m)).collect();
         let pool = VerifyPool::new(2).unwrap();
-        for t in &EIGHT_TORSION[1..] {
-            let mut bytes = good[3].to_bytes();
-            let r = CompressedEdwardsY(bytes[..32].try_into().unwrap())
-                .decompress()
-                .unwrap();
-            bytes[..32].copy_from_slice((r + t).compress().as_bytes());
+        let mut crafted = 0;
+        let mut raw_batch_accepted = 0;
+        for (n, t) in EIGHT_TORSION[1..].iter().cycle().take(7 * 24).enumerate() {
+            let bytes = torsion_signature(&seed, &msgs[3], n as u64, t);
             let Ok(bad) = ClientSignature::from_bytes(&bytes) else {
-                continue; // R + T happened to be non-canonical or small order
+                continue; // R happened to be small order (impossible: rB has order l)
             };
+            crafted += 1;
+            // Valid under the cofactored equation, invalid under the cofactorless one.
+            let k = challenge(&bytes[..32].try_into().unwrap(), &pk.to_bytes(), &msgs[3]);
+            let s = Scalar::from_canonical_bytes(bytes[32..].try_into().unwrap()).unwrap();
+            let residue = ED25519_BASEPOINT_POINT * s - a_point * k - bad.r;
+            assert!(residue.mul_by_cofactor().is_identity(), "cofactored-valid");
+            assert!(!residue.is_identity(), "cofactorless-invalid");
+            // The crate's rule: rejected alone and named exactly in a batch.
             assert_eq!(
                 pk.verify(&msgs[3], &bad),
                 Err(CryptoError::InvalidSignature)
@@ -303,6 +353,16 @@ mod tests {
                 .map(|i| (msgs[i].as_slice(), &sigs[i], &pk))
                 .collect();
             assert_eq!(verify_batch(&pool, &items), Err(vec![3]));
+            // Without the torsion filter, dalek's batch accepts such a signature whenever its
+            // random coefficient is a multiple of T's order.
+            if ed25519_dalek::verify_batch(&[&msgs[3][..]], &[bad.sig], &[pk.0]).is_ok() {
+                raw_batch_accepted += 1;
+            }
         }
+        assert_eq!(crafted, 7 * 24);
+        assert!(
+            raw_batch_accepted > 0,
+            "some crafted signatures pass a cofactor-blind batch, so the test is meaningful"
+        );
     }
 }

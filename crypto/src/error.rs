@@ -38,6 +38,9 @@ pub enum CryptoError {
     /// The same public key appears twice in a committee.
     #[error("committee member {index} repeats the public key of member {first}")]
     DuplicateKey { index: usize, first: usize },
+    /// Two committee keys that sum to the identity (one is the negation of the other).
+    #[error("committee member {index} is the negation of member {other} (keys cancel)")]
+    CancellingKeys { index: usize, other: usize },
     /// A committee with no member.
     #[error("empty committee")]
     EmptyCommittee,
@@ -75,12 +78,27 @@ pub enum CryptoError {
     /// A DKG share that does not match its dealer's commitment.
     #[error("share from dealer {dealer} to party {recipient} does not match the commitment")]
     InvalidShare { dealer: u32, recipient: u32 },
-    /// Too few dealers survived the complaint phase of a DKG.
-    #[error("only {qualified} qualified dealers, need at least {need}")]
-    TooFewQualifiedDealers { qualified: usize, need: usize },
+    /// Too few dealers survived the complaint phase of a DKG; names the disqualified ones.
+    #[error(
+        "only {qualified} qualified dealers, need at least {need}; disqualified: {disqualified:?}"
+    )]
+    TooFewQualifiedDealers {
+        qualified: usize,
+        need: usize,
+        disqualified: Vec<u32>,
+    },
     /// A DKG input from a dealer already disqualified or already heard.
     #[error("dealer {dealer}: {reason}")]
     DealerMisbehaved { dealer: u32, reason: &'static str },
+    /// A DKG ceremony message that is malformed, unsigned or not from a roster member.
+    #[error("ceremony message from party {sender}: {reason}")]
+    CeremonyMessage { sender: u32, reason: &'static str },
+    /// Two different messages of one phase from one party.
+    #[error("party {sender} broadcast two different messages in one phase (equivocation)")]
+    CeremonyEquivocation { sender: u32 },
+    /// A party's echo says it saw other messages of an earlier phase than this party did.
+    #[error("party {sender} saw other {phase} than this party: the board is not consistent; abort the ceremony")]
+    CeremonyViewMismatch { sender: u32, phase: &'static str },
     /// The post-quantum half of a hybrid signature does not verify.
     #[error("ML-DSA-65 half of the hybrid signature does not verify")]
     InvalidPostQuantumSignature,

@@ -18,6 +18,14 @@ pub fn encode(bytes: &[u8]) -> String {
 
 /// Decodes lower- or upper-case hex (no prefix, no whitespace).
 pub fn decode(text: &str) -> Result<Vec<u8>, CryptoError> {
+    let mut out = Vec::new();
+    decode_into(text, &mut out)?;
+    Ok(out)
+}
+
+/// Decodes into `out`, reserved once to the exact size before any byte is written (so a
+/// secret is never reallocated and copied).
+pub(crate) fn decode_into(text: &str, out: &mut Vec<u8>) -> Result<(), CryptoError> {
     const KIND: &str = "hex";
     if text.len() > HEX_CHARS_MAX {
         return Err(CryptoError::TooMany {
@@ -37,13 +45,15 @@ pub fn decode(text: &str) -> Result<Vec<u8>, CryptoError> {
             _ => None,
         }
     }
-    text.as_bytes()
-        .chunks_exact(2)
-        .map(|pair| match (nibble(pair[0]), nibble(pair[1])) {
-            (Some(hi), Some(lo)) => Ok((hi << 4) | lo),
-            _ => Err(CryptoError::NonCanonical { kind: KIND }),
-        })
-        .collect()
+    let vec = out;
+    vec.reserve_exact(text.len() / 2);
+    for pair in text.as_bytes().chunks_exact(2) {
+        match (nibble(pair[0]), nibble(pair[1])) {
+            (Some(hi), Some(lo)) => vec.push((hi << 4) | lo),
+            _ => return Err(CryptoError::NonCanonical { kind: KIND }),
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

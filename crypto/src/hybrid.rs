@@ -1,18 +1,37 @@
 //! Post-quantum hybrid signatures for long-lived artefacts (checkpoints, the DORA audit
-//! trail): a BLS signature and an ML-DSA-65 (FIPS 204) signature over the same tagged
-//! message. A hybrid signature verifies only if both halves verify, so it stays unforgeable
-//! as long as either scheme is unbroken.
+//! trail): a BLS signature and an ML-DSA-65 (FIPS 204) signature, composed so that neither
+//! half can be stripped, swapped or reused. A hybrid signature verifies only if both halves
+//! verify, so it stays unforgeable as long as either scheme is unbroken.
+//!
+//! # Composition (non-separable)
+//!
+//! With `LABEL` = [`HYBRID_LABEL`] (fixed length) and the message kind's wire byte `tag`:
+//!
+//! - `M' = LABEL || tag || msg` (fixed-length prefix, so the encoding is injective);
+//! - BLS half: `sig_bls = BLS.Sign(sk_bls, M')` under [`HYBRID_DST`], a hash-to-curve domain no
+//!   plain [`Tag`] uses, so a stripped BLS half never verifies as a plain vote, checkpoint or
+//!   audit signature;
+//! - ML-DSA half: `sig_pq = ML-DSA.Sign(sk_pq, pk_bls || sig_bls || M', ctx = LABEL)`: it binds
+//!   the BLS key and the BLS half (and ML-DSA binds its own key through `tr = H(pk)`), so an
+//!   attacker's BLS half paired with a victim's ML-DSA half fails, and an ML-DSA signature
+//!   made for another purpose never verifies as a hybrid half;
+//! - the BLS key of [`HybridSecretKey::from_seed`] is derived under its own KeyGen label, so
+//!   the seed of a plain BLS key never yields the hybrid's BLS key.
+//!
+//! The construction follows the shape of the IETF composite signatures (a domain label, the
+//! message and context bound into both components), with the extra binding of the BLS
+//! signature into the post-quantum input.
 //!
 //! Crate: RustCrypto `ml-dsa` 0.1 (pure Rust, no C toolchain or system library, implements
 //! the final FIPS 204 including the context string, maintained with the other RustCrypto
 //! signature crates, builds here offline from crates.io, and its key and signature sizes
 //! match FIPS 204: 1952-byte verifying keys and 3309-byte signatures for ML-DSA-65). The
 //! ML-DSA half is signed with the deterministic variant of ML-DSA.Sign (FIPS 204 section
-//! 3.4) so that simulations replay, with the message kind's domain separation tag as the
-//! FIPS 204 context string.
+//! 3.4) so that simulations replay.
 
 use crate::bls::{
-    PublicKey, SecretKey, Signature, Tag, PUBLIC_KEY_BYTES, SECRET_KEY_BYTES, SIGNATURE_BYTES,
+    PublicKey, SecretKey, Signature, Tag, HYBRID_DST, PUBLIC_KEY_BYTES, SECRET_KEY_BYTES,
+    SIGNATURE_BYTES,
 };
 use crate::error::{check_len, CryptoError};
 use ml_dsa::{
@@ -20,6 +39,32 @@ use ml_dsa::{
 };
 use rand_core::{OsRng, RngCore};
 use sha2::{Digest, Sha256};
+
+/// The composite label: prefix of every hybrid-signed message and the FIPS 204 context of
+/// the ML-DSA half.
+pub const HYBRID_LABEL: &[u8] = b"CCBFT-V1-HYBRID-BLS12381-MLDSA65";
+/// KeyGen info of the hybrid's BLS half (distinct from a plain BLS key's).
+const HYBRID_BLS_KEYGEN_INFO: &[u8] = b"CCBFT-V1-HYBRID-BLS-KEYGEN";
+/// Label of the hybrid's ML-DSA seed derivation.
+const HYBRID_PQ_SEED_LABEL: &[u8] = b"CCBFT-V1-ML-DSA-65-SEED";
+
+/// `M' = LABEL || tag || msg`, what the BLS half signs.
+fn composite_message(tag: Tag, msg: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(HYBRID_LABEL.len() + 1 + msg.len());
+    out.extend_from_slice(HYBRID_LABEL);
+    out.push(tag.to_u8());
+    out.extend_from_slice(msg);
+    out
+}
+
+/// `pk_bls || sig_bls || M'`, what the ML-DSA half signs.
+fn post_quantum_input(bls_key: &PublicKey, bls_sig: &Signature, composite: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(PUBLIC_KEY_BYTES + SIGNATURE_BYTES + composite.len());
+    out.extend_from_slice(&bls_key.to_bytes());
+    out.extend_from_slice(&bls_sig.to_bytes());
+    out.extend_from_slice(composite);
+    out
+}
 
 /// Bytes of an ML-DSA-65 verifying key.
 pub const ML_DSA_65_PUBLIC_KEY_BYTES: usize = 1952;
@@ -36,6 +81,8 @@ pub const HYBRID_SIGNATURE_BYTES: usize = SIGNATURE_BYTES + ML_DSA_65_SIGNATURE_
 #[derive(Clone)]
 pub struct HybridSecretKey {
     bls: SecretKey,
+    /// The BLS public key, bound into every ML-DSA half (computed once).
+    bls_public: PublicKey,
     pq_seed: [u8; 32],
     pq: ExpandedSigningKey<MlDsa65>,
 }
@@ -55,19 +102,28 @@ impl Drop for HybridSecretKey {
 impl HybridSecretKey {
     fn from_parts(bls: SecretKey, pq_seed: [u8; 32]) -> HybridSecretKey {
         let pq = ExpandedSigningKey::<MlDsa65>::from_seed(&pq_seed.into());
-        HybridSecretKey { bls, pq_seed, pq }
+        let bls_public = bls.public_key();
+        HybridSecretKey {
+            bls,
+            bls_public,
+            pq_seed,
+            pq,
+        }
     }
 
     /// Derives both halves from one seed (deterministic; tests and simulation). The halves
-    /// use independent derivations (BLS KeyGen, SHA-256 with a distinct label).
+    /// use independent derivations (BLS KeyGen under the hybrid's own info string, SHA-256
+    /// with a distinct label), and neither equals what the seed gives a plain BLS key.
     pub fn from_seed(seed: &[u8; 32]) -> HybridSecretKey {
-        let bls = SecretKey::from_seed(seed);
-        let pq_seed: [u8; 32] = Sha256::new()
-            .chain_update(b"CCBFT-V1-ML-DSA-65-SEED")
+        let bls = SecretKey::from_seed_with_info(seed, HYBRID_BLS_KEYGEN_INFO);
+        let mut pq_seed: [u8; 32] = Sha256::new()
+            .chain_update(HYBRID_PQ_SEED_LABEL)
             .chain_update(seed)
             .finalize()
             .into();
-        HybridSecretKey::from_parts(bls, pq_seed)
+        let key = HybridSecretKey::from_parts(bls, pq_seed);
+        zeroize::Zeroize::zeroize(&mut pq_seed);
+        key
     }
 
     /// Both halves from operating-system randomness.
@@ -82,19 +138,21 @@ impl HybridSecretKey {
     /// The public key.
     pub fn public_key(&self) -> HybridPublicKey {
         HybridPublicKey {
-            bls: self.bls.public_key(),
+            bls: self.bls_public,
             pq: self.pq.verifying_key(),
         }
     }
 
-    /// Signs `msg` of kind `tag` with both schemes.
+    /// Signs `msg` of kind `tag` with both schemes (see the module documentation).
     pub fn sign(&self, tag: Tag, msg: &[u8]) -> HybridSignature {
-        let bls = self.bls.sign(tag, msg);
-        // The context is the tag's DST (< 255 bytes), so sign_deterministic cannot fail on
-        // it; ML-DSA's rejection loop failing has negligible probability.
+        let composite = composite_message(tag, msg);
+        let bls = self.bls.sign_with_dst(HYBRID_DST, &composite);
+        let input = post_quantum_input(&self.bls_public, &bls, &composite);
+        // The context is the label (< 255 bytes), so sign_deterministic cannot fail on it;
+        // ML-DSA's rejection loop failing has negligible probability.
         let pq = self
             .pq
-            .sign_deterministic(msg, tag.dst())
+            .sign_deterministic(&input, HYBRID_LABEL)
             .expect("context shorter than 255 bytes");
         HybridSignature { bls, pq }
     }
@@ -111,9 +169,9 @@ impl HybridSecretKey {
     pub fn from_bytes(bytes: &[u8]) -> Result<HybridSecretKey, CryptoError> {
         check_len("hybrid secret key", bytes, HYBRID_SECRET_KEY_BYTES)?;
         let bls = SecretKey::from_bytes(&bytes[..SECRET_KEY_BYTES])?;
-        let mut seed = [0u8; 32];
+        let mut seed = zeroize::Zeroizing::new([0u8; 32]);
         seed.copy_from_slice(&bytes[SECRET_KEY_BYTES..]);
-        Ok(HybridSecretKey::from_parts(bls, seed))
+        Ok(HybridSecretKey::from_parts(bls, *seed))
     }
 }
 
@@ -130,10 +188,13 @@ impl HybridPublicKey {
         &self.bls
     }
 
-    /// Verifies both halves; both must pass.
+    /// Verifies both halves; both must pass. The ML-DSA half is checked over this key's BLS
+    /// half and the signature's BLS half, so halves of different keys never combine.
     pub fn verify(&self, tag: Tag, msg: &[u8], sig: &HybridSignature) -> Result<(), CryptoError> {
-        self.bls.verify(tag, msg, &sig.bls)?;
-        if !self.pq.verify_with_context(msg, tag.dst(), &sig.pq) {
+        let composite = composite_message(tag, msg);
+        self.bls.verify_with_dst(HYBRID_DST, &composite, &sig.bls)?;
+        let input = post_quantum_input(&self.bls, &sig.bls, &composite);
+        if !self.pq.verify_with_context(&input, HYBRID_LABEL, &sig.pq) {
             return Err(CryptoError::InvalidPostQuantumSignature);
         }
         Ok(())

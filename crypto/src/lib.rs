@@ -8,7 +8,12 @@
 //!   with bisection to name exactly the bad items.
 //! - [`client`]: Ed25519 client signatures (strict, batch-verifiable).
 //! - [`threshold`] and [`dkg`]: t-of-n threshold BLS from a dealerless DKG.
-//! - [`hybrid`]: BLS + ML-DSA-65 (FIPS 204) hybrid signatures for long-lived artefacts.
+//! - [`ceremony`]: the DKG run by separate operators: signed broadcast files and shares
+//!   encrypted to each recipient with HPKE (RFC 9180).
+//! - [`hybrid`]: BLS + ML-DSA-65 (FIPS 204) hybrid signatures for long-lived artefacts,
+//!   composed so that neither half can be stripped or swapped.
+//! - [`keyfile`]: the one loader of secret files (refuses group/other-readable files) and
+//!   zeroizing buffers for them.
 //!
 //! Every `from_bytes` validates fully and returns a [`CryptoError`]; nothing here panics on
 //! bytes from the network or a client.
@@ -17,12 +22,14 @@
 
 pub mod batch;
 pub mod bls;
+pub mod ceremony;
 pub mod certificate;
 pub mod client;
 pub mod dkg;
 mod error;
 pub mod hex;
 pub mod hybrid;
+pub mod keyfile;
 pub mod threshold;
 
 pub use error::CryptoError;

@@ -77,14 +77,23 @@ impl ThresholdParams {
 }
 
 pub(crate) fn scalar_to_secret_key(s: &Scalar) -> Result<SecretKey, CryptoError> {
-    raw::SecretKey::from_bytes(&s.to_bytes_be())
+    let mut bytes = s.to_bytes_be();
+    let key = raw::SecretKey::from_bytes(&bytes)
         .map(SecretKey::from_raw)
-        .map_err(|e| map_blst("key share", e))
+        .map_err(|e| map_blst("key share", e));
+    zeroize::Zeroize::zeroize(&mut bytes);
+    key
 }
 
 pub(crate) fn g1_to_public_key(p: &G1Affine) -> Result<PublicKey, CryptoError> {
     let aff: blst_p1_affine = *p.as_ref();
     PublicKey::from_raw_validated(raw::PublicKey::from(aff))
+}
+
+pub(crate) fn public_key_to_g1(pk: &PublicKey) -> G1Affine {
+    let mut aff = G1Affine::identity();
+    *aff.as_mut() = blst_p1_affine::from(*pk.raw());
+    aff
 }
 
 fn signature_to_g2(sig: &Signature) -> G2Projective {
@@ -249,38 +258,57 @@ fn lagrange_at_zero(xs: &[u32]) -> Result<Vec<Scalar>, CryptoError> {
     Ok(out)
 }
 
+/// Most partial signatures one combination looks at (replays included): each costs a
+/// pairing check in [`ThresholdPublicKey::combine`].
+pub const COMBINE_INPUTS_MAX: usize = 4 * PARTIES_MAX as usize;
+
 /// Combines partial signatures by Lagrange interpolation at zero, without verifying them.
-/// Uses the first `threshold` partials with distinct in-range indices; rejects a repeated
-/// index and fewer than `threshold` partials. The result is only correct if those partials
-/// are valid: see [`ThresholdPublicKey::combine`] for the checked version.
+/// Duplicates are removed before counting: a byte-identical replay of a partial is skipped,
+/// two different partials claiming the same index are [`CryptoError::DuplicateSigner`]
+/// (without verification there is no telling which is right). Uses the first `threshold`
+/// distinct in-range indices; fewer is [`CryptoError::TooFewSigners`]. The result is only
+/// correct if those partials are valid: see [`ThresholdPublicKey::combine`] for the checked
+/// version.
 pub fn combine_unchecked(
     params: ThresholdParams,
     partials: &[PartialSignature],
 ) -> Result<Signature, CryptoError> {
     let need = params.threshold as usize;
-    if partials.len() > params.parties as usize {
+    if partials.len() > COMBINE_INPUTS_MAX {
         return Err(CryptoError::TooMany {
             kind: "partial signatures",
             got: partials.len(),
-            max: params.parties as usize,
+            max: COMBINE_INPUTS_MAX,
         });
     }
-    let mut seen = vec![false; params.parties as usize + 1];
+    let mut seen: Vec<Option<&PartialSignature>> = vec![None; params.parties as usize + 1];
+    let mut distinct: Vec<PartialSignature> = Vec::with_capacity(need);
     for p in partials {
         params.check_index(p.index)?;
-        if std::mem::replace(&mut seen[p.index as usize], true) {
-            return Err(CryptoError::DuplicateSigner {
-                index: p.index as usize,
-            });
+        match seen[p.index as usize] {
+            Some(first) if first == p => continue,
+            Some(_) => {
+                return Err(CryptoError::DuplicateSigner {
+                    index: p.index as usize,
+                })
+            }
+            None => {
+                seen[p.index as usize] = Some(p);
+                distinct.push(*p);
+            }
         }
     }
-    if partials.len() < need {
+    if distinct.len() < need {
         return Err(CryptoError::TooFewSigners {
-            got: partials.len(),
+            got: distinct.len(),
             need,
         });
     }
-    let chosen = &partials[..need];
+    interpolate(&distinct[..need])
+}
+
+/// Lagrange interpolation at zero of partials with distinct indices.
+fn interpolate(chosen: &[PartialSignature]) -> Result<Signature, CryptoError> {
     let xs: Vec<u32> = chosen.iter().map(|p| p.index).collect();
     let lambdas = lagrange_at_zero(&xs)?;
     let mut acc = G2Projective::identity();
@@ -346,22 +374,47 @@ impl ThresholdPublicKey {
             .verify(tag, msg, &partial.signature)
     }
 
-    /// Verifies each partial, combines the first `threshold` valid ones and checks the result
-    /// under the group key. Invalid partials are skipped; fewer than `threshold` valid ones
-    /// is [`CryptoError::TooFewSigners`].
+    /// Verifies each partial, combines the first `threshold` valid ones with distinct
+    /// indices and checks the result under the group key. Invalid partials are skipped, and
+    /// so is any partial whose index already has a valid one (a replay never blocks the
+    /// combination and costs no pairing); fewer than `threshold` distinct valid ones is
+    /// [`CryptoError::TooFewSigners`].
     pub fn combine(
         &self,
         tag: Tag,
         msg: &[u8],
         partials: &[PartialSignature],
     ) -> Result<Signature, CryptoError> {
-        let valid: Vec<PartialSignature> = partials
-            .iter()
-            .filter(|p| self.verify_partial(tag, msg, p).is_ok())
-            .copied()
-            .take(self.params.threshold as usize)
-            .collect();
-        let sig = combine_unchecked(self.params, &valid)?;
+        if partials.len() > COMBINE_INPUTS_MAX {
+            return Err(CryptoError::TooMany {
+                kind: "partial signatures",
+                got: partials.len(),
+                max: COMBINE_INPUTS_MAX,
+            });
+        }
+        let need = self.params.threshold as usize;
+        let mut have = vec![false; self.params.parties as usize + 1];
+        let mut valid: Vec<PartialSignature> = Vec::with_capacity(need);
+        for p in partials {
+            if valid.len() == need {
+                break;
+            }
+            let Some(slot) = have.get_mut(p.index as usize).filter(|_| p.index != 0) else {
+                continue;
+            };
+            if *slot || self.verify_partial(tag, msg, p).is_err() {
+                continue;
+            }
+            *slot = true;
+            valid.push(*p);
+        }
+        if valid.len() < need {
+            return Err(CryptoError::TooFewSigners {
+                got: valid.len(),
+                need,
+            });
+        }
+        let sig = interpolate(&valid)?;
         self.verify(tag, msg, &sig)?;
         Ok(sig)
     }

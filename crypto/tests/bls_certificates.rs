@@ -2,7 +2,9 @@
 
 use blstrs::{G1Affine, G1Projective, Scalar};
 use ccbft_crypto::bls::{ProofOfPossession, PublicKey, SecretKey, Signature, Tag};
-use ccbft_crypto::certificate::{Certificate, Committee, SignerBitmap, COMMITTEE_SIZE_MAX};
+use ccbft_crypto::certificate::{
+    sign_vote, Certificate, Committee, SignerBitmap, COMMITTEE_SIZE_MAX,
+};
 use ccbft_crypto::CryptoError;
 use ff::Field;
 use group::{Curve, Group};
@@ -136,7 +138,7 @@ fn aggregates_of_4_7_21_49_signers_verify() {
         let mut builder = committee.certificate_builder(Tag::GlobalVote, msg.as_bytes());
         for (i, sk) in sks.iter().enumerate() {
             builder
-                .add_vote(i, sk.sign(Tag::GlobalVote, msg.as_bytes()))
+                .add_vote(i, sign_vote(sk, 3, Tag::GlobalVote, msg.as_bytes()))
                 .unwrap();
         }
         let cert = builder.build(n).unwrap();
@@ -161,7 +163,7 @@ fn aggregates_of_4_7_21_49_signers_verify() {
         let q = 2 * ((n - 1) / 3) + 1;
         let sigs: Vec<Signature> = sks[..q]
             .iter()
-            .map(|sk| sk.sign(Tag::GlobalVote, msg.as_bytes()))
+            .map(|sk| sign_vote(sk, 3, Tag::GlobalVote, msg.as_bytes()))
             .collect();
         let cert = Certificate {
             epoch: 3,
@@ -267,7 +269,10 @@ fn committee_rejects_bad_registration() {
 fn bitmap_with_duplicate_unknown_or_wrong_length_signers_fails() {
     let (sks, committee) = committee(5, 7);
     let msg = b"local batch 42";
-    let sigs: Vec<Signature> = sks.iter().map(|sk| sk.sign(Tag::LocalVote, msg)).collect();
+    let sigs: Vec<Signature> = sks
+        .iter()
+        .map(|sk| sign_vote(sk, 5, Tag::LocalVote, msg))
+        .collect();
 
     // Duplicates: the bitmap constructor and the builder refuse them.
     assert_eq!(
@@ -381,9 +386,9 @@ fn builder_finds_and_removes_bad_votes_then_recovers() {
     for (i, sk) in sks.iter().enumerate().take(15) {
         // Signer 4 votes for another message, signer 11 under another tag.
         let sig = match i {
-            4 => sk.sign(Tag::GlobalVote, b"equivocation"),
-            11 => sk.sign(Tag::Timeout, msg),
-            _ => sk.sign(Tag::GlobalVote, msg),
+            4 => sign_vote(sk, 1, Tag::GlobalVote, b"equivocation"),
+            11 => sign_vote(sk, 1, Tag::Timeout, msg),
+            _ => sign_vote(sk, 1, Tag::GlobalVote, msg),
         };
         builder.add_vote(i, sig).unwrap();
     }
@@ -400,7 +405,7 @@ fn builder_finds_and_removes_bad_votes_then_recovers() {
         Err(CryptoError::TooFewSigners { got: 13, need: 14 })
     );
     builder
-        .add_vote(15, sks[15].sign(Tag::GlobalVote, msg))
+        .add_vote(15, sign_vote(&sks[15], 1, Tag::GlobalVote, msg))
         .unwrap();
     let cert = builder.build(14).unwrap();
     assert_eq!(cert.signers.iter().collect::<Vec<_>>().len(), 14);
@@ -414,4 +419,86 @@ fn aggregate_of_nothing_is_an_error() {
     assert!(Signature::aggregate(&[]).is_err());
     assert!(PublicKey::aggregate(&[]).is_err());
     let _ = Scalar::ONE;
+}
+
+/// Issue 15 (f): the epoch is signed. Two committees of different epochs with the same keys
+/// (the usual case across a reconfiguration that keeps the replicas): a certificate of epoch
+/// 4 relabelled as epoch 5 does not verify against the epoch-5 committee, and a plain
+/// signature of the message (no epoch) is not a vote.
+#[test]
+fn relabelled_certificate_epoch_does_not_verify() {
+    let (sks, old) = committee(4, 7);
+    let (_, new) = committee(5, 7);
+    assert_eq!(old.public_keys(), new.public_keys());
+    let msg = b"checkpoint 9000 root 77";
+    let mut builder = old.certificate_builder(Tag::Checkpoint, msg);
+    for (i, sk) in sks.iter().enumerate().take(5) {
+        builder
+            .add_vote(i, sign_vote(sk, 4, Tag::Checkpoint, msg))
+            .unwrap();
+    }
+    let cert = builder.build(5).unwrap();
+    assert_eq!(cert.epoch, 4);
+    old.verify_certificate(Tag::Checkpoint, msg, &cert, 5)
+        .unwrap();
+    let relabelled = Certificate {
+        epoch: 5,
+        ..cert.clone()
+    };
+    assert_eq!(
+        new.verify_certificate(Tag::Checkpoint, msg, &relabelled, 5),
+        Err(CryptoError::InvalidSignature)
+    );
+    // Votes: a vote of epoch 4 is not a vote of epoch 5, nor is an epoch-less signature.
+    let vote = sign_vote(&sks[0], 4, Tag::Checkpoint, msg);
+    old.verify_vote(0, Tag::Checkpoint, msg, &vote).unwrap();
+    assert!(new.verify_vote(0, Tag::Checkpoint, msg, &vote).is_err());
+    let plain = sks[0].sign(Tag::Checkpoint, msg);
+    assert!(old.verify_vote(0, Tag::Checkpoint, msg, &plain).is_err());
+    let sigs: Vec<Signature> = sks[..5]
+        .iter()
+        .map(|sk| sk.sign(Tag::Checkpoint, msg))
+        .collect();
+    let epochless = Certificate {
+        epoch: 4,
+        signers: SignerBitmap::from_indices(7, &[0, 1, 2, 3, 4]).unwrap(),
+        aggregate: Signature::aggregate(&sigs).unwrap(),
+    };
+    assert_eq!(
+        old.verify_certificate(Tag::Checkpoint, msg, &epochless, 5),
+        Err(CryptoError::InvalidSignature)
+    );
+}
+
+/// Issue 15 (g): a key and its negation (both with valid proofs of possession: whoever knows
+/// `x` knows `-x`) sum to the identity and would cancel in every aggregate; the committee
+/// refuses the pair in either order and wherever it sits.
+#[test]
+fn committee_refuses_a_key_and_its_negation() {
+    let a = secret(30);
+    let neg = SecretKey::from_bytes(
+        &(-Option::<Scalar>::from(Scalar::from_bytes_be(&a.to_bytes())).unwrap()).to_bytes_be(),
+    )
+    .unwrap();
+    let sum = PublicKey::aggregate(&[&a.public_key(), &neg.public_key()]);
+    assert!(sum.is_err(), "the pair sums to the identity");
+    let others: Vec<SecretKey> = (31..34).map(secret).collect();
+    let mut members: Vec<(PublicKey, ProofOfPossession)> = others
+        .iter()
+        .map(|s| (s.public_key(), s.proof_of_possession()))
+        .collect();
+    members.insert(1, (a.public_key(), a.proof_of_possession()));
+    members.push((neg.public_key(), neg.proof_of_possession()));
+    assert_eq!(
+        Committee::new(0, members.clone()),
+        Err(CryptoError::CancellingKeys { index: 4, other: 1 })
+    );
+    members.swap(1, 4);
+    assert_eq!(
+        Committee::new(0, members.clone()),
+        Err(CryptoError::CancellingKeys { index: 4, other: 1 })
+    );
+    // Without the pair the same members register.
+    members.remove(4);
+    Committee::new(0, members).unwrap();
 }

@@ -1,8 +1,10 @@
 //! Bad bytes never panic: every decoder gets random inputs, random lengths and random
-//! mutations of valid encodings, and must return a value or an error.
+//! mutations of valid encodings, and must return a value or an error. The hybrid decoders
+//! also get a valid BLS prefix followed by random bytes, so that the ML-DSA-65 decoders
+//! (behind the BLS check) see random input, which plain random bytes never reach.
 
 use ccbft_crypto::bls::{ProofOfPossession, PublicKey, SecretKey, Signature, Tag};
-use ccbft_crypto::certificate::{Certificate, Committee, SignerBitmap};
+use ccbft_crypto::certificate::{sign_vote, Certificate, Committee, SignerBitmap};
 use ccbft_crypto::client::{ClientPublicKey, ClientSignature, ClientSigningKey};
 use ccbft_crypto::dkg::{Complaint, DealerCommitment, Justification, SecretShare};
 use ccbft_crypto::hex;
@@ -90,7 +92,8 @@ fn samples() -> &'static Vec<Vec<u8>> {
         let committee = Committee::new(2, members).unwrap();
         let mut b = committee.certificate_builder(Tag::LocalVote, b"m");
         for (i, s) in sks.iter().enumerate() {
-            b.add_vote(i, s.sign(Tag::LocalVote, b"m")).unwrap();
+            b.add_vote(i, sign_vote(s, 2, Tag::LocalVote, b"m"))
+                .unwrap();
         }
         let cert = b.build(4).unwrap();
         let params = ccbft_crypto::threshold::ThresholdParams::new(2, 3).unwrap();
@@ -162,5 +165,95 @@ proptest! {
             bytes.truncate(c % (n + 1));
         }
         decode_all(&bytes);
+    }
+}
+
+/// A valid hybrid public key's BLS half and a valid hybrid signature's BLS half.
+fn hybrid_prefixes() -> &'static (Vec<u8>, Vec<u8>, HybridPublicKey) {
+    static PREFIXES: OnceLock<(Vec<u8>, Vec<u8>, HybridPublicKey)> = OnceLock::new();
+    PREFIXES.get_or_init(|| {
+        let sk = HybridSecretKey::from_seed(&[6; 32]);
+        let pk = sk.public_key();
+        let sig = sk.sign(Tag::AuditTrail, b"a");
+        (
+            pk.to_bytes()[..48].to_vec(),
+            sig.to_bytes()[..96].to_vec(),
+            pk,
+        )
+    })
+}
+
+fn xorshift_bytes(seed: u64, len: usize) -> Vec<u8> {
+    let mut state = seed | 1;
+    (0..len)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state as u8
+        })
+        .collect()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
+
+    /// Valid BLS signature, then 3309 random bytes: the ML-DSA-65 signature decoder runs on
+    /// them (any error names the ML-DSA half, never the BLS one), and whatever decodes is
+    /// canonical and does not verify.
+    #[test]
+    fn ml_dsa_signature_decoder_sees_random_bytes(seed in any::<u64>()) {
+        let (_, bls_sig, pk) = hybrid_prefixes();
+        let mut bytes = bls_sig.clone();
+        bytes.extend(xorshift_bytes(seed, ccbft_crypto::hybrid::ML_DSA_65_SIGNATURE_BYTES));
+        match HybridSignature::from_bytes(&bytes) {
+            Ok(sig) => {
+                prop_assert_eq!(sig.to_bytes(), bytes);
+                prop_assert!(pk.verify(Tag::AuditTrail, b"a", &sig).is_err());
+            }
+            Err(e) => prop_assert_eq!(
+                e,
+                ccbft_crypto::CryptoError::NonCanonical { kind: "ML-DSA-65 signature" }
+            ),
+        }
+    }
+
+    /// Valid BLS key, then 1952 random bytes: the ML-DSA-65 verifying-key decoder runs on
+    /// them; whatever decodes re-encodes to the same bytes and verifies nothing it did not
+    /// sign.
+    #[test]
+    fn ml_dsa_key_decoder_sees_random_bytes(seed in any::<u64>()) {
+        let (bls_pk, _, pk) = hybrid_prefixes();
+        let mut bytes = bls_pk.clone();
+        bytes.extend(xorshift_bytes(seed, ccbft_crypto::hybrid::ML_DSA_65_PUBLIC_KEY_BYTES));
+        match HybridPublicKey::from_bytes(&bytes) {
+            Ok(random_key) => {
+                prop_assert_eq!(random_key.to_bytes(), bytes);
+                let sig = HybridSecretKey::from_seed(&[6; 32]).sign(Tag::AuditTrail, b"a");
+                prop_assert!(pk.verify(Tag::AuditTrail, b"a", &sig).is_ok());
+                prop_assert!(random_key.verify(Tag::AuditTrail, b"a", &sig).is_err());
+            }
+            Err(e) => prop_assert_eq!(
+                e,
+                ccbft_crypto::CryptoError::NonCanonical { kind: "ML-DSA-65 public key" }
+            ),
+        }
+    }
+
+    /// Mutations confined to the ML-DSA half of a valid hybrid signature: decoded or refused
+    /// by the ML-DSA decoder, never verifying.
+    #[test]
+    fn mutated_ml_dsa_half_never_verifies(
+        flips in proptest::collection::btree_map(0usize..3309, 1u8..=255, 1..6),
+    ) {
+        let sk = HybridSecretKey::from_seed(&[6; 32]);
+        let (_, _, pk) = hybrid_prefixes();
+        let mut bytes = sk.sign(Tag::AuditTrail, b"a").to_bytes();
+        for (pos, x) in flips {
+            bytes[96 + pos] ^= x;
+        }
+        if let Ok(sig) = HybridSignature::from_bytes(&bytes) {
+            prop_assert!(pk.verify(Tag::AuditTrail, b"a", &sig).is_err());
+        }
     }
 }

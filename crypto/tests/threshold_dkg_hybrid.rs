@@ -2,7 +2,8 @@
 
 use ccbft_crypto::bls::{PublicKey, Signature, Tag};
 use ccbft_crypto::dkg::{
-    self, Cheat, Complaint, DealerCommitment, Dealing, Justification, Party, SecretShare,
+    self, Broadcast, Cheat, Complaint, DealerCommitment, Dealing, Disqualified, Ignored,
+    Justification, Party, SecretShare,
 };
 use ccbft_crypto::hybrid::{HybridPublicKey, HybridSecretKey, HybridSignature};
 use ccbft_crypto::threshold::{
@@ -74,7 +75,7 @@ fn any_t_of_n_shares_sign_and_t_minus_1_do_not() {
             .verify(Tag::Checkpoint, msg, &wrong)
             .is_err());
     }
-    // Duplicate partials do not count twice.
+    // Duplicate partials do not count twice: a replay is removed before counting.
     let dup = vec![
         partials[0],
         partials[0],
@@ -84,6 +85,13 @@ fn any_t_of_n_shares_sign_and_t_minus_1_do_not() {
     ];
     assert_eq!(
         combine_unchecked(params, &dup),
+        Err(CryptoError::TooFewSigners { got: 4, need: 5 })
+    );
+    // Two different partials under one index are refused (unchecked: no telling which).
+    let mut conflicting = partials[4];
+    conflicting.index = 1;
+    assert_eq!(
+        combine_unchecked(params, &[partials[0], conflicting, partials[1]]),
         Err(CryptoError::DuplicateSigner { index: 1 })
     );
 }
@@ -159,10 +167,13 @@ fn false_complaint_does_not_disqualify_an_honest_dealer() {
     .unwrap();
     assert_eq!(
         report.complaints,
-        vec![Complaint {
-            accuser: 1,
-            dealer: 3
-        }]
+        vec![Broadcast::new(
+            1,
+            Complaint {
+                accuser: 1,
+                dealer: 3
+            }
+        )]
     );
     assert!(report.disqualified.is_empty());
 }
@@ -172,13 +183,14 @@ fn too_many_cheaters_abort_the_dkg() {
     let params = ThresholdParams::new(3, 4).unwrap();
     let cheats = [(1, Cheat::ShortCommitment), (2, Cheat::ShortCommitment)];
     let r = dkg::run_local(params, [5; 32], &cheats, &mut quiet);
-    assert!(matches!(
-        r,
-        Err(CryptoError::TooFewQualifiedDealers {
+    assert_eq!(
+        r.unwrap_err(),
+        CryptoError::TooFewQualifiedDealers {
             qualified: 2,
-            need: 3
-        })
-    ));
+            need: 3,
+            disqualified: vec![1, 2]
+        }
+    );
 }
 
 #[test]
@@ -221,19 +233,28 @@ fn party_api_complains_about_a_bad_share_and_accepts_its_justification() {
     );
     assert!(party.receive(dealings[2].commitment.clone(), None).is_err());
     let complaints = [
-        Complaint {
-            accuser: 2,
-            dealer: 1,
-        },
-        Complaint {
-            accuser: 2,
-            dealer: 2,
-        },
+        Broadcast::new(
+            2,
+            Complaint {
+                accuser: 2,
+                dealer: 1,
+            },
+        ),
+        Broadcast::new(
+            2,
+            Complaint {
+                accuser: 2,
+                dealer: 2,
+            },
+        ),
     ];
     // Dealer 1 justifies correctly; dealer 2 does not answer.
-    let justifications = [Justification {
-        share: dealings[0].shares[1].clone(),
-    }];
+    let justifications = [Broadcast::new(
+        1,
+        Justification {
+            share: dealings[0].shares[1].clone(),
+        },
+    )];
     let out = party.finish(&complaints, &justifications).unwrap();
     assert_eq!(out.qualified, vec![1, 3]);
     dkg::verify_share(params, &dealings[0].commitment, &dealings[0].shares[1]).unwrap();
@@ -354,5 +375,392 @@ fn hybrid_verifies_only_if_both_halves_verify() {
     assert_eq!(
         pk.bls(),
         &PublicKey::from_bytes(&pk.to_bytes()[..48]).unwrap()
+    );
+}
+
+/// Issue 15 (e): a replayed partial no longer blocks the combination when enough distinct
+/// valid partials exist (before: the first `t` were taken, then `DuplicateSigner`).
+#[test]
+fn replayed_partial_does_not_block_combine() {
+    let params = ThresholdParams::new(5, 7).unwrap();
+    let report = dkg::run_local(params, [11; 32], &[], &mut quiet).unwrap();
+    let public = &report.outputs[0].public;
+    let msg = b"checkpoint 42";
+    let p: Vec<PartialSignature> = report
+        .outputs
+        .iter()
+        .map(|o| o.share.sign(Tag::Checkpoint, msg))
+        .collect();
+    let replayed = [p[0], p[0], p[0], p[1], p[2], p[3], p[4]];
+    let sig = public.combine(Tag::Checkpoint, msg, &replayed).unwrap();
+    public.verify(Tag::Checkpoint, msg, &sig).unwrap();
+    assert_eq!(
+        combine_unchecked(params, &replayed).unwrap(),
+        sig,
+        "unchecked combine also removes the replay"
+    );
+    // A bogus partial under an index that has a valid one later is skipped too.
+    let mut bogus = p[5];
+    bogus.index = 1;
+    let sig2 = public
+        .combine(Tag::Checkpoint, msg, &[bogus, p[0], p[1], p[2], p[3], p[4]])
+        .unwrap();
+    assert_eq!(sig2, sig);
+    // Replays never count twice.
+    assert_eq!(
+        public.combine(Tag::Checkpoint, msg, &[p[0], p[0], p[1], p[1], p[2], p[3]]),
+        Err(CryptoError::TooFewSigners { got: 4, need: 5 })
+    );
+}
+
+/// The outputs of every party except `cheaters` agree: same qualified set, same public key.
+fn honest_agree(report: &dkg::LocalDkgReport, cheaters: &[u32]) -> Vec<u32> {
+    let honest: Vec<&dkg::DkgOutput> = report
+        .outputs
+        .iter()
+        .filter(|o| !cheaters.contains(&o.share.index()))
+        .collect();
+    for o in &honest {
+        assert_eq!(o.qualified, honest[0].qualified);
+        assert_eq!(o.public, honest[0].public);
+    }
+    honest[0].qualified.clone()
+}
+
+/// Issue 15 (a): a dealer that answers a complaint with a bad justification before a good
+/// one used to stay qualified while its victim failed (honest parties split). Now two
+/// different answers disqualify it at every party.
+#[test]
+fn bad_then_good_justification_disqualifies_everywhere() {
+    let params = ThresholdParams::new(5, 7).unwrap();
+    let report = dkg::run_local(
+        params,
+        [12; 32],
+        &[(4, Cheat::BadThenGoodJustification { victim: 2 })],
+        &mut quiet,
+    )
+    .unwrap();
+    assert_eq!(report.disqualified, vec![4]);
+    assert_eq!(honest_agree(&report, &[4]), vec![1, 2, 3, 5, 6, 7]);
+    assert_eq!(
+        report.outputs[1].disqualified,
+        vec![(4, Disqualified::ConflictingJustifications { accuser: 2 })]
+    );
+}
+
+/// Issue 15 (a): a participant inserting a wrong "justification" for another dealer (ahead
+/// of the dealer's answer) is ignored: the victim uses the dealer's own answer.
+#[test]
+fn justification_not_from_its_dealer_is_ignored() {
+    let params = ThresholdParams::new(3, 5).unwrap();
+    let report = dkg::run_local(
+        params,
+        [13; 32],
+        &[
+            (2, Cheat::FalseComplaint { dealer: 1 }),
+            (
+                5,
+                Cheat::ForgedJustification {
+                    dealer: 1,
+                    victim: 2,
+                },
+            ),
+        ],
+        &mut quiet,
+    )
+    .unwrap();
+    assert!(report.disqualified.is_empty());
+    assert_eq!(honest_agree(&report, &[]), vec![1, 2, 3, 4, 5]);
+}
+
+/// Issue 15 (b): complaints with an accuser 0 or above n, or naming an accuser other than
+/// their sender, can never be answered; they used to disqualify the honest dealer at every
+/// party (or `TooFewQualifiedDealers`). Now they are ignored and named.
+#[test]
+fn out_of_range_or_foreign_complaints_are_ignored() {
+    let params = ThresholdParams::new(5, 7).unwrap();
+    for (accuser, dealer) in [(0, 3), (8, 3), (u32::MAX, 1), (2, 3), (1, 0), (1, 9)] {
+        let report = dkg::run_local(
+            params,
+            [14; 32],
+            &[(6, Cheat::ComplaintAs { accuser, dealer })],
+            &mut quiet,
+        )
+        .unwrap();
+        assert!(report.disqualified.is_empty(), "{accuser}->{dealer}");
+        assert_eq!(honest_agree(&report, &[]), (1..=7).collect::<Vec<_>>());
+    }
+    // The same complaints through qualify directly: ignored with the sender named.
+    let mut rng = ChaCha20Rng::from_seed([15; 32]);
+    let dealings: Vec<Dealing> = (1..=7)
+        .map(|d| Dealing::generate(params, d, &mut rng).unwrap())
+        .collect();
+    let commitments: Vec<Option<DealerCommitment>> = dealings
+        .iter()
+        .map(|d| Some(d.commitment.clone()))
+        .collect();
+    let c = |accuser, dealer| Complaint { accuser, dealer };
+    let complaints = [
+        Broadcast::new(6, c(0, 3)),
+        Broadcast::new(6, c(8, 3)),
+        Broadcast::new(6, c(2, 3)),
+        Broadcast::new(0, c(0, 3)),
+        Broadcast::new(6, c(6, 3)),
+        Broadcast::new(6, c(6, 3)),
+    ];
+    let justifications = [Broadcast::new(
+        3,
+        Justification {
+            share: dealings[2].shares[5].clone(),
+        },
+    )];
+    let q = dkg::qualify(params, &commitments, &complaints, &justifications);
+    assert_eq!(q.qualified, (1..=7).collect::<Vec<_>>());
+    assert_eq!(
+        q.ignored,
+        vec![
+            (6, Ignored::ComplaintIndexOutOfRange),
+            (6, Ignored::ComplaintIndexOutOfRange),
+            (6, Ignored::ComplaintNotFromAccuser),
+            (0, Ignored::SenderOutOfRange),
+            (6, Ignored::DuplicateComplaint),
+        ]
+    );
+    assert_eq!(q.revealed(3, 6), Some(&dealings[2].shares[5]));
+}
+
+/// The "must show" DKG test: with the Party API (each party holds only its own shares and
+/// sees the same broadcast), a malicious dealer and a malicious complainer of each kind;
+/// every honest party ends with the same qualified set and group key, or all abort with the
+/// same named culprits.
+#[test]
+fn honest_parties_agree_under_malicious_dealers_and_complainers() {
+    let params = ThresholdParams::new(3, 7).unwrap();
+    let mut rng = ChaCha20Rng::from_seed([16; 32]);
+    let mut dealings: Vec<Dealing> = (1..=7)
+        .map(|d| Dealing::generate(params, d, &mut rng).unwrap())
+        .collect();
+    // Dealer 4 sends party 2 a bad share; dealer 5 sends party 3 a bad share.
+    let good_4_2 = dealings[3].shares[1].clone();
+    dealings[3].shares[1] = good_4_2.tampered();
+    dealings[4].shares[2] = dealings[4].shares[2].tampered();
+    let honest = [1u32, 2, 3, 7];
+    let mut parties: Vec<Party> = honest
+        .iter()
+        .map(|&i| Party::new(params, i).unwrap())
+        .collect();
+    let mut complaints = Vec::new();
+    for p in &mut parties {
+        for d in &dealings {
+            let share = d.shares[p.index() as usize - 1].clone();
+            if let Some(c) = p.receive(d.commitment.clone(), Some(share)).unwrap() {
+                complaints.push(Broadcast::new(p.index(), c));
+            }
+        }
+    }
+    assert_eq!(complaints.len(), 2);
+    let c = |accuser, dealer| Complaint { accuser, dealer };
+    // Malicious complainers 5 and 6: out of range, foreign, duplicate, false.
+    complaints.extend([
+        Broadcast::new(6, c(0, 1)),
+        Broadcast::new(6, c(8, 2)),
+        Broadcast::new(6, c(1, 7)),
+        Broadcast::new(5, c(5, 9)),
+        Broadcast::new(6, c(6, 1)),
+        Broadcast::new(6, c(6, 1)),
+    ]);
+    let j = |sender, share: &SecretShare| {
+        Broadcast::new(
+            sender,
+            Justification {
+                share: share.clone(),
+            },
+        )
+    };
+    let base = vec![
+        // Party 6 forges an answer for dealer 4 to party 2 (ahead of dealer 4's own).
+        j(6, &good_4_2.tampered()),
+        // Dealer 1 answers 6's false complaint, twice identically (a replay).
+        j(1, &dealings[0].shares[5]),
+        j(1, &dealings[0].shares[5]),
+        // Dealer 5 answers party 3 with the bad share it sent.
+        j(5, &dealings[4].shares[2]),
+    ];
+    let finish_all = |justifications: &[Broadcast<Justification>]| {
+        parties
+            .iter()
+            .map(|p| p.finish(&complaints, justifications))
+            .collect::<Vec<_>>()
+    };
+    // Case 1: dealer 4 answers bad then good: disqualified, like dealer 5, at every party.
+    let mut js = base.clone();
+    js.push(j(4, &good_4_2.tampered()));
+    js.push(j(4, &good_4_2));
+    let outs = finish_all(&js);
+    let first = outs[0].as_ref().unwrap();
+    assert_eq!(first.qualified, vec![1, 2, 3, 6, 7]);
+    assert_eq!(
+        first.disqualified,
+        vec![
+            (4, Disqualified::ConflictingJustifications { accuser: 2 }),
+            (5, Disqualified::BadJustification { accuser: 3 }),
+        ]
+    );
+    for o in &outs {
+        let o = o.as_ref().unwrap();
+        assert_eq!(o.qualified, first.qualified);
+        assert_eq!(o.public, first.public);
+    }
+    // Case 2: dealer 4 answers only with the good share: it stays qualified everywhere and
+    // party 2 uses the revealed share.
+    let mut js = base.clone();
+    js.push(j(4, &good_4_2));
+    let outs = finish_all(&js);
+    let first = outs[0].as_ref().unwrap();
+    assert_eq!(first.qualified, vec![1, 2, 3, 4, 6, 7]);
+    for o in &outs {
+        let o = o.as_ref().unwrap();
+        assert_eq!(o.qualified, first.qualified);
+        assert_eq!(o.public, first.public);
+    }
+    let msg = b"group works";
+    let sig = first
+        .public
+        .combine(
+            Tag::Checkpoint,
+            msg,
+            &outs
+                .iter()
+                .map(|o| o.as_ref().unwrap().share.sign(Tag::Checkpoint, msg))
+                .collect::<Vec<_>>(),
+        )
+        .unwrap();
+    first.public.verify(Tag::Checkpoint, msg, &sig).unwrap();
+    // Case 3: dealers 1, 2, 3, 6 and 7 lose their commitments' answers (no justifications
+    // at all): 4 and 5 and 1 are out; with threshold 3 the rest still qualify... so raise the
+    // stakes: a 6-of-7 key, where two bad dealers abort the DKG at every party alike.
+    let params6 = ThresholdParams::new(6, 7).unwrap();
+    let mut rng = ChaCha20Rng::from_seed([17; 32]);
+    let mut dealings: Vec<Dealing> = (1..=7)
+        .map(|d| Dealing::generate(params6, d, &mut rng).unwrap())
+        .collect();
+    dealings[3].shares[1] = dealings[3].shares[1].tampered();
+    dealings[4].commitment = Dealing::generate(params6, 5, &mut rng).unwrap().commitment;
+    let mut errors = Vec::new();
+    for &i in &honest {
+        let mut p = Party::new(params6, i).unwrap();
+        let mut complaints = Vec::new();
+        for d in &dealings {
+            let share = d.shares[i as usize - 1].clone();
+            if let Some(c) = p.receive(d.commitment.clone(), Some(share)).unwrap() {
+                complaints.push(Broadcast::new(i, c));
+            }
+        }
+        // Everyone sees the full broadcast: all honest complaints.
+        let all: Vec<Broadcast<Complaint>> = honest
+            .iter()
+            .map(|&a| Broadcast::new(a, c(a, 5)))
+            .chain([Broadcast::new(2, c(2, 4))])
+            .collect();
+        errors.push(p.finish(&all, &[]).unwrap_err());
+    }
+    for e in &errors {
+        assert_eq!(
+            e,
+            &CryptoError::TooFewQualifiedDealers {
+                qualified: 5,
+                need: 6,
+                disqualified: vec![4, 5]
+            }
+        );
+    }
+}
+
+/// Issue 15 (d): the BLS half of a hybrid is not a plain BLS signature under any tag.
+#[test]
+fn stripped_hybrid_bls_half_is_not_a_plain_signature() {
+    let sk = HybridSecretKey::from_seed(&[20; 32]);
+    let pk = sk.public_key();
+    let msg = b"checkpoint 10000 root 42";
+    let sig = sk.sign(Tag::Checkpoint, msg);
+    pk.verify(Tag::Checkpoint, msg, &sig).unwrap();
+    for tag in Tag::ALL {
+        assert_eq!(
+            pk.bls().verify(tag, msg, sig.bls()),
+            Err(CryptoError::InvalidSignature),
+            "{tag:?}"
+        );
+    }
+    // The hybrid's BLS key is derived under its own label: not the plain key of the seed.
+    assert_ne!(
+        pk.bls(),
+        &ccbft_crypto::bls::SecretKey::from_seed(&[20; 32]).public_key()
+    );
+    // A plain signature by the hybrid's BLS key does not stand in for the BLS half.
+    let plain_key = ccbft_crypto::bls::SecretKey::from_bytes(&sk.to_bytes()[..32]).unwrap();
+    let mut bytes = sig.to_bytes();
+    bytes[..96].copy_from_slice(&plain_key.sign(Tag::Checkpoint, msg).to_bytes());
+    let swapped = HybridSignature::from_bytes(&bytes).unwrap();
+    assert_eq!(
+        pk.verify(Tag::Checkpoint, msg, &swapped),
+        Err(CryptoError::InvalidSignature)
+    );
+}
+
+/// Issue 15 (d): an attacker's BLS half paired with the victim's ML-DSA half, under the
+/// mixed public key, used to verify. The ML-DSA input now binds the BLS key and signature.
+#[test]
+fn hybrid_halves_of_different_keys_do_not_mix() {
+    let victim = HybridSecretKey::from_seed(&[21; 32]);
+    let attacker = HybridSecretKey::from_seed(&[22; 32]);
+    let msg = b"audit head 77";
+    let v = victim.sign(Tag::AuditTrail, msg).to_bytes();
+    let a = attacker.sign(Tag::AuditTrail, msg).to_bytes();
+    let mut mixed_pk = attacker.public_key().to_bytes();
+    mixed_pk[48..].copy_from_slice(&victim.public_key().to_bytes()[48..]);
+    let mixed_pk = HybridPublicKey::from_bytes(&mixed_pk).unwrap();
+    let mut mixed_sig = a.clone();
+    mixed_sig[96..].copy_from_slice(&v[96..]);
+    let mixed_sig = HybridSignature::from_bytes(&mixed_sig).unwrap();
+    assert_eq!(
+        mixed_pk.verify(Tag::AuditTrail, msg, &mixed_sig),
+        Err(CryptoError::InvalidPostQuantumSignature)
+    );
+    // The other way round too: victim's BLS half, attacker's ML-DSA half.
+    let mut mixed_pk = victim.public_key().to_bytes();
+    mixed_pk[48..].copy_from_slice(&attacker.public_key().to_bytes()[48..]);
+    let mixed_pk = HybridPublicKey::from_bytes(&mixed_pk).unwrap();
+    let mut mixed_sig = v.clone();
+    mixed_sig[96..].copy_from_slice(&a[96..]);
+    let mixed_sig = HybridSignature::from_bytes(&mixed_sig).unwrap();
+    assert_eq!(
+        mixed_pk.verify(Tag::AuditTrail, msg, &mixed_sig),
+        Err(CryptoError::InvalidPostQuantumSignature)
+    );
+}
+
+/// Issue 15 (d): a plain ML-DSA-65 signature by the hybrid's ML-DSA key over the message
+/// (with the tag's DST as context, the old construction) is not an ML-DSA half.
+#[test]
+fn plain_ml_dsa_signature_is_not_a_hybrid_half() {
+    use ml_dsa::{ExpandedSigningKey, MlDsa65};
+    let seed = [23u8; 32];
+    let sk = HybridSecretKey::from_seed(&seed);
+    let pk = sk.public_key();
+    let msg = b"checkpoint 11000";
+    let sig = sk.sign(Tag::Checkpoint, msg);
+    let pq_seed = &sk.to_bytes()[32..];
+    let pq =
+        ExpandedSigningKey::<MlDsa65>::from_seed(&<[u8; 32]>::try_from(pq_seed).unwrap().into());
+    let plain = pq
+        .sign_deterministic(msg, Tag::Checkpoint.dst())
+        .unwrap()
+        .encode();
+    let mut bytes = sig.to_bytes();
+    bytes[96..].copy_from_slice(&plain);
+    let forged = HybridSignature::from_bytes(&bytes).unwrap();
+    assert_eq!(
+        pk.verify(Tag::Checkpoint, msg, &forged),
+        Err(CryptoError::InvalidPostQuantumSignature)
     );
 }
