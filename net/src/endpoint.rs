@@ -141,6 +141,8 @@ struct PeerState {
     queue_bytes: Cell<[usize; 2]>,
     /// Wakes the current writer when a frame is queued.
     ready: Signal,
+    /// Wakes a producer waiting in `send_wait` when a frame leaves the queue.
+    space: Signal,
     /// Ends the current connection (replaced by a newer one, or the endpoint closes).
     kill: RefCell<Rc<Signal>>,
     generation: Cell<u64>,
@@ -192,6 +194,13 @@ impl Inner {
         u64::try_from(self.epoch.elapsed().as_micros()).unwrap_or(u64::MAX)
     }
 
+    fn has_space(&self, i: usize, class: SendClass, wire_len: usize) -> bool {
+        let c = class as usize;
+        let p = &self.peers[i];
+        p.queues.borrow()[c].len() < self.limits.queue_frames_max[c]
+            && p.queue_bytes.get()[c] + wire_len <= self.limits.queue_bytes_max[c]
+    }
+
     fn enqueue(&self, i: usize, frame: Frame) -> Result<(), SendError> {
         let p = &self.peers[i];
         let class = frame.kind.class();
@@ -233,6 +242,8 @@ impl Inner {
         bytes[c] -= f.wire_len();
         p.queue_bytes.set(bytes);
         self.link_metrics(i).queue_depth[c].set(queues[c].len() as u64);
+        drop(queues);
+        p.space.notify();
         Some(f)
     }
 }
@@ -277,6 +288,7 @@ impl Endpoint {
                     queues: RefCell::new([VecDeque::new(), VecDeque::new()]),
                     queue_bytes: Cell::new([0, 0]),
                     ready: Signal::default(),
+                    space: Signal::default(),
                     kill: RefCell::new(Rc::new(Signal::default())),
                     generation: Cell::new(0),
                     connected: Cell::new(false),
@@ -334,6 +346,33 @@ impl Endpoint {
             return Err(SendError::Frame(FrameError::UnexpectedKind(frame.kind)));
         }
         self.inner.enqueue(i, frame)
+    }
+
+    /// Queues a frame for `peer`, waiting for queue space instead of dropping (for bulk
+    /// producers such as state transfer that must not lose data). One waiting producer per
+    /// peer: a second concurrent waiter may be woken late.
+    pub async fn send_wait(&self, peer: PeerId, frame: Frame) -> Result<(), SendError> {
+        let i = self
+            .inner
+            .peer_index(peer)
+            .ok_or(SendError::UnknownPeer(peer))?;
+        while !self
+            .inner
+            .has_space(i, frame.kind.class(), frame.wire_len())
+        {
+            if self.inner.closed.get() {
+                return Err(SendError::Closed);
+            }
+            self.inner.peers[i].space.wait().await;
+        }
+        self.send(peer, frame)
+    }
+
+    /// Frames waiting in the send queue to `peer` (consensus, bulk).
+    pub fn queued(&self, peer: PeerId) -> Option<[usize; 2]> {
+        let i = self.inner.peer_index(peer)?;
+        let q = self.inner.peers[i].queues.borrow();
+        Some([q[0].len(), q[1].len()])
     }
 
     /// Sends a ping; the pong updates the link's RTT metrics.
@@ -602,7 +641,21 @@ where
         }
         let buf = dec.read_buf();
         let offered = buf.len();
-        let n = r.read(buf).await.map_err(LinkEnd::Io)?;
+        let n = match r.read(buf).await {
+            Ok(n) => n,
+            Err(e) => {
+                dec.commit_read(0, offered);
+                // A peer that cuts the connection inside a frame sent a truncated frame,
+                // whether or not it closed TLS cleanly.
+                if e.kind() == std::io::ErrorKind::UnexpectedEof {
+                    if let Err(fe) = dec.finish() {
+                        m.frame_error(&fe);
+                        return Err(LinkEnd::Frame(fe));
+                    }
+                }
+                return Err(LinkEnd::Io(e));
+            }
+        };
         dec.commit_read(n, offered);
         if n == 0 {
             return match dec.finish() {

@@ -26,6 +26,16 @@ pub mod peers;
 pub mod shaper;
 pub mod tls;
 
+/// Locked memory glommio registers per executor for socket I/O (no DMA files here).
+pub const EXECUTOR_IO_MEMORY_BYTES: usize = 1 << 20;
+
+/// A glommio executor builder sized for transport work on this kind of machine.
+pub fn executor_builder(name: &str) -> glommio::LocalExecutorBuilder {
+    glommio::LocalExecutorBuilder::default()
+        .name(name)
+        .io_memory(EXECUTOR_IO_MEMORY_BYTES)
+}
+
 pub use endpoint::{Endpoint, EndpointConfig, EndpointError, LinkLimits, SendError};
 pub use frame::{Frame, FrameDecoder, FrameError, FrameKind, SendClass};
 pub use keys::{LinkPublicKey, LinkSecretKey};
