@@ -298,12 +298,15 @@ impl LinkTls {
             table: table.clone(),
             algs: p.signature_verification_algorithms,
         });
-        let server = ServerConfig::builder_with_provider(p.clone())
+        let mut server = ServerConfig::builder_with_provider(p.clone())
             .with_protocol_versions(&[&rustls::version::TLS13])?
             .with_client_cert_verifier(verifier)
             .with_cert_resolver(Arc::new(
                 rustls::server::AlwaysResolvesServerRawPublicKeys::new(certified_key(&key, &p)?),
             ));
+        // Replica links never resume sessions (every connection re-authenticates the
+        // pinned key), so session tickets would only be bytes the dialer must read.
+        server.send_tls13_tickets = 0;
         Ok(LinkTls {
             me,
             key,
