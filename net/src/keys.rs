@@ -128,9 +128,145 @@ impl LinkSecretKey {
     }
 }
 
+/// `kind` of a link secret key file.
+pub const KIND_LINK_SECRET: &str = "ccbft-link-secret-key";
+/// `kind` of a link public key file.
+pub const KIND_LINK_PUBLIC: &str = "ccbft-link-public-key";
+
+/// A link key file as `ccbft keygen` writes it (`replica-<i>.link.key` / `.link.pub`).
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize, PartialEq, Eq)]
+pub struct LinkKeyFile {
+    pub kind: String,
+    pub replica: u32,
+    /// Hex: the 32-byte seed in a secret file, the 32-byte public key in a public file.
+    pub key: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum KeyFileError {
+    #[error("{path}: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{path} has mode {mode:o}: a link secret key must not be readable or writable by group or others (chmod 600)")]
+    Permissions { path: String, mode: u32 },
+    #[error("{path}: {reason}")]
+    Format { path: String, reason: String },
+}
+
+impl LinkKeyFile {
+    pub fn secret(replica: u32, key: &LinkSecretKey) -> LinkKeyFile {
+        LinkKeyFile {
+            kind: KIND_LINK_SECRET.into(),
+            replica,
+            key: key.to_hex(),
+        }
+    }
+
+    pub fn public(replica: u32, key: &LinkPublicKey) -> LinkKeyFile {
+        LinkKeyFile {
+            kind: KIND_LINK_PUBLIC.into(),
+            replica,
+            key: key.to_hex(),
+        }
+    }
+}
+
+fn read_key_file(path: &std::path::Path, kind: &str) -> Result<LinkKeyFile, KeyFileError> {
+    let p = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|source| KeyFileError::Io {
+        path: p.clone(),
+        source,
+    })?;
+    let file: LinkKeyFile = serde_json::from_str(&text).map_err(|e| KeyFileError::Format {
+        path: p.clone(),
+        reason: e.to_string(),
+    })?;
+    if file.kind != kind {
+        return Err(KeyFileError::Format {
+            path: p,
+            reason: format!("kind is {:?}, expected {kind:?}", file.kind),
+        });
+    }
+    Ok(file)
+}
+
+/// Reads a link secret key file, refusing one that group or others may read or write.
+pub fn read_link_secret_key(path: &std::path::Path) -> Result<(u32, LinkSecretKey), KeyFileError> {
+    use std::os::unix::fs::PermissionsExt;
+    let p = path.display().to_string();
+    let mode = std::fs::metadata(path)
+        .map_err(|source| KeyFileError::Io {
+            path: p.clone(),
+            source,
+        })?
+        .permissions()
+        .mode()
+        & 0o777;
+    if mode & 0o077 != 0 {
+        return Err(KeyFileError::Permissions { path: p, mode });
+    }
+    let file = read_key_file(path, KIND_LINK_SECRET)?;
+    let key = LinkSecretKey::from_hex(&file.key).map_err(|e| KeyFileError::Format {
+        path: p,
+        reason: e.to_string(),
+    })?;
+    Ok((file.replica, key))
+}
+
+/// Reads a link public key file.
+pub fn read_link_public_key(path: &std::path::Path) -> Result<(u32, LinkPublicKey), KeyFileError> {
+    let file = read_key_file(path, KIND_LINK_PUBLIC)?;
+    let key = LinkPublicKey::from_hex(&file.key).map_err(|e| KeyFileError::Format {
+        path: path.display().to_string(),
+        reason: e.to_string(),
+    })?;
+    Ok((file.replica, key))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn secret_key_file_refused_when_others_can_read_it() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("replica-3.link.key");
+        let key = LinkSecretKey::from_seed(&[4u8; 32]);
+        let text = serde_json::to_string(&LinkKeyFile::secret(3, &key)).unwrap();
+        std::fs::write(&path, text).unwrap();
+        for (mode, ok) in [
+            (0o600, true),
+            (0o400, true),
+            (0o640, false),
+            (0o604, false),
+            (0o620, false),
+        ] {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+            let r = read_link_secret_key(&path);
+            assert_eq!(r.is_ok(), ok, "mode {mode:o}");
+            if let Ok((replica, k)) = r {
+                assert_eq!((replica, k.public_key()), (3, key.public_key()));
+            } else {
+                assert!(matches!(r, Err(KeyFileError::Permissions { .. })));
+            }
+        }
+        // A public key file is not a secret key file.
+        let pub_path = dir.path().join("replica-3.link.pub");
+        let text = serde_json::to_string(&LinkKeyFile::public(3, &key.public_key())).unwrap();
+        std::fs::write(&pub_path, text).unwrap();
+        std::fs::set_permissions(&pub_path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert!(matches!(
+            read_link_secret_key(&pub_path),
+            Err(KeyFileError::Format { .. })
+        ));
+        assert_eq!(
+            read_link_public_key(&pub_path).unwrap(),
+            (3, key.public_key())
+        );
+    }
 
     #[test]
     fn spki_round_trip_and_rejects() {
