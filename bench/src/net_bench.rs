@@ -111,9 +111,8 @@ async fn recv_frames<R: AsyncRead + Unpin>(mut r: R, count: u64) -> u64 {
             break;
         }
         let buf = dec.read_buf();
-        let offered = buf.len();
         let n = r.read(buf).await.expect("read");
-        dec.commit_read(n, offered);
+        dec.commit_read(n);
         assert!(n > 0, "stream ended after {got} of {count} frames");
     }
     bytes

@@ -338,9 +338,8 @@ async fn read_requests<R: AsyncRead + Unpin>(
             }
         }
         let buf = dec.read_buf();
-        let offered = buf.len();
         let n = r.read(buf).await?;
-        dec.commit_read(n, offered);
+        dec.commit_read(n);
         if n == 0 {
             if let Err(e) = dec.finish() {
                 count(&e);

@@ -640,11 +640,9 @@ where
             }
         }
         let buf = dec.read_buf();
-        let offered = buf.len();
         let n = match r.read(buf).await {
             Ok(n) => n,
             Err(e) => {
-                dec.commit_read(0, offered);
                 // A peer that cuts the connection inside a frame sent a truncated frame,
                 // whether or not it closed TLS cleanly.
                 if e.kind() == std::io::ErrorKind::UnexpectedEof {
@@ -656,7 +654,7 @@ where
                 return Err(LinkEnd::Io(e));
             }
         };
-        dec.commit_read(n, offered);
+        dec.commit_read(n);
         if n == 0 {
             return match dec.finish() {
                 Ok(()) => Err(LinkEnd::Closed),

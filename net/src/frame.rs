@@ -239,7 +239,10 @@ fn parse_header(h: &[u8], body_max: u32) -> Result<Header, FrameError> {
 /// [`FrameDecoder::extend`]) and take frames with [`FrameDecoder::decode`].
 #[derive(Debug)]
 pub struct FrameDecoder {
+    /// `buf[..filled]` holds received bytes; `buf[filled..]` is zeroed spare for the next
+    /// read, kept across reads so each byte is zeroed once, not once per read.
     buf: BytesMut,
+    filled: usize,
     body_max: u32,
     /// The header of the frame whose body is being read, once checked.
     pending: Option<Header>,
@@ -250,6 +253,7 @@ impl FrameDecoder {
         assert!(body_max <= FRAME_BODY_BYTES_MAX);
         FrameDecoder {
             buf: BytesMut::with_capacity(READ_CHUNK_BYTES),
+            filled: 0,
             body_max,
             pending: None,
         }
@@ -257,33 +261,35 @@ impl FrameDecoder {
 
     /// Bytes buffered and not yet handed out.
     pub fn buffered(&self) -> usize {
-        self.buf.len()
+        self.filled
     }
 
     /// Copies `bytes` into the read buffer (tests and fuzzing; sockets use `read_buf`).
     pub fn extend(&mut self, bytes: &[u8]) {
+        self.buf.truncate(self.filled);
         self.buf.extend_from_slice(bytes);
+        self.filled = self.buf.len();
     }
 
     /// The writable tail of the read buffer for the next socket read, sized so a pending
     /// large frame arrives in one buffer. Call [`FrameDecoder::commit_read`] with the count
-    /// read. The tail is zeroed (no unsafe code), which costs a memset per read.
+    /// read. The tail is zeroed (no unsafe code); spare zeroed bytes are kept for later reads.
     pub fn read_buf(&mut self) -> &mut [u8] {
         let want = match self.pending {
-            Some(h) => (FRAME_HEADER_BYTES + h.body_len as usize).saturating_sub(self.buf.len()),
+            Some(h) => (FRAME_HEADER_BYTES + h.body_len as usize).saturating_sub(self.filled),
             None => 0,
         }
         .max(READ_CHUNK_BYTES);
-        let start = self.buf.len();
-        self.buf.resize(start + want, 0);
-        &mut self.buf[start..]
+        if self.buf.len() < self.filled + want {
+            self.buf.resize(self.filled + want, 0);
+        }
+        &mut self.buf[self.filled..]
     }
 
-    /// Keeps `n` bytes of the tail handed out by the last `read_buf`, drops the rest.
-    pub fn commit_read(&mut self, n: usize, offered: usize) {
-        assert!(n <= offered && offered <= self.buf.len());
-        let keep = self.buf.len() - offered + n;
-        self.buf.truncate(keep);
+    /// Marks `n` bytes of the tail handed out by the last `read_buf` as received.
+    pub fn commit_read(&mut self, n: usize) {
+        assert!(self.filled + n <= self.buf.len());
+        self.filled += n;
     }
 
     /// The next complete frame, `Ok(None)` if more bytes are needed, or the reason the
@@ -293,10 +299,10 @@ impl FrameDecoder {
         let header = match self.pending {
             Some(h) => h,
             None => {
-                if self.buf.len() < FRAME_HEADER_BYTES {
+                if self.filled < FRAME_HEADER_BYTES {
                     // Reject a wrong magic as soon as its bytes are in, so garbage is
                     // refused without waiting for a full header.
-                    let n = self.buf.len().min(4);
+                    let n = self.filled.min(4);
                     if self.buf[..n] != FRAME_MAGIC[..n] {
                         let mut m = [0u8; 4];
                         m[..n].copy_from_slice(&self.buf[..n]);
@@ -310,11 +316,12 @@ impl FrameDecoder {
             }
         };
         let total = FRAME_HEADER_BYTES + header.body_len as usize;
-        if self.buf.len() < total {
+        if self.filled < total {
             return Ok(None);
         }
         self.pending = None;
         let mut whole = self.buf.split_to(total);
+        self.filled -= total;
         whole.advance(FRAME_HEADER_BYTES);
         let body = whole.freeze();
         if xxh3_64(&body) != header.checksum {
@@ -329,11 +336,11 @@ impl FrameDecoder {
 
     /// Called at end of stream: an error if a frame was cut off.
     pub fn finish(&self) -> Result<(), FrameError> {
-        if self.buf.is_empty() {
+        if self.filled == 0 {
             Ok(())
         } else {
             Err(FrameError::Truncated {
-                buffered: self.buf.len(),
+                buffered: self.filled,
             })
         }
     }

@@ -34,9 +34,8 @@ async fn read_frame(s: &mut Stream, dec: &mut FrameDecoder) -> Option<Frame> {
             return Some(f);
         }
         let buf = dec.read_buf();
-        let offered = buf.len();
         let n = s.read(buf).await.unwrap_or(0);
-        dec.commit_read(n, offered);
+        dec.commit_read(n);
         if n == 0 {
             return None;
         }
