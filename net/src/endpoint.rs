@@ -714,10 +714,14 @@ where
             let frames = batch.frames();
             let bytes = batch.bytes();
             let segments = batch.take_segments();
+            // A batch whose write fails may be partly delivered; count all of it as lost
+            // (consensus retransmits by protocol; nothing is dropped silently).
             if let Err(e) = write_segments(&mut w, &segments).await {
+                m.lost_on_disconnect.add(frames);
                 break Err(LinkEnd::Io(e));
             }
             if let Err(e) = w.flush().await {
+                m.lost_on_disconnect.add(frames);
                 break Err(LinkEnd::Io(e));
             }
             m.frames_out.add(frames);

@@ -75,7 +75,8 @@ pub struct LinkMetrics {
     /// Frames the shaper dropped (configured loss) and cut (link cut).
     pub shaper_lost: Counter,
     pub shaper_cut: Counter,
-    /// Frames that were queued when a connection died (resent: no; counted as lost).
+    /// Frames taken off the queue that a dying connection may not have delivered (held by
+    /// the shaper, or in a write that failed). Frames still queued wait for the next link.
     pub lost_on_disconnect: Counter,
     pub connects: Counter,
     pub reconnects: Counter,
