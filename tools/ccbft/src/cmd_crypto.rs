@@ -1,5 +1,6 @@
-//! `ccbft keygen` and `ccbft dkg`: replica BLS keys with proofs of possession, and threshold
-//! key shares from a distributed key generation.
+//! `ccbft keygen` and `ccbft dkg`: replica BLS keys with proofs of possession, Ed25519 link
+//! keys for the replica transport (separate from the consensus keys, pinned in the cluster
+//! file), and threshold key shares from a distributed key generation.
 //!
 //! `ccbft dkg` is a ceremony with no trusted dealer: every operator runs the steps for their
 //! own party on their own machine (`init`, `deal`, `complain`, `justify`, `finish`, each with
@@ -25,6 +26,7 @@ use ccbft_crypto::keyfile::{self, Zeroizing};
 use ccbft_crypto::threshold::{
     KeyShare, PartialSignature, ThresholdParams, ThresholdPublicKey, PARTIES_MAX,
 };
+use ccbft_net::keys::{read_link_public_key, read_link_secret_key, LinkKeyFile, LinkSecretKey};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use std::fs::{self, OpenOptions};
@@ -359,6 +361,19 @@ pub fn keygen(args: KeygenArgs) -> anyhow::Result<ExitCode> {
             PUBLIC_MODE,
         )?;
         members.push(public);
+        let link = match seed {
+            Some(s) => LinkSecretKey::from_seed(&link_seed(&s, replica)),
+            None => LinkSecretKey::generate(),
+        };
+        write_secret_json(
+            &args.out.join(format!("replica-{replica}.link.key")),
+            &LinkKeyFile::secret(replica, &link),
+        )?;
+        write_file(
+            &args.out.join(format!("replica-{replica}.link.pub")),
+            &serde_json::to_string_pretty(&LinkKeyFile::public(replica, &link.public_key()))?,
+            PUBLIC_MODE,
+        )?;
     }
     let committee = Committee::new(args.epoch, decode_members(&members)?)?;
     let file = CommitteeFile {
@@ -374,12 +389,25 @@ pub fn keygen(args: KeygenArgs) -> anyhow::Result<ExitCode> {
     )?;
     verify_keygen(&args.out, args.replicas, args.epoch).context("verifying the written keys")?;
     println!(
-        "wrote {} replica key pairs (secret keys mode 600) and committee.json (epoch {}) to {}; verified",
+        "wrote {} replica BLS and link key pairs (secret keys mode 600) and committee.json (epoch {}) to {}; verified",
         args.replicas,
         args.epoch,
         args.out.display()
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// The link key seed of `replica` under a deterministic `--seed`: distinct from the BLS seed
+/// derivation (which XORs only the replica index into the first bytes).
+fn link_seed(seed: &[u8; 32], replica: u32) -> [u8; 32] {
+    let mut s = *seed;
+    for (b, x) in s.iter_mut().zip(replica.to_le_bytes()) {
+        *b ^= x;
+    }
+    for b in &mut s[16..] {
+        *b ^= 0x6c; // 'l'ink
+    }
+    s
 }
 
 fn decode_members(
@@ -443,6 +471,14 @@ fn verify_keygen(dir: &Path, replicas: u32, epoch: u64) -> anyhow::Result<()> {
             replica as usize,
             sign_vote(&sk, committee.epoch(), Tag::Checkpoint, msg),
         )?;
+        // The link key pair: the loader refuses a secret file others can read.
+        let (id, link) = read_link_secret_key(&dir.join(format!("replica-{replica}.link.key")))?;
+        let (pub_id, link_pub) =
+            read_link_public_key(&dir.join(format!("replica-{replica}.link.pub")))?;
+        ensure!(
+            id == replica && pub_id == replica && link.public_key() == link_pub,
+            "replica-{replica}: link key files disagree"
+        );
     }
     let cert = builder.build(replicas as usize)?;
     committee.verify_certificate(Tag::Checkpoint, msg, &cert, replicas as usize)?;

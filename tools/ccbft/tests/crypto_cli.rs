@@ -65,6 +65,27 @@ fn keygen_writes_verified_keys_with_private_modes() {
         assert_eq!(k["secret_key"].as_str().unwrap().len(), 64);
         assert_eq!(p["public_key"].as_str().unwrap().len(), 96);
         assert_eq!(p["proof_of_possession"].as_str().unwrap().len(), 192);
+        // The link key pair, separate from the BLS key.
+        let link = out.join(format!("replica-{i}.link.key"));
+        let link_pub = out.join(format!("replica-{i}.link.pub"));
+        assert_eq!(mode(&link), 0o600, "{}", link.display());
+        assert_eq!(mode(&link_pub), 0o644, "{}", link_pub.display());
+        let lk = json(&link);
+        let lp = json(&link_pub);
+        assert_eq!(
+            (lk["replica"].clone(), lp["replica"].clone()),
+            (i.into(), i.into())
+        );
+        assert_eq!(lk["key"].as_str().unwrap().len(), 64);
+        assert_ne!(lk["key"], k["secret_key"], "link key is not the BLS key");
+        let (id, sk) = ccbft_net::keys::read_link_secret_key(&link).unwrap();
+        let (_, pk) = ccbft_net::keys::read_link_public_key(&link_pub).unwrap();
+        assert_eq!((id, sk.public_key()), (i, pk));
+        // A copy readable by others is refused.
+        let loose = tmp.0.join(format!("loose-{i}.key"));
+        fs::copy(&link, &loose).unwrap();
+        fs::set_permissions(&loose, fs::Permissions::from_mode(0o644)).unwrap();
+        assert!(ccbft_net::keys::read_link_secret_key(&loose).is_err());
     }
     let committee = json(&out.join("committee.json"));
     assert_eq!(committee["members"].as_array().unwrap().len(), 7);
@@ -114,6 +135,10 @@ fn keygen_writes_verified_keys_with_private_modes() {
     assert_eq!(
         fs::read(a.join("replica-1.key")).unwrap(),
         fs::read(b.join("replica-1.key")).unwrap()
+    );
+    assert_eq!(
+        fs::read(a.join("replica-1.link.key")).unwrap(),
+        fs::read(b.join("replica-1.link.key")).unwrap()
     );
 }
 
