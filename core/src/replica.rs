@@ -402,7 +402,7 @@ impl Replica {
         let lanes: Vec<String> = self
             .shards
             .iter()
-            .map(|s| format!("[{}]", s.describe()))
+            .map(|s| format!("[{} | {}]", s.describe(), s.describe_first_slot()))
             .collect();
         format!(
             "{} executed {} lanes {}",
