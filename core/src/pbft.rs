@@ -172,9 +172,8 @@ struct Slot {
     prepares: VoteKeeper,
     commits: VoteKeeper,
     prepared: Option<PreparedProof>,
-    /// The view and digest of the last commit we sent (one commit per view, 4.2), and when.
+    /// The view and digest of the last commit we sent (one commit per view, 4.2).
     sent_commit: Option<(View, Digest)>,
-    commit_sent_at: Option<u64>,
     committed: bool,
     /// Set once committed; the slot leaves when the stable point passes it.
     lc: Option<LocalCert>,
@@ -434,27 +433,9 @@ impl LocalShard {
         }
         if self.is_primary() {
             self.cut_batches(signer, out);
-        } else if self.commit_stalled() {
-            // Castro-Liskov 4.5.2: the backup's timer runs until the request executes, not
-            // until it is pre-prepared. A batch we committed that does not commit (a member
-            // lacks the pre-prepare and the primary withholds its vote) costs a view change,
-            // whose new-view carries the prepared batch to everyone.
-            self.start_view_change(self.view + 1, signer, out);
         } else {
             self.on_request_timeout(signer, out);
         }
-    }
-
-    /// A commit we sent in this view has waited more than twice the request timeout.
-    fn commit_stalled(&self) -> bool {
-        let patience = self.config.request_timeout_ticks * 2;
-        self.slots.values().any(|slot| {
-            !slot.committed
-                && slot.sent_commit.is_some_and(|(view, _)| view == self.view)
-                && slot
-                    .commit_sent_at
-                    .is_some_and(|at| self.now > at.saturating_add(patience))
-        })
     }
 
     /// A forwarded request is overdue. The first time, hand it to the primary again and to
@@ -742,9 +723,8 @@ impl LocalShard {
         slot.accepted = Some((view, digest, payload.clone()));
         slot.pre_prepare = Some(message.clone());
         slot.prepares.add(view, digest, from, signature.clone());
-        payload.iter().for_each(|tx| {
-            self.awaited.remove(&tx.key);
-        });
+        // The request timers keep running until the batch commits (Castro-Liskov 4.5.2):
+        // a pre-prepare that reaches too few members must not silence them.
         self.send_prepare(view, seq, digest, false, signer, out);
         self.check_prepared(seq, signer, out);
     }
@@ -843,7 +823,6 @@ impl LocalShard {
         let q = self.q() as usize;
         let skip_prepare_quorum = self.bugs.pbft_no_prepare;
         let lane = self.lane();
-        let now = self.now;
         let Some(slot) = self.slots.get_mut(&seq) else {
             return;
         };
@@ -878,7 +857,6 @@ impl LocalShard {
         // an LC gathers q_d commits of one view. Prepared again after a view change, we
         // commit again in the new view, so commits lost with the old primary cost nothing.
         slot.sent_commit = Some((view, digest));
-        slot.commit_sent_at = Some(now);
         let signature = signer.sign(Tag::LocalCommit, &commit_payload(lane, view, seq, &digest));
         out.push(LocalOutput::Persist { view, seq, digest });
         out.push(LocalOutput::Send {

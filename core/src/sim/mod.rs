@@ -639,11 +639,14 @@ impl Sim {
         }
         client.attempts += 1;
         let (tx, domain, attempts) = (client.tx, client.domain, client.attempts);
-        let candidates: Vec<ReplicaId> = if attempts <= 2 {
-            self.topology.domain_members(domain)
-        } else {
-            (0..self.topology.n()).collect()
+        // Two tries at home, then fail over domain by domain (DESIGN.md: clients fail over to
+        // another domain's replicas), so a client never keeps retrying a stuck domain by luck.
+        let domains = self.topology.domains.len() as u32;
+        let at = match attempts {
+            0..=2 => domain,
+            k => (domain + k - 2) % domains,
         };
+        let candidates: Vec<ReplicaId> = self.topology.domain_members(at);
         let target = *self.rng.pick(&candidates);
         if self.now < self.heal_us + CLIENT_RETRY_US * 20 {
             self.schedule(
