@@ -2,7 +2,7 @@
 //! host must run before a message reaches a handler.
 
 use crate::checkpoint::{CheckpointCert, CheckpointVote, SnapshotChunk};
-use crate::crypto::{digest, Bitmap, Certificate, Check, Digest, Signature, Tag};
+use crate::crypto::{digest, Bitmap, Certificate, Check, Digest, Signature, Signer, Tag};
 use crate::evidence::Evidence;
 use crate::ledger::Transfer;
 use crate::topology::{DomainIndex, ReplicaId};
@@ -182,6 +182,49 @@ impl LocalMessage {
             | LocalMessage::Commit { lane, .. }
             | LocalMessage::NewView { lane, .. } => *lane,
             LocalMessage::ViewChange(vc) => vc.lane,
+        }
+    }
+
+    /// prepare(v, n, d) signed by `from` (Castro-Liskov 4.2).
+    pub fn prepare(
+        lane: Lane,
+        view: View,
+        seq: Seq,
+        digest: Digest,
+        from: ReplicaId,
+        signer: &dyn Signer,
+    ) -> Self {
+        let signature = signer.sign(
+            Tag::LocalPrepare,
+            &prepare_payload(lane, view, seq, &digest),
+        );
+        LocalMessage::Prepare {
+            lane,
+            view,
+            seq,
+            digest,
+            from,
+            signature,
+        }
+    }
+
+    /// commit(v, n, d) signed by `from` (Castro-Liskov 4.2).
+    pub fn commit(
+        lane: Lane,
+        view: View,
+        seq: Seq,
+        digest: Digest,
+        from: ReplicaId,
+        signer: &dyn Signer,
+    ) -> Self {
+        let signature = signer.sign(Tag::LocalCommit, &commit_payload(lane, view, seq, &digest));
+        LocalMessage::Commit {
+            lane,
+            view,
+            seq,
+            digest,
+            from,
+            signature,
         }
     }
 }

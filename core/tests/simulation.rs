@@ -2,7 +2,10 @@
 //! checkers catch each planted bug. Every failure names its seed; `ccbft sim --seed S
 //! --trace` replays it.
 
-use ccbft_core::sim::{self, RunReport, SimOptions};
+use ccbft_core::sim::{self, SimOptions};
+
+mod common;
+use common::{assert_clean, run_seeds, Until};
 
 /// Short runs: one simulated second of faults, six to settle, 200 payments per second.
 fn options() -> SimOptions {
@@ -11,44 +14,6 @@ fn options() -> SimOptions {
         stable_ms: 6_000,
         tx_per_s: 200,
         ..SimOptions::default()
-    }
-}
-
-/// Run seeds on two threads (the CI machine has two cores).
-fn run_seeds(start: u64, count: u64, options: &SimOptions) -> Vec<RunReport> {
-    let halves = [(start, count / 2), (start + count / 2, count - count / 2)];
-    std::thread::scope(|scope| {
-        let workers: Vec<_> = halves
-            .iter()
-            .map(|&(from, n)| {
-                scope.spawn(move || {
-                    (from..from + n)
-                        .map(|seed| sim::run(seed, options).unwrap())
-                        .collect::<Vec<_>>()
-                })
-            })
-            .collect();
-        workers
-            .into_iter()
-            .flat_map(|w| w.join().unwrap())
-            .collect()
-    })
-}
-
-fn assert_clean(reports: &[RunReport]) {
-    for report in reports {
-        assert!(
-            report.violations.is_empty(),
-            "seed {} ({}) violated: {:?}",
-            report.seed,
-            report.shape,
-            report.violations
-        );
-        assert!(
-            report.committed_txs > 0,
-            "seed {} committed nothing",
-            report.seed
-        );
     }
 }
 
@@ -65,22 +30,22 @@ fn shape(replicas: u32, domains: u32) -> SimOptions {
 
 #[test]
 fn four_replicas_one_domain_300_seeds() {
-    assert_clean(&run_seeds(1_000, 300, &shape(4, 1)));
+    assert_clean(&run_seeds(1_000, 300, &shape(4, 1), Until::AllSeeds));
 }
 
 #[test]
 fn seven_replicas_three_domains_300_seeds() {
-    assert_clean(&run_seeds(1_000, 300, &shape(7, 3)));
+    assert_clean(&run_seeds(1_000, 300, &shape(7, 3), Until::AllSeeds));
 }
 
 #[test]
 fn ten_replicas_two_domains_250_seeds() {
-    assert_clean(&run_seeds(1_000, 250, &shape(10, 2)));
+    assert_clean(&run_seeds(1_000, 250, &shape(10, 2), Until::AllSeeds));
 }
 
 #[test]
 fn twenty_one_replicas_four_domains_150_seeds() {
-    assert_clean(&run_seeds(1_000, 150, &shape(21, 4)));
+    assert_clean(&run_seeds(1_000, 150, &shape(21, 4), Until::AllSeeds));
 }
 
 #[test]
@@ -90,13 +55,13 @@ fn maximum_byzantine_with_crashes_stays_safe_and_live() {
         crashes: Some(false),
         ..shape(7, 3)
     };
-    assert_clean(&run_seeds(5_000, 60, &options));
+    assert_clean(&run_seeds(5_000, 60, &options, Until::AllSeeds));
     let options = SimOptions {
         byzantine: Some(0),
         crashes: Some(true),
         ..shape(7, 3)
     };
-    assert_clean(&run_seeds(6_000, 60, &options));
+    assert_clean(&run_seeds(6_000, 60, &options, Until::AllSeeds));
 }
 
 /// Regression: a timeout certificate jumps to the next leader slot; before timeout votes
@@ -140,7 +105,7 @@ fn violations_with_bug(name: &str, seeds: u64) -> Vec<String> {
         bug: Some(name.into()),
         ..options()
     };
-    run_seeds(0, seeds, &options)
+    run_seeds(0, seeds, &options, Until::AllSeeds)
         .into_iter()
         .flat_map(|r| r.violations)
         .map(|v| v.what)
