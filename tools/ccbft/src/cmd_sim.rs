@@ -256,6 +256,11 @@ fn summary_json(reports: &[RunReport], options: &SimOptions) -> serde_json::Valu
         "global_latency_ms": {"p50": percentile_ms(&mut global, 50), "p99": percentile_ms(&mut global, 99)},
         "simulated_seconds": reports.iter().map(|r| r.simulated_us).sum::<u64>() as f64 / 1e6,
         "events": reports.iter().map(|r| r.events).sum::<u64>(),
+        "durability": {
+            "restores": reports.iter().map(|r| r.restores).sum::<u64>(),
+            "lost_records": reports.iter().map(|r| r.lost_records).sum::<u64>(),
+            "torn_tails": reports.iter().map(|r| r.torn_tails).sum::<u64>(),
+        },
         "checkpoints": {
             "runs_with_stable_checkpoint": reports.iter().filter(|r| r.stable_checkpoint_height > 0).count(),
             "max_stable_height": reports.iter().map(|r| r.stable_checkpoint_height).max().unwrap_or(0),
