@@ -285,6 +285,10 @@ impl Global {
         )
     }
 
+    pub fn high_qc_round(&self) -> Round {
+        self.high_qc.round
+    }
+
     /// Votes and timeouts are never sent at or below this round again.
     pub fn last_voted_round(&self) -> Round {
         self.last_voted_round

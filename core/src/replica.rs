@@ -86,6 +86,17 @@ pub enum Input {
     },
 }
 
+/// What [`Replica::durable_state`] compares.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DurableState {
+    pub views: Vec<View>,
+    pub last_voted_round: u64,
+    pub high_qc_round: u64,
+    pub committed_height: u64,
+    pub executed_height: u64,
+    pub state_root: Digest,
+}
+
 /// What a client learns about its transaction.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ReceiptStatus {
@@ -443,6 +454,19 @@ impl Replica {
             self.executed.len(),
             lanes.join(" ")
         )
+    }
+
+    /// The state a restore must rebuild exactly: views per lane, the global tier's safety
+    /// state, and what was committed and executed.
+    pub fn durable_state(&self) -> DurableState {
+        DurableState {
+            views: self.shards.iter().map(LocalShard::view).collect(),
+            last_voted_round: self.global.last_voted_round(),
+            high_qc_round: self.global.high_qc_round(),
+            committed_height: self.global.committed().height,
+            executed_height: self.executed_height,
+            state_root: self.ledger.state_root(),
+        }
     }
 
     /// Whether this replica, restored, knows it sent `message`: a vote or proposal it

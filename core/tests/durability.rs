@@ -59,3 +59,19 @@ fn planted_send_before_durable_is_caught() {
 fn planted_restore_forgets_commit_is_caught() {
     assert!(caught("restore-forgets-commit").is_some());
 }
+
+/// For every prefix of a run's records that was durable at some point (each flush that left
+/// nothing pending), `restore` rebuilds the durable state the live replica had then.
+#[test]
+fn restore_from_any_durable_prefix_rebuilds_the_live_durable_state() {
+    let options = SimOptions {
+        audit_restores: true,
+        fault_ms: 500,
+        stable_ms: 1_500,
+        ..crashing(4, 1)
+    };
+    let reports = run_seeds(700, 4, &options, Until::AllSeeds);
+    assert_clean(&reports);
+    let audited: u64 = reports.iter().map(|r| r.audited_restores).sum();
+    assert!(audited > 100, "only {audited} prefixes audited");
+}

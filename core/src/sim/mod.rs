@@ -97,6 +97,9 @@ pub struct SimOptions {
     pub corrupt_snapshots: Option<ReplicaId>,
     /// Every drawn Byzantine replica follows this strategy (instead of one drawn per replica).
     pub strategy: Option<Strategy>,
+    /// Whenever every record of an honest replica is durable, restore a copy from them and
+    /// check it has the live replica's durable state (slow: for tests of `restore`).
+    pub audit_restores: bool,
 }
 
 impl SimOptions {
@@ -160,6 +163,8 @@ pub struct RunReport {
     pub restores: u64,
     pub lost_records: u64,
     pub torn_tails: u64,
+    /// Restores checked against the live replica (with `audit_restores`).
+    pub audited_restores: u64,
 }
 
 /// Names of the bugs `--plant-bug` accepts, with what each breaks.
@@ -237,6 +242,7 @@ struct Sim {
     report: RunReport,
     trace: bool,
     scripted: bool,
+    audit_restores: bool,
 }
 
 /// One line naming a vote-like message, for violations.
@@ -422,6 +428,7 @@ impl Sim {
             },
             trace: options.trace,
             scripted: options.fault.is_some(),
+            audit_restores: options.audit_restores,
         };
         sim.plan(options);
         Ok(sim)
@@ -696,9 +703,15 @@ impl Sim {
             return;
         }
         let replica = &self.replicas[index];
-        let forgotten = self
+        self.observations.restarted(id, replica.executed_height());
+        let (forgotten, sent) = self
             .own_votes
             .forgotten_at_restart(id, |message| replica.remembers(message));
+        let records = self.disks[index].records().len();
+        self.trace_line(format!(
+            "restore r{id} from {records} records: {sent} votes sent since the last restart, {} forgotten",
+            forgotten.len()
+        ));
         if let Some(first) = forgotten.first() {
             self.report.violations.push(Violation {
                 seed: self.report.seed,
@@ -723,6 +736,39 @@ impl Sim {
         }
         if !self.down.contains(&id) {
             self.step(id, Input::Durable { upto });
+            self.audit_restore(id);
+        }
+    }
+
+    /// With every record durable, a restore from them has the live replica's durable state.
+    fn audit_restore(&mut self, id: ReplicaId) {
+        let index = id as usize;
+        let records = self.disks[index].records();
+        if !self.audit_restores
+            || !self.honest(id)
+            || self.disks[index].durable() != records.len() as u64
+        {
+            return;
+        }
+        self.report.audited_restores += 1;
+        let restored = Replica::restore_with_bugs(
+            self.configs[index].clone(),
+            &self.signers[index],
+            self.bugs,
+            records,
+        );
+        let (live, copy) = (
+            self.replicas[index].durable_state(),
+            restored.durable_state(),
+        );
+        if live != copy {
+            self.report.violations.push(Violation {
+                seed: self.report.seed,
+                what: format!(
+                    "restore: r{id} from {} records has {copy:?}, live {live:?}",
+                    records.len()
+                ),
+            });
         }
     }
 
@@ -1039,7 +1085,9 @@ impl Sim {
             .count() as u64;
         let mut report = std::mem::take(&mut self.report);
         report.lost_txs = lost;
-        report.violations = violations;
+        // Violations found during the run (self-contradiction, forgotten votes, failed
+        // restores) come first, then the end-of-run checkers'.
+        report.violations.extend(violations);
         report.committed_blocks = honest
             .iter()
             .map(|r| r.executed_height())

@@ -46,14 +46,16 @@ impl OwnVotes {
         })
     }
 
-    /// The messages `id` sent that a restart made it forget (and start over the list).
+    /// The messages `id` sent that a restart made it forget, and how many it sent since its
+    /// last restart (the list starts over).
     pub fn forgotten_at_restart(
         &mut self,
         id: ReplicaId,
         remembers: impl Fn(&Message) -> bool,
-    ) -> Vec<Message> {
+    ) -> (Vec<Message>, usize) {
         let sent = self.since_restart.remove(&id).unwrap_or_default();
-        sent.into_iter().filter(|m| !remembers(m)).collect()
+        let count = sent.len();
+        (sent.into_iter().filter(|m| !remembers(m)).collect(), count)
     }
 
     fn slot(message: &Message) -> Option<(Slot, Digest)> {
