@@ -92,12 +92,12 @@ impl SimDisk {
 
     /// Hold a send until the records it waits for are durable; gives it back if it may
     /// leave now.
-    pub fn hold(&mut self, held: Held) -> Result<(), Held> {
+    pub fn hold(&mut self, held: Held) -> Option<Held> {
         if held.after <= self.durable {
-            return Err(held);
+            return Some(held);
         }
         self.held.push(held);
-        Ok(())
+        None
     }
 
     /// Power loss: what was not durable is gone, and the record being written may be torn.

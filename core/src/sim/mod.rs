@@ -832,7 +832,7 @@ impl Sim {
                 let held = Held { after, to, message };
                 if self.bugs.send_before_durable {
                     self.send(id, held.to, held.message);
-                } else if let Err(Held { to, message, .. }) = self.disks[id as usize].hold(held) {
+                } else if let Some(Held { to, message, .. }) = self.disks[id as usize].hold(held) {
                     self.send(id, to, message);
                 }
             }
