@@ -12,6 +12,9 @@
 //! - [`deadlines`]: reporting time limits of Delegated Regulation (EU) 2025/301 (Art. 5).
 //! - [`report`]: initial, intermediate and final reports with the data fields of Implementing
 //!   Regulation (EU) 2025/302, validated against the shipped JSON Schema.
+//! - [`annex2`]: the Annex II data glossary of 2025/302 (every field by number, stage and
+//!   condition) and the report JSON Schema generated from it.
+//! - [`codes`]: LEI check digits (ISO 17442), ISO 3166 and ISO 4217 codes.
 //! - [`register`]: register of information (Implementing Regulation (EU) 2024/2956) and the
 //!   concentration view (DORA Art. 28-29).
 //! - [`resilience`]: resilience tests (DORA Art. 24-27) through the [`resilience::ResilienceTarget`]
@@ -24,8 +27,10 @@
 /// Re-exported so that the CLI uses the same time types.
 pub use chrono;
 
+pub mod annex2;
 pub mod audit;
 pub mod classify;
+pub mod codes;
 pub mod dashboard;
 pub mod deadlines;
 pub mod health;
