@@ -10,6 +10,7 @@ use ccbft_dora::incident::OperatorFacts;
 use ccbft_dora::register::{self, RegisterConfig};
 use ccbft_dora::report::{self, ReportInputs, Stage};
 use ccbft_dora::resilience::{run_scenario, Evidence, Scenario};
+use ccbft_dora::xbrl_csv;
 use ccbft_dora::state::Engine;
 use ccbft_dora::{audit, dashboard, health, read_bounded};
 use clap::{Args, Subcommand};
@@ -59,9 +60,12 @@ enum DoraCommand {
         json: bool,
     },
     /// Register of information (Implementing Regulation (EU) 2024/2956) and concentration risk (DORA Art. 29).
+    #[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
     Register {
+        #[command(subcommand)]
+        command: Option<RegisterCommand>,
         #[arg(long)]
-        cluster: PathBuf,
+        cluster: Option<PathBuf>,
         /// Operator identifiers (LEIs, contracts, ...) as JSON.
         #[arg(long)]
         config: Option<PathBuf>,
@@ -71,6 +75,12 @@ enum DoraCommand {
         /// Write one CSV file per template into this directory.
         #[arg(long)]
         csv_dir: Option<PathBuf>,
+        /// Write the EBA plain-csv (xBRL-CSV) report package (ZIP) to this file.
+        #[arg(long)]
+        xbrl_csv: Option<PathBuf>,
+        /// Creation time in the package name (RFC 3339; default: now).
+        #[arg(long, value_parser = parse_time)]
+        created: Option<DateTime<Utc>>,
     },
     /// Run a resilience-test scenario against a cluster (DORA Art. 24-25).
     /// The target is the deterministic simulator running the cluster's topology; the
@@ -149,6 +159,13 @@ enum DoraCommand {
         #[arg(long, value_parser = parse_time)]
         at: Option<DateTime<Utc>>,
     },
+}
+
+#[derive(Subcommand)]
+enum RegisterCommand {
+    /// Check an xBRL-CSV register package locally (structure, names, columns, codes, LEIs,
+    /// references); exit 1 with one line per finding.
+    Validate { package: PathBuf },
 }
 
 #[derive(Subcommand)]
@@ -278,11 +295,25 @@ pub fn run(args: DoraArgs) -> anyhow::Result<ExitCode> {
             cmd_deadlines(&input, &reporting.config()?, now, json)
         }
         DoraCommand::Register {
+            command: Some(RegisterCommand::Validate { package }),
+            ..
+        } => cmd_register_validate(&package),
+        DoraCommand::Register {
+            command: None,
             cluster,
             config,
             json,
             csv_dir,
-        } => cmd_register(&cluster, config.as_deref(), json, csv_dir.as_deref()),
+            xbrl_csv,
+            created,
+        } => {
+            let cluster = cluster.context("--cluster is required")?;
+            let exit = cmd_register(&cluster, config.as_deref(), json, csv_dir.as_deref())?;
+            match xbrl_csv {
+                Some(out) => cmd_register_xbrl(&cluster, config.as_deref(), &out, created),
+                None => Ok(exit),
+            }
+        }
         DoraCommand::Test {
             scenario,
             cluster,
@@ -478,6 +509,49 @@ fn cmd_register(
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn cmd_register_xbrl(
+    cluster: &Path,
+    config: Option<&Path>,
+    out: &Path,
+    created: Option<DateTime<Utc>>,
+) -> anyhow::Result<ExitCode> {
+    let topology = Topology::load(cluster)?;
+    let config: RegisterConfig = match config {
+        Some(p) => read_json(p)?,
+        None => RegisterConfig::default(),
+    };
+    let created = created.unwrap_or_else(Utc::now);
+    match xbrl_csv::package(&topology, &config, created) {
+        Ok(package) => {
+            xbrl_csv::write_zip(&package, out)?;
+            eprintln!(
+                "wrote {} (package {}; file it as {}.zip)",
+                out.display(),
+                package.name,
+                package.name
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            Ok(ExitCode::from(1))
+        }
+    }
+}
+
+fn cmd_register_validate(package: &Path) -> anyhow::Result<ExitCode> {
+    let findings = xbrl_csv::validate_zip(package)?;
+    if findings.is_empty() {
+        println!("{}: accepted by the local checks", package.display());
+        return Ok(ExitCode::SUCCESS);
+    }
+    for f in &findings {
+        println!("{f}");
+    }
+    println!("{}: refused ({} findings)", package.display(), findings.len());
+    Ok(ExitCode::from(1))
 }
 
 fn cmd_test(

@@ -17,6 +17,8 @@
 //! - [`codes`]: LEI check digits (ISO 17442), ISO 3166 and ISO 4217 codes.
 //! - [`register`]: register of information (Implementing Regulation (EU) 2024/2956) and the
 //!   concentration view (DORA Art. 28-29).
+//! - [`xbrl_csv`]: the register as an EBA plain-csv (xBRL-CSV) report package, and its
+//!   local validator.
 //! - [`resilience`]: resilience tests (DORA Art. 24-27) through the [`resilience::ResilienceTarget`]
 //!   trait, evidence records, yearly plan and TLPT record.
 //! - [`audit`]: the hash-chained, signed audit trail.
@@ -42,6 +44,7 @@ pub mod resilience;
 pub mod schema;
 pub mod state;
 pub mod threat;
+pub mod xbrl_csv;
 
 /// Largest input file the engine reads (incident JSON, event files, configuration).
 pub const INPUT_FILE_BYTES_MAX: u64 = 8 * 1024 * 1024;
