@@ -10,8 +10,8 @@ use ccbft_dora::incident::OperatorFacts;
 use ccbft_dora::register::{self, RegisterConfig};
 use ccbft_dora::report::{self, ReportInputs, Stage};
 use ccbft_dora::resilience::{run_scenario, Evidence, Scenario};
-use ccbft_dora::xbrl_csv;
 use ccbft_dora::state::Engine;
+use ccbft_dora::xbrl_csv;
 use ccbft_dora::{audit, dashboard, health, read_bounded};
 use clap::{Args, Subcommand};
 use serde_json::json;
@@ -550,7 +550,11 @@ fn cmd_register_validate(package: &Path) -> anyhow::Result<ExitCode> {
     for f in &findings {
         println!("{f}");
     }
-    println!("{}: refused ({} findings)", package.display(), findings.len());
+    println!(
+        "{}: refused ({} findings)",
+        package.display(),
+        findings.len()
+    );
     Ok(ExitCode::from(1))
 }
 

@@ -158,7 +158,12 @@ pub const MEMBER_STATE_IMPACT: [&str; 6] = [
     "third_party_providers_common_to_other_entities",
 ];
 
-pub const DATA_LOSSES: [&str; 4] = ["availability", "authenticity", "integrity", "confidentiality"];
+pub const DATA_LOSSES: [&str; 4] = [
+    "availability",
+    "authenticity",
+    "integrity",
+    "confidentiality",
+];
 
 pub const INCIDENT_TYPES: [&str; 6] = [
     "cybersecurity_related",
@@ -330,24 +335,96 @@ const EVERY: &[&str] = &STAGES;
 
 /// The conditions of the Annex II list that can be decided from the report.
 pub const RULES: [Rule; 18] = [
-    Rule { stages: EVERY, when: When::Present("1.5"), then: &["1.6"] },
-    Rule { stages: EVERY, when: When::Present("1.6"), then: &["1.5"] },
-    Rule { stages: EVERY, when: When::Present("1.13"), then: &["1.14"] },
-    Rule { stages: EVERY, when: When::Present("1.14"), then: &["1.13"] },
-    Rule { stages: EVERY, when: When::Includes("2.5", "geographical_spread"), then: &["2.6"] },
-    Rule { stages: INT_PLUS, when: When::Present("3.16"), then: &["3.3"] },
-    Rule { stages: INT_PLUS, when: When::True("conditions.relevant_clients_affected"), then: &["3.8"] },
-    Rule { stages: INT_PLUS, when: When::True("conditions.transactions_affected"), then: &["3.9", "3.10", "3.11"] },
-    Rule { stages: INT_PLUS, when: When::Present("3.13"), then: &["3.14"] },
-    Rule { stages: INT_PLUS, when: When::Includes("2.5", "geographical_spread"), then: &["3.18", "3.19"] },
-    Rule { stages: INT_PLUS, when: When::Present("3.20"), then: &["3.21"] },
-    Rule { stages: INT_PLUS, when: When::Equals("3.23", "other"), then: &["3.24"] },
-    Rule { stages: INT_PLUS, when: When::Equals("3.23", "cybersecurity_related"), then: &["3.25", "3.35"] },
-    Rule { stages: INT_PLUS, when: When::Includes("3.25", "other"), then: &["3.26"] },
-    Rule { stages: INT_PLUS, when: When::Equals("3.28", "yes"), then: &["3.29"] },
-    Rule { stages: INT_PLUS, when: When::Includes("3.31", "other"), then: &["3.32"] },
-    Rule { stages: INT_PLUS, when: When::Yes("3.33"), then: &["3.34"] },
-    Rule { stages: FINAL, when: When::True("conditions.recurring"), then: &["4.15", "4.16"] },
+    Rule {
+        stages: EVERY,
+        when: When::Present("1.5"),
+        then: &["1.6"],
+    },
+    Rule {
+        stages: EVERY,
+        when: When::Present("1.6"),
+        then: &["1.5"],
+    },
+    Rule {
+        stages: EVERY,
+        when: When::Present("1.13"),
+        then: &["1.14"],
+    },
+    Rule {
+        stages: EVERY,
+        when: When::Present("1.14"),
+        then: &["1.13"],
+    },
+    Rule {
+        stages: EVERY,
+        when: When::Includes("2.5", "geographical_spread"),
+        then: &["2.6"],
+    },
+    Rule {
+        stages: INT_PLUS,
+        when: When::Present("3.16"),
+        then: &["3.3"],
+    },
+    Rule {
+        stages: INT_PLUS,
+        when: When::True("conditions.relevant_clients_affected"),
+        then: &["3.8"],
+    },
+    Rule {
+        stages: INT_PLUS,
+        when: When::True("conditions.transactions_affected"),
+        then: &["3.9", "3.10", "3.11"],
+    },
+    Rule {
+        stages: INT_PLUS,
+        when: When::Present("3.13"),
+        then: &["3.14"],
+    },
+    Rule {
+        stages: INT_PLUS,
+        when: When::Includes("2.5", "geographical_spread"),
+        then: &["3.18", "3.19"],
+    },
+    Rule {
+        stages: INT_PLUS,
+        when: When::Present("3.20"),
+        then: &["3.21"],
+    },
+    Rule {
+        stages: INT_PLUS,
+        when: When::Equals("3.23", "other"),
+        then: &["3.24"],
+    },
+    Rule {
+        stages: INT_PLUS,
+        when: When::Equals("3.23", "cybersecurity_related"),
+        then: &["3.25", "3.35"],
+    },
+    Rule {
+        stages: INT_PLUS,
+        when: When::Includes("3.25", "other"),
+        then: &["3.26"],
+    },
+    Rule {
+        stages: INT_PLUS,
+        when: When::Equals("3.28", "yes"),
+        then: &["3.29"],
+    },
+    Rule {
+        stages: INT_PLUS,
+        when: When::Includes("3.31", "other"),
+        then: &["3.32"],
+    },
+    Rule {
+        stages: INT_PLUS,
+        when: When::Yes("3.33"),
+        then: &["3.34"],
+    },
+    Rule {
+        stages: FINAL,
+        when: When::True("conditions.recurring"),
+        then: &["4.15", "4.16"],
+    },
 ];
 
 /// The extra rule that the reclassification carries its reasons (2.10).
@@ -360,7 +437,9 @@ pub fn field(no: &str) -> Option<&'static Field> {
 
 /// Annex II fields only (without the engine's `conditions.*` and evidence).
 pub fn annex_fields() -> impl Iterator<Item = &'static Field> {
-    FIELDS.iter().filter(|f| f.no.as_bytes()[0].is_ascii_digit())
+    FIELDS
+        .iter()
+        .filter(|f| f.no.as_bytes()[0].is_ascii_digit())
 }
 
 /// The fields mandatory in `stage` (without conditions).
@@ -400,7 +479,8 @@ pub fn top_level_keys() -> Vec<&'static str> {
 /// DD:HH:MM (days may exceed 99).
 pub const DURATION_PATTERN: &str = "^[0-9]{2,}:([01][0-9]|2[0-3]):[0-5][0-9]$";
 /// ISO 8601 date-time in UTC.
-pub const UTC_PATTERN: &str = "^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\\.[0-9]+)?Z$";
+pub const UTC_PATTERN: &str =
+    "^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\\.[0-9]+)?Z$";
 pub const LEI_PATTERN: &str = "^[A-Z0-9]{18}[0-9]{2}$";
 
 fn property(field: &Field) -> Value {
@@ -409,14 +489,18 @@ fn property(field: &Field) -> Value {
         Text(max) => json!({"type": "string", "minLength": 1, "maxLength": max}),
         Texts(max) => json!({"type": "array", "minItems": 1, "maxItems": 1000,
             "items": {"type": "string", "minLength": 1, "maxLength": max}}),
-        Email => json!({"type": "string", "maxLength": 256, "pattern": "^[^@\\s]+@[^@\\s]+\\.[^@\\s]+$"}),
+        Email => {
+            json!({"type": "string", "maxLength": 256, "pattern": "^[^@\\s]+@[^@\\s]+\\.[^@\\s]+$"})
+        }
         Lei => json!({"type": "string", "pattern": LEI_PATTERN,
             "$comment": "ISO 17442-1; the engine also checks the mod 97-10 check digits"}),
         Currency => json!({"enum": &crate::codes::ISO_4217[..]}),
         Countries => json!({"type": "array", "minItems": 1, "maxItems": 40, "uniqueItems": true,
             "items": {"enum": &crate::codes::ISO_3166_ALPHA2[..]}}),
         Choice(codes) => json!({"enum": codes}),
-        Multi(codes) => json!({"type": "array", "minItems": 1, "uniqueItems": true, "items": {"enum": codes}}),
+        Multi(codes) => {
+            json!({"type": "array", "minItems": 1, "uniqueItems": true, "items": {"enum": codes}})
+        }
         DateTime => json!({"type": "string", "format": "date-time", "pattern": UTC_PATTERN}),
         DateTimes => json!({"type": "array", "minItems": 1, "maxItems": 1000,
             "items": {"type": "string", "format": "date-time", "pattern": UTC_PATTERN}}),

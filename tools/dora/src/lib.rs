@@ -17,6 +17,8 @@
 //! - [`codes`]: LEI check digits (ISO 17442), ISO 3166 and ISO 4217 codes.
 //! - [`register`]: register of information (Implementing Regulation (EU) 2024/2956) and the
 //!   concentration view (DORA Art. 28-29).
+//! - [`export`]: SIEM/SOAR export (RFC 5424 syslog, CEF, JSON webhooks) through a persistent
+//!   outbox.
 //! - [`xbrl_csv`]: the register as an EBA plain-csv (xBRL-CSV) report package, and its
 //!   local validator.
 //! - [`resilience`]: resilience tests (DORA Art. 24-27) through the [`resilience::ResilienceTarget`]
@@ -35,6 +37,7 @@ pub mod classify;
 pub mod codes;
 pub mod dashboard;
 pub mod deadlines;
+pub mod export;
 pub mod health;
 pub mod html;
 pub mod incident;

@@ -9,10 +9,10 @@
 //! from the field catalogue) and refused, naming the field and where to give it, when a
 //! field mandatory at its stage, or a conditional field whose condition holds, is missing.
 
-use crate::deadlines::{rfc3339, EntityType};
-use crate::html;
 use crate::annex2;
 use crate::classify::{Criterion, Reputational};
+use crate::deadlines::{rfc3339, EntityType};
+use crate::html;
 use crate::incident::Incident;
 use crate::schema::{validate, SchemaError};
 use chrono::{DateTime, Utc};
@@ -325,7 +325,11 @@ fn initial_fields(
             m.insert("2.5".into(), json!(names));
         }
     }
-    put(m, "2.6", facts.member_states.clone().filter(|s| !s.is_empty()));
+    put(
+        m,
+        "2.6",
+        facts.member_states.clone().filter(|s| !s.is_empty()),
+    );
     m.insert("2.7".into(), json!(discovery(incident, inputs)?));
     put(m, "2.8", facts.origin.clone());
     put(m, "2.9", facts.business_continuity_plan_activated);
@@ -383,12 +387,22 @@ fn intermediate_fields(
         put(m, "3.11", units.map(annex2::thousands));
     }
     put(m, "3.12", inputs.figures_actual_or_estimates.clone());
-    let reputational: Vec<&str> = fig.reputational.iter().map(|r| reputational_code(*r)).collect();
+    let reputational: Vec<&str> = fig
+        .reputational
+        .iter()
+        .map(|r| reputational_code(*r))
+        .collect();
     if !reputational.is_empty() {
         m.insert("3.13".into(), json!(reputational));
     }
     put(m, "3.14", inputs.reputational_context.clone());
-    duration_fields(m, incident, inputs, fig.duration_hours, fig.service_downtime_hours);
+    duration_fields(
+        m,
+        incident,
+        inputs,
+        fig.duration_hours,
+        fig.service_downtime_hours,
+    );
     put(m, "3.18", inputs.member_state_impact_types.clone());
     put(m, "3.19", inputs.member_state_impact_description.clone());
     let dl = fig.data_losses;
@@ -494,7 +508,10 @@ fn infrastructure_fields(m: &mut Map<String, Value>, incident: &Incident, _input
         m.insert("3.28".into(), json!("yes"));
         m.insert(
             "3.29".into(),
-            json!(format!("CC-BFT infrastructure affected: {}.", infra.join(", "))),
+            json!(format!(
+                "CC-BFT infrastructure affected: {}.",
+                infra.join(", ")
+            )),
         );
     }
 }
@@ -510,11 +527,7 @@ fn final_fields(m: &mut Map<String, Value>, incident: &Incident, inputs: &Report
     put(m, "4.8", inputs.resolved_at.map(rfc3339));
     put(m, "4.9", inputs.resolution_date_difference.clone());
     put(m, "4.10", inputs.resolution_risk_assessment.clone());
-    put(
-        m,
-        "4.11",
-        inputs.resolution_authorities_information.clone(),
-    );
+    put(m, "4.11", inputs.resolution_authorities_information.clone());
     let economic = incident.classification.as_ref().map(|c| {
         c.criteria_met
             .iter()
@@ -522,7 +535,11 @@ fn final_fields(m: &mut Map<String, Value>, incident: &Incident, inputs: &Report
     });
     put(m, "4.12", economic);
     put(m, "4.13", inputs.costs_and_losses.map(annex2::thousands));
-    put(m, "4.14", inputs.financial_recoveries.map(annex2::thousands));
+    put(
+        m,
+        "4.14",
+        inputs.financial_recoveries.map(annex2::thousands),
+    );
     put(m, "4.15", inputs.recurring_information.clone());
     put(
         m,

@@ -428,7 +428,13 @@ fn check_array(
             found |= scratch.is_empty();
         }
         if !found {
-            push(out, path, field, "contains", "no entry matches the required value");
+            push(
+                out,
+                path,
+                field,
+                "contains",
+                "no entry matches the required value",
+            );
         }
     }
     if let Some(item_schema) = obj.get("items") {
@@ -451,7 +457,9 @@ fn check_array(
 fn pattern_matches(pattern: &str, text: &str) -> Option<bool> {
     static CACHE: OnceLock<Mutex<HashMap<String, Option<regex::Regex>>>> = OnceLock::new();
     let cache = CACHE.get_or_init(|| Mutex::new(HashMap::new()));
-    let mut map = cache.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let mut map = cache
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
     let re = map
         .entry(pattern.to_string())
         .or_insert_with(|| regex::Regex::new(pattern).ok());

@@ -60,14 +60,37 @@ pub enum Col {
 pub type Column = (&'static str, &'static str, Col, bool);
 
 pub const ENTITY_TYPES: [&str; 22] = [
-    "eba_CT:x12", "eba_CT:x300", "eba_CT:x301", "eba_CT:x302", "eba_CT:x303", "eba_CT:x304",
-    "eba_CT:x305", "eba_CT:x306", "eba_CT:x307", "eba_CT:x308", "eba_CT:x309", "eba_CT:x310",
-    "eba_CT:x311", "eba_CT:x312", "eba_CT:x313", "eba_CT:x314", "eba_CT:x315", "eba_CT:x316",
-    "eba_CT:x320", "eba_CT:x599", "eba_CT:x639", "eba_CT:x643",
+    "eba_CT:x12",
+    "eba_CT:x300",
+    "eba_CT:x301",
+    "eba_CT:x302",
+    "eba_CT:x303",
+    "eba_CT:x304",
+    "eba_CT:x305",
+    "eba_CT:x306",
+    "eba_CT:x307",
+    "eba_CT:x308",
+    "eba_CT:x309",
+    "eba_CT:x310",
+    "eba_CT:x311",
+    "eba_CT:x312",
+    "eba_CT:x313",
+    "eba_CT:x314",
+    "eba_CT:x315",
+    "eba_CT:x316",
+    "eba_CT:x320",
+    "eba_CT:x599",
+    "eba_CT:x639",
+    "eba_CT:x643",
 ];
 pub const ARRANGEMENT: [&str; 3] = ["eba_CO:x1", "eba_CO:x2", "eba_CO:x3"];
 pub const TERMINATION: [&str; 6] = [
-    "eba_CO:x4", "eba_CO:x5", "eba_CO:x6", "eba_CO:x7", "eba_CO:x8", "eba_CO:x9",
+    "eba_CO:x4",
+    "eba_CO:x5",
+    "eba_CO:x6",
+    "eba_CO:x7",
+    "eba_CO:x8",
+    "eba_CO:x9",
 ];
 pub const CODE_TYPES: [&str; 2] = ["eba_qCO:qx2000", "eba_qCO:qx2002"];
 pub const PERSON: [&str; 2] = ["eba_CT:x212", "eba_CT:x213"];
@@ -76,13 +99,29 @@ pub const BRANCH: [&str; 2] = ["eba_ZZ:x838", "eba_ZZ:x839"];
 pub const LEVEL: [&str; 3] = ["eba_ZZ:x791", "eba_ZZ:x792", "eba_ZZ:x793"];
 pub const IMPACT: [&str; 4] = ["eba_ZZ:x791", "eba_ZZ:x792", "eba_ZZ:x793", "eba_ZZ:x799"];
 pub const RELIANCE: [&str; 4] = ["eba_ZZ:x794", "eba_ZZ:x795", "eba_ZZ:x796", "eba_ZZ:x797"];
-pub const SUBSTITUTABILITY: [&str; 4] = ["eba_ZZ:x959", "eba_ZZ:x960", "eba_ZZ:x961", "eba_ZZ:x962"];
+pub const SUBSTITUTABILITY: [&str; 4] =
+    ["eba_ZZ:x959", "eba_ZZ:x960", "eba_ZZ:x961", "eba_ZZ:x962"];
 pub const SUBSTITUTION_REASON: [&str; 3] = ["eba_ZZ:x963", "eba_ZZ:x964", "eba_ZZ:x965"];
 pub const REINTEGRATION: [&str; 3] = ["eba_ZZ:x798", "eba_ZZ:x966", "eba_ZZ:x967"];
 pub const ICT_SERVICES: [&str; 19] = [
-    "eba_TA:S01", "eba_TA:S02", "eba_TA:S03", "eba_TA:S04", "eba_TA:S05", "eba_TA:S06",
-    "eba_TA:S07", "eba_TA:S08", "eba_TA:S09", "eba_TA:S10", "eba_TA:S11", "eba_TA:S12",
-    "eba_TA:S13", "eba_TA:S14", "eba_TA:S15", "eba_TA:S16", "eba_TA:S17", "eba_TA:S18",
+    "eba_TA:S01",
+    "eba_TA:S02",
+    "eba_TA:S03",
+    "eba_TA:S04",
+    "eba_TA:S05",
+    "eba_TA:S06",
+    "eba_TA:S07",
+    "eba_TA:S08",
+    "eba_TA:S09",
+    "eba_TA:S10",
+    "eba_TA:S11",
+    "eba_TA:S12",
+    "eba_TA:S13",
+    "eba_TA:S14",
+    "eba_TA:S15",
+    "eba_TA:S16",
+    "eba_TA:S17",
+    "eba_TA:S18",
     "eba_TA:S19",
 ];
 
@@ -284,7 +323,10 @@ fn pick(list: &[(&str, &'static str)], name: &str, what: &str) -> Result<&'stati
         .map(|(_, c)| *c)
         .ok_or_else(|| {
             let names: Vec<&str> = list.iter().map(|(n, _)| *n).collect();
-            XbrlError::Config(format!("{what} {name:?} is not one of {}", names.join(", ")))
+            XbrlError::Config(format!(
+                "{what} {name:?} is not one of {}",
+                names.join(", ")
+            ))
         })
 }
 
@@ -372,7 +414,12 @@ pub fn package(
             x.function_last_assessment.to_string(),
             x.function_rto_hours.to_string(),
             x.function_rpo_hours.to_string(),
-            pick(&LEVELS, &x.function_discontinuing_impact, "function_discontinuing_impact")?.into(),
+            pick(
+                &LEVELS,
+                &x.function_discontinuing_impact,
+                "function_discontinuing_impact",
+            )?
+            .into(),
         ]],
     );
     let mut files = BTreeMap::new();
@@ -404,7 +451,10 @@ pub fn package(
     for (template, columns) in TEMPLATES.iter() {
         let mut rows = vec![columns.iter().map(|c| c.0.to_string()).collect()];
         rows.extend(tables.remove(template).unwrap_or_default());
-        files.insert(format!("reports/{}.csv", template.to_lowercase()), csv(&rows));
+        files.insert(
+            format!("reports/{}.csv", template.to_lowercase()),
+            csv(&rows),
+        );
     }
     let package = Package {
         name: package_name(&lei, x, created),
@@ -433,28 +483,68 @@ fn provider_rows(
     x: &XbrlConfig,
 ) -> Result<(), XbrlError> {
     let missing = |what: &str| XbrlError::Config(format!("provider {provider}: {what} is missing"));
-    let info = config.providers.get(provider).ok_or_else(|| missing("register entry"))?;
-    let p = x.providers.get(provider).ok_or_else(|| missing("xbrl.providers entry"))?;
-    let code = info.identification_code.clone().ok_or_else(|| missing("identification_code"))?;
-    let contract = info.contract_reference.clone().ok_or_else(|| missing("contract_reference"))?;
-    let legal = info.legal_name.clone().ok_or_else(|| missing("legal_name"))?;
-    let hq = info.headquarters_country.clone().ok_or_else(|| missing("headquarters_country"))?;
-    let service = info.ict_service_type.clone().ok_or_else(|| missing("ict_service_type"))?;
+    let info = config
+        .providers
+        .get(provider)
+        .ok_or_else(|| missing("register entry"))?;
+    let p = x
+        .providers
+        .get(provider)
+        .ok_or_else(|| missing("xbrl.providers entry"))?;
+    let code = info
+        .identification_code
+        .clone()
+        .ok_or_else(|| missing("identification_code"))?;
+    let contract = info
+        .contract_reference
+        .clone()
+        .ok_or_else(|| missing("contract_reference"))?;
+    let legal = info
+        .legal_name
+        .clone()
+        .ok_or_else(|| missing("legal_name"))?;
+    let hq = info
+        .headquarters_country
+        .clone()
+        .ok_or_else(|| missing("headquarters_country"))?;
+    let service = info
+        .ict_service_type
+        .clone()
+        .ok_or_else(|| missing("ict_service_type"))?;
     let service = format!("eba_TA:{service}");
     let code_type = match info.code_type.as_deref().unwrap_or("LEI") {
         "LEI" => CODE_TYPES[0],
         "EUID" => CODE_TYPES[1],
-        other => return Err(XbrlError::Config(format!("provider {provider}: code_type {other:?} is not LEI or EUID"))),
+        other => {
+            return Err(XbrlError::Config(format!(
+                "provider {provider}: code_type {other:?} is not LEI or EUID"
+            )))
+        }
     };
-    let parent = info.ultimate_parent_code.clone().unwrap_or_else(|| code.clone());
-    let push = |tables: &mut BTreeMap<&'static str, Vec<Vec<String>>>, t: &'static str, r: Vec<String>| {
-        tables.entry(t).or_default().push(r);
-    };
-    push(tables, "B_02.01", vec![
-        contract.clone(), ARRANGEMENT[0].into(), String::new(),
-        format!("eba_CU:{}", x.currency), p.annual_expense.to_string(),
-    ]);
-    let loc = p.data_location.clone().map(|c| format!("eba_GA:{c}")).unwrap_or_default();
+    let parent = info
+        .ultimate_parent_code
+        .clone()
+        .unwrap_or_else(|| code.clone());
+    let push =
+        |tables: &mut BTreeMap<&'static str, Vec<Vec<String>>>, t: &'static str, r: Vec<String>| {
+            tables.entry(t).or_default().push(r);
+        };
+    push(
+        tables,
+        "B_02.01",
+        vec![
+            contract.clone(),
+            ARRANGEMENT[0].into(),
+            String::new(),
+            format!("eba_CU:{}", x.currency),
+            p.annual_expense.to_string(),
+        ],
+    );
+    let loc = p
+        .data_location
+        .clone()
+        .map(|c| format!("eba_GA:{c}"))
+        .unwrap_or_default();
     let sensitivity = match &p.data_sensitivity {
         Some(s) => pick(&LEVELS, s, "data_sensitivity")?.to_string(),
         None => String::new(),
@@ -463,34 +553,93 @@ fn provider_rows(
         Some(s) => pick(&RELY, s, "reliance")?.to_string(),
         None => String::new(),
     };
-    push(tables, "B_02.02", vec![
-        contract.clone(), lei.into(), code.clone(), code_type.into(), x.function_identifier.clone(),
-        service.clone(), p.start_date.to_string(), p.end_date.to_string(), String::new(),
-        String::new(), String::new(), String::new(), String::new(),
-        yes_no(p.data_location.is_some()), loc.clone(), loc, sensitivity, reliance,
-    ]);
-    push(tables, "B_04.01", vec![contract.clone(), lei.into(), BRANCH[1].into(), String::new()]);
-    push(tables, "B_05.01", vec![
-        code.clone(), code_type.into(), String::new(), String::new(), legal.clone(), legal,
-        PERSON[0].into(), format!("eba_GA:{hq}"), format!("eba_CU:{}", x.currency),
-        p.annual_expense.to_string(), parent, code_type.into(),
-    ]);
-    push(tables, "B_05.02", vec![
-        contract.clone(), service.clone(), code.clone(), code_type.into(), "1".into(),
-        String::new(), String::new(),
-    ]);
+    push(
+        tables,
+        "B_02.02",
+        vec![
+            contract.clone(),
+            lei.into(),
+            code.clone(),
+            code_type.into(),
+            x.function_identifier.clone(),
+            service.clone(),
+            p.start_date.to_string(),
+            p.end_date.to_string(),
+            String::new(),
+            String::new(),
+            String::new(),
+            String::new(),
+            String::new(),
+            yes_no(p.data_location.is_some()),
+            loc.clone(),
+            loc,
+            sensitivity,
+            reliance,
+        ],
+    );
+    push(
+        tables,
+        "B_04.01",
+        vec![
+            contract.clone(),
+            lei.into(),
+            BRANCH[1].into(),
+            String::new(),
+        ],
+    );
+    push(
+        tables,
+        "B_05.01",
+        vec![
+            code.clone(),
+            code_type.into(),
+            String::new(),
+            String::new(),
+            legal.clone(),
+            legal,
+            PERSON[0].into(),
+            format!("eba_GA:{hq}"),
+            format!("eba_CU:{}", x.currency),
+            p.annual_expense.to_string(),
+            parent,
+            code_type.into(),
+        ],
+    );
+    push(
+        tables,
+        "B_05.02",
+        vec![
+            contract.clone(),
+            service.clone(),
+            code.clone(),
+            code_type.into(),
+            "1".into(),
+            String::new(),
+            String::new(),
+        ],
+    );
     let reason = match &p.substitutability_reason {
         Some(r) => pick(&SUBST_REASON, r, "substitutability_reason")?.to_string(),
         None => String::new(),
     };
-    push(tables, "B_07.01", vec![
-        contract, code, code_type.into(), service,
-        pick(&SUBST, &p.substitutability, "substitutability")?.into(), reason,
-        p.last_audit.to_string(), yes_no(p.exit_plan),
-        pick(&REINT, &p.reintegration, "reintegration")?.into(),
-        pick(&LEVELS, &p.discontinuing_impact, "discontinuing_impact")?.into(),
-        yes_no(p.alternatives_identified), p.alternatives.clone().unwrap_or_default(),
-    ]);
+    push(
+        tables,
+        "B_07.01",
+        vec![
+            contract,
+            code,
+            code_type.into(),
+            service,
+            pick(&SUBST, &p.substitutability, "substitutability")?.into(),
+            reason,
+            p.last_audit.to_string(),
+            yes_no(p.exit_plan),
+            pick(&REINT, &p.reintegration, "reintegration")?.into(),
+            pick(&LEVELS, &p.discontinuing_impact, "discontinuing_impact")?.into(),
+            yes_no(p.alternatives_identified),
+            p.alternatives.clone().unwrap_or_default(),
+        ],
+    );
     Ok(())
 }
 
@@ -594,11 +743,20 @@ pub fn read_zip(path: &Path) -> Result<Result<Package, Finding>, XbrlError> {
     };
     let meta = std::fs::metadata(path).map_err(io)?;
     if meta.len() > PACKAGE_BYTES_MAX {
-        return Ok(Err(Finding::new("package", format!("{} bytes, more than the {PACKAGE_BYTES_MAX} accepted", meta.len()))));
+        return Ok(Err(Finding::new(
+            "package",
+            format!(
+                "{} bytes, more than the {PACKAGE_BYTES_MAX} accepted",
+                meta.len()
+            ),
+        )));
     }
     let mut zip = zip::ZipArchive::new(std::fs::File::open(path).map_err(io)?).map_err(zerr)?;
     if zip.len() > PACKAGE_FILES_MAX {
-        return Ok(Err(Finding::new("package", format!("{} entries, more than {PACKAGE_FILES_MAX}", zip.len()))));
+        return Ok(Err(Finding::new(
+            "package",
+            format!("{} entries, more than {PACKAGE_FILES_MAX}", zip.len()),
+        )));
     }
     let mut tops = BTreeSet::new();
     let mut files = BTreeMap::new();
@@ -609,18 +767,32 @@ pub fn read_zip(path: &Path) -> Result<Result<Package, Finding>, XbrlError> {
             continue;
         }
         let Some((top, rel)) = name.split_once('/') else {
-            return Ok(Err(Finding::new(&name, "file outside the package's top folder")));
+            return Ok(Err(Finding::new(
+                &name,
+                "file outside the package's top folder",
+            )));
         };
         tops.insert(top.to_string());
         let mut text = String::new();
         let limit = PACKAGE_BYTES_MAX;
-        (&mut entry).take(limit).read_to_string(&mut text).map_err(|e| {
-            XbrlError::Zip { path: path.display().to_string(), message: format!("{name}: {e}") }
-        })?;
+        (&mut entry)
+            .take(limit)
+            .read_to_string(&mut text)
+            .map_err(|e| XbrlError::Zip {
+                path: path.display().to_string(),
+                message: format!("{name}: {e}"),
+            })?;
         files.insert(rel.to_string(), text);
     }
     if tops.len() != 1 {
-        return Ok(Err(Finding::new("package", format!("must hold exactly one top folder, holds {}: {:?}", tops.len(), tops))));
+        return Ok(Err(Finding::new(
+            "package",
+            format!(
+                "must hold exactly one top folder, holds {}: {:?}",
+                tops.len(),
+                tops
+            ),
+        )));
     }
     let name = tops.into_iter().next().unwrap_or_default();
     Ok(Ok(Package { name, files }))
@@ -635,7 +807,10 @@ pub struct Finding {
 
 impl Finding {
     fn new(at: &str, message: impl Into<String>) -> Finding {
-        Finding { at: at.into(), message: message.into() }
+        Finding {
+            at: at.into(),
+            message: message.into(),
+        }
     }
 }
 
@@ -676,20 +851,36 @@ type Table = Vec<BTreeMap<String, String>>;
 
 fn check_structure(p: &Package, out: &mut Vec<Finding>) -> Option<(String, String, String)> {
     let json_doc = |rel: &str, out: &mut Vec<Finding>| -> Option<serde_json::Value> {
-        match p.files.get(rel).map(|t| serde_json::from_str::<serde_json::Value>(t)) {
-            None => { out.push(Finding::new(rel, "is missing")); None }
-            Some(Err(e)) => { out.push(Finding::new(rel, format!("is not JSON: {e}"))); None }
+        match p
+            .files
+            .get(rel)
+            .map(|t| serde_json::from_str::<serde_json::Value>(t))
+        {
+            None => {
+                out.push(Finding::new(rel, "is missing"));
+                None
+            }
+            Some(Err(e)) => {
+                out.push(Finding::new(rel, format!("is not JSON: {e}")));
+                None
+            }
             Some(Ok(v)) => Some(v),
         }
     };
     if let Some(v) = json_doc("META-INF/reportPackage.json", out) {
         if v["documentInfo"]["documentType"] != PACKAGE_DOCUMENT_TYPE {
-            out.push(Finding::new("META-INF/reportPackage.json", format!("documentInfo.documentType must be {PACKAGE_DOCUMENT_TYPE}")));
+            out.push(Finding::new(
+                "META-INF/reportPackage.json",
+                format!("documentInfo.documentType must be {PACKAGE_DOCUMENT_TYPE}"),
+            ));
         }
     }
     if let Some(v) = json_doc("reports/report.json", out) {
         if v["documentInfo"]["documentType"] != XBRL_CSV_DOCUMENT_TYPE {
-            out.push(Finding::new("reports/report.json", format!("documentInfo.documentType must be {XBRL_CSV_DOCUMENT_TYPE}")));
+            out.push(Finding::new(
+                "reports/report.json",
+                format!("documentInfo.documentType must be {XBRL_CSV_DOCUMENT_TYPE}"),
+            ));
         }
         if v["documentInfo"]["extends"] != serde_json::json!([ENTRY_POINT]) {
             out.push(Finding::new("reports/report.json", format!("documentInfo.extends must be [\"{ENTRY_POINT}\"] (EBA taxonomy 4.0 DORA entry point)")));
@@ -724,13 +915,27 @@ fn check_parameters(p: &Package, out: &mut Vec<Finding>) -> Option<(String, Stri
     };
     let rows = match parse_csv(text) {
         Ok(r) => r,
-        Err(e) => { out.push(Finding::new(at, e)); return None; }
+        Err(e) => {
+            out.push(Finding::new(at, e));
+            return None;
+        }
     };
-    let map: BTreeMap<&str, &str> = rows.iter().skip(1).filter(|r| r.len() == 2).map(|r| (r[0].as_str(), r[1].as_str())).collect();
+    let map: BTreeMap<&str, &str> = rows
+        .iter()
+        .skip(1)
+        .filter(|r| r.len() == 2)
+        .map(|r| (r[0].as_str(), r[1].as_str()))
+        .collect();
     if rows.first().map(|h| h.join(",")) != Some("name,value".into()) {
         out.push(Finding::new(at, "header must be name,value"));
     }
-    for key in ["entityID", "refPeriod", "baseCurrency", "decimalsInteger", "decimalsMonetary"] {
+    for key in [
+        "entityID",
+        "refPeriod",
+        "baseCurrency",
+        "decimalsInteger",
+        "decimalsMonetary",
+    ] {
         if !map.contains_key(key) {
             out.push(Finding::new(&format!("{at} {key}"), "is missing"));
         }
@@ -742,23 +947,35 @@ fn check_parameters(p: &Package, out: &mut Vec<Finding>) -> Option<(String, Stri
     }
     if let Some(c) = map.get("baseCurrency") {
         if !c.strip_prefix("iso4217:").is_some_and(is_currency) {
-            out.push(Finding::new(&format!("{at} baseCurrency"), format!("{c} is not iso4217:<ISO 4217 code>")));
+            out.push(Finding::new(
+                &format!("{at} baseCurrency"),
+                format!("{c} is not iso4217:<ISO 4217 code>"),
+            ));
         }
     }
     let date = map.get("refPeriod").copied().unwrap_or_default();
     if NaiveDate::parse_from_str(date, "%Y-%m-%d").is_err() {
-        out.push(Finding::new(&format!("{at} refPeriod"), format!("{date:?} is not a date YYYY-MM-DD")));
+        out.push(Finding::new(
+            &format!("{at} refPeriod"),
+            format!("{date:?} is not a date YYYY-MM-DD"),
+        ));
     }
     let id = map.get("entityID").copied().unwrap_or_default();
     let Some((lei, scope)) = id.strip_prefix("rs:").and_then(|r| r.split_once('.')) else {
-        out.push(Finding::new(&format!("{at} entityID"), format!("{id:?} is not rs:<LEI>.IND or rs:<LEI>.CON")));
+        out.push(Finding::new(
+            &format!("{at} entityID"),
+            format!("{id:?} is not rs:<LEI>.IND or rs:<LEI>.CON"),
+        ));
         return None;
     };
     if let Err(e) = check_lei(lei) {
         out.push(Finding::new(&format!("{at} entityID"), e.to_string()));
     }
     if scope != "IND" && scope != "CON" {
-        out.push(Finding::new(&format!("{at} entityID"), format!("scope {scope:?} is not IND or CON")));
+        out.push(Finding::new(
+            &format!("{at} entityID"),
+            format!("scope {scope:?} is not IND or CON"),
+        ));
     }
     Some((lei.to_string(), scope.to_string(), date.to_string()))
 }
@@ -775,10 +992,19 @@ fn check_name(name: &str, lei: &str, scope: &str, date: &str, out: &mut Vec<Find
         return;
     };
     if &caps[1] != lei || &caps[2] != scope || &caps[4] != date {
-        out.push(Finding::new(&at, format!("names {}.{} for {}, parameters.csv says {lei}.{scope} for {date}", &caps[1], &caps[2], &caps[4])));
+        out.push(Finding::new(
+            &at,
+            format!(
+                "names {}.{} for {}, parameters.csv says {lei}.{scope} for {date}",
+                &caps[1], &caps[2], &caps[4]
+            ),
+        ));
     }
     if !is_country(&caps[3]) {
-        out.push(Finding::new(&at, format!("{} is not an ISO 3166-1 alpha-2 country", &caps[3])));
+        out.push(Finding::new(
+            &at,
+            format!("{} is not an ISO 3166-1 alpha-2 country", &caps[3]),
+        ));
     }
 }
 
@@ -786,27 +1012,56 @@ fn check_templates(p: &Package, out: &mut Vec<Finding>) -> BTreeMap<&'static str
     let mut tables = BTreeMap::new();
     for (template, columns) in TEMPLATES.iter() {
         let rel = format!("reports/{}.csv", template.to_lowercase());
-        let Some(text) = p.files.get(&rel) else { continue };
+        let Some(text) = p.files.get(&rel) else {
+            continue;
+        };
         let rows = match parse_csv(text) {
             Ok(r) => r,
-            Err(e) => { out.push(Finding::new(&rel, e)); continue; }
+            Err(e) => {
+                out.push(Finding::new(&rel, e));
+                continue;
+            }
         };
         let header: Vec<&str> = columns.iter().map(|c| c.0).collect();
-        let got: Vec<&str> = rows.first().map(|h| h.iter().map(String::as_str).collect()).unwrap_or_default();
+        let got: Vec<&str> = rows
+            .first()
+            .map(|h| h.iter().map(String::as_str).collect())
+            .unwrap_or_default();
         if got != header {
-            out.push(Finding::new(&rel, format!("header must be {} (ITS 2024/2956 column codes), is {}", header.join(","), got.join(","))));
+            out.push(Finding::new(
+                &rel,
+                format!(
+                    "header must be {} (ITS 2024/2956 column codes), is {}",
+                    header.join(","),
+                    got.join(",")
+                ),
+            ));
             continue;
         }
         let mut table = Vec::new();
         for (i, r) in rows.iter().enumerate().skip(1) {
             if r.len() != header.len() {
-                out.push(Finding::new(&format!("{rel} row {i}"), format!("has {} cells, the template {}", r.len(), header.len())));
+                out.push(Finding::new(
+                    &format!("{rel} row {i}"),
+                    format!("has {} cells, the template {}", r.len(), header.len()),
+                ));
                 continue;
             }
             for (col, value) in columns.iter().zip(r) {
-                check_cell(&format!("{rel} row {i} {} ({})", col.0, col.1), col, value, out);
+                check_cell(
+                    &format!("{rel} row {i} {} ({})", col.0, col.1),
+                    col,
+                    value,
+                    out,
+                );
             }
-            table.push(header.iter().map(|h| h.to_string()).zip(r.iter().cloned()).collect());
+            table.push(
+                header
+                    .iter()
+                    .map(|h| h.to_string())
+                    .zip(r.iter().cloned())
+                    .collect(),
+            );
         }
         tables.insert(*template, table);
     }
@@ -830,7 +1085,10 @@ fn check_cell(at: &str, col: &Column, value: &str, out: &mut Vec<Finding>) {
         }
         Country => {
             if !value.strip_prefix("eba_GA:").is_some_and(is_country) {
-                bad(format!("{value} is not eba_GA:<ISO 3166-1 alpha-2 country>"), out);
+                bad(
+                    format!("{value} is not eba_GA:<ISO 3166-1 alpha-2 country>"),
+                    out,
+                );
             }
         }
         Currency => {
@@ -850,7 +1108,10 @@ fn check_cell(at: &str, col: &Column, value: &str, out: &mut Vec<Finding>) {
         }
         Code(list) => {
             if !list.contains(&value) {
-                bad(format!("{value} is not in the code list ({})", list.join(", ")), out);
+                bad(
+                    format!("{value} is not in the code list ({})", list.join(", ")),
+                    out,
+                );
             }
         }
         Prefixed(prefix) => {
@@ -861,7 +1122,11 @@ fn check_cell(at: &str, col: &Column, value: &str, out: &mut Vec<Finding>) {
     }
 }
 
-fn check_filing_indicators(p: &Package, tables: &BTreeMap<&'static str, Table>, out: &mut Vec<Finding>) {
+fn check_filing_indicators(
+    p: &Package,
+    tables: &BTreeMap<&'static str, Table>,
+    out: &mut Vec<Finding>,
+) {
     let at = "reports/FilingIndicators.csv";
     let Some(text) = p.files.get(at) else {
         out.push(Finding::new(at, "is missing"));
@@ -882,17 +1147,33 @@ fn check_filing_indicators(p: &Package, tables: &BTreeMap<&'static str, Table>, 
                     out.push(Finding::new(at, format!("{t} is declared twice")));
                 }
             }
-            _ => out.push(Finding::new(at, format!("row {:?} is not <template>,true|false", r.join(",")))),
+            _ => out.push(Finding::new(
+                at,
+                format!("row {:?} is not <template>,true|false", r.join(",")),
+            )),
         }
     }
     for t in ALL_TEMPLATES {
-        let present = p.files.contains_key(&format!("reports/{}.csv", t.to_lowercase()));
+        let present = p
+            .files
+            .contains_key(&format!("reports/{}.csv", t.to_lowercase()));
         match declared.get(t) {
-            None => out.push(Finding::new(at, format!("filing indicator for {t} is missing"))),
-            Some(true) if !present => out.push(Finding::new(at, format!("{t} is declared reported but reports/{}.csv is missing", t.to_lowercase()))),
-            Some(false) if present && tables.get(t).is_some_and(|rows| !rows.is_empty()) => {
-                out.push(Finding::new(at, format!("{t} has data but is declared not reported")))
-            }
+            None => out.push(Finding::new(
+                at,
+                format!("filing indicator for {t} is missing"),
+            )),
+            Some(true) if !present => out.push(Finding::new(
+                at,
+                format!(
+                    "{t} is declared reported but reports/{}.csv is missing",
+                    t.to_lowercase()
+                ),
+            )),
+            Some(false) if present && tables.get(t).is_some_and(|rows| !rows.is_empty()) => out
+                .push(Finding::new(
+                    at,
+                    format!("{t} has data but is declared not reported"),
+                )),
             _ => {}
         }
     }
@@ -902,13 +1183,29 @@ fn check_references(tables: &BTreeMap<&'static str, Table>, out: &mut Vec<Findin
     for ((from_t, from_c), (to_t, to_c)) in REFERENCES {
         let defined: BTreeSet<&str> = tables
             .get(to_t)
-            .map(|rows| rows.iter().filter_map(|r| r.get(to_c).map(String::as_str)).collect())
+            .map(|rows| {
+                rows.iter()
+                    .filter_map(|r| r.get(to_c).map(String::as_str))
+                    .collect()
+            })
             .unwrap_or_default();
-        for (i, r) in tables.get(from_t).map(Vec::as_slice).unwrap_or(&[]).iter().enumerate() {
-            let Some(v) = r.get(from_c).filter(|v| !v.is_empty()) else { continue };
+        for (i, r) in tables
+            .get(from_t)
+            .map(Vec::as_slice)
+            .unwrap_or(&[])
+            .iter()
+            .enumerate()
+        {
+            let Some(v) = r.get(from_c).filter(|v| !v.is_empty()) else {
+                continue;
+            };
             if !defined.contains(v.as_str()) {
                 out.push(Finding::new(
-                    &format!("reports/{}.csv row {} {from_c}", from_t.to_lowercase(), i + 1),
+                    &format!(
+                        "reports/{}.csv row {} {from_c}",
+                        from_t.to_lowercase(),
+                        i + 1
+                    ),
                     format!("{v} is not defined in {to_t} {to_c} (dangling reference)"),
                 ));
             }

@@ -121,7 +121,11 @@ fn verdict(v: &jsonschema::Validator, json: &Value) -> Result<(), ReportError> {
     // The LEI check digits are beyond JSON Schema; everything else must agree.
     let lei_only = matches!(&ours, Err(ReportError::InvalidField { message, .. }) if message.contains("check digits"));
     if !lei_only {
-        assert_eq!(ours.is_ok(), theirs, "checkers disagree on {json}: ours {ours:?}");
+        assert_eq!(
+            ours.is_ok(),
+            theirs,
+            "checkers disagree on {json}: ours {ours:?}"
+        );
     }
     ours
 }
@@ -311,8 +315,13 @@ fn a_conditional_field_is_required_exactly_when_its_condition_holds() {
                 set_condition(&mut fails, rule.when, false);
                 // Another rule may want the removed value (e.g. 1.5 and 1.6 both ways).
                 let r = verdict(&v, &fails);
-                let ok = r.is_ok() || matches!(&r, Err(ReportError::MissingField { field, .. }) if rule_pair(field, f));
-                assert!(ok, "{stage_name}: {f} missing while {:?} fails: {r:?}", rule.when);
+                let ok = r.is_ok()
+                    || matches!(&r, Err(ReportError::MissingField { field, .. }) if rule_pair(field, f));
+                assert!(
+                    ok,
+                    "{stage_name}: {f} missing while {:?} fails: {r:?}",
+                    rule.when
+                );
             }
         }
     }
@@ -331,7 +340,10 @@ fn every_choice_field_refuses_a_value_outside_its_code_list() {
     let v = standard_validator();
     let json = report(Stage::FinalReport);
     let mut checked = 0;
-    for field in FIELDS.iter().filter(|f| f.no.as_bytes()[0].is_ascii_digit()) {
+    for field in FIELDS
+        .iter()
+        .filter(|f| f.no.as_bytes()[0].is_ascii_digit())
+    {
         let bad = match field.kind {
             Kind::Choice(_) | Kind::Currency => json!("not_a_code"),
             Kind::Multi(_) | Kind::Countries => json!(["not_a_code"]),

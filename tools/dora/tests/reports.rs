@@ -187,7 +187,11 @@ fn missing_mandatory_field_is_refused_with_its_name() {
         matches!(&err, ReportError::MissingField { field, .. } if field == "3.34"),
         "{err}"
     );
-    assert!(err.to_string().contains("give \"temporary_actions\" in the report inputs file"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("give \"temporary_actions\" in the report inputs file"),
+        "{err}"
+    );
     // Final report without root causes.
     let inputs = ReportInputs {
         root_causes: None,
