@@ -11,8 +11,8 @@ use ccbft_dora::register::{self, RegisterConfig};
 use ccbft_dora::report::{self, ReportInputs, Stage};
 use ccbft_dora::resilience::{run_scenario, Evidence, Scenario};
 use ccbft_dora::state::Engine;
-use ccbft_dora::xbrl_csv;
 use ccbft_dora::{audit, dashboard, health, read_bounded};
+use ccbft_dora::{export, xbrl_csv};
 use clap::{Args, Subcommand};
 use serde_json::json;
 use std::path::{Path, PathBuf};
@@ -81,6 +81,16 @@ enum DoraCommand {
         /// Creation time in the package name (RFC 3339; default: now).
         #[arg(long, value_parser = parse_time)]
         created: Option<DateTime<Utc>>,
+    },
+    /// Forward audit entries (incidents, classification changes, reports, tests) and missed
+    /// deadlines to the SIEM/SOAR sinks of the engine configuration (`export`), through a
+    /// persistent outbox under <state>/export; run it from a timer.
+    Export {
+        #[command(flatten)]
+        state: StateArg,
+        /// Time that decides missed deadlines (RFC 3339; default: now).
+        #[arg(long, value_parser = parse_time)]
+        at: Option<DateTime<Utc>>,
     },
     /// Run a resilience-test scenario against a cluster (DORA Art. 24-25).
     /// The target is the deterministic simulator running the cluster's topology; the
@@ -314,6 +324,7 @@ pub fn run(args: DoraArgs) -> anyhow::Result<ExitCode> {
                 None => Ok(exit),
             }
         }
+        DoraCommand::Export { state, at } => cmd_export(&state.state, at.unwrap_or_else(Utc::now)),
         DoraCommand::Test {
             scenario,
             cluster,
@@ -539,6 +550,44 @@ fn cmd_register_xbrl(
             Ok(ExitCode::from(1))
         }
     }
+}
+
+fn cmd_export(state: &Path, now: DateTime<Utc>) -> anyhow::Result<ExitCode> {
+    let engine = Engine::open(state)?;
+    let cfg = engine
+        .config
+        .export
+        .clone()
+        .context("no \"export\" section in config.json (syslog, cef and/or webhook)")?;
+    let mut events = export::audit_events(state)?;
+    for incident in engine.tracker.incidents.iter() {
+        for alert in engine.overdue(incident, now) {
+            events.push(export::from_overdue(&incident.id, &alert));
+        }
+    }
+    let mut outbox = export::Outbox::open(&state.join("export"))?;
+    let new = outbox.enqueue(&events)?;
+    let now_ms = u64::try_from(now.timestamp_millis()).unwrap_or(0);
+    let report = export::deliver_all(&mut outbox, &cfg, now_ms)?;
+    println!(
+        "{new} new events queued ({} in the outbox)",
+        outbox.events().len()
+    );
+    let mut failed = false;
+    for (sink, delivered, error) in report {
+        match error {
+            Some(e) => {
+                failed = true;
+                println!("{sink}: {delivered} delivered, then failed: {e} (retried with back-off)");
+            }
+            None => println!("{sink}: {delivered} delivered"),
+        }
+    }
+    Ok(if failed {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 fn cmd_register_validate(package: &Path) -> anyhow::Result<ExitCode> {

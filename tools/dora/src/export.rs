@@ -127,6 +127,61 @@ pub fn from_audit(entry: &crate::audit::Entry) -> ExportEvent {
     }
 }
 
+/// Every entry of the engine's audit trail (`<state>/audit/audit.jsonl`) as an event, read
+/// line by line (the trail can be large).
+pub fn audit_events(state_dir: &Path) -> Result<Vec<ExportEvent>, ExportError> {
+    let path = state_dir
+        .join(crate::state::AUDIT_DIR)
+        .join(crate::audit::LOG_FILE);
+    if !path.exists() {
+        return Ok(Vec::new());
+    }
+    let file = std::fs::File::open(&path).map_err(|e| io(&path, e))?;
+    let mut out = Vec::new();
+    for (i, line) in BufReader::new(file).lines().enumerate() {
+        let line = line.map_err(|e| io(&path, e))?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let entry: crate::audit::Entry =
+            serde_json::from_str(&line).map_err(|e| ExportError::Malformed {
+                path: format!("{} line {}", path.display(), i + 1),
+                reason: e.to_string(),
+            })?;
+        out.push(from_audit(&entry));
+    }
+    Ok(out)
+}
+
+/// Deliver the outbox to every configured sink once; returns (sink, delivered, error).
+pub fn deliver_all(
+    outbox: &mut Outbox,
+    cfg: &ExportConfig,
+    now_ms: u64,
+) -> Result<Vec<(String, usize, Option<String>)>, ExportError> {
+    let mut sinks: Vec<(&str, Box<dyn Sink>)> = Vec::new();
+    if let Some(s) = &cfg.syslog {
+        sinks.push(("syslog", Box::new(TcpSyslog::new(s.clone(), false)?)));
+    }
+    if let Some(s) = &cfg.cef {
+        sinks.push(("cef", Box::new(TcpSyslog::new(s.clone(), true)?)));
+    }
+    if let Some(w) = &cfg.webhook {
+        sinks.push(("webhook", Box::new(Webhook::new(w)?)));
+    }
+    if sinks.is_empty() {
+        return Err(ExportError::Config(
+            "no sink configured (export.syslog, export.cef or export.webhook)".into(),
+        ));
+    }
+    let mut report = Vec::new();
+    for (name, mut sink) in sinks {
+        let n = outbox.deliver(name, sink.as_mut(), now_ms, cfg)?;
+        report.push((name.to_string(), n, outbox.sink(name).last_error));
+    }
+    Ok(report)
+}
+
 /// A missed reporting deadline as an event (one id per incident and report).
 pub fn from_overdue(incident: &str, alert: &crate::deadlines::OverdueAlert) -> ExportEvent {
     ExportEvent {
@@ -156,7 +211,12 @@ pub fn rfc5424(ev: &ExportEvent, hostname: &str) -> String {
         _ => 6,
     };
     let pri = 13 * 8 + sev;
-    let msgid: String = ev.id.chars().filter(|c| c.is_ascii_graphic()).take(32).collect();
+    let msgid: String = ev
+        .id
+        .chars()
+        .filter(|c| c.is_ascii_graphic())
+        .take(32)
+        .collect();
     format!(
         "<{pri}>1 {} {hostname} ccbft-dora - {msgid} [ccbft@32473 id=\"{}\" kind=\"{}\" subject=\"{}\" severity=\"{}\"] {}",
         ev.at,
@@ -218,13 +278,16 @@ impl Outbox {
         let mut events = Vec::new();
         if path.exists() {
             let text = crate::read_bounded(&path).map_err(|e| io(&path, e))?;
-            for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
-                let ev: ExportEvent = serde_json::from_str(line).map_err(|e| {
-                    ExportError::Malformed {
+            for (i, line) in text
+                .lines()
+                .enumerate()
+                .filter(|(_, l)| !l.trim().is_empty())
+            {
+                let ev: ExportEvent =
+                    serde_json::from_str(line).map_err(|e| ExportError::Malformed {
                         path: format!("{} line {}", path.display(), i + 1),
                         reason: e.to_string(),
-                    }
-                })?;
+                    })?;
                 events.push(ev);
             }
         }
@@ -249,7 +312,10 @@ impl Outbox {
 
     /// Append events not seen before (by id); returns how many were new. Durable on return.
     pub fn enqueue(&mut self, events: &[ExportEvent]) -> Result<usize, ExportError> {
-        let new: Vec<&ExportEvent> = events.iter().filter(|e| !self.ids.contains(&e.id)).collect();
+        let new: Vec<&ExportEvent> = events
+            .iter()
+            .filter(|e| !self.ids.contains(&e.id))
+            .collect();
         if new.is_empty() {
             return Ok(0);
         }
@@ -356,8 +422,10 @@ fn connect(address: &str) -> Result<TcpStream, String> {
         .ok_or_else(|| format!("{address}: no address"))?;
     let timeout = Duration::from_millis(IO_TIMEOUT_MS);
     let s = TcpStream::connect_timeout(&addr, timeout).map_err(|e| format!("{address}: {e}"))?;
-    s.set_write_timeout(Some(timeout)).map_err(|e| e.to_string())?;
-    s.set_read_timeout(Some(timeout)).map_err(|e| e.to_string())?;
+    s.set_write_timeout(Some(timeout))
+        .map_err(|e| e.to_string())?;
+    s.set_read_timeout(Some(timeout))
+        .map_err(|e| e.to_string())?;
     Ok(s)
 }
 
@@ -443,7 +511,10 @@ pub fn read_secret(path: &Path) -> Result<String, ExportError> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(path).map_err(|e| io(path, e))?.permissions().mode();
+        let mode = std::fs::metadata(path)
+            .map_err(|e| io(path, e))?
+            .permissions()
+            .mode();
         if mode & 0o077 != 0 {
             return Err(ExportError::Config(format!(
                 "{} has mode {:o}; a secret file must be 0600 or stricter (chmod 600)",
@@ -511,10 +582,18 @@ mod tests {
     #[test]
     fn formats_escape_their_special_characters() {
         let s = rfc5424(&ev(), "h");
-        assert!(s.starts_with("<106>1 2026-03-03T08:00:00Z h ccbft-dora - audit-7 [ccbft@32473 id=\"audit-7\""), "{s}");
+        assert!(
+            s.starts_with(
+                "<106>1 2026-03-03T08:00:00Z h ccbft-dora - audit-7 [ccbft@32473 id=\"audit-7\""
+            ),
+            "{s}"
+        );
         assert!(s.contains("subject=\"INC-1 \\\"x\\\"\\]\""), "{s}");
         let c = cef(&ev());
-        assert!(c.contains("|classification|a\\|b=c|9|externalId=audit-7"), "{c}");
+        assert!(
+            c.contains("|classification|a\\|b=c|9|externalId=audit-7"),
+            "{c}"
+        );
         assert!(c.ends_with("msg=a|b\\=c"), "{c}");
     }
 }

@@ -74,7 +74,9 @@ fn read_frames(conn: TcpStream, out: &Seen) {
         if r.read_exact(&mut msg).is_err() {
             return;
         }
-        out.lock().unwrap().push(String::from_utf8_lossy(&msg).into());
+        out.lock()
+            .unwrap()
+            .push(String::from_utf8_lossy(&msg).into());
     }
 }
 
@@ -133,7 +135,10 @@ fn ids_once(got: &[String], extract: impl Fn(&str) -> String, want: u32) {
 }
 
 fn syslog_id(msg: &str) -> String {
-    msg.split_whitespace().nth(5).unwrap_or_default().to_string()
+    msg.split_whitespace()
+        .nth(5)
+        .unwrap_or_default()
+        .to_string()
 }
 
 #[test]
@@ -153,7 +158,11 @@ fn syslog_events_arrive_exactly_once_across_an_outage_and_a_restart() {
     assert_eq!(outbox.deliver("syslog", &mut sink, 0, &cfg).unwrap(), 0);
     let state = outbox.sink("syslog");
     assert_eq!((state.failures, state.retry_after_ms), (1, 1_000));
-    assert_eq!(outbox.deliver("syslog", &mut sink, 999, &cfg).unwrap(), 0, "backing off");
+    assert_eq!(
+        outbox.deliver("syslog", &mut sink, 999, &cfg).unwrap(),
+        0,
+        "backing off"
+    );
     assert_eq!(outbox.deliver("syslog", &mut sink, 1_000, &cfg).unwrap(), 0);
     assert_eq!(outbox.sink("syslog").retry_after_ms, 3_000, "doubled");
     // Receiver up: the backlog goes out in order.
@@ -173,7 +182,13 @@ fn syslog_events_arrive_exactly_once_across_an_outage_and_a_restart() {
     let got_now = seen.lock().unwrap().clone();
     assert_eq!(got, got_now, "nothing more arrives");
     ids_once(&got, syslog_id, 7);
-    assert!(got[0].starts_with("<106>1 2026-03-03T08:00:00Z test ccbft-dora - audit-0 [ccbft@32473 id=\"audit-0\""), "{}", got[0]);
+    assert!(
+        got[0].starts_with(
+            "<106>1 2026-03-03T08:00:00Z test ccbft-dora - audit-0 [ccbft@32473 id=\"audit-0\""
+        ),
+        "{}",
+        got[0]
+    );
 }
 
 #[test]
@@ -193,7 +208,13 @@ fn cef_lines_arrive_over_tcp() {
     let got = wait_for(&seen, 3);
     assert_eq!(got[0], cef(&events(0, 1)[0]));
     let ext = |m: &str| {
-        m.split("externalId=").nth(1).unwrap().split(' ').next().unwrap().to_string()
+        m.split("externalId=")
+            .nth(1)
+            .unwrap()
+            .split(' ')
+            .next()
+            .unwrap()
+            .to_string()
     };
     ids_once(&got, ext, 3);
 }
@@ -214,13 +235,28 @@ fn webhook_events_arrive_exactly_once_when_the_receiver_fails_then_recovers() {
     assert_eq!(outbox.deliver("webhook", &mut sink, 0, &cfg).unwrap(), 0);
     // Up but answering 503 twice: each is a failure with a longer back-off.
     let seen = http_receiver(port, 2);
-    assert_eq!(outbox.deliver("webhook", &mut sink, 1_000, &cfg).unwrap(), 0);
-    assert_eq!(outbox.deliver("webhook", &mut sink, 3_000, &cfg).unwrap(), 0);
+    assert_eq!(
+        outbox.deliver("webhook", &mut sink, 1_000, &cfg).unwrap(),
+        0
+    );
+    assert_eq!(
+        outbox.deliver("webhook", &mut sink, 3_000, &cfg).unwrap(),
+        0
+    );
     let s = outbox.sink("webhook");
     assert_eq!(s.failures, 3);
-    assert!(s.last_error.as_deref().unwrap_or("").contains("HTTP 503"), "{s:?}");
-    assert_eq!(outbox.deliver("webhook", &mut sink, 7_000, &cfg).unwrap(), 4);
-    assert_eq!(outbox.deliver("webhook", &mut sink, 8_000, &cfg).unwrap(), 0);
+    assert!(
+        s.last_error.as_deref().unwrap_or("").contains("HTTP 503"),
+        "{s:?}"
+    );
+    assert_eq!(
+        outbox.deliver("webhook", &mut sink, 7_000, &cfg).unwrap(),
+        4
+    );
+    assert_eq!(
+        outbox.deliver("webhook", &mut sink, 8_000, &cfg).unwrap(),
+        0
+    );
     ids_once(&wait_for(&seen, 4), |id| id.to_string(), 4);
 }
 
