@@ -223,7 +223,10 @@ pub const TEMPLATES: [(&str, &[Column]); 8] = [
 
 /// References between templates: (template, column) values must be defined in
 /// (template, column).
-pub const REFERENCES: [((&str, &str), (&str, &str)); 11] = [
+/// A (template, column) cell position.
+pub type At = (&'static str, &'static str);
+
+pub const REFERENCES: [(At, At); 11] = [
     (("B_02.01", "c0030"), ("B_02.01", "c0010")),
     (("B_02.02", "c0010"), ("B_02.01", "c0010")),
     (("B_04.01", "c0010"), ("B_02.01", "c0010")),
