@@ -7,8 +7,8 @@
 //! receiver is down and nothing is sent twice under one id; a failing sink backs off
 //! exponentially. Every message carries the event id (RFC 5424 MSGID and structured data,
 //! CEF `externalId`, the webhook `Idempotency-Key` header) so a receiver can drop a repeat
-//! after a crash between sending and recording. TLS for syslog and HTTPS webhooks is not
-//! implemented yet (see tools/dora/README.md).
+//! after a crash between sending and recording. Syslog runs over TLS (RFC 5425) and
+//! webhooks over HTTPS with rustls, trusting the CA certificates of a configured PEM file.
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -75,8 +75,15 @@ fn backoff_max() -> u64 {
 #[serde(deny_unknown_fields)]
 pub struct SyslogSink {
     pub address: String,
+    /// TLS (RFC 5425); needs `ca_file`.
     #[serde(default)]
     pub tls: bool,
+    /// PEM file of the CA certificates trusted for the receiver.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// Name the receiver's certificate must carry (default: the host of `address`).
+    #[serde(default)]
+    pub server_name: Option<String>,
     #[serde(default = "hostname")]
     pub hostname: String,
 }
@@ -88,8 +95,11 @@ fn hostname() -> String {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WebhookSink {
-    /// `http://host:port/path`.
+    /// `http://host:port/path` or `https://host:port/path` (needs `ca_file`).
     pub url: String,
+    /// PEM file of the CA certificates trusted for an https receiver.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
     /// A file (mode 0600 or stricter) holding a bearer token.
     pub token_file: Option<PathBuf>,
 }
@@ -429,24 +439,130 @@ fn connect(address: &str) -> Result<TcpStream, String> {
     Ok(s)
 }
 
+/// TLS client settings for one receiver.
+#[derive(Clone)]
+pub struct TlsTarget {
+    config: std::sync::Arc<rustls::ClientConfig>,
+    name: rustls_pki_types::ServerName<'static>,
+}
+
+impl TlsTarget {
+    /// Trust the CA certificates of `ca_file` for a receiver called `name`.
+    pub fn new(ca_file: &Path, name: &str) -> Result<TlsTarget, ExportError> {
+        use rustls_pki_types::pem::PemObject;
+        use rustls_pki_types::CertificateDer;
+        let mut roots = rustls::RootCertStore::empty();
+        let certs = CertificateDer::pem_file_iter(ca_file)
+            .map_err(|e| ExportError::Config(format!("{}: {e}", ca_file.display())))?;
+        for cert in certs {
+            let cert =
+                cert.map_err(|e| ExportError::Config(format!("{}: {e}", ca_file.display())))?;
+            roots
+                .add(cert)
+                .map_err(|e| ExportError::Config(format!("{}: {e}", ca_file.display())))?;
+        }
+        if roots.is_empty() {
+            return Err(ExportError::Config(format!(
+                "{} holds no certificate",
+                ca_file.display()
+            )));
+        }
+        let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| ExportError::Config(e.to_string()))?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        let name = rustls_pki_types::ServerName::try_from(name.to_string())
+            .map_err(|e| ExportError::Config(format!("server name {name:?}: {e}")))?;
+        Ok(TlsTarget {
+            config: std::sync::Arc::new(config),
+            name,
+        })
+    }
+}
+
+/// A plain or TLS connection to a receiver.
+pub enum Conn {
+    Plain(TcpStream),
+    Tls(Box<rustls::StreamOwned<rustls::ClientConnection, TcpStream>>),
+}
+
+impl Conn {
+    fn open(address: &str, tls: Option<&TlsTarget>) -> Result<Conn, String> {
+        let tcp = connect(address)?;
+        match tls {
+            None => Ok(Conn::Plain(tcp)),
+            Some(t) => {
+                let conn = rustls::ClientConnection::new(t.config.clone(), t.name.clone())
+                    .map_err(|e| format!("{address}: {e}"))?;
+                let mut s = rustls::StreamOwned::new(conn, tcp);
+                // Complete the handshake now so a certificate problem is reported as such.
+                while s.conn.is_handshaking() {
+                    s.conn
+                        .complete_io(&mut s.sock)
+                        .map_err(|e| format!("{address}: TLS: {e}"))?;
+                }
+                Ok(Conn::Tls(Box::new(s)))
+            }
+        }
+    }
+}
+
+impl Write for Conn {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            Conn::Plain(s) => s.write(buf),
+            Conn::Tls(s) => s.write(buf),
+        }
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            Conn::Plain(s) => s.flush(),
+            Conn::Tls(s) => s.flush(),
+        }
+    }
+}
+
+impl Read for Conn {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            Conn::Plain(s) => s.read(buf),
+            Conn::Tls(s) => s.read(buf),
+        }
+    }
+}
+
+fn host_of(address: &str) -> &str {
+    address.rsplit_once(':').map(|(h, _)| h).unwrap_or(address)
+}
+
 /// Syslog over TCP with octet-counting framing (RFC 6587 3.4.1): RFC 5424 or CEF payloads.
 pub struct TcpSyslog {
     sink: SyslogSink,
     cef: bool,
-    stream: Option<TcpStream>,
+    tls: Option<TlsTarget>,
+    stream: Option<Conn>,
 }
 
 impl TcpSyslog {
     pub fn new(sink: SyslogSink, cef: bool) -> Result<TcpSyslog, ExportError> {
-        if sink.tls {
-            return Err(ExportError::Config(format!(
-                "syslog to {}: TLS is not implemented yet; use a local TLS relay (for example stunnel) and plain TCP to it",
-                sink.address
-            )));
-        }
+        let tls = if sink.tls {
+            let ca = sink.ca_file.as_ref().ok_or_else(|| {
+                ExportError::Config(format!("syslog to {}: tls needs ca_file", sink.address))
+            })?;
+            let name = sink
+                .server_name
+                .clone()
+                .unwrap_or_else(|| host_of(&sink.address).to_string());
+            Some(TlsTarget::new(ca, &name)?)
+        } else {
+            None
+        };
         Ok(TcpSyslog {
             sink,
             cef,
+            tls,
             stream: None,
         })
     }
@@ -461,7 +577,7 @@ impl Sink for TcpSyslog {
         };
         let frame = format!("{} {msg}", msg.len());
         if self.stream.is_none() {
-            self.stream = Some(connect(&self.sink.address)?);
+            self.stream = Some(Conn::open(&self.sink.address, self.tls.as_ref())?);
         }
         let result = self
             .stream
@@ -480,16 +596,24 @@ pub struct Webhook {
     host_port: String,
     path: String,
     token: Option<String>,
+    tls: Option<TlsTarget>,
 }
 
 impl Webhook {
     pub fn new(sink: &WebhookSink) -> Result<Webhook, ExportError> {
-        let rest = sink.url.strip_prefix("http://").ok_or_else(|| {
-            ExportError::Config(format!(
-                "webhook {}: only http:// is implemented; use a local TLS relay for https",
-                sink.url
-            ))
-        })?;
+        let (https, rest) = match (
+            sink.url.strip_prefix("https://"),
+            sink.url.strip_prefix("http://"),
+        ) {
+            (Some(rest), _) => (true, rest),
+            (None, Some(rest)) => (false, rest),
+            _ => {
+                return Err(ExportError::Config(format!(
+                    "webhook {}: the URL must start with http:// or https://",
+                    sink.url
+                )))
+            }
+        };
         let (host_port, path) = match rest.find('/') {
             Some(i) => (rest[..i].to_string(), rest[i..].to_string()),
             None => (rest.to_string(), "/".to_string()),
@@ -498,10 +622,19 @@ impl Webhook {
             Some(p) => Some(read_secret(p)?),
             None => None,
         };
+        let tls = if https {
+            let ca = sink.ca_file.as_ref().ok_or_else(|| {
+                ExportError::Config(format!("webhook {}: https needs ca_file", sink.url))
+            })?;
+            Some(TlsTarget::new(ca, host_of(&host_port))?)
+        } else {
+            None
+        };
         Ok(Webhook {
             host_port,
             path,
             token,
+            tls,
         })
     }
 }
@@ -542,7 +675,7 @@ impl Sink for Webhook {
             ev.id,
             body.len()
         );
-        let mut s = connect(&self.host_port)?;
+        let mut s = Conn::open(&self.host_port, self.tls.as_ref())?;
         s.write_all(request.as_bytes())
             .and_then(|_| s.flush())
             .map_err(|e| format!("{}: {e}", self.host_port))?;

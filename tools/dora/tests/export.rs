@@ -149,6 +149,8 @@ fn syslog_events_arrive_exactly_once_across_an_outage_and_a_restart() {
     let sink_cfg = SyslogSink {
         address: format!("127.0.0.1:{port}"),
         tls: false,
+        ca_file: None,
+        server_name: None,
         hostname: "test".into(),
     };
     let mut outbox = Outbox::open(dir.path()).unwrap();
@@ -201,6 +203,8 @@ fn cef_lines_arrive_over_tcp() {
     let sink_cfg = SyslogSink {
         address: format!("127.0.0.1:{port}"),
         tls: false,
+        ca_file: None,
+        server_name: None,
         hostname: "test".into(),
     };
     let mut sink = TcpSyslog::new(sink_cfg, true).unwrap();
@@ -226,6 +230,7 @@ fn webhook_events_arrive_exactly_once_when_the_receiver_fails_then_recovers() {
     let cfg = config();
     let hook = WebhookSink {
         url: format!("http://127.0.0.1:{port}/dora/events"),
+        ca_file: None,
         token_file: None,
     };
     let mut outbox = Outbox::open(dir.path()).unwrap();
@@ -261,7 +266,7 @@ fn webhook_events_arrive_exactly_once_when_the_receiver_fails_then_recovers() {
 }
 
 #[test]
-fn a_token_file_readable_by_others_is_refused_and_tls_is_said_not_implemented() {
+fn a_token_file_readable_by_others_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let token = dir.path().join("token");
     std::fs::write(&token, "secret\n").unwrap();
@@ -271,6 +276,7 @@ fn a_token_file_readable_by_others_is_refused_and_tls_is_said_not_implemented() 
         std::fs::set_permissions(&token, std::fs::Permissions::from_mode(0o644)).unwrap();
         let hook = WebhookSink {
             url: "http://127.0.0.1:1/x".into(),
+            ca_file: None,
             token_file: Some(token.clone()),
         };
         let err = Webhook::new(&hook).err().unwrap().to_string();
@@ -281,10 +287,151 @@ fn a_token_file_readable_by_others_is_refused_and_tls_is_said_not_implemented() 
     let tls = SyslogSink {
         address: "127.0.0.1:6514".into(),
         tls: true,
+        ca_file: None,
+        server_name: None,
         hostname: "h".into(),
     };
     let err = TcpSyslog::new(tls, false).err().unwrap().to_string();
-    assert!(err.contains("TLS is not implemented"), "{err}");
-    // A Sink is object-safe for the CLI's list of sinks.
+    assert!(err.contains("tls needs ca_file"), "{err}");
     let _: Option<&mut dyn Sink> = None;
+}
+
+/// A self-signed receiver certificate for localhost and 127.0.0.1, and the PEM to trust.
+fn tls_server(dir: &std::path::Path) -> (Arc<rustls::ServerConfig>, std::path::PathBuf) {
+    let ck =
+        rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()]).unwrap();
+    let ca = dir.join("ca.pem");
+    std::fs::write(&ca, ck.cert.pem()).unwrap();
+    let key = rustls_pki_types::PrivateKeyDer::Pkcs8(ck.signing_key.serialize_der().into());
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![ck.cert.der().clone()], key)
+        .unwrap();
+    (Arc::new(config), ca)
+}
+
+fn tls_syslog_receiver(port: u16, config: Arc<rustls::ServerConfig>) -> Seen {
+    let seen: Seen = Arc::default();
+    let listener = TcpListener::bind(("127.0.0.1", port)).unwrap();
+    let out = seen.clone();
+    std::thread::spawn(move || {
+        for tcp in listener.incoming().flatten() {
+            let (out, config) = (out.clone(), config.clone());
+            std::thread::spawn(move || {
+                let conn = rustls::ServerConnection::new(config).unwrap();
+                let stream = rustls::StreamOwned::new(conn, tcp);
+                read_tls_frames(stream, &out);
+            });
+        }
+    });
+    seen
+}
+
+fn read_tls_frames(stream: impl Read, out: &Seen) {
+    let mut r = BufReader::new(stream);
+    loop {
+        let mut len = Vec::new();
+        if r.read_until(b' ', &mut len).unwrap_or(0) == 0 {
+            return;
+        }
+        let Ok(n) = String::from_utf8_lossy(&len).trim().parse::<usize>() else {
+            return;
+        };
+        let mut msg = vec![0; n];
+        if r.read_exact(&mut msg).is_err() {
+            return;
+        }
+        out.lock()
+            .unwrap()
+            .push(String::from_utf8_lossy(&msg).into());
+    }
+}
+
+#[test]
+fn syslog_over_tls_delivers_exactly_once_and_refuses_an_untrusted_receiver() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, ca) = tls_server(dir.path());
+    let port = free_port();
+    let sink_cfg = SyslogSink {
+        address: format!("127.0.0.1:{port}"),
+        tls: true,
+        ca_file: Some(ca),
+        server_name: Some("localhost".into()),
+        hostname: "test".into(),
+    };
+    let cfg = config();
+    let mut outbox = Outbox::open(&dir.path().join("out")).unwrap();
+    outbox.enqueue(&events(0, 3)).unwrap();
+    let mut sink = TcpSyslog::new(sink_cfg.clone(), false).unwrap();
+    assert_eq!(
+        outbox.deliver("syslog", &mut sink, 0, &cfg).unwrap(),
+        0,
+        "down"
+    );
+    let seen = tls_syslog_receiver(port, server);
+    assert_eq!(outbox.deliver("syslog", &mut sink, 1_000, &cfg).unwrap(), 3);
+    assert_eq!(outbox.deliver("syslog", &mut sink, 2_000, &cfg).unwrap(), 0);
+    ids_once(&wait_for(&seen, 3), syslog_id, 3);
+    // A receiver whose certificate is not signed by the configured CA is refused.
+    let other = tempfile::tempdir().unwrap();
+    let (_, wrong_ca) = tls_server(other.path());
+    let mut outbox = Outbox::open(&other.path().join("out")).unwrap();
+    outbox.enqueue(&events(0, 1)).unwrap();
+    let mut sink = TcpSyslog::new(
+        SyslogSink {
+            ca_file: Some(wrong_ca),
+            ..sink_cfg
+        },
+        false,
+    )
+    .unwrap();
+    assert_eq!(outbox.deliver("syslog", &mut sink, 0, &cfg).unwrap(), 0);
+    let err = outbox.sink("syslog").last_error.unwrap_or_default();
+    assert!(err.contains("TLS"), "{err}");
+}
+
+#[test]
+fn https_webhook_delivers_over_tls() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, ca) = tls_server(dir.path());
+    let port = free_port();
+    let listener = TcpListener::bind(("127.0.0.1", port)).unwrap();
+    let seen: Seen = Arc::default();
+    let out = seen.clone();
+    std::thread::spawn(move || {
+        for tcp in listener.incoming().flatten() {
+            let conn = rustls::ServerConnection::new(server.clone()).unwrap();
+            let mut s = rustls::StreamOwned::new(conn, tcp);
+            let mut head = Vec::new();
+            let mut byte = [0u8; 1];
+            while !head.ends_with(b"\r\n\r\n") && s.read(&mut byte).unwrap_or(0) == 1 {
+                head.push(byte[0]);
+            }
+            let head = String::from_utf8_lossy(&head).to_string();
+            let key = head
+                .lines()
+                .find_map(|l| l.strip_prefix("Idempotency-Key: "))
+                .unwrap_or_default()
+                .to_string();
+            out.lock().unwrap().push(key);
+            let _ = s.write_all(b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n");
+            let _ = s.flush();
+        }
+    });
+    let hook = WebhookSink {
+        url: format!("https://127.0.0.1:{port}/dora"),
+        ca_file: Some(ca),
+        token_file: None,
+    };
+    let mut outbox = Outbox::open(&dir.path().join("out")).unwrap();
+    outbox.enqueue(&events(0, 2)).unwrap();
+    let mut sink = Webhook::new(&hook).unwrap();
+    assert_eq!(
+        outbox.deliver("webhook", &mut sink, 0, &config()).unwrap(),
+        2
+    );
+    ids_once(&wait_for(&seen, 2), |id| id.to_string(), 2);
 }
