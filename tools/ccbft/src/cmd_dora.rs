@@ -12,6 +12,7 @@ use ccbft_dora::report::{self, ReportInputs, Stage};
 use ccbft_dora::resilience::{run_scenario, Evidence, Scenario};
 use ccbft_dora::state::Engine;
 use ccbft_dora::{audit, dashboard, health, read_bounded};
+use ccbft_dora::{export, xbrl_csv};
 use clap::{Args, Subcommand};
 use serde_json::json;
 use std::path::{Path, PathBuf};
@@ -59,9 +60,12 @@ enum DoraCommand {
         json: bool,
     },
     /// Register of information (Implementing Regulation (EU) 2024/2956) and concentration risk (DORA Art. 29).
+    #[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
     Register {
+        #[command(subcommand)]
+        command: Option<RegisterCommand>,
         #[arg(long)]
-        cluster: PathBuf,
+        cluster: Option<PathBuf>,
         /// Operator identifiers (LEIs, contracts, ...) as JSON.
         #[arg(long)]
         config: Option<PathBuf>,
@@ -71,6 +75,22 @@ enum DoraCommand {
         /// Write one CSV file per template into this directory.
         #[arg(long)]
         csv_dir: Option<PathBuf>,
+        /// Write the EBA plain-csv (xBRL-CSV) report package (ZIP) to this file.
+        #[arg(long)]
+        xbrl_csv: Option<PathBuf>,
+        /// Creation time in the package name (RFC 3339; default: now).
+        #[arg(long, value_parser = parse_time)]
+        created: Option<DateTime<Utc>>,
+    },
+    /// Forward audit entries (incidents, classification changes, reports, tests) and missed
+    /// deadlines to the SIEM/SOAR sinks of the engine configuration (`export`), through a
+    /// persistent outbox under <state>/export; run it from a timer.
+    Export {
+        #[command(flatten)]
+        state: StateArg,
+        /// Time that decides missed deadlines (RFC 3339; default: now).
+        #[arg(long, value_parser = parse_time)]
+        at: Option<DateTime<Utc>>,
     },
     /// Run a resilience-test scenario against a cluster (DORA Art. 24-25).
     /// The target is the deterministic simulator running the cluster's topology; the
@@ -149,6 +169,13 @@ enum DoraCommand {
         #[arg(long, value_parser = parse_time)]
         at: Option<DateTime<Utc>>,
     },
+}
+
+#[derive(Subcommand)]
+enum RegisterCommand {
+    /// Check an xBRL-CSV register package locally (structure, names, columns, codes, LEIs,
+    /// references); exit 1 with one line per finding.
+    Validate { package: PathBuf },
 }
 
 #[derive(Subcommand)]
@@ -278,11 +305,26 @@ pub fn run(args: DoraArgs) -> anyhow::Result<ExitCode> {
             cmd_deadlines(&input, &reporting.config()?, now, json)
         }
         DoraCommand::Register {
+            command: Some(RegisterCommand::Validate { package }),
+            ..
+        } => cmd_register_validate(&package),
+        DoraCommand::Register {
+            command: None,
             cluster,
             config,
             json,
             csv_dir,
-        } => cmd_register(&cluster, config.as_deref(), json, csv_dir.as_deref()),
+            xbrl_csv,
+            created,
+        } => {
+            let cluster = cluster.context("--cluster is required")?;
+            let exit = cmd_register(&cluster, config.as_deref(), json, csv_dir.as_deref())?;
+            match xbrl_csv {
+                Some(out) => cmd_register_xbrl(&cluster, config.as_deref(), &out, created),
+                None => Ok(exit),
+            }
+        }
+        DoraCommand::Export { state, at } => cmd_export(&state.state, at.unwrap_or_else(Utc::now)),
         DoraCommand::Test {
             scenario,
             cluster,
@@ -478,6 +520,91 @@ fn cmd_register(
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn cmd_register_xbrl(
+    cluster: &Path,
+    config: Option<&Path>,
+    out: &Path,
+    created: Option<DateTime<Utc>>,
+) -> anyhow::Result<ExitCode> {
+    let topology = Topology::load(cluster)?;
+    let config: RegisterConfig = match config {
+        Some(p) => read_json(p)?,
+        None => RegisterConfig::default(),
+    };
+    let created = created.unwrap_or_else(Utc::now);
+    match xbrl_csv::package(&topology, &config, created) {
+        Ok(package) => {
+            xbrl_csv::write_zip(&package, out)?;
+            eprintln!(
+                "wrote {} (package {}; file it as {}.zip)",
+                out.display(),
+                package.name,
+                package.name
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            Ok(ExitCode::from(1))
+        }
+    }
+}
+
+fn cmd_export(state: &Path, now: DateTime<Utc>) -> anyhow::Result<ExitCode> {
+    let engine = Engine::open(state)?;
+    let cfg = engine
+        .config
+        .export
+        .clone()
+        .context("no \"export\" section in config.json (syslog, cef and/or webhook)")?;
+    let mut events = export::audit_events(state)?;
+    for incident in engine.tracker.incidents.iter() {
+        for alert in engine.overdue(incident, now) {
+            events.push(export::from_overdue(&incident.id, &alert));
+        }
+    }
+    let mut outbox = export::Outbox::open(&state.join("export"))?;
+    let new = outbox.enqueue(&events)?;
+    let now_ms = u64::try_from(now.timestamp_millis()).unwrap_or(0);
+    let report = export::deliver_all(&mut outbox, &cfg, now_ms)?;
+    println!(
+        "{new} new events queued ({} in the outbox)",
+        outbox.events().len()
+    );
+    let mut failed = false;
+    for (sink, delivered, error) in report {
+        match error {
+            Some(e) => {
+                failed = true;
+                println!("{sink}: {delivered} delivered, then failed: {e} (retried with back-off)");
+            }
+            None => println!("{sink}: {delivered} delivered"),
+        }
+    }
+    Ok(if failed {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn cmd_register_validate(package: &Path) -> anyhow::Result<ExitCode> {
+    let findings = xbrl_csv::validate_zip(package)?;
+    if findings.is_empty() {
+        println!("{}: accepted by the local checks", package.display());
+        return Ok(ExitCode::SUCCESS);
+    }
+    for f in &findings {
+        println!("{f}");
+    }
+    println!(
+        "{}: refused ({} findings)",
+        package.display(),
+        findings.len()
+    );
+    Ok(ExitCode::from(1))
 }
 
 fn cmd_test(

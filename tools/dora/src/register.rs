@@ -85,6 +85,8 @@ pub struct RegisterConfig {
     /// Keyed by provider name as in the topology (`aws`, `azure`, ...).
     pub providers: BTreeMap<String, ProviderInfo>,
     pub function: FunctionInfo,
+    /// Package facts for the xBRL-CSV register ([`crate::xbrl_csv`]).
+    pub xbrl: Option<crate::xbrl_csv::XbrlConfig>,
 }
 
 /// One column of a template.

@@ -72,6 +72,8 @@ pub struct EngineConfig {
     pub merge: MergePolicy,
     /// Microenterprise or DORA Art. 16(1) entity: Art. 8(2) recurring incidents do not apply.
     pub recurring_exempt: bool,
+    /// SIEM/SOAR export sinks ([`crate::export`]).
+    pub export: Option<crate::export::ExportConfig>,
 }
 
 /// An open state directory.
