@@ -93,7 +93,12 @@ const HEADER: &str = "[cluster]\nname = \"t\"\n[[domains]]\nname = \"aws/r1\"\n"
 
 fn replicas(count: u32, domain: &str) -> String {
     (0..count)
-        .map(|i| format!("[[replicas]]\nid = {i}\ndomain = \"{domain}\"\naddress = \"127.0.0.1:{}\"\n", 7000 + i))
+        .map(|i| {
+            format!(
+                "[[replicas]]\nid = {i}\ndomain = \"{domain}\"\naddress = \"127.0.0.1:{}\"\n",
+                7000 + i
+            )
+        })
         .collect()
 }
 

@@ -409,7 +409,9 @@ pub fn keygen(args: KeygenArgs) -> anyhow::Result<ExitCode> {
 /// beside the new committee.
 fn remove_stale_keys(dir: &Path, replicas: u32) -> anyhow::Result<()> {
     for entry in fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))? {
-        let path = entry.with_context(|| format!("reading {}", dir.display()))?.path();
+        let path = entry
+            .with_context(|| format!("reading {}", dir.display()))?
+            .path();
         let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
             continue;
         };

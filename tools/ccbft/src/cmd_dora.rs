@@ -551,16 +551,24 @@ fn cmd_classify(file: &Path, reporting: &ReportingArgs, json: bool) -> anyhow::R
 }
 
 fn print_classification(c: &ccbft_dora::classify::Classification) {
-    println!(
-        "major incident: {}",
-        if c.major { "yes" } else { "no" }
-    );
+    println!("major incident: {}", if c.major { "yes" } else { "no" });
     let met: Vec<String> = c
         .criteria_met
         .iter()
-        .map(|x| serde_json::to_value(x).map(|v| v.to_string()).unwrap_or_default())
+        .map(|x| {
+            serde_json::to_value(x)
+                .map(|v| v.to_string())
+                .unwrap_or_default()
+        })
         .collect();
-    println!("criteria met: {}", if met.is_empty() { "none".to_string() } else { met.join(", ") });
+    println!(
+        "criteria met: {}",
+        if met.is_empty() {
+            "none".to_string()
+        } else {
+            met.join(", ")
+        }
+    );
     println!("{}", c.explanation);
 }
 
@@ -656,12 +664,19 @@ fn cmd_register(
 /// `register` section is used (with the profile's name and LEI when the section has none).
 fn register_config(path: &Path) -> anyhow::Result<RegisterConfig> {
     let value: serde_json::Value = read_json(path)?;
-    let engine_keys = ["reporting", "profile", "register", "merge", "recurring_exempt"];
+    let engine_keys = [
+        "reporting",
+        "profile",
+        "register",
+        "merge",
+        "recurring_exempt",
+    ];
     let is_engine = value
         .as_object()
         .is_some_and(|o| o.keys().any(|k| engine_keys.contains(&k.as_str())));
     if !is_engine {
-        return serde_json::from_value(value).with_context(|| format!("parsing {}", path.display()));
+        return serde_json::from_value(value)
+            .with_context(|| format!("parsing {}", path.display()));
     }
     let engine: ccbft_dora::state::EngineConfig =
         serde_json::from_value(value).with_context(|| format!("parsing {}", path.display()))?;
@@ -855,7 +870,8 @@ fn cmd_incident(command: IncidentCommand) -> anyhow::Result<ExitCode> {
             return cmd_incident_list(&state.state, now.unwrap_or_else(Utc::now), json.json)
         }
         IncidentCommand::Facts { state, id, file } => {
-            let text = read_bounded(&file).with_context(|| format!("reading {}", file.display()))?;
+            let text =
+                read_bounded(&file).with_context(|| format!("reading {}", file.display()))?;
             let facts: OperatorFacts = serde_json::from_str(&text)
                 .with_context(|| format!("operator facts {}", file.display()))?;
             Engine::open(&state.state)?.set_facts(&id, facts, Utc::now())?;

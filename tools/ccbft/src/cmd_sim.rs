@@ -212,7 +212,9 @@ fn judge_incomplete(reports: &mut [RunReport]) -> Vec<usize> {
     let mut cut = Vec::new();
     for (i, report) in reports.iter_mut().enumerate() {
         if hit_event_cap(report) {
-            report.violations.retain(|v| !v.what.starts_with("liveness:"));
+            report
+                .violations
+                .retain(|v| !v.what.starts_with("liveness:"));
             cut.push(i);
         }
     }
@@ -262,7 +264,12 @@ fn replay_command(seed: u64, args: &SimArgs) -> String {
     opt("byzantine", args.byzantine.map(|v| v.to_string()));
     opt("shards", args.shards.map(|v| v.to_string()));
     opt("crashes", args.crashes.map(|v| v.name().to_string()));
-    opt("cluster", args.cluster.as_ref().map(|p| shell_word(&p.display().to_string())));
+    opt(
+        "cluster",
+        args.cluster
+            .as_ref()
+            .map(|p| shell_word(&p.display().to_string())),
+    );
     opt("plant-bug", args.plant_bug.as_deref().map(shell_word));
     opt("strategy", args.strategy.as_deref().map(shell_word));
     opt("fault-ms", Some(args.fault_ms.to_string()));
@@ -529,6 +536,91 @@ fn print_topology(topology: &Topology) {
         println!(
             "  losing {:<6}: {} of {} replicas left, quorum {} -> {verdict}",
             loss.provider, loss.remaining, quorum.n, loss.quorum
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ccbft_core::sim::checker::Violation;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Wrapper {
+        #[command(flatten)]
+        sim: SimArgs,
+    }
+
+    fn report(seed: u64, events: u64, what: &[&str]) -> RunReport {
+        RunReport {
+            seed,
+            events,
+            simulated_us: 124_000_000,
+            violations: what
+                .iter()
+                .map(|w| Violation {
+                    seed,
+                    what: w.to_string(),
+                })
+                .collect(),
+            ..RunReport::default()
+        }
+    }
+
+    #[test]
+    fn a_run_cut_at_the_event_cap_is_incomplete_not_a_liveness_violation() {
+        let cap = sim::EVENTS_PER_RUN_MAX;
+        let mut reports = vec![
+            report(1, cap, &["liveness: r0 has not executed 5 of 9 submitted transactions after stabilisation"]),
+            report(2, cap, &["agreement: r0 and r1 executed different blocks at height 3"]),
+            report(3, cap - 1, &["liveness: r0 has not executed 5 of 9 submitted transactions after stabilisation"]),
+        ];
+        let cut = judge_incomplete(&mut reports);
+        assert_eq!(cut, vec![0, 1]);
+        assert!(
+            reports[0].violations.is_empty(),
+            "liveness of a cut run is not judged"
+        );
+        assert_eq!(reports[1].violations.len(), 1, "a safety finding stands");
+        assert_eq!(reports[2].violations.len(), 1, "a complete run is judged");
+        let value = incomplete_json(&reports, &cut);
+        assert_eq!(value["runs"].as_array().map(Vec::len), Some(2));
+        assert_eq!(value["liveness_judged"], json!(false));
+    }
+
+    #[test]
+    fn the_replay_hint_repeats_every_option() {
+        let w = Wrapper::parse_from([
+            "x",
+            "--seeds",
+            "50",
+            "--replicas",
+            "7",
+            "--domains",
+            "3",
+            "--byzantine",
+            "2",
+            "--shards",
+            "2",
+            "--crashes",
+            "yes",
+            "--plant-bug",
+            "skip-qc-check",
+            "--strategy",
+            "fork",
+            "--fault-ms",
+            "600000",
+            "--stable-ms",
+            "5000",
+            "--tx-per-s",
+            "100",
+            "--cluster",
+            "my cluster.toml",
+        ]);
+        assert_eq!(
+            replay_command(17, &w.sim),
+            "ccbft sim --seed 17 --replicas 7 --domains 3 --byzantine 2 --shards 2 --crashes yes --cluster 'my cluster.toml' --plant-bug skip-qc-check --strategy fork --fault-ms 600000 --stable-ms 5000 --tx-per-s 100 --trace"
         );
     }
 }

@@ -49,7 +49,12 @@ fn classify_prints_major_criteria_and_explanation() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("incident.json");
     std::fs::write(&file, incident().to_string()).unwrap();
-    let out = stdout_json(&ccbft(&["dora", "classify", "--json", file.to_str().unwrap()]));
+    let out = stdout_json(&ccbft(&[
+        "dora",
+        "classify",
+        "--json",
+        file.to_str().unwrap(),
+    ]));
     assert_eq!(out["major"], json!(true));
     assert_eq!(
         out["criteria_met"],
@@ -70,7 +75,12 @@ fn classify_prints_major_criteria_and_explanation() {
     minor["clients"]["affected"] = json!(100000);
     minor["reputational"] = json!([]);
     std::fs::write(&file, minor.to_string()).unwrap();
-    let out = stdout_json(&ccbft(&["dora", "classify", "--json", file.to_str().unwrap()]));
+    let out = stdout_json(&ccbft(&[
+        "dora",
+        "classify",
+        "--json",
+        file.to_str().unwrap(),
+    ]));
     assert_eq!(out["major"], json!(false));
     assert_eq!(out["criteria_met"], json!(["critical_services"]));
 }

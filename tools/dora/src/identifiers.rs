@@ -9,7 +9,9 @@ pub const LEI_LEN: usize = 20;
 pub enum LeiError {
     #[error("a LEI has {LEI_LEN} characters, {0:?} has {1}")]
     Length(String, usize),
-    #[error("a LEI has upper-case letters and digits only (and two check digits at the end): {0:?}")]
+    #[error(
+        "a LEI has upper-case letters and digits only (and two check digits at the end): {0:?}"
+    )]
     Characters(String),
     #[error("{0:?} fails the ISO 17442 check digits (ISO 7064 MOD 97-10)")]
     CheckDigits(String),

@@ -127,7 +127,10 @@ impl OperatorFacts {
         };
         amount("economic_impact_eur", self.economic_impact_eur)?;
         if let Some(t) = &self.transactions {
-            amount("transactions.value_affected_eur", Some(t.value_affected_eur))?;
+            amount(
+                "transactions.value_affected_eur",
+                Some(t.value_affected_eur),
+            )?;
             amount(
                 "transactions.daily_average_value_eur",
                 Some(t.daily_average_value_eur),
@@ -249,7 +252,11 @@ impl Incident {
     }
 
     /// Refuse a time before detection (the deadlines are counted from detection).
-    pub fn check_after_detection(&self, what: &str, at: DateTime<Utc>) -> Result<(), IncidentError> {
+    pub fn check_after_detection(
+        &self,
+        what: &str,
+        at: DateTime<Utc>,
+    ) -> Result<(), IncidentError> {
         if at >= self.detected_at {
             return Ok(());
         }

@@ -279,10 +279,7 @@ impl Engine {
             let Some(t) = &self.topology else { continue };
             if let Some(d) = &event.domain {
                 if !t.domains.iter().any(|x| &x.name == d) {
-                    return Err(bad(format!(
-                        "domain {d:?} is not in cluster {:?}",
-                        t.name
-                    )));
+                    return Err(bad(format!("domain {d:?} is not in cluster {:?}", t.name)));
                 }
             }
             if let Some(r) = event.replica {
@@ -378,8 +375,7 @@ impl Engine {
             path: id.to_string(),
             reason: e.to_string(),
         })?;
-        if let (Stage::IntermediateReport, Some(initial)) = (stage, incident.reports_sent.initial)
-        {
+        if let (Stage::IntermediateReport, Some(initial)) = (stage, incident.reports_sent.initial) {
             if at < initial {
                 return Err(StateError::Invalid {
                     path: id.to_string(),
