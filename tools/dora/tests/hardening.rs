@@ -311,3 +311,38 @@ fn times_at_and_past_the_accepted_range() {
         }
     }
 }
+
+#[test]
+fn an_idle_connection_does_not_stall_the_dashboard() {
+    use std::io::{Read, Write};
+    use std::net::TcpStream;
+    let dir = tempfile::tempdir().unwrap();
+    engine(dir.path());
+    let server = ccbft_dora::dashboard::Server::start(dir.path(), "127.0.0.1:0").unwrap();
+    // A client that connects and sends nothing.
+    let _idle = TcpStream::connect(server.addr).unwrap();
+    let mut s = TcpStream::connect(server.addr).unwrap();
+    // Well under the server's I/O timeout, which is how long the idle client could hold a
+    // server that serves one connection at a time.
+    let bound = std::time::Duration::from_secs(ccbft_dora::dashboard::IO_TIMEOUT_SECONDS / 2);
+    s.set_read_timeout(Some(bound)).unwrap();
+    write!(s, "GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n").unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out)
+        .expect("answered while another connection is idle");
+    assert!(out.starts_with("HTTP/1.1 200 OK"), "{out}");
+    drop(_idle);
+    server.stop();
+}
+
+#[test]
+fn the_dashboard_says_a_test_ran_on_the_simulator() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = engine(dir.path());
+    let mut evidence = evidence(10);
+    evidence.target = "deterministic simulator, seed 7".into();
+    e.record_test(&evidence).unwrap();
+    let (html, _) = ccbft_dora::dashboard::render_dir(dir.path(), at(20)).unwrap();
+    assert!(html.contains("deterministic simulator, seed 7"));
+    assert!(html.contains("simulated time mapped onto the wall-clock time"));
+}
