@@ -398,7 +398,8 @@ pub fn run(args: DoraArgs) -> anyhow::Result<ExitCode> {
                 state.state.display()
             );
             server.wait();
-            Ok(ExitCode::SUCCESS)
+            // The server runs until killed: its accept loop ending is a failure.
+            bail!("the dashboard server stopped unexpectedly")
         }
         DoraCommand::SetCluster { state, cluster } => {
             let text =

@@ -708,3 +708,37 @@ fn same_second_resilience_tests_keep_every_evidence_record() {
     let verdict: serde_json::Value = serde_json::from_slice(&audit.stdout).unwrap();
     assert_eq!(verdict["ok"], serde_json::json!(true));
 }
+
+#[test]
+fn keygen_force_leaves_no_stale_keys_of_a_larger_committee() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("keys");
+    let out_s = out.display().to_string();
+    let seed = "22".repeat(32);
+    for (replicas, force) in [("7", false), ("4", true)] {
+        let mut args = vec![
+            "keygen",
+            "--out",
+            &out_s,
+            "--replicas",
+            replicas,
+            "--seed",
+            &seed,
+        ];
+        if force {
+            args.push("--force");
+        }
+        let o = ccbft(&args);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    let mut names: Vec<String> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        .filter(|n| n.starts_with("replica-"))
+        .collect();
+    names.sort();
+    assert_eq!(names.len(), 16, "four files per replica 0..3: {names:?}");
+    assert!(names.iter().all(|n| !n.starts_with("replica-4")
+        && !n.starts_with("replica-5")
+        && !n.starts_with("replica-6")));
+}
