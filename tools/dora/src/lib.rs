@@ -27,6 +27,7 @@
 //! - [`dashboard`]: the HTML dashboard and its small HTTP server.
 //! - [`state`]: the engine's state directory.
 //! - [`threat`]: significant cyber threats (Art. 10 of 2024/1772).
+//! - [`identifiers`]: LEI (ISO 17442) and country code (ISO 3166-1) checks.
 
 /// Re-exported so that the CLI uses the same time types.
 pub use chrono;
@@ -40,6 +41,7 @@ pub mod deadlines;
 pub mod export;
 pub mod health;
 pub mod html;
+pub mod identifiers;
 pub mod incident;
 pub mod register;
 pub mod report;

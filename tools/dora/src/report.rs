@@ -86,6 +86,7 @@ impl Stage {
 
 /// A contact person (fields 1.7-1.12).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Contact {
     pub name: String,
     pub email: String,
@@ -95,6 +96,7 @@ pub struct Contact {
 /// The reporting entity: general information of Art. 1 of 2025/301 (fields 1.2-1.15).
 /// Operator configuration.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct EntityProfile {
     pub name: String,
     pub lei: String,
