@@ -31,7 +31,10 @@ fn crashes_restore_from_records_and_stay_safe_and_live() {
         assert!(restores >= 24, "every run restarts a replica ({restores})");
         lost += reports.iter().map(|r| r.lost_records).sum::<u64>();
     }
-    assert!(lost > 0, "some crashes lost records that were not durable yet");
+    assert!(
+        lost > 0,
+        "some crashes lost records that were not durable yet"
+    );
 }
 
 /// The first violation a planted bug causes within 500 seeds.
