@@ -232,7 +232,10 @@ enum DoraCommand {
 enum RegisterCommand {
     /// Check an xBRL-CSV register package locally (structure, names, columns, codes, LEIs,
     /// references); exit 1 with one line per finding.
-    Validate { package: PathBuf },
+    Validate {
+        /// The package (ZIP) written by `register --xbrl-csv`.
+        package: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
