@@ -67,14 +67,9 @@ pub fn prepare_payload(lane: Lane, view: View, seq: Seq, digest: &Digest) -> Vec
     .concat()
 }
 
+/// The same bytes as a prepare's: the signing tag tells the two votes apart.
 pub fn commit_payload(lane: Lane, view: View, seq: Seq, digest: &Digest) -> Vec<u8> {
-    [
-        &lane.bytes()[..],
-        &view.to_le_bytes(),
-        &seq.to_le_bytes(),
-        digest,
-    ]
-    .concat()
+    prepare_payload(lane, view, seq, digest)
 }
 
 /// Proof that a batch prepared in a view: q_d prepare signatures (the pre-prepare counts).

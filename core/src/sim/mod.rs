@@ -245,24 +245,6 @@ struct Sim {
     audit_restores: bool,
 }
 
-/// One line naming a vote-like message, for violations.
-fn describe_vote(message: &crate::messages::Message) -> String {
-    use crate::messages::{GlobalMessage, LocalMessage, Message};
-    match message {
-        Message::Global(GlobalMessage::Vote { round, .. }) => {
-            format!("global vote of round {round}")
-        }
-        Message::Local(LocalMessage::PrePrepare { view, seq, .. }) => {
-            format!("pre-prepare v{view} n{seq}")
-        }
-        Message::Local(LocalMessage::Prepare { view, seq, .. }) => {
-            format!("prepare v{view} n{seq}")
-        }
-        Message::Local(LocalMessage::Commit { view, seq, .. }) => format!("commit v{view} n{seq}"),
-        _ => "a message".into(),
-    }
-}
-
 /// Run one seed.
 pub fn run(seed: u64, options: &SimOptions) -> Result<RunReport, SimError> {
     let bugs = match &options.bug {
@@ -718,7 +700,7 @@ impl Sim {
                 what: format!(
                     "durability: restored r{id} forgot {} message(s) it sent, first {}",
                     forgotten.len(),
-                    describe_vote(first)
+                    OwnVotes::describe(first)
                 ),
             });
         }

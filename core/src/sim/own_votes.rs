@@ -58,6 +58,11 @@ impl OwnVotes {
         (sent.into_iter().filter(|m| !remembers(m)).collect(), count)
     }
 
+    /// The slot a vote-like message fills, for violations.
+    pub fn describe(message: &Message) -> String {
+        Self::slot(message).map_or_else(|| "a message".into(), |(slot, _)| format!("{slot:?}"))
+    }
+
     fn slot(message: &Message) -> Option<(Slot, Digest)> {
         Some(match message {
             Message::Global(GlobalMessage::Vote { round, block, .. }) => {
