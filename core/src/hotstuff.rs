@@ -101,9 +101,12 @@ pub enum GlobalOutput {
     },
     /// A block is final; emitted once per block, in chain order.
     Commit(Arc<Block>),
-    /// We need the batches of `lane` up to `upto` before we can vote; `from` holds them.
+    /// We need the batches of `lane` from `first` up to `upto` before we can vote; `from`
+    /// holds them. `first` may be below what we hold contiguously: a domain beyond its fault
+    /// bound can certify two batches at one sequence, and the block orders the other one.
     NeedBatches {
         lane: usize,
+        first: Seq,
         upto: Seq,
         from: ReplicaId,
     },
@@ -669,17 +672,18 @@ impl Global {
             return;
         }
         self.store_block(block.clone());
-        let missing: BTreeMap<usize, Seq> = block
-            .ordered(&parent.cut)
-            .into_iter()
-            .filter(|(lane, seq, digest)| !self.holds(*lane, *seq, digest))
-            .map(|(lane, _, _)| (lane, block.cut[lane]))
-            .collect();
+        let mut missing: BTreeMap<usize, Seq> = BTreeMap::new();
+        for (lane, seq, digest) in block.ordered(&parent.cut) {
+            if !self.holds(lane, seq, &digest) {
+                missing.entry(lane).or_insert(seq);
+            }
+        }
         if !missing.is_empty() {
-            for (lane, upto) in missing {
+            for (lane, first) in missing {
                 out.push(GlobalOutput::NeedBatches {
                     lane,
-                    upto,
+                    first,
+                    upto: block.cut[lane],
                     from: block.proposer,
                 });
             }

@@ -23,7 +23,7 @@ use crate::messages::{
 use crate::pbft::{LocalConfig, LocalOutput, LocalShard};
 use crate::topology::{ReplicaId, Topology};
 use crate::vote_pattern::{PolicyConfig, VotePattern, VotePatternPolicy};
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 
 /// Messages awaiting signature verification.
@@ -716,8 +716,9 @@ impl Replica {
         };
         let seq = lc.seq;
         self.on_batch(lc, payload, signer, actions);
-        if seq > self.contiguous[lane].saturating_add(1) {
-            self.request_batches(lane, seq - 1, from, actions);
+        let next = self.contiguous[lane].saturating_add(1);
+        if seq > next {
+            self.request_batches(lane, next, seq - 1, from, actions);
         }
     }
 
@@ -761,8 +762,9 @@ impl Replica {
                     self.on_local_commit(lc, payload, signer, actions)
                 }
                 LocalOutput::NeedBatches { upto, from } => {
-                    let lane = self.shards[shard].lane();
-                    self.request_batches(self.lane_index(lane), upto, from, actions);
+                    let lane = self.lane_index(self.shards[shard].lane());
+                    let next = self.contiguous[lane].saturating_add(1);
+                    self.request_batches(lane, next, upto, from, actions);
                 }
                 LocalOutput::PeerBehind { peer, from_seq } => {
                     let lane = self.shards[shard].lane();
@@ -895,14 +897,17 @@ impl Replica {
         self.execute_ready(signer, actions);
     }
 
+    /// Ask for the batches of `lane` from `first` (or the first we lack, if lower) to `upto`.
     fn request_batches(
         &mut self,
         lane: usize,
+        first: Seq,
         upto: Seq,
         from: ReplicaId,
         actions: &mut Vec<Action>,
     ) {
-        if upto <= self.contiguous[lane] {
+        let first = first.min(self.contiguous[lane].saturating_add(1));
+        if upto < first {
             return;
         }
         // Ask the suggested holder first; if that is us (we proposed before a crash), or on
@@ -926,7 +931,7 @@ impl Replica {
         self.batch_requests.insert(lane, self.now);
         let message = Message::BatchRequest {
             lane: self.lanes[lane],
-            seq: self.contiguous[lane] + 1,
+            seq: first,
             upto,
             from: self.config.me,
         };
@@ -987,9 +992,12 @@ impl Replica {
                     self.to_execute.push_back(block);
                     self.execute_ready(signer, actions);
                 }
-                GlobalOutput::NeedBatches { lane, upto, from } => {
-                    self.request_batches(lane, upto, from, actions)
-                }
+                GlobalOutput::NeedBatches {
+                    lane,
+                    first,
+                    upto,
+                    from,
+                } => self.request_batches(lane, first, upto, from, actions),
                 GlobalOutput::Evidence(evidence) => self.evidence(evidence, actions),
                 GlobalOutput::Event(event) => self.global_event(event, actions),
             }
@@ -1036,13 +1044,14 @@ impl Replica {
             let Some(payloads) = payloads else {
                 // Fetch every lane we lack, up to the newest committed cut we know of.
                 let newest = self.to_execute.back().expect("non-empty").cut.clone();
-                let lanes: BTreeSet<usize> = ordered
-                    .iter()
-                    .filter(|(l, s, d)| self.payload(*l, *s, d).is_none())
-                    .map(|x| x.0)
-                    .collect();
-                for lane in lanes {
-                    self.request_batches(lane, newest[lane], block.proposer, actions);
+                let mut missing: BTreeMap<usize, Seq> = BTreeMap::new();
+                for &(lane, seq, digest) in &ordered {
+                    if self.payload(lane, seq, &digest).is_none() {
+                        missing.entry(lane).or_insert(seq);
+                    }
+                }
+                for (lane, first) in missing {
+                    self.request_batches(lane, first, newest[lane], block.proposer, actions);
                 }
                 return;
             };

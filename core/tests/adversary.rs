@@ -69,3 +69,28 @@ fn planted_genesis_qc_anywhere_is_caught() {
         "a false genesis QC went unnoticed in 500 seeds"
     );
 }
+
+/// Twins equivocate with the honest code itself: a local tier that commits without a
+/// prepare quorum lets the two instances of a primary commit two batches at one slot.
+#[test]
+fn planted_pbft_no_prepare_is_caught_by_twins() {
+    let found = caught("pbft-no-prepare", Strategy::Twins);
+    assert!(
+        found.is_some(),
+        "twin primaries forked no lane in 500 seeds"
+    );
+}
+
+/// Seed 102 of the twins strategy at 7/3/2 puts both twins in domains of two and three
+/// members (f_d = 0), whose lanes then hold two certified batches at one sequence. Global
+/// proposals ordered the version a replica did not hold, and it never asked for it (it
+/// asked only past what it held contiguously): no block committed after the first.
+#[test]
+fn a_domain_beyond_its_fault_bound_does_not_stall_the_global_tier() {
+    assert_clean(&run_seeds(
+        102,
+        1,
+        &options(Strategy::Twins),
+        Until::AllSeeds,
+    ));
+}

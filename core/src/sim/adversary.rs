@@ -75,6 +75,9 @@ pub enum Strategy {
     Flood,
     /// Send old messages again, to anyone.
     Replay,
+    /// Run as two honest instances under one key, each talking to its own part of the
+    /// cluster ([`super::twins`]); the adversary itself lets everything through.
+    Twins,
 }
 
 pub const STRATEGIES: &[Strategy] = &[
@@ -92,6 +95,7 @@ pub const STRATEGIES: &[Strategy] = &[
     Strategy::EquivocateEverything,
     Strategy::Flood,
     Strategy::Replay,
+    Strategy::Twins,
 ];
 
 impl Strategy {
@@ -112,6 +116,7 @@ impl Strategy {
             Strategy::EquivocateEverything => "equivocate-everything",
             Strategy::Flood => "flood",
             Strategy::Replay => "replay",
+            Strategy::Twins => "twins",
         }
     }
 

@@ -11,6 +11,7 @@ pub mod disk;
 pub mod network;
 pub mod own_votes;
 pub mod rng;
+pub mod twins;
 
 use crate::bugs::PlantedBugs;
 use crate::crypto::{SimKeys, SimSigner, Verifier};
@@ -27,6 +28,7 @@ use own_votes::OwnVotes;
 use rng::Rng;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
+use twins::Twin;
 
 /// Simulated microseconds per replica tick.
 pub const TICK_US: u64 = 1_000;
@@ -229,6 +231,8 @@ struct Sim {
     own_votes: OwnVotes,
     down: BTreeSet<ReplicaId>,
     adversaries: BTreeMap<ReplicaId, Adversary>,
+    /// The second instances of the replicas playing [`Strategy::Twins`].
+    twins: BTreeMap<ReplicaId, Twin>,
     /// Proofs of misbehaviour against honest replicas (each one is a bug).
     false_accusations: Vec<String>,
     network: Network,
@@ -372,6 +376,15 @@ impl Sim {
                 (id, adversary)
             })
             .collect();
+        let twins: BTreeMap<ReplicaId, Twin> = strategies
+            .iter()
+            .filter(|(_, &strategy)| strategy == Strategy::Twins)
+            .map(|(&id, _)| {
+                let config = configs[id as usize].clone();
+                let replica = Replica::with_bugs(config, &signers[id as usize], bugs);
+                (id, Twin::new(replica, n, &mut rng))
+            })
+            .collect();
         let byzantine = adversaries.len() as u32;
         let heal_us = options.fault_ms * 1_000;
         let shape = format!(
@@ -394,6 +407,7 @@ impl Sim {
             bugs,
             down: BTreeSet::new(),
             adversaries,
+            twins,
             false_accusations: Vec::new(),
             events: BTreeMap::new(),
             next_event: 0,
@@ -616,13 +630,16 @@ impl Sim {
         match event {
             Event::Tick(id) => {
                 self.schedule(self.now + TICK_US, Event::Tick(id));
+                self.tick_twin(id);
                 if !self.down.contains(&id) {
                     self.step(id, Input::Tick);
                     self.inject(id);
                 }
             }
             Event::Deliver { from, to, message } => {
-                if !self.down.contains(&to) {
+                if self.twins.get(&to).is_some_and(|twin| twin.hears(from)) {
+                    self.step_twin(to, Input::Message { from, message });
+                } else if !self.down.contains(&to) {
                     if let Some(adversary) = self.adversaries.get_mut(&to) {
                         adversary.observe(&message);
                     }
@@ -807,6 +824,43 @@ impl Sim {
         }
     }
 
+    /// The second instance of a Twins replica ticks like any replica (it is another
+    /// machine: the first one's crashes do not stop it), and its partition is redrawn
+    /// every [`twins::REPARTITION_US`].
+    fn tick_twin(&mut self, id: ReplicaId) {
+        let n = self.topology.n();
+        let Some(twin) = self.twins.get_mut(&id) else {
+            return;
+        };
+        if self.now % twins::REPARTITION_US < TICK_US {
+            twin.repartition(n, &mut self.rng);
+        }
+        self.step_twin(id, Input::Tick);
+    }
+
+    /// Step a twin: it sends only to its own peers, and its records go nowhere (a Byzantine
+    /// replica owes no durability); everything else is carried out as for any replica.
+    fn step_twin(&mut self, id: ReplicaId, input: Input) {
+        let mut inputs = vec![input];
+        while let Some(input) = inputs.pop() {
+            let Some(twin) = self.twins.get_mut(&id) else {
+                return;
+            };
+            let actions = twin.replica.step(input, &self.signers[id as usize]);
+            let peers = twin.peers.clone();
+            for action in actions {
+                match action {
+                    Action::Send { to, message, .. } => {
+                        let to = to.into_iter().filter(|p| peers.contains(p)).collect();
+                        self.deliver_later(id, vec![(to, message, 0)]);
+                    }
+                    Action::Persist { .. } => {}
+                    action => inputs.extend(self.perform(id, action)),
+                }
+            }
+        }
+    }
+
     /// Carry out one action; a verification answers at once with the next input.
     fn perform(&mut self, id: ReplicaId, action: Action) -> Option<Input> {
         match action {
@@ -891,6 +945,10 @@ impl Sim {
     }
 
     fn send(&mut self, from: ReplicaId, to: Vec<ReplicaId>, message: crate::messages::Message) {
+        let to = match self.twins.get(&from) {
+            Some(twin) => to.into_iter().filter(|&p| !twin.hears(p)).collect(),
+            None => to,
+        };
         if self.honest(from) {
             if let Some(what) = self.own_votes.observe(from, &message) {
                 self.report.violations.push(Violation {
