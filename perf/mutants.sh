@@ -18,7 +18,7 @@ rules+='|on_timeout|local_timeout|certificates_valid|well_formed|syncable)'
 rules+='|CertRules::[a-z_]+|SignerSet::admits'
 rules+='|VoteKeeper::add|Votes::add|LocalShard::(check_prepared|try_commit|on_prepare'
 rules+='|on_commit|view_change_is_valid|new_view_decision|on_new_view)'
-rules+='|QuorumCollector::add|DomainAggregator::add|CheckpointVotes::add'
+rules+='|QuorumCollector::add|DomainAggregator::add|CheckpointVotes::add|TimeoutKeeper::(add|certificate)'
 exec cargo mutants -p ccbft-core \
     --file core/src/hotstuff.rs --file core/src/pbft.rs --file core/src/certificates.rs \
     --file core/src/vote_aggregation.rs --file core/src/checkpoint.rs \

@@ -20,7 +20,7 @@ use crate::messages::{
     TimeoutCert,
 };
 use crate::topology::{Quorum, ReplicaId};
-use crate::vote_aggregation::{DomainAggregator, Piece, QuorumCollector};
+use crate::vote_aggregation::{DomainAggregator, Piece, QuorumCollector, TimeoutKeeper};
 use crate::vote_pattern::{LinkSample, VotePattern, VotePatternPolicy};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -162,7 +162,7 @@ pub struct Global {
     /// The block each signer's votes back in a round, over single votes and domain pieces:
     /// a signer backs one block per round, so at most n vote targets exist per round.
     backed: BTreeMap<(Round, ReplicaId), Digest>,
-    timeouts: BTreeMap<Round, BTreeMap<ReplicaId, (Round, Signature)>>,
+    timeouts: TimeoutKeeper,
     proposals_seen: BTreeMap<Round, GlobalMessage>,
     pending: Vec<Arc<Block>>,
     proposed_round: Round,
@@ -215,7 +215,7 @@ impl Global {
             direct_fallback: None,
             voted_by: BTreeMap::new(),
             backed: BTreeMap::new(),
-            timeouts: BTreeMap::new(),
+            timeouts: TimeoutKeeper::default(),
             proposals_seen: BTreeMap::new(),
             pending: Vec::new(),
             proposed_round: 0,
@@ -573,25 +573,37 @@ impl Global {
                 }
                 self.on_timeout(round, high_qc, from, signature, signer, out)
             }
-            GlobalMessage::Sync { high_qc, high_tc } => {
-                if let Some(tc) = high_tc {
-                    self.process_tc(tc, signer, out);
-                }
-                self.process_qc(high_qc, signer, out);
-            }
+            GlobalMessage::Sync { high_qc, high_tc } => self.on_sync(high_qc, high_tc, signer, out),
             GlobalMessage::BlockRequest { block, from } => self.on_block_request(block, from, out),
-            GlobalMessage::SyncRequest { round, from } => {
-                if self.high_qc.round > round && from != self.config.me {
-                    out.push(GlobalOutput::Send {
-                        to: vec![from],
-                        message: GlobalMessage::Sync {
-                            high_qc: self.high_qc.clone(),
-                            high_tc: self.high_tc.clone(),
-                        },
-                    });
-                }
-            }
+            GlobalMessage::SyncRequest { round, from } => self.on_sync_request(round, from, out),
             GlobalMessage::BlockResponse { blocks } => self.on_block_response(blocks, signer, out),
+        }
+    }
+
+    /// A peer's highest certificates: each goes through the door like any other.
+    fn on_sync(
+        &mut self,
+        high_qc: QuorumCert,
+        high_tc: Option<TimeoutCert>,
+        signer: &dyn Signer,
+        out: &mut Vec<GlobalOutput>,
+    ) {
+        if let Some(tc) = high_tc {
+            self.process_tc(tc, signer, out);
+        }
+        self.process_qc(high_qc, signer, out);
+    }
+
+    /// A peer behind `round` asks for our highest certificates (only when we have newer).
+    fn on_sync_request(&mut self, round: Round, from: ReplicaId, out: &mut Vec<GlobalOutput>) {
+        if self.high_qc.round > round && from != self.config.me {
+            out.push(GlobalOutput::Send {
+                to: vec![from],
+                message: GlobalMessage::Sync {
+                    high_qc: self.high_qc.clone(),
+                    high_tc: self.high_tc.clone(),
+                },
+            });
         }
     }
 
@@ -804,6 +816,10 @@ impl Global {
         if block.round != self.round || !self.safe_to_vote(block) {
             return;
         }
+        assert!(
+            block.round > self.last_voted_round,
+            "the last voted round only grows"
+        );
         self.last_voted_round = block.round;
         if !self.bugs.skip_persist_vote {
             out.push(GlobalOutput::Persist {
@@ -1007,27 +1023,16 @@ impl Global {
         if round > self.round.saturating_add(ROUNDS_AHEAD_MAX) {
             return;
         }
-        let entry = self.timeouts.entry(round).or_default();
-        entry.entry(from).or_insert((high_qc.round, signature));
-        let count = entry.len();
+        let count = self.timeouts.add(round, from, high_qc.round, signature);
         // Join a timeout that f + 1 replicas reported: one of them is honest (Bracha).
-        let sent = self
-            .timeouts
-            .get(&round)
-            .is_some_and(|t| t.contains_key(&self.config.me));
+        let sent = self.timeouts.has_timed_out(round, self.config.me);
         if count > self.config.quorum.f as usize && round == self.round && !sent {
             self.local_timeout(signer, out);
         }
-        let Some(entry) = self.timeouts.get(&round) else {
-            return; // our own timeout just formed the TC and moved us past this round
-        };
-        if entry.len() >= self.q() {
-            let votes = entry
-                .iter()
-                .take(self.q())
-                .map(|(&id, (hqc, sig))| (id, *hqc, sig.clone()))
-                .collect();
-            self.process_tc(TimeoutCert { round, votes }, signer, out);
+        // Our own timeout may just have formed the TC and moved us past this round; then the
+        // keeper no longer holds it and this finds nothing.
+        if let Some(tc) = self.timeouts.certificate(round, self.q()) {
+            self.process_tc(tc, signer, out);
         }
     }
 
@@ -1185,7 +1190,7 @@ impl Global {
         self.aggregator.retain_from(from);
         self.voted_by.retain(|(r, _), _| *r >= from);
         self.backed.retain(|(r, _), _| *r >= from);
-        self.timeouts.retain(|r, _| *r >= from);
+        self.timeouts.retain_from(from);
     }
 
     /// Every buffer a peer can fill is within its bound (the simulator checks this after
@@ -1201,11 +1206,7 @@ impl Global {
             self.pending.len() <= PENDING_PROPOSALS_MAX,
             "pending bounded"
         );
-        assert!(self.timeouts.len() <= rounds, "timeout rounds bounded");
-        assert!(
-            self.timeouts.values().all(|t| t.len() <= n),
-            "timeouts per round bounded"
-        );
+        self.timeouts.assert_bounded(rounds, n);
         assert!(self.voted_by.len() <= rounds * n, "votes bounded");
         assert!(self.backed.len() <= rounds * n, "vote backing bounded");
         assert!(self.proposals_seen.len() <= rounds, "proposals bounded");

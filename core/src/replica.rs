@@ -655,14 +655,7 @@ impl Replica {
             }
             Message::BatchRequest {
                 lane, seq, upto, ..
-            } => {
-                if let Some(index) = self.rules.lane_index(lane) {
-                    if self.truncated_batch(index, seq) {
-                        self.announce_checkpoint(from, actions);
-                    }
-                    self.serve_batches(lane, seq, upto, from, actions)
-                }
-            }
+            } => self.on_batch_request(lane, seq, upto, from, actions),
             Message::Checkpoint(vote) => {
                 if vote.from == from {
                     self.on_checkpoint_vote(vote, signer, actions);
@@ -936,6 +929,25 @@ impl Replica {
             from: self.config.me,
         };
         actions.push(Action::send(vec![from], message));
+    }
+
+    /// A peer asks for batches: what we truncated it gets by state transfer (we announce our
+    /// checkpoint), the rest we serve.
+    fn on_batch_request(
+        &mut self,
+        lane: Lane,
+        seq: Seq,
+        upto: Seq,
+        from: ReplicaId,
+        actions: &mut Vec<Action>,
+    ) {
+        let Some(index) = self.rules.lane_index(lane) else {
+            return;
+        };
+        if self.truncated_batch(index, seq) {
+            self.announce_checkpoint(from, actions);
+        }
+        self.serve_batches(lane, seq, upto, from, actions)
     }
 
     fn serve_batches(

@@ -9,7 +9,7 @@
 //! progress send their vote to the leader directly (see `hotstuff::Global`).
 
 use crate::crypto::{Bitmap, Certificate, Digest, Signature, Signer};
-use crate::messages::Round;
+use crate::messages::{Round, TimeoutCert};
 use crate::topology::{ReplicaId, REPLICAS_MAX};
 use std::collections::BTreeMap;
 
@@ -86,6 +86,61 @@ impl QuorumCollector {
         assert!(
             self.pieces.values().all(|p| p.len() <= REPLICAS_MAX),
             "pieces per target bounded"
+        );
+    }
+}
+
+/// Timeout votes per round (Jolteon): the first vote of each sender in a round counts, and q
+/// of them form a timeout certificate. The caller admits only verified votes of rounds in
+/// its window, so the keeper holds at most one vote per replica and admitted round.
+#[derive(Debug, Default, Clone)]
+pub struct TimeoutKeeper {
+    rounds: BTreeMap<Round, BTreeMap<ReplicaId, (Round, Signature)>>,
+}
+
+impl TimeoutKeeper {
+    /// Adds a verified timeout vote carrying the sender's highest QC round; returns how many
+    /// distinct replicas timed out in `round` so far.
+    pub fn add(
+        &mut self,
+        round: Round,
+        from: ReplicaId,
+        high_qc_round: Round,
+        signature: Signature,
+    ) -> usize {
+        let votes = self.rounds.entry(round).or_default();
+        votes.entry(from).or_insert((high_qc_round, signature));
+        votes.len()
+    }
+
+    pub fn has_timed_out(&self, round: Round, id: ReplicaId) -> bool {
+        self.rounds.get(&round).is_some_and(|v| v.contains_key(&id))
+    }
+
+    /// The certificate of `round` once `q` replicas timed out in it: exactly q votes of
+    /// distinct signers.
+    pub fn certificate(&self, round: Round, q: usize) -> Option<TimeoutCert> {
+        let votes = self.rounds.get(&round).filter(|v| v.len() >= q)?;
+        let votes: Vec<(ReplicaId, Round, Signature)> = votes
+            .iter()
+            .take(q)
+            .map(|(&id, (high_qc_round, signature))| (id, *high_qc_round, signature.clone()))
+            .collect();
+        assert_eq!(votes.len(), q, "a timeout certificate holds q votes");
+        Some(TimeoutCert { round, votes })
+    }
+
+    /// Forget rounds before `round`.
+    pub fn retain_from(&mut self, round: Round) {
+        self.rounds.retain(|r, _| *r >= round);
+    }
+
+    /// At most `rounds` rounds and one vote per replica of `n` in each.
+    pub fn assert_bounded(&self, rounds: usize, n: usize) {
+        assert!(self.rounds.len() <= rounds, "timeout rounds bounded");
+        assert!(
+            self.rounds.values().all(|votes| votes.len() <= n),
+            "timeouts per round bounded"
         );
     }
 }
@@ -337,5 +392,33 @@ mod tests {
         assert!(collector
             .add(3, BLOCK, vote(&keys, 1), 2, &signer)
             .is_some());
+    }
+
+    fn timeout(keys: &SimKeys, id: ReplicaId, round: Round) -> Signature {
+        keys.signer(id)
+            .sign(Tag::Timeout, &crate::messages::timeout_payload(round, 0))
+    }
+
+    #[test]
+    fn a_timeout_certificate_needs_q_distinct_senders_of_its_round() {
+        let keys = SimKeys::new(4, 1);
+        let mut keeper = TimeoutKeeper::default();
+        assert_eq!(keeper.add(5, 0, 0, timeout(&keys, 0, 5)), 1);
+        assert_eq!(
+            keeper.add(5, 0, 0, timeout(&keys, 0, 5)),
+            1,
+            "one vote per sender"
+        );
+        assert_eq!(keeper.add(6, 1, 0, timeout(&keys, 1, 6)), 1, "rounds apart");
+        assert_eq!(keeper.add(5, 2, 0, timeout(&keys, 2, 5)), 2);
+        assert!(keeper.certificate(5, 3).is_none());
+        assert!(keeper.has_timed_out(5, 2) && !keeper.has_timed_out(5, 1));
+        assert_eq!(keeper.add(5, 3, 0, timeout(&keys, 3, 5)), 3);
+        let tc = keeper.certificate(5, 3).expect("three of round 5");
+        assert_eq!(tc.round, 5);
+        let signers: Vec<ReplicaId> = tc.votes.iter().map(|v| v.0).collect();
+        assert_eq!(signers, vec![0, 2, 3]);
+        keeper.retain_from(6);
+        assert!(keeper.certificate(5, 3).is_none() && keeper.has_timed_out(6, 1));
     }
 }
