@@ -54,7 +54,7 @@ pub struct SimArgs {
     list_bugs: bool,
     /// Every Byzantine replica follows this strategy (drawn per replica when absent), for
     /// example empty-tc-fork, sub-quorum-qc-fork, genesis-fork, outsider-certificates,
-    /// extreme-values, equivocate-everything, flood, replay, fork, equivocate.
+    /// extreme-values, equivocate-everything, flood, replay, twins, fork, equivocate.
     #[arg(long)]
     strategy: Option<String>,
     /// Simulated fault phase, in milliseconds (1 to 3,600,000).
