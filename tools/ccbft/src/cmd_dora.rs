@@ -751,6 +751,10 @@ fn cmd_export(state: &Path, now: DateTime<Utc>) -> anyhow::Result<ExitCode> {
         for alert in engine.overdue(incident, now) {
             events.push(export::from_overdue(&incident.id, &alert));
         }
+        let window = i64::from(cfg.due_warning_minutes);
+        for alert in engine.coming_due(incident, now, window) {
+            events.push(export::from_due(&incident.id, &alert));
+        }
     }
     let mut outbox = export::Outbox::open(&state.join("export"))?;
     let new = outbox.enqueue(&events)?;

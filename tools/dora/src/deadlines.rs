@@ -606,20 +606,7 @@ pub fn overdue(
     now: DateTime<Utc>,
 ) -> Vec<OverdueAlert> {
     let mut alerts = Vec::new();
-    let stages = [
-        (
-            "initial notification",
-            &deadlines.initial_due,
-            input.initial_sent,
-        ),
-        (
-            "intermediate report",
-            &deadlines.intermediate_due,
-            input.intermediate_sent,
-        ),
-        ("final report", &deadlines.final_due, final_sent),
-    ];
-    for (name, due_text, sent) in stages {
+    for (name, due_text, sent) in stages(deadlines, input, final_sent) {
         let due_at = parse_utc(due_text);
         let late_at = sent.unwrap_or(now);
         if late_at > due_at {
@@ -637,6 +624,60 @@ pub fn overdue(
         }
     }
     alerts
+}
+
+/// A report not sent yet whose time limit comes within the warning window.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DueAlert {
+    pub report: String,
+    pub due: String,
+    pub due_in_minutes: i64,
+    pub message: String,
+}
+
+/// Which reports, not sent yet, fall due within `window_minutes` after `now` (and are not
+/// overdue yet: those are [`overdue`]'s).
+pub fn coming_due(
+    deadlines: &Deadlines,
+    input: &DeadlineInput,
+    final_sent: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+    window_minutes: i64,
+) -> Vec<DueAlert> {
+    stages(deadlines, input, final_sent)
+        .into_iter()
+        .filter(|(_, _, sent)| sent.is_none())
+        .filter_map(|(name, due_text, _)| {
+            let minutes = (parse_utc(due_text) - now).num_minutes();
+            (0..=window_minutes).contains(&minutes).then(|| DueAlert {
+                report: name.to_string(),
+                due: due_text.clone(),
+                due_in_minutes: minutes,
+                message: format!("{name} due in {} (by {due_text})", span(minutes)),
+            })
+        })
+        .collect()
+}
+
+/// The three reports with their time limits and when each was sent.
+fn stages<'a>(
+    deadlines: &'a Deadlines,
+    input: &DeadlineInput,
+    final_sent: Option<DateTime<Utc>>,
+) -> [(&'static str, &'a String, Option<DateTime<Utc>>); 3] {
+    [
+        (
+            "initial notification",
+            &deadlines.initial_due,
+            input.initial_sent,
+        ),
+        (
+            "intermediate report",
+            &deadlines.intermediate_due,
+            input.intermediate_sent,
+        ),
+        ("final report", &deadlines.final_due, final_sent),
+    ]
 }
 
 /// A duration in minutes as `2d 3h 5min`, `3h 5min` or `5 min`.

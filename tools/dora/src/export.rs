@@ -1,5 +1,5 @@
 //! Export to a security team's SIEM and SOAR tools: audit entries (incidents, classification
-//! changes, reports, resilience tests, register), missed deadlines, as syslog (RFC 5424 with
+//! changes, reports, resilience tests, register), deadlines coming due and missed, as syslog (RFC 5424 with
 //! structured data, octet-counted over TCP per RFC 6587), as CEF lines, and as JSON webhooks.
 //!
 //! Delivery is through a persistent outbox: events are appended once per id (fsynced), each
@@ -62,6 +62,14 @@ pub struct ExportConfig {
     pub backoff_initial_ms: u64,
     #[serde(default = "backoff_max")]
     pub backoff_max_ms: u64,
+    /// A report not sent yet goes out as a `deadline_due` event once its time limit is this
+    /// close (minutes), and as `deadline_missed` once it has passed.
+    #[serde(default = "due_warning")]
+    pub due_warning_minutes: u32,
+}
+
+fn due_warning() -> u32 {
+    60
 }
 
 fn backoff_initial() -> u64 {
@@ -107,7 +115,7 @@ pub struct WebhookSink {
 /// One event as the SIEM sees it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ExportEvent {
-    /// Stable id: `audit-<seq>` or `deadline-<incident>-<report>`.
+    /// Stable id: `audit-<seq>`, `due-<incident>-<report>` or `deadline-<incident>-<report>`.
     pub id: String,
     pub at: String,
     pub kind: String,
@@ -200,6 +208,20 @@ pub fn from_overdue(incident: &str, alert: &crate::deadlines::OverdueAlert) -> E
         kind: "deadline_missed".into(),
         subject: incident.into(),
         severity: 10,
+        summary: alert.message.clone(),
+        data: serde_json::to_value(alert).unwrap_or(Value::Null),
+    }
+}
+
+/// A reporting deadline that comes due soon, as an event (one id per incident and report,
+/// apart from the missed one's, so a report that is first due and then missed sends both).
+pub fn from_due(incident: &str, alert: &crate::deadlines::DueAlert) -> ExportEvent {
+    ExportEvent {
+        id: format!("due-{incident}-{}", alert.report.replace(' ', "_")),
+        at: alert.due.clone(),
+        kind: "deadline_due".into(),
+        subject: incident.into(),
+        severity: 8,
         summary: alert.message.clone(),
         data: serde_json::to_value(alert).unwrap_or(Value::Null),
     }

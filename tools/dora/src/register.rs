@@ -7,11 +7,12 @@
 //! references, legal names, countries) are operator-supplied ([`RegisterConfig`]); what is
 //! missing is listed, never invented.
 //!
-//! Column codes: B_05.01 c0010-c0110 and B_07.01 c0010-c0100 follow the column lists of
-//! Annex I of 2024/2956 as reproduced by a secondary public source; Annex I Part 2 (the
-//! official column table) could not be retrieved (last checked 2026-11-27, see "Sources
-//! checked" in the crate README; verify before filing). The B_06.01 column codes were found
-//! in secondary sources only, so its columns carry names only (`code` empty). The ICT
+//! Column codes are those of the xBRL-CSV package's template table
+//! ([`crate::xbrl_csv::TEMPLATES`], from transcriptions of the EBA DPM 4.0; a test keeps the
+//! two in step); a column of this view that is not a column of its template carries no code.
+//! Annex I Part 2 of 2024/2956 (the official column table) could not be retrieved (last
+//! checked 2026-11-27, see "Sources checked" in the crate README; verify before filing). The
+//! B_06.01 columns here carry names only (`code` empty). The ICT
 //! service types S01-S19 are those of Annex III (checked).
 //!
 //! Concentration is not a formula in the regulation: the view shows replica shares per
@@ -706,12 +707,12 @@ pub fn build(topology: &Topology, config: &RegisterConfig) -> Register {
             title: "Assessment of the ICT services".into(),
             columns: vec![
                 col("c0010", "Contractual arrangement reference number"),
-                col("c0020", "Function identifier"),
-                col("c0030", "Type of ICT services"),
+                col("", "Function identifier (B_06.01 c0010; not a B_07.01 column)"),
+                col("c0040", "Type of ICT services"),
                 col("c0050", "Substitutability of the ICT third-party service provider"),
-                col("c0080", "Identification of alternative ICT third-party service providers"),
-                col("c0090", "Recovery time objective (hours)"),
-                col("c0100", "Recovery point objective (hours)"),
+                col("c0110", "Are there alternative ICT third-party service providers identified?"),
+                col("", "Recovery time objective of the function (hours; B_06.01 c0080)"),
+                col("", "Recovery point objective of the function (hours; B_06.01 c0090)"),
             ],
             rows: b0701,
         },

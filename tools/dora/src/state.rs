@@ -13,7 +13,7 @@
 //!   says `ed25519`) keeps `keys/audit-ed25519.key` for that log.
 
 use crate::audit::{AuditError, AuditLog, AuditSigner, Ed25519Signer, HybridSigner};
-use crate::deadlines::{self, DeadlineInput, Deadlines, OverdueAlert, ReportingConfig};
+use crate::deadlines::{self, DeadlineInput, Deadlines, DueAlert, OverdueAlert, ReportingConfig};
 use crate::health::HealthEvent;
 use crate::incident::{
     recurring_groups, Incident, IncidentError, IncidentTracker, Ingested, MergePolicy,
@@ -153,6 +153,16 @@ fn write_new(path: &Path, bytes: &[u8]) -> Result<bool, StateError> {
 
 /// Most evidence records with the same second-resolution time stamp.
 pub const TESTS_PER_SECOND_MAX: u32 = 1_000;
+
+/// What the deadline rules need to know of an incident.
+fn deadline_input(incident: &Incident) -> DeadlineInput {
+    DeadlineInput {
+        detected_at: incident.detected_at,
+        classified_at: incident.major_since.unwrap_or(incident.detected_at),
+        initial_sent: incident.reports_sent.initial,
+        intermediate_sent: incident.reports_sent.intermediate,
+    }
+}
 
 impl Engine {
     /// Create a new state directory (it must not exist, or be empty) and open it.
@@ -422,17 +432,27 @@ impl Engine {
         Some(deadlines::compute(&input, &self.config.reporting))
     }
 
+    /// Reports of a major incident that fall due within `window_minutes` after `now`.
+    pub fn coming_due(
+        &self,
+        incident: &Incident,
+        now: DateTime<Utc>,
+        window_minutes: i64,
+    ) -> Vec<DueAlert> {
+        let Some(Ok(d)) = self.deadlines(incident) else {
+            return Vec::new();
+        };
+        let input = deadline_input(incident);
+        let final_sent = incident.reports_sent.final_report;
+        deadlines::coming_due(&d, &input, final_sent, now, window_minutes)
+    }
+
     /// Overdue alerts of a major incident at `now`.
     pub fn overdue(&self, incident: &Incident, now: DateTime<Utc>) -> Vec<OverdueAlert> {
         let Some(Ok(d)) = self.deadlines(incident) else {
             return Vec::new();
         };
-        let input = DeadlineInput {
-            detected_at: incident.detected_at,
-            classified_at: incident.major_since.unwrap_or(incident.detected_at),
-            initial_sent: incident.reports_sent.initial,
-            intermediate_sent: incident.reports_sent.intermediate,
-        };
+        let input = deadline_input(incident);
         let mut alerts = deadlines::overdue(&d, &input, incident.reports_sent.final_report, now);
         // Art. 5(2) of 2025/301: an updated intermediate report without undue delay, and in any
         // case when regular activities have been recovered.

@@ -4,8 +4,8 @@
 
 use ccbft_dora::chrono::{DateTime, NaiveDate, Utc};
 use ccbft_dora::deadlines::{
-    compute, easter_sunday, overdue, DeadlineError, DeadlineInput, EntityType, HolidayCalendar,
-    ReportingConfig,
+    coming_due, compute, easter_sunday, overdue, DeadlineError, DeadlineInput, EntityType,
+    HolidayCalendar, ReportingConfig,
 };
 
 fn t(s: &str) -> DateTime<Utc> {
@@ -437,4 +437,46 @@ fn easter_and_target_calendar() {
         bad.add_dates("2026-13-01"),
         Err(DeadlineError::BadHoliday(_))
     ));
+}
+
+#[test]
+fn reports_coming_due_within_the_warning_window() {
+    let cfg = ReportingConfig::default();
+    let input = DeadlineInput {
+        detected_at: t("2026-03-03T08:00:00Z"),
+        classified_at: t("2026-03-03T10:00:00Z"),
+        initial_sent: None,
+        intermediate_sent: None,
+    };
+    let d = compute(&input, &cfg).unwrap(); // initial notification due 14:00
+    let due = |now: &str, input: &DeadlineInput| coming_due(&d, input, None, t(now), 60);
+    assert!(
+        due("2026-03-03T12:59:00Z", &input).is_empty(),
+        "61 min ahead"
+    );
+    let alerts = due("2026-03-03T13:00:00Z", &input);
+    assert_eq!(alerts.len(), 1);
+    assert_eq!(alerts[0].report, "initial notification");
+    assert_eq!(alerts[0].due_in_minutes, 60);
+    assert!(
+        alerts[0].message.contains("due in 1h"),
+        "{}",
+        alerts[0].message
+    );
+    assert_eq!(due("2026-03-03T14:00:00Z", &input)[0].due_in_minutes, 0);
+    assert!(
+        due("2026-03-03T14:01:00Z", &input).is_empty(),
+        "overdue now"
+    );
+    let sent = DeadlineInput {
+        initial_sent: Some(t("2026-03-03T13:10:00Z")),
+        ..input.clone()
+    };
+    assert!(
+        due("2026-03-03T13:30:00Z", &sent).is_empty(),
+        "sent already"
+    );
+    let event = ccbft_dora::export::from_due("INC-7", &alerts[0]);
+    assert_eq!(event.id, "due-INC-7-initial_notification");
+    assert_eq!(event.kind, "deadline_due");
 }

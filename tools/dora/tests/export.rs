@@ -32,6 +32,7 @@ fn config() -> ExportConfig {
         webhook: None,
         backoff_initial_ms: 1_000,
         backoff_max_ms: 8_000,
+        due_warning_minutes: 60,
     }
 }
 

@@ -188,3 +188,29 @@ fn templates_and_csv() {
         .iter()
         .any(|m| m == "aws: legal name"));
 }
+
+/// The register view and the xBRL-CSV package name the same columns with the same codes: a
+/// coded column of the view is the package's column of that code (the view once gave
+/// B_07.01's c0020 to the function identifier, the package to the provider's code).
+#[test]
+fn register_view_column_codes_match_the_package() {
+    let reg = build(&example("three-clouds.toml"), &RegisterConfig::default());
+    for template in &reg.templates {
+        let Some((_, package)) = ccbft_dora::xbrl_csv::TEMPLATES
+            .iter()
+            .find(|(name, _)| *name == template.template)
+        else {
+            continue;
+        };
+        for column in template.columns.iter().filter(|c| !c.code.is_empty()) {
+            let same = package.iter().find(|c| c.0 == column.code);
+            assert_eq!(
+                same.map(|c| c.1),
+                Some(column.name.as_str()),
+                "{} {} in the register view",
+                template.template,
+                column.code
+            );
+        }
+    }
+}
