@@ -185,38 +185,56 @@ fn data_to_sign(digest: &[u8; 32]) -> DataToSign<Secp256k1> {
     DataToSign::from_scalar(Scalar::from_be_bytes_mod_order(digest))
 }
 
-/// Every party's output, or the abort with the parties honest parties blamed (`index` maps a
+/// Every party's output, or the abort with the parties the others blamed (`index` maps a
 /// protocol index to a keygen index).
+///
+/// Each party that aborted names who it caught; the cheater itself may name others (it sees
+/// its own unaltered messages, so it accuses everyone who saw the real ones). A party is
+/// reported as blamed when more than half of the accusing parties name it: with fewer cheaters
+/// than half the accusers, that is exactly the cheaters. Every accusation is in `detail`.
 fn outputs<O, E: Debug + std::fmt::Display>(
     protocol: &'static str,
     fates: Vec<Fate<O, E>>,
     index: &dyn Fn(u16) -> u16,
 ) -> Result<Vec<O>, EcdsaError> {
     let mut out = Vec::with_capacity(fates.len());
-    let mut blamed = Vec::new();
+    let mut accusations: Vec<Vec<u16>> = Vec::new();
     let mut detail = Vec::new();
     for (k, fate) in fates.into_iter().enumerate() {
+        let me = index(k as u16);
         match fate {
             Fate::Output(o) => out.push(o),
             Fate::Failed(e) => {
                 let debug = format!("{e:?}");
-                blamed.extend(blamed_parties(&debug).into_iter().map(index));
-                detail.push(format!("party {}: {e}: {debug}", index(k as u16)));
+                let named: Vec<u16> = blamed_parties(&debug).into_iter().map(index).collect();
+                detail.push(format!("party {me} names {named:?} ({e}: {debug})"));
+                if !named.is_empty() {
+                    accusations.push(named);
+                }
             }
-            Fate::Broken(e) => detail.push(format!("party {}: {e}", index(k as u16))),
-            Fate::Stalled => detail.push(format!("party {} stalled", index(k as u16))),
+            Fate::Broken(e) => detail.push(format!("party {me}: {e}")),
+            Fate::Stalled => detail.push(format!("party {me} stalled")),
         }
     }
     if detail.is_empty() {
         return Ok(out);
     }
-    blamed.sort_unstable();
-    blamed.dedup();
     Err(EcdsaError::Aborted {
         protocol,
-        blamed,
+        blamed: majority_blamed(&accusations),
         detail: detail.join("; "),
     })
+}
+
+/// The parties named by more than half of the accusation lists.
+fn majority_blamed(accusations: &[Vec<u16>]) -> Vec<u16> {
+    let mut named: Vec<u16> = accusations.iter().flatten().copied().collect();
+    named.sort_unstable();
+    named.dedup();
+    named
+        .into_iter()
+        .filter(|p| 2 * accusations.iter().filter(|a| a.contains(p)).count() > accusations.len())
+        .collect()
 }
 
 /// The parties an error names. cggmp21 keeps its abort reasons private and shows the blamed
@@ -286,5 +304,14 @@ mod tests {
         assert_eq!(blamed_parties("SigningError(Aborted(EncProofOfK([(1, 0, 9)])))"), vec![1]);
         assert_eq!(blamed_parties("SigningError(Aborted(InvalidPsiPrimePrime([(0, 3, 4)])))"), vec![0]);
         assert!(blamed_parties("SigningError(Aborted(SignatureInvalid))").is_empty());
+    }
+
+    #[test]
+    fn the_majority_of_accusers_decides_who_is_blamed() {
+        // Four honest parties name 4; the cheater 4 names the four of them.
+        let a = vec![vec![4], vec![4], vec![4], vec![4], vec![1, 2, 5, 6]];
+        assert_eq!(majority_blamed(&a), vec![4]);
+        assert!(majority_blamed(&[]).is_empty());
+        assert!(majority_blamed(&[vec![1], vec![2]]).is_empty());
     }
 }
