@@ -17,7 +17,10 @@ const THRESHOLD: u16 = 5;
 
 fn cpu_ns() -> u64 {
     let mut total = 0;
-    for task in std::fs::read_dir("/proc/self/task").expect("procfs").flatten() {
+    for task in std::fs::read_dir("/proc/self/task")
+        .expect("procfs")
+        .flatten()
+    {
         if let Ok(s) = std::fs::read_to_string(task.path().join("schedstat")) {
             total += s
                 .split_whitespace()
@@ -62,8 +65,9 @@ fn main() {
             .collect()
     });
     let primes_json = serde_json::to_string(&primes).expect("primes encode");
-    let (aux, aux_traffic) =
-        timed("aux info", || protocol::aux_info(b"figures aux", primes).expect("aux info"));
+    let (aux, aux_traffic) = timed("aux info", || {
+        protocol::aux_info(b"figures aux", primes).expect("aux info")
+    });
     let (incomplete, keygen_traffic) = timed("keygen 5-of-7", || {
         protocol::keygen(b"figures keygen", THRESHOLD, PARTIES).expect("keygen")
     });
@@ -74,13 +78,16 @@ fn main() {
         protocol::presign(b"figures presign", &signers).expect("presign")
     });
     let group = ccbft_crypto::ecdsa::GroupKey::of_share(&shares[0]);
-    timed("online sign: 5 partial signatures + combine + verify", || {
-        let partials: Vec<_> = presignatures
-            .into_iter()
-            .map(|p| protocol::partial_sign(p, &digest))
-            .collect();
-        protocol::combine(&group, &digest, &partials).expect("signature")
-    });
+    timed(
+        "online sign: 5 partial signatures + combine + verify",
+        || {
+            let partials: Vec<_> = presignatures
+                .into_iter()
+                .map(|p| protocol::partial_sign(p, &digest))
+                .collect();
+            protocol::combine(&group, &digest, &partials).expect("signature")
+        },
+    );
     let (_, sign_traffic) = timed("sign (presign + online, 5 signers)", || {
         protocol::sign(b"figures sign", &signers, &digest).expect("sign")
     });

@@ -49,7 +49,10 @@ fn digest(n: u8) -> [u8; 32] {
 fn assert_standard_signature(group: &GroupKey, digest: &[u8; 32], sig: &RecoverableSignature) {
     let k256_sig = k256::ecdsa::Signature::from_scalars(sig.r, sig.s).unwrap();
     assert!(k256_sig.normalize_s().is_none(), "low s");
-    group.verifying_key().verify_prehash(digest, &k256_sig).expect("k256 verifies");
+    group
+        .verifying_key()
+        .verify_prehash(digest, &k256_sig)
+        .expect("k256 verifies");
     let recovered = k256::ecdsa::VerifyingKey::recover_from_prehash(
         digest,
         &k256_sig,
@@ -69,14 +72,14 @@ fn every_sampled_five_signer_subset_produces_a_standard_signature() {
     let shares = five_of_seven(b"test subsets keygen");
     let group = GroupKey::of_share(&shares[0]);
     assert_eq!(group.compressed().len(), 33);
-    // Six different subsets; together they include every party and both "ends".
-    let subsets: [[u16; 5]; 6] = [
+    // Five different subsets (each presign costs seconds of CPU); together they include every
+    // party, and one lists its signers out of order.
+    let subsets: [[u16; 5]; 5] = [
         [0, 1, 2, 3, 4],
         [2, 3, 4, 5, 6],
         [0, 2, 4, 5, 6],
         [1, 3, 4, 5, 6],
         [6, 5, 0, 1, 3],
-        [0, 1, 2, 5, 6],
     ];
     for (k, subset) in subsets.iter().enumerate() {
         let d = digest(k as u8);
@@ -94,7 +97,11 @@ fn every_sampled_five_signer_subset_produces_a_standard_signature() {
 fn four_parties_cannot_sign() {
     let shares = five_of_seven(b"test four keygen");
     match protocol::sign(b"test four sign", &pick(&shares, &[0, 1, 2, 3]), &digest(1)) {
-        Err(EcdsaError::BadSigners { signers, threshold: 5, parties: 7 }) => {
+        Err(EcdsaError::BadSigners {
+            signers,
+            threshold: 5,
+            parties: 7,
+        }) => {
             assert_eq!(signers, vec![0, 1, 2, 3])
         }
         other => panic!("four signers: {other:?}"),
@@ -102,7 +109,7 @@ fn four_parties_cannot_sign() {
     // Below our check, the protocol itself: four parties running a five-party signing session
     // (the fifth never shows up) never produce a presignature.
     let signers = [0u16, 1, 2, 3, 4];
-    let mut rngs = vec![rand_core::OsRng; 4];
+    let mut rngs = [rand_core::OsRng; 4];
     let eid = cggmp21::ExecutionId::new(b"test four raw");
     let machines: Vec<_> = rngs
         .iter_mut()
@@ -138,7 +145,11 @@ fn blamed_when_corrupted(
     );
     assert!(corrupted > 0, "the corruption hook never matched");
     match result {
-        Err(EcdsaError::Aborted { protocol: "presign", blamed, detail }) => {
+        Err(EcdsaError::Aborted {
+            protocol: "presign",
+            blamed,
+            detail,
+        }) => {
             assert!(detail.contains("names"), "{detail}");
             blamed
         }
@@ -163,12 +174,15 @@ fn a_party_sending_a_corrupted_round_message_is_named() {
     // Round 2: the Gamma point replaced, so the log* proof about it fails.
     let bad_gamma = |m: &mut SigningMsg| match m {
         SigningMsg::Round2(r) => {
-            r.Gamma = r.Gamma + cggmp21::generic_ec::Point::generator();
+            r.Gamma += cggmp21::generic_ec::Point::generator();
             true
         }
         _ => false,
     };
-    assert_eq!(blamed_when_corrupted(&shares, &signers, 6, bad_gamma), vec![6]);
+    assert_eq!(
+        blamed_when_corrupted(&shares, &signers, 6, bad_gamma),
+        vec![6]
+    );
 }
 
 #[test]
@@ -192,7 +206,10 @@ fn refresh_keeps_the_address_and_old_shares_no_longer_combine_with_new_ones() {
     // new shares whose secret is replaced by the old one.
     let mut forged = new[4].clone().into_inner();
     forged.core.x = old[4].x.clone();
-    assert!(KeyShare::validate(forged).is_err(), "an old secret does not fit the new shares");
+    assert!(
+        KeyShare::validate(forged).is_err(),
+        "an old secret does not fit the new shares"
+    );
     // A dealer whose value for one party does not match its commitments is named.
     let Err(err) = refresh::refresh_tampered(&old, &mut |d| {
         if d.dealer == 3 {
@@ -202,7 +219,9 @@ fn refresh_keeps_the_address_and_old_shares_no_longer_combine_with_new_ones() {
     }) else {
         panic!("a bad dealing was accepted");
     };
-    assert!(matches!(err, EcdsaError::Aborted { protocol: "refresh", ref blamed, .. } if blamed == &[3]));
+    assert!(
+        matches!(err, EcdsaError::Aborted { protocol: "refresh", ref blamed, .. } if blamed == &[3])
+    );
 }
 
 #[test]
@@ -215,11 +234,17 @@ fn tampered_attestations_fail_verification() {
         block_digest: [0x11; 32],
         state_root: [0x22; 32],
     };
-    let (sig, _) =
-        protocol::sign(b"test attest sign", &pick(&shares, &[0, 1, 2, 3, 4]), &checkpoint.digest())
-            .unwrap();
+    let (sig, _) = protocol::sign(
+        b"test attest sign",
+        &pick(&shares, &[0, 1, 2, 3, 4]),
+        &checkpoint.digest(),
+    )
+    .unwrap();
     let address = group.address();
-    assert_eq!(verify_attestation(&address, &checkpoint, &sig).unwrap(), group);
+    assert_eq!(
+        verify_attestation(&address, &checkpoint, &sig).unwrap(),
+        group
+    );
     let mut tampered = Vec::new();
     for f in 0..4 {
         let mut c = checkpoint;
@@ -241,12 +266,19 @@ fn tampered_attestations_fail_verification() {
     s.recovery_id ^= 1;
     tampered.push((checkpoint, s));
     for (k, (c, s)) in tampered.iter().enumerate() {
-        assert!(verify_attestation(&address, c, s).is_err(), "tampering {k} accepted");
+        assert!(
+            verify_attestation(&address, c, s).is_err(),
+            "tampering {k} accepted"
+        );
     }
     // High s (the other valid form of the same signature) is refused, as EIP-2 requires.
     let k256_sig = k256::ecdsa::Signature::from_scalars(sig.r, sig.s).unwrap();
     let high_s: [u8; 32] = (-*k256_sig.s()).to_bytes().into();
-    let high = RecoverableSignature { s: high_s, recovery_id: sig.recovery_id ^ 1, ..sig };
+    let high = RecoverableSignature {
+        s: high_s,
+        recovery_id: sig.recovery_id ^ 1,
+        ..sig
+    };
     assert!(verify_attestation(&address, &checkpoint, &high).is_err());
     // Another committee's address.
     let mut other = address;
@@ -286,25 +318,42 @@ fn share_files_are_secrets_and_round_trip() {
     let back = files::read_share(&path).unwrap();
     assert_eq!(back.i, 3);
     assert_eq!(secret(&back), secret(&shares[3]));
-    assert!(files::write_share(&path, &shares[3]).is_err(), "never replaces a share");
+    assert!(
+        files::write_share(&path, &shares[3]).is_err(),
+        "never replaces a share"
+    );
     for bad in [0o640, 0o604, 0o644] {
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(bad)).unwrap();
         assert!(matches!(
             files::read_share(&path),
-            Err(EcdsaError::KeyFile(ccbft_crypto::keyfile::KeyFileError::Permissions { .. }))
+            Err(EcdsaError::KeyFile(
+                ccbft_crypto::keyfile::KeyFileError::Permissions { .. }
+            ))
         ));
     }
     // A share file whose secret was changed fails validation on read.
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
     let text = std::fs::read_to_string(&path).unwrap();
-    let x = serde_json::to_value(&*shares[3]).unwrap()["core"]["x"].as_str().unwrap().to_string();
-    let other_x = serde_json::to_value(&*shares[4]).unwrap()["core"]["x"].as_str().unwrap().to_string();
+    let x = serde_json::to_value(&*shares[3]).unwrap()["core"]["x"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let other_x = serde_json::to_value(&*shares[4]).unwrap()["core"]["x"]
+        .as_str()
+        .unwrap()
+        .to_string();
     assert!(text.contains(&x));
     let forged = files::share_path(dir.path(), 9);
-    ccbft_crypto::keyfile::write_secret_file(&forged, text.replace(&x, &other_x).as_bytes()).unwrap();
-    assert!(matches!(files::read_share(&forged), Err(EcdsaError::Format(_))));
+    ccbft_crypto::keyfile::write_secret_file(&forged, text.replace(&x, &other_x).as_bytes())
+        .unwrap();
+    assert!(matches!(
+        files::read_share(&forged),
+        Err(EcdsaError::Format(_))
+    ));
     // The group file carries the key and the address and is checked on read.
-    files::GroupFile::of_share(&shares[0]).write(dir.path()).unwrap();
+    files::GroupFile::of_share(&shares[0])
+        .write(dir.path())
+        .unwrap();
     let g = files::GroupFile::read(&dir.path().join(files::GROUP_FILE)).unwrap();
     assert_eq!(g.group_key().unwrap(), GroupKey::of_share(&shares[0]));
     assert_eq!((g.threshold, g.parties, g.public_shares.len()), (5, 7, 7));

@@ -38,6 +38,12 @@ pub enum Fate<O, E> {
     Stalled,
 }
 
+/// How the machine `SM` ended.
+pub type FateOf<SM> = Fate<
+    <<SM as StateMachine>::Output as Outcome>::Ok,
+    <<SM as StateMachine>::Output as Outcome>::Err,
+>;
+
 /// Changes a message as it leaves `sender` (tests only pass anything but a no-op).
 pub type Tamper<'a, M> = &'a mut dyn FnMut(PartyIndex, &mut M);
 
@@ -48,7 +54,7 @@ where
     machine: SM,
     inbox: VecDeque<Incoming<SM::Msg>>,
     waiting: bool,
-    fate: Option<Fate<<SM::Output as Outcome>::Ok, <SM::Output as Outcome>::Err>>,
+    fate: Option<FateOf<SM>>,
 }
 
 /// The output of a protocol: `Result<O, E>`.
@@ -68,10 +74,7 @@ impl<O, E> Outcome for Result<O, E> {
 
 /// Runs one state machine per party (party `i` is `machines[i]`) until every party has an
 /// output, failed, or waits for a message nobody will send.
-pub fn run<SM>(
-    machines: Vec<SM>,
-    tamper: Tamper<'_, SM::Msg>,
-) -> (Vec<Fate<<SM::Output as Outcome>::Ok, <SM::Output as Outcome>::Err>>, Traffic)
+pub fn run<SM>(machines: Vec<SM>, tamper: Tamper<'_, SM::Msg>) -> (Vec<FateOf<SM>>, Traffic)
 where
     SM: StateMachine,
     SM::Output: Outcome,

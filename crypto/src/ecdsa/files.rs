@@ -10,9 +10,9 @@
 //! `ecdsa-group.json` is public: threshold, parties, the compressed group key, its Ethereum
 //! address and each party's public share.
 
-use cggmp21::key_share::AnyKeyShare as _;
 use super::{eth_address_hex, EcdsaError, GroupKey, KeyShare};
 use crate::keyfile::{read_secret_file, write_secret_file, Zeroizing};
+use cggmp21::key_share::AnyKeyShare as _;
 use serde::{Deserialize, Serialize};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -54,7 +54,10 @@ pub fn write_share(path: &Path, share: &KeyShare) -> Result<(), EcdsaError> {
 pub fn read_share(path: &Path) -> Result<KeyShare, EcdsaError> {
     let bytes = read_secret_file(path)?;
     let file: ShareFile<KeyShare> = serde_json::from_slice(&bytes).map_err(|e| {
-        EcdsaError::Format(format!("{}: not a valid ECDSA share file: {e}", path.display()))
+        EcdsaError::Format(format!(
+            "{}: not a valid ECDSA share file: {e}",
+            path.display()
+        ))
     })?;
     if file.scheme != SCHEME {
         return Err(EcdsaError::Format(format!(
@@ -140,8 +143,7 @@ impl GroupFile {
         let g: Self = serde_json::from_str(&text)
             .map_err(|e| EcdsaError::Format(format!("{}: {e}", path.display())))?;
         let key = g.group_key()?;
-        if g.scheme != SCHEME || eth_address_hex(&key.address()) != g.address.to_ascii_lowercase()
-        {
+        if g.scheme != SCHEME || eth_address_hex(&key.address()) != g.address.to_ascii_lowercase() {
             return Err(EcdsaError::Format(format!(
                 "{}: scheme or address does not match the public key",
                 path.display()

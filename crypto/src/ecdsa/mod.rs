@@ -53,7 +53,9 @@ pub enum EcdsaError {
         max: u16,
     },
     /// Not exactly `threshold` distinct, known signers.
-    #[error("signing needs exactly {threshold} distinct signers out of {parties}, got {signers:?}")]
+    #[error(
+        "signing needs exactly {threshold} distinct signers out of {parties}, got {signers:?}"
+    )]
     BadSigners {
         signers: Vec<u16>,
         threshold: u16,
@@ -234,7 +236,9 @@ fn k256_signature(r: &[u8; 32], s: &[u8; 32]) -> Result<K256Signature, EcdsaErro
     let sig = K256Signature::from_scalars(*r, *s)
         .map_err(|_| EcdsaError::Verify("r or s is zero or not below the group order".into()))?;
     if sig.normalize_s().is_some() {
-        return Err(EcdsaError::Verify("s is not in the lower half (EIP-2)".into()));
+        return Err(EcdsaError::Verify(
+            "s is not in the lower half (EIP-2)".into(),
+        ));
     }
     Ok(sig)
 }
@@ -296,7 +300,10 @@ mod tests {
             eth_address_hex(&key.address()),
             "0x7e5f4552091a69125d5dfcb7b8c2659029395bdf"
         );
-        assert_eq!(parse_eth_address("0x7E5F4552091A69125d5DfCb7b8C2659029395Bdf").unwrap(), key.address());
+        assert_eq!(
+            parse_eth_address("0x7E5F4552091A69125d5DfCb7b8C2659029395Bdf").unwrap(),
+            key.address()
+        );
         assert!(parse_eth_address("0x7e5f").is_err());
     }
 

@@ -5,11 +5,11 @@
 //! replica for itself. Every run takes an execution id that must never repeat for the same
 //! parties (it separates transcripts, so messages of one run cannot be replayed in another).
 
-use cggmp21::key_share::AnyKeyShare as _;
 use super::delivery::{self, Fate, Tamper, Traffic};
 use super::{check_params, EcdsaError, GroupKey, IncompleteKeyShare, KeyShare, Primes};
 use super::{AuxInfo, RecoverableSignature, Secp256k1};
 use cggmp21::generic_ec::Scalar;
+use cggmp21::key_share::AnyKeyShare as _;
 use cggmp21::{DataToSign, ExecutionId, PartialSignature, Presignature};
 use rand_core::OsRng;
 use std::fmt::Debug;
@@ -135,11 +135,17 @@ pub fn presign_tampered(
         })
         .collect();
     let (fates, traffic) = delivery::run(machines, tamper);
-    Ok((outputs("presign", fates, &|k| signers[usize::from(k)])?, traffic))
+    Ok((
+        outputs("presign", fates, &|k| signers[usize::from(k)])?,
+        traffic,
+    ))
 }
 
 /// The online step: each signer turns its presignature into a partial signature of `digest`.
-pub fn partial_sign(presignature: Presignature<Secp256k1>, digest: &[u8; 32]) -> PartialSignature<Secp256k1> {
+pub fn partial_sign(
+    presignature: Presignature<Secp256k1>,
+    digest: &[u8; 32],
+) -> PartialSignature<Secp256k1> {
     presignature.issue_partial_signature(data_to_sign(digest))
 }
 
@@ -301,8 +307,14 @@ mod tests {
         let signing = "SigningError(Aborted(InvalidPsi([(2, 5, 7, (Some(InvalidProof(A)), None, \
                        None)), (4, 1, 1, (None, None, Some(X)))])))";
         assert_eq!(blamed_parties(signing), vec![2, 4]);
-        assert_eq!(blamed_parties("SigningError(Aborted(EncProofOfK([(1, 0, 9)])))"), vec![1]);
-        assert_eq!(blamed_parties("SigningError(Aborted(InvalidPsiPrimePrime([(0, 3, 4)])))"), vec![0]);
+        assert_eq!(
+            blamed_parties("SigningError(Aborted(EncProofOfK([(1, 0, 9)])))"),
+            vec![1]
+        );
+        assert_eq!(
+            blamed_parties("SigningError(Aborted(InvalidPsiPrimePrime([(0, 3, 4)])))"),
+            vec![0]
+        );
         assert!(blamed_parties("SigningError(Aborted(SignatureInvalid))").is_empty());
     }
 

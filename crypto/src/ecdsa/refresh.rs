@@ -15,9 +15,9 @@
 //! Needs the same channel as the other protocols: a reliable broadcast for the commitments and
 //! private, authenticated links for the values. This module is ours, not the audited crate's.
 
-use cggmp21::key_share::AnyKeyShare as _;
 use super::{EcdsaError, KeyShare, Secp256k1};
 use cggmp21::generic_ec::{NonZero, Point, Scalar, SecretScalar};
+use cggmp21::key_share::AnyKeyShare as _;
 use cggmp21::key_share::{DirtyKeyShare, Validate as _};
 use rand_core::{CryptoRng, OsRng, RngCore};
 
@@ -165,8 +165,9 @@ fn apply(share: &KeyShare, dealings: &[RefreshDealing]) -> Result<KeyShare, Ecds
         let moved = dealings
             .iter()
             .fold(**public, |acc, d| acc + d.committed_at(&point));
-        *public = NonZero::from_point(moved)
-            .ok_or_else(|| EcdsaError::InconsistentShares("refreshed public share is zero".into()))?;
+        *public = NonZero::from_point(moved).ok_or_else(|| {
+            EcdsaError::InconsistentShares("refreshed public share is zero".into())
+        })?;
     }
     dirty.core.x = x;
     dirty

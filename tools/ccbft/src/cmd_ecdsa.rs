@@ -40,7 +40,11 @@ struct SignArgs {
     #[arg(long, value_delimiter = ',', required = true)]
     signers: Vec<u16>,
     /// The 32-byte digest to sign, 64 hex characters.
-    #[arg(long, conflicts_with = "attest_checkpoint", required_unless_present = "attest_checkpoint")]
+    #[arg(
+        long,
+        conflicts_with = "attest_checkpoint",
+        required_unless_present = "attest_checkpoint"
+    )]
     digest: Option<String>,
     /// A checkpoint JSON file ({"chain_id", "height", "block_digest", "state_root"}) to attest.
     #[arg(long)]
@@ -142,8 +146,14 @@ pub fn dkg(
     group.write(out)?;
     drop(shares);
     check_written(out, threshold, parties, &group)?;
-    println!("  public key {}\n  address {}", group.public_key, group.address);
-    println!("wrote {parties} share files (mode 600) and {}", files::GROUP_FILE);
+    println!(
+        "  public key {}\n  address {}",
+        group.public_key, group.address
+    );
+    println!(
+        "wrote {parties} share files (mode 600) and {}",
+        files::GROUP_FILE
+    );
     Ok(ExitCode::SUCCESS)
 }
 
@@ -170,13 +180,22 @@ fn load_or_generate_primes(path: Option<&Path>, parties: u16) -> anyhow::Result<
 
 /// Reads every share back, checks it belongs to the group, and signs a test digest with the
 /// first t shares.
-fn check_written(out: &Path, threshold: u16, parties: u16, group: &GroupFile) -> anyhow::Result<()> {
+fn check_written(
+    out: &Path,
+    threshold: u16,
+    parties: u16,
+    group: &GroupFile,
+) -> anyhow::Result<()> {
     let read = GroupFile::read(&out.join(files::GROUP_FILE))?;
     ensure!(&read == group, "ecdsa-group.json does not read back");
     let key = read.group_key()?;
     let shares = read_shares(out, &(0..parties).collect::<Vec<_>>())?;
     for s in &shares {
-        ensure!(GroupKey::of_share(s) == key, "share {} is of another key", s.i);
+        ensure!(
+            GroupKey::of_share(s) == key,
+            "share {} is of another key",
+            s.i
+        );
     }
     let signers: Vec<&KeyShare> = shares.iter().take(usize::from(threshold)).collect();
     let digest = [0u8; 32];
@@ -192,7 +211,12 @@ fn read_shares(dir: &Path, signers: &[u16]) -> anyhow::Result<Vec<KeyShare>> {
         .map(|&i| {
             let path = files::share_path(dir, i);
             let share = files::read_share(&path)?;
-            ensure!(share.i == i, "{} holds party {}'s share", path.display(), share.i);
+            ensure!(
+                share.i == i,
+                "{} holds party {}'s share",
+                path.display(),
+                share.i
+            );
             Ok(share)
         })
         .collect()
@@ -266,8 +290,12 @@ fn verify(args: VerifyArgs) -> anyhow::Result<ExitCode> {
     let path = &args.signature;
     let text =
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    let json: SignatureJson = serde_json::from_str(&text)
-        .with_context(|| format!("{}: not a signature written by ccbft ecdsa sign", path.display()))?;
+    let json: SignatureJson = serde_json::from_str(&text).with_context(|| {
+        format!(
+            "{}: not a signature written by ccbft ecdsa sign",
+            path.display()
+        )
+    })?;
     let (digest, sig) = parse_signature(&json)?;
     if let Some(c) = &json.checkpoint {
         if c.parse()?.digest() != digest {
@@ -281,7 +309,10 @@ fn verify(args: VerifyArgs) -> anyhow::Result<ExitCode> {
                 Some(c) => format!("checkpoint of chain {} at height {}", c.chain_id, c.height),
                 None => format!("digest {}", json.digest),
             };
-            println!("valid: {what} signed by {}", ecdsa::eth_address_hex(&key.address()));
+            println!(
+                "valid: {what} signed by {}",
+                ecdsa::eth_address_hex(&key.address())
+            );
             Ok(ExitCode::SUCCESS)
         }
         Err(e) => {
@@ -296,7 +327,10 @@ fn parse_signature(json: &SignatureJson) -> anyhow::Result<([u8; 32], Recoverabl
     let digest = hex32(&json.digest).context("digest")?;
     let r = hex32(&json.r).context("r")?;
     let s = hex32(&json.s).context("s")?;
-    let v = hex::decode(&json.v).ok().filter(|v| v.len() == 1).context("v: one hex byte")?[0];
+    let v = hex::decode(&json.v)
+        .ok()
+        .filter(|v| v.len() == 1)
+        .context("v: one hex byte")?[0];
     ensure!(v == 27 || v == 28, "v must be 27 or 28 (1b or 1c)");
     let sig = RecoverableSignature {
         r,
@@ -320,5 +354,8 @@ fn hex32(text: &str) -> anyhow::Result<[u8; 32]> {
 
 /// A fresh execution id: never repeats, so no transcript can be replayed into another run.
 fn execution_id(what: &str) -> String {
-    format!("ccbft ecdsa {what} {}", hex::encode(&ccbft_crypto::random_seed()))
+    format!(
+        "ccbft ecdsa {what} {}",
+        hex::encode(&ccbft_crypto::random_seed())
+    )
 }

@@ -35,8 +35,8 @@ fn mode(path: &Path) -> u32 {
 
 /// The first `pairs` test primes, in a private file (the loader refuses readable secrets).
 fn primes(dir: &Path, pairs: usize) -> String {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../crypto/tests/data/ecdsa-primes-7.json");
+    let src =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../crypto/tests/data/ecdsa-primes-7.json");
     let all: Vec<serde_json::Value> = serde_json::from_slice(&fs::read(src).unwrap()).unwrap();
     let dst = dir.join("primes.json");
     fs::write(&dst, serde_json::to_vec(&all[..pairs]).unwrap()).unwrap();
@@ -53,7 +53,15 @@ fn ecdsa_dkg_sign_and_verify_as_processes() {
     // tested in the crypto crate). No --threshold: the global quorum of 3, 2.
     let primes = primes(tmp.path(), 3);
     let stdout = ok(&ccbft(&[
-        "dkg", "--scheme", "ecdsa-secp256k1", "--parties", "3", "--out", out_s, "--primes", &primes,
+        "dkg",
+        "--scheme",
+        "ecdsa-secp256k1",
+        "--parties",
+        "3",
+        "--out",
+        out_s,
+        "--primes",
+        &primes,
     ]));
     assert!(stdout.contains("2-of-3"), "{stdout}");
     for i in 0..3 {
@@ -67,7 +75,15 @@ fn ecdsa_dkg_sign_and_verify_as_processes() {
 
     let digest = "ab".repeat(32);
     let sig = ok(&ccbft(&[
-        "ecdsa", "sign", "--shares", out_s, "--signers", "2,0", "--digest", &digest, "--json",
+        "ecdsa",
+        "sign",
+        "--shares",
+        out_s,
+        "--signers",
+        "2,0",
+        "--digest",
+        &digest,
+        "--json",
     ]));
     let sig_json: serde_json::Value = serde_json::from_str(&sig).unwrap();
     for field in ["r", "s", "v", "public_key", "address"] {
@@ -78,7 +94,14 @@ fn ecdsa_dkg_sign_and_verify_as_processes() {
     let sig_path = tmp.path().join("sig.json");
     fs::write(&sig_path, &sig).unwrap();
     let sig_s = sig_path.to_str().unwrap();
-    let verified = ok(&ccbft(&["ecdsa", "verify", "--address", &address, "--signature", sig_s]));
+    let verified = ok(&ccbft(&[
+        "ecdsa",
+        "verify",
+        "--address",
+        &address,
+        "--signature",
+        sig_s,
+    ]));
     assert!(verified.starts_with("valid"), "{verified}");
 
     // A checkpoint attestation, verified against the group file; then tampered.
@@ -93,17 +116,34 @@ fn ecdsa_dkg_sign_and_verify_as_processes() {
     )
     .unwrap();
     let att = ok(&ccbft(&[
-        "ecdsa", "sign", "--shares", out_s, "--signers", "0,1", "--attest-checkpoint",
-        checkpoint.to_str().unwrap(), "--json",
+        "ecdsa",
+        "sign",
+        "--shares",
+        out_s,
+        "--signers",
+        "0,1",
+        "--attest-checkpoint",
+        checkpoint.to_str().unwrap(),
+        "--json",
     ]));
     let att_path = tmp.path().join("att.json");
     fs::write(&att_path, &att).unwrap();
     let group_path = out.join("ecdsa-group.json");
-    let args = ["ecdsa", "verify", "--group", group_path.to_str().unwrap(), "--signature"];
-    let mut with = |path: &Path| ccbft(&[&args[..], &[path.to_str().unwrap()]].concat());
+    let args = [
+        "ecdsa",
+        "verify",
+        "--group",
+        group_path.to_str().unwrap(),
+        "--signature",
+    ];
+    let with = |path: &Path| ccbft(&[&args[..], &[path.to_str().unwrap()]].concat());
     ok(&with(&att_path));
     let tampered = tmp.path().join("tampered.json");
-    fs::write(&tampered, att.replace("\"height\": 1024", "\"height\": 1025")).unwrap();
+    fs::write(
+        &tampered,
+        att.replace("\"height\": 1024", "\"height\": 1025"),
+    )
+    .unwrap();
     let o = with(&tampered);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     assert!(String::from_utf8_lossy(&o.stdout).contains("INVALID"));
@@ -115,15 +155,46 @@ fn ecdsa_dkg_sign_and_verify_as_processes() {
     // One signer cannot sign; nor can three; unknown or repeated signers; readable share
     // refused; junk digest.
     for signers in ["1", "0,1,2", "0,9", "1,1"] {
-        let o = ccbft(&["ecdsa", "sign", "--shares", out_s, "--signers", signers, "--digest", &digest]);
+        let o = ccbft(&[
+            "ecdsa",
+            "sign",
+            "--shares",
+            out_s,
+            "--signers",
+            signers,
+            "--digest",
+            &digest,
+        ]);
         assert_eq!(o.status.code(), Some(2), "{signers}: {}", text(&o));
     }
     let share = out.join("ecdsa-share-1.key");
     fs::set_permissions(&share, fs::Permissions::from_mode(0o640)).unwrap();
-    let o = ccbft(&["ecdsa", "sign", "--shares", out_s, "--signers", "0,1", "--digest", &digest]);
+    let o = ccbft(&[
+        "ecdsa",
+        "sign",
+        "--shares",
+        out_s,
+        "--signers",
+        "0,1",
+        "--digest",
+        &digest,
+    ]);
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
-    assert!(String::from_utf8_lossy(&o.stderr).contains("group or others"), "{}", text(&o));
-    let o = ccbft(&["ecdsa", "sign", "--shares", out_s, "--signers", "0,2", "--digest", "xyz"]);
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("group or others"),
+        "{}",
+        text(&o)
+    );
+    let o = ccbft(&[
+        "ecdsa",
+        "sign",
+        "--shares",
+        out_s,
+        "--signers",
+        "0,2",
+        "--digest",
+        "xyz",
+    ]);
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
 }
 
@@ -146,8 +217,20 @@ fn ecdsa_dkg_rejects_bad_parameters() {
     // Primes for the wrong number of parties.
     let primes = primes(tmp.path(), 3);
     let o = ccbft(&[
-        "dkg", "--scheme", "ecdsa-secp256k1", "--parties", "4", "--out", out_s, "--primes", &primes,
+        "dkg",
+        "--scheme",
+        "ecdsa-secp256k1",
+        "--parties",
+        "4",
+        "--out",
+        out_s,
+        "--primes",
+        &primes,
     ]);
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
-    assert!(String::from_utf8_lossy(&o.stderr).contains("prime pairs"), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("prime pairs"),
+        "{}",
+        text(&o)
+    );
 }

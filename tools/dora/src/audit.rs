@@ -317,9 +317,9 @@ impl Ed25519Signer {
                 .map_err(|_| AuditError::Key(format!("{}: not hex", path.display())))?;
             let bytes = keyfile::decode_secret_hex(hex.trim())
                 .map_err(|_| AuditError::Key(format!("{}: not hex", path.display())))?;
-            let mut seed: [u8; 32] = bytes[..].try_into().map_err(|_| {
-                AuditError::Key(format!("{}: must hold 32 bytes", path.display()))
-            })?;
+            let mut seed: [u8; 32] = bytes[..]
+                .try_into()
+                .map_err(|_| AuditError::Key(format!("{}: must hold 32 bytes", path.display())))?;
             let signer = Ed25519Signer::from_seed(seed);
             seed.zeroize();
             return Ok(signer);
