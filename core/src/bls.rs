@@ -514,7 +514,8 @@ mod tests {
                 let actions = self.replicas[id as usize].step(input, &self.signers[id as usize]);
                 for action in actions {
                     match action {
-                        Action::Send { to, message } => {
+                        // Records are durable at once here, so no send waits.
+                        Action::Send { to, message, .. } => {
                             for target in to {
                                 self.queue.push_back((id, target, message.clone()));
                             }

@@ -38,6 +38,18 @@ pub const BUG_NAMES: &[(&str, &str)] = &[
         "genesis-qc-anywhere",
         "a round-0 certificate is accepted for any block, not only genesis",
     ),
+    (
+        "skip-persist-vote",
+        "a global vote is sent without its safety record being persisted",
+    ),
+    (
+        "send-before-durable",
+        "the host releases sends before the records they wait for are durable",
+    ),
+    (
+        "restore-forgets-commit",
+        "restore drops the records of PBFT commits sent",
+    ),
 ];
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -50,6 +62,10 @@ pub struct PlantedBugs {
     pub(crate) qc_sub_quorum: bool,
     pub(crate) unchecked_signers: bool,
     pub(crate) genesis_qc_anywhere: bool,
+    pub(crate) skip_persist_vote: bool,
+    /// A host bug: the simulator's disk model honours it, the replica cannot see it.
+    pub(crate) send_before_durable: bool,
+    pub(crate) restore_forgets_commit: bool,
 }
 
 impl PlantedBugs {
@@ -63,6 +79,9 @@ impl PlantedBugs {
             qc_sub_quorum: false,
             unchecked_signers: false,
             genesis_qc_anywhere: false,
+            skip_persist_vote: false,
+            send_before_durable: false,
+            restore_forgets_commit: false,
         }
     }
 
@@ -79,6 +98,9 @@ impl PlantedBugs {
             "qc-sub-quorum" => bugs.qc_sub_quorum = true,
             "unchecked-signers" => bugs.unchecked_signers = true,
             "genesis-qc-anywhere" => bugs.genesis_qc_anywhere = true,
+            "skip-persist-vote" => bugs.skip_persist_vote = true,
+            "send-before-durable" => bugs.send_before_durable = true,
+            "restore-forgets-commit" => bugs.restore_forgets_commit = true,
             _ => return None,
         }
         Some(bugs)

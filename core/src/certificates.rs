@@ -243,6 +243,48 @@ mod tests {
         }
     }
 
+    /// Mutation run: an empty piece adds no signer, but the rule refuses it outright so a
+    /// peer cannot fill the aggregator with pieces that carry nothing.
+    #[test]
+    fn a_vote_piece_needs_a_member_signer() {
+        let rules = rules();
+        assert!(rules.vote_piece(&cert(&[])).is_err());
+        assert!(rules.vote_piece(&cert(&[3])).is_ok());
+        assert!(rules.vote_piece(&cert(&[7])).is_err(), "not a member");
+    }
+
+    /// Mutation run: the last lane exists, the one past it in either coordinate does not.
+    #[test]
+    fn lanes_end_at_the_last_domain_and_shard() {
+        let rules = rules();
+        assert!(rules.lane_exists(Lane {
+            domain: 2,
+            shard: 0
+        }));
+        assert!(!rules.lane_exists(Lane {
+            domain: 3,
+            shard: 0
+        }));
+        assert!(!rules.lane_exists(Lane {
+            domain: 0,
+            shard: 1
+        }));
+        assert_eq!(
+            rules.lane_index(Lane {
+                domain: 2,
+                shard: 0
+            }),
+            Some(2)
+        );
+        assert_eq!(
+            rules.lane_index(Lane {
+                domain: 3,
+                shard: 0
+            }),
+            None
+        );
+    }
+
     #[test]
     fn an_empty_or_sub_quorum_tc_is_refused() {
         let rules = rules();

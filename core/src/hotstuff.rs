@@ -92,11 +92,12 @@ pub enum GlobalOutput {
         message: GlobalMessage,
     },
     /// Voting state became durable-relevant: must be on disk before the next Send leaves.
+    /// The safety state, persisted before the messages that depend on it leave.
     Persist {
         last_voted_round: Round,
-        high_qc_round: Round,
         /// A leader never proposes twice in a round, restarts included.
         proposed_round: Round,
+        high_qc: QuorumCert,
     },
     /// A block is final; emitted once per block, in chain order.
     Commit(Arc<Block>),
@@ -176,6 +177,8 @@ pub struct Global {
     /// Ticks proposals waited for their batches, and since when one waits now.
     payload_latencies: Vec<u64>,
     pending_since: Option<u64>,
+    /// A restore replays records: propose nothing until it is done.
+    replaying: bool,
     now: u64,
 }
 
@@ -221,25 +224,50 @@ impl Global {
             round_latencies: Vec::new(),
             payload_latencies: Vec::new(),
             pending_since: None,
+            replaying: false,
             now: 0,
             config,
         }
     }
 
-    /// The replica restarted: keep the durable voting state and block store, restart the
-    /// round from the highest QC.
-    pub fn recover(&self, schedule: LeaderSchedule, policy: VotePatternPolicy) -> Global {
-        let mut global = Global::new(self.config.clone(), schedule, policy, self.bugs);
-        global.last_voted_round = self.last_voted_round;
-        global.high_qc = self.high_qc.clone();
-        global.blocks = self.blocks.clone();
-        global.committed = self.committed.clone();
-        global.held = self.held.clone();
-        global.available = self.available.clone();
-        global.round = self.high_qc.round.max(self.last_voted_round) + 1;
-        global.proposed_round = self.proposed_round.max(self.last_voted_round);
-        global.reputation_at = self.reputation_at.clone();
-        global
+    /// Restore: the safety state recorded at a vote, timeout or proposal (never lowered).
+    pub fn replay_safety(
+        &mut self,
+        last_voted_round: Round,
+        proposed_round: Round,
+        high_qc: QuorumCert,
+    ) {
+        self.replaying = true;
+        self.last_voted_round = self.last_voted_round.max(last_voted_round);
+        self.proposed_round = self.proposed_round.max(proposed_round);
+        if high_qc.round > self.high_qc.round {
+            self.high_qc = high_qc;
+        }
+    }
+
+    /// Restore: a block recorded final, in chain order. True if it extends what we hold
+    /// (an installed snapshot may already be past it).
+    pub fn replay_commit(&mut self, block: Arc<Block>) -> bool {
+        self.replaying = true;
+        if block.height <= self.committed.height {
+            return false;
+        }
+        assert_eq!(
+            block.parent,
+            self.committed.digest(),
+            "records keep the chain order"
+        );
+        self.blocks.insert(block.digest(), block.clone());
+        self.commit_one(block);
+        true
+    }
+
+    /// Restore done: restart the round after everything we voted in or certified.
+    pub fn restored(&mut self) {
+        self.replaying = false;
+        self.round = self.high_qc.round.max(self.last_voted_round) + 1;
+        self.proposed_round = self.proposed_round.max(self.last_voted_round);
+        self.prune();
     }
 
     /// One line of state for traces.
@@ -255,6 +283,15 @@ impl Global {
             self.pending.len(),
             self.schedule.leader(self.round)
         )
+    }
+
+    pub fn high_qc_round(&self) -> Round {
+        self.high_qc.round
+    }
+
+    /// Votes and timeouts are never sent at or below this round again.
+    pub fn last_voted_round(&self) -> Round {
+        self.last_voted_round
     }
 
     pub fn round(&self) -> Round {
@@ -476,7 +513,7 @@ impl Global {
         self.round_started = self.now;
         out.push(GlobalOutput::Persist {
             last_voted_round: self.last_voted_round,
-            high_qc_round: self.high_qc.round,
+            high_qc: self.high_qc.clone(),
             proposed_round: self.proposed_round,
         });
         out.push(GlobalOutput::Event(GlobalEvent::RoundTimeout {
@@ -764,11 +801,13 @@ impl Global {
             return;
         }
         self.last_voted_round = block.round;
-        out.push(GlobalOutput::Persist {
-            last_voted_round: block.round,
-            high_qc_round: self.high_qc.round,
-            proposed_round: self.proposed_round,
-        });
+        if !self.bugs.skip_persist_vote {
+            out.push(GlobalOutput::Persist {
+                last_voted_round: block.round,
+                high_qc: self.high_qc.clone(),
+                proposed_round: self.proposed_round,
+            });
+        }
         let digest = block.digest();
         let signature = signer.sign(Tag::GlobalVote, &vote_payload(block.round, &digest));
         let message = GlobalMessage::Vote {
@@ -1009,7 +1048,7 @@ impl Global {
             self.high_qc = qc.clone();
             out.push(GlobalOutput::Persist {
                 last_voted_round: self.last_voted_round,
-                high_qc_round: qc.round,
+                high_qc: qc.clone(),
                 proposed_round: self.proposed_round,
             });
         }
@@ -1089,32 +1128,38 @@ impl Global {
             );
         }
         for block in chain.into_iter().rev() {
-            if let Some(tc) = &block.tc {
-                self.schedule
-                    .record_miss(self.schedule.leader(tc.round), tc.round);
-            }
-            self.schedule.record_success(block.proposer, block.round);
-            for evidence in &block.evidence {
-                self.schedule.record_misbehaviour(evidence.offender());
-                self.accusations.remove(&evidence.offender());
-            }
-            if block
-                .height
-                .is_multiple_of(self.config.checkpoint_interval_blocks)
-            {
-                let reputation = self.schedule.reputation_bytes();
-                self.reputation_at.insert(block.height, reputation);
-                while self.reputation_at.len() > REPUTATION_CHECKPOINTS_MAX {
-                    self.reputation_at.pop_first();
-                }
-            }
-            for (lane, &seq) in block.cut.iter().enumerate() {
-                self.available[lane] = self.available[lane].max(seq);
-            }
-            self.committed = block.clone();
+            self.commit_one(block.clone());
             out.push(GlobalOutput::Commit(block));
         }
         self.prune();
+    }
+
+    /// The bookkeeping of one block becoming final: the leader schedule's record, the
+    /// reputation at checkpoint heights, the committed cut.
+    fn commit_one(&mut self, block: Arc<Block>) {
+        if let Some(tc) = &block.tc {
+            self.schedule
+                .record_miss(self.schedule.leader(tc.round), tc.round);
+        }
+        self.schedule.record_success(block.proposer, block.round);
+        for evidence in &block.evidence {
+            self.schedule.record_misbehaviour(evidence.offender());
+            self.accusations.remove(&evidence.offender());
+        }
+        if block
+            .height
+            .is_multiple_of(self.config.checkpoint_interval_blocks)
+        {
+            let reputation = self.schedule.reputation_bytes();
+            self.reputation_at.insert(block.height, reputation);
+            while self.reputation_at.len() > REPUTATION_CHECKPOINTS_MAX {
+                self.reputation_at.pop_first();
+            }
+        }
+        for (lane, &seq) in block.cut.iter().enumerate() {
+            self.available[lane] = self.available[lane].max(seq);
+        }
+        self.committed = block;
     }
 
     fn prune(&mut self) {
@@ -1276,7 +1321,10 @@ impl Global {
     /// on_propose: the leader of the round extends its highest QC with the batches it holds.
     fn maybe_propose(&mut self, signer: &dyn Signer, out: &mut Vec<GlobalOutput>) {
         let round = self.round;
-        if self.schedule.leader(round) != self.config.me || self.proposed_round >= round {
+        if self.replaying
+            || self.schedule.leader(round) != self.config.me
+            || self.proposed_round >= round
+        {
             return;
         }
         let Some(parent) = self.blocks.get(&self.high_qc.block).cloned() else {
@@ -1328,7 +1376,7 @@ impl Global {
         self.proposed_round = round;
         out.push(GlobalOutput::Persist {
             last_voted_round: self.last_voted_round,
-            high_qc_round: self.high_qc.round,
+            high_qc: self.high_qc.clone(),
             proposed_round: round,
         });
         let signature = signer.sign(Tag::Proposal, &block.digest());

@@ -10,6 +10,7 @@
 //! - [`vote_aggregation`]: quorum certificates from vote pieces, per-domain pre-aggregation.
 //! - [`ledger`]: the deterministic payments state machine.
 //! - [`checkpoint`]: signed state checkpoints, stable certificates, snapshot chunks.
+//! - [`durable`]: the records a replica persists, and the persist-then-send contract.
 //! - [`replica`]: one replica composed of the above behind `step(input) -> actions`.
 //! - [`sim`]: the deterministic simulator and its checkers.
 
@@ -18,6 +19,7 @@ pub mod bugs;
 pub mod certificates;
 pub mod checkpoint;
 pub mod crypto;
+pub mod durable;
 pub mod evidence;
 pub mod hotstuff;
 pub mod leader;

@@ -2,7 +2,7 @@
 //! host must run before a message reaches a handler.
 
 use crate::checkpoint::{CheckpointCert, CheckpointVote, SnapshotChunk};
-use crate::crypto::{digest, Bitmap, Certificate, Check, Digest, Signature, Tag};
+use crate::crypto::{digest, Bitmap, Certificate, Check, Digest, Signature, Signer, Tag};
 use crate::evidence::Evidence;
 use crate::ledger::Transfer;
 use crate::topology::{DomainIndex, ReplicaId};
@@ -67,14 +67,9 @@ pub fn prepare_payload(lane: Lane, view: View, seq: Seq, digest: &Digest) -> Vec
     .concat()
 }
 
+/// The same bytes as a prepare's: the signing tag tells the two votes apart.
 pub fn commit_payload(lane: Lane, view: View, seq: Seq, digest: &Digest) -> Vec<u8> {
-    [
-        &lane.bytes()[..],
-        &view.to_le_bytes(),
-        &seq.to_le_bytes(),
-        digest,
-    ]
-    .concat()
+    prepare_payload(lane, view, seq, digest)
 }
 
 /// Proof that a batch prepared in a view: q_d prepare signatures (the pre-prepare counts).
@@ -182,6 +177,49 @@ impl LocalMessage {
             | LocalMessage::Commit { lane, .. }
             | LocalMessage::NewView { lane, .. } => *lane,
             LocalMessage::ViewChange(vc) => vc.lane,
+        }
+    }
+
+    /// prepare(v, n, d) signed by `from` (Castro-Liskov 4.2).
+    pub fn prepare(
+        lane: Lane,
+        view: View,
+        seq: Seq,
+        digest: Digest,
+        from: ReplicaId,
+        signer: &dyn Signer,
+    ) -> Self {
+        let signature = signer.sign(
+            Tag::LocalPrepare,
+            &prepare_payload(lane, view, seq, &digest),
+        );
+        LocalMessage::Prepare {
+            lane,
+            view,
+            seq,
+            digest,
+            from,
+            signature,
+        }
+    }
+
+    /// commit(v, n, d) signed by `from` (Castro-Liskov 4.2).
+    pub fn commit(
+        lane: Lane,
+        view: View,
+        seq: Seq,
+        digest: Digest,
+        from: ReplicaId,
+        signer: &dyn Signer,
+    ) -> Self {
+        let signature = signer.sign(Tag::LocalCommit, &commit_payload(lane, view, seq, &digest));
+        LocalMessage::Commit {
+            lane,
+            view,
+            seq,
+            digest,
+            from,
+            signature,
         }
     }
 }

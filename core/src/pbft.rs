@@ -19,6 +19,7 @@
 use crate::bugs::PlantedBugs;
 use crate::certificates::CertRules;
 use crate::crypto::{Bitmap, Certificate, Digest, Signature, Signer, Tag};
+use crate::durable::LocalRecord;
 use crate::evidence::Evidence;
 use crate::ledger::Transfer;
 use crate::messages::{
@@ -86,12 +87,8 @@ pub enum LocalOutput {
         peer: ReplicaId,
         from_seq: Seq,
     },
-    /// The durable safety state changed: view entered, or a prepare/commit about to be sent.
-    Persist {
-        view: View,
-        seq: Seq,
-        digest: Digest,
-    },
+    /// A durable fact, persisted before the sends that follow it leave.
+    Persist(LocalRecord),
     Evidence(Evidence),
     ViewChanged {
         view: View,
@@ -242,40 +239,78 @@ impl LocalShard {
         }
     }
 
-    /// The replica restarted: keep what is durable (view, accepted pre-prepares, prepared
-    /// certificates, commits sent, committed batches), drop queues, votes of others, timers.
-    pub fn recover(&self) -> LocalShard {
-        let mut shard = LocalShard::new(self.config.clone(), self.me, self.bugs);
-        shard.view = self.view;
-        shard.in_view_change = self.in_view_change;
-        shard.committed_upto = self.committed_upto;
-        shard.committed_lc = self.committed_lc.clone();
-        // The new-view we installed is durable: members that missed it (it may have been lost
-        // just before our crash) can only get it from us, or the lane stays in view change.
-        shard.installed_new_view = self.installed_new_view.clone();
-        // A primary must not reuse a sequence it pre-prepared in this view (the accepted
-        // pre-prepare is durable): that would be an equivocation after every restart.
+    /// Restore: take in one durable fact this shard recorded before the restart. Our own
+    /// prepares and commits are signed again (signing is deterministic) so they count.
+    pub fn replay(&mut self, record: LocalRecord, signer: &dyn Signer) {
+        if record.seq().is_some_and(|seq| seq <= self.committed_upto) {
+            return; // committed since: the batch record holds what matters
+        }
+        match record {
+            LocalRecord::View {
+                view,
+                in_view_change,
+            } => {
+                assert!(view >= self.view, "views never decrease");
+                self.view = view;
+                self.in_view_change = in_view_change;
+            }
+            LocalRecord::NewViewInstalled(message) => self.installed_new_view = Some(message),
+            LocalRecord::PrePrepare {
+                view,
+                seq,
+                digest,
+                payload,
+                message,
+            } => {
+                let primary = self.primary_of(view);
+                let slot = self.slot_to_restore(seq);
+                if let Some(LocalMessage::PrePrepare { signature, .. }) = &message {
+                    slot.prepares.add(view, digest, primary, signature.clone());
+                }
+                slot.accepted = Some((view, digest, payload));
+                slot.pre_prepare = message;
+            }
+            LocalRecord::PrepareSent { view, seq, digest } => {
+                let (lane, me) = (self.lane(), self.me);
+                let signature = signer.sign(
+                    Tag::LocalPrepare,
+                    &prepare_payload(lane, view, seq, &digest),
+                );
+                let slot = self.slot_to_restore(seq);
+                slot.prepares.add(view, digest, me, signature);
+            }
+            LocalRecord::Prepared(proof) => {
+                let seq = proof.seq;
+                self.slot_to_restore(seq).prepared = Some(proof);
+            }
+            LocalRecord::CommitSent { view, seq, digest } => {
+                let (lane, me) = (self.lane(), self.me);
+                let signature =
+                    signer.sign(Tag::LocalCommit, &commit_payload(lane, view, seq, &digest));
+                let slot = self.slot_to_restore(seq);
+                slot.sent_commit = Some((view, digest));
+                slot.commits.add(view, digest, me, signature);
+            }
+        }
+    }
+
+    fn slot_to_restore(&mut self, seq: Seq) -> &mut Slot {
+        self.slots.entry(seq).or_default()
+    }
+
+    /// Restore done: a primary must not reuse a sequence it pre-prepared in this view (that
+    /// would be an equivocation after every restart).
+    pub fn restored(&mut self) {
+        let (committed, view) = (self.committed_upto, self.view);
+        self.slots.retain(|&seq, _| seq > committed);
         let last_used = self
             .slots
             .iter()
-            .filter(|(_, slot)| slot.accepted.as_ref().is_some_and(|a| a.0 == self.view))
+            .filter(|(_, slot)| slot.accepted.as_ref().is_some_and(|a| a.0 == view))
             .map(|(&seq, _)| seq)
             .max()
             .unwrap_or(0);
-        shard.next_seq = self.committed_upto.max(last_used) + 1;
-        for (&seq, slot) in &self.slots {
-            let kept = Slot {
-                accepted: slot.accepted.clone(),
-                pre_prepare: slot.pre_prepare.clone(),
-                prepared: slot.prepared.clone(),
-                sent_commit: slot.sent_commit,
-                committed: slot.committed,
-                lc: slot.lc.clone(),
-                ..Slot::default()
-            };
-            shard.slots.insert(seq, kept);
-        }
-        shard
+        self.next_seq = self.next_seq.max(committed.max(last_used) + 1);
     }
 
     /// Every buffer a member can fill is within its bound (checked by the simulator after
@@ -364,6 +399,44 @@ impl LocalShard {
 
     pub fn view(&self) -> View {
         self.view
+    }
+
+    /// Whether a restored shard knows it sent `message` (a pre-prepare, prepare or commit of
+    /// this lane): the durability checker's question after every restart.
+    pub fn remembers(&self, message: &LocalMessage) -> bool {
+        let (view, seq, digest, commit) = match message {
+            LocalMessage::PrePrepare {
+                view, seq, digest, ..
+            }
+            | LocalMessage::Prepare {
+                view, seq, digest, ..
+            } => (*view, *seq, *digest, false),
+            LocalMessage::Commit {
+                view, seq, digest, ..
+            } => (*view, *seq, *digest, true),
+            _ => return true,
+        };
+        if self.view < view {
+            return false;
+        }
+        if seq <= self.committed_upto {
+            return true;
+        }
+        let Some(slot) = self.slots.get(&seq) else {
+            return false;
+        };
+        if commit {
+            slot.committed
+                || slot
+                    .sent_commit
+                    .is_some_and(|(v, d)| v > view || d == digest)
+        } else {
+            slot.committed
+                || slot
+                    .accepted
+                    .as_ref()
+                    .is_some_and(|a| a.0 > view || a.1 == digest)
+        }
     }
 
     pub fn committed_upto(&self) -> Seq {
@@ -572,11 +645,12 @@ impl LocalShard {
             from: self.me,
             signature,
         };
+        // Accepting our own pre-prepare persists it; only then may it leave.
+        self.on_message(message.clone(), signer, out);
         out.push(LocalOutput::Send {
             to: self.others(),
-            message: message.clone(),
+            message,
         });
-        self.on_message(message, signer, out);
     }
 
     pub fn on_message(
@@ -723,6 +797,13 @@ impl LocalShard {
         slot.accepted = Some((view, digest, payload.clone()));
         slot.pre_prepare = Some(message.clone());
         slot.prepares.add(view, digest, from, signature.clone());
+        out.push(LocalOutput::Persist(LocalRecord::PrePrepare {
+            view,
+            seq,
+            digest,
+            payload: payload.clone(),
+            message: Some(message.clone()),
+        }));
         // The request timers keep running until the batch commits (Castro-Liskov 4.5.2):
         // a pre-prepare that reaches too few members must not silence them.
         self.send_prepare(view, seq, digest, false, signer, out);
@@ -778,7 +859,11 @@ impl LocalShard {
             Tag::LocalPrepare,
             &prepare_payload(self.lane(), view, seq, &digest),
         );
-        out.push(LocalOutput::Persist { view, seq, digest });
+        out.push(LocalOutput::Persist(LocalRecord::PrepareSent {
+            view,
+            seq,
+            digest,
+        }));
         out.push(LocalOutput::Send {
             to: self.others(),
             message: LocalMessage::Prepare {
@@ -845,20 +930,26 @@ impl LocalShard {
                 signers: votes.signers,
                 aggregate: signer.aggregate(&votes.signatures),
             };
-            slot.prepared = Some(PreparedProof {
+            let proof = PreparedProof {
                 view,
                 seq,
                 digest,
                 payload,
                 cert,
-            });
+            };
+            out.push(LocalOutput::Persist(LocalRecord::Prepared(proof.clone())));
+            slot.prepared = Some(proof);
         }
         // Castro-Liskov 4.2: prepared(m, v, n) makes us send commit(v, n, d), one per view;
         // an LC gathers q_d commits of one view. Prepared again after a view change, we
         // commit again in the new view, so commits lost with the old primary cost nothing.
         slot.sent_commit = Some((view, digest));
         let signature = signer.sign(Tag::LocalCommit, &commit_payload(lane, view, seq, &digest));
-        out.push(LocalOutput::Persist { view, seq, digest });
+        out.push(LocalOutput::Persist(LocalRecord::CommitSent {
+            view,
+            seq,
+            digest,
+        }));
         out.push(LocalOutput::Send {
             to: self.others(),
             message: LocalMessage::Commit {
@@ -1047,11 +1138,10 @@ impl LocalShard {
         self.view = new_view;
         self.in_view_change = true;
         self.view_change_started = self.now;
-        out.push(LocalOutput::Persist {
+        out.push(LocalOutput::Persist(LocalRecord::View {
             view: new_view,
-            seq: 0,
-            digest: [0; 32],
-        });
+            in_view_change: true,
+        }));
         out.push(LocalOutput::ViewChanged { view: new_view });
         let vc = self.own_view_change(new_view, signer);
         out.push(LocalOutput::Send {
@@ -1190,11 +1280,12 @@ impl LocalShard {
             from: self.me,
             signature,
         };
+        // Installing our own new-view persists it; only then may it leave.
+        self.on_message(message.clone(), signer, out);
         out.push(LocalOutput::Send {
             to: self.others(),
-            message: message.clone(),
+            message,
         });
-        self.on_message(message, signer, out);
     }
 
     /// The new-view decision (paper 4.4): above the highest LC-certified sequence, re-propose
@@ -1257,21 +1348,24 @@ impl LocalShard {
             return;
         }
         let (min_s, decided) = LocalShard::new_view_decision(&view_changes);
-        self.installed_new_view = Some(LocalMessage::NewView {
+        let installed = LocalMessage::NewView {
             lane: self.lane(),
             view,
             view_changes: view_changes.clone(),
             from,
             signature: signature.clone(),
-        });
+        };
+        out.push(LocalOutput::Persist(LocalRecord::NewViewInstalled(
+            installed.clone(),
+        )));
+        self.installed_new_view = Some(installed);
         self.view = view;
         self.in_view_change = false;
         self.view_change_attempts = 0;
-        out.push(LocalOutput::Persist {
+        out.push(LocalOutput::Persist(LocalRecord::View {
             view,
-            seq: 0,
-            digest: [0; 32],
-        });
+            in_view_change: false,
+        }));
         if min_s > self.committed_upto {
             let holder = view_changes
                 .iter()
@@ -1303,8 +1397,15 @@ impl LocalShard {
                 continue; // far behind: we catch up on the LCs first (NeedBatches above)
             }
             let slot = self.slots.entry(seq).or_default();
-            slot.accepted = Some((view, digest, payload));
+            slot.accepted = Some((view, digest, payload.clone()));
             slot.pre_prepare = None;
+            out.push(LocalOutput::Persist(LocalRecord::PrePrepare {
+                view,
+                seq,
+                digest,
+                payload,
+                message: None,
+            }));
             // Every member, the new primary included, prepares each decided batch anew.
             self.send_prepare(view, seq, digest, true, signer, out);
             self.check_prepared(seq, signer, out);

@@ -10,8 +10,8 @@ mod checkpoints;
 
 use crate::bugs::PlantedBugs;
 use crate::certificates::CertRules;
-use crate::checkpoint::CheckpointCert;
 use crate::crypto::{Check, Digest, Signer};
+use crate::durable::{LocalRecord, Record, RecordSeq};
 use crate::evidence::Evidence;
 use crate::hotstuff::{Global, GlobalConfig, GlobalEvent, GlobalOutput};
 use crate::leader::LeaderSchedule;
@@ -80,34 +80,21 @@ pub enum Input {
         token: u64,
         ok: bool,
     },
+    /// Every record up to `upto` is durable (the host's log reached it).
+    Durable {
+        upto: RecordSeq,
+    },
 }
 
-/// Durable-state records for the write-ahead log.
+/// What [`Replica::durable_state`] compares.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SafetyRecord {
-    LocalVote {
-        lane: Lane,
-        view: View,
-        seq: Seq,
-        digest: Digest,
-    },
-    GlobalVote {
-        last_voted_round: u64,
-        high_qc_round: u64,
-        proposed_round: u64,
-    },
-    Batch {
-        lane: Lane,
-        seq: Seq,
-        digest: Digest,
-    },
-    /// A stable checkpoint: durable before anything below it is truncated or served.
-    StableCheckpoint(CheckpointCert),
-    /// A snapshot installed by state transfer (the host stores the bytes as the new base).
-    SnapshotInstalled {
-        checkpoint: CheckpointCert,
-        snapshot: Arc<Vec<u8>>,
-    },
+pub struct DurableState {
+    pub views: Vec<View>,
+    pub last_voted_round: u64,
+    pub high_qc_round: u64,
+    pub committed_height: u64,
+    pub executed_height: u64,
+    pub state_root: Digest,
 }
 
 /// What a client learns about its transaction.
@@ -154,11 +141,17 @@ pub enum HealthEvent {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
+    /// Send once every record up to `after` is durable (0: at once).
     Send {
         to: Vec<ReplicaId>,
         message: Message,
+        after: RecordSeq,
     },
-    Persist(SafetyRecord),
+    /// Append `record` to the log as number `seq` (consecutive from 1).
+    Persist {
+        seq: RecordSeq,
+        record: Record,
+    },
     Verify {
         token: u64,
         checks: Vec<Check>,
@@ -184,6 +177,22 @@ pub enum Action {
         block: Digest,
         state_root: Digest,
     },
+}
+
+impl Action {
+    /// A send; `Replica::step` names the records it waits for.
+    pub(crate) fn send(to: Vec<ReplicaId>, message: Message) -> Action {
+        Action::Send {
+            to,
+            message,
+            after: 0,
+        }
+    }
+
+    /// A record to persist; `Replica::step` numbers it.
+    pub(crate) fn persist(record: Record) -> Action {
+        Action::Persist { seq: 0, record }
+    }
 }
 
 pub struct Replica {
@@ -215,6 +224,9 @@ pub struct Replica {
     requests_from: BTreeMap<ReplicaId, (u64, u32)>,
     rules: Arc<CertRules>,
     next_token: u64,
+    /// The last record numbered, and how far the host reported records durable.
+    last_record: RecordSeq,
+    durable_upto: RecordSeq,
     now: u64,
 }
 
@@ -284,6 +296,8 @@ impl Replica {
             requests_from: BTreeMap::new(),
             rules,
             next_token: 0,
+            last_record: 0,
+            durable_upto: 0,
             now: 0,
             bugs,
             config,
@@ -312,36 +326,66 @@ impl Replica {
         }
     }
 
-    /// Restart after a crash: durable state (voting state, views, prepared certificates,
-    /// batch and block stores, executed ledger) survives; queues, votes of others, pending
-    /// verifications and timers do not.
-    pub fn recover(&self) -> Replica {
-        Replica {
-            config: self.config.clone(),
-            bugs: self.bugs,
-            lanes: self.lanes.clone(),
-            shards: self.shards.iter().map(LocalShard::recover).collect(),
-            // The schedule's reputation comes from committed blocks, which are durable: a
-            // runtime rebuilds it by replaying them; here it is kept as it was.
-            global: self
+    /// Rebuild a replica from the records it persisted, and nothing else: the safety state
+    /// and lanes from their records, the ledger and leader reputation by executing the
+    /// committed blocks again (from the installed snapshot, if any). What was not durable
+    /// (votes of others, queues, timers, pending verifications) is gone.
+    pub fn restore(config: ReplicaConfig, signer: &dyn Signer, records: &[Record]) -> Replica {
+        Replica::restore_with_bugs(config, signer, PlantedBugs::none(), records)
+    }
+
+    pub(crate) fn restore_with_bugs(
+        config: ReplicaConfig,
+        signer: &dyn Signer,
+        bugs: PlantedBugs,
+        records: &[Record],
+    ) -> Replica {
+        let mut replica = Replica::with_bugs(config, signer, bugs);
+        let mut discarded = Vec::new();
+        for record in records {
+            replica.replay(record.clone(), signer, &mut discarded);
+            discarded.clear(); // all of it happened before the restart
+        }
+        replica.shards.iter_mut().for_each(LocalShard::restored);
+        replica.global.restored();
+        replica.last_record = records.len() as RecordSeq;
+        replica.durable_upto = replica.last_record;
+        replica
+    }
+
+    fn replay(&mut self, record: Record, signer: &dyn Signer, actions: &mut Vec<Action>) {
+        match record {
+            Record::GlobalSafety {
+                last_voted_round,
+                proposed_round,
+                high_qc,
+            } => self
                 .global
-                .recover(self.global.schedule().clone(), policy(&self.config)),
-            batches: self.batches.clone(),
-            contiguous: self.contiguous.clone(),
-            batch_requests: BTreeMap::new(),
-            ledger: self.ledger.clone(),
-            executed: self.executed.clone(),
-            to_execute: self.to_execute.clone(),
-            last_executed_cut: self.last_executed_cut.clone(),
-            executed_lcs: self.executed_lcs.clone(),
-            executed_height: self.executed_height,
-            ckpt: self.ckpt.recover(self.config.topology.quorum().q as usize),
-            verifying: BTreeMap::new(),
-            verifying_from: BTreeMap::new(),
-            requests_from: BTreeMap::new(),
-            rules: self.rules.clone(),
-            next_token: self.next_token,
-            now: self.now,
+                .replay_safety(last_voted_round, proposed_round, high_qc),
+            Record::GlobalCommitted(block) => {
+                if self.global.replay_commit(block.clone()) {
+                    self.to_execute.push_back(block);
+                    self.execute_ready(signer, actions);
+                }
+            }
+            Record::Local { lane, record } => {
+                if self.bugs.restore_forgets_commit
+                    && matches!(record, LocalRecord::CommitSent { .. })
+                {
+                    return;
+                }
+                self.shards[lane.shard as usize].replay(record, signer)
+            }
+            Record::Batch { lc, payload } => self.on_batch(lc, payload, signer, actions),
+            Record::StableCheckpoint(cert) => self.on_stable_checkpoint(cert, signer, actions),
+            Record::SnapshotInstalled {
+                checkpoint,
+                snapshot,
+                block,
+                lane_certs,
+            } => self.replay_snapshot_installed(
+                checkpoint, &snapshot, block, lane_certs, signer, actions,
+            ),
         }
     }
 
@@ -412,6 +456,38 @@ impl Replica {
         )
     }
 
+    /// The state a restore must rebuild exactly: views per lane, the global tier's safety
+    /// state, and what was committed and executed.
+    pub fn durable_state(&self) -> DurableState {
+        DurableState {
+            views: self.shards.iter().map(LocalShard::view).collect(),
+            last_voted_round: self.global.last_voted_round(),
+            high_qc_round: self.global.high_qc_round(),
+            committed_height: self.global.committed().height,
+            executed_height: self.executed_height,
+            state_root: self.ledger.state_root(),
+        }
+    }
+
+    /// Whether this replica, restored, knows it sent `message`: a vote or proposal it
+    /// forgot is one it may contradict. Only vote-like messages are asked about.
+    pub fn remembers(&self, message: &Message) -> bool {
+        match message {
+            Message::Global(GlobalMessage::Vote { round, .. }) => {
+                self.global.last_voted_round() >= *round
+            }
+            Message::Local(local) => {
+                let lane = local.lane();
+                lane.domain != self.config.topology.domain_of(self.config.me)
+                    || self
+                        .shards
+                        .get(lane.shard as usize)
+                        .is_none_or(|shard| shard.remembers(local))
+            }
+            _ => true,
+        }
+    }
+
     pub fn global_round(&self) -> u64 {
         self.global.round()
     }
@@ -441,8 +517,35 @@ impl Replica {
                 self.on_message(from, message, signer, &mut actions)
             }
             Input::Verified { token, ok } => self.on_verified(token, ok, signer, &mut actions),
+            Input::Durable { upto } => self.on_durable(upto),
         }
+        self.number_records(&mut actions);
         actions
+    }
+
+    /// Number the records in order, and make every send wait for all records before it: a
+    /// message leaves only once the state it reflects is durable.
+    fn number_records(&mut self, actions: &mut [Action]) {
+        for action in actions {
+            match action {
+                Action::Persist { seq, .. } => {
+                    self.last_record += 1;
+                    *seq = self.last_record;
+                }
+                Action::Send { after, .. } => *after = self.last_record,
+                _ => {}
+            }
+        }
+    }
+
+    fn on_durable(&mut self, upto: RecordSeq) {
+        assert!(upto <= self.last_record, "durable only what was persisted");
+        self.durable_upto = self.durable_upto.max(upto);
+    }
+
+    /// How far the host reported our records durable.
+    pub fn durable_upto(&self) -> RecordSeq {
+        self.durable_upto
     }
 
     fn on_tick(&mut self, signer: &dyn Signer, actions: &mut Vec<Action>) {
@@ -651,10 +754,9 @@ impl Replica {
     ) {
         for output in outputs {
             match output {
-                LocalOutput::Send { to, message } => actions.push(Action::Send {
-                    to,
-                    message: Message::Local(message),
-                }),
+                LocalOutput::Send { to, message } => {
+                    actions.push(Action::send(to, Message::Local(message)))
+                }
                 LocalOutput::Committed { lc, payload } => {
                     self.on_local_commit(lc, payload, signer, actions)
                 }
@@ -671,14 +773,9 @@ impl Replica {
                     }
                     self.serve_batches(lane, from_seq, Seq::MAX, peer, actions);
                 }
-                LocalOutput::Persist { view, seq, digest } => {
+                LocalOutput::Persist(record) => {
                     let lane = self.shards[shard].lane();
-                    actions.push(Action::Persist(SafetyRecord::LocalVote {
-                        lane,
-                        view,
-                        seq,
-                        digest,
-                    }));
+                    actions.push(Action::persist(Record::Local { lane, record }));
                 }
                 LocalOutput::Evidence(evidence) => self.evidence(evidence, actions),
                 LocalOutput::ViewChanged { view } => {
@@ -708,13 +805,13 @@ impl Replica {
         }
         let targets = self.dissemination_targets();
         if !targets.is_empty() {
-            actions.push(Action::Send {
-                to: targets,
-                message: Message::Batch {
+            actions.push(Action::send(
+                targets,
+                Message::Batch {
                     lc: lc.clone(),
                     payload: payload.clone(),
                 },
-            });
+            ));
         }
         self.store_batch(lc, payload, signer, actions);
     }
@@ -779,10 +876,9 @@ impl Replica {
         {
             return;
         }
-        actions.push(Action::Persist(SafetyRecord::Batch {
-            lane: lc.lane,
-            seq: lc.seq,
-            digest: lc.digest,
+        actions.push(Action::persist(Record::Batch {
+            lc: lc.clone(),
+            payload: payload.clone(),
         }));
         let (seq, digest) = (lc.seq, lc.digest);
         versions.push((lc, payload));
@@ -834,10 +930,7 @@ impl Replica {
             upto,
             from: self.config.me,
         };
-        actions.push(Action::Send {
-            to: vec![from],
-            message,
-        });
+        actions.push(Action::send(vec![from], message));
     }
 
     fn serve_batches(
@@ -864,10 +957,7 @@ impl Replica {
                     lc: lc.clone(),
                     payload: payload.clone(),
                 };
-                actions.push(Action::Send {
-                    to: vec![to],
-                    message,
-                });
+                actions.push(Action::send(vec![to], message));
             }
         }
     }
@@ -880,20 +970,20 @@ impl Replica {
     ) {
         for output in outputs {
             match output {
-                GlobalOutput::Send { to, message } => actions.push(Action::Send {
-                    to,
-                    message: Message::Global(message),
-                }),
+                GlobalOutput::Send { to, message } => {
+                    actions.push(Action::send(to, Message::Global(message)))
+                }
                 GlobalOutput::Persist {
                     last_voted_round,
-                    high_qc_round,
                     proposed_round,
-                } => actions.push(Action::Persist(SafetyRecord::GlobalVote {
-                    proposed_round,
+                    high_qc,
+                } => actions.push(Action::persist(Record::GlobalSafety {
                     last_voted_round,
-                    high_qc_round,
+                    proposed_round,
+                    high_qc,
                 })),
                 GlobalOutput::Commit(block) => {
+                    actions.push(Action::persist(Record::GlobalCommitted(block.clone())));
                     self.to_execute.push_back(block);
                     self.execute_ready(signer, actions);
                 }

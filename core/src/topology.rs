@@ -73,6 +73,16 @@ pub enum TopologyError {
     UnknownDomain { replica: ReplicaId, domain: String },
     #[error("link names unknown domain {0:?}")]
     UnknownLinkDomain(String),
+    #[error("link from domain {0:?} to itself: set cluster.intra_domain_rtt_ms instead")]
+    SelfLink(String),
+    #[error("replica {replica}: address {address:?} is not a socket address such as 10.0.0.1:7000 or [2001:db8::1]:7000")]
+    BadAddress { replica: ReplicaId, address: String },
+    #[error("replicas {first} and {second} have the same address {address}")]
+    DuplicateAddress {
+        first: ReplicaId,
+        second: ReplicaId,
+        address: String,
+    },
     #[error("{n} replicas are too few: a BFT cluster needs at least {REPLICAS_MIN}")]
     TooFewReplicas { n: usize },
     #[error("{n} replicas are too many: at most {REPLICAS_MAX}")]
@@ -482,10 +492,22 @@ fn parse_replicas(
                 replica: id,
                 domain: entry.domain.clone(),
             })?;
-        if entry.address.trim().is_empty() {
-            return Err(TopologyError::BadNumber {
-                field: format!("replicas[{id}].address"),
-                reason: "empty address".into(),
+        let address: std::net::SocketAddr =
+            entry
+                .address
+                .parse()
+                .map_err(|_| TopologyError::BadAddress {
+                    replica: id,
+                    address: entry.address.clone(),
+                })?;
+        if let Some(other) = replicas
+            .iter()
+            .find(|r: &&ReplicaSpec| r.address.parse() == Ok(address))
+        {
+            return Err(TopologyError::DuplicateAddress {
+                first: other.id,
+                second: id,
+                address: address.to_string(),
             });
         }
         replicas.push(ReplicaSpec {
@@ -568,6 +590,9 @@ fn parse_links(
         let (a, b) = (index(&link.a)?, index(&link.b)?);
         let field = format!("links[{} <-> {}].rtt_ms", link.a, link.b);
         let rtt = rtt_us(&field, Some(link.rtt_ms), 0.0)?;
+        if a == b {
+            return Err(TopologyError::SelfLink(link.a.clone()));
+        }
         if given.insert((a.min(b), a.max(b)), rtt).is_some() {
             return Err(TopologyError::BadNumber {
                 field,

@@ -3,7 +3,10 @@
 //! test) within 500 seeds.
 
 use ccbft_core::sim::adversary::{Strategy, STRATEGIES};
-use ccbft_core::sim::{self, RunReport, SimOptions};
+use ccbft_core::sim::SimOptions;
+
+mod common;
+use common::{assert_clean, run_seeds, Until};
 
 fn options(strategy: Strategy) -> SimOptions {
     SimOptions {
@@ -18,58 +21,10 @@ fn options(strategy: Strategy) -> SimOptions {
     }
 }
 
-/// Seeds on two threads; stops early at the first run with a violation when `stop` is set.
-fn run_seeds(start: u64, count: u64, options: &SimOptions, stop: bool) -> Vec<RunReport> {
-    let found = std::sync::atomic::AtomicBool::new(false);
-    std::thread::scope(|scope| {
-        let workers: Vec<_> = (0..2)
-            .map(|half| {
-                let found = &found;
-                scope.spawn(move || {
-                    let mut reports = Vec::new();
-                    for seed in (start..start + count).filter(|s| s % 2 == half) {
-                        if stop && found.load(std::sync::atomic::Ordering::Relaxed) {
-                            break;
-                        }
-                        let report = sim::run(seed, options).unwrap();
-                        if !report.violations.is_empty() {
-                            found.store(true, std::sync::atomic::Ordering::Relaxed);
-                        }
-                        reports.push(report);
-                    }
-                    reports
-                })
-            })
-            .collect();
-        workers
-            .into_iter()
-            .flat_map(|w| w.join().unwrap())
-            .collect()
-    })
-}
-
-fn assert_clean(reports: &[RunReport]) {
-    for report in reports {
-        assert!(
-            report.violations.is_empty(),
-            "seed {} ({}) violated: {:?}",
-            report.seed,
-            report.shape,
-            report.violations
-        );
-        assert!(
-            report.committed_txs > 0,
-            "seed {} ({}) committed nothing",
-            report.seed,
-            report.shape
-        );
-    }
-}
-
 #[test]
 fn every_strategy_of_a_two_member_coalition_stays_safe_and_live() {
     for &strategy in STRATEGIES {
-        assert_clean(&run_seeds(100, 8, &options(strategy), false));
+        assert_clean(&run_seeds(100, 8, &options(strategy), Until::AllSeeds));
     }
 }
 
@@ -79,7 +34,7 @@ fn caught(bug: &str, strategy: Strategy) -> Option<(u64, String)> {
         bug: Some(bug.into()),
         ..options(strategy)
     };
-    run_seeds(0, 500, &options, true)
+    run_seeds(0, 500, &options, Until::FirstViolation)
         .into_iter()
         .find(|r| !r.violations.is_empty())
         .map(|r| (r.seed, r.violations[0].what.clone()))

@@ -3,6 +3,9 @@
 
 use ccbft_core::sim::{self, RunReport, SimOptions, CHECKPOINT_INTERVAL_BLOCKS};
 
+mod common;
+use common::assert_no_violation;
+
 /// Four replicas in one domain; replica 3 is down from 0.2 s to 2.2 s of a 3 s fault phase
 /// while 200 payments per second keep coming, so the others pass several checkpoints and
 /// truncate what it would need to catch up block by block.
@@ -22,13 +25,7 @@ fn long_crash() -> SimOptions {
 }
 
 fn assert_clean(report: &RunReport) {
-    assert!(
-        report.violations.is_empty(),
-        "seed {} ({}) violated: {:?}",
-        report.seed,
-        report.shape,
-        report.violations
-    );
+    assert_no_violation(report);
     assert_eq!(report.lost_txs, 0, "seed {}", report.seed);
 }
 

@@ -3,7 +3,10 @@
 //! every checker. A mutant of a protocol rule that this (with the unit tests) cannot kill is
 //! a missing adversary, checker or rule test.
 
-use ccbft_core::sim::{self, SimOptions};
+use ccbft_core::sim::SimOptions;
+
+mod common;
+use common::{assert_clean, run_seeds, Until};
 
 fn run(replicas: u32, domains: u32, byzantine: u32, seeds: std::ops::Range<u64>) {
     let options = SimOptions {
@@ -15,16 +18,12 @@ fn run(replicas: u32, domains: u32, byzantine: u32, seeds: std::ops::Range<u64>)
         tx_per_s: 150,
         ..SimOptions::default()
     };
-    for seed in seeds {
-        let report = sim::run(seed, &options).unwrap();
-        assert!(
-            report.violations.is_empty(),
-            "seed {seed} ({}): {:?}",
-            report.shape,
-            report.violations
-        );
-        assert!(report.committed_txs > 0, "seed {seed} committed nothing");
-    }
+    assert_clean(&run_seeds(
+        seeds.start,
+        seeds.end - seeds.start,
+        &options,
+        Until::AllSeeds,
+    ));
 }
 
 #[test]

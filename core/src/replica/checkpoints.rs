@@ -12,12 +12,13 @@
 //! snapshot root, so a corrupt chunk is rejected on arrival and another peer asked. The
 //! rebuilt ledger's state root must equal the certified root before it is installed.
 
-use super::{Action, HealthEvent, Replica, SafetyRecord};
+use super::{Action, HealthEvent, Replica};
 use crate::checkpoint::{
     replica_snapshot, split_replica_snapshot, CheckpointCert, CheckpointId, CheckpointVote,
     CheckpointVotes, ChunkedSnapshot, SnapshotChunk, VoteOutcome,
 };
 use crate::crypto::Signer;
+use crate::durable::Record;
 use crate::evidence::Evidence;
 use crate::ledger::Ledger;
 use crate::messages::{Block, GlobalMessage, LocalCert, Message, QuorumCert, Seq};
@@ -102,23 +103,6 @@ impl Checkpoints {
         }
     }
 
-    /// After a crash: durable parts kept, votes, transfers and rate limits lost.
-    pub fn recover(&self, quorum: usize) -> Checkpoints {
-        let mut votes = CheckpointVotes::new(quorum, self.interval);
-        votes.mark_stable(self.stable_height());
-        Checkpoints {
-            own: self.own.clone(),
-            stable: self.stable.clone(),
-            ahead: self.ahead.clone(),
-            floor_cut: self.floor_cut.clone(),
-            votes,
-            transfer: None,
-            served: BTreeMap::new(),
-            announced: BTreeMap::new(),
-            ..self.clone()
-        }
-    }
-
     pub fn stable_height(&self) -> u64 {
         self.stable.as_ref().map_or(0, |(c, _)| c.id.height)
     }
@@ -184,10 +168,10 @@ impl Replica {
             self.ckpt.own.pop_first();
         }
         let vote = CheckpointVote::new(id, signer);
-        actions.push(Action::Send {
-            to: self.others(),
-            message: Message::Checkpoint(vote.clone()),
-        });
+        actions.push(Action::send(
+            self.others(),
+            Message::Checkpoint(vote.clone()),
+        ));
         if let Some(ahead) = self.ckpt.ahead.take() {
             if ahead.id.height == height {
                 self.on_stable_checkpoint(ahead, signer, actions);
@@ -289,9 +273,7 @@ impl Replica {
             height <= self.executed_height,
             "stable only what we executed"
         );
-        actions.push(Action::Persist(SafetyRecord::StableCheckpoint(
-            cert.clone(),
-        )));
+        actions.push(Action::persist(Record::StableCheckpoint(cert.clone())));
         let previous = self.ckpt.stable.replace((cert, own));
         self.ckpt.own.retain(|&h, _| h > height);
         if let Some((_, Some(previous))) = previous {
@@ -337,10 +319,7 @@ impl Replica {
         }
         let message = Message::StableCheckpoint(cert.clone());
         self.ckpt.announced.insert(to, self.now);
-        actions.push(Action::Send {
-            to: vec![to],
-            message,
-        });
+        actions.push(Action::send(vec![to], message));
     }
 
     /// Whether a batch request reaches below what we truncated.
@@ -383,10 +362,7 @@ impl Replica {
             bytes,
             high_qc: self.global.high_qc().clone(),
         }));
-        actions.push(Action::Send {
-            to: vec![to],
-            message,
-        });
+        actions.push(Action::send(vec![to], message));
     }
 
     fn start_transfer(&mut self, cert: CheckpointCert, actions: &mut Vec<Action>) {
@@ -428,14 +404,14 @@ impl Replica {
         let Some(transfer) = &self.ckpt.transfer else {
             return;
         };
-        actions.push(Action::Send {
-            to: vec![transfer.peer],
-            message: Message::SnapshotRequest {
+        actions.push(Action::send(
+            vec![transfer.peer],
+            Message::SnapshotRequest {
                 height: transfer.cert.id.height,
                 chunk: transfer.next_chunk,
                 from: self.config.me,
             },
-        });
+        ));
     }
 
     /// No progress for a while, or a bad chunk: start over with the next peer. Starting over
@@ -510,13 +486,7 @@ impl Replica {
             return;
         }
         let transfer = self.ckpt.transfer.take().expect("checked above");
-        let decoded = split_replica_snapshot(&transfer.bytes).and_then(|(ledger, reputation)| {
-            let mut schedule = self.global.schedule().clone();
-            schedule.restore_reputation(reputation)?;
-            let ledger = Ledger::from_snapshot(ledger).ok()?;
-            Some((ledger, reputation.to_vec()))
-        });
-        match decoded {
+        match self.decode_snapshot(&transfer.bytes) {
             Some((ledger, reputation)) if ledger.state_root() == transfer.cert.id.state_root => {
                 self.install(transfer, ledger, &reputation, signer, actions)
             }
@@ -527,6 +497,42 @@ impl Replica {
                 self.reject_chunk(from, actions);
             }
         }
+    }
+
+    /// The ledger and reputation state a replica snapshot holds, if it decodes.
+    fn decode_snapshot(&self, bytes: &[u8]) -> Option<(Ledger, Vec<u8>)> {
+        let (ledger, reputation) = split_replica_snapshot(bytes)?;
+        let mut schedule = self.global.schedule().clone();
+        schedule.restore_reputation(reputation)?;
+        let ledger = Ledger::from_snapshot(ledger).ok()?;
+        Some((ledger, reputation.to_vec()))
+    }
+
+    /// Restore: install again the snapshot a state transfer installed before the restart.
+    pub(super) fn replay_snapshot_installed(
+        &mut self,
+        checkpoint: CheckpointCert,
+        snapshot: &[u8],
+        block: Arc<Block>,
+        lane_certs: Vec<LocalCert>,
+        signer: &dyn Signer,
+        actions: &mut Vec<Action>,
+    ) {
+        let (ledger, reputation) = self
+            .decode_snapshot(snapshot)
+            .expect("an installed snapshot was verified before it was persisted");
+        let transfer = Transfer {
+            cert: checkpoint,
+            attempt: 0,
+            peer: self.config.me,
+            next_chunk: 0,
+            chunks: 0,
+            bytes: snapshot.to_vec(),
+            block: Some((block, lane_certs)),
+            progress_tick: self.now,
+            high_qc: None,
+        };
+        self.install(transfer, ledger, &reputation, signer, actions);
     }
 
     fn reject_chunk(&mut self, from: ReplicaId, actions: &mut Vec<Action>) {
@@ -577,9 +583,11 @@ impl Replica {
         }
         let snapshot = ChunkedSnapshot::new(transfer.bytes);
         assert_eq!(snapshot.root(), cert.id.snapshot_root);
-        actions.push(Action::Persist(SafetyRecord::SnapshotInstalled {
+        actions.push(Action::persist(Record::SnapshotInstalled {
             checkpoint: cert.clone(),
             snapshot: snapshot.bytes.clone(),
+            block: block.clone(),
+            lane_certs: lane_certs.clone(),
         }));
         self.ledger = ledger;
         self.global.install_checkpoint(block.clone(), reputation);
@@ -744,11 +752,9 @@ mod tests {
             1,
             Message::StableCheckpoint(cert.clone()),
         );
-        assert!(
-            actions.contains(&Action::Persist(SafetyRecord::StableCheckpoint(
-                cert.clone()
-            )))
-        );
+        assert!(actions.iter().any(|a| matches!(a, Action::Persist {
+                record: Record::StableCheckpoint(c), ..
+            } if c == &cert)));
         assert_eq!(replica.stable_checkpoint(), Some(&cert));
         assert!(!replica.diverged());
     }
@@ -808,6 +814,7 @@ mod tests {
         let cert = certify(&keys, id, &[1, 2, 3]);
         let actions = deliver(&mut replica, &keys, 2, Message::StableCheckpoint(cert));
         assert!(actions.contains(&Action::Send {
+            after: replica.last_record,
             to: vec![1],
             message: Message::SnapshotRequest {
                 height: 3 * K,
@@ -842,7 +849,7 @@ mod tests {
         );
         assert!(actions.iter().any(|a| matches!(
             a,
-            Action::Send { to, message: Message::SnapshotRequest { chunk: 0, .. } } if to == &vec![2]
+            Action::Send { to, message: Message::SnapshotRequest { chunk: 0, .. }, .. } if to == &vec![2]
         )));
         assert_eq!(replica.snapshot_chunks_rejected(), 1);
     }

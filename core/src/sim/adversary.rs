@@ -581,34 +581,28 @@ impl Adversary {
                 seq,
                 from,
                 ..
-            }) => Some(Message::Local(LocalMessage::Prepare {
-                lane: *lane,
-                view: *view,
-                seq: *seq,
-                digest: other,
-                from: *from,
-                signature: self.signer.sign(
-                    Tag::LocalPrepare,
-                    &prepare_payload(*lane, *view, *seq, &other),
-                ),
-            })),
+            }) => Some(Message::Local(LocalMessage::prepare(
+                *lane,
+                *view,
+                *seq,
+                other,
+                *from,
+                &self.signer,
+            ))),
             Message::Local(LocalMessage::Commit {
                 lane,
                 view,
                 seq,
                 from,
                 ..
-            }) => Some(Message::Local(LocalMessage::Commit {
-                lane: *lane,
-                view: *view,
-                seq: *seq,
-                digest: other,
-                from: *from,
-                signature: self.signer.sign(
-                    Tag::LocalCommit,
-                    &commit_payload(*lane, *view, *seq, &other),
-                ),
-            })),
+            }) => Some(Message::Local(LocalMessage::commit(
+                *lane,
+                *view,
+                *seq,
+                other,
+                *from,
+                &self.signer,
+            ))),
             Message::Checkpoint(vote) => {
                 let mut id = vote.id;
                 id.state_root = other;
@@ -755,28 +749,22 @@ impl Adversary {
                 signature: self.signer.sign(Tag::Timeout, &timeout_payload(big, 0)),
             }),
             self.sign_proposal(far.clone()),
-            Message::Local(LocalMessage::Prepare {
-                lane: my_lane,
-                view: big,
-                seq: big,
+            Message::Local(LocalMessage::prepare(
+                my_lane,
+                big,
+                big,
                 digest,
-                from: me,
-                signature: self.signer.sign(
-                    Tag::LocalPrepare,
-                    &prepare_payload(my_lane, big, big, &digest),
-                ),
-            }),
-            Message::Local(LocalMessage::Commit {
-                lane: my_lane,
-                view: big,
-                seq: big,
+                me,
+                &self.signer,
+            )),
+            Message::Local(LocalMessage::commit(
+                my_lane,
+                big,
+                big,
                 digest,
-                from: me,
-                signature: self.signer.sign(
-                    Tag::LocalCommit,
-                    &commit_payload(my_lane, big, big, &digest),
-                ),
-            }),
+                me,
+                &self.signer,
+            )),
             Message::Local(LocalMessage::ViewChange(view_change)),
             Message::BatchRequest {
                 lane,
@@ -814,7 +802,8 @@ impl Adversary {
             domain: self.coalition.topology.domain_of(me),
             shard: rng.below(u64::from(self.coalition.topology.shards)) as u32,
         };
-        match rng.below(7) {
+        let kind = rng.below(7);
+        match kind {
             0 => Message::Global(GlobalMessage::Vote {
                 round,
                 block: digest,
@@ -837,33 +826,14 @@ impl Adversary {
                     from: me,
                 })
             }
-            2 => {
+            2 | 3 => {
                 let (view, seq) = (rng.below(10), 1 + rng.below(70));
-                Message::Local(LocalMessage::Prepare {
-                    lane: my_lane,
-                    view,
-                    seq,
-                    digest,
-                    from: me,
-                    signature: self.signer.sign(
-                        Tag::LocalPrepare,
-                        &prepare_payload(my_lane, view, seq, &digest),
-                    ),
-                })
-            }
-            3 => {
-                let (view, seq) = (rng.below(10), 1 + rng.below(70));
-                Message::Local(LocalMessage::Commit {
-                    lane: my_lane,
-                    view,
-                    seq,
-                    digest,
-                    from: me,
-                    signature: self.signer.sign(
-                        Tag::LocalCommit,
-                        &commit_payload(my_lane, view, seq, &digest),
-                    ),
-                })
+                let vote = if kind == 2 {
+                    LocalMessage::prepare
+                } else {
+                    LocalMessage::commit
+                };
+                Message::Local(vote(my_lane, view, seq, digest, me, &self.signer))
             }
             // Forwards of transfers clients did submit, again and again (unsigned forwards of
             // made-up transfers are refused only once transactions are signed, issue "core

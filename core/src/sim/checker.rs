@@ -27,10 +27,10 @@ pub struct Observations {
     installed: BTreeMap<ReplicaId, u64>,
     /// Honest replicas that found their state diverged from a stable checkpoint.
     diverged: Vec<(ReplicaId, u64)>,
-    /// Per replica, how often each key was applied (balances moved).
-    applied: BTreeMap<ReplicaId, BTreeMap<u128, u32>>,
+    /// Per replica, the heights at which each key was applied (balances moved).
+    applied: BTreeMap<ReplicaId, BTreeMap<u128, Vec<u64>>>,
     /// Per replica, keys with a globally final outcome.
-    finalised: BTreeMap<ReplicaId, BTreeSet<u128>>,
+    finalised: BTreeMap<ReplicaId, BTreeMap<u128, u64>>,
     /// Keys executed that no client submitted.
     foreign: Vec<(ReplicaId, u128)>,
 }
@@ -79,16 +79,40 @@ impl Observations {
 
     pub fn outcome(&mut self, id: ReplicaId, key: u128, height: u64, applied: bool) {
         self.final_height.entry(key).or_insert(height);
-        self.finalised.entry(id).or_default().insert(key);
+        self.finalised.entry(id).or_default().insert(key, height);
         if applied {
-            *self.applied.entry(id).or_default().entry(key).or_default() += 1;
+            self.applied
+                .entry(id)
+                .or_default()
+                .entry(key)
+                .or_default()
+                .push(height);
+        }
+    }
+
+    /// Replica `id` restarted from its records with `executed_height` executed: what it
+    /// executed above that was not durable, and it executes it again (at-least-once, as a
+    /// host's application must expect after a crash).
+    pub fn restarted(&mut self, id: ReplicaId, executed_height: u64) {
+        if let Some(log) = self.executed.get_mut(&id) {
+            log.retain(|&(height, ..)| height <= executed_height);
+        }
+        if let Some(finalised) = self.finalised.get_mut(&id) {
+            finalised.retain(|_, height| *height <= executed_height);
+        }
+        if let Some(applied) = self.applied.get_mut(&id) {
+            for heights in applied.values_mut() {
+                heights.retain(|&height| height <= executed_height);
+            }
         }
     }
 
     /// Whether replica `id` executed `key` (has a globally final outcome for it), or
     /// installed a snapshot of a height at or above the one that made `key` final.
     pub fn finalised_on(&self, id: ReplicaId, key: u128) -> bool {
-        self.finalised.get(&id).is_some_and(|f| f.contains(&key))
+        self.finalised
+            .get(&id)
+            .is_some_and(|f| f.contains_key(&key))
             || self.installed.get(&id).is_some_and(|&installed| {
                 self.final_height
                     .get(&key)
@@ -116,10 +140,11 @@ impl Observations {
                 "state: honest r{id} diverged from the stable checkpoint at height {height}"
             ));
         }
-        for (&id, counts) in &self.applied {
-            if let Some((key, count)) = counts.iter().find(|(_, &c)| c > 1) {
+        for (&id, heights) in &self.applied {
+            if let Some((key, at)) = heights.iter().find(|(_, at)| at.len() > 1) {
                 say(format!(
-                    "validity: r{id} applied transaction {key:#x} {count} times"
+                    "validity: r{id} applied transaction {key:#x} {} times (heights {at:?})",
+                    at.len()
                 ));
             }
         }

@@ -7,7 +7,9 @@
 
 pub mod adversary;
 pub mod checker;
+pub mod disk;
 pub mod network;
+pub mod own_votes;
 pub mod rng;
 
 use crate::bugs::PlantedBugs;
@@ -19,7 +21,9 @@ use crate::topology::{ReplicaId, Topology, TopologyError};
 use crate::vote_pattern::VotePattern;
 use adversary::{Adversary, Coalition, Strategy, STRATEGIES};
 use checker::{Observations, Violation};
+use disk::{Held, SimDisk};
 use network::{Network, Partition};
+use own_votes::OwnVotes;
 use rng::Rng;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -93,6 +97,9 @@ pub struct SimOptions {
     pub corrupt_snapshots: Option<ReplicaId>,
     /// Every drawn Byzantine replica follows this strategy (instead of one drawn per replica).
     pub strategy: Option<Strategy>,
+    /// Whenever every record of an honest replica is durable, restore a copy from them and
+    /// check it has the live replica's durable state (slow: for tests of `restore`).
+    pub audit_restores: bool,
 }
 
 impl SimOptions {
@@ -151,6 +158,13 @@ pub struct RunReport {
     pub retained_max: (usize, usize, usize),
     /// The strategy of each Byzantine replica of the run.
     pub strategies: Vec<Strategy>,
+    /// Restarts from durable records, records a crash lost (not yet durable), and crashes
+    /// that tore the record being written.
+    pub restores: u64,
+    pub lost_records: u64,
+    pub torn_tails: u64,
+    /// Restores checked against the live replica (with `audit_restores`).
+    pub audited_restores: u64,
 }
 
 /// Names of the bugs `--plant-bug` accepts, with what each breaks.
@@ -182,6 +196,12 @@ enum Event {
     Crash(ReplicaId),
     Restart(ReplicaId),
     Heal,
+    /// A flush of `id`'s disk completed (ignored if the disk crashed since: `epoch`).
+    Flushed {
+        id: ReplicaId,
+        epoch: u64,
+        upto: u64,
+    },
 }
 
 struct ClientTx {
@@ -199,6 +219,14 @@ struct Sim {
     keys: SimKeys,
     signers: Vec<SimSigner>,
     replicas: Vec<Replica>,
+    /// What each replica was built from, to restore it from its disk.
+    configs: Vec<ReplicaConfig>,
+    bugs: PlantedBugs,
+    disks: Vec<SimDisk>,
+    /// Write latencies and torn writes draw from their own stream, so the disk model does
+    /// not reshuffle the network's draws.
+    disk_rng: Rng,
+    own_votes: OwnVotes,
     down: BTreeSet<ReplicaId>,
     adversaries: BTreeMap<ReplicaId, Adversary>,
     /// Proofs of misbehaviour against honest replicas (each one is a bug).
@@ -214,6 +242,7 @@ struct Sim {
     report: RunReport,
     trace: bool,
     scripted: bool,
+    audit_restores: bool,
 }
 
 /// Run one seed.
@@ -283,22 +312,23 @@ impl Sim {
             VotePattern::AllToAll
         };
         let rotation_rounds = *rng.pick(&[1, 3, 10]);
-        let replicas = (0..n)
-            .map(|id| {
-                let config = ReplicaConfig {
-                    topology: topology.clone(),
-                    me: id,
-                    genesis_accounts: (0..ACCOUNTS).map(|a| (a, OPENING_BALANCE)).collect(),
-                    request_timeout_ticks: 150,
-                    global_timeout_min_ticks: 400,
-                    global_timeout_max_ticks: 3_000,
-                    ticks_per_ms: 1_000 / TICK_US,
-                    rotation_rounds,
-                    vote_pattern,
-                    checkpoint_interval_blocks: CHECKPOINT_INTERVAL_BLOCKS,
-                };
-                Replica::with_bugs(config, &signers[id as usize], bugs)
+        let configs: Vec<ReplicaConfig> = (0..n)
+            .map(|id| ReplicaConfig {
+                topology: topology.clone(),
+                me: id,
+                genesis_accounts: (0..ACCOUNTS).map(|a| (a, OPENING_BALANCE)).collect(),
+                request_timeout_ticks: 150,
+                global_timeout_min_ticks: 400,
+                global_timeout_max_ticks: 3_000,
+                ticks_per_ms: 1_000 / TICK_US,
+                rotation_rounds,
+                vote_pattern,
+                checkpoint_interval_blocks: CHECKPOINT_INTERVAL_BLOCKS,
             })
+            .collect();
+        let replicas = configs
+            .iter()
+            .map(|config| Replica::with_bugs(config.clone(), &signers[config.me as usize], bugs))
             .collect();
         let mut ids: Vec<ReplicaId> = (0..n).collect();
         let mut strategies: BTreeMap<ReplicaId, Strategy> = BTreeMap::new();
@@ -357,6 +387,11 @@ impl Sim {
             keys,
             signers,
             replicas,
+            disks: (0..n).map(|_| SimDisk::default()).collect(),
+            disk_rng: Rng::new(seed ^ 0xd15c_0000_0000_0000),
+            own_votes: OwnVotes::default(),
+            configs,
+            bugs,
             down: BTreeSet::new(),
             adversaries,
             false_accusations: Vec::new(),
@@ -375,6 +410,7 @@ impl Sim {
             },
             trace: options.trace,
             scripted: options.fault.is_some(),
+            audit_restores: options.audit_restores,
         };
         sim.plan(options);
         Ok(sim)
@@ -599,7 +635,11 @@ impl Sim {
                 if self.scripted && !self.down.contains(&id) {
                     self.record_health(id, "crash", format!("r{id} stopped"));
                 }
-                self.down.insert(id);
+                if self.down.insert(id) {
+                    let loss = self.disks[id as usize].crash(&mut self.disk_rng);
+                    self.report.lost_records += loss.lost;
+                    self.report.torn_tails += u64::from(loss.torn);
+                }
             }
             Event::Restart(id) => {
                 if self.down.remove(&id) {
@@ -611,7 +651,7 @@ impl Sim {
                             format!("r{id} restarted from durable state"),
                         );
                     }
-                    self.replicas[id as usize] = self.replicas[id as usize].recover();
+                    self.restore(id);
                 }
             }
             Event::Heal => {
@@ -624,9 +664,100 @@ impl Sim {
                 }
                 self.network.heal();
                 for id in std::mem::take(&mut self.down) {
-                    self.replicas[id as usize] = self.replicas[id as usize].recover();
+                    self.restore(id);
                 }
             }
+            Event::Flushed { id, epoch, upto } => self.flushed(id, epoch, upto),
+        }
+    }
+
+    /// Restart a replica from the records its disk kept, and nothing else.
+    fn restore(&mut self, id: ReplicaId) {
+        let index = id as usize;
+        self.replicas[index] = Replica::restore_with_bugs(
+            self.configs[index].clone(),
+            &self.signers[index],
+            self.bugs,
+            self.disks[index].records(),
+        );
+        self.report.restores += 1;
+        if !self.honest(id) {
+            return;
+        }
+        let replica = &self.replicas[index];
+        self.observations.restarted(id, replica.executed_height());
+        let (forgotten, sent) = self
+            .own_votes
+            .forgotten_at_restart(id, |message| replica.remembers(message));
+        let records = self.disks[index].records().len();
+        self.trace_line(format!(
+            "restore r{id} from {records} records: {sent} votes sent since the last restart, {} forgotten",
+            forgotten.len()
+        ));
+        if let Some(first) = forgotten.first() {
+            self.report.violations.push(Violation {
+                seed: self.report.seed,
+                what: format!(
+                    "durability: restored r{id} forgot {} message(s) it sent, first {}",
+                    forgotten.len(),
+                    OwnVotes::describe(first)
+                ),
+            });
+        }
+    }
+
+    fn flushed(&mut self, id: ReplicaId, epoch: u64, upto: u64) {
+        let disk = &mut self.disks[id as usize];
+        if disk.epoch != epoch {
+            return; // the replica crashed while this write was in flight
+        }
+        let (free, next) = disk.flushed(upto, &mut self.disk_rng);
+        self.schedule_flush(id, next);
+        for held in free {
+            self.send(id, held.to, held.message);
+        }
+        if !self.down.contains(&id) {
+            self.step(id, Input::Durable { upto });
+            self.audit_restore(id);
+        }
+    }
+
+    /// With every record durable, a restore from them has the live replica's durable state.
+    fn audit_restore(&mut self, id: ReplicaId) {
+        let index = id as usize;
+        let records = self.disks[index].records();
+        if !self.audit_restores
+            || !self.honest(id)
+            || self.disks[index].durable() != records.len() as u64
+        {
+            return;
+        }
+        self.report.audited_restores += 1;
+        let restored = Replica::restore_with_bugs(
+            self.configs[index].clone(),
+            &self.signers[index],
+            self.bugs,
+            records,
+        );
+        let (live, copy) = (
+            self.replicas[index].durable_state(),
+            restored.durable_state(),
+        );
+        if live != copy {
+            self.report.violations.push(Violation {
+                seed: self.report.seed,
+                what: format!(
+                    "restore: r{id} from {} records has {copy:?}, live {live:?}",
+                    records.len()
+                ),
+            });
+        }
+    }
+
+    fn schedule_flush(&mut self, id: ReplicaId, flush: Option<(u64, u64)>) {
+        if let Some((upto, latency_us)) = flush {
+            let epoch = self.disks[id as usize].epoch;
+            self.schedule(self.now + latency_us, Event::Flushed { id, epoch, upto });
         }
     }
 
@@ -679,12 +810,22 @@ impl Sim {
     /// Carry out one action; a verification answers at once with the next input.
     fn perform(&mut self, id: ReplicaId, action: Action) -> Option<Input> {
         match action {
-            Action::Send { to, message } => self.send(id, to, message),
+            Action::Send { to, message, after } => {
+                let held = Held { after, to, message };
+                if self.bugs.send_before_durable {
+                    self.send(id, held.to, held.message);
+                } else if let Some(Held { to, message, .. }) = self.disks[id as usize].hold(held) {
+                    self.send(id, to, message);
+                }
+            }
             Action::Verify { token, checks } => {
                 let ok = checks.iter().all(|check| self.keys.verify(check));
                 return Some(Input::Verified { token, ok });
             }
-            Action::Persist(_) => {} // durable at once in the simulator
+            Action::Persist { seq, record } => {
+                let flush = self.disks[id as usize].append(seq, record, &mut self.disk_rng);
+                self.schedule_flush(id, flush);
+            }
             Action::Receipt { key, status } => self.receipt(id, key, status),
             Action::Executed {
                 height,
@@ -750,6 +891,14 @@ impl Sim {
     }
 
     fn send(&mut self, from: ReplicaId, to: Vec<ReplicaId>, message: crate::messages::Message) {
+        if self.honest(from) {
+            if let Some(what) = self.own_votes.observe(from, &message) {
+                self.report.violations.push(Violation {
+                    seed: self.report.seed,
+                    what: format!("equivocation: {what}"),
+                });
+            }
+        }
         let outgoing = match self.adversaries.get_mut(&from) {
             Some(adversary) => adversary.transform(to, message, &mut self.rng),
             None => vec![(to, message, 0)],
@@ -918,7 +1067,9 @@ impl Sim {
             .count() as u64;
         let mut report = std::mem::take(&mut self.report);
         report.lost_txs = lost;
-        report.violations = violations;
+        // Violations found during the run (self-contradiction, forgotten votes, failed
+        // restores) come first, then the end-of-run checkers'.
+        report.violations.extend(violations);
         report.committed_blocks = honest
             .iter()
             .map(|r| r.executed_height())

@@ -93,7 +93,12 @@ const HEADER: &str = "[cluster]\nname = \"t\"\n[[domains]]\nname = \"aws/r1\"\n"
 
 fn replicas(count: u32, domain: &str) -> String {
     (0..count)
-        .map(|i| format!("[[replicas]]\nid = {i}\ndomain = \"{domain}\"\naddress = \"a{i}\"\n"))
+        .map(|i| {
+            format!(
+                "[[replicas]]\nid = {i}\ndomain = \"{domain}\"\naddress = \"127.0.0.1:{}\"\n",
+                7000 + i
+            )
+        })
         .collect()
 }
 
@@ -112,7 +117,7 @@ fn invalid_files_give_named_errors() {
         (
             // Ids that skip numbers (0, 1, 3, 5): refused everywhere by one rule.
             format!(
-                "{HEADER}{}[[replicas]]\nid = 3\ndomain = \"aws/r1\"\naddress = \"a3\"\n[[replicas]]\nid = 5\ndomain = \"aws/r1\"\naddress = \"a5\"\n",
+                "{HEADER}{}[[replicas]]\nid = 3\ndomain = \"aws/r1\"\naddress = \"127.0.0.1:7003\"\n[[replicas]]\nid = 5\ndomain = \"aws/r1\"\naddress = \"127.0.0.1:7005\"\n",
                 replicas(2, "aws/r1")
             ),
             TopologyError::SparseReplicaIds { missing: 2 },
@@ -120,10 +125,29 @@ fn invalid_files_give_named_errors() {
         (
             // An id a signer bitmap cannot hold.
             format!(
-                "{HEADER}{}[[replicas]]\nid = 256\ndomain = \"aws/r1\"\naddress = \"x\"\n",
+                "{HEADER}{}[[replicas]]\nid = 256\ndomain = \"aws/r1\"\naddress = \"127.0.0.1:7256\"\n",
                 replicas(4, "aws/r1")
             ),
             TopologyError::SparseReplicaIds { missing: 4 },
+        ),
+        (
+            format!("{HEADER}{four}[[replicas]]\nid = 4\ndomain = \"aws/r1\"\naddress = \"not an address\"\n"),
+            TopologyError::BadAddress {
+                replica: 4,
+                address: "not an address".into(),
+            },
+        ),
+        (
+            format!("{HEADER}{four}[[replicas]]\nid = 4\ndomain = \"aws/r1\"\naddress = \"127.0.0.1:7001\"\n"),
+            TopologyError::DuplicateAddress {
+                first: 1,
+                second: 4,
+                address: "127.0.0.1:7001".into(),
+            },
+        ),
+        (
+            format!("{HEADER}{four}[[links]]\na = \"aws/r1\"\nb = \"aws/r1\"\nrtt_ms = 5.0\n"),
+            TopologyError::SelfLink("aws/r1".into()),
         ),
         (
             format!("{HEADER}{}", replicas(4, "gcp/r9")),

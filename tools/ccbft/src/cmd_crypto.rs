@@ -43,13 +43,14 @@ pub struct KeygenArgs {
     /// Directory for the key files (created; must be empty unless --force).
     #[arg(long)]
     out: PathBuf,
-    /// Number of replicas to make keys for.
+    /// Number of replicas to make keys for (a cluster needs at least 4).
     #[arg(long)]
     replicas: u32,
     /// Committee epoch recorded in committee.json.
     #[arg(long, default_value_t = 0)]
     epoch: u64,
-    /// Overwrite key files in a non-empty directory.
+    /// Overwrite key files in a non-empty directory (key files of replicas beyond
+    /// --replicas are removed, so the directory holds one committee).
     #[arg(long)]
     force: bool,
     /// 64 hex characters: derive the keys deterministically (tests and simulation only).
@@ -329,7 +330,12 @@ fn write_secret_json<T: Serialize>(path: &Path, value: &T) -> anyhow::Result<()>
 }
 
 pub fn keygen(args: KeygenArgs) -> anyhow::Result<ExitCode> {
-    ensure!(args.replicas > 0, "--replicas must be at least 1");
+    ensure!(
+        args.replicas as usize >= ccbft_core::topology::REPLICAS_MIN,
+        "--replicas {} is too few: a BFT cluster needs at least {}",
+        args.replicas,
+        ccbft_core::topology::REPLICAS_MIN
+    );
     ensure!(
         args.replicas as usize <= COMMITTEE_SIZE_MAX,
         "--replicas {} exceeds the committee maximum of {COMMITTEE_SIZE_MAX}",
@@ -395,6 +401,7 @@ pub fn keygen(args: KeygenArgs) -> anyhow::Result<ExitCode> {
         &serde_json::to_string_pretty(&file)?,
         PUBLIC_MODE,
     )?;
+    remove_stale_keys(&args.out, args.replicas)?;
     verify_keygen(&args.out, args.replicas, args.epoch).context("verifying the written keys")?;
     println!(
         "wrote {} replica BLS and link key pairs (secret keys mode 600) and committee.json (epoch {}) to {}; verified",
@@ -403,6 +410,29 @@ pub fn keygen(args: KeygenArgs) -> anyhow::Result<ExitCode> {
         args.out.display()
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// Key files a previous, larger `keygen --force` left behind (`replica-N.key`, `.pub`,
+/// `.link.key`, `.link.pub` with N >= `replicas`): removed, so that no stale key sits
+/// beside the new committee.
+fn remove_stale_keys(dir: &Path, replicas: u32) -> anyhow::Result<()> {
+    for entry in fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))? {
+        let path = entry
+            .with_context(|| format!("reading {}", dir.display()))?
+            .path();
+        let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+            continue;
+        };
+        let Some(rest) = name.strip_prefix("replica-") else {
+            continue;
+        };
+        let (id, suffix) = rest.split_at(rest.find('.').unwrap_or(rest.len()));
+        let ours = [".key", ".pub", ".link.key", ".link.pub"].contains(&suffix);
+        if ours && id.parse::<u32>().is_ok_and(|id| id >= replicas) {
+            fs::remove_file(&path).with_context(|| format!("removing stale {}", path.display()))?;
+        }
+    }
+    Ok(())
 }
 
 /// The link key seed of `replica` under a deterministic `--seed`: distinct from the BLS seed

@@ -12,6 +12,7 @@ use ccbft_dora::report::{self, ReportInputs, Stage};
 use ccbft_dora::resilience::{run_scenario, Evidence, Scenario};
 use ccbft_dora::state::Engine;
 use ccbft_dora::{audit, dashboard, health, read_bounded};
+use ccbft_dora::{export, xbrl_csv};
 use clap::{Args, Subcommand};
 use serde_json::json;
 use std::path::{Path, PathBuf};
@@ -23,46 +24,82 @@ pub struct DoraArgs {
     command: DoraCommand,
 }
 
+impl DoraArgs {
+    /// `dora serve` keeps running when a client goes away.
+    pub fn is_server(&self) -> bool {
+        matches!(self.command, DoraCommand::Serve { .. })
+    }
+}
+
 #[derive(Args, Clone)]
 struct StateArg {
-    /// Engine state directory.
+    /// Engine state directory (created by `ccbft dora init`).
     #[arg(long, default_value = "dora-state")]
     state: PathBuf,
 }
 
+#[derive(Args, Clone, Copy)]
+struct JsonArg {
+    /// Print JSON instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Longest observation window of `dora test`, in simulated milliseconds. The simulator stops
+/// at its event cap after about two simulated minutes of the shipped clusters; a window it
+/// cannot finish is refused before the run instead of reported as a breach.
+pub const OBSERVE_MS_MAX: u64 = 60_000;
+
 #[derive(Subcommand)]
 enum DoraCommand {
-    /// Classify one incident (JSON file) per Delegated Regulation (EU) 2024/1772; prints JSON.
+    /// Create a new, empty state directory (every other state command needs one).
+    Init {
+        #[command(flatten)]
+        state: StateArg,
+    },
+    /// Classify one incident (JSON file) per Delegated Regulation (EU) 2024/1772.
     Classify {
-        /// Incident JSON in the classification input schema.
+        /// Incident JSON in the classification input schema (unknown fields are refused).
         file: PathBuf,
         #[command(flatten)]
         reporting: ReportingArgs,
+        #[command(flatten)]
+        json: JsonArg,
     },
-    /// Report time limits per Delegated Regulation (EU) 2025/301 Art. 5.
+    /// Report time limits per Delegated Regulation (EU) 2025/301 Art. 5; exits 1 when a
+    /// report is overdue at --now.
     Deadlines {
+        /// When the entity became aware of the incident (RFC 3339, e.g. 2026-01-31T10:00:00Z).
         #[arg(long, value_parser = parse_time)]
         detected_at: DateTime<Utc>,
+        /// When it was classified as major (RFC 3339, not before --detected-at).
         #[arg(long, value_parser = parse_time)]
         classified_at: DateTime<Utc>,
+        /// When the initial notification was sent (RFC 3339), if it was.
         #[arg(long, value_parser = parse_time)]
         initial_sent: Option<DateTime<Utc>>,
+        /// When the latest intermediate report was sent (RFC 3339), if it was.
         #[arg(long, value_parser = parse_time)]
         intermediate_sent: Option<DateTime<Utc>>,
-        /// Also list overdue reports as of this time.
+        /// Also list overdue reports as of this time (RFC 3339).
         #[arg(long, value_parser = parse_time)]
         now: Option<DateTime<Utc>>,
         #[command(flatten)]
         reporting: ReportingArgs,
-        /// Print JSON.
+        /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
     },
     /// Register of information (Implementing Regulation (EU) 2024/2956) and concentration risk (DORA Art. 29).
+    #[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
     Register {
+        #[command(subcommand)]
+        command: Option<RegisterCommand>,
+        /// The cluster file (TOML) whose providers the register lists.
         #[arg(long)]
-        cluster: PathBuf,
-        /// Operator identifiers (LEIs, contracts, ...) as JSON.
+        cluster: Option<PathBuf>,
+        /// Operator identifiers (LEIs, contracts, ...) as JSON: a register configuration, or
+        /// an engine config.json (its `register` section and profile are used).
         #[arg(long)]
         config: Option<PathBuf>,
         /// Print JSON.
@@ -71,6 +108,22 @@ enum DoraCommand {
         /// Write one CSV file per template into this directory.
         #[arg(long)]
         csv_dir: Option<PathBuf>,
+        /// Write the EBA plain-csv (xBRL-CSV) report package (ZIP) to this file.
+        #[arg(long)]
+        xbrl_csv: Option<PathBuf>,
+        /// Creation time in the package name (RFC 3339; default: now).
+        #[arg(long, value_parser = parse_time)]
+        created: Option<DateTime<Utc>>,
+    },
+    /// Forward audit entries (incidents, classification changes, reports, tests) and missed
+    /// deadlines to the SIEM/SOAR sinks of the engine configuration (`export`), through a
+    /// persistent outbox under <state>/export; run it from a timer.
+    Export {
+        #[command(flatten)]
+        state: StateArg,
+        /// Time that decides missed deadlines (RFC 3339; default: now).
+        #[arg(long, value_parser = parse_time)]
+        at: Option<DateTime<Utc>>,
     },
     /// Run a resilience-test scenario against a cluster (DORA Art. 24-25).
     /// The target is the deterministic simulator running the cluster's topology; the
@@ -79,6 +132,7 @@ enum DoraCommand {
         /// byzantine-leader, domain-partition, provider-outage, disk-corruption, latency-spike, crash-loop.
         #[arg(long)]
         scenario: String,
+        /// The cluster file (TOML) whose topology the simulator runs.
         #[arg(long)]
         cluster: PathBuf,
         #[command(flatten)]
@@ -86,12 +140,15 @@ enum DoraCommand {
         /// Simulator seed (the run replays exactly from it).
         #[arg(long, default_value_t = 1)]
         seed: u64,
-        /// Simulated milliseconds the fault holds before it is healed.
-        #[arg(long, default_value_t = 2_000)]
+        /// Simulated milliseconds the fault holds before it is healed (1 to 59,999).
+        #[arg(long, default_value_t = 2_000, value_parser = clap::value_parser!(u64).range(1..OBSERVE_MS_MAX))]
         fault_ms: u64,
-        /// Simulated milliseconds observed from the injection (fault phase included).
-        #[arg(long, default_value_t = 8_000)]
+        /// Simulated milliseconds observed from the injection, fault phase included (more
+        /// than --fault-ms, at most 60,000).
+        #[arg(long, default_value_t = 8_000, value_parser = clap::value_parser!(u64).range(2..=OBSERVE_MS_MAX))]
         observe_ms: u64,
+        #[command(flatten)]
+        json: JsonArg,
     },
     /// The signed, hash-chained audit trail.
     Audit {
@@ -102,6 +159,7 @@ enum DoraCommand {
     Serve {
         #[command(flatten)]
         state: StateArg,
+        /// Socket address to listen on.
         #[arg(long, default_value = "127.0.0.1:8088")]
         listen: String,
     },
@@ -109,13 +167,18 @@ enum DoraCommand {
     SetCluster {
         #[command(flatten)]
         state: StateArg,
+        /// The cluster file (TOML).
         cluster: PathBuf,
     },
     /// Feed health events (JSON Lines, schema tools/dora/schema/health-event.schema.json).
+    /// Events already ingested (same event_id) are recognised and change nothing.
     Ingest {
         #[command(flatten)]
         state: StateArg,
+        /// The JSON Lines file of health events.
         events: PathBuf,
+        #[command(flatten)]
+        json: JsonArg,
     },
     /// Incidents of the state directory.
     Incident {
@@ -126,6 +189,7 @@ enum DoraCommand {
     Report {
         #[command(flatten)]
         state: StateArg,
+        /// Incident id, as `dora incident list` shows it.
         #[arg(long)]
         incident: String,
         /// initial, intermediate, final or reclassified.
@@ -137,17 +201,40 @@ enum DoraCommand {
         /// Also write the readable HTML here.
         #[arg(long)]
         html: Option<PathBuf>,
+        #[command(flatten)]
+        json: JsonArg,
     },
     /// Validate a report JSON file against the shipped schema.
-    ValidateReport { file: PathBuf },
-    /// Assess a cyber threat (JSON) under Art. 10 of 2024/1772; prints JSON.
-    Threat { file: PathBuf },
+    ValidateReport {
+        /// The report JSON file.
+        file: PathBuf,
+    },
+    /// Assess a cyber threat (JSON) under Art. 10 of 2024/1772.
+    Threat {
+        /// Threat JSON (unknown fields are refused).
+        file: PathBuf,
+        #[command(flatten)]
+        json: JsonArg,
+    },
     /// Recurring incidents (Art. 8(2) of 2024/1772), checked as of a time.
     Recurring {
         #[command(flatten)]
         state: StateArg,
+        /// Check as of this time (RFC 3339; default now).
         #[arg(long, value_parser = parse_time)]
         at: Option<DateTime<Utc>>,
+        #[command(flatten)]
+        json: JsonArg,
+    },
+}
+
+#[derive(Subcommand)]
+enum RegisterCommand {
+    /// Check an xBRL-CSV register package locally (structure, names, columns, codes, LEIs,
+    /// references); exit 1 with one line per finding.
+    Validate {
+        /// The package (ZIP) written by `register --xbrl-csv`.
+        package: PathBuf,
     },
 }
 
@@ -155,7 +242,9 @@ enum DoraCommand {
 enum AuditCommand {
     /// Verify an audit directory; names the first bad entry.
     Verify {
+        /// The audit directory (STATE/audit).
         dir: PathBuf,
+        /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
     },
@@ -163,33 +252,46 @@ enum AuditCommand {
 
 #[derive(Subcommand)]
 enum IncidentCommand {
-    /// List incidents as JSON.
+    /// List incidents with their time limits; exits 1 when a report is overdue.
     List {
         #[command(flatten)]
         state: StateArg,
+        /// Judge overdue reports as of this time (RFC 3339; default now).
+        #[arg(long, value_parser = parse_time)]
+        now: Option<DateTime<Utc>>,
+        #[command(flatten)]
+        json: JsonArg,
     },
     /// Record operator facts (JSON) for an incident.
     Facts {
         #[command(flatten)]
         state: StateArg,
+        /// Incident id, as `dora incident list` shows it.
         id: String,
+        /// Operator facts JSON (unknown fields are refused; checked like `dora classify`).
         file: PathBuf,
     },
     /// Classify an incident from its events and facts.
     Classify {
         #[command(flatten)]
         state: StateArg,
+        /// Incident id, as `dora incident list` shows it.
         id: String,
+        /// Classification time (RFC 3339, not before detection; default now).
         #[arg(long, value_parser = parse_time)]
         at: Option<DateTime<Utc>>,
+        #[command(flatten)]
+        json: JsonArg,
     },
     /// Record that a report was sent.
     Sent {
         #[command(flatten)]
         state: StateArg,
+        /// Incident id, as `dora incident list` shows it.
         id: String,
         /// initial, intermediate, final or reclassified.
         stage: String,
+        /// When it was sent (RFC 3339, not before detection; default now).
         #[arg(long, value_parser = parse_time)]
         at: Option<DateTime<Utc>>,
     },
@@ -240,16 +342,18 @@ impl ReportingArgs {
 }
 
 fn parse_time(text: &str) -> Result<DateTime<Utc>, String> {
-    DateTime::parse_from_rfc3339(text)
+    let t = DateTime::parse_from_rfc3339(text)
         .map(|t| t.with_timezone(&Utc))
-        .map_err(|e| format!("{text:?} is not an RFC 3339 time ({e}), e.g. 2026-01-31T10:00:00Z"))
+        .map_err(|e| {
+            format!("{text:?} is not an RFC 3339 time ({e}), e.g. 2026-01-31T10:00:00Z")
+        })?;
+    deadlines::check_time("time", t).map_err(|e| e.to_string())?;
+    Ok(t)
 }
 
-fn print_json(value: &impl serde::Serialize) {
-    println!(
-        "{}",
-        serde_json::to_string_pretty(value).expect("serialisable")
-    );
+fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(value)?);
+    Ok(())
 }
 
 fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> anyhow::Result<T> {
@@ -259,7 +363,16 @@ fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> anyhow::Result<T> {
 
 pub fn run(args: DoraArgs) -> anyhow::Result<ExitCode> {
     match args.command {
-        DoraCommand::Classify { file, reporting } => cmd_classify(&file, &reporting),
+        DoraCommand::Init { state } => {
+            Engine::init(&state.state)?;
+            println!("state directory {} created", state.state.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        DoraCommand::Classify {
+            file,
+            reporting,
+            json,
+        } => cmd_classify(&file, &reporting, json.json),
         DoraCommand::Deadlines {
             detected_at,
             classified_at,
@@ -278,11 +391,26 @@ pub fn run(args: DoraArgs) -> anyhow::Result<ExitCode> {
             cmd_deadlines(&input, &reporting.config()?, now, json)
         }
         DoraCommand::Register {
+            command: Some(RegisterCommand::Validate { package }),
+            ..
+        } => cmd_register_validate(&package),
+        DoraCommand::Register {
+            command: None,
             cluster,
             config,
             json,
             csv_dir,
-        } => cmd_register(&cluster, config.as_deref(), json, csv_dir.as_deref()),
+            xbrl_csv,
+            created,
+        } => {
+            let cluster = cluster.context("--cluster is required")?;
+            let exit = cmd_register(&cluster, config.as_deref(), json, csv_dir.as_deref())?;
+            match xbrl_csv {
+                Some(out) => cmd_register_xbrl(&cluster, config.as_deref(), &out, created),
+                None => Ok(exit),
+            }
+        }
+        DoraCommand::Export { state, at } => cmd_export(&state.state, at.unwrap_or_else(Utc::now)),
         DoraCommand::Test {
             scenario,
             cluster,
@@ -290,13 +418,17 @@ pub fn run(args: DoraArgs) -> anyhow::Result<ExitCode> {
             seed,
             fault_ms,
             observe_ms,
+            json,
         } => cmd_test(
-            &scenario,
-            &cluster,
-            &state.state,
-            seed,
-            fault_ms,
-            observe_ms,
+            &TestRun {
+                scenario: &scenario,
+                cluster: &cluster,
+                state: &state.state,
+                seed,
+                fault_ms,
+                observe_ms,
+            },
+            json.json,
         ),
         DoraCommand::Audit {
             command: AuditCommand::Verify { dir, json },
@@ -311,7 +443,8 @@ pub fn run(args: DoraArgs) -> anyhow::Result<ExitCode> {
                 state.state.display()
             );
             server.wait();
-            Ok(ExitCode::SUCCESS)
+            // The server runs until killed: its accept loop ending is a failure.
+            bail!("the dashboard server stopped unexpectedly")
         }
         DoraCommand::SetCluster { state, cluster } => {
             let text =
@@ -321,13 +454,22 @@ pub fn run(args: DoraArgs) -> anyhow::Result<ExitCode> {
             println!("cluster installed into {}", state.state.display());
             Ok(ExitCode::SUCCESS)
         }
-        DoraCommand::Ingest { state, events } => {
+        DoraCommand::Ingest {
+            state,
+            events,
+            json,
+        } => {
             let text =
                 read_bounded(&events).with_context(|| format!("reading {}", events.display()))?;
-            let parsed = health::parse_stream(&text)?;
+            let parsed = health::parse_stream(&text)
+                .with_context(|| format!("event stream {}", events.display()))?;
             let mut engine = Engine::open(&state.state)?;
             let outcomes = engine.ingest(&parsed)?;
-            print_json(&outcomes);
+            if json.json {
+                print_json(&outcomes)?;
+            } else {
+                print_ingested(&outcomes);
+            }
             Ok(ExitCode::SUCCESS)
         }
         DoraCommand::Incident { command } => cmd_incident(command),
@@ -337,12 +479,14 @@ pub fn run(args: DoraArgs) -> anyhow::Result<ExitCode> {
             stage,
             inputs,
             html,
+            json,
         } => cmd_report(
             &state.state,
             &incident,
             &stage,
             inputs.as_deref(),
             html.as_deref(),
+            json.json,
         ),
         DoraCommand::ValidateReport { file } => {
             let value: serde_json::Value = read_json(&file)?;
@@ -353,24 +497,67 @@ pub fn run(args: DoraArgs) -> anyhow::Result<ExitCode> {
                 }
                 Err(e) => {
                     eprintln!("{e}");
-                    Ok(ExitCode::from(1))
+                    Ok(ExitCode::from(crate::EXIT_FOUND))
                 }
             }
         }
-        DoraCommand::Threat { file } => {
+        DoraCommand::Threat { file, json } => {
             let input: ccbft_dora::threat::ThreatInput = read_json(&file)?;
-            print_json(&ccbft_dora::threat::assess(&input));
+            let assessment = ccbft_dora::threat::assess(&input);
+            if json.json {
+                print_json(&assessment)?;
+            } else {
+                println!(
+                    "significant cyber threat: {}",
+                    if assessment.significant { "yes" } else { "no" }
+                );
+                println!("{}", assessment.explanation);
+                println!("{}", assessment.notification);
+            }
             Ok(ExitCode::SUCCESS)
         }
-        DoraCommand::Recurring { state, at } => {
+        DoraCommand::Recurring { state, at, json } => {
             let engine = Engine::open(&state.state)?;
-            print_json(&engine.recurring(at.unwrap_or_else(Utc::now)));
+            let groups = engine.recurring(at.unwrap_or_else(Utc::now));
+            if json.json {
+                print_json(&groups)?;
+            } else if groups.is_empty() {
+                println!("no recurring incidents (Art. 8(2) of 2024/1772)");
+            } else {
+                for g in &groups {
+                    println!(
+                        "recurring, root cause {:?}: {}",
+                        g.root_cause,
+                        g.incident_ids.join(", ")
+                    );
+                }
+            }
             Ok(ExitCode::SUCCESS)
         }
     }
 }
 
-fn cmd_classify(file: &Path, reporting: &ReportingArgs) -> anyhow::Result<ExitCode> {
+fn print_ingested(outcomes: &[ccbft_dora::incident::Ingested]) {
+    use ccbft_dora::incident::Ingested;
+    let mut counts: std::collections::BTreeMap<&str, usize> = Default::default();
+    for o in outcomes {
+        let name = match o {
+            Ingested::Opened(_) => "opened an incident",
+            Ingested::Merged(_) => "merged into an incident",
+            Ingested::Recovered(_) => "recovered an incident",
+            Ingested::ConditionEnded(_) => "ended a condition",
+            Ingested::Unmatched => "matched nothing",
+            Ingested::Duplicate => "already ingested (ignored)",
+        };
+        *counts.entry(name).or_default() += 1;
+    }
+    println!("{} events ingested", outcomes.len());
+    for (name, n) in counts {
+        println!("  {n} {name}");
+    }
+}
+
+fn cmd_classify(file: &Path, reporting: &ReportingArgs, json: bool) -> anyhow::Result<ExitCode> {
     let text = read_bounded(file).with_context(|| format!("reading {}", file.display()))?;
     let input = ClassificationInput::from_json_str(&text)
         .with_context(|| format!("incident file {}", file.display()))?;
@@ -395,8 +582,40 @@ fn cmd_classify(file: &Path, reporting: &ReportingArgs) -> anyhow::Result<ExitCo
         )?;
         out["deadlines"] = serde_json::to_value(d)?;
     }
-    print_json(&out);
+    if json {
+        print_json(&out)?;
+    } else {
+        print_classification(&c);
+        if let Some(d) = out.get("deadlines") {
+            println!(
+                "initial notification due {}, intermediate report {}, final report {}",
+                d["initial_due"], d["intermediate_due"], d["final_due"]
+            );
+        }
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+fn print_classification(c: &ccbft_dora::classify::Classification) {
+    println!("major incident: {}", if c.major { "yes" } else { "no" });
+    let met: Vec<String> = c
+        .criteria_met
+        .iter()
+        .map(|x| {
+            serde_json::to_value(x)
+                .map(|v| v.to_string())
+                .unwrap_or_default()
+        })
+        .collect();
+    println!(
+        "criteria met: {}",
+        if met.is_empty() {
+            "none".to_string()
+        } else {
+            met.join(", ")
+        }
+    );
+    println!("{}", c.explanation);
 }
 
 fn cmd_deadlines(
@@ -412,7 +631,7 @@ fn cmd_deadlines(
     if json {
         let mut value = serde_json::to_value(&d)?;
         value["overdue"] = serde_json::to_value(&alerts)?;
-        print_json(&value);
+        print_json(&value)?;
     } else {
         println!(
             "initial notification due:  {}  ({})",
@@ -433,7 +652,11 @@ fn cmd_deadlines(
             println!("ALERT: {}", a.message);
         }
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(if alerts.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(crate::EXIT_FOUND)
+    })
 }
 
 fn cmd_register(
@@ -444,9 +667,12 @@ fn cmd_register(
 ) -> anyhow::Result<ExitCode> {
     let topology = Topology::load(cluster)?;
     let config: RegisterConfig = match config {
-        Some(p) => read_json(p)?,
+        Some(p) => register_config(p)?,
         None => RegisterConfig::default(),
     };
+    config
+        .check(&topology)
+        .map_err(|e| anyhow::anyhow!("register configuration: {e}"))?;
     let reg = register::build(&topology, &config);
     if let Some(dir) = csv_dir {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
@@ -457,7 +683,7 @@ fn cmd_register(
         }
     }
     if json {
-        print_json(&reg);
+        print_json(&reg)?;
     } else {
         println!(
             "Register of information and concentration risk for cluster {}",
@@ -480,35 +706,162 @@ fn cmd_register(
     Ok(ExitCode::SUCCESS)
 }
 
-fn cmd_test(
-    scenario: &str,
+fn cmd_register_xbrl(
     cluster: &Path,
-    state: &Path,
+    config: Option<&Path>,
+    out: &Path,
+    created: Option<DateTime<Utc>>,
+) -> anyhow::Result<ExitCode> {
+    let topology = Topology::load(cluster)?;
+    let config: RegisterConfig = match config {
+        Some(p) => register_config(p)?,
+        None => RegisterConfig::default(),
+    };
+    config
+        .check(&topology)
+        .map_err(|e| anyhow::anyhow!("register configuration: {e}"))?;
+    let created = created.unwrap_or_else(Utc::now);
+    match xbrl_csv::package(&topology, &config, created) {
+        Ok(package) => {
+            xbrl_csv::write_zip(&package, out)?;
+            eprintln!(
+                "wrote {} (package {}; file it as {}.zip)",
+                out.display(),
+                package.name,
+                package.name
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            Ok(ExitCode::from(1))
+        }
+    }
+}
+
+fn cmd_export(state: &Path, now: DateTime<Utc>) -> anyhow::Result<ExitCode> {
+    let engine = Engine::open(state)?;
+    let cfg = engine
+        .config
+        .export
+        .clone()
+        .context("no \"export\" section in config.json (syslog, cef and/or webhook)")?;
+    let mut events = export::audit_events(state)?;
+    for incident in engine.tracker.incidents.iter() {
+        for alert in engine.overdue(incident, now) {
+            events.push(export::from_overdue(&incident.id, &alert));
+        }
+    }
+    let mut outbox = export::Outbox::open(&state.join("export"))?;
+    let new = outbox.enqueue(&events)?;
+    let now_ms = u64::try_from(now.timestamp_millis()).unwrap_or(0);
+    let report = export::deliver_all(&mut outbox, &cfg, now_ms)?;
+    println!(
+        "{new} new events queued ({} in the outbox)",
+        outbox.events().len()
+    );
+    let mut failed = false;
+    for (sink, delivered, error) in report {
+        match error {
+            Some(e) => {
+                failed = true;
+                println!("{sink}: {delivered} delivered, then failed: {e} (retried with back-off)");
+            }
+            None => println!("{sink}: {delivered} delivered"),
+        }
+    }
+    Ok(if failed {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn cmd_register_validate(package: &Path) -> anyhow::Result<ExitCode> {
+    let findings = xbrl_csv::validate_zip(package)?;
+    if findings.is_empty() {
+        println!("{}: accepted by the local checks", package.display());
+        return Ok(ExitCode::SUCCESS);
+    }
+    for f in &findings {
+        println!("{f}");
+    }
+    println!(
+        "{}: refused ({} findings)",
+        package.display(),
+        findings.len()
+    );
+    Ok(ExitCode::from(1))
+}
+
+/// A register configuration file: a register.json, or an engine config.json whose
+/// `register` section is used (with the profile's name and LEI when the section has none).
+fn register_config(path: &Path) -> anyhow::Result<RegisterConfig> {
+    let value: serde_json::Value = read_json(path)?;
+    let engine_keys = [
+        "reporting",
+        "profile",
+        "register",
+        "merge",
+        "recurring_exempt",
+    ];
+    let is_engine = value
+        .as_object()
+        .is_some_and(|o| o.keys().any(|k| engine_keys.contains(&k.as_str())));
+    if !is_engine {
+        return serde_json::from_value(value)
+            .with_context(|| format!("parsing {}", path.display()));
+    }
+    let engine: ccbft_dora::state::EngineConfig =
+        serde_json::from_value(value).with_context(|| format!("parsing {}", path.display()))?;
+    let mut config = engine.register;
+    if let Some(profile) = engine.profile {
+        config.entity_lei.get_or_insert(profile.lei);
+        config.entity_name.get_or_insert(profile.name);
+    }
+    Ok(config)
+}
+
+/// What `dora test` runs.
+struct TestRun<'a> {
+    scenario: &'a str,
+    cluster: &'a Path,
+    state: &'a Path,
     seed: u64,
     fault_ms: u64,
     observe_ms: u64,
-) -> anyhow::Result<ExitCode> {
+}
+
+fn cmd_test(run: &TestRun, json: bool) -> anyhow::Result<ExitCode> {
+    let (scenario, fault_ms, observe_ms) = (run.scenario, run.fault_ms, run.observe_ms);
     let Some(parsed) = Scenario::parse(scenario) else {
         bail!(
             "unknown scenario {scenario:?}; known: {}",
             Scenario::NAMES.join(", ")
         );
     };
-    if fault_ms == 0 || observe_ms <= fault_ms {
-        bail!("--observe-ms ({observe_ms}) must exceed --fault-ms ({fault_ms}), which must be at least 1");
+    if observe_ms <= fault_ms {
+        bail!("--observe-ms ({observe_ms}) must exceed --fault-ms ({fault_ms})");
     }
-    let topology = Topology::load(cluster)?;
-    let engine = Engine::open(state)?;
-    let mut target = SimTarget::new(topology, seed, Utc::now());
-    // A simulated replica's failed assertion is reported as a violation; keep the default
-    // hook from printing it.
-    std::panic::set_hook(Box::new(|_| {}));
-    let mut evidence = run_scenario(
+    let topology = Topology::load(run.cluster)?;
+    let engine = Engine::open(run.state)?;
+    let mut target = SimTarget::new(topology, run.seed, Utc::now());
+    // A simulated replica's failed assertion is printed by the default hook and reported as
+    // a violation below.
+    let outcome = run_scenario(
         &mut target,
         &parsed,
         std::time::Duration::from_millis(fault_ms),
         std::time::Duration::from_millis(observe_ms),
-    )?;
+    );
+    let mut evidence = match outcome {
+        Ok(evidence) => evidence,
+        Err(e) if target.report().is_some_and(crate::cmd_sim::hit_event_cap) => {
+            eprintln!("error: {e}; no evidence recorded");
+            return Ok(ExitCode::from(crate::EXIT_INCOMPLETE));
+        }
+        Err(e) => return Err(e.into()),
+    };
     // The simulator's checkers (agreement, total order, conservation, liveness) judge the
     // run too; a violation fails the test.
     if let Some(report) = target.report() {
@@ -520,15 +873,19 @@ fn cmd_test(
         evidence.passed = evidence.findings.is_empty();
     }
     let name = engine.record_test(&evidence)?;
-    print_test_summary(&evidence, target.report());
-    println!(
-        "evidence recorded: {}",
-        state.join("tests").join(&name).display()
-    );
+    let path = run.state.join("tests").join(&name);
+    if json {
+        let mut value = serde_json::to_value(&evidence)?;
+        value["evidence_file"] = json!(path.display().to_string());
+        print_json(&value)?;
+    } else {
+        print_test_summary(&evidence, target.report());
+        println!("evidence recorded: {}", path.display());
+    }
     Ok(if evidence.passed {
         ExitCode::SUCCESS
     } else {
-        ExitCode::from(1)
+        ExitCode::from(crate::EXIT_FOUND)
     })
 }
 
@@ -618,7 +975,7 @@ fn print_test_summary(evidence: &Evidence, report: Option<&ccbft_core::sim::RunR
 fn cmd_audit_verify(dir: &Path, json: bool) -> anyhow::Result<ExitCode> {
     let verdict = audit::verify_dir(dir)?;
     if json {
-        print_json(&verdict);
+        print_json(&verdict)?;
     } else if let Some(bad) = &verdict.first_bad {
         println!("audit trail {} is NOT intact: {bad}", dir.display());
     } else {
@@ -631,7 +988,7 @@ fn cmd_audit_verify(dir: &Path, json: bool) -> anyhow::Result<ExitCode> {
     Ok(if verdict.ok {
         ExitCode::SUCCESS
     } else {
-        ExitCode::from(1)
+        ExitCode::from(crate::EXIT_FOUND)
     })
 }
 
@@ -643,28 +1000,30 @@ fn parse_stage(text: &str) -> anyhow::Result<Stage> {
 
 fn cmd_incident(command: IncidentCommand) -> anyhow::Result<ExitCode> {
     match command {
-        IncidentCommand::List { state } => {
-            let engine = Engine::open(&state.state)?;
-            let rows: Vec<serde_json::Value> = engine
-                .tracker
-                .incidents
-                .iter()
-                .map(|i| {
-                    let d = engine.deadlines(i).and_then(Result::ok);
-                    json!({"incident": i, "deadlines": d, "overdue": engine.overdue(i, Utc::now())})
-                })
-                .collect();
-            print_json(&rows);
+        IncidentCommand::List { state, now, json } => {
+            return cmd_incident_list(&state.state, now.unwrap_or_else(Utc::now), json.json)
         }
         IncidentCommand::Facts { state, id, file } => {
-            let facts: OperatorFacts = read_json(&file)?;
+            let text =
+                read_bounded(&file).with_context(|| format!("reading {}", file.display()))?;
+            let facts: OperatorFacts = serde_json::from_str(&text)
+                .with_context(|| format!("operator facts {}", file.display()))?;
             Engine::open(&state.state)?.set_facts(&id, facts, Utc::now())?;
             println!("facts recorded for {id}");
         }
-        IncidentCommand::Classify { state, id, at } => {
+        IncidentCommand::Classify {
+            state,
+            id,
+            at,
+            json,
+        } => {
             let mut engine = Engine::open(&state.state)?;
             let c = engine.classify(&id, at.unwrap_or_else(Utc::now))?;
-            print_json(&c);
+            if json.json {
+                print_json(&c)?;
+            } else {
+                print_classification(&c);
+            }
         }
         IncidentCommand::Sent {
             state,
@@ -680,12 +1039,62 @@ fn cmd_incident(command: IncidentCommand) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Exits 1 when any report is overdue, for cron and monitoring.
+fn cmd_incident_list(state: &Path, now: DateTime<Utc>, json: bool) -> anyhow::Result<ExitCode> {
+    let engine = Engine::open(state)?;
+    let mut overdue_any = false;
+    let mut rows = Vec::new();
+    for i in &engine.tracker.incidents {
+        let d = match engine.deadlines(i) {
+            Some(Err(e)) => bail!("incident {}: {e}", i.id),
+            Some(Ok(d)) => Some(d),
+            None => None,
+        };
+        let overdue = engine.overdue(i, now);
+        overdue_any |= !overdue.is_empty();
+        rows.push((i, d, overdue));
+    }
+    if json {
+        let value: Vec<serde_json::Value> = rows
+            .iter()
+            .map(|(i, d, o)| json!({"incident": i, "deadlines": d, "overdue": o}))
+            .collect();
+        print_json(&value)?;
+    } else if rows.is_empty() {
+        println!("no incidents");
+    }
+    for (i, d, overdue) in rows.iter().filter(|_| !json) {
+        let major = if i.is_major() { "major" } else { "not major" };
+        println!(
+            "{}  {:?}  detected {}  {major}",
+            i.id,
+            i.status,
+            deadlines::rfc3339(i.detected_at)
+        );
+        if let Some(d) = d {
+            println!(
+                "    due: initial {}, intermediate {}, final {}",
+                d.initial_due, d.intermediate_due, d.final_due
+            );
+        }
+        for a in overdue {
+            println!("    OVERDUE: {}", a.message);
+        }
+    }
+    Ok(if overdue_any {
+        ExitCode::from(crate::EXIT_FOUND)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
 fn cmd_report(
     state: &Path,
     id: &str,
     stage: &str,
     inputs: Option<&Path>,
     html: Option<&Path>,
+    json: bool,
 ) -> anyhow::Result<ExitCode> {
     let stage = parse_stage(stage)?;
     let engine = Engine::open(state)?;
@@ -704,7 +1113,7 @@ fn cmd_report(
         Ok(r) => r,
         Err(e) => {
             eprintln!("{e}");
-            return Ok(ExitCode::from(1));
+            return Ok(ExitCode::from(crate::EXIT_FOUND));
         }
     };
     engine.audit(Utc::now(), "report", id, report.json.clone())?;
@@ -712,6 +1121,15 @@ fn cmd_report(
         std::fs::write(path, report::to_html(&report))
             .with_context(|| format!("writing {}", path.display()))?;
     }
-    print_json(&report.json);
+    if json {
+        print_json(&report.json)?;
+    } else {
+        println!(
+            "{} report for {id} built, valid against the shipped schema, and audited{}; print it with --json",
+            stage.name(),
+            html.map(|p| format!(", HTML written to {}", p.display()))
+                .unwrap_or_default()
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }

@@ -33,6 +33,7 @@ enum LogCommand {
     Recover {
         /// The log directory.
         dir: PathBuf,
+        /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
     },
@@ -56,6 +57,7 @@ enum LogCommand {
         /// Segment size in bytes.
         #[arg(long, default_value_t = ccbft_storage::wal::SEGMENT_SIZE_DEFAULT_BYTES)]
         segment_size: u64,
+        /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
     },

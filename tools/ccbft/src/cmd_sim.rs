@@ -9,12 +9,20 @@ use std::process::ExitCode;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
+/// Longest simulated fault or stabilisation phase accepted, in milliseconds (one hour). Runs
+/// this long usually hit [`sim::EVENTS_PER_RUN_MAX`] first and are reported incomplete.
+pub const PHASE_MS_MAX: u64 = 3_600_000;
+/// Most client transactions per simulated second.
+pub const TX_PER_S_MAX: u64 = 1_000_000;
+/// Most seeds in one invocation.
+pub const SEEDS_MAX: u64 = 10_000_000;
+
 #[derive(clap::Args)]
 pub struct SimArgs {
-    /// Number of seeds to run.
-    #[arg(long, default_value_t = 100)]
+    /// Number of seeds to run (1 to 10,000,000).
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=SEEDS_MAX))]
     seeds: u64,
-    /// First seed.
+    /// First seed; seeds START to START+SEEDS-1 are run.
     #[arg(long, default_value_t = 0)]
     start: u64,
     /// Run exactly this seed (implies --seeds 1).
@@ -49,29 +57,41 @@ pub struct SimArgs {
     /// extreme-values, equivocate-everything, flood, replay, fork, equivocate.
     #[arg(long)]
     strategy: Option<String>,
-    /// Simulated fault phase and stabilisation phase, in milliseconds.
-    #[arg(long, default_value_t = 2_000)]
+    /// Simulated fault phase, in milliseconds (1 to 3,600,000).
+    #[arg(long, default_value_t = 2_000, value_parser = clap::value_parser!(u64).range(1..=PHASE_MS_MAX))]
     fault_ms: u64,
-    #[arg(long, default_value_t = 10_000)]
+    /// Simulated stabilisation phase after the heal, in milliseconds (1 to 3,600,000).
+    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..=PHASE_MS_MAX))]
     stable_ms: u64,
-    /// Client transactions per simulated second.
-    #[arg(long, default_value_t = 400)]
+    /// Client transactions per simulated second (0 to 1,000,000).
+    #[arg(long, default_value_t = 400, value_parser = clap::value_parser!(u64).range(0..=TX_PER_S_MAX))]
     tx_per_s: u64,
-    /// Worker threads (default: all cores).
-    #[arg(long)]
-    jobs: Option<usize>,
+    /// Worker threads (default: all cores; 1 to 1024).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1024))]
+    jobs: Option<u64>,
     /// Print one JSON object instead of text.
     #[arg(long)]
     json: bool,
-    /// Print a readable trace of the run (with --seed).
+    /// Print a readable trace of the run (one seed only: with --seed or --seeds 1).
     #[arg(long)]
     trace: bool,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
 enum YesNo {
+    /// Crash and restart honest replicas.
     Yes,
+    /// No crashes.
     No,
+}
+
+impl YesNo {
+    fn name(self) -> &'static str {
+        match self {
+            YesNo::Yes => "yes",
+            YesNo::No => "no",
+        }
+    }
 }
 
 #[derive(clap::Args)]
@@ -82,6 +102,9 @@ pub struct DemoArgs {
     /// A cluster file instead of the embedded three-clouds default.
     #[arg(long)]
     cluster: Option<std::path::PathBuf>,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    json: bool,
 }
 
 fn options(args: &SimArgs) -> anyhow::Result<SimOptions> {
@@ -89,8 +112,16 @@ fn options(args: &SimArgs) -> anyhow::Result<SimOptions> {
         Some(path) => Some(Arc::new(Topology::load(path)?)),
         None => None,
     };
-    if args.seeds == 0 {
-        bail!("--seeds must be at least 1");
+    if args.seed.is_none() && args.start.checked_add(args.seeds - 1).is_none() {
+        bail!(
+            "--start {} with --seeds {} runs past the last seed {}; lower --start or --seeds",
+            args.start,
+            args.seeds,
+            u64::MAX
+        );
+    }
+    if args.trace && args.seed.is_none() && args.seeds != 1 {
+        bail!("--trace prints one run: give --seed S (or --seeds 1)");
     }
     let strategy = match &args.strategy {
         None => None,
@@ -125,9 +156,8 @@ pub fn sim(args: SimArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     let options = options(&args)?;
-    // An assertion that fails inside a simulated replica is a finding, reported as a
-    // violation with its seed; keep the default hook from printing each one.
-    std::panic::set_hook(Box::new(|_| {}));
+    // An assertion that fails inside a simulated replica is a finding: the default panic hook
+    // prints it, and the run reports it as a violation with its seed.
     let (start, count) = match args.seed {
         Some(seed) => (seed, 1),
         None => (args.start, args.seeds),
@@ -144,7 +174,9 @@ pub fn sim(args: SimArgs) -> anyhow::Result<ExitCode> {
         },
     )
     .context("invalid simulation options")?;
-    let reports = run_seeds(start, count, &options, args.jobs, !args.json)?;
+    let jobs = args.jobs.map(|j| j as usize);
+    let mut reports = run_seeds(start, count, &options, jobs, !args.json)?;
+    let incomplete = judge_incomplete(&mut reports);
     if args.trace {
         reports
             .iter()
@@ -153,18 +185,110 @@ pub fn sim(args: SimArgs) -> anyhow::Result<ExitCode> {
     }
     let violations: Vec<_> = reports.iter().flat_map(|r| &r.violations).collect();
     if args.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&summary_json(&reports, &options))?
-        );
+        let mut summary = summary_json(&reports, &options);
+        summary["incomplete_runs"] = incomplete_json(&reports, &incomplete);
+        println!("{}", serde_json::to_string_pretty(&summary)?);
     } else {
-        print_summary(&reports);
+        print_summary(&reports, &args);
+        print_incomplete(&reports, &incomplete);
     }
-    Ok(if violations.is_empty() {
-        ExitCode::SUCCESS
+    Ok(if !violations.is_empty() {
+        ExitCode::from(crate::EXIT_FOUND)
+    } else if !incomplete.is_empty() {
+        ExitCode::from(crate::EXIT_INCOMPLETE)
     } else {
-        ExitCode::from(1)
+        ExitCode::SUCCESS
     })
+}
+
+/// A run that processed [`sim::EVENTS_PER_RUN_MAX`] events was cut before its end.
+pub fn hit_event_cap(report: &RunReport) -> bool {
+    report.events >= sim::EVENTS_PER_RUN_MAX
+}
+
+/// Safety findings of a cut run stand (they happened), but its liveness check compared a
+/// truncated run against the full schedule: drop those, and return the cut runs' indexes.
+fn judge_incomplete(reports: &mut [RunReport]) -> Vec<usize> {
+    let mut cut = Vec::new();
+    for (i, report) in reports.iter_mut().enumerate() {
+        if hit_event_cap(report) {
+            report
+                .violations
+                .retain(|v| !v.what.starts_with("liveness:"));
+            cut.push(i);
+        }
+    }
+    cut
+}
+
+fn incomplete_json(reports: &[RunReport], cut: &[usize]) -> serde_json::Value {
+    let runs: Vec<_> = cut
+        .iter()
+        .map(|&i| {
+            let r = &reports[i];
+            json!({"seed": r.seed, "events": r.events, "simulated_seconds": r.simulated_us as f64 / 1e6})
+        })
+        .collect();
+    json!({"event_cap": sim::EVENTS_PER_RUN_MAX, "runs": runs, "liveness_judged": false})
+}
+
+fn print_incomplete(reports: &[RunReport], cut: &[usize]) {
+    if cut.is_empty() {
+        return;
+    }
+    println!(
+        "{} incomplete runs: the simulator stopped at its cap of {} events before the end of the run; liveness is not judged for them (shorten --fault-ms or --stable-ms)",
+        cut.len(),
+        sim::EVENTS_PER_RUN_MAX
+    );
+    for &i in cut.iter().take(20) {
+        let r = &reports[i];
+        println!(
+            "  seed {}: cut at {:.3} simulated s",
+            r.seed,
+            r.simulated_us as f64 / 1e6
+        );
+    }
+}
+
+/// The command that replays one seed of this invocation, with every option it was run with.
+fn replay_command(seed: u64, args: &SimArgs) -> String {
+    let mut cmd = format!("ccbft sim --seed {seed}");
+    let mut opt = |name: &str, value: Option<String>| {
+        if let Some(v) = value {
+            cmd += &format!(" --{name} {v}");
+        }
+    };
+    opt("replicas", args.replicas.map(|v| v.to_string()));
+    opt("domains", args.domains.map(|v| v.to_string()));
+    opt("byzantine", args.byzantine.map(|v| v.to_string()));
+    opt("shards", args.shards.map(|v| v.to_string()));
+    opt("crashes", args.crashes.map(|v| v.name().to_string()));
+    opt(
+        "cluster",
+        args.cluster
+            .as_ref()
+            .map(|p| shell_word(&p.display().to_string())),
+    );
+    opt("plant-bug", args.plant_bug.as_deref().map(shell_word));
+    opt("strategy", args.strategy.as_deref().map(shell_word));
+    opt("fault-ms", Some(args.fault_ms.to_string()));
+    opt("stable-ms", Some(args.stable_ms.to_string()));
+    opt("tx-per-s", Some(args.tx_per_s.to_string()));
+    cmd + " --trace"
+}
+
+/// Quote a word for a POSIX shell when it needs it.
+fn shell_word(word: &str) -> String {
+    let plain = !word.is_empty()
+        && word
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./:=+,".contains(c));
+    if plain {
+        word.to_string()
+    } else {
+        format!("'{}'", word.replace('\'', "'\\''"))
+    }
 }
 
 fn run_seeds(
@@ -187,9 +311,13 @@ fn run_seeds(
                     loop {
                         let i = next.fetch_add(1, Ordering::Relaxed);
                         if i >= count {
-                            return mine;
+                            return Ok(mine);
                         }
-                        let report = sim::run(start + i, options).expect("options validated");
+                        // start + count - 1 was checked not to overflow.
+                        let report = match sim::run(start + i, options) {
+                            Ok(report) => report,
+                            Err(e) => return Err(e),
+                        };
                         let finished = done.fetch_add(1, Ordering::Relaxed) + 1;
                         if progress
                             && (finished.is_multiple_of(100) || finished == count)
@@ -202,11 +330,17 @@ fn run_seeds(
                 })
             })
             .collect();
-        workers
-            .into_iter()
-            .flat_map(|w| w.join().expect("simulation worker"))
-            .collect()
-    });
+        let mut all = Vec::new();
+        for worker in workers {
+            match worker.join() {
+                Ok(Ok(mine)) => all.extend(mine),
+                Ok(Err(e)) => return Err(anyhow::anyhow!(e)),
+                // A panic outside a simulated replica is a bug of the tool: pass it on.
+                Err(panic) => std::panic::resume_unwind(panic),
+            }
+        }
+        Ok(all)
+    })?;
     reports.sort_by_key(|r| r.seed);
     Ok(reports)
 }
@@ -256,6 +390,11 @@ fn summary_json(reports: &[RunReport], options: &SimOptions) -> serde_json::Valu
         "global_latency_ms": {"p50": percentile_ms(&mut global, 50), "p99": percentile_ms(&mut global, 99)},
         "simulated_seconds": reports.iter().map(|r| r.simulated_us).sum::<u64>() as f64 / 1e6,
         "events": reports.iter().map(|r| r.events).sum::<u64>(),
+        "durability": {
+            "restores": reports.iter().map(|r| r.restores).sum::<u64>(),
+            "lost_records": reports.iter().map(|r| r.lost_records).sum::<u64>(),
+            "torn_tails": reports.iter().map(|r| r.torn_tails).sum::<u64>(),
+        },
         "checkpoints": {
             "runs_with_stable_checkpoint": reports.iter().filter(|r| r.stable_checkpoint_height > 0).count(),
             "max_stable_height": reports.iter().map(|r| r.stable_checkpoint_height).max().unwrap_or(0),
@@ -269,7 +408,7 @@ fn summary_json(reports: &[RunReport], options: &SimOptions) -> serde_json::Valu
     })
 }
 
-fn print_summary(reports: &[RunReport]) {
+fn print_summary(reports: &[RunReport], args: &SimArgs) {
     let violations: Vec<_> = reports
         .iter()
         .flat_map(|r| r.violations.iter().map(move |v| (r, v)))
@@ -286,7 +425,7 @@ fn print_summary(reports: &[RunReport]) {
             "  seed {}: {}\n    shape: {}",
             violation.seed, violation.what, report.shape
         );
-        println!("    replay: ccbft sim --seed {} --trace", violation.seed);
+        println!("    replay: {}", replay_command(violation.seed, args));
     }
 }
 
@@ -295,13 +434,8 @@ pub fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
         Some(path) => Topology::load(path)?,
         None => Topology::three_clouds(),
     };
-    println!(
-        "CC-BFT demo: cluster {:?}, simulated (the networked runtime is not built yet)",
-        topology.name
-    );
-    print_topology(&topology);
     let options = SimOptions {
-        topology: Some(Arc::new(topology)),
+        topology: Some(Arc::new(topology.clone())),
         byzantine: Some(1),
         crashes: Some(false),
         fault_ms: 3_000,
@@ -309,9 +443,45 @@ pub fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
         tx_per_s: 1_000,
         ..SimOptions::standard()
     };
-    println!("\nRunning 6 simulated seconds: 1,000 payments/s for 3 s with one Byzantine replica and WAN faults, then 3 s to settle...");
-    let mut report = sim::run(args.seed, &options)?;
+    if !args.json {
+        println!(
+            "CC-BFT demo: cluster {:?}, simulated (the networked runtime is not built yet)",
+            topology.name
+        );
+        print_topology(&topology);
+        println!("\nRunning 6 simulated seconds: 1,000 payments/s for 3 s with one Byzantine replica and WAN faults, then 3 s to settle...");
+    }
+    let mut reports = vec![sim::run(args.seed, &options)?];
+    let incomplete = judge_incomplete(&mut reports);
+    let mut report = reports.remove(0);
+    if args.json {
+        let mut summary = summary_json(std::slice::from_ref(&report), &options);
+        summary["cluster"] = json!(topology.name);
+        summary["topology"] = serde_json::to_value(&topology)?;
+        summary["provider_losses"] = serde_json::to_value(topology.provider_losses())?;
+        summary["shape"] = json!(report.shape);
+        summary["evidence"] = json!(report.evidence);
+        summary["incomplete_runs"] = incomplete_json(std::slice::from_ref(&report), &incomplete);
+        println!("{}", serde_json::to_string_pretty(&summary)?);
+    } else {
+        print_demo_report(&mut report, &topology);
+        print_incomplete(std::slice::from_ref(&report), &incomplete);
+    }
+    Ok(if !report.violations.is_empty() {
+        ExitCode::from(crate::EXIT_FOUND)
+    } else if !incomplete.is_empty() {
+        ExitCode::from(crate::EXIT_INCOMPLETE)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn print_demo_report(report: &mut RunReport, topology: &Topology) {
     println!("  shape: {}", report.shape);
+    println!(
+        "  leader rotation: the simulator draws it per seed (rotation= above); the file's leader_rotation_blocks = {} applies to the networked runtime",
+        topology.leader_rotation_blocks
+    );
     println!(
         "  transactions: {} submitted, {} executed on every honest replica",
         report.submitted_txs, report.committed_txs
@@ -346,12 +516,9 @@ pub fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
     );
     if report.violations.is_empty() {
         println!("  invariants: agreement, total order, validity, conservation, state roots, liveness all hold");
-        Ok(ExitCode::SUCCESS)
-    } else {
-        for violation in &report.violations {
-            println!("  VIOLATION: {}", violation.what);
-        }
-        Ok(ExitCode::from(1))
+    }
+    for violation in &report.violations {
+        println!("  VIOLATION: {}", violation.what);
     }
 }
 
@@ -374,6 +541,91 @@ fn print_topology(topology: &Topology) {
         println!(
             "  losing {:<6}: {} of {} replicas left, quorum {} -> {verdict}",
             loss.provider, loss.remaining, quorum.n, loss.quorum
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ccbft_core::sim::checker::Violation;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Wrapper {
+        #[command(flatten)]
+        sim: SimArgs,
+    }
+
+    fn report(seed: u64, events: u64, what: &[&str]) -> RunReport {
+        RunReport {
+            seed,
+            events,
+            simulated_us: 124_000_000,
+            violations: what
+                .iter()
+                .map(|w| Violation {
+                    seed,
+                    what: w.to_string(),
+                })
+                .collect(),
+            ..RunReport::default()
+        }
+    }
+
+    #[test]
+    fn a_run_cut_at_the_event_cap_is_incomplete_not_a_liveness_violation() {
+        let cap = sim::EVENTS_PER_RUN_MAX;
+        let mut reports = vec![
+            report(1, cap, &["liveness: r0 has not executed 5 of 9 submitted transactions after stabilisation"]),
+            report(2, cap, &["agreement: r0 and r1 executed different blocks at height 3"]),
+            report(3, cap - 1, &["liveness: r0 has not executed 5 of 9 submitted transactions after stabilisation"]),
+        ];
+        let cut = judge_incomplete(&mut reports);
+        assert_eq!(cut, vec![0, 1]);
+        assert!(
+            reports[0].violations.is_empty(),
+            "liveness of a cut run is not judged"
+        );
+        assert_eq!(reports[1].violations.len(), 1, "a safety finding stands");
+        assert_eq!(reports[2].violations.len(), 1, "a complete run is judged");
+        let value = incomplete_json(&reports, &cut);
+        assert_eq!(value["runs"].as_array().map(Vec::len), Some(2));
+        assert_eq!(value["liveness_judged"], json!(false));
+    }
+
+    #[test]
+    fn the_replay_hint_repeats_every_option() {
+        let w = Wrapper::parse_from([
+            "x",
+            "--seeds",
+            "50",
+            "--replicas",
+            "7",
+            "--domains",
+            "3",
+            "--byzantine",
+            "2",
+            "--shards",
+            "2",
+            "--crashes",
+            "yes",
+            "--plant-bug",
+            "skip-qc-check",
+            "--strategy",
+            "fork",
+            "--fault-ms",
+            "600000",
+            "--stable-ms",
+            "5000",
+            "--tx-per-s",
+            "100",
+            "--cluster",
+            "my cluster.toml",
+        ]);
+        assert_eq!(
+            replay_command(17, &w.sim),
+            "ccbft sim --seed 17 --replicas 7 --domains 3 --byzantine 2 --shards 2 --crashes yes --cluster 'my cluster.toml' --plant-bug skip-qc-check --strategy fork --fault-ms 600000 --stable-ms 5000 --tx-per-s 100 --trace"
         );
     }
 }

@@ -460,6 +460,16 @@ impl ResilienceTarget for SimTarget {
         };
         let report =
             sim::run(self.seed, &options).map_err(|e| TargetError::Failed(e.to_string()))?;
+        if crate::cmd_sim::hit_event_cap(&report) {
+            let message = format!(
+                "incomplete run: the simulator stopped at its cap of {} events after {:.3} of the {:.3} simulated seconds; no verdict is given (shorten --observe-ms and --fault-ms)",
+                sim::EVENTS_PER_RUN_MAX,
+                report.simulated_us as f64 / 1e6,
+                observe_ms as f64 / 1e3
+            );
+            self.report = Some(report);
+            return Err(TargetError::Failed(message));
+        }
         let (health_events, injected_events) = self.events(&report);
         let healed_at = self.at(fault_ms * 1_000);
         // Service is back at the first block executed after the heal. A run that had

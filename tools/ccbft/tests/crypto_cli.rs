@@ -126,7 +126,7 @@ fn keygen_writes_verified_keys_with_private_modes() {
             "--out",
             dir.to_str().unwrap(),
             "--replicas",
-            "2",
+            "4",
             "--seed",
             &seed,
         ]);

@@ -49,7 +49,12 @@ fn classify_prints_major_criteria_and_explanation() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("incident.json");
     std::fs::write(&file, incident().to_string()).unwrap();
-    let out = stdout_json(&ccbft(&["dora", "classify", file.to_str().unwrap()]));
+    let out = stdout_json(&ccbft(&[
+        "dora",
+        "classify",
+        "--json",
+        file.to_str().unwrap(),
+    ]));
     assert_eq!(out["major"], json!(true));
     assert_eq!(
         out["criteria_met"],
@@ -70,7 +75,12 @@ fn classify_prints_major_criteria_and_explanation() {
     minor["clients"]["affected"] = json!(100000);
     minor["reputational"] = json!([]);
     std::fs::write(&file, minor.to_string()).unwrap();
-    let out = stdout_json(&ccbft(&["dora", "classify", file.to_str().unwrap()]));
+    let out = stdout_json(&ccbft(&[
+        "dora",
+        "classify",
+        "--json",
+        file.to_str().unwrap(),
+    ]));
     assert_eq!(out["major"], json!(false));
     assert_eq!(out["criteria_met"], json!(["critical_services"]));
 }
@@ -407,6 +417,7 @@ fn ingest_then_audit_verify_catches_tampering() {
         r#"{"schema":"ccbft.health-event/v1","event_id":"r1:2","at":"2026-03-03T08:40:00Z","kind":"commit_resumed","severity":"info"}"#, "\n",
     )).unwrap();
     let s = state.to_str().unwrap();
+    assert!(ccbft(&["dora", "init", "--state", s]).status.success());
     assert!(ccbft(&[
         "dora",
         "set-cluster",
@@ -419,6 +430,7 @@ fn ingest_then_audit_verify_catches_tampering() {
     let outcomes = stdout_json(&ccbft(&[
         "dora",
         "ingest",
+        "--json",
         "--state",
         s,
         events.to_str().unwrap(),
@@ -458,9 +470,9 @@ fn doc_example(name: &str) -> String {
 fn report_flow_refuses_a_missing_field_then_produces_json_and_html() {
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state");
-    std::fs::create_dir_all(&state).unwrap();
-    std::fs::copy(doc_example("config.json"), state.join("config.json")).unwrap();
     let s = state.to_str().unwrap();
+    assert!(ccbft(&["dora", "init", "--state", s]).status.success());
+    std::fs::copy(doc_example("config.json"), state.join("config.json")).unwrap();
     let cluster = example("three-clouds.toml");
     assert!(ccbft(&[
         "dora",
@@ -474,6 +486,7 @@ fn report_flow_refuses_a_missing_field_then_produces_json_and_html() {
     let outcomes = stdout_json(&ccbft(&[
         "dora",
         "ingest",
+        "--json",
         "--state",
         s,
         &doc_example("events.jsonl"),
@@ -495,6 +508,7 @@ fn report_flow_refuses_a_missing_field_then_produces_json_and_html() {
         "dora",
         "incident",
         "classify",
+        "--json",
         "--state",
         s,
         &id,
@@ -534,6 +548,7 @@ fn report_flow_refuses_a_missing_field_then_produces_json_and_html() {
     let report = stdout_json(&ccbft(&[
         "dora",
         "report",
+        "--json",
         "--state",
         s,
         "--incident",
@@ -569,7 +584,16 @@ fn report_flow_refuses_a_missing_field_then_produces_json_and_html() {
     ])
     .status
     .success());
-    let list = stdout_json(&ccbft(&["dora", "incident", "list", "--state", s]));
+    let list = stdout_json(&ccbft(&[
+        "dora",
+        "incident",
+        "list",
+        "--json",
+        "--now",
+        "2026-03-03T14:00:00Z",
+        "--state",
+        s,
+    ]));
     assert_eq!(
         list[0]["deadlines"]["initial_due"],
         json!("2026-03-03T15:30:00Z")

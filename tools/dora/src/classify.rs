@@ -103,6 +103,7 @@ impl Reputational {
 
 /// Affected and total counts of one population.
 #[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Affected {
     pub affected: u64,
     pub total: u64,
@@ -110,6 +111,7 @@ pub struct Affected {
 
 /// Transactions affected, by number and value.
 #[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Transactions {
     pub affected: u64,
     pub daily_average: u64,
@@ -119,6 +121,7 @@ pub struct Transactions {
 
 /// Data losses of Art. 5 / Art. 9(5)(a).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct DataLosses {
     pub availability: bool,
     pub authenticity: bool,
@@ -140,6 +143,7 @@ impl DataLosses {
 
 /// One incident as the classifier sees it (the `ccbft dora classify` input schema).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ClassificationInput {
     pub critical_services_affected: bool,
     pub clients: Affected,
@@ -270,6 +274,7 @@ impl ClassificationInput {
                 expected: "a JSON object".into(),
             });
         }
+        check_known_fields(v)?;
         let clients = affected(v, "clients")?;
         let financial_counterparts = affected(v, "financial_counterparts")?;
         let transactions = Transactions {
@@ -340,6 +345,70 @@ impl ClassificationInput {
         }
         Ok(())
     }
+}
+
+/// Fields of the input schema, top level and nested: anything else is refused, so that a
+/// typo (`adverse_impactt`) cannot silently drop a criterion.
+const TOP_LEVEL_FIELDS: &[&str] = &[
+    "critical_services_affected",
+    "clients",
+    "financial_counterparts",
+    "transactions",
+    "relevant_clients_affected",
+    "reputational",
+    "duration_hours",
+    "service_downtime_hours",
+    "member_states_affected",
+    "data_losses",
+    "malicious_unauthorised_access",
+    "economic_impact_eur",
+    "detected_at",
+    "classified_at",
+    "attempted_malicious_access",
+];
+const NESTED_FIELDS: &[(&str, &[&str])] = &[
+    ("clients", &["affected", "total"]),
+    ("financial_counterparts", &["affected", "total"]),
+    (
+        "transactions",
+        &[
+            "affected",
+            "daily_average",
+            "value_affected_eur",
+            "daily_average_value_eur",
+        ],
+    ),
+    (
+        "data_losses",
+        &[
+            "availability",
+            "authenticity",
+            "integrity",
+            "confidentiality",
+            "adverse_impact",
+        ],
+    ),
+];
+
+fn check_known_fields(v: &Value) -> Result<(), ClassifyError> {
+    let unknown = |field: String, known: &[&str]| ClassifyError::Malformed {
+        field,
+        expected: format!("no such field; known fields here: {}", known.join(", ")),
+    };
+    let Some(top) = v.as_object() else {
+        return Ok(());
+    };
+    if let Some(key) = top.keys().find(|k| !TOP_LEVEL_FIELDS.contains(&k.as_str())) {
+        return Err(unknown(key.clone(), TOP_LEVEL_FIELDS));
+    }
+    for (parent, known) in NESTED_FIELDS {
+        if let Some(object) = top.get(*parent).and_then(Value::as_object) {
+            if let Some(key) = object.keys().find(|k| !known.contains(&k.as_str())) {
+                return Err(unknown(format!("{parent}.{key}"), known));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// `part` strictly higher than `percent`% of `whole`, in exact integer arithmetic.
@@ -651,9 +720,16 @@ fn time(v: &Value, path: &str) -> Result<DateTime<Utc>, ClassifyError> {
     let text = required(v, path)?
         .as_str()
         .ok_or_else(|| malformed(path, "an RFC 3339 time as a string"))?;
-    DateTime::parse_from_rfc3339(text)
+    let t = DateTime::parse_from_rfc3339(text)
         .map(|t| t.with_timezone(&Utc))
-        .map_err(|e| malformed(path, &format!("an RFC 3339 time ({e})")))
+        .map_err(|e| malformed(path, &format!("an RFC 3339 time ({e})")))?;
+    crate::deadlines::check_time(path, t).map_err(|_| {
+        malformed(
+            path,
+            &format!("a time from {}", crate::deadlines::TIME_RANGE),
+        )
+    })?;
+    Ok(t)
 }
 
 fn reputational(v: &Value) -> Result<Vec<Reputational>, ClassifyError> {

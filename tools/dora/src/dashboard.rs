@@ -14,7 +14,7 @@ use serde::Serialize;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 /// Largest request head read.
@@ -367,6 +367,7 @@ fn tests_section(state: &DashboardState) -> String {
             };
             vec![
                 escape(&crate::deadlines::rfc3339(e.injection.injected_at)),
+                escape(&e.target),
                 escape(&e.injection.description),
                 e.time_to_detect_seconds
                     .map(|s| format!("{s:.1} s"))
@@ -388,6 +389,7 @@ fn tests_section(state: &DashboardState) -> String {
         table(
             &[
                 "Injected (UTC)",
+                "Target",
                 "Scenario",
                 "Time to detect",
                 "Time to recover",
@@ -397,8 +399,14 @@ fn tests_section(state: &DashboardState) -> String {
             &rows,
         )
     };
+    let simulated = state.tests.iter().any(|e| e.target.contains("simulator"));
+    let note = if simulated {
+        "<p class=\"muted\">Tests run on the deterministic simulator: their times are simulated time mapped onto the wall-clock time of the run, not when anything happened in production; the durations (time to detect, time to recover) are exact for the seed.</p>"
+    } else {
+        ""
+    };
     format!(
-        "<section id=\"tests\"><h2>Last resilience tests (DORA Art. 24-25)</h2>{content}</section>"
+        "<section id=\"tests\"><h2>Last resilience tests (DORA Art. 24-25)</h2>{note}{content}</section>"
     )
 }
 
@@ -408,6 +416,9 @@ pub fn render_dir(dir: &Path, now: DateTime<Utc>) -> Result<(String, DashboardSt
     let state = collect(&engine, now);
     Ok((render(&state, &engine), state))
 }
+
+/// Most connections served at once; more are answered 503.
+pub const CONNECTIONS_MAX: usize = 64;
 
 /// A running dashboard server.
 pub struct Server {
@@ -427,12 +438,33 @@ impl Server {
         let thread = std::thread::Builder::new()
             .name("dora-dashboard".into())
             .spawn(move || {
+                let open = Arc::new(AtomicUsize::new(0));
                 for stream in listener.incoming() {
                     if flag.load(Ordering::SeqCst) {
                         break;
                     }
-                    if let Ok(stream) = stream {
-                        let _ = handle(stream, &dir);
+                    let Ok(mut stream) = stream else { continue };
+                    // One thread per connection, bounded: an idle client holds only its own
+                    // thread (until the I/O timeout), never the others'.
+                    if open.fetch_add(1, Ordering::SeqCst) >= CONNECTIONS_MAX {
+                        open.fetch_sub(1, Ordering::SeqCst);
+                        let _ = respond(
+                            &mut stream,
+                            "503 Service Unavailable",
+                            "text/plain",
+                            b"busy\n",
+                        );
+                        continue;
+                    }
+                    let (dir, counter) = (dir.clone(), open.clone());
+                    let spawned = std::thread::Builder::new()
+                        .name("dora-dashboard-conn".into())
+                        .spawn(move || {
+                            let _ = handle(stream, &dir);
+                            counter.fetch_sub(1, Ordering::SeqCst);
+                        });
+                    if spawned.is_err() {
+                        open.fetch_sub(1, Ordering::SeqCst);
                     }
                 }
             })?;

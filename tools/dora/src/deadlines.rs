@@ -37,6 +37,13 @@ pub const EXTENSION_NOON_HOUR: u32 = 12;
 pub const HOLIDAYS_MAX: usize = 2_000;
 /// Days searched for the next working day before giving up (a calendar error).
 const WORKING_DAY_SEARCH_MAX: u64 = 60;
+/// Earliest time accepted as an incident or report time (seconds since the Unix epoch).
+pub const TIME_MIN_UNIX_S: i64 = 0;
+/// First instant no longer accepted: 9000-01-01T00:00:00Z. Deadlines reach about two months
+/// past the latest input time, so every limit stays a four-digit RFC 3339 year.
+pub const TIME_END_UNIX_S: i64 = 221_845_392_000;
+/// The accepted range in words, for error messages.
+pub const TIME_RANGE: &str = "1970-01-01T00:00:00Z to 8999-12-31T23:59:59Z";
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum DeadlineError {
@@ -52,6 +59,8 @@ pub enum DeadlineError {
         before_field: String,
         before: String,
     },
+    #[error("{field} {value} is outside the accepted range {TIME_RANGE}")]
+    TimeOutOfRange { field: String, value: String },
     #[error("unknown time zone {0:?} (use an IANA name such as Europe/Berlin)")]
     UnknownTimeZone(String),
     #[error("unknown entity type {0:?}")]
@@ -154,6 +163,7 @@ impl EntityType {
 
 /// A bank-holiday calendar of the entity's Member State.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
 pub struct HolidayCalendar {
     /// Name, for the output (`target`, `none`, or the file it came from).
     pub name: String,
@@ -250,6 +260,7 @@ pub fn easter_sunday(year: i32) -> Option<NaiveDate> {
 
 /// Who the entity is, for the time limits. Configuration with defaults for an EU bank.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ReportingConfig {
     pub entity_type: EntityType,
     /// Essential or important entity under Art. 3 of the NIS2 Directive (EU) 2022/2555.
@@ -450,7 +461,27 @@ fn exclusion_reason(config: &ReportingConfig) -> String {
     }
 }
 
+/// Refuse a time outside [`TIME_RANGE`]; `field` names it in the error.
+pub fn check_time(field: &str, t: DateTime<Utc>) -> Result<(), DeadlineError> {
+    let s = t.timestamp();
+    if (TIME_MIN_UNIX_S..TIME_END_UNIX_S).contains(&s) {
+        return Ok(());
+    }
+    Err(DeadlineError::TimeOutOfRange {
+        field: field.to_string(),
+        value: t.to_rfc3339_opts(SecondsFormat::Secs, true),
+    })
+}
+
 fn check_order(input: &DeadlineInput) -> Result<(), DeadlineError> {
+    check_time("detected-at", input.detected_at)?;
+    check_time("classified-at", input.classified_at)?;
+    if let Some(t) = input.initial_sent {
+        check_time("initial-sent", t)?;
+    }
+    if let Some(t) = input.intermediate_sent {
+        check_time("intermediate-sent", t)?;
+    }
     if input.classified_at < input.detected_at {
         return Err(DeadlineError::ClassifiedBeforeDetected {
             detected: rfc3339(input.detected_at),

@@ -15,12 +15,14 @@ use crate::classify::{
 use crate::health::{EventKind, HealthEvent};
 use chrono::{DateTime, Duration, Months, Utc};
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet, VecDeque};
 
 /// Most incidents the tracker keeps.
 pub const INCIDENTS_MAX: usize = 10_000;
 /// Most event ids recorded per incident (the count goes on).
 pub const EVENT_IDS_PER_INCIDENT_MAX: usize = 1_000;
+/// Most event ids remembered for idempotent ingest; the oldest are forgotten first.
+pub const SEEN_EVENT_IDS_MAX: usize = 1_000_000;
 /// Most conditions per incident.
 pub const CONDITIONS_PER_INCIDENT_MAX: usize = 1_000;
 /// Art. 8(2) of 2024/1772: recurring incidents within 6 months.
@@ -36,10 +38,18 @@ pub enum IncidentError {
     UnknownIncident(String),
     #[error("operator facts: {0}")]
     Facts(String),
+    #[error("{what} {at} precedes the detection of incident {id} at {detected}")]
+    BeforeDetection {
+        id: String,
+        what: String,
+        at: String,
+        detected: String,
+    },
 }
 
 /// How related events are merged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct MergePolicy {
     pub window_minutes: i64,
 }
@@ -92,6 +102,52 @@ pub struct OperatorFacts {
     pub discovery: Option<String>,
     pub origin: Option<String>,
     pub business_continuity_plan_activated: Option<bool>,
+}
+
+impl OperatorFacts {
+    /// The checks [`ClassificationInput::from_value`] applies, on the fields given; the error
+    /// names the field.
+    pub fn check(&self) -> Result<(), String> {
+        for (field, a) in [
+            ("clients", self.clients),
+            ("financial_counterparts", self.financial_counterparts),
+        ] {
+            if let Some(a) = a.filter(|a| a.affected > a.total) {
+                return Err(format!(
+                    "{field}.affected: {} affected is more than {} in total",
+                    a.affected, a.total
+                ));
+            }
+        }
+        let amount = |field: &str, x: Option<f64>| match x {
+            Some(x) if !x.is_finite() || x < 0.0 => Err(format!(
+                "{field} must be a non-negative number of euros, not {x}"
+            )),
+            _ => Ok(()),
+        };
+        amount("economic_impact_eur", self.economic_impact_eur)?;
+        if let Some(t) = &self.transactions {
+            amount(
+                "transactions.value_affected_eur",
+                Some(t.value_affected_eur),
+            )?;
+            amount(
+                "transactions.daily_average_value_eur",
+                Some(t.daily_average_value_eur),
+            )?;
+        }
+        for code in self.member_states.iter().flatten() {
+            if !crate::identifiers::is_country_code(code) {
+                return Err(format!(
+                    "member_states: {code:?} is not an ISO 3166-1 alpha-2 country code"
+                ));
+            }
+        }
+        if let Some(t) = self.occurred_at {
+            crate::deadlines::check_time("occurred_at", t).map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    }
 }
 
 /// Which reports have been submitted, and when.
@@ -193,6 +249,23 @@ impl Incident {
         }
         self.status = Status::Open;
         self.recovered_at = None;
+    }
+
+    /// Refuse a time before detection (the deadlines are counted from detection).
+    pub fn check_after_detection(
+        &self,
+        what: &str,
+        at: DateTime<Utc>,
+    ) -> Result<(), IncidentError> {
+        if at >= self.detected_at {
+            return Ok(());
+        }
+        Err(IncidentError::BeforeDetection {
+            id: self.id.clone(),
+            what: what.to_string(),
+            at: crate::deadlines::rfc3339(at),
+            detected: crate::deadlines::rfc3339(self.detected_at),
+        })
     }
 
     fn record_event(&mut self, event: &HealthEvent) {
@@ -327,6 +400,8 @@ pub enum Ingested {
     ConditionEnded(String),
     /// A recovery that matched no active condition.
     Unmatched,
+    /// An event id ingested before: nothing changed.
+    Duplicate,
 }
 
 /// The incidents of one engine.
@@ -339,6 +414,12 @@ pub struct IncidentTracker {
     /// Replica id to domain name, from the topology, to place replica events.
     #[serde(default)]
     pub replica_domains: BTreeMap<u32, String>,
+    /// Ids of the events already ingested, oldest first (at most [`SEEN_EVENT_IDS_MAX`]): an
+    /// event fed twice is recognised and changes nothing.
+    #[serde(default)]
+    pub seen_event_ids: VecDeque<String>,
+    #[serde(skip)]
+    seen_index: HashSet<String>,
 }
 
 impl IncidentTracker {
@@ -369,8 +450,35 @@ impl IncidentTracker {
             .ok_or_else(|| IncidentError::UnknownIncident(id.to_string()))
     }
 
-    /// Feed one event.
+    /// Has this event id been ingested already?
+    pub fn seen(&mut self, event_id: &str) -> bool {
+        if self.seen_index.len() != self.seen_event_ids.len() {
+            self.seen_index = self.seen_event_ids.iter().cloned().collect();
+        }
+        self.seen_index.contains(event_id)
+    }
+
+    fn remember(&mut self, event_id: &str) {
+        if self.seen_event_ids.len() >= SEEN_EVENT_IDS_MAX {
+            if let Some(old) = self.seen_event_ids.pop_front() {
+                self.seen_index.remove(&old);
+            }
+        }
+        self.seen_event_ids.push_back(event_id.to_string());
+        self.seen_index.insert(event_id.to_string());
+    }
+
+    /// Feed one event; an event id seen before is [`Ingested::Duplicate`] and changes nothing.
     pub fn ingest(&mut self, event: &HealthEvent) -> Result<Ingested, IncidentError> {
+        if self.seen(&event.event_id) {
+            return Ok(Ingested::Duplicate);
+        }
+        let outcome = self.ingest_new(event)?;
+        self.remember(&event.event_id);
+        Ok(outcome)
+    }
+
+    fn ingest_new(&mut self, event: &HealthEvent) -> Result<Ingested, IncidentError> {
         let domain = event.domain.clone().or_else(|| {
             event
                 .replica
@@ -449,6 +557,7 @@ impl IncidentTracker {
         at: DateTime<Utc>,
     ) -> Result<Classification, IncidentError> {
         let incident = self.get_mut(id)?;
+        incident.check_after_detection("classification time", at)?;
         let (mut input, missing) = incident.classification_input(at);
         input.classified_at = Some(at);
         let classification = classify(&input);
@@ -463,14 +572,17 @@ impl IncidentTracker {
 
     /// Record the operator's facts (replacing the fields given).
     pub fn set_facts(&mut self, id: &str, facts: OperatorFacts) -> Result<(), IncidentError> {
-        if let Some(x) = facts.economic_impact_eur {
-            if !x.is_finite() || x < 0.0 {
-                return Err(IncidentError::Facts(
-                    "economic_impact_eur must be a non-negative number".into(),
-                ));
+        facts.check().map_err(IncidentError::Facts)?;
+        let incident = self.get_mut(id)?;
+        if let Some(at) = facts.occurred_at {
+            if at > incident.detected_at {
+                return Err(IncidentError::Facts(format!(
+                    "occurred_at {} is after the detection at {}; it is the time the incident occurred before it was detected",
+                    crate::deadlines::rfc3339(at),
+                    crate::deadlines::rfc3339(incident.detected_at)
+                )));
             }
         }
-        let incident = self.get_mut(id)?;
         let old = std::mem::take(&mut incident.facts);
         incident.facts = merge_facts(old, facts);
         Ok(())

@@ -85,6 +85,8 @@ pub struct RegisterConfig {
     /// Keyed by provider name as in the topology (`aws`, `azure`, ...).
     pub providers: BTreeMap<String, ProviderInfo>,
     pub function: FunctionInfo,
+    /// Package facts for the xBRL-CSV register ([`crate::xbrl_csv`]).
+    pub xbrl: Option<crate::xbrl_csv::XbrlConfig>,
 }
 
 /// One column of a template.
@@ -720,5 +722,42 @@ pub fn build(topology: &Topology, config: &RegisterConfig) -> Register {
         templates,
         concentration: concentration(topology),
         missing_identifiers: missing,
+    }
+}
+
+impl RegisterConfig {
+    /// Refuse operator identifiers that cannot be right: a LEI without valid ISO 17442 check
+    /// digits, a country that is not an ISO 3166-1 alpha-2 code, a provider the cluster does
+    /// not use. The error names the field.
+    pub fn check(&self, topology: &Topology) -> Result<(), String> {
+        let lei = |field: String, value: &Option<String>| match value {
+            Some(v) => crate::identifiers::check_lei(v).map_err(|e| format!("{field}: {e}")),
+            None => Ok(()),
+        };
+        lei("entity_lei".into(), &self.entity_lei)?;
+        let providers = topology.providers();
+        for (name, info) in &self.providers {
+            if !providers.contains(name) {
+                return Err(format!(
+                    "providers.{name}: no such provider in cluster {:?} (it has {})",
+                    topology.name,
+                    providers.join(", ")
+                ));
+            }
+            if info.code_type.as_deref().is_none_or(|t| t == "LEI") {
+                lei(
+                    format!("providers.{name}.identification_code"),
+                    &info.identification_code,
+                )?;
+            }
+            if let Some(country) = &info.headquarters_country {
+                if !crate::identifiers::is_country_code(country) {
+                    return Err(format!(
+                        "providers.{name}.headquarters_country: {country:?} is not an ISO 3166-1 alpha-2 code such as DE or US"
+                    ));
+                }
+            }
+        }
+        Ok(())
     }
 }

@@ -3,12 +3,14 @@
 //! It implements exactly the keywords our schemas use and refuses any other keyword, so a
 //! schema can never be silently half-checked: `type`, `enum`, `const`, `properties`,
 //! `required`, `additionalProperties`, `items`, `minItems`, `maxItems`, `minLength`,
-//! `maxLength`, `minimum`, `maximum`, `format` (`date-time`, `date`), `allOf`, `if`/`then`/
-//! `else`, `$ref` to `#/$defs/...`, and the annotations `$schema`, `$id`, `$defs`, `title`,
+//! `maxLength`, `minimum`, `maximum`, `format` (`date-time`, `date`), `pattern`, `contains`,
+//! `uniqueItems`, `allOf`, `if`/`then`/`else`, `$ref` to `#/$defs/...`, and the annotations `$schema`, `$id`, `$defs`, `title`,
 //! `description`, `$comment`, `examples`. Any standard validator gives the same verdicts on
 //! these schemas.
 
 use serde_json::Value;
+use std::collections::HashMap;
+use std::sync::{Mutex, OnceLock};
 
 /// Deepest nesting followed (schemas and instances are ours and small).
 pub const DEPTH_MAX: usize = 64;
@@ -41,7 +43,10 @@ const ANNOTATIONS: [&str; 7] = [
     "$comment",
     "examples",
 ];
-const KEYWORDS: [&str; 19] = [
+const KEYWORDS: [&str; 22] = [
+    "pattern",
+    "contains",
+    "uniqueItems",
     "type",
     "enum",
     "const",
@@ -262,6 +267,25 @@ fn check_string(
             );
         }
     }
+    if let Some(pattern) = obj.get("pattern").and_then(Value::as_str) {
+        match pattern_matches(pattern, s) {
+            Some(true) => {}
+            Some(false) => push(
+                out,
+                path,
+                field,
+                "pattern",
+                &format!("must match the pattern {pattern}"),
+            ),
+            None => push(
+                out,
+                path,
+                field,
+                "pattern",
+                &format!("schema pattern {pattern} does not compile"),
+            ),
+        }
+    }
     match obj.get("format").and_then(Value::as_str) {
         Some("date-time") if chrono::DateTime::parse_from_rfc3339(s).is_err() => {
             push(
@@ -387,6 +411,32 @@ fn check_array(
             );
         }
     }
+    if obj.get("uniqueItems") == Some(&Value::Bool(true)) {
+        let dup = items
+            .iter()
+            .enumerate()
+            .any(|(i, a)| items[..i].contains(a));
+        if dup {
+            push(out, path, field, "uniqueItems", "must not repeat a value");
+        }
+    }
+    if let Some(sub) = obj.get("contains") {
+        let mut found = false;
+        for item in items {
+            let mut scratch = Vec::new();
+            check(root, sub, item, path, field, depth + 1, &mut scratch)?;
+            found |= scratch.is_empty();
+        }
+        if !found {
+            push(
+                out,
+                path,
+                field,
+                "contains",
+                "no entry matches the required value",
+            );
+        }
+    }
     if let Some(item_schema) = obj.get("items") {
         for (i, item) in items.iter().enumerate() {
             check(
@@ -401,4 +451,17 @@ fn check_array(
         }
     }
     Ok(())
+}
+
+/// Compiled patterns, shared (schemas are ours and few, so the cache stays small).
+fn pattern_matches(pattern: &str, text: &str) -> Option<bool> {
+    static CACHE: OnceLock<Mutex<HashMap<String, Option<regex::Regex>>>> = OnceLock::new();
+    let cache = CACHE.get_or_init(|| Mutex::new(HashMap::new()));
+    let mut map = cache
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let re = map
+        .entry(pattern.to_string())
+        .or_insert_with(|| regex::Regex::new(pattern).ok());
+    re.as_ref().map(|r| r.is_match(text))
 }

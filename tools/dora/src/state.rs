@@ -53,6 +53,18 @@ pub enum StateError {
     Report(#[from] crate::report::ReportError),
     #[error("cluster file: {0}")]
     Topology(String),
+    #[error("state directory {0} does not exist: create it with `ccbft dora init --state {0}`")]
+    Missing(String),
+    #[error("{path} is not an empty directory; `dora init` creates a new state directory only")]
+    NotEmpty { path: String },
+    #[error("{path}: {reason}")]
+    Invalid { path: String, reason: String },
+    #[error("event {event_id} (line {line}): {reason}")]
+    Event {
+        event_id: String,
+        line: usize,
+        reason: String,
+    },
 }
 
 fn io(path: &Path, e: impl std::fmt::Display) -> StateError {
@@ -64,7 +76,7 @@ fn io(path: &Path, e: impl std::fmt::Display) -> StateError {
 
 /// Engine configuration (all with defaults).
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct EngineConfig {
     pub reporting: ReportingConfig,
     pub profile: Option<EntityProfile>,
@@ -72,6 +84,8 @@ pub struct EngineConfig {
     pub merge: MergePolicy,
     /// Microenterprise or DORA Art. 16(1) entity: Art. 8(2) recurring incidents do not apply.
     pub recurring_exempt: bool,
+    /// SIEM/SOAR export sinks ([`crate::export`]).
+    pub export: Option<crate::export::ExportConfig>,
 }
 
 /// An open state directory.
@@ -96,16 +110,73 @@ fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Option<T>, S
 }
 
 fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), StateError> {
-    let tmp = path.with_extension("tmp");
-    let text = serde_json::to_string_pretty(value).expect("serialisable");
-    std::fs::write(&tmp, text).map_err(|e| io(&tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| io(path, e))
+    let text = serde_json::to_string_pretty(value).map_err(|e| io(path, e))?;
+    write_atomic(path, text.as_bytes())
 }
 
+/// Write-temp, fsync, rename, fsync the directory: after a crash the file is either the old
+/// or the new one, never a torn mix.
+fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StateError> {
+    use std::io::Write;
+    let tmp = path.with_extension("tmp");
+    let mut file = std::fs::File::create(&tmp).map_err(|e| io(&tmp, e))?;
+    file.write_all(bytes).map_err(|e| io(&tmp, e))?;
+    file.sync_all().map_err(|e| io(&tmp, e))?;
+    std::fs::rename(&tmp, path).map_err(|e| io(path, e))?;
+    sync_parent(path)
+}
+
+fn sync_parent(path: &Path) -> Result<(), StateError> {
+    let parent = path.parent().unwrap_or(Path::new("."));
+    std::fs::File::open(parent)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| io(parent, e))
+}
+
+/// Write a new file that must not exist yet (an evidence record is never overwritten).
+fn write_new(path: &Path, bytes: &[u8]) -> Result<bool, StateError> {
+    use std::io::Write;
+    let mut file = match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)
+    {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Ok(false),
+        Err(e) => return Err(io(path, e)),
+    };
+    file.write_all(bytes).map_err(|e| io(path, e))?;
+    file.sync_all().map_err(|e| io(path, e))?;
+    sync_parent(path)?;
+    Ok(true)
+}
+
+/// Most evidence records with the same second-resolution time stamp.
+pub const TESTS_PER_SECOND_MAX: u32 = 1_000;
+
 impl Engine {
-    /// Open (creating if needed) a state directory.
-    pub fn open(dir: &Path) -> Result<Engine, StateError> {
+    /// Create a new state directory (it must not exist, or be empty) and open it.
+    pub fn init(dir: &Path) -> Result<Engine, StateError> {
+        if dir.exists() {
+            let mut entries = std::fs::read_dir(dir).map_err(|e| io(dir, e))?;
+            if entries.next().is_some() {
+                return Err(StateError::NotEmpty {
+                    path: dir.display().to_string(),
+                });
+            }
+        }
         std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
+        let engine = Engine::open(dir)?;
+        engine.save_config()?;
+        engine.save()?;
+        Ok(engine)
+    }
+
+    /// Open an existing state directory (see [`Engine::init`]).
+    pub fn open(dir: &Path) -> Result<Engine, StateError> {
+        if !dir.is_dir() {
+            return Err(StateError::Missing(dir.display().to_string()));
+        }
         let config: EngineConfig = read_json(&dir.join(CONFIG_FILE))?.unwrap_or_default();
         let cluster = dir.join(CLUSTER_FILE);
         let topology = if cluster.exists() {
@@ -118,7 +189,18 @@ impl Engine {
         tracker.policy = config.merge;
         if let Some(t) = &topology {
             tracker = tracker.with_topology(t);
+            config
+                .register
+                .check(t)
+                .map_err(|reason| StateError::Invalid {
+                    path: format!("{} (register)", dir.join(CONFIG_FILE).display()),
+                    reason,
+                })?;
         }
+        check_profile(&config).map_err(|reason| StateError::Invalid {
+            path: dir.join(CONFIG_FILE).display().to_string(),
+            reason,
+        })?;
         Ok(Engine {
             dir: dir.to_path_buf(),
             config,
@@ -139,8 +221,15 @@ impl Engine {
     pub fn set_cluster(&mut self, topology_text: &str) -> Result<(), StateError> {
         let topology = Topology::from_toml_str(topology_text)
             .map_err(|e| StateError::Topology(e.to_string()))?;
+        self.config
+            .register
+            .check(&topology)
+            .map_err(|reason| StateError::Invalid {
+                path: format!("{} (register)", self.dir.join(CONFIG_FILE).display()),
+                reason,
+            })?;
         let path = self.dir.join(CLUSTER_FILE);
-        std::fs::write(&path, topology_text).map_err(|e| io(&path, e))?;
+        write_atomic(&path, topology_text.as_bytes())?;
         self.tracker = std::mem::take(&mut self.tracker).with_topology(&topology);
         self.audit(
             Utc::now(),
@@ -178,8 +267,40 @@ impl Engine {
         Ok(self.audit_log()?.append(at, kind, subject, payload)?)
     }
 
-    /// Feed health events; every incident change is audited; state saved.
+    /// Refuse events the cluster cannot have sent: a time out of range, or (with a cluster
+    /// installed) a domain or replica it does not have. Checked for the whole stream before
+    /// any event is applied.
+    pub fn check_events(&self, events: &[HealthEvent]) -> Result<(), StateError> {
+        for (i, event) in events.iter().enumerate() {
+            let bad = |reason: String| StateError::Event {
+                event_id: event.event_id.clone(),
+                line: i + 1,
+                reason,
+            };
+            deadlines::check_time("at", event.at).map_err(|e| bad(e.to_string()))?;
+            let Some(t) = &self.topology else { continue };
+            if let Some(d) = &event.domain {
+                if !t.domains.iter().any(|x| &x.name == d) {
+                    return Err(bad(format!("domain {d:?} is not in cluster {:?}", t.name)));
+                }
+            }
+            if let Some(r) = event.replica {
+                if r >= t.n() {
+                    return Err(bad(format!(
+                        "replica {r} is not in cluster {:?} (ids 0 to {})",
+                        t.name,
+                        t.n() - 1
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Feed health events; every incident change is audited; state saved. An event id seen
+    /// before is reported as a duplicate and changes nothing (ingest is idempotent).
     pub fn ingest(&mut self, events: &[HealthEvent]) -> Result<Vec<Ingested>, StateError> {
+        self.check_events(events)?;
         let mut log = self.audit_log()?;
         let mut outcomes = Vec::with_capacity(events.len());
         for event in events {
@@ -190,6 +311,10 @@ impl Engine {
                 | Ingested::Recovered(id)
                 | Ingested::ConditionEnded(id) => id.clone(),
                 Ingested::Unmatched => "-".into(),
+                Ingested::Duplicate => {
+                    outcomes.push(outcome);
+                    continue;
+                }
             };
             log.append(
                 event.at,
@@ -224,6 +349,10 @@ impl Engine {
         id: &str,
         at: DateTime<Utc>,
     ) -> Result<crate::classify::Classification, StateError> {
+        deadlines::check_time("at", at).map_err(|e| StateError::Invalid {
+            path: id.to_string(),
+            reason: e.to_string(),
+        })?;
         let c = self.tracker.classify(id, at)?;
         self.audit(
             at,
@@ -243,6 +372,23 @@ impl Engine {
         at: DateTime<Utc>,
     ) -> Result<(), StateError> {
         let incident = self.tracker.get_mut(id)?;
+        incident.check_after_detection(&format!("{} sent time", stage.name()), at)?;
+        deadlines::check_time("at", at).map_err(|e| StateError::Invalid {
+            path: id.to_string(),
+            reason: e.to_string(),
+        })?;
+        if let (Stage::IntermediateReport, Some(initial)) = (stage, incident.reports_sent.initial) {
+            if at < initial {
+                return Err(StateError::Invalid {
+                    path: id.to_string(),
+                    reason: format!(
+                        "intermediate report sent at {} precedes the initial notification sent at {}",
+                        deadlines::rfc3339(at),
+                        deadlines::rfc3339(initial)
+                    ),
+                });
+            }
+        }
         if stage == Stage::MajorIncidentReclassifiedAsNonMajor {
             crate::report::reclassification_allowed(incident)?;
         }
@@ -312,15 +458,25 @@ impl Engine {
         recurring_groups(&self.tracker.incidents, now, self.config.recurring_exempt)
     }
 
-    /// Store a resilience-test evidence record; returns its file name.
+    /// Store a resilience-test evidence record under a name no other record has (time stamp
+    /// and a sequence number); returns its file name. A record is never overwritten.
     pub fn record_test(&self, evidence: &Evidence) -> Result<String, StateError> {
         let dir = self.dir.join(TESTS_DIR);
         std::fs::create_dir_all(&dir).map_err(|e| io(&dir, e))?;
-        let name = format!(
-            "{}.json",
-            evidence.injection.injected_at.format("%Y%m%dT%H%M%SZ")
-        );
-        write_json(&dir.join(&name), evidence)?;
+        let stamp = evidence.injection.injected_at.format("%Y%m%dT%H%M%SZ");
+        let text = serde_json::to_string_pretty(evidence).map_err(|e| io(&dir, e))?;
+        let mut stored = None;
+        for seq in 0..TESTS_PER_SECOND_MAX {
+            let name = format!("{stamp}-{seq:03}.json");
+            if write_new(&dir.join(&name), text.as_bytes())? {
+                stored = Some(name);
+                break;
+            }
+        }
+        let name = stored.ok_or_else(|| StateError::Invalid {
+            path: dir.display().to_string(),
+            reason: format!("more than {TESTS_PER_SECOND_MAX} evidence records at {stamp}"),
+        })?;
         self.audit(
             evidence.injection.injected_at,
             "test",
@@ -348,4 +504,22 @@ impl Engine {
             .filter_map(|p| read_json::<Evidence>(&p).ok().flatten())
             .collect()
     }
+}
+
+/// The entity profile's LEIs must carry valid ISO 17442 check digits.
+fn check_profile(config: &EngineConfig) -> Result<(), String> {
+    let Some(p) = &config.profile else {
+        return Ok(());
+    };
+    let leis = [
+        ("profile.lei", Some(&p.lei)),
+        ("profile.affected_lei", p.affected_lei.as_ref()),
+        ("profile.parent_lei", p.parent_lei.as_ref()),
+    ];
+    for (field, lei) in leis {
+        if let Some(lei) = lei {
+            crate::identifiers::check_lei(lei).map_err(|e| format!("{field}: {e}"))?;
+        }
+    }
+    Ok(())
 }

@@ -20,8 +20,7 @@ fn base() -> Value {
                         "integrity": false, "confidentiality": false},
         "malicious_unauthorised_access": false,
         "economic_impact_eur": 0.0,
-        "detected_at": "2026-03-02T08:00:00Z",
-        "extra_field_is_allowed": "yes"
+        "detected_at": "2026-03-02T08:00:00Z"
     })
 }
 
@@ -631,6 +630,22 @@ fn missing_and_malformed_fields_are_named() {
             "classified before detected",
             Box::new(|v| v["classified_at"] = json!("2026-03-01T08:00:00Z")),
             "classified_at",
+        ),
+        // Unknown fields are refused: a typo must not silently drop a criterion.
+        (
+            "unknown top-level field",
+            Box::new(|v| v["extra_field"] = json!("yes")),
+            "extra_field",
+        ),
+        (
+            "typo in a nested field",
+            Box::new(|v| v["data_losses"]["adverse_impactt"] = json!(true)),
+            "data_losses.adverse_impactt",
+        ),
+        (
+            "time past the accepted range",
+            Box::new(|v| v["detected_at"] = json!("9999-12-31T23:00:00Z")),
+            "detected_at",
         ),
     ];
     for (name, edit, field) in cases {
