@@ -66,7 +66,8 @@ pub fn read_share(path: &Path) -> Result<KeyShare, EcdsaError> {
             file.scheme
         )));
     }
-    Ok(file.share)
+    // Share files written before the CRT parameters were kept get them on read.
+    super::protocol::with_crt(file.share)
 }
 
 /// A writer into a buffer that never grows, so no reallocation leaves a copy of a secret.
