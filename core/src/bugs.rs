@@ -86,6 +86,7 @@ impl PlantedBugs {
     }
 
     /// Parse a bug name; `None` for an unknown name.
+    #[cfg(any(test, feature = "simulator"))]
     pub(crate) fn named(name: &str) -> Option<PlantedBugs> {
         let mut bugs = PlantedBugs::none();
         match name {

@@ -123,6 +123,7 @@ pub trait Verifier {
     fn verify(&self, check: &Check) -> bool;
 }
 
+#[cfg(any(test, feature = "simulator"))]
 /// The simulator's scheme: a keyed MAC per replica. Only the holder of replica i's secret
 /// can produce i's signature, so a Byzantine simulated replica cannot forge an honest one;
 /// aggregates are the XOR of the members' MACs (a bitmap plus 16 bytes, like BLS).
@@ -131,6 +132,7 @@ pub struct SimKeys {
     secrets: Vec<u128>,
 }
 
+#[cfg(any(test, feature = "simulator"))]
 impl SimKeys {
     pub fn new(replicas: u32, seed: u64) -> SimKeys {
         let secrets = (0..replicas)
@@ -159,10 +161,12 @@ impl SimKeys {
     }
 }
 
+#[cfg(any(test, feature = "simulator"))]
 fn mac_of(signature: &Signature) -> Option<u128> {
     Some(u128::from_le_bytes(signature.0.as_slice().try_into().ok()?))
 }
 
+#[cfg(any(test, feature = "simulator"))]
 impl Verifier for SimKeys {
     fn verify(&self, check: &Check) -> bool {
         match check {
@@ -193,11 +197,13 @@ impl Verifier for SimKeys {
     }
 }
 
+#[cfg(any(test, feature = "simulator"))]
 pub struct SimSigner {
     keys: SimKeys,
     id: ReplicaId,
 }
 
+#[cfg(any(test, feature = "simulator"))]
 impl Signer for SimSigner {
     fn id(&self) -> ReplicaId {
         self.id

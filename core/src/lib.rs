@@ -27,6 +27,7 @@ pub mod ledger;
 pub mod messages;
 pub mod pbft;
 pub mod replica;
+#[cfg(any(test, feature = "simulator"))]
 pub mod sim;
 pub mod topology;
 pub mod vote_aggregation;

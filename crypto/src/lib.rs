@@ -12,6 +12,8 @@
 //!   encrypted to each recipient with HPKE (RFC 9180).
 //! - [`hybrid`]: BLS + ML-DSA-65 (FIPS 204) hybrid signatures for long-lived artefacts,
 //!   composed so that neither half can be stripped or swapped.
+//! - [`ecdsa`]: threshold ECDSA on secp256k1 (CGGMP21 via `cggmp21`): dealerless keygen,
+//!   t-of-n signing with blame, key refresh, checkpoint attestations Ethereum tools verify.
 //! - [`keyfile`]: the one loader of secret files (refuses group/other-readable files) and
 //!   zeroizing buffers for them.
 //!
@@ -26,6 +28,7 @@ pub mod ceremony;
 pub mod certificate;
 pub mod client;
 pub mod dkg;
+pub mod ecdsa;
 mod error;
 pub mod hex;
 pub mod hybrid;

@@ -83,6 +83,14 @@ pub struct DkgArgs {
     /// 64 hex characters: run the demo deterministically (tests and simulation only).
     #[arg(long)]
     seed: Option<String>,
+    /// Signature scheme: bls12-381 (threshold BLS) or ecdsa-secp256k1 (threshold ECDSA,
+    /// CGGMP21; every party runs in this process; --threshold defaults to the global quorum).
+    #[arg(long, default_value = "bls12-381", value_parser = ["bls12-381", "ecdsa-secp256k1"])]
+    scheme: String,
+    /// ecdsa-secp256k1: pregenerated safe primes (a secret JSON file, one pair per party)
+    /// instead of generating them here.
+    #[arg(long)]
+    primes: Option<PathBuf>,
 }
 
 #[derive(clap::Subcommand)]
@@ -516,6 +524,9 @@ fn verify_keygen(dir: &Path, replicas: u32, epoch: u64) -> anyhow::Result<()> {
 }
 
 pub fn dkg(args: DkgArgs) -> anyhow::Result<ExitCode> {
+    if args.scheme == ccbft_crypto::ecdsa::files::SCHEME {
+        return ecdsa_dkg(args);
+    }
     match args.step {
         Some(DkgStep::Init(a)) => dkg_init(a),
         Some(DkgStep::Deal(a)) => dkg_deal(a),
@@ -529,6 +540,14 @@ pub fn dkg(args: DkgArgs) -> anyhow::Result<ExitCode> {
              party in this process (a trusted dealer: demonstrations only)"
         ),
     }
+}
+
+fn ecdsa_dkg(args: DkgArgs) -> anyhow::Result<ExitCode> {
+    let (None, Some(parties), Some(out)) = (&args.step, args.parties, &args.out) else {
+        bail!("--scheme ecdsa-secp256k1 needs --parties and --out (and no ceremony step)");
+    };
+    prepare_dir(out, args.force)?;
+    crate::cmd_ecdsa::dkg(args.threshold, parties, out, args.primes.as_deref())
 }
 
 fn check_params(threshold: u32, parties: u32) -> anyhow::Result<ThresholdParams> {

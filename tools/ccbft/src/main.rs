@@ -9,6 +9,7 @@
 
 mod cmd_crypto;
 mod cmd_dora;
+mod cmd_ecdsa;
 mod cmd_log;
 mod cmd_sim;
 mod sim_target;
@@ -36,8 +37,11 @@ enum Command {
     Sim(cmd_sim::SimArgs),
     /// Generate BLS replica keys with proofs of possession.
     Keygen(cmd_crypto::KeygenArgs),
-    /// Run a local distributed key generation for threshold BLS.
+    /// Distributed key generation: threshold BLS (default) or threshold ECDSA
+    /// (--scheme ecdsa-secp256k1).
     Dkg(cmd_crypto::DkgArgs),
+    /// Threshold ECDSA (secp256k1): sign digests and checkpoint attestations, verify them.
+    Ecdsa(cmd_ecdsa::EcdsaArgs),
     /// Inspect or benchmark a write-ahead log.
     Log(cmd_log::LogArgs),
     /// DORA compliance engine: classification, deadlines, register, tests, audit, dashboard.
@@ -82,6 +86,7 @@ fn main() -> ExitCode {
         Command::Sim(args) => cmd_sim::sim(args),
         Command::Keygen(args) => cmd_crypto::keygen(args),
         Command::Dkg(args) => cmd_crypto::dkg(args),
+        Command::Ecdsa(args) => cmd_ecdsa::run(args),
         Command::Log(args) => cmd_log::run(args),
         Command::Dora(args) => cmd_dora::run(args),
     };

@@ -27,6 +27,7 @@
 use crate::deadlines::rfc3339;
 use ccbft_crypto::bls::Tag;
 use ccbft_crypto::hybrid::{HybridPublicKey, HybridSecretKey, HybridSignature};
+use ccbft_crypto::keyfile::{self, Zeroizing};
 use ccbft_crypto::CryptoError;
 use chrono::{DateTime, Utc};
 use ed25519_dalek::{Signer, Verifier};
@@ -162,24 +163,11 @@ fn random_seed() -> Result<[u8; 32], AuditError> {
     Ok(seed)
 }
 
-/// Refuses a secret key file that the group or others may read or write.
-fn check_private(path: &Path) -> Result<(), AuditError> {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(path)
-            .map_err(|e| io_err(path, e))?
-            .permissions()
-            .mode()
-            & 0o777;
-        if mode & 0o077 != 0 {
-            return Err(AuditError::Key(format!(
-                "{} has mode {mode:o}; a secret key file must be 600",
-                path.display()
-            )));
-        }
-    }
-    Ok(())
+/// Reads a secret key file through the crypto crate's one loader: no symbolic link, a regular
+/// file, no permission bit for group or others (checked on the opened file), contents in a
+/// zeroizing buffer.
+fn read_key_file(path: &Path) -> Result<Zeroizing<Vec<u8>>, AuditError> {
+    keyfile::read_secret_file(path).map_err(|e| AuditError::Key(e.to_string()))
 }
 
 /// The hybrid BLS12-381 + ML-DSA-65 signer of `ccbft-crypto` (the default).
@@ -233,10 +221,9 @@ impl HybridSigner {
 
     /// Load a key file written by [`HybridSigner::load_or_create`].
     pub fn load(path: &Path) -> Result<HybridSigner, AuditError> {
-        check_private(path)?;
-        let mut text = read_small(path)?;
-        let parsed: Result<HybridKeyFile, _> = serde_json::from_str(&text);
-        text.zeroize();
+        let text = read_key_file(path)?;
+        let parsed: Result<HybridKeyFile, _> = serde_json::from_slice(&text);
+        drop(text);
         let mut file = parsed.map_err(|e| AuditError::Key(format!("{}: {e}", path.display())))?;
         if file.kind != HYBRID_KEY_KIND {
             file.secret_key.zeroize();
@@ -325,13 +312,17 @@ impl Ed25519Signer {
     /// source (mode 0600) when absent.
     pub fn load_or_create(path: &Path) -> Result<Ed25519Signer, AuditError> {
         if path.exists() {
-            let text = read_small(path)?;
-            let bytes = from_hex(text.trim())
-                .ok_or_else(|| AuditError::Key("key file is not hex".into()))?;
-            let seed: [u8; 32] = bytes
+            let text = read_key_file(path)?;
+            let hex = std::str::from_utf8(&text)
+                .map_err(|_| AuditError::Key(format!("{}: not hex", path.display())))?;
+            let bytes = keyfile::decode_secret_hex(hex.trim())
+                .map_err(|_| AuditError::Key(format!("{}: not hex", path.display())))?;
+            let mut seed: [u8; 32] = bytes[..]
                 .try_into()
-                .map_err(|_| AuditError::Key("key file must hold 32 bytes".into()))?;
-            return Ok(Ed25519Signer::from_seed(seed));
+                .map_err(|_| AuditError::Key(format!("{}: must hold 32 bytes", path.display())))?;
+            let signer = Ed25519Signer::from_seed(seed);
+            seed.zeroize();
+            return Ok(signer);
         }
         let seed = random_seed()?;
         if let Some(parent) = path.parent() {
