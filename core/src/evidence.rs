@@ -155,6 +155,21 @@ const EVIDENCE_INVALID_CERTIFICATE: u8 = 2;
 const EVIDENCE_TIMING_VIOLATION: u8 = 3;
 
 impl Evidence {
+    /// Levels of evidence this holds, itself included, as the decoder counts them: a block
+    /// can carry it only while this is at most [`EVIDENCE_NESTING_MAX`]. An equivocation
+    /// built from two proposals already that deep would make every block carrying it
+    /// undecodable, so the accuser must leave such evidence out of its blocks.
+    pub fn wire_nesting(&self) -> u32 {
+        let inner = match self {
+            Evidence::Equivocation { first, second, .. } => {
+                message_nesting(first).max(message_nesting(second))
+            }
+            Evidence::InvalidProposal { message, .. } => message_nesting(message),
+            Evidence::InvalidCertificate { .. } | Evidence::TimingViolation { .. } => 0,
+        };
+        inner.saturating_add(1)
+    }
+
     fn encode_body(&self, out: &mut Vec<u8>) {
         match self {
             Evidence::Equivocation {
@@ -218,6 +233,24 @@ impl Evidence {
             }
         })
     }
+}
+
+/// Deepest evidence inside the blocks a message carries.
+fn message_nesting(message: &Message) -> u32 {
+    let blocks: Vec<&crate::messages::Block> = match message {
+        Message::Global(GlobalMessage::Proposal { block, .. }) => vec![block],
+        Message::Global(GlobalMessage::BlockResponse { blocks }) => {
+            blocks.iter().map(|b| &**b).collect()
+        }
+        Message::SnapshotChunk(chunk) => vec![&chunk.block],
+        _ => Vec::new(),
+    };
+    blocks
+        .iter()
+        .flat_map(|block| &block.evidence)
+        .map(Evidence::wire_nesting)
+        .max()
+        .unwrap_or(0)
 }
 
 fn decode_reason(reader: &mut Reader<'_>) -> Result<String, WireError> {

@@ -1019,10 +1019,31 @@ fn nested_proposal(levels: u32) -> Message {
     message
 }
 
+fn outer_evidence(message: &Message) -> &Evidence {
+    let Message::Global(GlobalMessage::Proposal { block, .. }) = message else {
+        panic!("a proposal")
+    };
+    &block.evidence[0]
+}
+
 #[test]
 fn evidence_nesting_is_bounded() {
     let deepest = nested_proposal(EVIDENCE_NESTING_MAX);
-    assert_eq!(decode_message(&encode_message(&deepest)), Ok(deepest));
+    assert_eq!(
+        outer_evidence(&deepest).wire_nesting(),
+        EVIDENCE_NESTING_MAX
+    );
+    assert_eq!(
+        decode_message(&encode_message(&deepest)),
+        Ok(deepest.clone())
+    );
+    // Evidence against the sender of two such proposals is one level too deep to carry.
+    let equivocation = Evidence::Equivocation {
+        offender: 0,
+        first: Box::new(deepest.clone()),
+        second: Box::new(deepest),
+    };
+    assert_eq!(equivocation.wire_nesting(), EVIDENCE_NESTING_MAX + 1);
     let too_deep = encode_message(&nested_proposal(EVIDENCE_NESTING_MAX + 1));
     assert_eq!(
         decode_message(&too_deep),
