@@ -313,6 +313,119 @@ pub fn split_replica_snapshot(bytes: &[u8]) -> Option<(&[u8], &[u8])> {
     rest.split_at_checked(len)
 }
 
+// ---- Wire encoding (crate::wire) ----
+
+use crate::messages::LANES_MAX;
+use crate::wire::{put_bytes, put_u32, put_u64, put_vec, Reader, Wire, WireError};
+
+/// Largest snapshot a record holds: [`SNAPSHOT_CHUNKS_MAX`] chunks of
+/// [`SNAPSHOT_CHUNK_BYTES`] (512 MiB), the most a transfer can certify.
+pub const SNAPSHOT_BYTES_MAX: usize = SNAPSHOT_CHUNKS_MAX as usize * SNAPSHOT_CHUNK_BYTES;
+
+const _: () = assert!(SNAPSHOT_BYTES_MAX <= u32::MAX as usize);
+
+impl Wire for CheckpointId {
+    const ENCODED_BYTES_MIN: usize = 8 + 3 * 32;
+
+    fn encode(&self, out: &mut Vec<u8>) {
+        put_u64(out, self.height);
+        self.block.encode(out);
+        self.state_root.encode(out);
+        self.snapshot_root.encode(out);
+    }
+
+    fn decode(reader: &mut Reader<'_>) -> Result<Self, WireError> {
+        Ok(CheckpointId {
+            height: reader.u64("checkpoint height")?,
+            block: Digest::decode(reader)?,
+            state_root: Digest::decode(reader)?,
+            snapshot_root: Digest::decode(reader)?,
+        })
+    }
+}
+
+impl Wire for CheckpointVote {
+    fn encode(&self, out: &mut Vec<u8>) {
+        self.id.encode(out);
+        put_u32(out, self.from);
+        self.signature.encode(out);
+    }
+
+    fn decode(reader: &mut Reader<'_>) -> Result<Self, WireError> {
+        Ok(CheckpointVote {
+            id: CheckpointId::decode(reader)?,
+            from: reader.replica("checkpoint voter")?,
+            signature: Signature::decode(reader)?,
+        })
+    }
+}
+
+impl Wire for CheckpointCert {
+    fn encode(&self, out: &mut Vec<u8>) {
+        self.id.encode(out);
+        self.cert.encode(out);
+    }
+
+    fn decode(reader: &mut Reader<'_>) -> Result<Self, WireError> {
+        Ok(CheckpointCert {
+            id: CheckpointId::decode(reader)?,
+            cert: Certificate::decode(reader)?,
+        })
+    }
+}
+
+/// A chunk proof: leaf index, leaf count, then at most [`SNAPSHOT_PROOF_DEPTH_MAX`]
+/// optional sibling hashes (absent where a level has no right neighbour).
+impl Wire for MerkleProof {
+    fn encode(&self, out: &mut Vec<u8>) {
+        put_u64(out, self.leaf_index);
+        put_u64(out, self.leaf_count);
+        put_vec(
+            out,
+            "proof siblings",
+            &self.siblings,
+            SNAPSHOT_PROOF_DEPTH_MAX,
+        );
+    }
+
+    fn decode(reader: &mut Reader<'_>) -> Result<Self, WireError> {
+        Ok(MerkleProof {
+            leaf_index: reader.u64("proof leaf index")?,
+            leaf_count: reader.u64("proof leaf count")?,
+            siblings: reader.vec("proof siblings", SNAPSHOT_PROOF_DEPTH_MAX)?,
+        })
+    }
+}
+
+impl Wire for SnapshotChunk {
+    fn encode(&self, out: &mut Vec<u8>) {
+        self.checkpoint.encode(out);
+        self.block.encode(out);
+        put_vec(out, "snapshot lane certs", &self.lane_certs, LANES_MAX);
+        self.proof.encode(out);
+        put_bytes(
+            out,
+            "snapshot chunk bytes",
+            &self.bytes,
+            SNAPSHOT_CHUNK_BYTES,
+        );
+        self.high_qc.encode(out);
+    }
+
+    fn decode(reader: &mut Reader<'_>) -> Result<Self, WireError> {
+        Ok(SnapshotChunk {
+            checkpoint: CheckpointCert::decode(reader)?,
+            block: Arc::decode(reader)?,
+            lane_certs: reader.vec("snapshot lane certs", LANES_MAX)?,
+            proof: MerkleProof::decode(reader)?,
+            bytes: reader
+                .bytes("snapshot chunk bytes", SNAPSHOT_CHUNK_BYTES)?
+                .to_vec(),
+            high_qc: QuorumCert::decode(reader)?,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -222,6 +222,85 @@ impl Signer for SimSigner {
     }
 }
 
+// ---- Wire encoding (crate::wire) ----
+
+use crate::wire::{put_bytes, put_u64, Reader, Wire, WireError};
+
+/// Largest signature any scheme puts on the wire: a BLS12-381 signature (G2, compressed) is
+/// 96 bytes, the simulator's MAC 16; an aggregate is one signature of the same size.
+pub const SIGNATURE_BYTES_MAX: usize = 96;
+
+const _: () = assert!(ccbft_crypto::bls::SIGNATURE_BYTES <= SIGNATURE_BYTES_MAX);
+
+/// A bitmap is four u64 LE words.
+const BITMAP_BYTES: usize = 32;
+
+impl Wire for Digest {
+    const ENCODED_BYTES_MIN: usize = 32;
+
+    fn encode(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(self);
+    }
+
+    fn decode(reader: &mut Reader<'_>) -> Result<Self, WireError> {
+        reader.array("digest")
+    }
+}
+
+impl Wire for Signature {
+    const ENCODED_BYTES_MIN: usize = 4;
+
+    fn encode(&self, out: &mut Vec<u8>) {
+        put_bytes(out, "signature", &self.0, SIGNATURE_BYTES_MAX);
+    }
+
+    fn decode(reader: &mut Reader<'_>) -> Result<Self, WireError> {
+        let bytes = reader.bytes("signature", SIGNATURE_BYTES_MAX)?;
+        Ok(Signature(bytes.to_vec()))
+    }
+}
+
+impl Wire for Bitmap {
+    const ENCODED_BYTES_MIN: usize = BITMAP_BYTES;
+
+    fn encode(&self, out: &mut Vec<u8>) {
+        self.0.iter().for_each(|&word| put_u64(out, word));
+    }
+
+    fn decode(reader: &mut Reader<'_>) -> Result<Self, WireError> {
+        let mut words = [0u64; 4];
+        for word in &mut words {
+            *word = reader.u64("bitmap word")?;
+        }
+        // Bits at or above REPLICAS_MAX name no replica (`Bitmap::insert` asserts it).
+        let outside =
+            (REPLICAS_MAX..64 * words.len()).any(|id| words[id / 64] >> (id % 64) & 1 == 1);
+        if outside {
+            return Err(WireError::Invalid {
+                what: "bitmap",
+                reason: "a bit at or above REPLICAS_MAX is set",
+            });
+        }
+        Ok(Bitmap(words))
+    }
+}
+
+impl Wire for Certificate {
+    const ENCODED_BYTES_MIN: usize = BITMAP_BYTES + Signature::ENCODED_BYTES_MIN;
+
+    fn encode(&self, out: &mut Vec<u8>) {
+        self.signers.encode(out);
+        self.aggregate.encode(out);
+    }
+
+    fn decode(reader: &mut Reader<'_>) -> Result<Self, WireError> {
+        Ok(Certificate {
+            signers: Bitmap::decode(reader)?,
+            aggregate: Signature::decode(reader)?,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -112,3 +112,197 @@ impl Record {
         }
     }
 }
+
+// ---- Wire encoding (crate::wire) ----
+
+use crate::checkpoint::SNAPSHOT_BYTES_MAX;
+use crate::messages::{decode_payload, encode_payload, LANES_MAX};
+use crate::wire::{put_bool, put_bytes, put_u64, put_u8, put_vec, Reader, Wire, WireError};
+
+// Record kind tags: at or above 0x80, so no record frame decodes as a message frame.
+const KIND_GLOBAL_SAFETY: u8 = 0x80;
+const KIND_GLOBAL_COMMITTED: u8 = 0x81;
+const KIND_LOCAL_VIEW: u8 = 0x82;
+const KIND_LOCAL_PRE_PREPARE: u8 = 0x83;
+const KIND_LOCAL_PREPARE_SENT: u8 = 0x84;
+const KIND_LOCAL_PREPARED: u8 = 0x85;
+const KIND_LOCAL_COMMIT_SENT: u8 = 0x86;
+const KIND_LOCAL_NEW_VIEW: u8 = 0x87;
+const KIND_BATCH: u8 = 0x90;
+const KIND_STABLE_CHECKPOINT: u8 = 0x91;
+const KIND_SNAPSHOT_INSTALLED: u8 = 0x92;
+const LOCAL_KINDS: std::ops::RangeInclusive<u8> = KIND_LOCAL_VIEW..=KIND_LOCAL_NEW_VIEW;
+
+impl LocalRecord {
+    fn wire_kind(&self) -> u8 {
+        match self {
+            LocalRecord::View { .. } => KIND_LOCAL_VIEW,
+            LocalRecord::PrePrepare { .. } => KIND_LOCAL_PRE_PREPARE,
+            LocalRecord::PrepareSent { .. } => KIND_LOCAL_PREPARE_SENT,
+            LocalRecord::Prepared(_) => KIND_LOCAL_PREPARED,
+            LocalRecord::CommitSent { .. } => KIND_LOCAL_COMMIT_SENT,
+            LocalRecord::NewViewInstalled(_) => KIND_LOCAL_NEW_VIEW,
+        }
+    }
+
+    fn encode_body(&self, out: &mut Vec<u8>) {
+        match self {
+            LocalRecord::View {
+                view,
+                in_view_change,
+            } => {
+                put_u64(out, *view);
+                put_bool(out, *in_view_change);
+            }
+            LocalRecord::PrePrepare {
+                view,
+                seq,
+                digest,
+                payload,
+                message,
+            } => {
+                put_u64(out, *view);
+                put_u64(out, *seq);
+                digest.encode(out);
+                encode_payload(payload, out);
+                message.encode(out);
+            }
+            LocalRecord::PrepareSent { view, seq, digest }
+            | LocalRecord::CommitSent { view, seq, digest } => {
+                put_u64(out, *view);
+                put_u64(out, *seq);
+                digest.encode(out);
+            }
+            LocalRecord::Prepared(proof) => proof.encode(out),
+            LocalRecord::NewViewInstalled(message) => message.encode(out),
+        }
+    }
+
+    fn decode_body(kind: u8, reader: &mut Reader<'_>) -> Result<Self, WireError> {
+        Ok(match kind {
+            KIND_LOCAL_VIEW => LocalRecord::View {
+                view: reader.u64("view")?,
+                in_view_change: reader.bool("in view change")?,
+            },
+            KIND_LOCAL_PRE_PREPARE => LocalRecord::PrePrepare {
+                view: reader.u64("view")?,
+                seq: reader.u64("seq")?,
+                digest: Digest::decode(reader)?,
+                payload: decode_payload(reader)?,
+                message: Option::decode(reader)?,
+            },
+            KIND_LOCAL_PREPARE_SENT => LocalRecord::PrepareSent {
+                view: reader.u64("view")?,
+                seq: reader.u64("seq")?,
+                digest: Digest::decode(reader)?,
+            },
+            KIND_LOCAL_PREPARED => LocalRecord::Prepared(PreparedProof::decode(reader)?),
+            KIND_LOCAL_COMMIT_SENT => LocalRecord::CommitSent {
+                view: reader.u64("view")?,
+                seq: reader.u64("seq")?,
+                digest: Digest::decode(reader)?,
+            },
+            KIND_LOCAL_NEW_VIEW => LocalRecord::NewViewInstalled(LocalMessage::decode(reader)?),
+            tag => {
+                return Err(WireError::UnknownTag {
+                    what: "local record kind",
+                    tag,
+                })
+            }
+        })
+    }
+}
+
+impl Record {
+    /// The kind tag a frame of this record starts with (after the version).
+    pub fn wire_kind(&self) -> u8 {
+        match self {
+            Record::GlobalSafety { .. } => KIND_GLOBAL_SAFETY,
+            Record::GlobalCommitted(_) => KIND_GLOBAL_COMMITTED,
+            Record::Local { record, .. } => record.wire_kind(),
+            Record::Batch { .. } => KIND_BATCH,
+            Record::StableCheckpoint(_) => KIND_STABLE_CHECKPOINT,
+            Record::SnapshotInstalled { .. } => KIND_SNAPSHOT_INSTALLED,
+        }
+    }
+
+    fn encode_body(&self, out: &mut Vec<u8>) {
+        match self {
+            Record::GlobalSafety {
+                last_voted_round,
+                proposed_round,
+                high_qc,
+            } => {
+                put_u64(out, *last_voted_round);
+                put_u64(out, *proposed_round);
+                high_qc.encode(out);
+            }
+            Record::GlobalCommitted(block) => block.encode(out),
+            Record::Local { lane, record } => {
+                lane.encode(out);
+                record.encode_body(out);
+            }
+            Record::Batch { lc, payload } => {
+                lc.encode(out);
+                encode_payload(payload, out);
+            }
+            Record::StableCheckpoint(cert) => cert.encode(out),
+            Record::SnapshotInstalled {
+                checkpoint,
+                snapshot,
+                block,
+                lane_certs,
+            } => {
+                checkpoint.encode(out);
+                put_bytes(out, "snapshot bytes", snapshot, SNAPSHOT_BYTES_MAX);
+                block.encode(out);
+                put_vec(out, "snapshot lane certs", lane_certs, LANES_MAX);
+            }
+        }
+    }
+
+    fn decode_body(kind: u8, reader: &mut Reader<'_>) -> Result<Self, WireError> {
+        Ok(match kind {
+            KIND_GLOBAL_SAFETY => Record::GlobalSafety {
+                last_voted_round: reader.u64("last voted round")?,
+                proposed_round: reader.u64("proposed round")?,
+                high_qc: QuorumCert::decode(reader)?,
+            },
+            KIND_GLOBAL_COMMITTED => Record::GlobalCommitted(Arc::decode(reader)?),
+            kind if LOCAL_KINDS.contains(&kind) => Record::Local {
+                lane: Lane::decode(reader)?,
+                record: LocalRecord::decode_body(kind, reader)?,
+            },
+            KIND_BATCH => Record::Batch {
+                lc: LocalCert::decode(reader)?,
+                payload: decode_payload(reader)?,
+            },
+            KIND_STABLE_CHECKPOINT => Record::StableCheckpoint(CheckpointCert::decode(reader)?),
+            KIND_SNAPSHOT_INSTALLED => Record::SnapshotInstalled {
+                checkpoint: CheckpointCert::decode(reader)?,
+                snapshot: Arc::new(reader.bytes("snapshot bytes", SNAPSHOT_BYTES_MAX)?.to_vec()),
+                block: Arc::decode(reader)?,
+                lane_certs: reader.vec("snapshot lane certs", LANES_MAX)?,
+            },
+            tag => {
+                return Err(WireError::UnknownTag {
+                    what: "record kind",
+                    tag,
+                })
+            }
+        })
+    }
+}
+
+/// Any record: its kind tag, then its body (a frame adds the version in front).
+impl Wire for Record {
+    fn encode(&self, out: &mut Vec<u8>) {
+        put_u8(out, self.wire_kind());
+        self.encode_body(out);
+    }
+
+    fn decode(reader: &mut Reader<'_>) -> Result<Self, WireError> {
+        let kind = reader.u8("record kind")?;
+        Record::decode_body(kind, reader)
+    }
+}

@@ -137,3 +137,138 @@ impl Evidence {
         }
     }
 }
+
+// ---- Wire encoding (crate::wire) ----
+
+use crate::wire::{put_bytes, put_u32, put_u64, put_u8, Reader, Wire, WireError};
+
+/// Evidence carries whole messages, whose blocks carry evidence: levels of evidence inside
+/// evidence a frame may hold. Each level holds two messages, so an honest proof chain
+/// stays far below this, and a crafted one is refused before it can exhaust the stack.
+pub const EVIDENCE_NESTING_MAX: u32 = 8;
+/// Longest reason an invalid-proposal proof may give (ours are one short line).
+pub const EVIDENCE_REASON_BYTES_MAX: usize = 1_024;
+
+const EVIDENCE_EQUIVOCATION: u8 = 0;
+const EVIDENCE_INVALID_PROPOSAL: u8 = 1;
+const EVIDENCE_INVALID_CERTIFICATE: u8 = 2;
+const EVIDENCE_TIMING_VIOLATION: u8 = 3;
+
+impl Evidence {
+    /// Levels of evidence this holds, itself included, as the decoder counts them: a block
+    /// can carry it only while this is at most [`EVIDENCE_NESTING_MAX`]. An equivocation
+    /// built from two proposals already that deep would make every block carrying it
+    /// undecodable, so the accuser must leave such evidence out of its blocks.
+    pub fn wire_nesting(&self) -> u32 {
+        let inner = match self {
+            Evidence::Equivocation { first, second, .. } => {
+                message_nesting(first).max(message_nesting(second))
+            }
+            Evidence::InvalidProposal { message, .. } => message_nesting(message),
+            Evidence::InvalidCertificate { .. } | Evidence::TimingViolation { .. } => 0,
+        };
+        inner.saturating_add(1)
+    }
+
+    fn encode_body(&self, out: &mut Vec<u8>) {
+        match self {
+            Evidence::Equivocation {
+                offender,
+                first,
+                second,
+            } => {
+                put_u8(out, EVIDENCE_EQUIVOCATION);
+                put_u32(out, *offender);
+                first.encode(out);
+                second.encode(out);
+            }
+            Evidence::InvalidProposal {
+                offender,
+                reason,
+                message,
+            } => {
+                put_u8(out, EVIDENCE_INVALID_PROPOSAL);
+                put_u32(out, *offender);
+                let reason = reason.as_bytes();
+                put_bytes(out, "evidence reason", reason, EVIDENCE_REASON_BYTES_MAX);
+                message.encode(out);
+            }
+            Evidence::InvalidCertificate { offender } => {
+                put_u8(out, EVIDENCE_INVALID_CERTIFICATE);
+                put_u32(out, *offender);
+            }
+            Evidence::TimingViolation { offender, round } => {
+                put_u8(out, EVIDENCE_TIMING_VIOLATION);
+                put_u32(out, *offender);
+                put_u64(out, *round);
+            }
+        }
+    }
+
+    fn decode_body(reader: &mut Reader<'_>) -> Result<Self, WireError> {
+        // Fields are read in the order the struct expressions name them.
+        Ok(match reader.u8("evidence kind")? {
+            EVIDENCE_EQUIVOCATION => Evidence::Equivocation {
+                offender: reader.replica("offender")?,
+                first: Box::decode(reader)?,
+                second: Box::decode(reader)?,
+            },
+            EVIDENCE_INVALID_PROPOSAL => Evidence::InvalidProposal {
+                offender: reader.replica("offender")?,
+                reason: decode_reason(reader)?,
+                message: Box::decode(reader)?,
+            },
+            EVIDENCE_INVALID_CERTIFICATE => Evidence::InvalidCertificate {
+                offender: reader.replica("offender")?,
+            },
+            EVIDENCE_TIMING_VIOLATION => Evidence::TimingViolation {
+                offender: reader.replica("offender")?,
+                round: reader.u64("round")?,
+            },
+            tag => {
+                return Err(WireError::UnknownTag {
+                    what: "evidence kind",
+                    tag,
+                })
+            }
+        })
+    }
+}
+
+/// Deepest evidence inside the blocks a message carries.
+fn message_nesting(message: &Message) -> u32 {
+    let blocks: Vec<&crate::messages::Block> = match message {
+        Message::Global(GlobalMessage::Proposal { block, .. }) => vec![block],
+        Message::Global(GlobalMessage::BlockResponse { blocks }) => {
+            blocks.iter().map(|b| &**b).collect()
+        }
+        Message::SnapshotChunk(chunk) => vec![&chunk.block],
+        _ => Vec::new(),
+    };
+    blocks
+        .iter()
+        .flat_map(|block| &block.evidence)
+        .map(Evidence::wire_nesting)
+        .max()
+        .unwrap_or(0)
+}
+
+fn decode_reason(reader: &mut Reader<'_>) -> Result<String, WireError> {
+    let bytes = reader.bytes("evidence reason", EVIDENCE_REASON_BYTES_MAX)?;
+    let reason = std::str::from_utf8(bytes).map_err(|_| WireError::Invalid {
+        what: "evidence reason",
+        reason: "not UTF-8",
+    })?;
+    Ok(reason.to_owned())
+}
+
+/// Kind tag, offender, then the kind's fields; messages inside count one nesting level.
+impl Wire for Evidence {
+    fn encode(&self, out: &mut Vec<u8>) {
+        self.encode_body(out);
+    }
+
+    fn decode(reader: &mut Reader<'_>) -> Result<Self, WireError> {
+        reader.nested(EVIDENCE_NESTING_MAX, Evidence::decode_body)
+    }
+}

@@ -446,3 +446,24 @@ fn account_leaf(id: AccountId, balance: u64) -> [u8; 16] {
     leaf[8..].copy_from_slice(&balance.to_le_bytes());
     leaf
 }
+
+// ---- Wire encoding (crate::wire) ----
+
+use crate::wire::{Reader, Wire, WireError};
+
+/// A transfer goes on the wire in its canonical [`Transfer::to_bytes`] layout.
+impl Wire for Transfer {
+    const ENCODED_BYTES_MIN: usize = TRANSFER_SIZE_BYTES;
+
+    fn encode(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.to_bytes());
+    }
+
+    fn decode(reader: &mut Reader<'_>) -> Result<Self, WireError> {
+        let bytes: [u8; TRANSFER_SIZE_BYTES] = reader.array("transfer")?;
+        Transfer::from_bytes(&bytes).map_err(|_| WireError::Invalid {
+            what: "transfer",
+            reason: "not a canonical transfer",
+        })
+    }
+}

@@ -13,6 +13,7 @@
 //! - [`durable`]: the records a replica persists, and the persist-then-send contract.
 //! - [`replica`]: one replica composed of the above behind `step(input) -> actions`.
 //! - [`sim`]: the deterministic simulator and its checkers.
+//! - [`wire`]: the versioned binary encoding of every message and record.
 
 pub mod bls;
 pub mod bugs;
@@ -32,3 +33,4 @@ pub mod sim;
 pub mod topology;
 pub mod vote_aggregation;
 pub mod vote_pattern;
+pub mod wire;

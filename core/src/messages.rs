@@ -617,3 +617,597 @@ fn global_checks(message: &GlobalMessage, out: &mut Vec<Check>) {
         }
     }
 }
+
+// ---- Wire encoding (crate::wire) ----
+
+use crate::evidence::EVIDENCE_PER_BLOCK_MAX;
+use crate::hotstuff::{BATCHES_PER_LANE_PER_BLOCK_MAX, SYNC_BLOCKS_MAX};
+use crate::pbft::{BATCH_TXS_MAX, SLOTS_AHEAD_MAX};
+use crate::topology::{REPLICAS_MAX, SHARDS_MAX};
+use crate::wire::{put_count, put_u32, put_u64, put_u8, put_vec, Reader, Wire, WireError};
+
+/// Most lanes a cluster can have: every domain holds a replica (an empty domain is refused
+/// when the cluster file is read), so at most [`REPLICAS_MAX`] domains of [`SHARDS_MAX`]
+/// shards each. Bounds a block's cut and the lane certificates of a snapshot.
+pub const LANES_MAX: usize = REPLICAS_MAX * SHARDS_MAX as usize;
+/// Most batch digests one block can name: each lane orders at most
+/// [`BATCHES_PER_LANE_PER_BLOCK_MAX`] batches per block.
+pub const BLOCK_BATCHES_MAX: usize = LANES_MAX * BATCHES_PER_LANE_PER_BLOCK_MAX as usize;
+/// Prepared proofs in one view change: one per slot a member holds, and a member holds at
+/// most [`SLOTS_AHEAD_MAX`] (the receiver then refuses more than a window of them).
+pub const VIEW_CHANGE_PROOFS_MAX: usize = SLOTS_AHEAD_MAX as usize;
+
+const _: () = assert!(BLOCK_BATCHES_MAX <= u32::MAX as usize);
+
+// Message kind tags (the byte after the version). Ranges group the tiers.
+const KIND_FORWARD: u8 = 0x01;
+const KIND_PRE_PREPARE: u8 = 0x02;
+const KIND_PREPARE: u8 = 0x03;
+const KIND_COMMIT: u8 = 0x04;
+const KIND_VIEW_CHANGE: u8 = 0x05;
+const KIND_NEW_VIEW: u8 = 0x06;
+const KIND_BATCH: u8 = 0x10;
+const KIND_BATCH_REQUEST: u8 = 0x11;
+const KIND_PROPOSAL: u8 = 0x20;
+const KIND_VOTE: u8 = 0x21;
+const KIND_DOMAIN_VOTE: u8 = 0x22;
+const KIND_TIMEOUT: u8 = 0x23;
+const KIND_SYNC: u8 = 0x24;
+const KIND_SYNC_REQUEST: u8 = 0x25;
+const KIND_BLOCK_REQUEST: u8 = 0x26;
+const KIND_BLOCK_RESPONSE: u8 = 0x27;
+const KIND_CHECKPOINT: u8 = 0x30;
+const KIND_STABLE_CHECKPOINT: u8 = 0x31;
+const KIND_SNAPSHOT_REQUEST: u8 = 0x32;
+const KIND_SNAPSHOT_CHUNK: u8 = 0x33;
+const LOCAL_KINDS: std::ops::RangeInclusive<u8> = KIND_FORWARD..=KIND_NEW_VIEW;
+const GLOBAL_KINDS: std::ops::RangeInclusive<u8> = KIND_PROPOSAL..=KIND_BLOCK_RESPONSE;
+
+/// A batch's transactions: a count of at most [`BATCH_TXS_MAX`], then each transfer.
+pub(crate) fn encode_payload(payload: &Payload, out: &mut Vec<u8>) {
+    put_vec(out, "payload transfers", payload, BATCH_TXS_MAX);
+}
+
+pub(crate) fn decode_payload(reader: &mut Reader<'_>) -> Result<Payload, WireError> {
+    reader.vec("payload transfers", BATCH_TXS_MAX).map(Arc::new)
+}
+
+impl Wire for Lane {
+    const ENCODED_BYTES_MIN: usize = 8;
+
+    fn encode(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.bytes());
+    }
+
+    fn decode(reader: &mut Reader<'_>) -> Result<Self, WireError> {
+        Ok(Lane {
+            domain: reader.index("lane domain", REPLICAS_MAX)?,
+            shard: reader.index("lane shard", SHARDS_MAX as usize)?,
+        })
+    }
+}
+
+impl Wire for LocalCert {
+    fn encode(&self, out: &mut Vec<u8>) {
+        self.lane.encode(out);
+        put_u64(out, self.view);
+        put_u64(out, self.seq);
+        self.digest.encode(out);
+        self.cert.encode(out);
+    }
+
+    fn decode(reader: &mut Reader<'_>) -> Result<Self, WireError> {
+        Ok(LocalCert {
+            lane: Lane::decode(reader)?,
+            view: reader.u64("view")?,
+            seq: reader.u64("seq")?,
+            digest: Digest::decode(reader)?,
+            cert: Certificate::decode(reader)?,
+        })
+    }
+}
+
+impl Wire for PreparedProof {
+    fn encode(&self, out: &mut Vec<u8>) {
+        put_u64(out, self.view);
+        put_u64(out, self.seq);
+        self.digest.encode(out);
+        encode_payload(&self.payload, out);
+        self.cert.encode(out);
+    }
+
+    fn decode(reader: &mut Reader<'_>) -> Result<Self, WireError> {
+        Ok(PreparedProof {
+            view: reader.u64("view")?,
+            seq: reader.u64("seq")?,
+            digest: Digest::decode(reader)?,
+            payload: decode_payload(reader)?,
+            cert: Certificate::decode(reader)?,
+        })
+    }
+}
+
+impl Wire for ViewChange {
+    fn encode(&self, out: &mut Vec<u8>) {
+        self.lane.encode(out);
+        put_u64(out, self.new_view);
+        put_u64(out, self.committed_upto);
+        self.committed_lc.encode(out);
+        put_vec(
+            out,
+            "prepared proofs",
+            &self.prepared,
+            VIEW_CHANGE_PROOFS_MAX,
+        );
+        put_u32(out, self.from);
+        self.signature.encode(out);
+    }
+
+    fn decode(reader: &mut Reader<'_>) -> Result<Self, WireError> {
+        Ok(ViewChange {
+            lane: Lane::decode(reader)?,
+            new_view: reader.u64("new view")?,
+            committed_upto: reader.u64("committed upto")?,
+            committed_lc: Option::decode(reader)?,
+            prepared: reader.vec("prepared proofs", VIEW_CHANGE_PROOFS_MAX)?,
+            from: reader.replica("view change sender")?,
+            signature: Signature::decode(reader)?,
+        })
+    }
+}
+
+/// (lane, view, seq, digest): what pre-prepares, prepares and commits all name.
+fn encode_slot(lane: &Lane, view: View, seq: Seq, digest: &Digest, out: &mut Vec<u8>) {
+    lane.encode(out);
+    put_u64(out, view);
+    put_u64(out, seq);
+    digest.encode(out);
+}
+
+fn decode_slot(reader: &mut Reader<'_>) -> Result<(Lane, View, Seq, Digest), WireError> {
+    Ok((
+        Lane::decode(reader)?,
+        reader.u64("view")?,
+        reader.u64("seq")?,
+        Digest::decode(reader)?,
+    ))
+}
+
+impl LocalMessage {
+    fn kind(&self) -> u8 {
+        match self {
+            LocalMessage::Forward { .. } => KIND_FORWARD,
+            LocalMessage::PrePrepare { .. } => KIND_PRE_PREPARE,
+            LocalMessage::Prepare { .. } => KIND_PREPARE,
+            LocalMessage::Commit { .. } => KIND_COMMIT,
+            LocalMessage::ViewChange(_) => KIND_VIEW_CHANGE,
+            LocalMessage::NewView { .. } => KIND_NEW_VIEW,
+        }
+    }
+
+    fn encode_body(&self, out: &mut Vec<u8>) {
+        match self {
+            LocalMessage::Forward { lane, tx } => {
+                lane.encode(out);
+                tx.encode(out);
+            }
+            LocalMessage::PrePrepare {
+                lane,
+                view,
+                seq,
+                digest,
+                payload,
+                from,
+                signature,
+            } => {
+                encode_slot(lane, *view, *seq, digest, out);
+                encode_payload(payload, out);
+                put_u32(out, *from);
+                signature.encode(out);
+            }
+            LocalMessage::Prepare {
+                lane,
+                view,
+                seq,
+                digest,
+                from,
+                signature,
+            }
+            | LocalMessage::Commit {
+                lane,
+                view,
+                seq,
+                digest,
+                from,
+                signature,
+            } => {
+                encode_slot(lane, *view, *seq, digest, out);
+                put_u32(out, *from);
+                signature.encode(out);
+            }
+            LocalMessage::ViewChange(vc) => vc.encode(out),
+            LocalMessage::NewView {
+                lane,
+                view,
+                view_changes,
+                from,
+                signature,
+            } => {
+                lane.encode(out);
+                put_u64(out, *view);
+                put_vec(out, "view changes", view_changes, REPLICAS_MAX);
+                put_u32(out, *from);
+                signature.encode(out);
+            }
+        }
+    }
+
+    fn decode_body(kind: u8, reader: &mut Reader<'_>) -> Result<Self, WireError> {
+        Ok(match kind {
+            KIND_FORWARD => LocalMessage::Forward {
+                lane: Lane::decode(reader)?,
+                tx: Transfer::decode(reader)?,
+            },
+            KIND_PRE_PREPARE => {
+                let (lane, view, seq, digest) = decode_slot(reader)?;
+                LocalMessage::PrePrepare {
+                    lane,
+                    view,
+                    seq,
+                    digest,
+                    payload: decode_payload(reader)?,
+                    from: reader.replica("pre-prepare sender")?,
+                    signature: Signature::decode(reader)?,
+                }
+            }
+            KIND_PREPARE => {
+                let (lane, view, seq, digest) = decode_slot(reader)?;
+                LocalMessage::Prepare {
+                    lane,
+                    view,
+                    seq,
+                    digest,
+                    from: reader.replica("prepare sender")?,
+                    signature: Signature::decode(reader)?,
+                }
+            }
+            KIND_COMMIT => {
+                let (lane, view, seq, digest) = decode_slot(reader)?;
+                LocalMessage::Commit {
+                    lane,
+                    view,
+                    seq,
+                    digest,
+                    from: reader.replica("commit sender")?,
+                    signature: Signature::decode(reader)?,
+                }
+            }
+            KIND_VIEW_CHANGE => LocalMessage::ViewChange(ViewChange::decode(reader)?),
+            KIND_NEW_VIEW => LocalMessage::NewView {
+                lane: Lane::decode(reader)?,
+                view: reader.u64("view")?,
+                view_changes: reader.vec("view changes", REPLICAS_MAX)?,
+                from: reader.replica("new view sender")?,
+                signature: Signature::decode(reader)?,
+            },
+            tag => {
+                return Err(WireError::UnknownTag {
+                    what: "local message",
+                    tag,
+                })
+            }
+        })
+    }
+}
+
+/// A local message alone (as a record holds it): its kind tag, then its body.
+impl Wire for LocalMessage {
+    fn encode(&self, out: &mut Vec<u8>) {
+        put_u8(out, self.kind());
+        self.encode_body(out);
+    }
+
+    fn decode(reader: &mut Reader<'_>) -> Result<Self, WireError> {
+        let kind = reader.u8("local message kind")?;
+        LocalMessage::decode_body(kind, reader)
+    }
+}
+
+impl Wire for QuorumCert {
+    fn encode(&self, out: &mut Vec<u8>) {
+        put_u64(out, self.round);
+        self.block.encode(out);
+        self.cert.encode(out);
+    }
+
+    fn decode(reader: &mut Reader<'_>) -> Result<Self, WireError> {
+        Ok(QuorumCert {
+            round: reader.u64("round")?,
+            block: Digest::decode(reader)?,
+            cert: Certificate::decode(reader)?,
+        })
+    }
+}
+
+/// One timeout vote of a TC: (signer, its high QC round, signature).
+const TIMEOUT_VOTE_BYTES_MIN: usize = 4 + 8 + Signature::ENCODED_BYTES_MIN;
+
+impl Wire for TimeoutCert {
+    fn encode(&self, out: &mut Vec<u8>) {
+        put_u64(out, self.round);
+        put_count(out, "timeout votes", self.votes.len(), REPLICAS_MAX);
+        for (signer, high_qc_round, signature) in &self.votes {
+            put_u32(out, *signer);
+            put_u64(out, *high_qc_round);
+            signature.encode(out);
+        }
+    }
+
+    fn decode(reader: &mut Reader<'_>) -> Result<Self, WireError> {
+        let round = reader.u64("round")?;
+        let len = reader.count("timeout votes", REPLICAS_MAX, TIMEOUT_VOTE_BYTES_MIN)?;
+        let mut votes = Vec::with_capacity(len);
+        for _ in 0..len {
+            votes.push((
+                reader.replica("timeout signer")?,
+                reader.u64("high qc round")?,
+                Signature::decode(reader)?,
+            ));
+        }
+        Ok(TimeoutCert { round, votes })
+    }
+}
+
+impl Wire for Block {
+    fn encode(&self, out: &mut Vec<u8>) {
+        put_u64(out, self.round);
+        put_u64(out, self.height);
+        self.parent.encode(out);
+        self.qc.encode(out);
+        self.tc.encode(out);
+        put_vec(out, "block cut", &self.cut, LANES_MAX);
+        put_vec(out, "block batches", &self.batches, BLOCK_BATCHES_MAX);
+        put_vec(
+            out,
+            "block evidence",
+            &self.evidence,
+            EVIDENCE_PER_BLOCK_MAX,
+        );
+        put_u32(out, self.proposer);
+    }
+
+    fn decode(reader: &mut Reader<'_>) -> Result<Self, WireError> {
+        Ok(Block {
+            round: reader.u64("round")?,
+            height: reader.u64("height")?,
+            parent: Digest::decode(reader)?,
+            qc: QuorumCert::decode(reader)?,
+            tc: Option::decode(reader)?,
+            cut: reader.vec("block cut", LANES_MAX)?,
+            batches: reader.vec("block batches", BLOCK_BATCHES_MAX)?,
+            evidence: reader.vec("block evidence", EVIDENCE_PER_BLOCK_MAX)?,
+            proposer: reader.replica("proposer")?,
+        })
+    }
+}
+
+impl GlobalMessage {
+    fn kind(&self) -> u8 {
+        match self {
+            GlobalMessage::Proposal { .. } => KIND_PROPOSAL,
+            GlobalMessage::Vote { .. } => KIND_VOTE,
+            GlobalMessage::DomainVote { .. } => KIND_DOMAIN_VOTE,
+            GlobalMessage::Timeout { .. } => KIND_TIMEOUT,
+            GlobalMessage::Sync { .. } => KIND_SYNC,
+            GlobalMessage::SyncRequest { .. } => KIND_SYNC_REQUEST,
+            GlobalMessage::BlockRequest { .. } => KIND_BLOCK_REQUEST,
+            GlobalMessage::BlockResponse { .. } => KIND_BLOCK_RESPONSE,
+        }
+    }
+
+    fn encode_body(&self, out: &mut Vec<u8>) {
+        match self {
+            GlobalMessage::Proposal { block, signature } => {
+                block.encode(out);
+                signature.encode(out);
+            }
+            GlobalMessage::Vote {
+                round,
+                block,
+                from,
+                signature,
+            } => {
+                put_u64(out, *round);
+                block.encode(out);
+                put_u32(out, *from);
+                signature.encode(out);
+            }
+            GlobalMessage::DomainVote {
+                round,
+                block,
+                cert,
+                from,
+            } => {
+                put_u64(out, *round);
+                block.encode(out);
+                cert.encode(out);
+                put_u32(out, *from);
+            }
+            GlobalMessage::Timeout {
+                round,
+                high_qc,
+                last_tc,
+                from,
+                signature,
+            } => {
+                put_u64(out, *round);
+                high_qc.encode(out);
+                last_tc.encode(out);
+                put_u32(out, *from);
+                signature.encode(out);
+            }
+            GlobalMessage::Sync { high_qc, high_tc } => {
+                high_qc.encode(out);
+                high_tc.encode(out);
+            }
+            GlobalMessage::SyncRequest { round, from } => {
+                put_u64(out, *round);
+                put_u32(out, *from);
+            }
+            GlobalMessage::BlockRequest { block, from } => {
+                block.encode(out);
+                put_u32(out, *from);
+            }
+            GlobalMessage::BlockResponse { blocks } => {
+                put_vec(out, "response blocks", blocks, SYNC_BLOCKS_MAX);
+            }
+        }
+    }
+
+    fn decode_body(kind: u8, reader: &mut Reader<'_>) -> Result<Self, WireError> {
+        Ok(match kind {
+            KIND_PROPOSAL => GlobalMessage::Proposal {
+                block: Arc::decode(reader)?,
+                signature: Signature::decode(reader)?,
+            },
+            KIND_VOTE => GlobalMessage::Vote {
+                round: reader.u64("round")?,
+                block: Digest::decode(reader)?,
+                from: reader.replica("voter")?,
+                signature: Signature::decode(reader)?,
+            },
+            KIND_DOMAIN_VOTE => GlobalMessage::DomainVote {
+                round: reader.u64("round")?,
+                block: Digest::decode(reader)?,
+                cert: Certificate::decode(reader)?,
+                from: reader.replica("aggregator")?,
+            },
+            KIND_TIMEOUT => GlobalMessage::Timeout {
+                round: reader.u64("round")?,
+                high_qc: QuorumCert::decode(reader)?,
+                last_tc: Option::decode(reader)?,
+                from: reader.replica("timeout sender")?,
+                signature: Signature::decode(reader)?,
+            },
+            KIND_SYNC => GlobalMessage::Sync {
+                high_qc: QuorumCert::decode(reader)?,
+                high_tc: Option::decode(reader)?,
+            },
+            KIND_SYNC_REQUEST => GlobalMessage::SyncRequest {
+                round: reader.u64("round")?,
+                from: reader.replica("sync requester")?,
+            },
+            KIND_BLOCK_REQUEST => GlobalMessage::BlockRequest {
+                block: Digest::decode(reader)?,
+                from: reader.replica("block requester")?,
+            },
+            KIND_BLOCK_RESPONSE => GlobalMessage::BlockResponse {
+                blocks: reader.vec("response blocks", SYNC_BLOCKS_MAX)?,
+            },
+            tag => {
+                return Err(WireError::UnknownTag {
+                    what: "global message",
+                    tag,
+                })
+            }
+        })
+    }
+}
+
+impl Message {
+    /// The kind tag a frame of this message starts with (after the version).
+    pub fn wire_kind(&self) -> u8 {
+        match self {
+            Message::Local(local) => local.kind(),
+            Message::Batch { .. } => KIND_BATCH,
+            Message::BatchRequest { .. } => KIND_BATCH_REQUEST,
+            Message::Global(global) => global.kind(),
+            Message::Checkpoint(_) => KIND_CHECKPOINT,
+            Message::StableCheckpoint(_) => KIND_STABLE_CHECKPOINT,
+            Message::SnapshotRequest { .. } => KIND_SNAPSHOT_REQUEST,
+            Message::SnapshotChunk(_) => KIND_SNAPSHOT_CHUNK,
+        }
+    }
+
+    fn encode_body(&self, out: &mut Vec<u8>) {
+        match self {
+            Message::Local(local) => local.encode_body(out),
+            Message::Batch { lc, payload } => {
+                lc.encode(out);
+                encode_payload(payload, out);
+            }
+            Message::BatchRequest {
+                lane,
+                seq,
+                upto,
+                from,
+            } => {
+                lane.encode(out);
+                put_u64(out, *seq);
+                put_u64(out, *upto);
+                put_u32(out, *from);
+            }
+            Message::Global(global) => global.encode_body(out),
+            Message::Checkpoint(vote) => vote.encode(out),
+            Message::StableCheckpoint(cert) => cert.encode(out),
+            Message::SnapshotRequest {
+                height,
+                chunk,
+                from,
+            } => {
+                put_u64(out, *height);
+                put_u64(out, *chunk);
+                put_u32(out, *from);
+            }
+            Message::SnapshotChunk(chunk) => chunk.encode(out),
+        }
+    }
+
+    fn decode_body(kind: u8, reader: &mut Reader<'_>) -> Result<Self, WireError> {
+        Ok(match kind {
+            kind if LOCAL_KINDS.contains(&kind) => {
+                Message::Local(LocalMessage::decode_body(kind, reader)?)
+            }
+            kind if GLOBAL_KINDS.contains(&kind) => {
+                Message::Global(GlobalMessage::decode_body(kind, reader)?)
+            }
+            KIND_BATCH => Message::Batch {
+                lc: LocalCert::decode(reader)?,
+                payload: decode_payload(reader)?,
+            },
+            KIND_BATCH_REQUEST => Message::BatchRequest {
+                lane: Lane::decode(reader)?,
+                seq: reader.u64("seq")?,
+                upto: reader.u64("upto")?,
+                from: reader.replica("batch requester")?,
+            },
+            KIND_CHECKPOINT => Message::Checkpoint(CheckpointVote::decode(reader)?),
+            KIND_STABLE_CHECKPOINT => Message::StableCheckpoint(CheckpointCert::decode(reader)?),
+            KIND_SNAPSHOT_REQUEST => Message::SnapshotRequest {
+                height: reader.u64("height")?,
+                chunk: reader.u64("chunk")?,
+                from: reader.replica("snapshot requester")?,
+            },
+            KIND_SNAPSHOT_CHUNK => Message::SnapshotChunk(Box::decode(reader)?),
+            tag => {
+                return Err(WireError::UnknownTag {
+                    what: "message kind",
+                    tag,
+                })
+            }
+        })
+    }
+}
+
+/// Any message: its kind tag, then its body (a frame adds the version in front).
+impl Wire for Message {
+    fn encode(&self, out: &mut Vec<u8>) {
+        put_u8(out, self.wire_kind());
+        self.encode_body(out);
+    }
+
+    fn decode(reader: &mut Reader<'_>) -> Result<Self, WireError> {
+        let kind = reader.u8("message kind")?;
+        Message::decode_body(kind, reader)
+    }
+}
