@@ -334,9 +334,12 @@ impl Global {
     /// propose; committing it excludes the offender from leading on every honest replica.
     pub fn accuse(&mut self, evidence: Evidence) {
         let offender = evidence.offender();
+        // Evidence nested past what a block may carry (a proposal that already carries the
+        // deepest evidence, equivocated) would make our blocks undecodable: keep it out.
         if evidence.proof().is_some()
             && self.config.replicas.contains(&offender)
             && !self.schedule.is_misbehaving(offender)
+            && evidence.wire_nesting() <= crate::evidence::EVIDENCE_NESTING_MAX
         {
             self.accusations.entry(offender).or_insert(evidence);
         }

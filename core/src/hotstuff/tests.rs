@@ -582,3 +582,51 @@ fn a_signer_backs_one_block_per_round_across_votes_and_pieces() {
     c.run(never);
     assert_eq!(c.batch_block_committed_everywhere().cut[0], 1);
 }
+
+/// Evidence that nests deeper than a block may carry stays out of our proposals: blocks
+/// carrying it would be refused by every decoder (a Byzantine leader could otherwise make
+/// honest leaders' blocks undecodable by equivocating with proposals already that deep).
+#[test]
+fn evidence_too_deep_for_a_block_is_not_kept_for_proposals() {
+    let mut c = cluster(4, 1, VotePattern::AllToAll);
+    let mut deep = Evidence::InvalidCertificate { offender: 2 };
+    while deep.wire_nesting() < crate::evidence::EVIDENCE_NESTING_MAX {
+        let mut block = genesis_block(1);
+        block.evidence = vec![deep];
+        deep = Evidence::InvalidProposal {
+            offender: 2,
+            reason: "nested".into(),
+            message: Box::new(Message::Global(GlobalMessage::Proposal {
+                block: Arc::new(block),
+                signature: Signature(Vec::new()),
+            })),
+        };
+    }
+    let equivocation = |evidence: Vec<Evidence>| {
+        let proposal = |cut: u64| {
+            let mut block = genesis_block(1);
+            (block.round, block.proposer, block.cut) = (5, 1, vec![cut]);
+            block.evidence = evidence.clone();
+            let signature = c.signers[1].sign(Tag::Proposal, &block.digest());
+            Box::new(Message::Global(GlobalMessage::Proposal {
+                block: Arc::new(block),
+                signature,
+            }))
+        };
+        Evidence::Equivocation {
+            offender: 1,
+            first: proposal(0),
+            second: proposal(1),
+        }
+    };
+    let (too_deep, shallow) = (equivocation(vec![deep]), equivocation(Vec::new()));
+    assert!(too_deep.proof().is_some() && shallow.proof().is_some());
+    c.nodes[0].accuse(too_deep);
+    assert!(c.nodes[0].accusations.is_empty(), "too deep to carry");
+    c.nodes[0].accuse(shallow);
+    assert_eq!(
+        c.nodes[0].accusations.len(),
+        1,
+        "the same offence, shallow, is kept"
+    );
+}
