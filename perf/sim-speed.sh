@@ -3,8 +3,9 @@
 # one worker thread, written to perf/results/simulator.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo build --release -q -p ccbft
-bin=target/release/ccbft
+# CCBFT=path measures a binary built earlier (skips the build).
+bin=${CCBFT:-target/release/ccbft}
+[ -n "${CCBFT:-}" ] || cargo build --release -q -p ccbft
 seeds=${SEEDS:-200}
 out=perf/results/simulator.md
 run() { # label, extra args
@@ -29,7 +30,7 @@ PY
 {
     echo "# Simulator speed"
     echo
-    echo "Machine: $(nproc) cores, $(uname -m); $(date -u +%Y-%m-%dT%H:%MZ); commit $(git rev-parse --short HEAD)."
+    echo "Machine: $(nproc) cores, $(uname -m); $(date -u +%Y-%m-%dT%H:%MZ); commit ${COMMIT:-$(git rev-parse --short HEAD)}."
     echo "Command: \`perf/sim-speed.sh\` (SEEDS=$seeds, one worker thread, release build)."
     echo "Each run: 2 s of faults then 10 s to settle, 400 payments/s, SimKeys MAC signatures."
     echo
