@@ -687,12 +687,9 @@ impl Global {
             return;
         }
         self.store_block(block.clone());
-        let mut missing: BTreeMap<usize, Seq> = BTreeMap::new();
-        for (lane, seq, digest) in block.ordered(&parent.cut) {
-            if !self.holds(lane, seq, &digest) {
-                missing.entry(lane).or_insert(seq);
-            }
-        }
+        let missing = block.first_missing(&parent.cut, |lane, seq, digest| {
+            self.holds(lane, seq, digest)
+        });
         if !missing.is_empty() {
             for (lane, first) in missing {
                 out.push(GlobalOutput::NeedBatches {

@@ -270,6 +270,22 @@ impl Block {
             .collect()
     }
 
+    /// Per lane, the first sequence this block orders beyond `parent_cut` whose batch
+    /// `held` says we lack (the batch requests start there).
+    pub fn first_missing(
+        &self,
+        parent_cut: &[Seq],
+        held: impl Fn(usize, Seq, &Digest) -> bool,
+    ) -> std::collections::BTreeMap<usize, Seq> {
+        let mut missing = std::collections::BTreeMap::new();
+        for (lane, seq, digest) in self.ordered(parent_cut) {
+            if !held(lane, seq, &digest) {
+                missing.entry(lane).or_insert(seq);
+            }
+        }
+        missing
+    }
+
     pub fn digest(&self) -> Digest {
         let cut: Vec<u8> = self.cut.iter().flat_map(|s| s.to_le_bytes()).collect();
         let batches: Vec<u8> = self.batches.iter().flatten().copied().collect();

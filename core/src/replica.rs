@@ -1056,12 +1056,9 @@ impl Replica {
             let Some(payloads) = payloads else {
                 // Fetch every lane we lack, up to the newest committed cut we know of.
                 let newest = self.to_execute.back().expect("non-empty").cut.clone();
-                let mut missing: BTreeMap<usize, Seq> = BTreeMap::new();
-                for &(lane, seq, digest) in &ordered {
-                    if self.payload(lane, seq, &digest).is_none() {
-                        missing.entry(lane).or_insert(seq);
-                    }
-                }
+                let missing = block.first_missing(&self.last_executed_cut, |lane, seq, digest| {
+                    self.payload(lane, seq, digest).is_some()
+                });
                 for (lane, first) in missing {
                     self.request_batches(lane, first, newest[lane], block.proposer, actions);
                 }
