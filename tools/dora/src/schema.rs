@@ -7,7 +7,8 @@
 //! field can be kilobytes of text). A missing field is named by the pointer it should have,
 //! an unexpected field by its own pointer.
 
-use jsonschema::{ValidationError, ValidationErrorKind, Validator};
+use jsonschema::error::ValidationErrorKind;
+use jsonschema::{ValidationError, Validator};
 use serde_json::Value;
 use std::sync::OnceLock;
 
