@@ -347,7 +347,14 @@ fn event_cases(f: &Fixtures) -> Vec<Case> {
             "32 to 512 characters",
         ),
         case(
-            &["dora", "serve", "--state", s, "--token-file", &missing_token],
+            &[
+                "dora",
+                "serve",
+                "--state",
+                s,
+                "--token-file",
+                &missing_token,
+            ],
             "missing.token",
         ),
     ]

@@ -85,10 +85,7 @@ pub fn is_simulated(evidence: &crate::resilience::Evidence) -> bool {
 
 fn test_row(e: &crate::resilience::Evidence) -> TestRow {
     let simulated = is_simulated(e);
-    let wall = |t: Option<DateTime<Utc>>| {
-        t.filter(|_| !simulated)
-            .map(crate::deadlines::rfc3339)
-    };
+    let wall = |t: Option<DateTime<Utc>>| t.filter(|_| !simulated).map(crate::deadlines::rfc3339);
     TestRow {
         target: e.target.clone(),
         simulated,

@@ -212,7 +212,10 @@ fn reply(status: StatusCode, content_type: &'static str, body: impl Into<Bytes>)
     let headers = response.headers_mut();
     headers.insert("content-type", HeaderValue::from_static(content_type));
     headers.insert("cache-control", HeaderValue::from_static("no-store"));
-    headers.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
+    headers.insert(
+        "x-content-type-options",
+        HeaderValue::from_static("nosniff"),
+    );
     response
 }
 
@@ -242,7 +245,8 @@ async fn route(request: Request<Incoming>, context: Arc<Context>, deadline: Inst
         (_, p) if ROUTES.contains(&p) => {
             let allow = if p == "/api/events" { "POST" } else { "GET" };
             let mut r = text(StatusCode::METHOD_NOT_ALLOWED, format!("only {allow} here"));
-            r.headers_mut().insert(ALLOW, HeaderValue::from_static(allow));
+            r.headers_mut()
+                .insert(ALLOW, HeaderValue::from_static(allow));
             r
         }
         _ => text(StatusCode::NOT_FOUND, "not found"),
@@ -301,9 +305,8 @@ async fn page(context: Arc<Context>) -> Reply {
 
 async fn state_json(context: Arc<Context>) -> Reply {
     let dir = context.dir.clone();
-    let work = move || {
-        render_dir(&dir, Utc::now()).map(|(_, state)| serde_json::to_vec_pretty(&state))
-    };
+    let work =
+        move || render_dir(&dir, Utc::now()).map(|(_, state)| serde_json::to_vec_pretty(&state));
     match off_runtime(work).await {
         Some(Ok(Ok(json))) => reply(StatusCode::OK, "application/json", json),
         Some(Ok(Err(e))) => internal(e),

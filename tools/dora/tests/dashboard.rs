@@ -141,7 +141,9 @@ fn simulated_tests_are_marked_and_show_no_simulated_utc_times() {
     let engine = Engine::init(&dir.path().join("state")).unwrap();
     let simulated = "deterministic simulator, seed 7, cluster \"three-clouds\"";
     engine.record_test(&latency_evidence(simulated)).unwrap();
-    engine.record_test(&latency_evidence("live cluster three-clouds")).unwrap();
+    engine
+        .record_test(&latency_evidence("live cluster three-clouds"))
+        .unwrap();
     let (html, state) = ccbft_dora::dashboard::render_dir(&engine.dir, at(400)).unwrap();
     let rows = &state.tests;
     let sim = rows.iter().find(|t| t.target == simulated).unwrap();

@@ -285,7 +285,10 @@ fn non_major_incident_gets_no_report_and_a_broken_schema_is_refused() {
         json!({"type": "string", "format": "date-tim"}),
     ] {
         assert!(
-            matches!(validate(&broken, &json!("ABC")), Err(SchemaError::Invalid { .. })),
+            matches!(
+                validate(&broken, &json!("ABC")),
+                Err(SchemaError::Invalid { .. })
+            ),
             "{broken}"
         );
     }

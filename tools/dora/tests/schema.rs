@@ -68,7 +68,12 @@ const KEYWORDS_2020_12: [&str; 54] = [
 ];
 
 /// Keywords whose value is a map of names to subschemas, or a list of subschemas.
-const SCHEMA_MAPS: [&str; 4] = ["properties", "patternProperties", "$defs", "dependentSchemas"];
+const SCHEMA_MAPS: [&str; 4] = [
+    "properties",
+    "patternProperties",
+    "$defs",
+    "dependentSchemas",
+];
 const SCHEMA_LISTS: [&str; 4] = ["allOf", "anyOf", "oneOf", "prefixItems"];
 
 /// Every keyword used at a schema position of `schema`, with its path.
@@ -125,22 +130,96 @@ fn event() -> Value {
 }
 
 /// (what, change to a valid event, pointer named, keyword, words of the message)
-type Case = (&'static str, fn(&mut Value), &'static str, &'static str, &'static str);
+type Case = (
+    &'static str,
+    fn(&mut Value),
+    &'static str,
+    &'static str,
+    &'static str,
+);
 
 #[test]
 fn violations_name_the_field_by_pointer_and_the_problem() {
     let cases: Vec<Case> = vec![
-        ("missing field", |e| { e.as_object_mut().unwrap().remove("at"); }, "/at", "required", "mandatory field is missing"),
-        ("unknown field", |e| e["colour"] = json!("red"), "/colour", "additionalProperties", "not allowed"),
-        ("wrong type", |e| e["replica"] = json!("three"), "/replica", "type", "must be of type integer"),
-        ("not in the list", |e| e["kind"] = json!("meteor"), "/kind", "enum", "must be one of \"view_change_storm\""),
-        ("wrong constant", |e| e["schema"] = json!("v2"), "/schema", "const", "must be \"ccbft.health-event/v1\""),
-        ("too short", |e| e["event_id"] = json!(""), "/event_id", "minLength", "at least 1 characters"),
-        ("too long", |e| e["detail"] = json!("x".repeat(5000)), "/detail", "maxLength", "at most 4096 characters"),
-        ("not a date-time", |e| e["at"] = json!("yesterday"), "/at", "format", "RFC 3339"),
-        ("below the minimum", |e| e["replica"] = json!(-1), "/replica", "minimum", "at least 0"),
-        ("nested missing field", |e| e["evidence"] = json!({"offender": 1, "message_a": "aa"}), "/evidence/message_b", "required", "missing"),
-        ("nested wrong type", |e| e["metrics"] = json!({"p99_ms": "slow"}), "/metrics/p99_ms", "type", "number"),
+        (
+            "missing field",
+            |e| {
+                e.as_object_mut().unwrap().remove("at");
+            },
+            "/at",
+            "required",
+            "mandatory field is missing",
+        ),
+        (
+            "unknown field",
+            |e| e["colour"] = json!("red"),
+            "/colour",
+            "additionalProperties",
+            "not allowed",
+        ),
+        (
+            "wrong type",
+            |e| e["replica"] = json!("three"),
+            "/replica",
+            "type",
+            "must be of type integer",
+        ),
+        (
+            "not in the list",
+            |e| e["kind"] = json!("meteor"),
+            "/kind",
+            "enum",
+            "must be one of \"view_change_storm\"",
+        ),
+        (
+            "wrong constant",
+            |e| e["schema"] = json!("v2"),
+            "/schema",
+            "const",
+            "must be \"ccbft.health-event/v1\"",
+        ),
+        (
+            "too short",
+            |e| e["event_id"] = json!(""),
+            "/event_id",
+            "minLength",
+            "at least 1 characters",
+        ),
+        (
+            "too long",
+            |e| e["detail"] = json!("x".repeat(5000)),
+            "/detail",
+            "maxLength",
+            "at most 4096 characters",
+        ),
+        (
+            "not a date-time",
+            |e| e["at"] = json!("yesterday"),
+            "/at",
+            "format",
+            "RFC 3339",
+        ),
+        (
+            "below the minimum",
+            |e| e["replica"] = json!(-1),
+            "/replica",
+            "minimum",
+            "at least 0",
+        ),
+        (
+            "nested missing field",
+            |e| e["evidence"] = json!({"offender": 1, "message_a": "aa"}),
+            "/evidence/message_b",
+            "required",
+            "missing",
+        ),
+        (
+            "nested wrong type",
+            |e| e["metrics"] = json!({"p99_ms": "slow"}),
+            "/metrics/p99_ms",
+            "type",
+            "number",
+        ),
     ];
     let schema = Schema::compile(&health_schema()).unwrap();
     for (what, change, pointer, keyword, words) in cases {
@@ -172,7 +251,10 @@ fn array_items_are_named_by_index_and_pointers_are_escaped() {
     let at = |p: &str| found.iter().find(|v| v.path == p).cloned();
     assert!(at("/list/1").is_some_and(|v| v.message.contains("pattern ^[A-Z]{2}$")));
     assert!(at("/list").is_some_and(|v| v.message == "must not repeat a value"));
-    assert!(at("/a~1b").is_some_and(|v| v.keyword == "type"), "{found:?}");
+    assert!(
+        at("/a~1b").is_some_and(|v| v.keyword == "type"),
+        "{found:?}"
+    );
     let too_many = validate(&schema, &json!({"list": ["AA", "BB", "CC", "DD"]})).unwrap();
     assert_eq!(too_many[0].message, "must have at most 3 entries");
 }

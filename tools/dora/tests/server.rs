@@ -245,8 +245,14 @@ fn state_changes_need_the_bearer_token() {
         ("no Authorization header", None),
         ("a wrong token", Some(format!("Bearer {}", "f".repeat(64)))),
         ("the token with its last digit changed", Some(wrong_last)),
-        ("a prefix of the token", Some(format!("Bearer {}", &token[..32]))),
-        ("the token under another scheme", Some(format!("Basic {token}"))),
+        (
+            "a prefix of the token",
+            Some(format!("Bearer {}", &token[..32])),
+        ),
+        (
+            "the token under another scheme",
+            Some(format!("Basic {token}")),
+        ),
         ("an empty bearer token", Some("Bearer ".into())),
     ];
     for (what, auth) in &cases {
@@ -258,8 +264,12 @@ fn state_changes_need_the_bearer_token() {
         );
     }
     for method in ["PUT", "DELETE", "PATCH"] {
-        let request = format!("{method} / HTTP/1.1\r\nHost: localhost\r\nContent-Length: 0\r\n\r\n");
-        assert!(exchange(server.addr, &request).starts_with("HTTP/1.1 401"), "{method}");
+        let request =
+            format!("{method} / HTTP/1.1\r\nHost: localhost\r\nContent-Length: 0\r\n\r\n");
+        assert!(
+            exchange(server.addr, &request).starts_with("HTTP/1.1 401"),
+            "{method}"
+        );
         let authorised = format!(
             "{method} / HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {token}\r\nContent-Length: 0\r\n\r\n"
         );
@@ -300,7 +310,10 @@ fn bad_event_streams_are_refused_naming_the_line_and_field() {
     let typo = EVENT.replace("\"severity\"", "\"severityy\"");
     let answer = post_events(server.addr, Some(&auth), &typo);
     assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
-    assert!(answer.contains("line 1") && answer.contains("severity"), "{answer}");
+    assert!(
+        answer.contains("line 1") && answer.contains("severity"),
+        "{answer}"
+    );
     assert_eq!(open_incidents(server.addr), 0);
     server.stop();
 }
@@ -323,7 +336,10 @@ fn connections_beyond_the_limit_are_answered_503() {
     drop(idle);
     let deadline = Instant::now() + Duration::from_secs(CLIENT_WAIT_SECONDS);
     while !get(server.addr, "/healthz").starts_with("HTTP/1.1 200") {
-        assert!(Instant::now() < deadline, "slots freed when the idle clients left");
+        assert!(
+            Instant::now() < deadline,
+            "slots freed when the idle clients left"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     server.stop();
