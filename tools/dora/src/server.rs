@@ -205,6 +205,8 @@ async fn serve_connection(
 }
 
 type Reply = Response<Full<Bytes>>;
+/// A reply that ends a request early (boxed: a response is large for an `Err`).
+type Refusal = Box<Reply>;
 
 fn reply(status: StatusCode, content_type: &'static str, body: impl Into<Bytes>) -> Reply {
     let mut response = Response::new(Full::new(body.into()));
@@ -233,7 +235,7 @@ async fn route(request: Request<Incoming>, context: Arc<Context>, deadline: Inst
     let method = request.method().clone();
     if method != Method::GET && method != Method::HEAD {
         if let Err(refused) = authorise(&request, context.config.token.as_ref()) {
-            return refused;
+            return *refused;
         }
     }
     let path = request.uri().path().to_string();
@@ -254,14 +256,14 @@ async fn route(request: Request<Incoming>, context: Arc<Context>, deadline: Inst
 }
 
 /// Check the bearer token (RFC 6750 section 2.1; the scheme is case-insensitive).
-fn authorise(request: &Request<Incoming>, token: Option<&Token>) -> Result<(), Reply> {
+fn authorise(request: &Request<Incoming>, token: Option<&Token>) -> Result<(), Refusal> {
     let refuse = |why: &str| {
         let mut r = text(StatusCode::UNAUTHORIZED, why);
         r.headers_mut().insert(
             WWW_AUTHENTICATE,
             HeaderValue::from_static("Bearer realm=\"ccbft-dora\""),
         );
-        r
+        Box::new(r)
     };
     let Some(token) = token else {
         return Err(refuse(
@@ -360,7 +362,7 @@ async fn ingest(request: Request<Incoming>, context: Arc<Context>, deadline: Ins
     let Ok(text_body) = String::from_utf8(body.to_vec()) else {
         return text(StatusCode::BAD_REQUEST, "the body is not UTF-8 text");
     };
-    let work = move || -> Result<Vec<u8>, Reply> {
+    let work = move || -> Result<Vec<u8>, Refusal> {
         let events = crate::health::parse_stream(&text_body)
             .map_err(|e| text(StatusCode::BAD_REQUEST, format!("event stream: {e}")))?;
         let _one_writer = context
@@ -374,11 +376,11 @@ async fn ingest(request: Request<Incoming>, context: Arc<Context>, deadline: Ins
             }
             other => internal(other),
         })?;
-        serde_json::to_vec_pretty(&outcomes).map_err(internal)
+        Ok(serde_json::to_vec_pretty(&outcomes).map_err(internal)?)
     };
     match off_runtime(work).await {
         Some(Ok(json)) => reply(StatusCode::OK, "application/json", json),
-        Some(Err(refused)) => refused,
+        Some(Err(refused)) => *refused,
         None => internal("ingesting the events failed"),
     }
 }
