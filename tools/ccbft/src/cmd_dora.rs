@@ -155,13 +155,19 @@ enum DoraCommand {
         #[command(subcommand)]
         command: AuditCommand,
     },
-    /// Serve the dashboard from the state directory.
+    /// Serve the dashboard from the state directory (pages and JSON for anyone who can
+    /// connect; POST /api/events and any other state change need the bearer token).
     Serve {
         #[command(flatten)]
         state: StateArg,
         /// Socket address to listen on.
         #[arg(long, default_value = "127.0.0.1:8088")]
         listen: String,
+        /// Bearer token file for state-changing requests (mode 0600, no symbolic link;
+        /// default: STATE/keys/dashboard.token, written by `dora init`; without either the
+        /// server serves the pages only).
+        #[arg(long)]
+        token_file: Option<PathBuf>,
     },
     /// Install the cluster file into the state directory (domain health, concentration).
     SetCluster {
@@ -356,6 +362,24 @@ fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The dashboard's bearer token: the file given (which must load), else the state
+/// directory's own when it exists (a bad one is an error too, never ignored).
+fn serve_token(
+    state: &Path,
+    given: Option<&Path>,
+) -> anyhow::Result<Option<ccbft_dora::token::Token>> {
+    use ccbft_dora::token::{Token, TOKEN_FILE};
+    let default = state.join(TOKEN_FILE);
+    let path = match given {
+        Some(p) => p,
+        None => match std::fs::symlink_metadata(&default) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            _ => default.as_path(),
+        },
+    };
+    Ok(Some(Token::load(path)?))
+}
+
 fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> anyhow::Result<T> {
     let text = read_bounded(path).with_context(|| format!("reading {}", path.display()))?;
     serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))
@@ -366,6 +390,10 @@ pub fn run(args: DoraArgs) -> anyhow::Result<ExitCode> {
         DoraCommand::Init { state } => {
             Engine::init(&state.state)?;
             println!("state directory {} created", state.state.display());
+            println!(
+                "dashboard bearer token in {} (mode 0600): send it as `Authorization: Bearer <token>` to change state through `dora serve`",
+                state.state.join(ccbft_dora::token::TOKEN_FILE).display()
+            );
             Ok(ExitCode::SUCCESS)
         }
         DoraCommand::Classify {
@@ -433,15 +461,31 @@ pub fn run(args: DoraArgs) -> anyhow::Result<ExitCode> {
         DoraCommand::Audit {
             command: AuditCommand::Verify { dir, json },
         } => cmd_audit_verify(&dir, json),
-        DoraCommand::Serve { state, listen } => {
+        DoraCommand::Serve {
+            state,
+            listen,
+            token_file,
+        } => {
             Engine::open(&state.state)?;
-            let server = dashboard::Server::start(&state.state, &listen)
+            let token = serve_token(&state.state, token_file.as_deref())?;
+            let read_only = token.is_none();
+            let config = dashboard::ServerConfig {
+                token,
+                ..Default::default()
+            };
+            let server = dashboard::Server::start_with(&state.state, &listen, config)
                 .with_context(|| format!("binding {listen}"))?;
             eprintln!(
                 "DORA dashboard on http://{}/ serving {}",
                 server.addr,
                 state.state.display()
             );
+            if read_only {
+                eprintln!(
+                    "no token file {}: serving the pages only, every state-changing request is refused (401); give one with --token-file",
+                    state.state.join(ccbft_dora::token::TOKEN_FILE).display()
+                );
+            }
             server.wait();
             // The server runs until killed: its accept loop ending is a failure.
             bail!("the dashboard server stopped unexpectedly")

@@ -298,6 +298,9 @@ fn event_cases(f: &Fixtures) -> Vec<Case> {
         &event(r#","colour":"red""#, "2026-03-04T08:00:00Z"),
     );
     let broken = write(d, "broken.jsonl", "{\"schema\":");
+    let open_token = token_file(d, "open.token", &"a".repeat(64), 0o644);
+    let short_token = token_file(d, "short.token", "abc\n", 0o600);
+    let missing_token = d.join("missing.token").display().to_string();
     let s = f.state.as_str();
     vec![
         case(
@@ -335,7 +338,34 @@ fn event_cases(f: &Fixtures) -> Vec<Case> {
             "dora init",
         ),
         case(&["dora", "init", "--state", s], "not an empty directory"),
+        case(
+            &["dora", "serve", "--state", s, "--token-file", &open_token],
+            "group or others",
+        ),
+        case(
+            &["dora", "serve", "--state", s, "--token-file", &short_token],
+            "32 to 512 characters",
+        ),
+        case(
+            &[
+                "dora",
+                "serve",
+                "--state",
+                s,
+                "--token-file",
+                &missing_token,
+            ],
+            "missing.token",
+        ),
     ]
+}
+
+/// A token file with `text` and `mode`.
+fn token_file(dir: &Path, name: &str, text: &str, mode: u32) -> String {
+    use std::os::unix::fs::PermissionsExt;
+    let path = write(dir, name, text);
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+    path
 }
 
 fn date_and_number_cases(f: &Fixtures) -> Vec<Case> {

@@ -611,3 +611,71 @@ fn report_flow_refuses_a_missing_field_then_produces_json_and_html() {
     .status
     .success());
 }
+
+/// One HTTP/1.1 exchange with the served dashboard (the server closes after answering).
+fn http(addr: &str, request: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    s.write_all(request.as_bytes()).unwrap();
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    out
+}
+
+/// `dora serve` with the token `dora init` wrote: events posted with it are ingested,
+/// without it refused; the process is ours and killed at the end.
+#[test]
+fn serve_takes_events_with_the_init_token_only() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let s = state.to_str().unwrap();
+    let init = ccbft(&["dora", "init", "--state", s]);
+    assert!(String::from_utf8_lossy(&init.stdout).contains("dashboard.token"));
+    let token = std::fs::read_to_string(state.join("keys/dashboard.token")).unwrap();
+    let mut child = KillOnDrop(
+        Command::new(env!("CARGO_BIN_EXE_ccbft"))
+            .args(["dora", "serve", "--state", s, "--listen", "127.0.0.1:0"])
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let mut stderr = std::io::BufReader::new(child.0.stderr.take().unwrap());
+    let mut line = String::new();
+    stderr.read_line(&mut line).unwrap();
+    let addr = line
+        .split("http://")
+        .nth(1)
+        .and_then(|r| r.split('/').next())
+        .unwrap_or_else(|| panic!("address in {line:?}"))
+        .to_string();
+    let event = r#"{"schema":"ccbft.health-event/v1","event_id":"r1:1","at":"2026-03-03T08:01:00Z","kind":"commit_stall","severity":"critical"}"#;
+    let post = |auth: &str| {
+        http(
+            &addr,
+            &format!(
+                "POST /api/events HTTP/1.1\r\nHost: x\r\n{auth}Content-Length: {}\r\n\r\n{event}",
+                event.len()
+            ),
+        )
+    };
+    let refused = post("");
+    let accepted = post(&format!("Authorization: Bearer {}\r\n", token.trim()));
+    let page = http(&addr, "GET /api/state HTTP/1.1\r\nHost: x\r\n\r\n");
+    drop(child);
+    assert!(refused.starts_with("HTTP/1.1 401"), "{refused}");
+    assert!(accepted.starts_with("HTTP/1.1 200"), "{accepted}");
+    assert!(page.contains("INC-"), "{page}");
+}
+
+/// A child process killed and reaped when the test ends, even by a failed assertion.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}

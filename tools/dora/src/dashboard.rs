@@ -1,9 +1,6 @@
 //! The DORA dashboard: one HTML page rendered from the state directory (health per domain,
 //! open incidents with classification and report deadlines, concentration view, last
-//! resilience tests) and a small HTTP server for it on a control-plane thread (plain
-//! `std::net`, one request at a time, bounded request size, never on the consensus path).
-//!
-//! Routes: `GET /` (the page), `GET /api/state` (the same data as JSON), `GET /healthz`.
+//! resilience tests), and the same data as JSON. [`crate::server`] serves it over HTTP.
 
 use crate::html::{escape, page, table};
 use crate::incident::{Incident, Status};
@@ -11,16 +8,9 @@ use crate::register::{concentration, Concentration};
 use crate::state::{Engine, StateError};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::path::Path;
 
-/// Largest request head read.
-pub const REQUEST_HEAD_BYTES_MAX: u64 = 8 * 1024;
-/// Socket read/write timeout.
-pub const IO_TIMEOUT_SECONDS: u64 = 5;
+pub use crate::server::{Server, ServerConfig};
 
 /// Health of one domain.
 #[derive(Debug, Clone, Serialize)]
@@ -59,7 +49,58 @@ pub struct DashboardState {
     pub incidents: Vec<IncidentRow>,
     pub recurring: Vec<String>,
     pub concentration: Option<Concentration>,
-    pub tests: Vec<crate::resilience::Evidence>,
+    pub tests: Vec<TestRow>,
+}
+
+/// One resilience test. A run on the deterministic simulator happens in simulated time: its
+/// detection and recovery are offsets from the injection in simulated seconds, not moments
+/// in UTC, so for it only the wall-clock time the run started is given as UTC (the simulator
+/// maps its time 0, the injection, to that moment) and the absolute times are left out.
+#[derive(Debug, Clone, Serialize)]
+pub struct TestRow {
+    pub target: String,
+    /// Ran on the simulator: the durations are simulated seconds.
+    pub simulated: bool,
+    pub scenario: String,
+    /// Wall-clock start of the run (the injection), UTC.
+    pub started_at: String,
+    /// Absolute detection and recovery times, UTC; only for tests on a live cluster.
+    pub detected_at: Option<String>,
+    pub recovered_at: Option<String>,
+    pub time_to_detect_seconds: Option<f64>,
+    pub time_to_recover_seconds: Option<f64>,
+    pub transactions_submitted: u64,
+    pub transactions_committed: u64,
+    pub transactions_lost: u64,
+    pub passed: bool,
+    pub findings: Vec<String>,
+}
+
+/// Was the evidence produced by the simulator? Its target description says so (the
+/// simulator target's always starts "deterministic simulator"); records are immutable, so
+/// the description is the one mark every stored record carries.
+pub fn is_simulated(evidence: &crate::resilience::Evidence) -> bool {
+    evidence.target.contains("simulator")
+}
+
+fn test_row(e: &crate::resilience::Evidence) -> TestRow {
+    let simulated = is_simulated(e);
+    let wall = |t: Option<DateTime<Utc>>| t.filter(|_| !simulated).map(crate::deadlines::rfc3339);
+    TestRow {
+        target: e.target.clone(),
+        simulated,
+        scenario: e.injection.description.clone(),
+        started_at: crate::deadlines::rfc3339(e.injection.injected_at),
+        detected_at: wall(e.detected_at),
+        recovered_at: wall(e.recovered_at),
+        time_to_detect_seconds: e.time_to_detect_seconds,
+        time_to_recover_seconds: e.time_to_recover_seconds,
+        transactions_submitted: e.transactions_submitted,
+        transactions_committed: e.transactions_committed,
+        transactions_lost: e.transactions_lost,
+        passed: e.passed,
+        findings: e.findings.clone(),
+    }
 }
 
 fn active_conditions(incidents: &[&Incident], domain: &str) -> Vec<String> {
@@ -134,7 +175,7 @@ pub fn collect(engine: &Engine, now: DateTime<Utc>) -> DashboardState {
         incidents,
         recurring,
         concentration: engine.topology.as_ref().map(concentration),
-        tests: engine.tests(),
+        tests: engine.tests().iter().map(test_row).collect(),
     }
 }
 
@@ -356,39 +397,13 @@ fn concentration_section(state: &DashboardState) -> String {
 }
 
 fn tests_section(state: &DashboardState) -> String {
-    let rows: Vec<Vec<String>> = state
-        .tests
-        .iter()
-        .map(|e| {
-            let verdict = if e.passed {
-                "<span class=\"ok\">passed</span>"
-            } else {
-                "<span class=\"bad\">failed</span>"
-            };
-            vec![
-                escape(&crate::deadlines::rfc3339(e.injection.injected_at)),
-                escape(&e.target),
-                escape(&e.injection.description),
-                e.time_to_detect_seconds
-                    .map(|s| format!("{s:.1} s"))
-                    .unwrap_or("-".into()),
-                e.time_to_recover_seconds
-                    .map(|s| format!("{s:.1} s"))
-                    .unwrap_or("-".into()),
-                format!(
-                    "{} / {} / {}",
-                    e.transactions_submitted, e.transactions_committed, e.transactions_lost
-                ),
-                verdict.to_string(),
-            ]
-        })
-        .collect();
+    let rows: Vec<Vec<String>> = state.tests.iter().map(test_cells).collect();
     let content = if rows.is_empty() {
         "<p class=\"muted\">No resilience test recorded yet.</p>".to_string()
     } else {
         table(
             &[
-                "Injected (UTC)",
+                "Run started (UTC)",
                 "Target",
                 "Scenario",
                 "Time to detect",
@@ -399,9 +414,8 @@ fn tests_section(state: &DashboardState) -> String {
             &rows,
         )
     };
-    let simulated = state.tests.iter().any(|e| e.target.contains("simulator"));
-    let note = if simulated {
-        "<p class=\"muted\">Tests run on the deterministic simulator: their times are simulated time mapped onto the wall-clock time of the run, not when anything happened in production; the durations (time to detect, time to recover) are exact for the seed.</p>"
+    let note = if state.tests.iter().any(|t| t.simulated) {
+        "<p class=\"muted\">Tests marked <span class=\"pill sim\">simulator</span> ran on the deterministic simulator, not on the production cluster: their times to detect and to recover are simulated seconds from the injection (exact for the seed), and only the start of the run is a real time.</p>"
     } else {
         ""
     };
@@ -410,155 +424,39 @@ fn tests_section(state: &DashboardState) -> String {
     )
 }
 
+fn test_cells(t: &TestRow) -> Vec<String> {
+    let verdict = if t.passed {
+        "<span class=\"ok\">passed</span>"
+    } else {
+        "<span class=\"bad\">failed</span>"
+    };
+    let unit = if t.simulated { " s simulated" } else { " s" };
+    let seconds = |s: Option<f64>| s.map(|s| format!("{s:.1}{unit}")).unwrap_or("-".into());
+    let target = if t.simulated {
+        format!(
+            "<span class=\"pill sim\">simulator</span> {}",
+            escape(&t.target)
+        )
+    } else {
+        escape(&t.target)
+    };
+    vec![
+        escape(&t.started_at),
+        target,
+        escape(&t.scenario),
+        seconds(t.time_to_detect_seconds),
+        seconds(t.time_to_recover_seconds),
+        format!(
+            "{} / {} / {}",
+            t.transactions_submitted, t.transactions_committed, t.transactions_lost
+        ),
+        verdict.to_string(),
+    ]
+}
+
 /// Render the page for a state directory at `now`.
 pub fn render_dir(dir: &Path, now: DateTime<Utc>) -> Result<(String, DashboardState), StateError> {
     let engine = Engine::open(dir)?;
     let state = collect(&engine, now);
     Ok((render(&state, &engine), state))
-}
-
-/// Most connections served at once; more are answered 503.
-pub const CONNECTIONS_MAX: usize = 64;
-
-/// A running dashboard server.
-pub struct Server {
-    pub addr: SocketAddr,
-    stop: Arc<AtomicBool>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Server {
-    /// Bind `addr` (port 0 picks a free port) and serve `dir` on a background thread.
-    pub fn start(dir: &Path, addr: &str) -> std::io::Result<Server> {
-        let listener = TcpListener::bind(addr)?;
-        let local = listener.local_addr()?;
-        let stop = Arc::new(AtomicBool::new(false));
-        let flag = stop.clone();
-        let dir: PathBuf = dir.to_path_buf();
-        let thread = std::thread::Builder::new()
-            .name("dora-dashboard".into())
-            .spawn(move || {
-                let open = Arc::new(AtomicUsize::new(0));
-                for stream in listener.incoming() {
-                    if flag.load(Ordering::SeqCst) {
-                        break;
-                    }
-                    let Ok(mut stream) = stream else { continue };
-                    // One thread per connection, bounded: an idle client holds only its own
-                    // thread (until the I/O timeout), never the others'.
-                    if open.fetch_add(1, Ordering::SeqCst) >= CONNECTIONS_MAX {
-                        open.fetch_sub(1, Ordering::SeqCst);
-                        let _ = respond(
-                            &mut stream,
-                            "503 Service Unavailable",
-                            "text/plain",
-                            b"busy\n",
-                        );
-                        continue;
-                    }
-                    let (dir, counter) = (dir.clone(), open.clone());
-                    let spawned = std::thread::Builder::new()
-                        .name("dora-dashboard-conn".into())
-                        .spawn(move || {
-                            let _ = handle(stream, &dir);
-                            counter.fetch_sub(1, Ordering::SeqCst);
-                        });
-                    if spawned.is_err() {
-                        open.fetch_sub(1, Ordering::SeqCst);
-                    }
-                }
-            })?;
-        Ok(Server {
-            addr: local,
-            stop,
-            thread: Some(thread),
-        })
-    }
-
-    /// Block until the server thread ends (it runs until stopped).
-    pub fn wait(mut self) {
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-
-    pub fn stop(mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        let _ = TcpStream::connect(self.addr);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
-fn handle(stream: TcpStream, dir: &Path) -> std::io::Result<()> {
-    let timeout = Some(std::time::Duration::from_secs(IO_TIMEOUT_SECONDS));
-    stream.set_read_timeout(timeout)?;
-    stream.set_write_timeout(timeout)?;
-    let mut reader = BufReader::new(stream.try_clone()?.take(REQUEST_HEAD_BYTES_MAX));
-    let mut request_line = String::new();
-    reader.read_line(&mut request_line)?;
-    loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line)? == 0 || line == "\r\n" || line == "\n" {
-            break;
-        }
-    }
-    let mut parts = request_line.split_whitespace();
-    let method = parts.next().unwrap_or("");
-    let path = parts.next().unwrap_or("");
-    let mut stream = stream;
-    if method != "GET" {
-        return respond(
-            &mut stream,
-            "405 Method Not Allowed",
-            "text/plain",
-            b"only GET\n",
-        );
-    }
-    match path {
-        "/" | "/index.html" => match render_dir(dir, Utc::now()) {
-            Ok((html, _)) => respond(
-                &mut stream,
-                "200 OK",
-                "text/html; charset=utf-8",
-                html.as_bytes(),
-            ),
-            Err(e) => respond(
-                &mut stream,
-                "500 Internal Server Error",
-                "text/plain",
-                format!("{e}\n").as_bytes(),
-            ),
-        },
-        "/api/state" => match render_dir(dir, Utc::now()) {
-            Ok((_, state)) => {
-                let json = serde_json::to_vec_pretty(&state).unwrap_or_default();
-                respond(&mut stream, "200 OK", "application/json", &json)
-            }
-            Err(e) => respond(
-                &mut stream,
-                "500 Internal Server Error",
-                "text/plain",
-                format!("{e}\n").as_bytes(),
-            ),
-        },
-        "/healthz" => respond(&mut stream, "200 OK", "text/plain", b"ok\n"),
-        _ => respond(&mut stream, "404 Not Found", "text/plain", b"not found\n"),
-    }
-}
-
-fn respond(
-    stream: &mut TcpStream,
-    status: &str,
-    content_type: &str,
-    body: &[u8],
-) -> std::io::Result<()> {
-    let head = format!(
-        "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n",
-        body.len()
-    );
-    stream.write_all(head.as_bytes())?;
-    stream.write_all(body)?;
-    stream.flush()
 }

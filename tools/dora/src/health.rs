@@ -177,20 +177,23 @@ impl HealthEvent {
     }
 }
 
-fn schema() -> serde_json::Value {
-    serde_json::from_str(HEALTH_EVENT_SCHEMA).expect("shipped schema is valid JSON")
+static SCHEMA: crate::schema::Shipped = crate::schema::Shipped::new(HEALTH_EVENT_SCHEMA);
+
+/// The first violation of the shipped schema, as the error naming the field.
+fn check_schema(value: &serde_json::Value, line: usize) -> Result<(), HealthError> {
+    match SCHEMA.get()?.violations(value).into_iter().next() {
+        None => Ok(()),
+        Some(v) => Err(HealthError::Invalid {
+            line,
+            field: v.path.trim_start_matches('/').to_string(),
+            reason: v.message,
+        }),
+    }
 }
 
 /// Check one event (as JSON) against the shipped schema and parse it.
 pub fn parse_event(value: &serde_json::Value, line: usize) -> Result<HealthEvent, HealthError> {
-    let violations = crate::schema::validate(&schema(), value)?;
-    if let Some(v) = violations.first() {
-        return Err(HealthError::Invalid {
-            line,
-            field: v.path.trim_start_matches('/').to_string(),
-            reason: v.message.clone(),
-        });
-    }
+    check_schema(value, line)?;
     serde_json::from_value(value.clone()).map_err(|e| HealthError::Json {
         line,
         reason: e.to_string(),
@@ -199,7 +202,6 @@ pub fn parse_event(value: &serde_json::Value, line: usize) -> Result<HealthEvent
 
 /// Parse a JSON Lines stream of events (blank lines ignored), bounded in size and count.
 pub fn parse_stream(text: &str) -> Result<Vec<HealthEvent>, HealthError> {
-    let schema = schema();
     let mut events = Vec::new();
     for (i, line) in text.lines().enumerate() {
         let line_no = i + 1;
@@ -217,14 +219,7 @@ pub fn parse_stream(text: &str) -> Result<Vec<HealthEvent>, HealthError> {
                 line: line_no,
                 reason: e.to_string(),
             })?;
-        let violations = crate::schema::validate(&schema, &value)?;
-        if let Some(v) = violations.first() {
-            return Err(HealthError::Invalid {
-                line: line_no,
-                field: v.path.trim_start_matches('/').to_string(),
-                reason: v.message.clone(),
-            });
-        }
+        check_schema(&value, line_no)?;
         let event: HealthEvent = serde_json::from_value(value).map_err(|e| HealthError::Json {
             line: line_no,
             reason: e.to_string(),

@@ -22,7 +22,7 @@ header{background:#12233f;color:#fff;padding:14px 28px}header h1{margin:0;font-s
 main{padding:18px 28px;max-width:1300px}section{background:#fff;border:1px solid #d9dee7;border-radius:8px;padding:14px 18px;margin-bottom:18px}\
 h2{font-size:17px;margin:0 0 10px}table{border-collapse:collapse;width:100%;font-size:13px}th,td{text-align:left;padding:6px 8px;border-bottom:1px solid #e5e8ee;vertical-align:top}\
 th{background:#eef1f6;font-weight:600}.ok{color:#0a7a33;font-weight:600}.warn{color:#a35d00;font-weight:600}.bad{color:#b3161b;font-weight:700}\
-.pill{display:inline-block;padding:1px 8px;border-radius:10px;font-size:12px;font-weight:600}.pill.major{background:#fde2e2;color:#9b1116}.pill.minor{background:#e4f2e8;color:#17622f}\
+.pill{display:inline-block;padding:1px 8px;border-radius:10px;font-size:12px;font-weight:600}.pill.major{background:#fde2e2;color:#9b1116}.pill.minor{background:#e4f2e8;color:#17622f}.pill.sim{background:#e7ecf7;color:#27407a}\
 .muted{color:#687386;font-size:12px}code{font-size:12px}";
 
 /// A whole page.

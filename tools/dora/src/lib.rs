@@ -24,7 +24,9 @@
 //! - [`resilience`]: resilience tests (DORA Art. 24-27) through the [`resilience::ResilienceTarget`]
 //!   trait, evidence records, yearly plan and TLPT record.
 //! - [`audit`]: the hash-chained, signed audit trail.
-//! - [`dashboard`]: the HTML dashboard and its small HTTP server.
+//! - [`dashboard`]: the HTML dashboard page and its data.
+//! - [`server`]: the dashboard's HTTP server (control plane: limits, timeouts, bearer token).
+//! - [`token`]: the bearer token of state-changing dashboard requests.
 //! - [`state`]: the engine's state directory.
 //! - [`threat`]: significant cyber threats (Art. 10 of 2024/1772).
 //! - [`identifiers`]: LEI (ISO 17442) and country code (ISO 3166-1) checks.
@@ -47,8 +49,10 @@ pub mod register;
 pub mod report;
 pub mod resilience;
 pub mod schema;
+pub mod server;
 pub mod state;
 pub mod threat;
+pub mod token;
 pub mod xbrl_csv;
 
 /// Largest input file the engine reads (incident JSON, event files, configuration).

@@ -8,6 +8,8 @@
 //! - `incidents.json`: the incident tracker
 //! - `tests/*.json`: resilience-test evidence records
 //! - `audit/`: the audit trail (`ccbft dora audit verify STATE/audit`)
+//! - `keys/dashboard.token`: the dashboard's bearer token (created by [`Engine::init`], mode
+//!   0600; [`crate::token`])
 //! - `keys/audit-hybrid.key`: the audit signing key, BLS12-381 + ML-DSA-65 (created on first
 //!   use, mode 0600). A state directory whose log was created with Ed25519 (`audit/audit.pub`
 //!   says `ed25519`) keeps `keys/audit-ed25519.key` for that log.
@@ -179,6 +181,8 @@ impl Engine {
         let engine = Engine::open(dir)?;
         engine.save_config()?;
         engine.save()?;
+        let token = dir.join(crate::token::TOKEN_FILE);
+        crate::token::create(&token).map_err(|e| io(&token, e))?;
         Ok(engine)
     }
 

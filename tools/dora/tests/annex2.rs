@@ -1,5 +1,6 @@
 //! Table tests of the Annex II stage and condition rules on real generated reports, each
-//! verdict checked with the engine's checker and with the `jsonschema` crate.
+//! verdict of the engine's report check (schema, field mapping, LEI check digits)
+//! cross-checked with a plain `jsonschema` validator of the shipped schema.
 
 mod common;
 use ccbft_dora::annex2::{self, Kind, Mandatory, When, FIELDS, RULES};
@@ -114,7 +115,7 @@ fn standard_validator() -> jsonschema::Validator {
         .unwrap()
 }
 
-/// Our verdict, cross-checked with the standard validator.
+/// The engine's verdict, cross-checked with a plain validator.
 fn verdict(v: &jsonschema::Validator, json: &Value) -> Result<(), ReportError> {
     let ours = check_value(json.clone()).map(|_| ());
     let theirs = v.is_valid(json);

@@ -113,6 +113,54 @@ fn server_serves_page_and_state() {
     server.stop();
 }
 
+/// An evidence record of a latency spike observed on `target`, injected at minute 300.
+fn latency_evidence(target: &str) -> ccbft_dora::resilience::Evidence {
+    let injection = ccbft_dora::resilience::Injection {
+        scenario: ccbft_dora::resilience::Scenario::LatencySpike { extra_ms: 200 },
+        description: format!("add 200 ms to every inter-domain link of {target}"),
+        injected_at: at(300),
+    };
+    let observation = ccbft_dora::resilience::Observation {
+        transactions_submitted: 500,
+        transactions_committed: 500,
+        transactions_lost: 0,
+        health_events: vec![event("l1", 301, EventKind::SlaBreach, None, None)],
+        injected_events: vec![],
+        healed_at: Some(at(305)),
+        recovered_at: Some(at(306)),
+        observed_until: at(310),
+    };
+    ccbft_dora::resilience::evidence_from(target.into(), injection, observation)
+}
+
+/// A test on the simulator says so, and its simulated detection and recovery are given as
+/// simulated seconds, never as UTC times; a live test keeps its UTC times.
+#[test]
+fn simulated_tests_are_marked_and_show_no_simulated_utc_times() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::init(&dir.path().join("state")).unwrap();
+    let simulated = "deterministic simulator, seed 7, cluster \"three-clouds\"";
+    engine.record_test(&latency_evidence(simulated)).unwrap();
+    engine
+        .record_test(&latency_evidence("live cluster three-clouds"))
+        .unwrap();
+    let (html, state) = ccbft_dora::dashboard::render_dir(&engine.dir, at(400)).unwrap();
+    let rows = &state.tests;
+    let sim = rows.iter().find(|t| t.target == simulated).unwrap();
+    let live = rows.iter().find(|t| t.target != simulated).unwrap();
+    assert!(sim.simulated && !live.simulated);
+    assert_eq!(sim.detected_at, None, "no simulated time given as UTC");
+    assert_eq!(sim.recovered_at, None);
+    assert_eq!(sim.time_to_detect_seconds, Some(60.0));
+    assert_eq!(live.detected_at.as_deref(), Some("2026-03-03T13:01:00Z"));
+    let json = serde_json::to_value(&state).unwrap();
+    assert_eq!(json["tests"].as_array().unwrap().len(), 2);
+    assert!(html.contains("<span class=\"pill sim\">simulator</span>"));
+    assert!(html.contains("60.0 s simulated") && html.contains("360.0 s simulated"));
+    assert!(html.contains("ran on the deterministic simulator, not on the production cluster"));
+    assert!(html.contains("Run started (UTC)"));
+}
+
 fn find_chromium() -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
     for dir in std::env::split_paths(&path) {

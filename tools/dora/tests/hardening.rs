@@ -322,9 +322,10 @@ fn an_idle_connection_does_not_stall_the_dashboard() {
     // A client that connects and sends nothing.
     let _idle = TcpStream::connect(server.addr).unwrap();
     let mut s = TcpStream::connect(server.addr).unwrap();
-    // Well under the server's I/O timeout, which is how long the idle client could hold a
-    // server that serves one connection at a time.
-    let bound = std::time::Duration::from_secs(ccbft_dora::dashboard::IO_TIMEOUT_SECONDS / 2);
+    // Well under the server's header timeout, which is how long the idle client could hold
+    // a server that serves one connection at a time.
+    let header_timeout = ccbft_dora::dashboard::ServerConfig::default().header_read_timeout;
+    let bound = header_timeout / 2;
     s.set_read_timeout(Some(bound)).unwrap();
     write!(s, "GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n").unwrap();
     let mut out = String::new();
@@ -344,5 +345,6 @@ fn the_dashboard_says_a_test_ran_on_the_simulator() {
     e.record_test(&evidence).unwrap();
     let (html, _) = ccbft_dora::dashboard::render_dir(dir.path(), at(20)).unwrap();
     assert!(html.contains("deterministic simulator, seed 7"));
-    assert!(html.contains("simulated time mapped onto the wall-clock time"));
+    assert!(html.contains("ran on the deterministic simulator, not on the production cluster"));
+    assert!(html.contains("<span class=\"pill sim\">simulator</span>"));
 }
