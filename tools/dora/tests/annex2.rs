@@ -398,3 +398,24 @@ fn field_catalogue_matches_the_stage_legend() {
     assert!(!annex2::mandatory_in("initial_notification").contains(&"3.2"));
     assert!(annex2::mandatory_in("final_report").contains(&"3.2"));
 }
+
+/// Art. 3 and 4 of Delegated Regulation (EU) 2025/301 (the content of the intermediate and
+/// final reports, which Art. 1 of 2025/302 makes the fields each stage completes): an item
+/// required outright is a field mandatory from that stage, an item required only "where
+/// applicable" a conditional one.
+#[test]
+fn section_3_and_4_stages_follow_articles_3_and_4_of_2025_301() {
+    let stage_rule = |no: &str| annex2::field(no).unwrap().mandatory;
+    // Art. 3(b), (e), (g)-(k).
+    for no in ["3.2", "3.23", "3.27", "3.28", "3.30", "3.31", "3.33"] {
+        assert_eq!(stage_rule(no), Mandatory::IntermediatePlus, "{no}");
+    }
+    // Art. 4(a)-(c), (e).
+    for no in ["4.1", "4.2", "4.5", "4.6", "4.7", "4.8", "4.13", "4.14"] {
+        assert_eq!(stage_rule(no), Mandatory::Final, "{no}");
+    }
+    // Art. 3(a), (c), (f), (l) and Art. 4(d), (f): "where applicable".
+    for no in ["3.1", "3.3", "3.25", "3.35", "4.10", "4.11", "4.15", "4.16"] {
+        assert!(matches!(stage_rule(no), Mandatory::Conditional(_)), "{no}");
+    }
+}
