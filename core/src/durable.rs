@@ -6,6 +6,10 @@
 //! `Input::Durable { upto }`. A `Send` names the last record it depends on (`after`): the host
 //! must not release it before that record is durable, so no vote leaves that a crash could
 //! make the replica forget (raft-rs `persisted_messages`).
+//!
+//! The log stays bounded: every stable checkpoint record carries the replica's state at it,
+//! and [`compact`] rewrites a log to start there, so a restart replays one checkpoint
+//! interval, not the replica's whole history.
 
 use crate::checkpoint::CheckpointCert;
 use crate::crypto::Digest;
@@ -32,8 +36,9 @@ pub enum Record {
     Local { lane: Lane, record: LocalRecord },
     /// A committed batch held in the batch store, with its LC.
     Batch { lc: LocalCert, payload: Payload },
-    /// A stable checkpoint: durable before anything below it is truncated or served.
-    StableCheckpoint(CheckpointCert),
+    /// A stable checkpoint with our state at it: durable before anything below it is
+    /// truncated or served. A compacted log starts from the last one ([`compact`]).
+    StableCheckpoint(CheckpointState),
     /// A snapshot installed by state transfer (the host stores the bytes as the new base).
     SnapshotInstalled {
         checkpoint: CheckpointCert,
@@ -42,6 +47,17 @@ pub enum Record {
         block: Arc<Block>,
         lane_certs: Vec<LocalCert>,
     },
+}
+
+/// A replica's state at a stable checkpoint of its own: the certificate, the snapshot it
+/// certifies (ledger and reputation), the certified block and the LCs of its cut. The host
+/// may store the snapshot bytes beside the log rather than in it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckpointState {
+    pub cert: CheckpointCert,
+    pub snapshot: Arc<Vec<u8>>,
+    pub block: Arc<Block>,
+    pub lane_certs: Vec<LocalCert>,
 }
 
 /// The facts of one PBFT lane (Castro-Liskov 4.2, 4.4): what was accepted and sent, per
@@ -109,6 +125,80 @@ impl Record {
             Record::Batch { .. } => "batch",
             Record::StableCheckpoint(_) => "stable-checkpoint",
             Record::SnapshotInstalled { .. } => "snapshot-installed",
+        }
+    }
+}
+
+/// Compact a log at its last certified state (our stable checkpoint, or an installed
+/// snapshot) so that restore replays from there: that record first, then of the records
+/// before it only what the state does not already cover, then every record after it
+/// unchanged. `Replica::restore` from the result rebuilds the same durable state as from
+/// `records`; the host replaces the records it compacted by the result, atomically.
+///
+/// Dropped from before the base: blocks at or below its height, batches and lane slots at or
+/// below its cut, earlier bases and checkpoints, and every safety, view and new-view record
+/// but the last (each is the full state of its kind, and never lowers it).
+pub fn compact(records: &[Record], shards: u32) -> Vec<Record> {
+    let Some(base) = records.iter().rposition(Record::is_base) else {
+        return records.to_vec();
+    };
+    let (height, cut) = records[base].base_position().expect("a base record");
+    let lane_cut = |lane: &Lane| {
+        let index = lane.domain as usize * shards as usize + lane.shard as usize;
+        cut.get(index).copied().unwrap_or(0)
+    };
+    // Records that hold the whole state of their kind (per lane): only the last counts.
+    let mut last = std::collections::BTreeMap::new();
+    for (index, record) in records[..base].iter().enumerate() {
+        if let Some(key) = whole_state_key(record) {
+            last.insert(key, index);
+        }
+    }
+    let mut kept = vec![records[base].clone()];
+    for (index, record) in records[..base].iter().enumerate() {
+        let keep = match record {
+            _ if whole_state_key(record).is_some() => {
+                whole_state_key(record).and_then(|key| last.get(&key)) == Some(&index)
+            }
+            Record::GlobalCommitted(block) => block.height > height,
+            Record::Batch { lc, .. } => lc.seq > lane_cut(&lc.lane),
+            Record::Local { lane, record } => record.seq().is_some_and(|seq| seq > lane_cut(lane)),
+            Record::GlobalSafety { .. }
+            | Record::StableCheckpoint(_)
+            | Record::SnapshotInstalled { .. } => false,
+        };
+        if keep {
+            kept.push(record.clone());
+        }
+    }
+    kept.extend_from_slice(&records[base + 1..]);
+    kept
+}
+
+/// For a record that holds the whole state of its kind (the global safety state, a lane's
+/// view, a lane's installed new-view): its kind and lane.
+fn whole_state_key(record: &Record) -> Option<(u8, Option<Lane>)> {
+    match record {
+        Record::GlobalSafety { .. } => Some((record.wire_kind(), None)),
+        Record::Local { lane, record: fact } if fact.seq().is_none() => {
+            Some((record.wire_kind(), Some(*lane)))
+        }
+        _ => None,
+    }
+}
+
+impl Record {
+    /// A record a compacted log can start from.
+    pub fn is_base(&self) -> bool {
+        self.base_position().is_some()
+    }
+
+    /// Height and cut of a certified state record.
+    fn base_position(&self) -> Option<(u64, &[Seq])> {
+        match self {
+            Record::StableCheckpoint(state) => Some((state.block.height, &state.block.cut)),
+            Record::SnapshotInstalled { block, .. } => Some((block.height, &block.cut)),
+            _ => None,
         }
     }
 }
@@ -246,18 +336,13 @@ impl Record {
                 lc.encode(out);
                 encode_payload(payload, out);
             }
-            Record::StableCheckpoint(cert) => cert.encode(out),
+            Record::StableCheckpoint(state) => state.encode(out),
             Record::SnapshotInstalled {
                 checkpoint,
                 snapshot,
                 block,
                 lane_certs,
-            } => {
-                checkpoint.encode(out);
-                put_bytes(out, "snapshot bytes", snapshot, SNAPSHOT_BYTES_MAX);
-                block.encode(out);
-                put_vec(out, "snapshot lane certs", lane_certs, LANES_MAX);
-            }
+            } => encode_certified_state(checkpoint, snapshot, block, lane_certs, out),
         }
     }
 
@@ -277,13 +362,21 @@ impl Record {
                 lc: LocalCert::decode(reader)?,
                 payload: decode_payload(reader)?,
             },
-            KIND_STABLE_CHECKPOINT => Record::StableCheckpoint(CheckpointCert::decode(reader)?),
-            KIND_SNAPSHOT_INSTALLED => Record::SnapshotInstalled {
-                checkpoint: CheckpointCert::decode(reader)?,
-                snapshot: Arc::new(reader.bytes("snapshot bytes", SNAPSHOT_BYTES_MAX)?.to_vec()),
-                block: Arc::decode(reader)?,
-                lane_certs: reader.vec("snapshot lane certs", LANES_MAX)?,
-            },
+            KIND_STABLE_CHECKPOINT => Record::StableCheckpoint(CheckpointState::decode(reader)?),
+            KIND_SNAPSHOT_INSTALLED => {
+                let CheckpointState {
+                    cert,
+                    snapshot,
+                    block,
+                    lane_certs,
+                } = CheckpointState::decode(reader)?;
+                Record::SnapshotInstalled {
+                    checkpoint: cert,
+                    snapshot,
+                    block,
+                    lane_certs,
+                }
+            }
             tag => {
                 return Err(WireError::UnknownTag {
                     what: "record kind",
@@ -304,5 +397,41 @@ impl Wire for Record {
     fn decode(reader: &mut Reader<'_>) -> Result<Self, WireError> {
         let kind = reader.u8("record kind")?;
         Record::decode_body(kind, reader)
+    }
+}
+
+/// A certified state (our checkpoint, or a snapshot installed by transfer): certificate,
+/// snapshot bytes, block, lane certificates.
+fn encode_certified_state(
+    cert: &CheckpointCert,
+    snapshot: &[u8],
+    block: &Block,
+    lane_certs: &[LocalCert],
+    out: &mut Vec<u8>,
+) {
+    cert.encode(out);
+    put_bytes(out, "snapshot bytes", snapshot, SNAPSHOT_BYTES_MAX);
+    block.encode(out);
+    put_vec(out, "snapshot lane certs", lane_certs, LANES_MAX);
+}
+
+impl Wire for CheckpointState {
+    fn encode(&self, out: &mut Vec<u8>) {
+        encode_certified_state(
+            &self.cert,
+            &self.snapshot,
+            &self.block,
+            &self.lane_certs,
+            out,
+        );
+    }
+
+    fn decode(reader: &mut Reader<'_>) -> Result<Self, WireError> {
+        Ok(CheckpointState {
+            cert: CheckpointCert::decode(reader)?,
+            snapshot: Arc::new(reader.bytes("snapshot bytes", SNAPSHOT_BYTES_MAX)?.to_vec()),
+            block: Arc::decode(reader)?,
+            lane_certs: reader.vec("snapshot lane certs", LANES_MAX)?,
+        })
     }
 }

@@ -328,10 +328,18 @@ impl Replica {
 
     /// Rebuild a replica from the records it persisted, and nothing else: the safety state
     /// and lanes from their records, the ledger and leader reputation by executing the
-    /// committed blocks again (from the installed snapshot, if any). What was not durable
-    /// (votes of others, queues, timers, pending verifications) is gone.
-    pub fn restore(config: ReplicaConfig, signer: &dyn Signer, records: &[Record]) -> Replica {
-        Replica::restore_with_bugs(config, signer, PlantedBugs::none(), records)
+    /// committed blocks again (from the installed snapshot or the stable checkpoint a
+    /// compacted log starts with, if any). What was not durable (votes of others, queues,
+    /// timers, pending verifications) is gone. `last` is the number of the last record
+    /// persisted: `records.len()` for a whole log, more for one compacted by
+    /// [`crate::durable::compact`]; the next record is numbered `last + 1`.
+    pub fn restore(
+        config: ReplicaConfig,
+        signer: &dyn Signer,
+        records: &[Record],
+        last: RecordSeq,
+    ) -> Replica {
+        Replica::restore_with_bugs(config, signer, PlantedBugs::none(), records, last)
     }
 
     pub(crate) fn restore_with_bugs(
@@ -339,7 +347,12 @@ impl Replica {
         signer: &dyn Signer,
         bugs: PlantedBugs,
         records: &[Record],
+        last: RecordSeq,
     ) -> Replica {
+        assert!(
+            records.len() as RecordSeq <= last,
+            "compaction only drops records"
+        );
         let mut replica = Replica::with_bugs(config, signer, bugs);
         let mut discarded = Vec::new();
         for record in records {
@@ -348,8 +361,8 @@ impl Replica {
         }
         replica.shards.iter_mut().for_each(LocalShard::restored);
         replica.global.restored();
-        replica.last_record = records.len() as RecordSeq;
-        replica.durable_upto = replica.last_record;
+        replica.last_record = last;
+        replica.durable_upto = last;
         replica
     }
 
@@ -377,7 +390,9 @@ impl Replica {
                 self.shards[lane.shard as usize].replay(record, signer)
             }
             Record::Batch { lc, payload } => self.on_batch(lc, payload, signer, actions),
-            Record::StableCheckpoint(cert) => self.on_stable_checkpoint(cert, signer, actions),
+            Record::StableCheckpoint(state) => {
+                self.replay_stable_checkpoint(state, signer, actions)
+            }
             Record::SnapshotInstalled {
                 checkpoint,
                 snapshot,

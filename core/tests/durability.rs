@@ -78,4 +78,41 @@ fn restore_from_any_durable_prefix_rebuilds_the_live_durable_state() {
     assert_clean(&reports);
     let audited: u64 = reports.iter().map(|r| r.audited_restores).sum();
     assert!(audited > 100, "only {audited} prefixes audited");
+    let compactions: u64 = reports.iter().map(|r| r.compactions).sum();
+    assert!(
+        compactions > 0,
+        "some audited prefixes start from a compacted checkpoint"
+    );
+}
+
+/// Logs are compacted at every durable stable checkpoint, so what a restart replays is
+/// bounded by the checkpoint interval, not by how long the replica has run. Without
+/// compaction a disk holds every record its replica appended; here a run with many
+/// checkpoints holds under half of them at its peak.
+#[test]
+fn restores_replay_from_the_last_stable_checkpoint() {
+    let options = SimOptions {
+        fault_ms: 3_000,
+        ..crashing(4, 1)
+    };
+    let reports = run_seeds(900, 4, &options, Until::AllSeeds);
+    assert_clean(&reports);
+    let mut long_runs = 0;
+    for report in &reports {
+        let (held, appended) = (report.log_records_max as u64, report.log_records_appended);
+        let seed = report.seed;
+        assert!(report.compactions > 0, "seed {seed}: no compaction");
+        assert!(
+            held < appended,
+            "seed {seed}: {held} of {appended} records held"
+        );
+        if report.compactions >= 20 {
+            long_runs += 1;
+            assert!(
+                held * 2 < appended,
+                "seed {seed}: a disk held {held} of the {appended} records its replica appended"
+            );
+        }
+    }
+    assert!(long_runs >= 2, "runs with many checkpoints: {long_runs}");
 }

@@ -18,7 +18,7 @@ use crate::checkpoint::{
     CheckpointVotes, ChunkedSnapshot, SnapshotChunk, VoteOutcome,
 };
 use crate::crypto::Signer;
-use crate::durable::Record;
+use crate::durable::{CheckpointState, Record};
 use crate::evidence::Evidence;
 use crate::ledger::Ledger;
 use crate::messages::{Block, GlobalMessage, LocalCert, Message, QuorumCert, Seq};
@@ -234,7 +234,7 @@ impl Replica {
                 return;
             }
             let own = own.clone();
-            self.stabilise(cert, Some(own), actions);
+            self.stabilise(cert, own, actions);
             return;
         }
         if height <= self.executed_height {
@@ -261,20 +261,22 @@ impl Replica {
         }
     }
 
-    /// Persist the certificate, then truncate below the previous stable checkpoint.
-    fn stabilise(
-        &mut self,
-        cert: CheckpointCert,
-        own: Option<OwnCheckpoint>,
-        actions: &mut Vec<Action>,
-    ) {
+    /// Persist the certificate with our state at it (a compacted log starts there), then
+    /// truncate below the previous stable checkpoint.
+    fn stabilise(&mut self, cert: CheckpointCert, own: OwnCheckpoint, actions: &mut Vec<Action>) {
         let height = cert.id.height;
         assert!(
             height <= self.executed_height,
             "stable only what we executed"
         );
-        actions.push(Action::persist(Record::StableCheckpoint(cert.clone())));
-        let previous = self.ckpt.stable.replace((cert, own));
+        assert_eq!(own.id, cert.id, "the certificate is of our own state");
+        actions.push(Action::persist(Record::StableCheckpoint(CheckpointState {
+            cert: cert.clone(),
+            snapshot: own.snapshot.bytes.clone(),
+            block: own.block.clone(),
+            lane_certs: own.lane_certs.clone(),
+        })));
+        let previous = self.ckpt.stable.replace((cert, Some(own)));
         self.ckpt.own.retain(|&h, _| h > height);
         if let Some((_, Some(previous))) = previous {
             self.truncate(previous.id.height, &previous.block.cut);
@@ -506,6 +508,27 @@ impl Replica {
         schedule.restore_reputation(reputation)?;
         let ledger = Ledger::from_snapshot(ledger).ok()?;
         Some((ledger, reputation.to_vec()))
+    }
+
+    /// Restore: a stable checkpoint of ours. In a whole log, execution has replayed up to it
+    /// already; a compacted log starts with it, and its state is installed.
+    pub(super) fn replay_stable_checkpoint(
+        &mut self,
+        state: CheckpointState,
+        signer: &dyn Signer,
+        actions: &mut Vec<Action>,
+    ) {
+        if state.block.height <= self.executed_height {
+            self.on_stable_checkpoint(state.cert, signer, actions);
+        } else {
+            let CheckpointState {
+                cert,
+                snapshot,
+                block,
+                lane_certs,
+            } = state;
+            self.replay_snapshot_installed(cert, &snapshot, block, lane_certs, signer, actions);
+        }
     }
 
     /// Restore: install again the snapshot a state transfer installed before the restart.
@@ -753,8 +776,8 @@ mod tests {
             Message::StableCheckpoint(cert.clone()),
         );
         assert!(actions.iter().any(|a| matches!(a, Action::Persist {
-                record: Record::StableCheckpoint(c), ..
-            } if c == &cert)));
+                record: Record::StableCheckpoint(state), ..
+            } if state.cert == cert && state.cert.id == id)));
         assert_eq!(replica.stable_checkpoint(), Some(&cert));
         assert!(!replica.diverged());
     }

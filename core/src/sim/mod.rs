@@ -167,6 +167,12 @@ pub struct RunReport {
     pub torn_tails: u64,
     /// Restores checked against the live replica (with `audit_restores`).
     pub audited_restores: u64,
+    /// Logs compacted at a durable stable checkpoint, the most records one disk held (what a
+    /// restart replays: bounded by the checkpoint interval, not the run's length), and the
+    /// most records one replica appended in the run.
+    pub compactions: u64,
+    pub log_records_max: usize,
+    pub log_records_appended: u64,
 }
 
 /// Names of the bugs `--plant-bug` accepts, with what each breaks.
@@ -528,11 +534,10 @@ impl Sim {
             self.network.slow_extra_us = 100_000;
         }
         let crashes = options.crashes.unwrap_or_else(|| self.rng.chance(500));
-        let budget = self
-            .topology
-            .quorum()
-            .f
-            .saturating_sub(self.adversaries.len() as u32);
+        // Up to f honest replicas crash, however many are Byzantine: a replica restarted from
+        // its durable records is honest, so safety does not count it against f, and every
+        // crash ends before the heal, so liveness is judged with all of them back.
+        let budget = self.topology.quorum().f;
         if crashes && budget > 0 {
             let honest: Vec<ReplicaId> = (0..self.topology.n())
                 .filter(|&id| self.honest(id))
@@ -691,11 +696,13 @@ impl Sim {
     /// Restart a replica from the records its disk kept, and nothing else.
     fn restore(&mut self, id: ReplicaId) {
         let index = id as usize;
+        let disk = &self.disks[index];
         self.replicas[index] = Replica::restore_with_bugs(
             self.configs[index].clone(),
             &self.signers[index],
             self.bugs,
-            self.disks[index].records(),
+            &disk.log(),
+            disk.last(),
         );
         self.report.restores += 1;
         if !self.honest(id) {
@@ -706,7 +713,7 @@ impl Sim {
         let (forgotten, sent) = self
             .own_votes
             .forgotten_at_restart(id, |message| replica.remembers(message));
-        let records = self.disks[index].records().len();
+        let records = self.disks[index].held();
         self.trace_line(format!(
             "restore r{id} from {records} records: {sent} votes sent since the last restart, {} forgotten",
             forgotten.len()
@@ -729,6 +736,11 @@ impl Sim {
             return; // the replica crashed while this write was in flight
         }
         let (free, next) = disk.flushed(upto, &mut self.disk_rng);
+        if disk.compact_if_due(self.topology.shards) {
+            self.report.compactions += 1;
+        }
+        self.report.log_records_max = self.report.log_records_max.max(disk.held());
+        self.report.log_records_appended = self.report.log_records_appended.max(disk.last());
         self.schedule_flush(id, next);
         for held in free {
             self.send(id, held.to, held.message);
@@ -742,19 +754,18 @@ impl Sim {
     /// With every record durable, a restore from them has the live replica's durable state.
     fn audit_restore(&mut self, id: ReplicaId) {
         let index = id as usize;
-        let records = self.disks[index].records();
-        if !self.audit_restores
-            || !self.honest(id)
-            || self.disks[index].durable() != records.len() as u64
-        {
+        let disk = &self.disks[index];
+        if !self.audit_restores || !self.honest(id) || disk.durable() != disk.last() {
             return;
         }
         self.report.audited_restores += 1;
+        let records = disk.log();
         let restored = Replica::restore_with_bugs(
             self.configs[index].clone(),
             &self.signers[index],
             self.bugs,
-            records,
+            &records,
+            disk.last(),
         );
         let (live, copy) = (
             self.replicas[index].durable_state(),

@@ -7,7 +7,7 @@ use crate::checkpoint::{
     SNAPSHOT_CHUNK_BYTES,
 };
 use crate::crypto::{Bitmap, Certificate, Digest, Signature, SIGNATURE_BYTES_MAX};
-use crate::durable::LocalRecord;
+use crate::durable::{CheckpointState, LocalRecord};
 use crate::evidence::{Evidence, EVIDENCE_NESTING_MAX, EVIDENCE_PER_BLOCK_MAX};
 use crate::hotstuff::SYNC_BLOCKS_MAX;
 use crate::ledger::Transfer;
@@ -608,7 +608,21 @@ fn record_kinds(evidence: BoxedStrategy<Evidence>) -> Kinds<Record> {
         ),
         (
             "stable-checkpoint",
-            checkpoint_cert().prop_map(Record::StableCheckpoint).boxed(),
+            (
+                checkpoint_cert(),
+                vec(any::<u8>(), 0..128),
+                blocks.clone(),
+                vec(local_cert(), 0..3),
+            )
+                .prop_map(|(cert, snapshot, block, lane_certs)| {
+                    Record::StableCheckpoint(CheckpointState {
+                        cert,
+                        snapshot: Arc::new(snapshot),
+                        block,
+                        lane_certs,
+                    })
+                })
+                .boxed(),
         ),
         (
             "snapshot-installed",
