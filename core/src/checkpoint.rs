@@ -498,6 +498,9 @@ mod tests {
             keeper.add(vote, &keys.signer(0));
         }
         assert_eq!(keeper.len(), CHECKPOINT_VOTES_PER_PEER_MAX);
+        // Older than every vote the peer has here: it evicts none of them.
+        let older = CheckpointVote::new(id(8 * 500, 1), &keys.signer(3));
+        assert_eq!(keeper.add(older, &keys.signer(0)), VoteOutcome::Ignored);
         // Not a checkpoint height, and below the stable height: ignored.
         let odd = CheckpointVote::new(id(9, 1), &keys.signer(1));
         assert_eq!(keeper.add(odd, &keys.signer(0)), VoteOutcome::Ignored);

@@ -836,9 +836,8 @@ impl Global {
             from: self.config.me,
             signature,
         };
-        let to = self.vote_recipients(block.round);
-        let leader = self.schedule.leader(block.round + 1);
-        if !to.contains(&leader) {
+        let (to, via_aggregator) = self.vote_recipients(block.round);
+        if via_aggregator {
             let at = self.now + (self.timeout_ticks() / 2).max(1);
             self.direct_fallback = Some((message.clone(), at));
         }
@@ -856,16 +855,17 @@ impl Global {
     }
 
     /// Linear: to the next leader, through our domain's aggregator unless the leader is in
-    /// our domain. All-to-all: everyone.
-    fn vote_recipients(&self, round: Round) -> Vec<ReplicaId> {
+    /// our domain. All-to-all: everyone. True when the vote goes through the aggregator
+    /// (then it also goes direct if the round stalls).
+    fn vote_recipients(&self, round: Round) -> (Vec<ReplicaId>, bool) {
         if self.policy.current() == VotePattern::AllToAll {
-            return self.config.replicas.clone();
+            return (self.config.replicas.clone(), false);
         }
         let leader = self.schedule.leader(round + 1);
         if self.aggregator.is_member(leader) {
-            vec![leader]
+            (vec![leader], false)
         } else {
-            vec![self.aggregator.aggregator(round)]
+            (vec![self.aggregator.aggregator(round)], true)
         }
     }
 
@@ -1111,10 +1111,11 @@ impl Global {
                 None => {
                     // An ancestor is missing: fetch the chain below it; we retry on arrival.
                     let below = chain.last().expect("non-empty");
-                    let ask: Vec<ReplicaId> = [below.proposer, target.proposer]
+                    let mut ask: Vec<ReplicaId> = [below.proposer, target.proposer]
                         .into_iter()
                         .filter(|&r| r != self.config.me)
                         .collect();
+                    ask.dedup(); // one request per peer
                     out.push(GlobalOutput::Send {
                         to: ask,
                         message: GlobalMessage::BlockRequest {

@@ -312,3 +312,60 @@ fn junk_prepares_from_one_member_do_not_block_a_sequence() {
         assert_eq!(group.committed[id].len(), 1, "replica {id}");
     }
 }
+
+/// Mutation run finding: a prepare from outside the domain must not count. A backup holding
+/// the pre-prepare and its own prepare (2 of q = 3) is not prepared by two outsiders'
+/// prepares; one member's prepare prepares it (it then sends its commit).
+#[test]
+fn prepares_from_outside_the_domain_are_not_counted() {
+    let mut group = Group::new(4);
+    let mut out = Vec::new();
+    group.shards[0].on_client(transfer(1), &mut out);
+    for _ in 0..3 {
+        group.tick(&[0]);
+    }
+    let (view, seq, digest) = group
+        .queue
+        .iter()
+        .find_map(|(_, m)| match m {
+            LocalMessage::PrePrepare {
+                view, seq, digest, ..
+            } => Some((*view, *seq, *digest)),
+            _ => None,
+        })
+        .expect("the primary pre-prepared");
+    group.deliver(|to, _| to != 1);
+    let bytes = ccbft_core::messages::prepare_payload(LANE, view, seq, &digest);
+    let prepare = |group: &Group, from: ReplicaId| LocalMessage::Prepare {
+        lane: LANE,
+        view,
+        seq,
+        digest,
+        from,
+        signature: sign(group, 2, Tag::LocalPrepare, &bytes),
+    };
+    let commits_sent = |out: &[LocalOutput]| {
+        out.iter().any(|o| {
+            matches!(
+                o,
+                LocalOutput::Send {
+                    message: LocalMessage::Commit { .. },
+                    ..
+                }
+            )
+        })
+    };
+    for outsider in [4, 5] {
+        let mut out = Vec::new();
+        let message = prepare(&group, outsider);
+        group.shards[1].on_message(message, &group.signers[1], &mut out);
+        assert!(!commits_sent(&out), "prepared by outsider r{outsider}");
+    }
+    let mut out = Vec::new();
+    let message = prepare(&group, 2);
+    group.shards[1].on_message(message, &group.signers[1], &mut out);
+    assert!(
+        commits_sent(&out),
+        "a member's prepare completes the quorum"
+    );
+}

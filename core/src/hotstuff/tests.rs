@@ -630,3 +630,448 @@ fn evidence_too_deep_for_a_block_is_not_kept_for_proposals() {
         "the same offence, shallow, is kept"
     );
 }
+
+/// Mutation run finding: the shape rules of `well_formed` had no test of their own (a block
+/// skipping a height, a round not above its parent's, and each bound at and past its limit).
+#[test]
+fn a_block_follows_its_parent_and_stays_within_its_bounds() {
+    let c = cluster(4, 1, VotePattern::AllToAll);
+    let node = &c.nodes[0];
+    let genesis = node.committed.clone();
+    let block_of = |message: GlobalMessage| match message {
+        GlobalMessage::Proposal { block, .. } => (*block).clone(),
+        _ => unreachable!(),
+    };
+    let good = block_of(c.proposal(1, &genesis, node.high_qc.clone(), 0));
+    assert_eq!(node.well_formed(&good, &genesis), Ok(()));
+    let skips_a_height = Block {
+        height: genesis.height + 2,
+        ..good.clone()
+    };
+    assert!(node.well_formed(&skips_a_height, &genesis).is_err());
+    let same_round_as_parent = Block {
+        round: genesis.round,
+        ..good.clone()
+    };
+    assert!(node.well_formed(&same_round_as_parent, &genesis).is_err());
+
+    let most = BATCHES_PER_LANE_PER_BLOCK_MAX;
+    let full = block_of(c.proposal(1, &genesis, node.high_qc.clone(), most));
+    assert_eq!(
+        node.well_formed(&full, &genesis),
+        Ok(()),
+        "{most} batches of a lane"
+    );
+    let over = block_of(c.proposal(1, &genesis, node.high_qc.clone(), most + 1));
+    assert!(node.well_formed(&over, &genesis).is_err());
+
+    // Two proposals of one round by one leader: an equivocation that proves itself.
+    let second = c.proposal(1, &genesis, node.high_qc.clone(), 1);
+    let proof = Evidence::Equivocation {
+        offender: good.proposer,
+        first: Box::new(Message::Global(c.proposal(
+            1,
+            &genesis,
+            node.high_qc.clone(),
+            0,
+        ))),
+        second: Box::new(Message::Global(second)),
+    };
+    assert!(proof.proof().is_some());
+    let carrying = |pieces: usize| Block {
+        evidence: vec![proof.clone(); pieces],
+        ..good.clone()
+    };
+    let most = EVIDENCE_PER_BLOCK_MAX;
+    assert_eq!(node.well_formed(&carrying(most), &genesis), Ok(()));
+    assert!(node.well_formed(&carrying(most + 1), &genesis).is_err());
+}
+
+/// Mutation run finding: nothing in the rule tests saw a vote leave without its record.
+/// The safety state a vote raises is persisted before the vote is sent.
+#[test]
+fn a_vote_is_persisted_before_it_is_sent() {
+    let mut c = cluster(4, 1, VotePattern::AllToAll);
+    let genesis = c.nodes[0].committed.clone();
+    let voter = (c.nodes[0].schedule.leader(1) + 1) % 4;
+    let proposal = c.proposal(1, &genesis, c.nodes[0].high_qc.clone(), 0);
+    let mut out = Vec::new();
+    let node = voter as usize;
+    c.nodes[node].on_message(proposal, &c.signers[node], &mut out);
+    let persisted = out.iter().position(|o| {
+        matches!(
+            o,
+            GlobalOutput::Persist {
+                last_voted_round: 1,
+                ..
+            }
+        )
+    });
+    let sent = out.iter().position(|o| {
+        matches!(
+            o,
+            GlobalOutput::Send {
+                message: GlobalMessage::Vote { round: 1, .. },
+                ..
+            }
+        )
+    });
+    assert!(sent.is_some(), "the replica voted");
+    assert!(persisted.is_some_and(|p| Some(p) < sent), "{out:?}");
+}
+
+/// Mutation run finding: the direct fallback of the linear pattern (a vote sent through the
+/// domain's aggregator also goes straight to the next leader if no QC came) had no test of
+/// its target or its delay. It goes to the leader of the next round, after half a timeout.
+#[test]
+fn a_vote_through_an_aggregator_goes_direct_to_the_next_leader_after_half_a_timeout() {
+    let mut c = cluster(7, 3, VotePattern::Linear);
+    let genesis = c.nodes[0].committed.clone();
+    let next_leader = c.nodes[0].schedule.leader(2);
+    let voter = (0..7)
+        .find(|&r| {
+            let node = &c.nodes[r as usize];
+            r != next_leader && node.vote_recipients(1).1
+        })
+        .expect("a replica that votes through an aggregator");
+    let proposal = c.proposal(1, &genesis, c.nodes[0].high_qc.clone(), 0);
+    c.deliver(voter, proposal);
+    let direct = |c: &Cluster| {
+        c.sent.iter().any(|(from, to, m)| {
+            *from == voter && *to == next_leader && matches!(m, GlobalMessage::Vote { .. })
+        })
+    };
+    assert!(!direct(&c), "the first copy goes to the aggregator only");
+    let half = c.nodes[voter as usize].timeout_ticks() / 2;
+    let tick = |c: &mut Cluster| {
+        let mut out = Vec::new();
+        let node = voter as usize;
+        c.nodes[node].on_tick(&c.signers[node], &mut out);
+        c.absorb(voter, out);
+    };
+    for _ in 0..half - 1 {
+        tick(&mut c);
+    }
+    assert!(!direct(&c), "not before half a timeout");
+    for _ in 0..2 {
+        tick(&mut c);
+    }
+    assert!(direct(&c), "sent straight to the next leader");
+}
+
+/// Mutation run finding: a timeout vote must carry a QC that passes the door, or its claimed
+/// round would go into a TC. One vote with a QC of a single signer (a valid signature, but
+/// no quorum) does not complete a TC that two honest votes began; a third honest vote does.
+#[test]
+fn a_timeout_vote_with_a_sub_quorum_qc_is_not_counted() {
+    let mut c = cluster(4, 1, VotePattern::AllToAll);
+    let genesis_qc = c.nodes[0].high_qc.clone();
+    let timeout = |c: &Cluster, from: ReplicaId, high_qc: QuorumCert| {
+        let signature =
+            c.signers[from as usize].sign(Tag::Timeout, &timeout_payload(2, high_qc.round));
+        GlobalMessage::Timeout {
+            round: 2,
+            high_qc,
+            last_tc: None,
+            from,
+            signature,
+        }
+    };
+    let block = [9; 32];
+    let mut signers = Bitmap::default();
+    signers.insert(3);
+    let lone = c.signers[3].sign(Tag::GlobalVote, &vote_payload(1, &block));
+    let sub_quorum = QuorumCert {
+        round: 1,
+        block,
+        cert: Certificate {
+            signers,
+            aggregate: c.signers[3].aggregate(&[lone]),
+        },
+    };
+    for from in [1, 2] {
+        let message = timeout(&c, from, genesis_qc.clone());
+        c.deliver(0, message);
+    }
+    let message = timeout(&c, 3, sub_quorum);
+    c.deliver(0, message);
+    assert_eq!(c.nodes[0].round, 1, "two counted votes of q = 3: no TC");
+    let message = timeout(&c, 3, genesis_qc);
+    c.deliver(0, message);
+    assert!(c.nodes[0].round > 2, "the third honest vote forms TC(2)");
+}
+
+/// A QC of `block` signed by `signers`.
+fn qc_for(c: &Cluster, block: &Block, signers: &[ReplicaId]) -> QuorumCert {
+    let payload = vote_payload(block.round, &block.digest());
+    let signatures: Vec<Signature> = signers
+        .iter()
+        .map(|&s| c.signers[s as usize].sign(Tag::GlobalVote, &payload))
+        .collect();
+    let mut bitmap = Bitmap::default();
+    signers.iter().for_each(|&s| {
+        bitmap.insert(s);
+    });
+    QuorumCert {
+        round: block.round,
+        block: block.digest(),
+        cert: Certificate {
+            signers: bitmap,
+            aggregate: c.signers[0].aggregate(&signatures),
+        },
+    }
+}
+
+fn block_of(message: GlobalMessage) -> Block {
+    match message {
+        GlobalMessage::Proposal { block, .. } => (*block).clone(),
+        _ => unreachable!(),
+    }
+}
+
+/// Mutation run finding: `process_qc` takes in only QCs that pass the door, persists a new
+/// lock once, and fetches a certified block it lacks from signers other than itself.
+#[test]
+fn a_qc_moves_the_lock_once_and_only_if_it_passes_the_door() {
+    let mut c = cluster(4, 1, VotePattern::AllToAll);
+    let genesis = c.nodes[0].committed.clone();
+    let b1 = block_of(c.proposal(1, &genesis, c.nodes[0].high_qc.clone(), 0));
+    let node = 0;
+    let persists = |out: &[GlobalOutput]| {
+        out.iter()
+            .filter(|o| matches!(o, GlobalOutput::Persist { .. }))
+            .count()
+    };
+    let mut out = Vec::new();
+    let sub_quorum = qc_for(&c, &b1, &[1, 2]);
+    c.nodes[node].process_qc(sub_quorum, &c.signers[node], &mut out);
+    assert_eq!(c.nodes[node].high_qc.round, 0, "two of q = 3 signers");
+    assert_eq!(persists(&out), 0);
+    let qc = qc_for(&c, &b1, &[0, 1, 2]);
+    let mut out = Vec::new();
+    c.nodes[node].process_qc(qc.clone(), &c.signers[node], &mut out);
+    assert_eq!(c.nodes[node].high_qc.round, 1);
+    assert_eq!(persists(&out), 1, "the new lock is persisted");
+    let asked: Vec<&Vec<ReplicaId>> = out
+        .iter()
+        .filter_map(|o| match o {
+            GlobalOutput::Send {
+                to,
+                message: GlobalMessage::BlockRequest { block, .. },
+            } if *block == b1.digest() => Some(to),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        asked.iter().all(|to| !to.is_empty() && !to.contains(&0)) && !asked.is_empty(),
+        "the missing block is asked of other signers: {asked:?}"
+    );
+    let mut out = Vec::new();
+    c.nodes[node].process_qc(qc, &c.signers[node], &mut out);
+    assert_eq!(persists(&out), 0, "the same lock again persists nothing");
+}
+
+/// Mutation run finding: the two-chain rule commits a parent only through a certified
+/// child of the very next round (Jolteon); a child after a skipped round commits nothing.
+#[test]
+fn only_a_certified_child_of_the_next_round_commits_its_parent() {
+    let mut c = cluster(4, 1, VotePattern::AllToAll);
+    let genesis = c.nodes[0].committed.clone();
+    let b1 = Arc::new(block_of(c.proposal(
+        1,
+        &genesis,
+        c.nodes[0].high_qc.clone(),
+        0,
+    )));
+    let qc1 = qc_for(&c, &b1, &[0, 1, 2]);
+    let b3 = Arc::new(block_of(c.proposal(3, &b1, qc1.clone(), 0)));
+    let b2 = Arc::new(block_of(c.proposal(2, &b1, qc1, 0)));
+    let node = &mut c.nodes[0];
+    for block in [&b1, &b2, &b3] {
+        node.blocks.insert(block.digest(), block.clone());
+    }
+    let commits = |out: &[GlobalOutput]| {
+        out.iter()
+            .filter(|o| matches!(o, GlobalOutput::Commit(_)))
+            .count()
+    };
+    let mut out = Vec::new();
+    node.apply_commit_rule(&b3, &mut out);
+    assert_eq!(commits(&out), 0, "round 3 does not follow round 1");
+    node.apply_commit_rule(&b2, &mut out);
+    assert_eq!(commits(&out), 1, "round 2 does");
+    assert_eq!(node.committed.digest(), b1.digest());
+}
+
+/// Mutation run finding: committing a block whose ancestor is missing asks the proposers
+/// for it, never only ourselves.
+#[test]
+fn a_commit_with_a_missing_ancestor_asks_the_proposer() {
+    let mut c = cluster(4, 1, VotePattern::AllToAll);
+    let genesis = c.nodes[0].committed.clone();
+    let b1 = block_of(c.proposal(1, &genesis, c.nodes[0].high_qc.clone(), 0));
+    let b2 = Arc::new(block_of(c.proposal(2, &b1, qc_for(&c, &b1, &[0, 1, 2]), 0)));
+    let me = (0..4).find(|&r| r != b2.proposer).expect("a non-proposer");
+    let node = &mut c.nodes[me as usize];
+    node.blocks.insert(b2.digest(), b2.clone());
+    let mut out = Vec::new();
+    node.commit(b2.clone(), &mut out);
+    let asked = out.iter().find_map(|o| match o {
+        GlobalOutput::Send {
+            to,
+            message: GlobalMessage::BlockRequest { block, .. },
+        } if *block == b1.digest() => Some(to.clone()),
+        _ => None,
+    });
+    assert_eq!(asked, Some(vec![b2.proposer]));
+}
+
+/// Mutation run finding: a replica joins a timeout of its round that f + 1 others reported
+/// (one of them is honest, Bracha), and not on f reports or reports of another round.
+#[test]
+fn a_replica_joins_a_timeout_of_its_round_reported_by_f_plus_one() {
+    let mut c = cluster(4, 1, VotePattern::AllToAll);
+    let genesis_qc = c.nodes[0].high_qc.clone();
+    let timeout = |c: &Cluster, round: Round, from: ReplicaId| {
+        let signature = c.signers[from as usize].sign(Tag::Timeout, &timeout_payload(round, 0));
+        GlobalMessage::Timeout {
+            round,
+            high_qc: genesis_qc.clone(),
+            last_tc: None,
+            from,
+            signature,
+        }
+    };
+    let joined = |c: &Cluster, round: Round| {
+        c.sent.iter().any(|(from, _, m)| {
+            *from == 0 && matches!(m, GlobalMessage::Timeout { round: r, .. } if *r == round)
+        })
+    };
+    for from in [1, 2] {
+        let message = timeout(&c, 2, from);
+        c.deliver(0, message);
+    }
+    assert!(!joined(&c, 2), "round 2 is not our round");
+    let message = timeout(&c, 1, 1);
+    c.deliver(0, message);
+    assert!(!joined(&c, 1), "f = 1 report");
+    let message = timeout(&c, 1, 2);
+    c.deliver(0, message);
+    assert!(joined(&c, 1), "f + 1 reports");
+}
+
+/// Mutation run finding: timeout votes count up to ROUNDS_AHEAD_MAX rounds ahead of ours
+/// (q of them form a TC we catch up by), and no further; a timeout from a round we left
+/// gets our certificates back.
+#[test]
+fn timeouts_count_up_to_rounds_ahead_max_ahead_and_stale_ones_get_a_sync() {
+    let deliver_q = |round: Round| {
+        let mut c = cluster(4, 1, VotePattern::AllToAll);
+        let genesis_qc = c.nodes[0].high_qc.clone();
+        for from in [1, 2, 3] {
+            let signature = c.signers[from as usize].sign(Tag::Timeout, &timeout_payload(round, 0));
+            let message = GlobalMessage::Timeout {
+                round,
+                high_qc: genesis_qc.clone(),
+                last_tc: None,
+                from,
+                signature,
+            };
+            c.deliver(0, message);
+        }
+        c
+    };
+    let at_bound = 1 + ROUNDS_AHEAD_MAX;
+    let mut c = deliver_q(at_bound);
+    assert!(c.nodes[0].round > at_bound, "TC at the bound");
+    let too_far = deliver_q(at_bound + 1);
+    assert_eq!(too_far.nodes[0].round, 1, "beyond the bound: dropped");
+    c.sent.clear();
+    let signature = c.signers[1].sign(Tag::Timeout, &timeout_payload(1, 0));
+    let stale = GlobalMessage::Timeout {
+        round: 1,
+        high_qc: c.nodes[0].high_qc.clone(),
+        last_tc: None,
+        from: 1,
+        signature,
+    };
+    c.deliver(0, stale);
+    assert!(c
+        .sent
+        .iter()
+        .any(|(from, to, m)| *from == 0 && *to == 1 && matches!(m, GlobalMessage::Sync { .. })));
+}
+
+/// Mutation run finding: each condition `syncable` asks of a block from a response, alone,
+/// keeps it out (the parent is not held, so only the block's own checks decide).
+#[test]
+fn a_block_from_a_response_must_pass_each_of_its_own_checks() {
+    let c = cluster(4, 1, VotePattern::AllToAll);
+    let genesis = c.nodes[0].committed.clone();
+    let b1 = block_of(c.proposal(1, &genesis, c.nodes[0].high_qc.clone(), 0));
+    let good = block_of(c.proposal(2, &b1, qc_for(&c, &b1, &[0, 1, 2]), 0));
+    let node = &c.nodes[0];
+    assert!(!node.blocks.contains_key(&b1.digest()));
+    assert!(node.syncable(&good));
+    let second = c.proposal(1, &genesis, node.high_qc.clone(), 1);
+    let proof = Evidence::Equivocation {
+        offender: b1.proposer,
+        first: Box::new(Message::Global(c.proposal(
+            1,
+            &genesis,
+            node.high_qc.clone(),
+            0,
+        ))),
+        second: Box::new(Message::Global(second)),
+    };
+    let bad: Vec<(&str, Block)> = vec![
+        (
+            "a TC that is not one",
+            Block {
+                tc: Some(TimeoutCert {
+                    round: 1,
+                    votes: Vec::new(),
+                }),
+                ..good.clone()
+            },
+        ),
+        (
+            "a QC of another block",
+            Block {
+                parent: [7; 32],
+                ..good.clone()
+            },
+        ),
+        (
+            "a QC not below the block's round",
+            Block {
+                round: good.qc.round,
+                ..good.clone()
+            },
+        ),
+        (
+            "height 0",
+            Block {
+                height: 0,
+                ..good.clone()
+            },
+        ),
+        (
+            "a lane too many",
+            Block {
+                cut: [good.cut.clone(), vec![0]].concat(),
+                ..good.clone()
+            },
+        ),
+        (
+            "too much evidence",
+            Block {
+                evidence: vec![proof; EVIDENCE_PER_BLOCK_MAX + 1],
+                ..good.clone()
+            },
+        ),
+    ];
+    for (what, block) in bad {
+        assert!(!node.syncable(&block), "{what}");
+    }
+}
