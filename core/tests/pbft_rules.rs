@@ -369,3 +369,46 @@ fn prepares_from_outside_the_domain_are_not_counted() {
         "a member's prepare completes the quorum"
     );
 }
+
+/// Mutation run finding: commits count up to VIEWS_AHEAD_MAX views ahead of ours (a batch
+/// committed there is committed) and no further. A backup holding the batch commits it on
+/// q commits at the bound; q commits one view further are dropped.
+#[test]
+fn commits_count_up_to_views_ahead_max_ahead() {
+    let committed_with_commits_of = |view: u64| {
+        let mut group = Group::new(4);
+        let mut out = Vec::new();
+        group.shards[0].on_client(transfer(1), &mut out);
+        for _ in 0..3 {
+            group.tick(&[0]);
+        }
+        let (seq, digest) = group
+            .queue
+            .iter()
+            .find_map(|(_, m)| match m {
+                LocalMessage::PrePrepare { seq, digest, .. } => Some((*seq, *digest)),
+                _ => None,
+            })
+            .expect("the primary pre-prepared");
+        group.deliver(|to, m| to != 1 || !matches!(m, LocalMessage::PrePrepare { .. }));
+        assert!(group.committed[1].is_empty());
+        let bytes = ccbft_core::messages::commit_payload(LANE, view, seq, &digest);
+        for from in [0, 2, 3] {
+            let commit = LocalMessage::Commit {
+                lane: LANE,
+                view,
+                seq,
+                digest,
+                from,
+                signature: sign(&group, from as usize, Tag::LocalCommit, &bytes),
+            };
+            let mut out = Vec::new();
+            group.shards[1].on_message(commit, &group.signers[1], &mut out);
+            group.absorb(out, 1);
+        }
+        !group.committed[1].is_empty()
+    };
+    let bound = ccbft_core::pbft::VIEWS_AHEAD_MAX;
+    assert!(committed_with_commits_of(bound), "at the bound");
+    assert!(!committed_with_commits_of(bound + 1), "beyond the bound");
+}
