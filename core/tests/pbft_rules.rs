@@ -313,11 +313,9 @@ fn junk_prepares_from_one_member_do_not_block_a_sequence() {
     }
 }
 
-/// Mutation run finding: a prepare from outside the domain must not count. A backup holding
-/// the pre-prepare and its own prepare (2 of q = 3) is not prepared by two outsiders'
-/// prepares; one member's prepare prepares it (it then sends its commit).
-#[test]
-fn prepares_from_outside_the_domain_are_not_counted() {
+/// The primary r0 pre-prepared one batch and only backup r1 got it (and prepared it): the
+/// group, and the pre-prepare's view, sequence and digest.
+fn backup_holding_a_batch() -> (Group, u64, u64, [u8; 32]) {
     let mut group = Group::new(4);
     let mut out = Vec::new();
     group.shards[0].on_client(transfer(1), &mut out);
@@ -335,6 +333,15 @@ fn prepares_from_outside_the_domain_are_not_counted() {
         })
         .expect("the primary pre-prepared");
     group.deliver(|to, _| to != 1);
+    (group, view, seq, digest)
+}
+
+/// Mutation run finding: a prepare from outside the domain must not count. A backup holding
+/// the pre-prepare and its own prepare (2 of q = 3) is not prepared by two outsiders'
+/// prepares; one member's prepare prepares it (it then sends its commit).
+#[test]
+fn prepares_from_outside_the_domain_are_not_counted() {
+    let (mut group, view, seq, digest) = backup_holding_a_batch();
     let bytes = ccbft_core::messages::prepare_payload(LANE, view, seq, &digest);
     let prepare = |group: &Group, from: ReplicaId| LocalMessage::Prepare {
         lane: LANE,
@@ -376,21 +383,7 @@ fn prepares_from_outside_the_domain_are_not_counted() {
 #[test]
 fn commits_count_up_to_views_ahead_max_ahead() {
     let committed_with_commits_of = |view: u64| {
-        let mut group = Group::new(4);
-        let mut out = Vec::new();
-        group.shards[0].on_client(transfer(1), &mut out);
-        for _ in 0..3 {
-            group.tick(&[0]);
-        }
-        let (seq, digest) = group
-            .queue
-            .iter()
-            .find_map(|(_, m)| match m {
-                LocalMessage::PrePrepare { seq, digest, .. } => Some((*seq, *digest)),
-                _ => None,
-            })
-            .expect("the primary pre-prepared");
-        group.deliver(|to, m| to != 1 || !matches!(m, LocalMessage::PrePrepare { .. }));
+        let (mut group, _, seq, digest) = backup_holding_a_batch();
         assert!(group.committed[1].is_empty());
         let bytes = ccbft_core::messages::commit_payload(LANE, view, seq, &digest);
         for from in [0, 2, 3] {

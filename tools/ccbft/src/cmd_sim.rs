@@ -394,6 +394,8 @@ fn summary_json(reports: &[RunReport], options: &SimOptions) -> serde_json::Valu
             "restores": reports.iter().map(|r| r.restores).sum::<u64>(),
             "lost_records": reports.iter().map(|r| r.lost_records).sum::<u64>(),
             "torn_tails": reports.iter().map(|r| r.torn_tails).sum::<u64>(),
+            "log_compactions": reports.iter().map(|r| r.compactions).sum::<u64>(),
+            "max_log_records_held": reports.iter().map(|r| r.log_records_max).max().unwrap_or(0),
         },
         "checkpoints": {
             "runs_with_stable_checkpoint": reports.iter().filter(|r| r.stable_checkpoint_height > 0).count(),

@@ -74,22 +74,7 @@ fn server_serves_page_and_state() {
     let dir = tempfile::tempdir().unwrap();
     let (id, due) = populated_state(dir.path());
     // A stored evidence record (built from a scripted observation) shows in the tests view.
-    let injection = ccbft_dora::resilience::Injection {
-        scenario: ccbft_dora::resilience::Scenario::LatencySpike { extra_ms: 200 },
-        description: "add 200 ms to every inter-domain link".into(),
-        injected_at: at(300),
-    };
-    let observation = ccbft_dora::resilience::Observation {
-        transactions_submitted: 500,
-        transactions_committed: 500,
-        transactions_lost: 0,
-        health_events: vec![event("l1", 301, EventKind::SlaBreach, None, None)],
-        injected_events: vec![],
-        healed_at: Some(at(305)),
-        recovered_at: Some(at(306)),
-        observed_until: at(310),
-    };
-    let evidence = ccbft_dora::resilience::evidence_from("scripted".into(), injection, observation);
+    let evidence = latency_evidence("scripted");
     Engine::open(dir.path())
         .unwrap()
         .record_test(&evidence)
