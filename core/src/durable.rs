@@ -39,19 +39,13 @@ pub enum Record {
     /// A stable checkpoint with our state at it: durable before anything below it is
     /// truncated or served. A compacted log starts from the last one ([`compact`]).
     StableCheckpoint(CheckpointState),
-    /// A snapshot installed by state transfer (the host stores the bytes as the new base).
-    SnapshotInstalled {
-        checkpoint: CheckpointCert,
-        snapshot: Arc<Vec<u8>>,
-        /// The certified block and the LCs of its cut, as the transfer delivered them.
-        block: Arc<Block>,
-        lane_certs: Vec<LocalCert>,
-    },
+    /// A snapshot installed by state transfer (the host may store the bytes beside the log).
+    SnapshotInstalled(CheckpointState),
 }
 
-/// A replica's state at a stable checkpoint of its own: the certificate, the snapshot it
-/// certifies (ledger and reputation), the certified block and the LCs of its cut. The host
-/// may store the snapshot bytes beside the log rather than in it.
+/// A certified state (a stable checkpoint of ours, or a snapshot state transfer installed):
+/// the certificate, the snapshot it certifies (ledger and reputation), the certified block
+/// and the LCs of its cut. The host may store the snapshot bytes beside the log.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CheckpointState {
     pub cert: CheckpointCert,
@@ -124,7 +118,7 @@ impl Record {
             },
             Record::Batch { .. } => "batch",
             Record::StableCheckpoint(_) => "stable-checkpoint",
-            Record::SnapshotInstalled { .. } => "snapshot-installed",
+            Record::SnapshotInstalled(_) => "snapshot-installed",
         }
     }
 }
@@ -165,7 +159,7 @@ pub fn compact(records: &[Record], shards: u32) -> Vec<Record> {
             Record::Local { lane, record } => record.seq().is_some_and(|seq| seq > lane_cut(lane)),
             Record::GlobalSafety { .. }
             | Record::StableCheckpoint(_)
-            | Record::SnapshotInstalled { .. } => false,
+            | Record::SnapshotInstalled(_) => false,
         };
         if keep {
             kept.push(record.clone());
@@ -196,8 +190,9 @@ impl Record {
     /// Height and cut of a certified state record.
     fn base_position(&self) -> Option<(u64, &[Seq])> {
         match self {
-            Record::StableCheckpoint(state) => Some((state.block.height, &state.block.cut)),
-            Record::SnapshotInstalled { block, .. } => Some((block.height, &block.cut)),
+            Record::StableCheckpoint(state) | Record::SnapshotInstalled(state) => {
+                Some((state.block.height, &state.block.cut))
+            }
             _ => None,
         }
     }
@@ -312,7 +307,7 @@ impl Record {
             Record::Local { record, .. } => record.wire_kind(),
             Record::Batch { .. } => KIND_BATCH,
             Record::StableCheckpoint(_) => KIND_STABLE_CHECKPOINT,
-            Record::SnapshotInstalled { .. } => KIND_SNAPSHOT_INSTALLED,
+            Record::SnapshotInstalled(_) => KIND_SNAPSHOT_INSTALLED,
         }
     }
 
@@ -336,13 +331,7 @@ impl Record {
                 lc.encode(out);
                 encode_payload(payload, out);
             }
-            Record::StableCheckpoint(state) => state.encode(out),
-            Record::SnapshotInstalled {
-                checkpoint,
-                snapshot,
-                block,
-                lane_certs,
-            } => encode_certified_state(checkpoint, snapshot, block, lane_certs, out),
+            Record::StableCheckpoint(state) | Record::SnapshotInstalled(state) => state.encode(out),
         }
     }
 
@@ -363,20 +352,7 @@ impl Record {
                 payload: decode_payload(reader)?,
             },
             KIND_STABLE_CHECKPOINT => Record::StableCheckpoint(CheckpointState::decode(reader)?),
-            KIND_SNAPSHOT_INSTALLED => {
-                let CheckpointState {
-                    cert,
-                    snapshot,
-                    block,
-                    lane_certs,
-                } = CheckpointState::decode(reader)?;
-                Record::SnapshotInstalled {
-                    checkpoint: cert,
-                    snapshot,
-                    block,
-                    lane_certs,
-                }
-            }
+            KIND_SNAPSHOT_INSTALLED => Record::SnapshotInstalled(CheckpointState::decode(reader)?),
             tag => {
                 return Err(WireError::UnknownTag {
                     what: "record kind",
@@ -400,30 +376,12 @@ impl Wire for Record {
     }
 }
 
-/// A certified state (our checkpoint, or a snapshot installed by transfer): certificate,
-/// snapshot bytes, block, lane certificates.
-fn encode_certified_state(
-    cert: &CheckpointCert,
-    snapshot: &[u8],
-    block: &Block,
-    lane_certs: &[LocalCert],
-    out: &mut Vec<u8>,
-) {
-    cert.encode(out);
-    put_bytes(out, "snapshot bytes", snapshot, SNAPSHOT_BYTES_MAX);
-    block.encode(out);
-    put_vec(out, "snapshot lane certs", lane_certs, LANES_MAX);
-}
-
 impl Wire for CheckpointState {
     fn encode(&self, out: &mut Vec<u8>) {
-        encode_certified_state(
-            &self.cert,
-            &self.snapshot,
-            &self.block,
-            &self.lane_certs,
-            out,
-        );
+        self.cert.encode(out);
+        put_bytes(out, "snapshot bytes", &self.snapshot, SNAPSHOT_BYTES_MAX);
+        self.block.encode(out);
+        put_vec(out, "snapshot lane certs", &self.lane_certs, LANES_MAX);
     }
 
     fn decode(reader: &mut Reader<'_>) -> Result<Self, WireError> {

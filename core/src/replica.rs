@@ -393,14 +393,9 @@ impl Replica {
             Record::StableCheckpoint(state) => {
                 self.replay_stable_checkpoint(state, signer, actions)
             }
-            Record::SnapshotInstalled {
-                checkpoint,
-                snapshot,
-                block,
-                lane_certs,
-            } => self.replay_snapshot_installed(
-                checkpoint, &snapshot, block, lane_certs, signer, actions,
-            ),
+            Record::SnapshotInstalled(state) => {
+                self.replay_snapshot_installed(state, signer, actions)
+            }
         }
     }
 

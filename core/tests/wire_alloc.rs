@@ -4,7 +4,7 @@
 
 use ccbft_core::checkpoint::{CheckpointCert, CheckpointId, SNAPSHOT_BYTES_MAX};
 use ccbft_core::crypto::{Bitmap, Certificate, Signature};
-use ccbft_core::durable::Record;
+use ccbft_core::durable::{CheckpointState, Record};
 use ccbft_core::messages::{Block, GlobalMessage, Message, QuorumCert, BLOCK_BATCHES_MAX};
 use ccbft_core::pbft::BATCH_TXS_MAX;
 use ccbft_core::wire::{decode_message, decode_record, encode_message, encode_record, WireError};
@@ -140,8 +140,8 @@ fn a_claim_within_its_bound_but_beyond_the_input_is_not_reserved() {
 
     // A snapshot record claiming the largest snapshot: version, kind, checkpoint id (104),
     // certificate (32 + 4), then the snapshot length.
-    let mut frame = encode_record(&Record::SnapshotInstalled {
-        checkpoint: CheckpointCert {
+    let mut frame = encode_record(&Record::SnapshotInstalled(CheckpointState {
+        cert: CheckpointCert {
             id: CheckpointId {
                 height: 1,
                 block: [0; 32],
@@ -153,7 +153,7 @@ fn a_claim_within_its_bound_but_beyond_the_input_is_not_reserved() {
         snapshot: Arc::new(vec![1]),
         block: Arc::new(block()),
         lane_certs: Vec::new(),
-    });
+    }));
     set_u32(&mut frame, 2 + 104 + 36, SNAPSHOT_BYTES_MAX as u32);
     let (result, largest) = largest_allocation(|| decode_record(&frame));
     assert!(matches!(

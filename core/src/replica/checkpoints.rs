@@ -521,37 +521,28 @@ impl Replica {
         if state.block.height <= self.executed_height {
             self.on_stable_checkpoint(state.cert, signer, actions);
         } else {
-            let CheckpointState {
-                cert,
-                snapshot,
-                block,
-                lane_certs,
-            } = state;
-            self.replay_snapshot_installed(cert, &snapshot, block, lane_certs, signer, actions);
+            self.replay_snapshot_installed(state, signer, actions);
         }
     }
 
     /// Restore: install again the snapshot a state transfer installed before the restart.
     pub(super) fn replay_snapshot_installed(
         &mut self,
-        checkpoint: CheckpointCert,
-        snapshot: &[u8],
-        block: Arc<Block>,
-        lane_certs: Vec<LocalCert>,
+        state: CheckpointState,
         signer: &dyn Signer,
         actions: &mut Vec<Action>,
     ) {
         let (ledger, reputation) = self
-            .decode_snapshot(snapshot)
+            .decode_snapshot(&state.snapshot)
             .expect("an installed snapshot was verified before it was persisted");
         let transfer = Transfer {
-            cert: checkpoint,
+            cert: state.cert,
             attempt: 0,
             peer: self.config.me,
             next_chunk: 0,
             chunks: 0,
-            bytes: snapshot.to_vec(),
-            block: Some((block, lane_certs)),
+            bytes: state.snapshot.to_vec(),
+            block: Some((state.block, state.lane_certs)),
             progress_tick: self.now,
             high_qc: None,
         };
@@ -606,12 +597,14 @@ impl Replica {
         }
         let snapshot = ChunkedSnapshot::new(transfer.bytes);
         assert_eq!(snapshot.root(), cert.id.snapshot_root);
-        actions.push(Action::persist(Record::SnapshotInstalled {
-            checkpoint: cert.clone(),
-            snapshot: snapshot.bytes.clone(),
-            block: block.clone(),
-            lane_certs: lane_certs.clone(),
-        }));
+        actions.push(Action::persist(Record::SnapshotInstalled(
+            CheckpointState {
+                cert: cert.clone(),
+                snapshot: snapshot.bytes.clone(),
+                block: block.clone(),
+                lane_certs: lane_certs.clone(),
+            },
+        )));
         self.ledger = ledger;
         self.global.install_checkpoint(block.clone(), reputation);
         let cut = block.cut.clone();

@@ -632,14 +632,14 @@ fn record_kinds(evidence: BoxedStrategy<Evidence>) -> Kinds<Record> {
                 blocks,
                 vec(local_cert(), 0..3),
             )
-                .prop_map(
-                    |(checkpoint, snapshot, block, lane_certs)| Record::SnapshotInstalled {
-                        checkpoint,
+                .prop_map(|(cert, snapshot, block, lane_certs)| {
+                    Record::SnapshotInstalled(CheckpointState {
+                        cert,
                         snapshot: Arc::new(snapshot),
                         block,
                         lane_certs,
-                    },
-                )
+                    })
+                })
                 .boxed(),
         ),
     ]
@@ -1115,8 +1115,8 @@ fn counts_above_their_bound_are_refused_before_allocation() {
 
 #[test]
 fn a_snapshot_length_is_checked_against_the_input() {
-    let record = Record::SnapshotInstalled {
-        checkpoint: CheckpointCert {
+    let record = Record::SnapshotInstalled(CheckpointState {
+        cert: CheckpointCert {
             id: CheckpointId {
                 height: 1,
                 block: [0; 32],
@@ -1128,7 +1128,7 @@ fn a_snapshot_length_is_checked_against_the_input() {
         snapshot: Arc::new(vec![9; 3]),
         block: Arc::new(block_with(Vec::new())),
         lane_certs: Vec::new(),
-    };
+    });
     let frame = encode_record(&record);
     // Kind, checkpoint id (104), certificate (32 + 4), then the snapshot length.
     let at = 2 + 104 + 36;
