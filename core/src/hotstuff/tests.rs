@@ -157,6 +157,32 @@ impl Cluster {
     }
 }
 
+impl Cluster {
+    /// A timeout vote of `from` for `round`, carrying `high_qc`.
+    fn timeout(&self, round: Round, from: ReplicaId, high_qc: QuorumCert) -> GlobalMessage {
+        let payload = timeout_payload(round, high_qc.round);
+        GlobalMessage::Timeout {
+            round,
+            high_qc,
+            last_tc: None,
+            from,
+            signature: self.signers[from as usize].sign(Tag::Timeout, &payload),
+        }
+    }
+
+    /// Two proposals of round 1 on genesis by its leader: an equivocation that proves itself.
+    fn equivocation_proof(&self) -> Evidence {
+        let node = &self.nodes[0];
+        let genesis = node.committed.clone();
+        let proposal = |cut| Message::Global(self.proposal(1, &genesis, node.high_qc.clone(), cut));
+        Evidence::Equivocation {
+            offender: node.schedule.leader(1),
+            first: Box::new(proposal(0)),
+            second: Box::new(proposal(1)),
+        }
+    }
+}
+
 fn never(_: ReplicaId, _: ReplicaId, _: &GlobalMessage) -> bool {
     false
 }
@@ -638,10 +664,6 @@ fn a_block_follows_its_parent_and_stays_within_its_bounds() {
     let c = cluster(4, 1, VotePattern::AllToAll);
     let node = &c.nodes[0];
     let genesis = node.committed.clone();
-    let block_of = |message: GlobalMessage| match message {
-        GlobalMessage::Proposal { block, .. } => (*block).clone(),
-        _ => unreachable!(),
-    };
     let good = block_of(c.proposal(1, &genesis, node.high_qc.clone(), 0));
     assert_eq!(node.well_formed(&good, &genesis), Ok(()));
     let skips_a_height = Block {
@@ -665,18 +687,7 @@ fn a_block_follows_its_parent_and_stays_within_its_bounds() {
     let over = block_of(c.proposal(1, &genesis, node.high_qc.clone(), most + 1));
     assert!(node.well_formed(&over, &genesis).is_err());
 
-    // Two proposals of one round by one leader: an equivocation that proves itself.
-    let second = c.proposal(1, &genesis, node.high_qc.clone(), 1);
-    let proof = Evidence::Equivocation {
-        offender: good.proposer,
-        first: Box::new(Message::Global(c.proposal(
-            1,
-            &genesis,
-            node.high_qc.clone(),
-            0,
-        ))),
-        second: Box::new(Message::Global(second)),
-    };
+    let proof = c.equivocation_proof();
     assert!(proof.proof().is_some());
     let carrying = |pieces: usize| Block {
         evidence: vec![proof.clone(); pieces],
@@ -766,17 +777,6 @@ fn a_vote_through_an_aggregator_goes_direct_to_the_next_leader_after_half_a_time
 fn a_timeout_vote_with_a_sub_quorum_qc_is_not_counted() {
     let mut c = cluster(4, 1, VotePattern::AllToAll);
     let genesis_qc = c.nodes[0].high_qc.clone();
-    let timeout = |c: &Cluster, from: ReplicaId, high_qc: QuorumCert| {
-        let signature =
-            c.signers[from as usize].sign(Tag::Timeout, &timeout_payload(2, high_qc.round));
-        GlobalMessage::Timeout {
-            round: 2,
-            high_qc,
-            last_tc: None,
-            from,
-            signature,
-        }
-    };
     let block = [9; 32];
     let mut signers = Bitmap::default();
     signers.insert(3);
@@ -790,13 +790,13 @@ fn a_timeout_vote_with_a_sub_quorum_qc_is_not_counted() {
         },
     };
     for from in [1, 2] {
-        let message = timeout(&c, from, genesis_qc.clone());
+        let message = c.timeout(2, from, genesis_qc.clone());
         c.deliver(0, message);
     }
-    let message = timeout(&c, 3, sub_quorum);
+    let message = c.timeout(2, 3, sub_quorum);
     c.deliver(0, message);
     assert_eq!(c.nodes[0].round, 1, "two counted votes of q = 3: no TC");
-    let message = timeout(&c, 3, genesis_qc);
+    let message = c.timeout(2, 3, genesis_qc);
     c.deliver(0, message);
     assert!(c.nodes[0].round > 2, "the third honest vote forms TC(2)");
 }
@@ -932,30 +932,20 @@ fn a_commit_with_a_missing_ancestor_asks_the_proposer() {
 fn a_replica_joins_a_timeout_of_its_round_reported_by_f_plus_one() {
     let mut c = cluster(4, 1, VotePattern::AllToAll);
     let genesis_qc = c.nodes[0].high_qc.clone();
-    let timeout = |c: &Cluster, round: Round, from: ReplicaId| {
-        let signature = c.signers[from as usize].sign(Tag::Timeout, &timeout_payload(round, 0));
-        GlobalMessage::Timeout {
-            round,
-            high_qc: genesis_qc.clone(),
-            last_tc: None,
-            from,
-            signature,
-        }
-    };
     let joined = |c: &Cluster, round: Round| {
         c.sent.iter().any(|(from, _, m)| {
             *from == 0 && matches!(m, GlobalMessage::Timeout { round: r, .. } if *r == round)
         })
     };
     for from in [1, 2] {
-        let message = timeout(&c, 2, from);
+        let message = c.timeout(2, from, genesis_qc.clone());
         c.deliver(0, message);
     }
     assert!(!joined(&c, 2), "round 2 is not our round");
-    let message = timeout(&c, 1, 1);
+    let message = c.timeout(1, 1, genesis_qc.clone());
     c.deliver(0, message);
     assert!(!joined(&c, 1), "f = 1 report");
-    let message = timeout(&c, 1, 2);
+    let message = c.timeout(1, 2, genesis_qc.clone());
     c.deliver(0, message);
     assert!(joined(&c, 1), "f + 1 reports");
 }
@@ -969,14 +959,7 @@ fn timeouts_count_up_to_rounds_ahead_max_ahead_and_stale_ones_get_a_sync() {
         let mut c = cluster(4, 1, VotePattern::AllToAll);
         let genesis_qc = c.nodes[0].high_qc.clone();
         for from in [1, 2, 3] {
-            let signature = c.signers[from as usize].sign(Tag::Timeout, &timeout_payload(round, 0));
-            let message = GlobalMessage::Timeout {
-                round,
-                high_qc: genesis_qc.clone(),
-                last_tc: None,
-                from,
-                signature,
-            };
+            let message = c.timeout(round, from, genesis_qc.clone());
             c.deliver(0, message);
         }
         c
@@ -987,14 +970,7 @@ fn timeouts_count_up_to_rounds_ahead_max_ahead_and_stale_ones_get_a_sync() {
     let too_far = deliver_q(at_bound + 1);
     assert_eq!(too_far.nodes[0].round, 1, "beyond the bound: dropped");
     c.sent.clear();
-    let signature = c.signers[1].sign(Tag::Timeout, &timeout_payload(1, 0));
-    let stale = GlobalMessage::Timeout {
-        round: 1,
-        high_qc: c.nodes[0].high_qc.clone(),
-        last_tc: None,
-        from: 1,
-        signature,
-    };
+    let stale = c.timeout(1, 1, c.nodes[0].high_qc.clone());
     c.deliver(0, stale);
     assert!(c
         .sent
@@ -1013,17 +989,7 @@ fn a_block_from_a_response_must_pass_each_of_its_own_checks() {
     let node = &c.nodes[0];
     assert!(!node.blocks.contains_key(&b1.digest()));
     assert!(node.syncable(&good));
-    let second = c.proposal(1, &genesis, node.high_qc.clone(), 1);
-    let proof = Evidence::Equivocation {
-        offender: b1.proposer,
-        first: Box::new(Message::Global(c.proposal(
-            1,
-            &genesis,
-            node.high_qc.clone(),
-            0,
-        ))),
-        second: Box::new(Message::Global(second)),
-    };
+    let proof = c.equivocation_proof();
     let bad: Vec<(&str, Block)> = vec![
         (
             "a TC that is not one",
