@@ -22,10 +22,12 @@
 //! Nothing here panics on bytes from the network: bad signature bytes, unknown signers and
 //! empty or out-of-committee bitmaps make [`BlsVerifier::verify`] return false.
 
+use crate::client::{ClientKey, ClientSignature};
 use crate::crypto::{Bitmap, Check, Signature, Signer, Tag, Verifier};
 use crate::topology::{ReplicaId, REPLICAS_MAX};
 use ccbft_crypto::bls;
 use ccbft_crypto::certificate::Committee;
+use ccbft_crypto::client::{self, ClientPublicKey};
 use ccbft_crypto::CryptoError;
 use std::sync::Arc;
 
@@ -266,6 +268,17 @@ impl BlsVerifier {
     }
 }
 
+/// Ed25519, strict (crypto's `client` module); a key or signature that does not decode fails.
+fn verify_client(key: &ClientKey, message: &[u8], signature: &ClientSignature) -> bool {
+    let (Ok(key), Ok(signature)) = (
+        ClientPublicKey::from_bytes(&key.0),
+        client::ClientSignature::from_bytes(&signature.0),
+    ) else {
+        return false;
+    };
+    key.verify(message, &signature).is_ok()
+}
+
 impl Verifier for BlsVerifier {
     fn verify(&self, check: &Check) -> bool {
         match check {
@@ -280,6 +293,11 @@ impl Verifier for BlsVerifier {
                 message,
                 certificate,
             } => self.verify_aggregate(*tag, message, &certificate.signers, &certificate.aggregate),
+            Check::Client {
+                key,
+                message,
+                signature,
+            } => verify_client(key, message, signature),
         }
     }
 }
@@ -287,12 +305,14 @@ impl Verifier for BlsVerifier {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::client::{ClientRegistry, SignedTransfer};
     use crate::crypto::Certificate;
     use crate::ledger::Transfer;
     use crate::messages::Message;
     use crate::replica::{Action, Input, ReceiptStatus, Replica, ReplicaConfig};
     use crate::topology::Topology;
     use crate::vote_pattern::VotePattern;
+    use ccbft_crypto::client::ClientSigningKey;
     use std::collections::{BTreeMap, VecDeque};
 
     const ALL_TAGS: [Tag; 9] = [
@@ -553,12 +573,29 @@ mod tests {
         let topology = Arc::new(Topology::synthetic(N, 1, 1).unwrap());
         let keys = BlsKeys::generate(N, 42);
         let signers: Vec<BlsSigner> = (0..N).map(|id| keys.signer(id)).collect();
+        // Real Ed25519 clients: client a owns account a.
+        let client_keys: Vec<ClientSigningKey> = (0..16u8)
+            .map(|a| ClientSigningKey::from_seed(&[a; 32]))
+            .collect();
+        let clients = Arc::new(
+            ClientRegistry::new(
+                (0..16u32).map(|a| {
+                    (
+                        a,
+                        ClientKey(client_keys[a as usize].public_key().to_bytes()),
+                    )
+                }),
+                (0..16u32).map(|a| (u64::from(a), a)),
+            )
+            .unwrap(),
+        );
         let replicas = (0..N)
             .map(|id| {
                 let config = ReplicaConfig {
                     topology: topology.clone(),
                     me: id,
                     genesis_accounts: (0..16).map(|a| (a, 1_000)).collect(),
+                    clients: clients.clone(),
                     request_timeout_ticks: 150,
                     global_timeout_min_ticks: 400,
                     global_timeout_max_ticks: 3_000,
@@ -581,18 +618,28 @@ mod tests {
             failed_checks: 0,
             deliveries: 0,
         };
-        let transfers: Vec<Transfer> = (0..10u64)
-            .map(|i| Transfer {
-                key: 1_000 + u128::from(i),
-                from: i % 16,
-                to: (i + 5) % 16,
-                amount: 10 + i,
+        let transfers: Vec<SignedTransfer> = (0..10u64)
+            .map(|i| {
+                let transfer = Transfer {
+                    key: 1_000 + u128::from(i),
+                    from: i % 16,
+                    to: (i + 5) % 16,
+                    amount: 10 + i,
+                };
+                let client = (i % 16) as u32;
+                let bytes = SignedTransfer::signed_bytes(&transfer, client);
+                let signature = client_keys[client as usize].sign(&bytes).to_bytes();
+                SignedTransfer {
+                    transfer,
+                    client,
+                    signature: ClientSignature(signature),
+                }
             })
             .collect();
         let all_final = |cluster: &Cluster| {
             transfers
                 .iter()
-                .all(|tx| (0..N).all(|id| cluster.final_receipts.contains_key(&(tx.key, id))))
+                .all(|tx| (0..N).all(|id| cluster.final_receipts.contains_key(&(tx.key(), id))))
         };
         let mut ticks = 0;
         while ticks < TICKS_MAX && !all_final(&cluster) {

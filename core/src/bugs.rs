@@ -50,6 +50,10 @@ pub const BUG_NAMES: &[(&str, &str)] = &[
         "restore-forgets-commit",
         "restore drops the records of PBFT commits sent",
     ),
+    (
+        "skip-client-recheck",
+        "members prepare a pre-prepare without checking its transactions' client signatures",
+    ),
 ];
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -66,6 +70,7 @@ pub struct PlantedBugs {
     /// A host bug: the simulator's disk model honours it, the replica cannot see it.
     pub(crate) send_before_durable: bool,
     pub(crate) restore_forgets_commit: bool,
+    pub(crate) skip_client_recheck: bool,
 }
 
 impl PlantedBugs {
@@ -82,6 +87,7 @@ impl PlantedBugs {
             skip_persist_vote: false,
             send_before_durable: false,
             restore_forgets_commit: false,
+            skip_client_recheck: false,
         }
     }
 
@@ -101,6 +107,7 @@ impl PlantedBugs {
             "skip-persist-vote" => bugs.skip_persist_vote = true,
             "send-before-durable" => bugs.send_before_durable = true,
             "restore-forgets-commit" => bugs.restore_forgets_commit = true,
+            "skip-client-recheck" => bugs.skip_client_recheck = true,
             _ => return None,
         }
         Some(bugs)

@@ -89,6 +89,11 @@ pub struct CertRules {
 }
 
 impl CertRules {
+    /// Shards per domain.
+    pub fn shards(&self) -> u32 {
+        self.shards
+    }
+
     pub fn new(topology: &Topology, bugs: PlantedBugs) -> CertRules {
         let ids: Vec<ReplicaId> = topology.replicas.iter().map(|r| r.id).collect();
         let domains = (0..topology.domains.len() as u32)

@@ -6,6 +6,7 @@
 //! once) before the message reaches a protocol handler. Certificates are a signer bitmap
 //! plus one aggregate, the shape of a BLS multi-signature.
 
+use crate::client::{ClientId, ClientKey, ClientSignature, CLIENT_SIGNATURE_BYTES};
 use crate::topology::{ReplicaId, REPLICAS_MAX};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
@@ -108,6 +109,13 @@ pub enum Check {
         message: Vec<u8>,
         certificate: Certificate,
     },
+    /// A client's signature over one of its transactions ([`crate::client`]); the core has
+    /// already checked that `key` belongs to the owner of the debited account.
+    Client {
+        key: ClientKey,
+        message: Vec<u8>,
+        signature: ClientSignature,
+    },
 }
 
 /// Signs with this replica's own key, and combines verified signatures into aggregates.
@@ -126,10 +134,14 @@ pub trait Verifier {
 #[cfg(any(test, feature = "simulator"))]
 /// The simulator's scheme: a keyed MAC per replica. Only the holder of replica i's secret
 /// can produce i's signature, so a Byzantine simulated replica cannot forge an honest one;
-/// aggregates are the XOR of the members' MACs (a bitmap plus 16 bytes, like BLS).
+/// aggregates are the XOR of the members' MACs (a bitmap plus 16 bytes, like BLS). Clients
+/// get a MAC key each too, held only by the simulator's client workload: a simulated
+/// client's key is its id and a tag ([`SimKeys::client_key`]), its signature a MAC in the
+/// first 16 of 64 bytes.
 #[derive(Debug, Clone)]
 pub struct SimKeys {
     secrets: Vec<u128>,
+    seed: u64,
 }
 
 #[cfg(any(test, feature = "simulator"))]
@@ -138,7 +150,39 @@ impl SimKeys {
         let secrets = (0..replicas)
             .map(|i| xxhash_rust::xxh3::xxh3_128_with_seed(&i.to_le_bytes(), seed ^ 0x5EED_CAFE))
             .collect();
-        SimKeys { secrets }
+        SimKeys { secrets, seed }
+    }
+
+    fn client_secret(&self, client: ClientId) -> u128 {
+        xxhash_rust::xxh3::xxh3_128_with_seed(&client.to_le_bytes(), self.seed ^ 0xC11E_D00D)
+    }
+
+    /// The public key of simulated client `client`: its id, then a tag of this key set.
+    pub fn client_key(&self, client: ClientId) -> ClientKey {
+        let mut key = [0u8; 32];
+        key[..4].copy_from_slice(&client.to_le_bytes());
+        let tag = xxhash_rust::xxh3::xxh3_128_with_seed(&client.to_le_bytes(), self.seed);
+        key[4..20].copy_from_slice(&tag.to_le_bytes());
+        ClientKey(key)
+    }
+
+    fn client_mac(&self, client: ClientId, message: &[u8]) -> [u8; CLIENT_SIGNATURE_BYTES] {
+        let mut keyed = Vec::with_capacity(message.len() + 16);
+        keyed.extend_from_slice(&self.client_secret(client).to_le_bytes());
+        keyed.extend_from_slice(message);
+        let mut signature = [0u8; CLIENT_SIGNATURE_BYTES];
+        signature[..16].copy_from_slice(&xxhash_rust::xxh3::xxh3_128(&keyed).to_le_bytes());
+        signature
+    }
+
+    /// Signs as simulated client `client`: only the simulator's client workload calls this.
+    pub fn sign_client(&self, client: ClientId, message: &[u8]) -> ClientSignature {
+        ClientSignature(self.client_mac(client, message))
+    }
+
+    fn verify_client(&self, key: &ClientKey, message: &[u8], signature: &ClientSignature) -> bool {
+        let client = ClientId::from_le_bytes(key.0[..4].try_into().expect("4 bytes"));
+        self.client_key(client) == *key && self.client_mac(client, message) == signature.0
     }
 
     fn mac(&self, signer: ReplicaId, tag: Tag, message: &[u8]) -> u128 {
@@ -193,6 +237,11 @@ impl Verifier for SimKeys {
                                 .fold(0, |acc, &id| acc ^ self.mac(id, *tag, message)),
                         )
             }
+            Check::Client {
+                key,
+                message,
+                signature,
+            } => self.verify_client(key, message, signature),
         }
     }
 }

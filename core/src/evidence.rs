@@ -105,7 +105,7 @@ impl Evidence {
         let (signer_b, slot_b, check_b) = signed_statement(second)?;
         let message = |check: &Check| match check {
             Check::Single { message, .. } => message.clone(),
-            Check::Aggregate { message, .. } => message.clone(),
+            Check::Aggregate { message, .. } | Check::Client { message, .. } => message.clone(),
         };
         let conflicting = signer_a == *offender
             && signer_b == *offender

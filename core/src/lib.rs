@@ -9,6 +9,7 @@
 //! - [`leader`], [`vote_pattern`]: latency-aware leader schedule, adaptive vote pattern.
 //! - [`vote_aggregation`]: quorum certificates from vote pieces, per-domain pre-aggregation.
 //! - [`ledger`]: the deterministic payments state machine.
+//! - [`client`]: signed client transactions and who may debit which account.
 //! - [`checkpoint`]: signed state checkpoints, stable certificates, snapshot chunks.
 //! - [`durable`]: the records a replica persists, and the persist-then-send contract.
 //! - [`replica`]: one replica composed of the above behind `step(input) -> actions`.
@@ -19,6 +20,7 @@ pub mod bls;
 pub mod bugs;
 pub mod certificates;
 pub mod checkpoint;
+pub mod client;
 pub mod crypto;
 pub mod durable;
 pub mod evidence;

@@ -2,9 +2,9 @@
 //! host must run before a message reaches a handler.
 
 use crate::checkpoint::{CheckpointCert, CheckpointVote, SnapshotChunk};
+use crate::client::SignedTransfer;
 use crate::crypto::{digest, Bitmap, Certificate, Check, Digest, Signature, Signer, Tag};
 use crate::evidence::Evidence;
-use crate::ledger::Transfer;
 use crate::topology::{DomainIndex, ReplicaId};
 use std::sync::Arc;
 
@@ -29,9 +29,9 @@ impl Lane {
 }
 
 /// The transactions of one batch; shared, never copied on the hot path.
-pub type Payload = Arc<Vec<Transfer>>;
+pub type Payload = Arc<Vec<SignedTransfer>>;
 
-pub fn payload_digest(payload: &[Transfer]) -> Digest {
+pub fn payload_digest(payload: &[SignedTransfer]) -> Digest {
     let bytes: Vec<u8> = payload.iter().flat_map(|t| t.to_bytes()).collect();
     digest(&[b"batch", &bytes])
 }
@@ -131,7 +131,7 @@ pub enum LocalMessage {
     /// A client transaction forwarded by a backup to the shard primary.
     Forward {
         lane: Lane,
-        tx: Transfer,
+        tx: SignedTransfer,
     },
     PrePrepare {
         lane: Lane,
@@ -862,7 +862,7 @@ impl LocalMessage {
         Ok(match kind {
             KIND_FORWARD => LocalMessage::Forward {
                 lane: Lane::decode(reader)?,
-                tx: Transfer::decode(reader)?,
+                tx: SignedTransfer::decode(reader)?,
             },
             KIND_PRE_PREPARE => {
                 let (lane, view, seq, digest) = decode_slot(reader)?;

@@ -18,10 +18,10 @@
 
 use crate::bugs::PlantedBugs;
 use crate::certificates::CertRules;
+use crate::client::{shard_of, SignedTransfer};
 use crate::crypto::{Bitmap, Certificate, Digest, Signature, Signer, Tag};
 use crate::durable::LocalRecord;
 use crate::evidence::Evidence;
-use crate::ledger::Transfer;
 use crate::messages::{
     commit_payload, new_view_payload, payload_digest, prepare_payload, Lane, LocalCert,
     LocalMessage, Message, Payload, PreparedProof, Seq, View, ViewChange,
@@ -189,12 +189,12 @@ pub struct LocalShard {
     committed_upto: Seq,
     committed_lc: Option<LocalCert>,
     next_seq: Seq,
-    queue: VecDeque<(Transfer, u64)>,
+    queue: VecDeque<(SignedTransfer, u64)>,
     queued_keys: BTreeSet<u128>,
     /// Requests we forwarded, with the tick they must commit by.
     /// Requests we forwarded: the transfer, the tick it must commit by, and whether it was
     /// already re-sent to every member once.
-    awaited: BTreeMap<u128, (Transfer, u64, bool)>,
+    awaited: BTreeMap<u128, (SignedTransfer, u64, bool)>,
     /// View changes that completed no new-view in a row (the back-off exponent).
     view_change_attempts: u32,
     view_changes: BTreeMap<View, BTreeMap<ReplicaId, ViewChange>>,
@@ -465,14 +465,14 @@ impl LocalShard {
     }
 
     /// A client transaction routed to this lane arrived at this replica.
-    pub fn on_client(&mut self, tx: Transfer, out: &mut Vec<LocalOutput>) -> bool {
+    pub fn on_client(&mut self, tx: SignedTransfer, out: &mut Vec<LocalOutput>) -> bool {
         if self.is_primary() && !self.in_view_change {
             return self.enqueue(tx);
         }
         if self.awaited.len() >= QUEUE_TXS_MAX {
             return false;
         }
-        self.awaited.entry(tx.key).or_insert((
+        self.awaited.entry(tx.key()).or_insert((
             tx,
             self.now + self.config.request_timeout_ticks,
             false,
@@ -488,11 +488,11 @@ impl LocalShard {
         true
     }
 
-    fn enqueue(&mut self, tx: Transfer) -> bool {
+    fn enqueue(&mut self, tx: SignedTransfer) -> bool {
         if self.queue.len() >= QUEUE_TXS_MAX {
             return false;
         }
-        if self.queued_keys.insert(tx.key) {
+        if self.queued_keys.insert(tx.key()) {
             self.queue.push_back((tx, self.now));
         }
         true
@@ -603,9 +603,9 @@ impl LocalShard {
                 break;
             }
             let take = self.queue.len().min(self.batch_target);
-            let txs: Vec<Transfer> = self.queue.drain(..take).map(|(tx, _)| tx).collect();
+            let txs: Vec<SignedTransfer> = self.queue.drain(..take).map(|(tx, _)| tx).collect();
             txs.iter().for_each(|tx| {
-                self.queued_keys.remove(&tx.key);
+                self.queued_keys.remove(&tx.key());
             });
             while self.slots.get(&self.next_seq).is_some_and(|slot| {
                 slot.committed || slot.accepted.as_ref().is_some_and(|a| a.0 == self.view)
@@ -690,24 +690,28 @@ impl LocalShard {
         }
     }
 
-    /// A member hands us a client transaction (Forward is unsigned: any member may send
-    /// anything, so each member gets a bounded share per tick). The primary queues it; a
+    /// A member hands us a client transaction (the replica had its client signature checked;
+    /// the forward itself is unsigned, so each member gets a bounded share per tick). It must
+    /// debit an account of this shard. The primary queues it; a
     /// backup relays it to the primary itself and watches it with a full timeout, so a
     /// member that forwards only to backups cannot make them suspect an honest primary.
-    pub fn on_forward(&mut self, tx: Transfer, from: ReplicaId, out: &mut Vec<LocalOutput>) {
-        if !self.config.members.contains(&from) || !self.forward_budget(from) {
+    pub fn on_forward(&mut self, tx: SignedTransfer, from: ReplicaId, out: &mut Vec<LocalOutput>) {
+        if !self.config.members.contains(&from)
+            || !self.routes_here(&tx)
+            || !self.forward_budget(from)
+        {
             return;
         }
         if self.is_primary() && !self.in_view_change {
             self.enqueue(tx);
             return;
         }
-        if self.is_primary() || self.awaited.contains_key(&tx.key) {
+        if self.is_primary() || self.awaited.contains_key(&tx.key()) {
             return;
         }
         if self.awaited.len() < QUEUE_TXS_MAX {
             let deadline = self.now + self.config.request_timeout_ticks;
-            self.awaited.insert(tx.key, (tx, deadline, false));
+            self.awaited.insert(tx.key(), (tx, deadline, false));
             out.push(LocalOutput::Send {
                 to: vec![self.primary_of(self.view)],
                 message: LocalMessage::Forward {
@@ -820,11 +824,19 @@ impl LocalShard {
         if payload_digest(payload) != *digest {
             return Some("batch digest does not match its payload".into());
         }
-        let keys: BTreeSet<u128> = payload.iter().map(|tx| tx.key).collect();
+        let keys: BTreeSet<u128> = payload.iter().map(|tx| tx.key()).collect();
         if keys.len() != payload.len() {
             return Some("batch repeats an idempotency key".into());
         }
+        if !payload.iter().all(|tx| self.routes_here(tx)) {
+            return Some("batch debits an account of another shard".into());
+        }
         None
+    }
+
+    /// Debits of an account are ordered by its shard only (DESIGN.md, "Execution").
+    fn routes_here(&self, tx: &SignedTransfer) -> bool {
+        shard_of(tx, self.config.rules.shards()) == self.config.lane.shard
     }
 
     fn reject_primary(
@@ -1079,9 +1091,9 @@ impl LocalShard {
                 "the stable point moves by one"
             );
             for tx in payload.iter() {
-                self.awaited.remove(&tx.key);
-                if self.queued_keys.remove(&tx.key) {
-                    self.queue.retain(|(queued, _)| queued.key != tx.key);
+                self.awaited.remove(&tx.key());
+                if self.queued_keys.remove(&tx.key()) {
+                    self.queue.retain(|(queued, _)| queued.key() != tx.key());
                 }
             }
             self.slots.remove(&seq);
@@ -1131,7 +1143,9 @@ impl LocalShard {
         for (tx, _) in std::mem::take(&mut self.queue) {
             if self.awaited.len() < QUEUE_TXS_MAX {
                 let deadline = self.now + self.config.request_timeout_ticks;
-                self.awaited.entry(tx.key).or_insert((tx, deadline, false));
+                self.awaited
+                    .entry(tx.key())
+                    .or_insert((tx, deadline, false));
             }
         }
         self.queued_keys.clear();

@@ -10,6 +10,7 @@ mod checkpoints;
 
 use crate::bugs::PlantedBugs;
 use crate::certificates::CertRules;
+use crate::client::{self, ClientRegistry, SignedTransfer, TxRejection};
 use crate::crypto::{Check, Digest, Signer};
 use crate::durable::{LocalRecord, Record, RecordSeq};
 use crate::evidence::Evidence;
@@ -35,6 +36,8 @@ pub const VERIFY_PENDING_PER_PEER_MAX: usize = 256;
 pub const REQUESTS_PER_PEER_PER_WINDOW_MAX: u32 = 64;
 pub const REQUEST_WINDOW_TICKS: u64 = 10;
 const _: () = assert!(VERIFY_PENDING_PER_PEER_MAX <= VERIFY_PENDING_MAX);
+/// Client transactions awaiting their signature check; past it a client gets `Overloaded`.
+pub const CLIENT_VERIFY_PENDING_MAX: usize = 16_384;
 const _: () =
     assert!(VERIFY_PENDING_PER_PEER_MAX * crate::topology::REPLICAS_MAX >= VERIFY_PENDING_MAX);
 /// Committed batches served per batch request.
@@ -54,6 +57,8 @@ pub struct ReplicaConfig {
     pub topology: Arc<Topology>,
     pub me: ReplicaId,
     pub genesis_accounts: Vec<(AccountId, u64)>,
+    /// Client keys and account owners, from the genesis: who may debit what.
+    pub clients: Arc<ClientRegistry>,
     /// Ticks a forwarded request waits before the local tier suspects its primary.
     pub request_timeout_ticks: u64,
     pub global_timeout_min_ticks: u64,
@@ -70,7 +75,7 @@ pub struct ReplicaConfig {
 pub enum Input {
     Tick,
     /// A client transaction submitted to this replica.
-    Client(Transfer),
+    Client(SignedTransfer),
     Message {
         from: ReplicaId,
         message: Message,
@@ -102,10 +107,18 @@ pub struct DurableState {
 pub enum ReceiptStatus {
     /// Committed by the local tier of the domain (its LC exists).
     LocallyFinal { lane: Lane, seq: Seq },
-    /// Executed in the global order.
-    GloballyFinal { height: u64, outcome: Outcome },
+    /// Executed in the global order; `transfer` is what executed, for the client to compare
+    /// with what it signed.
+    GloballyFinal {
+        height: u64,
+        outcome: Outcome,
+        transfer: Transfer,
+    },
     /// Refused at submission: queues are full. Retry later (nothing was accepted).
     Overloaded,
+    /// Refused at submission: not signed by the owner of the debited account. A retry of the
+    /// same bytes is refused again.
+    Rejected { reason: TxRejection },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -218,6 +231,8 @@ pub struct Replica {
     executed_height: u64,
     ckpt: checkpoints::Checkpoints,
     verifying: BTreeMap<u64, (ReplicaId, Message)>,
+    /// Client transactions waiting for their signature check, by token.
+    verifying_clients: BTreeMap<u64, SignedTransfer>,
     /// Messages waiting for verification, per sending peer.
     verifying_from: BTreeMap<ReplicaId, usize>,
     /// Requests served per peer in the current window: (window, count).
@@ -292,6 +307,7 @@ impl Replica {
             executed: Vec::new(),
             to_execute: VecDeque::new(),
             verifying: BTreeMap::new(),
+            verifying_clients: BTreeMap::new(),
             verifying_from: BTreeMap::new(),
             requests_from: BTreeMap::new(),
             rules,
@@ -507,9 +523,8 @@ impl Replica {
     }
 
     /// The lane a transaction belongs to in this replica's domain.
-    pub fn shard_of(&self, tx: &Transfer) -> usize {
-        let hash = xxhash_rust::xxh3::xxh3_64(&tx.routing_key().to_le_bytes());
-        (hash % self.shards.len() as u64) as usize
+    pub fn shard_of(&self, tx: &SignedTransfer) -> usize {
+        client::shard_of(tx, self.shards.len() as u32) as usize
     }
 
     /// Index of a lane of this cluster; callers check the lane exists ([`CertRules::lane_index`]
@@ -522,7 +537,7 @@ impl Replica {
         let mut actions = Vec::new();
         match input {
             Input::Tick => self.on_tick(signer, &mut actions),
-            Input::Client(tx) => self.on_client(tx, signer, &mut actions),
+            Input::Client(tx) => self.on_client(tx, &mut actions),
             Input::Message { from, message } => {
                 self.on_message(from, message, signer, &mut actions)
             }
@@ -574,13 +589,37 @@ impl Replica {
         self.apply_global(out, signer, actions);
     }
 
-    fn on_client(&mut self, tx: Transfer, signer: &dyn Signer, actions: &mut Vec<Action>) {
+    /// A client's transaction is checked before it enters a lane: the owner of the debited
+    /// account must have signed it.
+    fn on_client(&mut self, tx: SignedTransfer, actions: &mut Vec<Action>) {
+        let check = match self.config.clients.check(&tx) {
+            Ok(check) => check,
+            Err(reason) => return reject(tx, reason, actions),
+        };
+        if self.verifying_clients.len() >= CLIENT_VERIFY_PENDING_MAX {
+            actions.push(Action::Receipt {
+                key: tx.key(),
+                status: ReceiptStatus::Overloaded,
+            });
+            return;
+        }
+        let token = self.next_token;
+        self.next_token += 1;
+        self.verifying_clients.insert(token, tx);
+        actions.push(Action::Verify {
+            token,
+            checks: vec![check],
+        });
+    }
+
+    /// A verified client transaction enters its lane.
+    fn admit_client(&mut self, tx: SignedTransfer, signer: &dyn Signer, actions: &mut Vec<Action>) {
         let shard = self.shard_of(&tx);
         let mut out = Vec::new();
         let accepted = self.shards[shard].on_client(tx, &mut out);
         if !accepted {
             actions.push(Action::Receipt {
-                key: tx.key,
+                key: tx.key(),
                 status: ReceiptStatus::Overloaded,
             });
         }
@@ -597,7 +636,13 @@ impl Replica {
         if self.config.topology.replica(from).is_none() {
             return;
         }
-        let checks = message.checks();
+        let mut checks = message.checks();
+        if let Err(reason) = self.transaction_checks(&message, &mut checks) {
+            // Honest members forward and pre-prepare only transactions they checked.
+            tracing::debug!(from, reason = reason.reason(), "unauthorized transaction");
+            self.evidence(Evidence::InvalidCertificate { offender: from }, actions);
+            return;
+        }
         if checks.is_empty() {
             self.dispatch(from, message, signer, actions);
             return;
@@ -613,6 +658,27 @@ impl Replica {
         actions.push(Action::Verify { token, checks });
     }
 
+    /// The client signatures a message's transactions carry: a forwarded transaction and
+    /// every transaction of a pre-prepare are checked again here, so a Byzantine member can
+    /// neither inject nor alter a transfer.
+    fn transaction_checks(
+        &self,
+        message: &Message,
+        checks: &mut Vec<Check>,
+    ) -> Result<(), TxRejection> {
+        let clients = &self.config.clients;
+        match message {
+            Message::Local(LocalMessage::Forward { tx, .. }) => clients.checks(&[*tx], checks),
+            Message::Local(LocalMessage::PrePrepare { .. }) if self.bugs.skip_client_recheck => {
+                Ok(())
+            }
+            Message::Local(LocalMessage::PrePrepare { payload, .. }) => {
+                clients.checks(payload, checks)
+            }
+            _ => Ok(()),
+        }
+    }
+
     fn on_verified(
         &mut self,
         token: u64,
@@ -620,6 +686,12 @@ impl Replica {
         signer: &dyn Signer,
         actions: &mut Vec<Action>,
     ) {
+        if let Some(tx) = self.verifying_clients.remove(&token) {
+            return match ok {
+                true => self.admit_client(tx, signer, actions),
+                false => reject(tx, TxRejection::BadSignature, actions),
+            };
+        }
         let Some((from, message)) = self.verifying.remove(&token) else {
             return;
         };
@@ -801,7 +873,7 @@ impl Replica {
     ) {
         for tx in payload.iter() {
             actions.push(Action::Receipt {
-                key: tx.key,
+                key: tx.key(),
                 status: ReceiptStatus::LocallyFinal {
                     lane: lc.lane,
                     seq: lc.seq,
@@ -1084,13 +1156,14 @@ impl Replica {
             }
             let mut transactions = 0;
             for tx in payloads.iter().flat_map(|p| p.iter()) {
-                let outcome = self.ledger.apply(tx);
+                let outcome = self.ledger.apply(&tx.transfer);
                 transactions += 1;
                 actions.push(Action::Receipt {
-                    key: tx.key,
+                    key: tx.key(),
                     status: ReceiptStatus::GloballyFinal {
                         height: block.height,
                         outcome,
+                        transfer: tx.transfer,
                     },
                 });
             }
@@ -1143,4 +1216,11 @@ fn schedule(config: &ReplicaConfig) -> LeaderSchedule {
 
 fn policy(config: &ReplicaConfig) -> VotePatternPolicy {
     VotePatternPolicy::new(config.vote_pattern, PolicyConfig::default())
+}
+
+fn reject(tx: SignedTransfer, reason: TxRejection, actions: &mut Vec<Action>) {
+    actions.push(Action::Receipt {
+        key: tx.key(),
+        status: ReceiptStatus::Rejected { reason },
+    });
 }

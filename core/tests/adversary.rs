@@ -94,3 +94,15 @@ fn a_domain_beyond_its_fault_bound_does_not_stall_the_global_tier() {
         Until::AllSeeds,
     ));
 }
+
+/// A Byzantine primary alters or makes up transfers in the batches it pre-prepares (and
+/// signs them itself): members that prepare without re-checking the client signatures let
+/// them execute.
+#[test]
+fn planted_skip_client_recheck_is_caught() {
+    let found = caught("skip-client-recheck", Strategy::AlterTransfers);
+    assert!(
+        found.is_some(),
+        "altered transfers went unnoticed in 500 seeds"
+    );
+}

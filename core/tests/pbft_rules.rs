@@ -2,11 +2,14 @@
 
 use ccbft_core::bugs::PlantedBugs;
 use ccbft_core::certificates::CertRules;
+use ccbft_core::client::{ClientSignature, SignedTransfer};
 use ccbft_core::crypto::{Bitmap, Certificate, Signature, Tag};
 use ccbft_core::crypto::{SimKeys, SimSigner};
 use ccbft_core::ledger::Transfer;
-use ccbft_core::messages::{payload_digest, Lane, LocalCert, LocalMessage, ViewChange};
-use ccbft_core::pbft::{LocalConfig, LocalOutput, LocalShard};
+use ccbft_core::messages::{
+    payload_digest, Lane, LocalCert, LocalMessage, PreparedProof, ViewChange,
+};
+use ccbft_core::pbft::{LocalConfig, LocalOutput, LocalShard, BATCH_TXS_MAX, WINDOW_SEQS};
 use ccbft_core::topology::{Quorum, ReplicaId, Topology};
 use std::collections::VecDeque;
 
@@ -78,12 +81,18 @@ impl Group {
     }
 }
 
-fn transfer(key: u128) -> Transfer {
-    Transfer {
-        key,
-        from: 1,
-        to: 2,
-        amount: 5,
+/// A client transaction; the shard does not verify client signatures (the replica has the
+/// host check them before a shard sees the transaction).
+fn transfer(key: u128) -> SignedTransfer {
+    SignedTransfer {
+        transfer: Transfer {
+            key,
+            from: 1,
+            to: 2,
+            amount: 5,
+        },
+        client: 1,
+        signature: ClientSignature([0; 64]),
     }
 }
 
@@ -140,10 +149,9 @@ fn equivocating_primary_is_reported_with_both_messages() {
     let mut group = Group::new(4);
     let lane = LANE;
     let make = |amount: u64| {
-        let payload = std::sync::Arc::new(vec![Transfer {
-            amount,
-            ..transfer(3)
-        }]);
+        let mut tx = transfer(3);
+        tx.transfer.amount = amount;
+        let payload = std::sync::Arc::new(vec![tx]);
         let digest = payload_digest(&payload);
         let payload_bytes = ccbft_core::messages::prepare_payload(lane, 0, 1, &digest);
         let signature = ccbft_core::crypto::Signer::sign(
@@ -404,4 +412,145 @@ fn commits_count_up_to_views_ahead_max_ahead() {
     let bound = ccbft_core::pbft::VIEWS_AHEAD_MAX;
     assert!(committed_with_commits_of(bound), "at the bound");
     assert!(!committed_with_commits_of(bound + 1), "beyond the bound");
+}
+
+/// Signers {0, 1, 2}: a quorum of the four-member domain (the shard counts signers; the host
+/// has verified the aggregate).
+fn quorum_cert() -> Certificate {
+    let mut signers = Bitmap::default();
+    [0, 1, 2].into_iter().for_each(|id| {
+        signers.insert(id);
+    });
+    Certificate {
+        signers,
+        aggregate: Signature(vec![0; 16]),
+    }
+}
+
+fn proof(view: u64, seq: u64, payload: Vec<SignedTransfer>) -> PreparedProof {
+    let payload = std::sync::Arc::new(payload);
+    PreparedProof {
+        view,
+        seq,
+        digest: payload_digest(&payload),
+        payload,
+        cert: quorum_cert(),
+    }
+}
+
+/// A view change to view 1 that holds every rule: committed up to 1 (with its LC), one
+/// batch prepared at sequence 2 in view 0.
+fn valid_view_change(from: ReplicaId) -> ViewChange {
+    ViewChange {
+        lane: LANE,
+        new_view: 1,
+        committed_upto: 1,
+        committed_lc: Some(LocalCert {
+            lane: LANE,
+            view: 0,
+            seq: 1,
+            digest: [1; 32],
+            cert: quorum_cert(),
+        }),
+        prepared: vec![proof(0, 2, vec![transfer(20)])],
+        from,
+        signature: Signature(vec![0; 16]),
+    }
+}
+
+/// Whether backup r0 joins view 1 after a valid view change from r2 and `second` from r3:
+/// it joins on f + 1 = 2 valid ones.
+fn joins_with(second: ViewChange) -> bool {
+    let mut group = Group::new(4);
+    for vc in [valid_view_change(2), second] {
+        let mut out = Vec::new();
+        group.shards[0].on_message(LocalMessage::ViewChange(vc), &group.signers[0], &mut out);
+    }
+    group.shards[0].assert_bounded();
+    group.shards[0].view() == 1
+}
+
+/// One way to break a valid view change.
+type Breaks = fn(&mut ViewChange);
+
+/// Each condition of a view change's validity, broken alone in an otherwise valid message
+/// whose certificates are all well formed: the message is not counted (a mutation run found
+/// that no test sent a view change breaking any one of them).
+#[test]
+fn a_view_change_is_counted_only_if_each_of_its_claims_holds() {
+    assert!(joins_with(valid_view_change(3)), "two valid view changes");
+    let full_window = ViewChange {
+        prepared: (2..2 + WINDOW_SEQS)
+            .map(|seq| proof(0, seq, vec![transfer(u128::from(seq))]))
+            .collect(),
+        ..valid_view_change(3)
+    };
+    assert!(joins_with(full_window), "a full window of prepared batches");
+    let broken: Vec<(&str, Breaks)> = vec![
+        ("more proofs than the window", |vc| {
+            vc.prepared = (2..3 + WINDOW_SEQS).map(|s| proof(0, s, vec![])).collect()
+        }),
+        ("committed without an LC", |vc| vc.committed_lc = None),
+        ("an LC of another sequence", |vc| {
+            vc.committed_lc.as_mut().unwrap().seq = 2
+        }),
+        ("an LC of another lane", |vc| {
+            vc.committed_lc.as_mut().unwrap().lane.shard = 1
+        }),
+        ("an LC of too few signers", |vc| {
+            vc.committed_lc.as_mut().unwrap().cert.signers = Bitmap::default()
+        }),
+        ("a proof at or below the committed point", |vc| {
+            vc.prepared = vec![proof(0, 1, vec![transfer(20)])]
+        }),
+        ("a proof beyond the window", |vc| {
+            vc.prepared = vec![proof(0, 2 + WINDOW_SEQS, vec![transfer(20)])]
+        }),
+        ("two proofs of one sequence", |vc| {
+            vc.prepared = vec![proof(0, 2, vec![transfer(20)]), proof(0, 2, vec![])]
+        }),
+        ("a proof of the new view itself", |vc| {
+            vc.prepared = vec![proof(1, 2, vec![transfer(20)])]
+        }),
+        ("a proof of an oversized batch", |vc| {
+            let txs = (0..=BATCH_TXS_MAX as u128).map(transfer).collect();
+            vc.prepared = vec![proof(0, 2, txs)]
+        }),
+        ("a proof whose digest is not its payload's", |vc| {
+            vc.prepared[0].digest = [7; 32]
+        }),
+        ("a proof of too few signers", |vc| {
+            vc.prepared[0].cert.signers = Bitmap::default()
+        }),
+    ];
+    for (what, break_it) in broken {
+        let mut vc = valid_view_change(3);
+        break_it(&mut vc);
+        assert!(!joins_with(vc), "counted a view change with {what}");
+    }
+    // A lone view change reaches only its own lane's shard; one of another lane can only
+    // come inside a new-view message.
+    assert!(installs_new_view_with(valid_view_change(3)));
+    let mut other_lane = valid_view_change(3);
+    other_lane.lane.shard = 1;
+    assert!(
+        !installs_new_view_with(other_lane),
+        "installed a view change of another lane"
+    );
+}
+
+/// Whether backup r0 installs view 1 from its primary r1, justified by valid view changes
+/// from r1 and r2 and `third` from r3.
+fn installs_new_view_with(third: ViewChange) -> bool {
+    let mut group = Group::new(4);
+    let message = LocalMessage::NewView {
+        lane: LANE,
+        view: 1,
+        view_changes: vec![valid_view_change(1), valid_view_change(2), third],
+        from: 1,
+        signature: Signature(vec![0; 16]),
+    };
+    let mut out = Vec::new();
+    group.shards[0].on_message(message, &group.signers[0], &mut out);
+    group.shards[0].view() == 1
 }

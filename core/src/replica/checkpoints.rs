@@ -684,6 +684,7 @@ mod tests {
             topology: Arc::new(Topology::synthetic(4, 1, 1).unwrap()),
             me: 0,
             genesis_accounts: (0..4).map(|a| (a, 100)).collect(),
+            clients: Default::default(),
             request_timeout_ticks: 150,
             global_timeout_min_ticks: 400,
             global_timeout_max_ticks: 3_000,

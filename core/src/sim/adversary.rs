@@ -10,6 +10,7 @@
 
 use super::rng::Rng;
 use crate::checkpoint::CheckpointVote;
+use crate::client::{ClientSignature, SignedTransfer, CLIENT_SIGNATURE_BYTES};
 use crate::crypto::{Bitmap, Certificate, Digest, Signature, Signer, SimKeys, SimSigner, Tag};
 use crate::hotstuff::genesis_block;
 use crate::ledger::Transfer;
@@ -78,6 +79,10 @@ pub enum Strategy {
     /// Run as two honest instances under one key, each talking to its own part of the
     /// cluster ([`super::twins`]); the adversary itself lets everything through.
     Twins,
+    /// Alter clients' transfers (amount, recipient) or add made-up ones, in the batches it
+    /// pre-prepares as primary (properly signed by itself) and in the transfers it forwards;
+    /// it holds no client key, so the client signatures no longer match.
+    AlterTransfers,
 }
 
 pub const STRATEGIES: &[Strategy] = &[
@@ -96,6 +101,7 @@ pub const STRATEGIES: &[Strategy] = &[
     Strategy::Flood,
     Strategy::Replay,
     Strategy::Twins,
+    Strategy::AlterTransfers,
 ];
 
 impl Strategy {
@@ -117,6 +123,7 @@ impl Strategy {
             Strategy::Flood => "flood",
             Strategy::Replay => "replay",
             Strategy::Twins => "twins",
+            Strategy::AlterTransfers => "alter-transfers",
         }
     }
 
@@ -195,7 +202,7 @@ pub struct Adversary {
     /// Highest round seen, and whether any QC exists yet.
     seen_round: u64,
     qc_seen: bool,
-    seen_transfers: Vec<Transfer>,
+    seen_transfers: Vec<SignedTransfer>,
     injected: u64,
 }
 
@@ -292,6 +299,7 @@ impl Adversary {
             }
             Strategy::GenesisFork => self.genesis_fork(to, message),
             Strategy::EquivocateEverything => self.equivocate_everything(to, message, rng),
+            Strategy::AlterTransfers => vec![(to, self.alter_transfers(message), 0)],
             _ => vec![(to, message, 0)],
         }
     }
@@ -381,7 +389,7 @@ impl Adversary {
                 signature,
             }) if !payload.is_empty() => {
                 let mut changed: Vec<_> = payload.iter().copied().collect();
-                changed[0].amount = changed[0].amount.wrapping_add(1);
+                changed[0].transfer.amount = changed[0].transfer.amount.wrapping_add(1);
                 Message::Local(LocalMessage::PrePrepare {
                     lane,
                     view,
@@ -393,6 +401,64 @@ impl Adversary {
                 })
             }
             other => other,
+        }
+    }
+
+    /// One change per message, chosen by sequence so every kind occurs: a higher amount, a
+    /// redirected payment, a made-up transfer added. A pre-prepare is re-signed, so its own
+    /// signature and digest are right and only the client signatures can expose it.
+    fn alter_transfers(&mut self, message: Message) -> Message {
+        match message {
+            Message::Local(LocalMessage::PrePrepare {
+                lane,
+                view,
+                seq,
+                payload,
+                from,
+                ..
+            }) if !payload.is_empty() => {
+                let mut changed: Vec<SignedTransfer> = payload.iter().copied().collect();
+                match seq % 3 {
+                    0 => changed[0].transfer.amount = changed[0].transfer.amount.saturating_mul(2),
+                    1 => changed[0].transfer.to = changed[0].transfer.from.wrapping_add(1),
+                    _ => changed.push(self.made_up_transfer(&changed[0])),
+                }
+                let payload = Arc::new(changed);
+                let digest = payload_digest(&payload);
+                let signature = self.signer.sign(
+                    Tag::LocalPrepare,
+                    &prepare_payload(lane, view, seq, &digest),
+                );
+                Message::Local(LocalMessage::PrePrepare {
+                    lane,
+                    view,
+                    seq,
+                    digest,
+                    payload,
+                    from,
+                    signature,
+                })
+            }
+            Message::Local(LocalMessage::Forward { lane, mut tx }) => {
+                tx.transfer.amount = tx.transfer.amount.saturating_add(1);
+                Message::Local(LocalMessage::Forward { lane, tx })
+            }
+            other => other,
+        }
+    }
+
+    /// A transfer no client signed, debiting the same account as `like` (so it routes to
+    /// the same shard and names the account's owner: only its signature is wrong).
+    fn made_up_transfer(&mut self, like: &SignedTransfer) -> SignedTransfer {
+        self.injected += 1;
+        SignedTransfer {
+            transfer: Transfer {
+                key: FABRICATED_KEY_BASE | u128::from(self.injected),
+                amount: 1,
+                ..like.transfer
+            },
+            client: like.client,
+            signature: ClientSignature([0xA5; CLIENT_SIGNATURE_BYTES]),
         }
     }
 
@@ -672,11 +738,15 @@ impl Adversary {
             for shard in 0..topology.shards {
                 let lane = Lane { domain, shard };
                 let seq = self.seen_seq.get(&lane).copied().unwrap_or(0) + 1;
-                let payload = Arc::new(vec![Transfer {
-                    key: FABRICATED_KEY_BASE | u128::from(self.injected),
-                    from: 0,
-                    to: 1,
-                    amount: 1,
+                let payload = Arc::new(vec![SignedTransfer {
+                    transfer: Transfer {
+                        key: FABRICATED_KEY_BASE | u128::from(self.injected),
+                        from: 0,
+                        to: 1,
+                        amount: 1,
+                    },
+                    client: 0,
+                    signature: ClientSignature([0; CLIENT_SIGNATURE_BYTES]),
                 }]);
                 let digest = payload_digest(&payload);
                 let lc = LocalCert {
@@ -840,9 +910,8 @@ impl Adversary {
                 };
                 Message::Local(vote(my_lane, view, seq, digest, me, &self.signer))
             }
-            // Forwards of transfers clients did submit, again and again (unsigned forwards of
-            // made-up transfers are refused only once transactions are signed, issue "core
-            // durability"; until then a member could fill a primary's queue with them).
+            // Forwards of transfers clients did submit, again and again (made-up ones fail
+            // their client signature: the alter-transfers strategy sends those).
             4 if !self.seen_transfers.is_empty() => Message::Local(LocalMessage::Forward {
                 lane: my_lane,
                 tx: *rng.pick(&self.seen_transfers),

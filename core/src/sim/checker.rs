@@ -1,5 +1,6 @@
 //! The invariants every simulated run must keep.
 
+use crate::client::TxRejection;
 use crate::crypto::Digest;
 use crate::replica::Replica;
 use crate::topology::{ReplicaId, Topology};
@@ -33,6 +34,10 @@ pub struct Observations {
     finalised: BTreeMap<ReplicaId, BTreeMap<u128, u64>>,
     /// Keys executed that no client submitted.
     foreign: Vec<(ReplicaId, u128)>,
+    /// Transactions an honest replica executed with other contents than the client signed.
+    altered: Vec<(ReplicaId, u128)>,
+    /// Honest clients' transactions an honest replica refused at ingress.
+    rejected: Vec<(ReplicaId, u128, TxRejection)>,
 }
 
 impl Observations {
@@ -124,6 +129,14 @@ impl Observations {
         self.foreign.push((id, key));
     }
 
+    pub fn altered(&mut self, id: ReplicaId, key: u128) {
+        self.altered.push((id, key));
+    }
+
+    pub fn rejected(&mut self, id: ReplicaId, key: u128, reason: TxRejection) {
+        self.rejected.push((id, key, reason));
+    }
+
     /// Agreement, total order, equal state roots, validity, conservation, liveness.
     pub fn check(
         &self,
@@ -147,6 +160,17 @@ impl Observations {
                     at.len()
                 ));
             }
+        }
+        if let Some((id, key)) = self.altered.first() {
+            say(format!(
+                "validity: r{id} executed transaction {key:#x} altered from what its client signed"
+            ));
+        }
+        if let Some((id, key, reason)) = self.rejected.first() {
+            say(format!(
+                "validity: r{id} refused an honest client's transaction {key:#x}: {}",
+                reason.reason()
+            ));
         }
         if let Some((id, key)) = self.foreign.first() {
             say(format!(

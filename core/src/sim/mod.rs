@@ -14,6 +14,7 @@ pub mod rng;
 pub mod twins;
 
 use crate::bugs::PlantedBugs;
+use crate::client::{ClientId, ClientRegistry, SignedTransfer};
 use crate::crypto::{SimKeys, SimSigner, Verifier};
 use crate::leader::LeaderSchedule;
 use crate::ledger::{Outcome, Transfer};
@@ -213,7 +214,7 @@ enum Event {
 }
 
 struct ClientTx {
-    tx: Transfer,
+    tx: SignedTransfer,
     domain: u32,
     submitted_us: u64,
     attempts: u32,
@@ -322,11 +323,13 @@ impl Sim {
             VotePattern::AllToAll
         };
         let rotation_rounds = *rng.pick(&[1, 3, 10]);
+        let clients = Arc::new(sim_clients(&keys));
         let configs: Vec<ReplicaConfig> = (0..n)
             .map(|id| ReplicaConfig {
                 topology: topology.clone(),
                 me: id,
                 genesis_accounts: (0..ACCOUNTS).map(|a| (a, OPENING_BALANCE)).collect(),
+                clients: clients.clone(),
                 request_timeout_ticks: 150,
                 global_timeout_min_ticks: 400,
                 global_timeout_max_ticks: 3_000,
@@ -472,14 +475,15 @@ impl Sim {
             let from = self.rng.below(ACCOUNTS);
             let to = (from + 1 + self.rng.below(ACCOUNTS - 1)) % ACCOUNTS;
             let amount = 1 + self.rng.below(OPENING_BALANCE / 100);
-            let tx = Transfer {
+            let transfer = Transfer {
                 key: (u128::from(self.report.seed) << 64) | u128::from(i),
                 from,
                 to,
                 amount,
             };
+            let tx = sim_client_sign(&self.keys, transfer);
             let domain = self.rng.below(self.topology.domains.len() as u64) as u32;
-            self.by_key.insert(tx.key, self.clients.len());
+            self.by_key.insert(tx.key(), self.clients.len());
             self.clients.push(ClientTx {
                 tx,
                 domain,
@@ -1005,7 +1009,10 @@ impl Sim {
         if !self.honest(id) {
             return;
         }
-        if let ReceiptStatus::GloballyFinal { outcome, height } = status {
+        if let ReceiptStatus::GloballyFinal {
+            outcome, height, ..
+        } = status
+        {
             self.observations
                 .outcome(id, key, height, outcome == Outcome::Applied);
         }
@@ -1015,6 +1022,10 @@ impl Sim {
         };
         let client = &mut self.clients[index];
         match status {
+            ReceiptStatus::GloballyFinal { transfer, .. } if transfer != client.tx.transfer => {
+                self.observations.altered(id, key);
+            }
+            ReceiptStatus::Rejected { reason } => self.observations.rejected(id, key, reason),
             ReceiptStatus::LocallyFinal { .. } if client.local_final_us.is_none() => {
                 client.local_final_us = Some(self.now);
                 self.report
@@ -1104,7 +1115,7 @@ impl Sim {
             .iter()
             .filter(|r| self.honest(r.id()))
             .collect();
-        let submitted: BTreeSet<u128> = self.clients.iter().map(|c| c.tx.key).collect();
+        let submitted: BTreeSet<u128> = self.clients.iter().map(|c| c.tx.key()).collect();
         let mut violations = self
             .observations
             .check(self.report.seed, &honest, &submitted);
@@ -1131,7 +1142,7 @@ impl Sim {
             .filter(|c| {
                 honest
                     .iter()
-                    .any(|r| !self.observations.finalised_on(r.id(), c.tx.key))
+                    .any(|r| !self.observations.finalised_on(r.id(), c.tx.key()))
             })
             .count() as u64;
         let mut report = std::mem::take(&mut self.report);
@@ -1161,5 +1172,25 @@ impl Sim {
             .max()
             .unwrap_or(0);
         report
+    }
+}
+
+/// The simulated clients: client `a` owns account `a`, with its key from the run's key set.
+pub fn sim_clients(keys: &SimKeys) -> ClientRegistry {
+    let ids = 0..ACCOUNTS as ClientId;
+    ClientRegistry::new(
+        ids.clone().map(|id| (id, keys.client_key(id))),
+        ids.map(|id| (u64::from(id), id)),
+    )
+    .expect("distinct simulated clients")
+}
+
+/// `transfer` signed by the owner of its debited account (see [`sim_clients`]).
+pub fn sim_client_sign(keys: &SimKeys, transfer: Transfer) -> SignedTransfer {
+    let client = ClientId::try_from(transfer.from).expect("simulated accounts fit a client id");
+    SignedTransfer {
+        transfer,
+        client,
+        signature: keys.sign_client(client, &SignedTransfer::signed_bytes(&transfer, client)),
     }
 }

@@ -6,6 +6,7 @@ use crate::checkpoint::{
     CheckpointCert, CheckpointId, CheckpointVote, SnapshotChunk, SNAPSHOT_BYTES_MAX,
     SNAPSHOT_CHUNK_BYTES,
 };
+use crate::client::{ClientSignature, SignedTransfer};
 use crate::crypto::{Bitmap, Certificate, Digest, Signature, SIGNATURE_BYTES_MAX};
 use crate::durable::{CheckpointState, LocalRecord};
 use crate::evidence::{Evidence, EVIDENCE_NESTING_MAX, EVIDENCE_PER_BLOCK_MAX};
@@ -62,8 +63,22 @@ fn transfer() -> impl Strategy<Value = Transfer> {
     })
 }
 
+fn signed_transfer() -> impl Strategy<Value = SignedTransfer> {
+    (
+        transfer(),
+        any::<u32>(),
+        any::<[u8; 32]>(),
+        any::<[u8; 32]>(),
+    )
+        .prop_map(|(transfer, client, r, s)| SignedTransfer {
+            transfer,
+            client,
+            signature: ClientSignature([r, s].concat().try_into().expect("64 bytes")),
+        })
+}
+
 fn payload() -> impl Strategy<Value = Payload> {
-    vec(transfer(), 0..4).prop_map(Arc::new)
+    vec(signed_transfer(), 0..4).prop_map(Arc::new)
 }
 
 fn local_cert() -> impl Strategy<Value = LocalCert> {
@@ -280,7 +295,7 @@ fn local_kinds() -> Kinds<LocalMessage> {
     vec![
         (
             "forward",
-            (lane(), transfer())
+            (lane(), signed_transfer())
                 .prop_map(|(lane, tx)| LocalMessage::Forward { lane, tx })
                 .boxed(),
         ),
@@ -1109,7 +1124,7 @@ fn counts_above_their_bound_are_refused_before_allocation() {
     assert!(matches!(
         decode_message(&with_count(prefix, BATCH_TXS_MAX as u32)),
         Err(WireError::Truncated { what: "payload transfers", needed, remaining: 0 })
-            if needed == (BATCH_TXS_MAX * crate::ledger::TRANSFER_SIZE_BYTES) as u64
+            if needed == (BATCH_TXS_MAX * crate::client::SIGNED_TRANSFER_BYTES) as u64
     ));
 }
 
@@ -1192,11 +1207,15 @@ fn encoding_a_chunk_above_its_bound_is_a_bug() {
 #[test]
 #[should_panic(expected = "payload transfers")]
 fn encoding_a_batch_above_its_bound_is_a_bug() {
-    let tx = Transfer {
-        key: 1,
-        from: 2,
-        to: 3,
-        amount: 4,
+    let tx = SignedTransfer {
+        transfer: Transfer {
+            key: 1,
+            from: 2,
+            to: 3,
+            amount: 4,
+        },
+        client: 2,
+        signature: ClientSignature([5; 64]),
     };
     let record = Record::Batch {
         lc: LocalCert {
