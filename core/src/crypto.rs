@@ -129,6 +129,34 @@ pub trait Signer {
 /// Verifies signatures and aggregates; the host's side of the boundary.
 pub trait Verifier {
     fn verify(&self, check: &Check) -> bool;
+
+    /// The positions of the checks that fail, one by one (what [`crate::replica::Input::Verified`]
+    /// reports). The runtime gets the same answer from one batched check of everything and a
+    /// bisection only when the batch fails.
+    fn failed(&self, checks: &[Check]) -> Vec<u32> {
+        (0..checks.len() as u32)
+            .filter(|&i| !self.verify(&checks[i as usize]))
+            .collect()
+    }
+}
+
+impl Check {
+    /// What kind of check it is, for health events and logs.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Check::Single { .. } => "signature",
+            Check::Aggregate { .. } => "certificate",
+            Check::Client { .. } => "client signature",
+        }
+    }
+
+    /// The replica whose own signature this is, if it is one.
+    pub fn signer(&self) -> Option<ReplicaId> {
+        match self {
+            Check::Single { signer, .. } => Some(*signer),
+            Check::Aggregate { .. } | Check::Client { .. } => None,
+        }
+    }
 }
 
 #[cfg(any(test, feature = "simulator"))]

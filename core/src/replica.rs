@@ -80,10 +80,13 @@ pub enum Input {
         from: ReplicaId,
         message: Message,
     },
-    /// The host's answer to [`Action::Verify`].
+    /// The host's answer to [`Action::Verify`]: the positions (in its `checks`) of the checks
+    /// that failed; empty when every one passed. The host may check many messages' checks in
+    /// one batch and bisect only when it fails (STYLE.md 13); it reports each message apart,
+    /// so a bad signature costs only the message that carries it.
     Verified {
         token: u64,
-        ok: bool,
+        failed: Vec<u32>,
     },
     /// Every record up to `upto` is durable (the host's log reached it).
     Durable {
@@ -144,6 +147,13 @@ pub enum HealthEvent {
     /// q replicas certified a state root other than ours: this replica stopped executing.
     Diverged {
         height: u64,
+    },
+    /// A message from `from` failed a check: `check` names its kind, `signer` the replica whose
+    /// signature it claimed to be (for a signature check).
+    CheckFailed {
+        from: ReplicaId,
+        check: &'static str,
+        signer: Option<ReplicaId>,
     },
     /// A state-transfer chunk failed verification; another peer is asked.
     SnapshotChunkRejected {
@@ -541,7 +551,9 @@ impl Replica {
             Input::Message { from, message } => {
                 self.on_message(from, message, signer, &mut actions)
             }
-            Input::Verified { token, ok } => self.on_verified(token, ok, signer, &mut actions),
+            Input::Verified { token, failed } => {
+                self.on_verified(token, &failed, signer, &mut actions)
+            }
             Input::Durable { upto } => self.on_durable(upto),
         }
         self.number_records(&mut actions);
@@ -682,12 +694,12 @@ impl Replica {
     fn on_verified(
         &mut self,
         token: u64,
-        ok: bool,
+        failed: &[u32],
         signer: &dyn Signer,
         actions: &mut Vec<Action>,
     ) {
         if let Some(tx) = self.verifying_clients.remove(&token) {
-            return match ok {
+            return match failed.is_empty() {
                 true => self.admit_client(tx, signer, actions),
                 false => reject(tx, TxRejection::BadSignature, actions),
             };
@@ -701,11 +713,36 @@ impl Replica {
                 self.verifying_from.remove(&from);
             }
         }
-        if ok {
+        if failed.is_empty() {
             self.dispatch(from, message, signer, actions);
         } else {
-            self.evidence(Evidence::InvalidCertificate { offender: from }, actions);
+            self.check_failed(from, &message, failed, actions);
         }
+    }
+
+    /// Blame for a failed check goes to the authenticated sender, whichever check failed:
+    /// an honest replica verifies every signature and certificate before it relays one, and
+    /// every transaction before it forwards or pre-prepares it. The health event names the
+    /// first failed check (its kind, and the signer it claims).
+    fn check_failed(
+        &mut self,
+        from: ReplicaId,
+        message: &Message,
+        failed: &[u32],
+        actions: &mut Vec<Action>,
+    ) {
+        let mut checks = message.checks();
+        // Rebuilt in the order they were sent; they passed authorization then, so again now.
+        let authorized = self.transaction_checks(message, &mut checks);
+        debug_assert!(authorized.is_ok());
+        if let Some(check) = failed.first().and_then(|&i| checks.get(i as usize)) {
+            actions.push(Action::Health(HealthEvent::CheckFailed {
+                from,
+                check: check.kind(),
+                signer: check.signer(),
+            }));
+        }
+        self.evidence(Evidence::InvalidCertificate { offender: from }, actions);
     }
 
     /// Evidence is reported, and proofs go to the global tier to be committed: the leader

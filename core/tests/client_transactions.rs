@@ -5,7 +5,7 @@ use ccbft_core::client::{ClientSignature, SignedTransfer, TxRejection};
 use ccbft_core::crypto::{Signer, SimKeys, Verifier};
 use ccbft_core::ledger::Transfer;
 use ccbft_core::messages::{payload_digest, prepare_payload, Lane, LocalMessage, Message};
-use ccbft_core::replica::{Action, Input, ReceiptStatus, Replica, ReplicaConfig};
+use ccbft_core::replica::{Action, HealthEvent, Input, ReceiptStatus, Replica, ReplicaConfig};
 use ccbft_core::sim::{sim_client_sign, sim_clients, ACCOUNTS, OPENING_BALANCE};
 use ccbft_core::topology::{ReplicaId, Topology};
 use ccbft_core::vote_pattern::VotePattern;
@@ -51,7 +51,7 @@ fn step_verified(replica: &mut Replica, keys: &SimKeys, input: Input) -> Vec<Act
             match action {
                 Action::Verify { token, checks } => inputs.push(Input::Verified {
                     token,
-                    ok: checks.iter().all(|check| keys.verify(check)),
+                    failed: keys.failed(&checks),
                 }),
                 other => out.push(other),
             }
@@ -159,4 +159,57 @@ fn a_backup_prepares_only_batches_of_transfers_their_owners_signed() {
     let actions = step_verified(&mut backup, &keys, Input::Message { from: 0, message });
     assert_eq!(prepares(&actions), 1, "an honest batch is prepared");
     assert_eq!(evidence(&actions), 0);
+}
+
+fn failed_checks(actions: &[Action]) -> Vec<HealthEvent> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Health(event @ HealthEvent::CheckFailed { .. }) => Some(event.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The host reports which checks of a message failed; the replica names the first in its
+/// health event and blames the sender.
+#[test]
+fn a_failed_check_is_reported_by_kind_and_claimed_signer() {
+    let keys = SimKeys::new(4, 7);
+    let good = sim_client_sign(&keys, transfer(1));
+    let mut altered = good;
+    altered.transfer.amount += 1;
+    let mut backup = replica(&keys, 1);
+    let message = pre_prepare(&keys, vec![good, altered]);
+    let actions = step_verified(&mut backup, &keys, Input::Message { from: 0, message });
+    assert_eq!(
+        failed_checks(&actions),
+        [HealthEvent::CheckFailed {
+            from: 0,
+            check: "client signature",
+            signer: None
+        }]
+    );
+    let mut forged = pre_prepare(&keys, vec![good]);
+    if let Message::Local(LocalMessage::PrePrepare { signature, .. }) = &mut forged {
+        signature.0[0] ^= 1;
+    }
+    let mut backup = replica(&keys, 1);
+    let actions = step_verified(
+        &mut backup,
+        &keys,
+        Input::Message {
+            from: 0,
+            message: forged,
+        },
+    );
+    assert_eq!(
+        failed_checks(&actions),
+        [HealthEvent::CheckFailed {
+            from: 0,
+            check: "signature",
+            signer: Some(0)
+        }]
+    );
+    assert_eq!(prepares(&actions), 0);
 }

@@ -748,8 +748,11 @@ mod tests {
             for action in replica.step(input, &signer) {
                 if let Action::Verify { token, checks } = &action {
                     use crate::crypto::Verifier;
-                    let ok = checks.iter().all(|c| keys.verify(c));
-                    inputs.push(Input::Verified { token: *token, ok });
+                    let failed = keys.failed(checks);
+                    inputs.push(Input::Verified {
+                        token: *token,
+                        failed,
+                    });
                 }
                 out.push(action);
             }

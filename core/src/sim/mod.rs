@@ -888,8 +888,8 @@ impl Sim {
                 }
             }
             Action::Verify { token, checks } => {
-                let ok = checks.iter().all(|check| self.keys.verify(check));
-                return Some(Input::Verified { token, ok });
+                let failed = self.keys.failed(&checks);
+                return Some(Input::Verified { token, failed });
             }
             Action::Persist { seq, record } => {
                 let flush = self.disks[id as usize].append(seq, record, &mut self.disk_rng);
@@ -1048,6 +1048,7 @@ impl Sim {
             HealthEvent::GlobalTimeout { .. } => self.report.global_timeouts += 1,
             HealthEvent::VotePatternSwitched { .. } => self.report.vote_pattern_switches += 1,
             HealthEvent::Evidence { .. }
+            | HealthEvent::CheckFailed { .. }
             | HealthEvent::Diverged { .. }
             | HealthEvent::SnapshotChunkRejected { .. } => {}
         }
@@ -1071,6 +1072,14 @@ impl Sim {
                 HealthEvent::Evidence { kind, offender } => {
                     ("evidence", format!("{kind} by r{offender}"))
                 }
+                HealthEvent::CheckFailed {
+                    from,
+                    check,
+                    signer,
+                } => (
+                    "check_failed",
+                    format!("{check} (signer {signer:?}) from r{from}"),
+                ),
                 HealthEvent::Diverged { height } => {
                     self.observations.diverged(id, *height);
                     (
