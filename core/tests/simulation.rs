@@ -153,5 +153,5 @@ fn unknown_bug_names_are_refused() {
         ..options()
     };
     assert!(sim::run(0, &options).is_err());
-    assert_eq!(sim::bug_names().len(), 11);
+    assert_eq!(sim::bug_names().len(), 12);
 }
