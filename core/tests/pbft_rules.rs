@@ -554,3 +554,49 @@ fn installs_new_view_with(third: ViewChange) -> bool {
     group.shards[0].on_message(message, &group.signers[0], &mut out);
     group.shards[0].view() == 1
 }
+
+/// The new-view decision re-proposes, at each sequence, the batch prepared in the highest
+/// view (Castro-Liskov 4.4): a batch prepared in view 0 by members that never completed it
+/// and another prepared at the same sequence in view 1 can both be proved, and only the
+/// later one may have committed (a mutation run found no test told the two apart).
+#[test]
+fn a_new_view_re_proposes_the_batch_prepared_in_the_highest_view() {
+    let older = proof(0, 2, vec![transfer(30)]);
+    let newer = proof(1, 2, vec![transfer(31)]);
+    let newer_digest = newer.digest;
+    let view_change = |from: ReplicaId, prepared: Vec<PreparedProof>| ViewChange {
+        new_view: 2,
+        prepared,
+        ..valid_view_change(from)
+    };
+    let message = LocalMessage::NewView {
+        lane: LANE,
+        view: 2,
+        // The older proof first: a rule that kept the first, or the lowest, would pick it.
+        view_changes: vec![
+            view_change(1, vec![older]),
+            view_change(2, vec![newer]),
+            view_change(3, vec![]),
+        ],
+        from: 2,
+        signature: Signature(vec![0; 16]),
+    };
+    let mut group = Group::new(4);
+    let mut out = Vec::new();
+    group.shards[0].on_message(message, &group.signers[0], &mut out);
+    assert_eq!(group.shards[0].view(), 2, "the new view is installed");
+    let prepared: Vec<(u64, u64, [u8; 32])> = out
+        .iter()
+        .filter_map(|o| match o {
+            LocalOutput::Send {
+                message:
+                    LocalMessage::Prepare {
+                        view, seq, digest, ..
+                    },
+                ..
+            } => Some((*view, *seq, *digest)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(prepared, [(2, 2, newer_digest)]);
+}
