@@ -600,3 +600,88 @@ fn a_new_view_re_proposes_the_batch_prepared_in_the_highest_view() {
         .collect();
     assert_eq!(prepared, [(2, 2, newer_digest)]);
 }
+
+fn new_view(view: u64, from: ReplicaId, view_changes: Vec<ViewChange>) -> LocalMessage {
+    LocalMessage::NewView {
+        lane: LANE,
+        view,
+        view_changes,
+        from,
+        signature: Signature(vec![0; 16]),
+    }
+}
+
+/// View changes to `view` from each of `senders`, valid otherwise.
+fn view_changes_to(view: u64, senders: &[ReplicaId]) -> Vec<ViewChange> {
+    senders
+        .iter()
+        .map(|&from| ViewChange {
+            new_view: view,
+            ..valid_view_change(from)
+        })
+        .collect()
+}
+
+fn deliver_to_r0(group: &mut Group, message: LocalMessage) -> Vec<LocalOutput> {
+    let mut out = Vec::new();
+    group.shards[0].on_message(message, &group.signers[0], &mut out);
+    out
+}
+
+/// A backup installs a new view only from that view's primary, only for a view above its
+/// own (or its own, while it is changing views), and only on q distinct members' valid view
+/// changes for exactly that view; each condition broken alone leaves it where it was (a
+/// mutation run found that no test sent a new-view breaking any one of them).
+#[test]
+fn a_new_view_needs_its_primary_and_a_quorum_of_view_changes_for_it() {
+    let mut group = Group::new(4);
+    let out = deliver_to_r0(&mut group, new_view(1, 1, view_changes_to(1, &[1, 2, 3])));
+    assert_eq!(group.shards[0].view(), 1, "a valid new view is installed");
+    assert!(
+        out.iter()
+            .any(|o| matches!(o, LocalOutput::NeedBatches { upto: 1, from: 1 })),
+        "the batches below the new view's LC are fetched from a holder: {out:?}"
+    );
+    let again = deliver_to_r0(&mut group, new_view(1, 1, view_changes_to(1, &[1, 2, 3])));
+    assert!(
+        again.is_empty(),
+        "an installed view is not installed again: {again:?}"
+    );
+    deliver_to_r0(&mut group, new_view(2, 2, view_changes_to(2, &[1, 2, 3])));
+    assert_eq!(group.shards[0].view(), 2);
+    deliver_to_r0(&mut group, new_view(1, 1, view_changes_to(1, &[1, 2, 3])));
+    assert_eq!(
+        group.shards[0].view(),
+        2,
+        "a new view below ours is ignored"
+    );
+
+    let mut from_stranger = view_changes_to(1, &[1, 2, 3]);
+    from_stranger[2].from = 9;
+    let mut other_view = view_changes_to(1, &[1, 2, 3]);
+    other_view[2].new_view = 2;
+    let broken = [
+        (
+            "not sent by the view's primary",
+            new_view(1, 2, view_changes_to(1, &[1, 2, 3])),
+        ),
+        (
+            "one sender twice",
+            new_view(1, 1, view_changes_to(1, &[1, 2, 3, 3])),
+        ),
+        (
+            "fewer than q view changes",
+            new_view(1, 1, view_changes_to(1, &[1, 2])),
+        ),
+        (
+            "a view change of a non-member",
+            new_view(1, 1, from_stranger),
+        ),
+        ("a view change for another view", new_view(1, 1, other_view)),
+    ];
+    for (what, message) in broken {
+        let mut group = Group::new(4);
+        deliver_to_r0(&mut group, message);
+        assert_eq!(group.shards[0].view(), 0, "installed a new view {what}");
+    }
+}

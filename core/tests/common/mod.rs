@@ -7,11 +7,23 @@
 use ccbft_core::sim::{self, RunReport, SimOptions};
 use std::sync::atomic::{AtomicBool, Ordering};
 
-/// Whether `run_seeds` stops at the first run with a violation (a planted-bug hunt).
-#[derive(Clone, Copy, PartialEq, Eq)]
+/// Whether `run_seeds` stops at the first run with a violation (a planted-bug hunt), or
+/// with a violation its description of which passes the test.
+#[derive(Clone, Copy)]
 pub enum Until {
     AllSeeds,
     FirstViolation,
+    FirstMatching(fn(&str) -> bool),
+}
+
+impl Until {
+    fn stops_at(&self, report: &RunReport) -> bool {
+        match self {
+            Until::AllSeeds => false,
+            Until::FirstViolation => !report.violations.is_empty(),
+            Until::FirstMatching(matches) => report.violations.iter().any(|v| matches(&v.what)),
+        }
+    }
 }
 
 /// Runs seeds `start..start + count`, interleaved over two threads.
@@ -24,11 +36,11 @@ pub fn run_seeds(start: u64, count: u64, options: &SimOptions, until: Until) -> 
                 scope.spawn(move || {
                     let mut reports = Vec::new();
                     for seed in (start..start + count).filter(|s| s % 2 == half) {
-                        if until == Until::FirstViolation && found.load(Ordering::Relaxed) {
+                        if found.load(Ordering::Relaxed) {
                             break;
                         }
                         let report = sim::run(seed, options).unwrap();
-                        if !report.violations.is_empty() {
+                        if until.stops_at(&report) {
                             found.store(true, Ordering::Relaxed);
                         }
                         reports.push(report);
