@@ -685,3 +685,46 @@ fn a_new_view_needs_its_primary_and_a_quorum_of_view_changes_for_it() {
         assert_eq!(group.shards[0].view(), 0, "installed a new view {what}");
     }
 }
+
+/// A backup that committed as far as or further than the view changes of a new view say
+/// neither fetches batches it holds nor prepares again a sequence it committed (mutation run
+/// findings).
+#[test]
+fn a_new_view_at_or_below_what_a_backup_committed_changes_none_of_it() {
+    // r1, r2, r3 report sequence `upto` committed and sequence `upto + 1` prepared in view 0.
+    for upto in [1, 2] {
+        let mut group = Group::new(4);
+        for key in [1, 2] {
+            let mut out = Vec::new();
+            assert!(group.shards[0].on_client(transfer(key), &mut out));
+            for _ in 0..5 {
+                group.tick(&[0, 1, 2, 3]);
+                group.deliver(|_, _| false);
+            }
+        }
+        assert_eq!(group.shards[0].committed_upto(), 2);
+        let mut view_changes = view_changes_to(1, &[1, 2, 3]);
+        for vc in &mut view_changes {
+            vc.committed_upto = upto;
+            vc.committed_lc.as_mut().expect("an LC").seq = upto;
+            vc.prepared = vec![proof(0, upto + 1, vec![transfer(40)])];
+        }
+        let out = deliver_to_r0(&mut group, new_view(1, 1, view_changes));
+        assert_eq!(group.shards[0].view(), 1);
+        let refetched_or_reprepared = out.iter().any(|o| {
+            matches!(
+                o,
+                LocalOutput::NeedBatches { .. }
+                    | LocalOutput::Send {
+                        message: LocalMessage::Prepare { seq: ..=2, .. },
+                        ..
+                    }
+            )
+        });
+        assert!(
+            !refetched_or_reprepared,
+            "view changes up to {upto}: {out:?}"
+        );
+        assert_eq!(group.shards[0].committed_upto(), 2);
+    }
+}
