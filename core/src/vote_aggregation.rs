@@ -394,6 +394,38 @@ mod tests {
             .is_some());
     }
 
+    /// A full collector refuses new targets but still completes the ones it holds (a
+    /// mutation run found no test filled it).
+    #[test]
+    fn a_full_collector_takes_no_new_target_but_completes_its_own() {
+        let keys = SimKeys::new(4, 1);
+        let signer = keys.signer(0);
+        let mut collector = QuorumCollector::default();
+        for round in 1..=VOTE_TARGETS_MAX as Round {
+            assert!(collector
+                .add(round, BLOCK, vote(&keys, 0), 2, &signer)
+                .is_none());
+        }
+        collector.assert_bounded();
+        let beyond = VOTE_TARGETS_MAX as Round + 1;
+        assert!(collector
+            .add(beyond, BLOCK, vote(&keys, 0), 2, &signer)
+            .is_none());
+        assert!(
+            collector
+                .add(beyond, BLOCK, vote(&keys, 1), 2, &signer)
+                .is_none(),
+            "a target past the bound is not held, so it never completes"
+        );
+        collector.assert_bounded();
+        assert!(
+            collector
+                .add(1, BLOCK, vote(&keys, 1), 2, &signer)
+                .is_some(),
+            "a held target still completes"
+        );
+    }
+
     fn timeout(keys: &SimKeys, id: ReplicaId, round: Round) -> Signature {
         keys.signer(id)
             .sign(Tag::Timeout, &crate::messages::timeout_payload(round, 0))
