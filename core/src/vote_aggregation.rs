@@ -312,6 +312,35 @@ mod tests {
         assert!(verifies(&keys, piece));
     }
 
+    /// A full aggregator refuses new targets but still completes the ones it gathers (a
+    /// mutation run found no test filled it).
+    #[test]
+    fn a_full_aggregator_takes_no_new_target_but_completes_its_own() {
+        let keys = SimKeys::new(7, 1);
+        let signer = keys.signer(0);
+        let mut aggregator = DomainAggregator::new(vec![0, 1], 10);
+        let sig = |id| vote(&keys, id).aggregate;
+        for round in 1..=VOTE_TARGETS_MAX as Round {
+            assert!(aggregator
+                .add(round, BLOCK, 0, sig(0), 0, &signer)
+                .is_none());
+        }
+        let beyond = VOTE_TARGETS_MAX as Round + 1;
+        assert!(aggregator
+            .add(beyond, BLOCK, 0, sig(0), 0, &signer)
+            .is_none());
+        assert!(
+            aggregator
+                .add(beyond, BLOCK, 1, sig(1), 0, &signer)
+                .is_none(),
+            "a target past the bound is not gathered, so it never completes"
+        );
+        assert!(
+            aggregator.add(1, BLOCK, 1, sig(1), 0, &signer).is_some(),
+            "a gathered target still completes"
+        );
+    }
+
     #[test]
     fn domain_piece_leaves_after_the_wait_and_stragglers_follow() {
         let keys = SimKeys::new(7, 1);
