@@ -9,7 +9,9 @@ use ccbft_core::ledger::Transfer;
 use ccbft_core::messages::{
     payload_digest, Lane, LocalCert, LocalMessage, PreparedProof, ViewChange,
 };
-use ccbft_core::pbft::{LocalConfig, LocalOutput, LocalShard, BATCH_TXS_MAX, WINDOW_SEQS};
+use ccbft_core::pbft::{
+    LocalConfig, LocalOutput, LocalShard, BATCH_TXS_MAX, SLOTS_AHEAD_MAX, WINDOW_SEQS,
+};
 use ccbft_core::topology::{Quorum, ReplicaId, Topology};
 use std::collections::VecDeque;
 
@@ -727,4 +729,34 @@ fn a_new_view_at_or_below_what_a_backup_committed_changes_none_of_it() {
         );
         assert_eq!(group.shards[0].committed_upto(), 2);
     }
+}
+
+/// A backup far behind the view changes of a new view fetches the committed batches first
+/// and holds no slot beyond its reach (a mutation run finding).
+#[test]
+fn a_new_view_far_ahead_of_a_backup_fills_no_slot_beyond_its_reach() {
+    let upto = SLOTS_AHEAD_MAX + 10;
+    let mut view_changes = view_changes_to(1, &[1, 2, 3]);
+    for vc in &mut view_changes {
+        vc.committed_upto = upto;
+        vc.committed_lc.as_mut().expect("an LC").seq = upto;
+        vc.prepared = vec![proof(0, upto + 1, vec![transfer(50)])];
+    }
+    let mut group = Group::new(4);
+    let out = deliver_to_r0(&mut group, new_view(1, 1, view_changes));
+    assert_eq!(group.shards[0].view(), 1);
+    assert!(out
+        .iter()
+        .any(|o| matches!(o, LocalOutput::NeedBatches { upto: u, .. } if *u == upto)));
+    assert!(
+        !out.iter().any(|o| matches!(
+            o,
+            LocalOutput::Send {
+                message: LocalMessage::Prepare { .. },
+                ..
+            }
+        )),
+        "prepared beyond its reach: {out:?}"
+    );
+    group.shards[0].assert_bounded();
 }
