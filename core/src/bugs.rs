@@ -54,6 +54,10 @@ pub const BUG_NAMES: &[(&str, &str)] = &[
         "skip-client-recheck",
         "members prepare a pre-prepare without checking its transactions' client signatures",
     ),
+    (
+        "rejoin-without-floor",
+        "a replica that lost its disk votes at once, not only above the floors a quorum shows",
+    ),
 ];
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -71,6 +75,7 @@ pub struct PlantedBugs {
     pub(crate) send_before_durable: bool,
     pub(crate) restore_forgets_commit: bool,
     pub(crate) skip_client_recheck: bool,
+    pub(crate) rejoin_without_floor: bool,
 }
 
 impl PlantedBugs {
@@ -88,6 +93,7 @@ impl PlantedBugs {
             send_before_durable: false,
             restore_forgets_commit: false,
             skip_client_recheck: false,
+            rejoin_without_floor: false,
         }
     }
 
@@ -108,6 +114,7 @@ impl PlantedBugs {
             "send-before-durable" => bugs.send_before_durable = true,
             "restore-forgets-commit" => bugs.restore_forgets_commit = true,
             "skip-client-recheck" => bugs.skip_client_recheck = true,
+            "rejoin-without-floor" => bugs.rejoin_without_floor = true,
             _ => return None,
         }
         Some(bugs)

@@ -13,7 +13,9 @@
 
 use crate::checkpoint::CheckpointCert;
 use crate::crypto::Digest;
-use crate::messages::{Block, Lane, LocalCert, LocalMessage, Payload, PreparedProof, QuorumCert};
+use crate::messages::{
+    Block, Lane, LocalCert, LocalMessage, Payload, PreparedProof, QuorumCert, TimeoutCert,
+};
 use crate::messages::{Seq, View};
 use std::sync::Arc;
 
@@ -29,6 +31,8 @@ pub enum Record {
         last_voted_round: u64,
         proposed_round: u64,
         high_qc: QuorumCert,
+        /// The TC that brought us to our round, if one did (a restart resumes there).
+        high_tc: Option<TimeoutCert>,
     },
     /// A global block became final (emitted in chain order); execution replays these.
     GlobalCommitted(Arc<Block>),
@@ -41,6 +45,28 @@ pub enum Record {
     StableCheckpoint(CheckpointState),
     /// A snapshot installed by state transfer (the host may store the bytes beside the log).
     SnapshotInstalled(CheckpointState),
+    /// We lost our disk and rejoined ([`crate::replica::Replica::rejoin`]): we may have
+    /// voted in anything before, so we vote in nothing until the floors are learned from a
+    /// quorum of peers, and then only above them. The first record of such a log.
+    Rejoined(RejoinState),
+}
+
+/// What a replica that lost its disk knows of the votes it may have sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RejoinState {
+    /// Our recovery request's nonce: only answers to it count.
+    pub nonce: u64,
+    /// None while we wait for a quorum of answers.
+    pub floors: Option<RejoinFloors>,
+}
+
+/// Below these we may have voted before the disk loss.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RejoinFloors {
+    /// No global vote, timeout or proposal in a round below it.
+    pub global_round: u64,
+    /// Per shard of our domain: no local vote until the lane's stable point reaches it.
+    pub lane_seqs: Vec<Seq>,
 }
 
 /// A certified state (a stable checkpoint of ours, or a snapshot state transfer installed):
@@ -119,6 +145,7 @@ impl Record {
             Record::Batch { .. } => "batch",
             Record::StableCheckpoint(_) => "stable-checkpoint",
             Record::SnapshotInstalled(_) => "snapshot-installed",
+            Record::Rejoined(_) => "rejoined",
         }
     }
 }
@@ -158,6 +185,7 @@ pub fn compact(records: &[Record], shards: u32) -> Vec<Record> {
             Record::Batch { lc, .. } => lc.seq > lane_cut(&lc.lane),
             Record::Local { lane, record } => record.seq().is_some_and(|seq| seq > lane_cut(lane)),
             Record::GlobalSafety { .. }
+            | Record::Rejoined(_)
             | Record::StableCheckpoint(_)
             | Record::SnapshotInstalled(_) => false,
         };
@@ -169,11 +197,11 @@ pub fn compact(records: &[Record], shards: u32) -> Vec<Record> {
     kept
 }
 
-/// For a record that holds the whole state of its kind (the global safety state, a lane's
-/// view, a lane's installed new-view): its kind and lane.
+/// For a record that holds the whole state of its kind (the global safety state, the rejoin
+/// state, a lane's view, a lane's installed new-view): its kind and lane.
 fn whole_state_key(record: &Record) -> Option<(u8, Option<Lane>)> {
     match record {
-        Record::GlobalSafety { .. } => Some((record.wire_kind(), None)),
+        Record::GlobalSafety { .. } | Record::Rejoined(_) => Some((record.wire_kind(), None)),
         Record::Local { lane, record: fact } if fact.seq().is_none() => {
             Some((record.wire_kind(), Some(*lane)))
         }
@@ -202,6 +230,7 @@ impl Record {
 
 use crate::checkpoint::SNAPSHOT_BYTES_MAX;
 use crate::messages::{decode_payload, encode_payload, LANES_MAX};
+use crate::topology::SHARDS_MAX;
 use crate::wire::{put_bool, put_bytes, put_u64, put_u8, put_vec, Reader, Wire, WireError};
 
 // Record kind tags: at or above 0x80, so no record frame decodes as a message frame.
@@ -216,6 +245,7 @@ const KIND_LOCAL_NEW_VIEW: u8 = 0x87;
 const KIND_BATCH: u8 = 0x90;
 const KIND_STABLE_CHECKPOINT: u8 = 0x91;
 const KIND_SNAPSHOT_INSTALLED: u8 = 0x92;
+const KIND_REJOINED: u8 = 0x93;
 const LOCAL_KINDS: std::ops::RangeInclusive<u8> = KIND_LOCAL_VIEW..=KIND_LOCAL_NEW_VIEW;
 
 impl LocalRecord {
@@ -308,6 +338,7 @@ impl Record {
             Record::Batch { .. } => KIND_BATCH,
             Record::StableCheckpoint(_) => KIND_STABLE_CHECKPOINT,
             Record::SnapshotInstalled(_) => KIND_SNAPSHOT_INSTALLED,
+            Record::Rejoined(_) => KIND_REJOINED,
         }
     }
 
@@ -317,10 +348,12 @@ impl Record {
                 last_voted_round,
                 proposed_round,
                 high_qc,
+                high_tc,
             } => {
                 put_u64(out, *last_voted_round);
                 put_u64(out, *proposed_round);
                 high_qc.encode(out);
+                high_tc.encode(out);
             }
             Record::GlobalCommitted(block) => block.encode(out),
             Record::Local { lane, record } => {
@@ -332,6 +365,10 @@ impl Record {
                 encode_payload(payload, out);
             }
             Record::StableCheckpoint(state) | Record::SnapshotInstalled(state) => state.encode(out),
+            Record::Rejoined(state) => {
+                put_u64(out, state.nonce);
+                state.floors.encode(out);
+            }
         }
     }
 
@@ -341,6 +378,7 @@ impl Record {
                 last_voted_round: reader.u64("last voted round")?,
                 proposed_round: reader.u64("proposed round")?,
                 high_qc: QuorumCert::decode(reader)?,
+                high_tc: Option::decode(reader)?,
             },
             KIND_GLOBAL_COMMITTED => Record::GlobalCommitted(Arc::decode(reader)?),
             kind if LOCAL_KINDS.contains(&kind) => Record::Local {
@@ -353,6 +391,10 @@ impl Record {
             },
             KIND_STABLE_CHECKPOINT => Record::StableCheckpoint(CheckpointState::decode(reader)?),
             KIND_SNAPSHOT_INSTALLED => Record::SnapshotInstalled(CheckpointState::decode(reader)?),
+            KIND_REJOINED => Record::Rejoined(RejoinState {
+                nonce: reader.u64("rejoin nonce")?,
+                floors: Option::decode(reader)?,
+            }),
             tag => {
                 return Err(WireError::UnknownTag {
                     what: "record kind",
@@ -373,6 +415,25 @@ impl Wire for Record {
     fn decode(reader: &mut Reader<'_>) -> Result<Self, WireError> {
         let kind = reader.u8("record kind")?;
         Record::decode_body(kind, reader)
+    }
+}
+
+impl Wire for RejoinFloors {
+    fn encode(&self, out: &mut Vec<u8>) {
+        put_u64(out, self.global_round);
+        put_vec(
+            out,
+            "rejoin lane floors",
+            &self.lane_seqs,
+            SHARDS_MAX as usize,
+        );
+    }
+
+    fn decode(reader: &mut Reader<'_>) -> Result<Self, WireError> {
+        Ok(RejoinFloors {
+            global_round: reader.u64("rejoin global floor")?,
+            lane_seqs: reader.vec("rejoin lane floors", SHARDS_MAX as usize)?,
+        })
     }
 }
 

@@ -98,6 +98,9 @@ pub enum GlobalOutput {
         /// A leader never proposes twice in a round, restarts included.
         proposed_round: Round,
         high_qc: QuorumCert,
+        /// With `high_qc`, the certificate that brought us to our round: a restart resumes
+        /// in the round they enter, never in one no certificate we hold reaches.
+        high_tc: Option<TimeoutCert>,
     },
     /// A block is final; emitted once per block, in chain order.
     Commit(Arc<Block>),
@@ -182,6 +185,9 @@ pub struct Global {
     pending_since: Option<u64>,
     /// A restore replays records: propose nothing until it is done.
     replaying: bool,
+    /// Rejoined after a disk loss: no vote, timeout or proposal in a round below this
+    /// ([`Global::rejoin_floor`]; `Round::MAX` while it is being learned).
+    silent_below: Round,
     now: u64,
 }
 
@@ -228,6 +234,7 @@ impl Global {
             payload_latencies: Vec::new(),
             pending_since: None,
             replaying: false,
+            silent_below: 0,
             now: 0,
             config,
         }
@@ -239,6 +246,7 @@ impl Global {
         last_voted_round: Round,
         proposed_round: Round,
         high_qc: QuorumCert,
+        high_tc: Option<TimeoutCert>,
     ) {
         self.replaying = true;
         self.last_voted_round = self.last_voted_round.max(last_voted_round);
@@ -246,6 +254,102 @@ impl Global {
         if high_qc.round > self.high_qc.round {
             self.high_qc = high_qc;
         }
+        if high_tc.as_ref().map(|tc| tc.round) > self.high_tc.as_ref().map(|tc| tc.round) {
+            self.high_tc = high_tc;
+        }
+    }
+
+    fn persist_safety(&self, out: &mut Vec<GlobalOutput>) {
+        out.push(GlobalOutput::Persist {
+            last_voted_round: self.last_voted_round,
+            proposed_round: self.proposed_round,
+            high_qc: self.high_qc.clone(),
+            high_tc: self.high_tc.clone(),
+        });
+    }
+
+    /// The round our certificates bring us to. Our round is always this: rounds move only
+    /// by certificates (a restart included), so a replica has voted or timed out only in
+    /// rounds its durable certificates reach, which is what a rejoining peer learns its
+    /// floor from.
+    pub fn entry_round(&self) -> Round {
+        self.entry_of(&self.high_qc, self.high_tc.as_ref())
+    }
+
+    /// The round a QC and a TC bring a replica to.
+    pub fn entry_of(&self, qc: &QuorumCert, tc: Option<&TimeoutCert>) -> Round {
+        let by_qc = qc.round.saturating_add(1);
+        let by_tc = tc.map_or(0, |tc| self.schedule.next_slot_start(tc.round));
+        by_qc.max(by_tc)
+    }
+
+    pub fn high_tc(&self) -> Option<&TimeoutCert> {
+        self.high_tc.as_ref()
+    }
+
+    /// The global floor of a replica that lost its disk, from `entry`, the highest round
+    /// that the certificates of n - q + f + 1 other replicas enter (each answering after the
+    /// loss). Its last round x was entered by a certificate whose q signers include an honest
+    /// answerer, who signed in a round at least x - 1 (a QC of x - 1) or t (a TC of t, x its
+    /// next slot start), so x <= next_slot_start(entry). A timeout in x gave up every round
+    /// before next_slot_start(x): it voted in no round at or above the floor returned.
+    pub fn rejoin_floor(&self, entry: Round) -> Round {
+        let schedule = &self.schedule;
+        schedule.next_slot_start(schedule.next_slot_start(entry))
+    }
+
+    /// Rejoining after a disk loss: no vote, timeout or proposal until the floor is known.
+    pub fn silence(&mut self) {
+        self.silent_below = Round::MAX;
+    }
+
+    /// The floor is known: vote, time out and propose only in rounds at or above it. The
+    /// answers' certificates are taken in as any others.
+    pub fn rejoin_at(
+        &mut self,
+        floor: Round,
+        certificates: Vec<(QuorumCert, Option<TimeoutCert>)>,
+        signer: &dyn Signer,
+        out: &mut Vec<GlobalOutput>,
+    ) {
+        assert!(floor >= 1, "a floor is a round");
+        self.silent_below = floor;
+        self.last_voted_round = self.last_voted_round.max(floor - 1);
+        self.proposed_round = self.proposed_round.max(floor - 1);
+        self.persist_safety(out);
+        for (high_qc, high_tc) in certificates {
+            self.on_sync(high_qc, high_tc, signer, out);
+        }
+        self.sync_requests_left = self.sync_requests_left.max(SYNC_REQUESTS_AFTER_INSTALL);
+    }
+
+    /// Restore: the floor a rejoin learned (`Round::MAX`: not learned yet).
+    pub fn replay_rejoin(&mut self, floor: Round) {
+        self.silent_below = floor;
+        if floor != Round::MAX {
+            self.last_voted_round = self.last_voted_round.max(floor - 1);
+            self.proposed_round = self.proposed_round.max(floor - 1);
+        }
+    }
+
+    /// Still below the floor of a rejoin: our certificates do not yet reach it, so they do
+    /// not bound what we signed before the disk loss (we answer no rejoining peer then).
+    pub fn rejoining(&self) -> bool {
+        self.entry_round() < self.silent_below
+    }
+
+    /// A rejoined replica times out only with a QC at least as high as the TC that brought
+    /// it to its round claims: the TC holds an honest member of any quorum that certified a
+    /// block we voted to extend before the disk loss, so this restores the lock we lost.
+    fn may_time_out(&self) -> bool {
+        if self.silent_below == 0 {
+            return true;
+        }
+        let claimed = self
+            .high_tc
+            .as_ref()
+            .map_or(0, TimeoutCert::max_high_qc_round);
+        self.round >= self.silent_below && self.high_qc.round >= claimed
     }
 
     /// Restore: a block recorded final, in chain order. True if it extends what we hold
@@ -265,10 +369,11 @@ impl Global {
         true
     }
 
-    /// Restore done: restart the round after everything we voted in or certified.
+    /// Restore done: resume in the round our certificates enter (never lower than before
+    /// the crash: every message we sent waited for the certificates that moved us).
     pub fn restored(&mut self) {
         self.replaying = false;
-        self.round = self.high_qc.round.max(self.last_voted_round) + 1;
+        self.round = self.entry_round();
         self.proposed_round = self.proposed_round.max(self.last_voted_round);
         self.prune();
     }
@@ -513,15 +618,14 @@ impl Global {
     /// see, and a block at s extending an older QC would fork a committed block (simulator
     /// seed 18, n=4, delayed votes). With it, TC(r) plays the role of Jolteon's TC(s - 1).
     fn local_timeout(&mut self, signer: &dyn Signer, out: &mut Vec<GlobalOutput>) {
+        if !self.may_time_out() {
+            return;
+        }
         let round = self.round;
         let skipped_to = self.schedule.next_slot_start(round) - 1;
         self.last_voted_round = self.last_voted_round.max(skipped_to);
         self.round_started = self.now;
-        out.push(GlobalOutput::Persist {
-            last_voted_round: self.last_voted_round,
-            high_qc: self.high_qc.clone(),
-            proposed_round: self.proposed_round,
-        });
+        self.persist_safety(out);
         out.push(GlobalOutput::Event(GlobalEvent::RoundTimeout {
             round,
             leader: self.schedule.leader(round),
@@ -813,7 +917,8 @@ impl Global {
     }
 
     fn vote(&mut self, block: &Arc<Block>, signer: &dyn Signer, out: &mut Vec<GlobalOutput>) {
-        if block.round != self.round || !self.safe_to_vote(block) {
+        if block.round != self.round || block.round < self.silent_below || !self.safe_to_vote(block)
+        {
             return;
         }
         assert!(
@@ -822,11 +927,7 @@ impl Global {
         );
         self.last_voted_round = block.round;
         if !self.bugs.skip_persist_vote {
-            out.push(GlobalOutput::Persist {
-                last_voted_round: block.round,
-                high_qc: self.high_qc.clone(),
-                proposed_round: self.proposed_round,
-            });
+            self.persist_safety(out);
         }
         let digest = block.digest();
         let signature = signer.sign(Tag::GlobalVote, &vote_payload(block.round, &digest));
@@ -1045,6 +1146,7 @@ impl Global {
             return;
         }
         self.high_tc = Some(tc);
+        self.persist_safety(out);
         self.enter_round(next, true, signer, out);
     }
 
@@ -1055,11 +1157,7 @@ impl Global {
         }
         if qc.round > self.high_qc.round {
             self.high_qc = qc.clone();
-            out.push(GlobalOutput::Persist {
-                last_voted_round: self.last_voted_round,
-                high_qc: qc.clone(),
-                proposed_round: self.proposed_round,
-            });
+            self.persist_safety(out);
         }
         match self.blocks.get(&qc.block).cloned() {
             Some(certified) => self.apply_commit_rule(&certified, out),
@@ -1330,6 +1428,7 @@ impl Global {
         if self.replaying
             || self.schedule.leader(round) != self.config.me
             || self.proposed_round >= round
+            || round < self.silent_below
         {
             return;
         }
@@ -1380,11 +1479,7 @@ impl Global {
             proposer: self.config.me,
         });
         self.proposed_round = round;
-        out.push(GlobalOutput::Persist {
-            last_voted_round: self.last_voted_round,
-            high_qc: self.high_qc.clone(),
-            proposed_round: round,
-        });
+        self.persist_safety(out);
         let signature = signer.sign(Tag::Proposal, &block.digest());
         let message = GlobalMessage::Proposal { block, signature };
         out.push(GlobalOutput::Send {

@@ -466,6 +466,24 @@ pub enum Message {
         from: ReplicaId,
     },
     SnapshotChunk(Box<SnapshotChunk>),
+    /// A replica that lost its disk asks for its peers' certified progress; `nonce` is fresh
+    /// per rejoin, so an answer to an earlier one does not count.
+    RecoveryRequest {
+        nonce: u64,
+        from: ReplicaId,
+    },
+    RecoveryReply(Box<RecoveryReply>),
+}
+
+/// A peer's certified progress, for a replica rejoining without its disk: the highest global
+/// certificates, and the LC of each lane of the peer's domain at its stable point (a lane
+/// that has committed nothing has none).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecoveryReply {
+    pub nonce: u64,
+    pub high_qc: QuorumCert,
+    pub high_tc: Option<TimeoutCert>,
+    pub lane_lcs: Vec<LocalCert>,
 }
 
 impl Message {
@@ -479,6 +497,7 @@ impl Message {
         match self {
             Message::BatchRequest { from, .. }
             | Message::SnapshotRequest { from, .. }
+            | Message::RecoveryRequest { from, .. }
             | Message::Global(
                 GlobalMessage::BlockRequest { from, .. } | GlobalMessage::SyncRequest { from, .. },
             ) => Some(*from),
@@ -501,6 +520,14 @@ impl Message {
                 out.push(chunk.checkpoint.check());
                 out.extend(chunk.lane_certs.iter().map(LocalCert::check));
                 out.extend(chunk.high_qc.check());
+            }
+            Message::RecoveryRequest { .. } => {}
+            Message::RecoveryReply(reply) => {
+                out.extend(reply.high_qc.check());
+                if let Some(tc) = &reply.high_tc {
+                    tc.checks(&mut out);
+                }
+                out.extend(reply.lane_lcs.iter().map(LocalCert::check));
             }
         }
         out
@@ -676,6 +703,8 @@ const KIND_CHECKPOINT: u8 = 0x30;
 const KIND_STABLE_CHECKPOINT: u8 = 0x31;
 const KIND_SNAPSHOT_REQUEST: u8 = 0x32;
 const KIND_SNAPSHOT_CHUNK: u8 = 0x33;
+const KIND_RECOVERY_REQUEST: u8 = 0x34;
+const KIND_RECOVERY_REPLY: u8 = 0x35;
 const LOCAL_KINDS: std::ops::RangeInclusive<u8> = KIND_FORWARD..=KIND_NEW_VIEW;
 const GLOBAL_KINDS: std::ops::RangeInclusive<u8> = KIND_PROPOSAL..=KIND_BLOCK_RESPONSE;
 
@@ -1142,6 +1171,8 @@ impl Message {
             Message::StableCheckpoint(_) => KIND_STABLE_CHECKPOINT,
             Message::SnapshotRequest { .. } => KIND_SNAPSHOT_REQUEST,
             Message::SnapshotChunk(_) => KIND_SNAPSHOT_CHUNK,
+            Message::RecoveryRequest { .. } => KIND_RECOVERY_REQUEST,
+            Message::RecoveryReply(_) => KIND_RECOVERY_REPLY,
         }
     }
 
@@ -1176,6 +1207,21 @@ impl Message {
                 put_u32(out, *from);
             }
             Message::SnapshotChunk(chunk) => chunk.encode(out),
+            Message::RecoveryRequest { nonce, from } => {
+                put_u64(out, *nonce);
+                put_u32(out, *from);
+            }
+            Message::RecoveryReply(reply) => {
+                put_u64(out, reply.nonce);
+                reply.high_qc.encode(out);
+                reply.high_tc.encode(out);
+                put_vec(
+                    out,
+                    "recovery lane certs",
+                    &reply.lane_lcs,
+                    SHARDS_MAX as usize,
+                );
+            }
         }
     }
 
@@ -1205,6 +1251,16 @@ impl Message {
                 from: reader.replica("snapshot requester")?,
             },
             KIND_SNAPSHOT_CHUNK => Message::SnapshotChunk(Box::decode(reader)?),
+            KIND_RECOVERY_REQUEST => Message::RecoveryRequest {
+                nonce: reader.u64("nonce")?,
+                from: reader.replica("recovery requester")?,
+            },
+            KIND_RECOVERY_REPLY => Message::RecoveryReply(Box::new(RecoveryReply {
+                nonce: reader.u64("nonce")?,
+                high_qc: QuorumCert::decode(reader)?,
+                high_tc: Option::decode(reader)?,
+                lane_lcs: reader.vec("recovery lane certs", SHARDS_MAX as usize)?,
+            })),
             tag => {
                 return Err(WireError::UnknownTag {
                     what: "message kind",

@@ -204,7 +204,25 @@ pub struct LocalShard {
     batch_target: usize,
     /// Forwards taken per member in the current tick: (tick, count).
     forwards_in_tick: BTreeMap<ReplicaId, (u64, u32)>,
+    /// When the stable point last moved (or the pipeline was last sent again).
+    progress_at: u64,
+    /// When we last relayed our new-view to each member still in an older view.
+    new_view_relayed: BTreeMap<ReplicaId, u64>,
+    /// Rejoined after a disk loss: we sign nothing (pre-prepare, prepare, commit, view
+    /// change, new view) while the stable point is below this ([`rejoin_floor`]).
+    silent_until: Seq,
     now: u64,
+}
+
+/// The lane floor of a member that lost its disk, from `highest`, the highest stable point
+/// that q_d other members proved with an LC after the loss. The member voted only at
+/// sequences within [`SLOTS_AHEAD_MAX`] of its own stable point s; s has an LC, whose q_d
+/// signers include an honest answerer, who committed s within reach of its own stable point
+/// and answered from at or above it: s <= highest + SLOTS_AHEAD_MAX. So every sequence it
+/// voted in is at or below the floor, and once its stable point reaches the floor every
+/// sequence it may vote in lies above.
+pub fn rejoin_floor(highest: Seq) -> Seq {
+    highest.saturating_add(2 * SLOTS_AHEAD_MAX)
 }
 
 impl LocalShard {
@@ -235,8 +253,27 @@ impl LocalShard {
             installed_new_view: None,
             batch_target: BATCH_TXS_MIN,
             forwards_in_tick: BTreeMap::new(),
+            progress_at: 0,
+            new_view_relayed: BTreeMap::new(),
+            silent_until: 0,
             now: 0,
         }
+    }
+
+    /// Rejoining after a disk loss: sign nothing until the stable point reaches `floor`
+    /// (`Seq::MAX` while it is not known yet).
+    pub fn silence_until(&mut self, floor: Seq) {
+        self.silent_until = floor;
+    }
+
+    /// Below the floor of a rejoin: we sign nothing.
+    pub fn is_silent(&self) -> bool {
+        self.committed_upto < self.silent_until
+    }
+
+    /// The LC of our stable point (what a rejoining member learns its floor from).
+    pub fn stable_lc(&self) -> Option<&LocalCert> {
+        self.committed_lc.as_ref()
     }
 
     /// Restore: take in one durable fact this shard recorded before the restart. Our own
@@ -505,9 +542,40 @@ impl LocalShard {
             return;
         }
         if self.is_primary() {
+            self.retransmit_if_stalled(out);
             self.cut_batches(signer, out);
         } else {
             self.on_request_timeout(signer, out);
+        }
+    }
+
+    /// A primary whose pipeline made no progress for a request timeout sends its new-view
+    /// and its uncommitted pre-prepares again: a member that lost them waits for good
+    /// otherwise (the primary never suspects itself, and with another member silent the
+    /// rest cannot change the view without it).
+    fn retransmit_if_stalled(&mut self, out: &mut Vec<LocalOutput>) {
+        if self.is_silent() || self.now < self.progress_at + self.config.request_timeout_ticks {
+            return;
+        }
+        let view = self.view;
+        let pending: Vec<LocalMessage> = self
+            .slots
+            .range(self.committed_upto + 1..)
+            .filter(|(_, slot)| {
+                !slot.committed && slot.accepted.as_ref().is_some_and(|a| a.0 == view)
+            })
+            .filter_map(|(_, slot)| slot.pre_prepare.clone())
+            .collect();
+        if pending.is_empty() {
+            return;
+        }
+        self.progress_at = self.now;
+        let resend = self.installed_new_view.iter().cloned().chain(pending);
+        for message in resend {
+            out.push(LocalOutput::Send {
+                to: self.others(),
+                message,
+            });
         }
     }
 
@@ -543,20 +611,23 @@ impl LocalShard {
         }
     }
 
-    /// Castro-Liskov 4.5.2: when q_d view changes for our view arrived and no new-view
-    /// followed in time, move to the next view, waiting twice as long each time. Without
-    /// such a quorum we stay (a lone suspicion must not run ahead of the group) and repeat
-    /// our view-change message in case it was lost.
+    /// Castro-Liskov 4.5.2: when q_d members are changing to our view or beyond and no
+    /// new-view followed in time, move to the next view, waiting twice as long each time.
+    /// Without such a quorum we stay (a lone suspicion must not run ahead of the group) and
+    /// repeat our view-change message in case it was lost. A member already beyond our view
+    /// counts: it gave our view up, and it repeats only its newest view change, so with a
+    /// member silent for good the laggards would otherwise wait for one that never comes.
     fn on_view_change_timeout(&mut self, signer: &dyn Signer, out: &mut Vec<LocalOutput>) {
         let patience = self.config.request_timeout_ticks << (self.view_change_attempts.min(3));
         if self.now < self.view_change_started + patience {
             return;
         }
-        let gathered = self
+        let gathered: BTreeSet<ReplicaId> = self
             .view_changes
-            .get(&self.view)
-            .map_or(0, |senders| senders.len());
-        if gathered >= self.q() as usize {
+            .range(self.view..)
+            .flat_map(|(_, senders)| senders.keys().copied())
+            .collect();
+        if gathered.len() >= self.q() as usize {
             self.view_change_attempts += 1;
             self.start_view_change(self.view + 1, signer, out);
         } else {
@@ -588,6 +659,9 @@ impl LocalShard {
     /// Dynamic batch sizing: the target doubles while the queue outgrows the pipeline and
     /// halves when it drains, between the named bounds.
     fn cut_batches(&mut self, signer: &dyn Signer, out: &mut Vec<LocalOutput>) {
+        if self.is_silent() {
+            return;
+        }
         let backlog = self.queue.len();
         if backlog > self.batch_target * PIPELINE_BATCHES_MAX as usize {
             self.batch_target = (self.batch_target * 2).min(BATCH_TXS_MAX);
@@ -660,6 +734,7 @@ impl LocalShard {
         out: &mut Vec<LocalOutput>,
     ) {
         assert_eq!(message.lane(), self.lane());
+        self.relay_new_view_to_laggard(&message, out);
         match message {
             LocalMessage::Forward { tx, .. } => self.on_forward(tx, self.me, out),
             LocalMessage::PrePrepare { .. } => self.on_pre_prepare(message, signer, out),
@@ -687,6 +762,39 @@ impl LocalShard {
                 signature,
                 ..
             } => self.on_new_view(view, view_changes, from, signature, signer, out),
+        }
+    }
+
+    /// A member still working in an older view missed the new-view of ours (lost, or sent
+    /// while it was cut off): hand it over, at most once per request timeout. A primary of
+    /// an older view never suspects itself, so without this it waits for good once another
+    /// member is silent.
+    fn relay_new_view_to_laggard(&mut self, message: &LocalMessage, out: &mut Vec<LocalOutput>) {
+        let (view, from) = match message {
+            LocalMessage::PrePrepare { view, from, .. }
+            | LocalMessage::Prepare { view, from, .. }
+            | LocalMessage::Commit { view, from, .. } => (*view, *from),
+            _ => return,
+        };
+        if view >= self.view || self.in_view_change || from == self.me {
+            return;
+        }
+        let Some(new_view) = self.installed_new_view.clone() else {
+            return;
+        };
+        if !self.config.members.contains(&from) {
+            return;
+        }
+        let due = self
+            .new_view_relayed
+            .get(&from)
+            .is_none_or(|&at| self.now >= at + self.config.request_timeout_ticks);
+        if due {
+            self.new_view_relayed.insert(from, self.now);
+            out.push(LocalOutput::Send {
+                to: vec![from],
+                message: new_view,
+            });
         }
     }
 
@@ -864,6 +972,9 @@ impl LocalShard {
         signer: &dyn Signer,
         out: &mut Vec<LocalOutput>,
     ) {
+        if self.is_silent() {
+            return;
+        }
         if self.primary_of(view) == self.me && !after_new_view {
             return; // the pre-prepare is the primary's prepare
         }
@@ -919,6 +1030,7 @@ impl LocalShard {
     fn check_prepared(&mut self, seq: Seq, signer: &dyn Signer, out: &mut Vec<LocalOutput>) {
         let q = self.q() as usize;
         let skip_prepare_quorum = self.bugs.pbft_no_prepare;
+        let silent = self.is_silent();
         let lane = self.lane();
         let Some(slot) = self.slots.get_mut(&seq) else {
             return;
@@ -951,6 +1063,9 @@ impl LocalShard {
             };
             out.push(LocalOutput::Persist(LocalRecord::Prepared(proof.clone())));
             slot.prepared = Some(proof);
+        }
+        if silent {
+            return;
         }
         // Castro-Liskov 4.2: prepared(m, v, n) makes us send commit(v, n, d), one per view;
         // an LC gathers q_d commits of one view. Prepared again after a view change, we
@@ -1098,6 +1213,7 @@ impl LocalShard {
             }
             self.slots.remove(&seq);
             self.committed_upto = seq;
+            self.progress_at = self.now;
             self.committed_lc = Some(lc.clone());
             self.next_seq = self.next_seq.max(seq.saturating_add(1));
             out.push(LocalOutput::Committed { lc, payload });
@@ -1136,7 +1252,7 @@ impl LocalShard {
         signer: &dyn Signer,
         out: &mut Vec<LocalOutput>,
     ) {
-        if new_view <= self.view {
+        if new_view <= self.view || self.is_silent() {
             return;
         }
         // Requests queued while we were primary go to whoever leads next.
@@ -1270,6 +1386,7 @@ impl LocalShard {
         if self.primary_of(view) != self.me
             || view != self.view
             || self.new_view_sent.contains(&view)
+            || self.is_silent()
         {
             return;
         }

@@ -7,6 +7,9 @@
 //! that depend on it.
 
 mod checkpoints;
+mod rejoin;
+
+pub use rejoin::{answers_needed, RejoinError, REJOIN_REQUEST_MS};
 
 use crate::bugs::PlantedBugs;
 use crate::certificates::CertRules;
@@ -248,6 +251,8 @@ pub struct Replica {
     /// Requests served per peer in the current window: (window, count).
     requests_from: BTreeMap<ReplicaId, (u64, u32)>,
     rules: Arc<CertRules>,
+    /// Answers gathered while rejoining after a disk loss ([`Replica::rejoin`]).
+    rejoin: Option<rejoin::Rejoin>,
     next_token: u64,
     /// The last record numbered, and how far the host reported records durable.
     last_record: RecordSeq,
@@ -321,6 +326,7 @@ impl Replica {
             verifying_from: BTreeMap::new(),
             requests_from: BTreeMap::new(),
             rules,
+            rejoin: None,
             next_token: 0,
             last_record: 0,
             durable_upto: 0,
@@ -398,9 +404,11 @@ impl Replica {
                 last_voted_round,
                 proposed_round,
                 high_qc,
+                high_tc,
             } => self
                 .global
-                .replay_safety(last_voted_round, proposed_round, high_qc),
+                .replay_safety(last_voted_round, proposed_round, high_qc, high_tc),
+            Record::Rejoined(state) => self.replay_rejoined(state),
             Record::GlobalCommitted(block) => {
                 if self.global.replay_commit(block.clone()) {
                     self.to_execute.push_back(block);
@@ -591,6 +599,7 @@ impl Replica {
             self.execute_ready(signer, actions); // re-asks for the batches it waits for
         }
         self.transfer_tick(actions);
+        self.rejoin_tick(actions);
         for shard in 0..self.shards.len() {
             let mut out = Vec::new();
             self.shards[shard].on_tick(signer, &mut out);
@@ -785,6 +794,10 @@ impl Replica {
                 self.on_snapshot_request(height, chunk, from, actions)
             }
             Message::SnapshotChunk(chunk) => self.on_snapshot_chunk(from, *chunk, signer, actions),
+            Message::RecoveryRequest { nonce, .. } => {
+                self.on_recovery_request(nonce, from, actions)
+            }
+            Message::RecoveryReply(reply) => self.on_recovery_reply(from, *reply, signer, actions),
             Message::Global(global) => {
                 if let GlobalMessage::BlockRequest { block, .. } = &global {
                     if !self.global.has_block(block) {
@@ -1113,10 +1126,12 @@ impl Replica {
                     last_voted_round,
                     proposed_round,
                     high_qc,
+                    high_tc,
                 } => actions.push(Action::persist(Record::GlobalSafety {
                     last_voted_round,
                     proposed_round,
                     high_qc,
+                    high_tc,
                 })),
                 GlobalOutput::Commit(block) => {
                     actions.push(Action::persist(Record::GlobalCommitted(block.clone())));

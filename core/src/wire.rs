@@ -39,7 +39,7 @@ use crate::topology::{ReplicaId, REPLICAS_MAX};
 use std::sync::Arc;
 
 /// The format version this build writes and the only one it reads.
-pub const WIRE_VERSION: u8 = 2;
+pub const WIRE_VERSION: u8 = 3;
 
 /// Why a frame was refused. `what` names the field or type being decoded.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

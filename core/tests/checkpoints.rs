@@ -16,6 +16,7 @@ fn long_crash() -> SimOptions {
         shards: Some(1),
         byzantine: Some(0),
         crashes: Some(false),
+        disk_losses: Some(false),
         fault_ms: 3_000,
         stable_ms: 6_000,
         tx_per_s: 200,

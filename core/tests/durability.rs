@@ -2,6 +2,7 @@
 //! may tear the record being written), every restart rebuilds the replica with
 //! `Replica::restore`, and the checkers ask each restored replica whether it knows every
 //! vote it sent. Each planted durability bug is caught by the simulator within 500 seeds.
+//! Some runs lose a whole disk: that replica rejoins ([`ccbft_core::replica::Replica::rejoin`]).
 
 use ccbft_core::sim::SimOptions;
 
@@ -14,6 +15,7 @@ fn crashing(replicas: u32, domains: u32) -> SimOptions {
         domains: Some(domains),
         byzantine: Some(0),
         crashes: Some(true),
+        disk_losses: Some(false),
         fault_ms: 1_000,
         stable_ms: 5_000,
         tx_per_s: 150,
@@ -91,8 +93,11 @@ fn restore_from_any_durable_prefix_rebuilds_the_live_durable_state() {
 /// checkpoints holds under half of them at its peak.
 #[test]
 fn restores_replay_from_the_last_stable_checkpoint() {
+    // Enough payments that every run passes a few checkpoints (at 150 per second one run
+    // ordered its 450 in 8 blocks, one short of the first checkpoint).
     let options = SimOptions {
         fault_ms: 3_000,
+        tx_per_s: 400,
         ..crashing(4, 1)
     };
     let reports = run_seeds(900, 4, &options, Until::AllSeeds);
@@ -115,4 +120,47 @@ fn restores_replay_from_the_last_stable_checkpoint() {
         }
     }
     assert!(long_runs >= 2, "runs with many checkpoints: {long_runs}");
+}
+
+fn losing_a_disk(replicas: u32, domains: u32) -> SimOptions {
+    SimOptions {
+        disk_losses: Some(true),
+        ..crashing(replicas, domains)
+    }
+}
+
+/// A replica that lost its whole disk rejoins: it signs nothing at or below what it had
+/// reached before (the checker knows), learns its floors from its peers, and the cluster
+/// stays safe and live.
+#[test]
+fn a_replica_that_lost_its_disk_rejoins_above_everything_it_signed() {
+    for (replicas, domains) in [(4, 1), (7, 2)] {
+        let reports = run_seeds(600, 16, &losing_a_disk(replicas, domains), Until::AllSeeds);
+        assert_clean(&reports);
+        let losses: u64 = reports.iter().map(|r| r.disk_losses).sum();
+        assert_eq!(losses, 16, "every run loses one disk");
+        let learned: u64 = reports.iter().map(|r| r.rejoin_floors_learned).sum();
+        assert_eq!(learned, losses, "every rejoin learns its floors");
+        let voting: u64 = reports.iter().map(|r| r.rejoins_voting_globally).sum();
+        assert!(
+            voting * 2 >= losses,
+            "most rejoins vote again in the global tier by the end ({voting} of {losses})"
+        );
+    }
+}
+
+#[test]
+fn planted_rejoin_without_floor_is_caught() {
+    let options = SimOptions {
+        bug: Some("rejoin-without-floor".into()),
+        ..losing_a_disk(7, 2)
+    };
+    let amnesia = |what: &str| what.starts_with("amnesia");
+    let reports = run_seeds(0, 500, &options, Until::FirstMatching(amnesia));
+    assert!(
+        reports
+            .iter()
+            .any(|r| r.violations.iter().any(|v| amnesia(&v.what))),
+        "a rejoin that votes at once re-signs below what it reached"
+    );
 }

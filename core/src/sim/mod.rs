@@ -81,6 +81,9 @@ pub struct SimOptions {
     pub domains: Option<u32>,
     pub byzantine: Option<u32>,
     pub crashes: Option<bool>,
+    /// Whether one honest replica loses its whole disk (drawn where the fault budget
+    /// allows it: see [`Sim::plan_disk_loss`]).
+    pub disk_losses: Option<bool>,
     pub shards: Option<u32>,
     /// A fixed topology (the demo's); overrides replicas, domains and shards.
     pub topology: Option<Arc<Topology>>,
@@ -166,6 +169,12 @@ pub struct RunReport {
     pub restores: u64,
     pub lost_records: u64,
     pub torn_tails: u64,
+    /// Whole disks lost (the replica rejoined with none); of those replicas, how many had
+    /// learned their floors from their peers by the end, and how many voted again in the
+    /// global tier (past its floor).
+    pub disk_losses: u64,
+    pub rejoin_floors_learned: u64,
+    pub rejoins_voting_globally: u64,
     /// Restores checked against the live replica (with `audit_restores`).
     pub audited_restores: u64,
     /// Logs compacted at a durable stable checkpoint, the most records one disk held (what a
@@ -203,6 +212,8 @@ enum Event {
         client_tx: usize,
     },
     Crash(ReplicaId),
+    /// A crash that also destroys the disk: the restart rejoins with an empty one.
+    LoseDisk(ReplicaId),
     Restart(ReplicaId),
     Heal,
     /// A flush of `id`'s disk completed (ignored if the disk crashed since: `epoch`).
@@ -235,6 +246,10 @@ struct Sim {
     /// Write latencies and torn writes draw from their own stream, so the disk model does
     /// not reshuffle the network's draws.
     disk_rng: Rng,
+    /// Disks destroyed and not yet replaced (the replica is down), and the replicas that
+    /// rejoined without one.
+    wiped: BTreeSet<ReplicaId>,
+    rejoined: BTreeSet<ReplicaId>,
     own_votes: OwnVotes,
     down: BTreeSet<ReplicaId>,
     adversaries: BTreeMap<ReplicaId, Adversary>,
@@ -411,6 +426,8 @@ impl Sim {
             replicas,
             disks: (0..n).map(|_| SimDisk::default()).collect(),
             disk_rng: Rng::new(seed ^ 0xd15c_0000_0000_0000),
+            wiped: BTreeSet::new(),
+            rejoined: BTreeSet::new(),
             own_votes: OwnVotes::default(),
             configs,
             bugs,
@@ -554,6 +571,45 @@ impl Sim {
                 self.schedule(back, Event::Restart(id));
             }
         }
+        self.plan_disk_loss(options, fault_us);
+    }
+
+    /// One honest replica may lose its whole disk in the fault phase. It then counts
+    /// against the fault bounds until it has learned its floors (it signs nothing before),
+    /// so it is drawn only where they allow one more fault: the Byzantine replicas leave
+    /// global room, its domain has none and tolerates a silent member, and enough peers
+    /// exist to answer it. Drawn from a stream of its own, so the other draws stay the same.
+    fn plan_disk_loss(&mut self, options: &SimOptions, fault_us: u64) {
+        let mut rng = Rng::new(self.report.seed ^ 0xd15c_1055_0000_0000);
+        if !options.disk_losses.unwrap_or_else(|| rng.chance(400)) {
+            return;
+        }
+        let quorum = self.topology.quorum();
+        if self.adversaries.len() as u32 + 1 > quorum.f
+            || crate::replica::answers_needed(&quorum) > quorum.n - 1
+        {
+            return;
+        }
+        let candidates: Vec<ReplicaId> = (0..self.topology.n())
+            .filter(|&id| self.honest(id) && self.domain_allows_disk_loss(id))
+            .collect();
+        if candidates.is_empty() {
+            return;
+        }
+        let id = *rng.pick(&candidates);
+        let at = rng.below(fault_us / 2);
+        let back = at + 1 + rng.below(fault_us / 2);
+        self.schedule(at, Event::LoseDisk(id));
+        self.schedule(back, Event::Restart(id));
+    }
+
+    fn domain_allows_disk_loss(&self, id: ReplicaId) -> bool {
+        let domain = self.topology.domain_of(id);
+        let quorum = self.topology.domain_quorum(domain);
+        let members = self.topology.domain_members(domain);
+        members.iter().all(|&m| self.honest(m))
+            && quorum.n > quorum.q
+            && crate::replica::answers_needed(&quorum) < quorum.n
     }
 
     /// Inject exactly `fault` (no random draw); the heal at `heal_us` ends it.
@@ -667,6 +723,18 @@ impl Sim {
                     self.report.torn_tails += u64::from(loss.torn);
                 }
             }
+            Event::LoseDisk(id) => {
+                self.trace_line(format!("r{id} loses its disk"));
+                self.handle(Event::Crash(id));
+                if self.wiped.insert(id) {
+                    // A flush in flight to the old disk must not land on the new one.
+                    let epoch = self.disks[id as usize].epoch + 1;
+                    self.disks[id as usize] = SimDisk::default();
+                    self.disks[id as usize].epoch = epoch;
+                    self.report.disk_losses += 1;
+                    self.own_votes.disk_lost(id);
+                }
+            }
             Event::Restart(id) => {
                 if self.down.remove(&id) {
                     self.trace_line(format!("restart r{id} from durable state"));
@@ -699,6 +767,9 @@ impl Sim {
 
     /// Restart a replica from the records its disk kept, and nothing else.
     fn restore(&mut self, id: ReplicaId) {
+        if self.wiped.remove(&id) {
+            return self.rejoin(id);
+        }
         let index = id as usize;
         let disk = &self.disks[index];
         self.replicas[index] = Replica::restore_with_bugs(
@@ -732,6 +803,24 @@ impl Sim {
                 ),
             });
         }
+    }
+
+    /// Start a replica on a new, empty disk: it rejoins ([`Replica::rejoin`]).
+    fn rejoin(&mut self, id: ReplicaId) {
+        let index = id as usize;
+        let nonce = self.disk_rng.next_u64();
+        let (replica, actions) = Replica::rejoin_with_bugs(
+            self.configs[index].clone(),
+            &self.signers[index],
+            self.bugs,
+            nonce,
+        )
+        .expect("disk losses are drawn only where a rejoin is possible");
+        self.replicas[index] = replica;
+        self.rejoined.insert(id);
+        self.observations.restarted(id, 0);
+        self.trace_line(format!("r{id} rejoins on an empty disk"));
+        self.settle(id, actions);
     }
 
     fn flushed(&mut self, id: ReplicaId, epoch: u64, upto: u64) {
@@ -823,15 +912,26 @@ impl Sim {
     }
 
     fn step(&mut self, id: ReplicaId, input: Input) {
-        let mut inputs = vec![input];
-        while let Some(input) = inputs.pop() {
-            let signer = &self.signers[id as usize];
-            let actions = self.replicas[id as usize].step(input, signer);
+        let signer = &self.signers[id as usize];
+        let actions = self.replicas[id as usize].step(input, signer);
+        self.settle(id, actions);
+    }
+
+    /// Carry out a replica's actions, and step it with what they give back.
+    fn settle(&mut self, id: ReplicaId, actions: Vec<Action>) {
+        let mut inputs = Vec::new();
+        let mut actions = actions;
+        loop {
             for action in actions {
                 if let Some(next) = self.perform(id, action) {
                     inputs.push(next);
                 }
             }
+            let Some(input) = inputs.pop() else {
+                break;
+            };
+            let signer = &self.signers[id as usize];
+            actions = self.replicas[id as usize].step(input, signer);
         }
         if self.honest(id) {
             // Memory is a safety property too: a bound that does not hold is an attack.
@@ -968,7 +1068,7 @@ impl Sim {
             if let Some(what) = self.own_votes.observe(from, &message) {
                 self.report.violations.push(Violation {
                     seed: self.report.seed,
-                    what: format!("equivocation: {what}"),
+                    what,
                 });
             }
         }
@@ -1154,8 +1254,18 @@ impl Sim {
                     .any(|r| !self.observations.finalised_on(r.id(), c.tx.key()))
             })
             .count() as u64;
+        let rejoined = |passed: fn(&Replica) -> bool| {
+            self.rejoined
+                .iter()
+                .filter(|&&id| passed(&self.replicas[id as usize]))
+                .count() as u64
+        };
+        let floors_learned = rejoined(Replica::rejoin_floors_known);
+        let voting_globally = rejoined(Replica::global_floor_passed);
         let mut report = std::mem::take(&mut self.report);
         report.lost_txs = lost;
+        report.rejoin_floors_learned = floors_learned;
+        report.rejoins_voting_globally = voting_globally;
         // Violations found during the run (self-contradiction, forgotten votes, failed
         // restores) come first, then the end-of-run checkers'.
         report.violations.extend(violations);

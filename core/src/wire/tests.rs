@@ -8,13 +8,13 @@ use crate::checkpoint::{
 };
 use crate::client::{ClientSignature, SignedTransfer};
 use crate::crypto::{Bitmap, Certificate, Digest, Signature, SIGNATURE_BYTES_MAX};
-use crate::durable::{CheckpointState, LocalRecord};
+use crate::durable::{CheckpointState, LocalRecord, RejoinFloors, RejoinState};
 use crate::evidence::{Evidence, EVIDENCE_NESTING_MAX, EVIDENCE_PER_BLOCK_MAX};
 use crate::hotstuff::SYNC_BLOCKS_MAX;
 use crate::ledger::Transfer;
 use crate::messages::{
     Block, GlobalMessage, Lane, LocalCert, LocalMessage, Payload, PreparedProof, QuorumCert,
-    TimeoutCert, ViewChange,
+    RecoveryReply, TimeoutCert, ViewChange,
 };
 use crate::pbft::BATCH_TXS_MAX;
 use crate::topology::SHARDS_MAX;
@@ -285,6 +285,8 @@ fn message_variant(message: &Message) -> &'static str {
         Message::StableCheckpoint(_) => "stable-checkpoint",
         Message::SnapshotRequest { .. } => "snapshot-request",
         Message::SnapshotChunk(_) => "snapshot-chunk",
+        Message::RecoveryRequest { .. } => "recovery-request",
+        Message::RecoveryReply(_) => "recovery-reply",
     }
 }
 
@@ -513,6 +515,30 @@ fn message_kinds(evidence: BoxedStrategy<Evidence>) -> Kinds<Message> {
                 .prop_map(|chunk| Message::SnapshotChunk(Box::new(chunk)))
                 .boxed(),
         ),
+        (
+            "recovery-request",
+            (any::<u64>(), replica())
+                .prop_map(|(nonce, from)| Message::RecoveryRequest { nonce, from })
+                .boxed(),
+        ),
+        (
+            "recovery-reply",
+            (
+                any::<u64>(),
+                qc(),
+                proptest::option::of(tc()),
+                vec(local_cert(), 0..3),
+            )
+                .prop_map(|(nonce, high_qc, high_tc, lane_lcs)| {
+                    Message::RecoveryReply(Box::new(RecoveryReply {
+                        nonce,
+                        high_qc,
+                        high_tc,
+                        lane_lcs,
+                    }))
+                })
+                .boxed(),
+        ),
     ]);
     kinds
 }
@@ -542,14 +568,15 @@ fn record_kinds(evidence: BoxedStrategy<Evidence>) -> Kinds<Record> {
     vec![
         (
             "global-safety",
-            (any::<u64>(), any::<u64>(), qc())
-                .prop_map(
-                    |(last_voted_round, proposed_round, high_qc)| Record::GlobalSafety {
+            (any::<u64>(), any::<u64>(), qc(), proptest::option::of(tc()))
+                .prop_map(|(last_voted_round, proposed_round, high_qc, high_tc)| {
+                    Record::GlobalSafety {
                         last_voted_round,
                         proposed_round,
                         high_qc,
-                    },
-                )
+                        high_tc,
+                    }
+                })
                 .boxed(),
         ),
         (
@@ -657,6 +684,23 @@ fn record_kinds(evidence: BoxedStrategy<Evidence>) -> Kinds<Record> {
                 })
                 .boxed(),
         ),
+        (
+            "rejoined",
+            (
+                any::<u64>(),
+                proptest::option::of((any::<u64>(), vec(any::<u64>(), 0..4))),
+            )
+                .prop_map(|(nonce, floors)| {
+                    Record::Rejoined(RejoinState {
+                        nonce,
+                        floors: floors.map(|(global_round, lane_seqs)| RejoinFloors {
+                            global_round,
+                            lane_seqs,
+                        }),
+                    })
+                })
+                .boxed(),
+        ),
     ]
 }
 
@@ -687,8 +731,8 @@ fn for_each_kind<T: std::fmt::Debug + 'static>(
     }
 }
 
-const MESSAGE_KINDS: usize = 20;
-const RECORD_KINDS: usize = 11;
+const MESSAGE_KINDS: usize = 22;
+const RECORD_KINDS: usize = 12;
 
 fn check_message_round_trip(message: &Message) -> Result<(), TestCaseError> {
     let frame = encode_message(message);

@@ -43,6 +43,10 @@ pub struct SimArgs {
     /// Crash and restart honest replicas: `yes`, `no` (drawn per seed when absent).
     #[arg(long)]
     crashes: Option<YesNo>,
+    /// One honest replica loses its whole disk and rejoins without it: `yes`, `no` (drawn
+    /// per seed when absent; only where the fault bounds leave room for it).
+    #[arg(long)]
+    disk_losses: Option<YesNo>,
     /// A cluster file to simulate instead of a synthetic topology.
     #[arg(long)]
     cluster: Option<std::path::PathBuf>,
@@ -79,9 +83,9 @@ pub struct SimArgs {
 
 #[derive(Clone, Copy, clap::ValueEnum)]
 enum YesNo {
-    /// Crash and restart honest replicas.
+    /// Turn the fault on.
     Yes,
-    /// No crashes.
+    /// Leave it out.
     No,
 }
 
@@ -135,6 +139,7 @@ fn options(args: &SimArgs) -> anyhow::Result<SimOptions> {
         domains: args.domains,
         byzantine: args.byzantine,
         crashes: args.crashes.map(|c| matches!(c, YesNo::Yes)),
+        disk_losses: args.disk_losses.map(|c| matches!(c, YesNo::Yes)),
         shards: args.shards,
         topology,
         bug: args.plant_bug.clone(),
@@ -265,6 +270,10 @@ fn replay_command(seed: u64, args: &SimArgs) -> String {
     opt("shards", args.shards.map(|v| v.to_string()));
     opt("crashes", args.crashes.map(|v| v.name().to_string()));
     opt(
+        "disk-losses",
+        args.disk_losses.map(|v| v.name().to_string()),
+    );
+    opt(
         "cluster",
         args.cluster
             .as_ref()
@@ -394,6 +403,9 @@ fn summary_json(reports: &[RunReport], options: &SimOptions) -> serde_json::Valu
             "restores": reports.iter().map(|r| r.restores).sum::<u64>(),
             "lost_records": reports.iter().map(|r| r.lost_records).sum::<u64>(),
             "torn_tails": reports.iter().map(|r| r.torn_tails).sum::<u64>(),
+            "disk_losses": reports.iter().map(|r| r.disk_losses).sum::<u64>(),
+            "rejoin_floors_learned": reports.iter().map(|r| r.rejoin_floors_learned).sum::<u64>(),
+            "rejoins_voting_globally": reports.iter().map(|r| r.rejoins_voting_globally).sum::<u64>(),
             "log_compactions": reports.iter().map(|r| r.compactions).sum::<u64>(),
             "max_log_records_held": reports.iter().map(|r| r.log_records_max).max().unwrap_or(0),
         },
@@ -440,6 +452,7 @@ pub fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
         topology: Some(Arc::new(topology.clone())),
         byzantine: Some(1),
         crashes: Some(false),
+        disk_losses: Some(false),
         fault_ms: 3_000,
         stable_ms: 3_000,
         tx_per_s: 1_000,

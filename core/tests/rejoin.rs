@@ -1,0 +1,321 @@
+//! A replica that lost its disk, at one replica: it persists that it rejoins before anything
+//! else, signs nothing (no prepare, no timeout) until enough peers answered its request under
+//! its own nonce, learns floors above everything it could have signed, and resumes a rejoin
+//! in progress after a restart.
+
+use ccbft_core::client::SignedTransfer;
+use ccbft_core::crypto::{Signer, SimKeys, Verifier};
+use ccbft_core::durable::{Record, RejoinFloors, RejoinState};
+use ccbft_core::ledger::Transfer;
+use ccbft_core::messages::{
+    payload_digest, prepare_payload, GlobalMessage, Lane, LocalMessage, Message,
+};
+use ccbft_core::pbft::SLOTS_AHEAD_MAX;
+use ccbft_core::replica::{answers_needed, Action, Input, Replica, ReplicaConfig};
+use ccbft_core::sim::{sim_client_sign, sim_clients, ACCOUNTS, OPENING_BALANCE};
+use ccbft_core::topology::{ReplicaId, Topology};
+use ccbft_core::vote_pattern::VotePattern;
+use std::sync::Arc;
+
+const LANE: Lane = Lane {
+    domain: 0,
+    shard: 0,
+};
+const NONCE: u64 = 0x5eed;
+const REJOINER: ReplicaId = 3;
+
+fn config(keys: &SimKeys, me: ReplicaId) -> ReplicaConfig {
+    ReplicaConfig {
+        topology: Arc::new(Topology::synthetic(4, 1, 1).unwrap()),
+        me,
+        genesis_accounts: (0..ACCOUNTS).map(|a| (a, OPENING_BALANCE)).collect(),
+        clients: Arc::new(sim_clients(keys)),
+        request_timeout_ticks: 150,
+        global_timeout_min_ticks: 400,
+        global_timeout_max_ticks: 3_000,
+        ticks_per_ms: 1,
+        rotation_rounds: 3,
+        vote_pattern: VotePattern::AllToAll,
+        checkpoint_interval_blocks: 8,
+    }
+}
+
+/// Steps `input`, answering every signature check as the host would.
+fn step(replica: &mut Replica, keys: &SimKeys, input: Input) -> Vec<Action> {
+    let mut inputs = vec![input];
+    let mut out = Vec::new();
+    while let Some(input) = inputs.pop() {
+        for action in replica.step(input, &keys.signer(replica.id())) {
+            match action {
+                Action::Verify { token, checks } => inputs.push(Input::Verified {
+                    token,
+                    failed: keys.failed(&checks),
+                }),
+                other => out.push(other),
+            }
+        }
+    }
+    out
+}
+
+fn sent(actions: &[Action]) -> Vec<&Message> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Send { message, .. } => Some(message),
+            _ => None,
+        })
+        .collect()
+}
+
+fn persisted(actions: &[Action]) -> Vec<&Record> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Persist { record, .. } => Some(record),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Signed by the replica or by the local or global tier: what a silent replica must not send.
+fn signed_votes(actions: &[Action]) -> usize {
+    sent(actions)
+        .iter()
+        .filter(|m| {
+            matches!(
+                m,
+                Message::Local(
+                    LocalMessage::PrePrepare { .. }
+                        | LocalMessage::Prepare { .. }
+                        | LocalMessage::Commit { .. }
+                        | LocalMessage::ViewChange(_)
+                        | LocalMessage::NewView { .. }
+                ) | Message::Global(
+                    GlobalMessage::Vote { .. }
+                        | GlobalMessage::Timeout { .. }
+                        | GlobalMessage::Proposal { .. }
+                )
+            )
+        })
+        .count()
+}
+
+fn pre_prepare(keys: &SimKeys) -> Message {
+    let tx: SignedTransfer = sim_client_sign(
+        keys,
+        Transfer {
+            key: 1,
+            from: 3,
+            to: 4,
+            amount: 10,
+        },
+    );
+    let payload = Arc::new(vec![tx]);
+    let digest = payload_digest(&payload);
+    let signature = keys.signer(0).sign(
+        ccbft_core::crypto::Tag::LocalPrepare,
+        &prepare_payload(LANE, 0, 1, &digest),
+    );
+    Message::Local(LocalMessage::PrePrepare {
+        lane: LANE,
+        view: 0,
+        seq: 1,
+        digest,
+        payload,
+        from: 0,
+        signature,
+    })
+}
+
+/// Peer `from`'s answer to a recovery request under `nonce`.
+fn answer(keys: &SimKeys, from: ReplicaId, nonce: u64) -> Message {
+    let mut peer = Replica::new(config(keys, from), &keys.signer(from));
+    let request = Message::RecoveryRequest {
+        nonce,
+        from: REJOINER,
+    };
+    let actions = step(
+        &mut peer,
+        keys,
+        Input::Message {
+            from: REJOINER,
+            message: request,
+        },
+    );
+    let replies: Vec<&Message> = sent(&actions)
+        .into_iter()
+        .filter(|m| matches!(m, Message::RecoveryReply(_)))
+        .collect();
+    assert_eq!(replies.len(), 1, "a peer answers a rejoining replica once");
+    replies[0].clone()
+}
+
+#[test]
+fn a_rejoining_replica_persists_first_then_asks_every_peer() {
+    let keys = SimKeys::new(4, 7);
+    let (replica, actions) =
+        Replica::rejoin(config(&keys, REJOINER), &keys.signer(REJOINER), NONCE).unwrap();
+    assert!(replica.is_rejoining());
+    let Action::Persist { seq: 1, record } = &actions[0] else {
+        panic!("the first action persists the rejoin: {actions:?}");
+    };
+    assert_eq!(
+        record,
+        &Record::Rejoined(RejoinState {
+            nonce: NONCE,
+            floors: None
+        })
+    );
+    let asked: Vec<(&Vec<ReplicaId>, u64)> = actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Send {
+                to,
+                message: Message::RecoveryRequest { nonce: NONCE, .. },
+                after,
+            } => Some((to, *after)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        asked,
+        vec![(&vec![0, 1, 2], 1)],
+        "asks all others, after the record"
+    );
+}
+
+#[test]
+fn a_rejoining_replica_signs_nothing_until_enough_peers_answered() {
+    let keys = SimKeys::new(4, 7);
+    let quorum = Topology::synthetic(4, 1, 1).unwrap().quorum();
+    assert_eq!(answers_needed(&quorum), 3);
+    let (mut replica, _) =
+        Replica::rejoin(config(&keys, REJOINER), &keys.signer(REJOINER), NONCE).unwrap();
+    let mut actions = step(
+        &mut replica,
+        &keys,
+        Input::Message {
+            from: 0,
+            message: pre_prepare(&keys),
+        },
+    );
+    for _ in 0..4_000 {
+        actions.extend(step(&mut replica, &keys, Input::Tick));
+    }
+    assert_eq!(
+        signed_votes(&actions),
+        0,
+        "silent while it learns its floors"
+    );
+    // A stale answer (another nonce) does not count; neither does a second from one peer.
+    for (from, nonce) in [(0, NONCE + 1), (0, NONCE), (0, NONCE), (1, NONCE)] {
+        let message = answer(&keys, from, nonce);
+        let actions = step(&mut replica, &keys, Input::Message { from, message });
+        assert!(
+            !persisted(&actions)
+                .iter()
+                .any(|r| matches!(r, Record::Rejoined(_))),
+            "floors from too few answers"
+        );
+    }
+    let message = answer(&keys, 2, NONCE);
+    let actions = step(&mut replica, &keys, Input::Message { from: 2, message });
+    // Entry round 1 (the genesis QC), rotation 3: next slot starts 3, then 6. No LC yet.
+    let floors = RejoinFloors {
+        global_round: 6,
+        lane_seqs: vec![2 * SLOTS_AHEAD_MAX],
+    };
+    assert!(
+        persisted(&actions).contains(&&Record::Rejoined(RejoinState {
+            nonce: NONCE,
+            floors: Some(floors)
+        })),
+        "{actions:?}"
+    );
+    assert!(
+        replica.is_rejoining(),
+        "below its floors it still counts as rejoining"
+    );
+    let mut actions = step(
+        &mut replica,
+        &keys,
+        Input::Message {
+            from: 0,
+            message: pre_prepare(&keys),
+        },
+    );
+    for _ in 0..4_000 {
+        actions.extend(step(&mut replica, &keys, Input::Tick));
+    }
+    assert_eq!(
+        signed_votes(&actions),
+        0,
+        "no prepare below the lane floor, no timeout below the global floor"
+    );
+}
+
+#[test]
+fn a_rejoining_replica_answers_no_other_rejoining_replica() {
+    let keys = SimKeys::new(4, 7);
+    let (mut replica, _) = Replica::rejoin(config(&keys, 2), &keys.signer(2), NONCE).unwrap();
+    let request = Message::RecoveryRequest {
+        nonce: 1,
+        from: REJOINER,
+    };
+    let actions = step(
+        &mut replica,
+        &keys,
+        Input::Message {
+            from: REJOINER,
+            message: request,
+        },
+    );
+    assert!(sent(&actions).is_empty(), "{actions:?}");
+}
+
+#[test]
+fn a_restart_resumes_the_rejoin_and_keeps_learned_floors() {
+    let keys = SimKeys::new(4, 7);
+    let signer = keys.signer(REJOINER);
+    let learning = Record::Rejoined(RejoinState {
+        nonce: NONCE,
+        floors: None,
+    });
+    let mut restored = Replica::restore(config(&keys, REJOINER), &signer, &[learning], 1);
+    assert!(restored.is_rejoining());
+    let mut actions = Vec::new();
+    for _ in 0..100 {
+        actions.extend(step(&mut restored, &keys, Input::Tick));
+    }
+    assert!(
+        sent(&actions)
+            .iter()
+            .any(|m| matches!(m, Message::RecoveryRequest { nonce: NONCE, .. })),
+        "asks again under the same nonce"
+    );
+    let learned = Record::Rejoined(RejoinState {
+        nonce: NONCE,
+        floors: Some(RejoinFloors {
+            global_round: 9,
+            lane_seqs: vec![0],
+        }),
+    });
+    let restored = Replica::restore(config(&keys, REJOINER), &signer, &[learned], 2);
+    assert_eq!(restored.durable_state().last_voted_round, 8);
+    assert!(
+        restored.is_rejoining(),
+        "its certificates reach round 1 only"
+    );
+}
+
+#[test]
+fn a_rejoin_is_refused_where_too_few_peers_could_answer() {
+    let keys = SimKeys::new(4, 7);
+    let mut lonely = config(&keys, 0);
+    lonely.topology = Arc::new(Topology::synthetic(4, 4, 1).unwrap());
+    let Err(error) = Replica::rejoin(lonely, &keys.signer(0), NONCE) else {
+        panic!("a member of a domain of one rejoined");
+    };
+    assert!(error.to_string().contains("domain"), "{error}");
+}
