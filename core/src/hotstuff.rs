@@ -188,6 +188,8 @@ pub struct Global {
     /// Rejoined after a disk loss: no vote, timeout or proposal in a round below this
     /// ([`Global::rejoin_floor`]; `Round::MAX` while it is being learned).
     silent_below: Round,
+    /// Rounds to keep moving without batches, for a peer that rejoins ([`Global::answered_rejoin`]).
+    rejoin_work_until: Round,
     now: u64,
 }
 
@@ -235,6 +237,7 @@ impl Global {
             pending_since: None,
             replaying: false,
             silent_below: 0,
+            rejoin_work_until: 0,
             now: 0,
             config,
         }
@@ -508,7 +511,18 @@ impl Global {
     /// is not final yet.
     fn has_work(&self) -> bool {
         let ordered = &self.committed.cut;
-        self.available.iter().zip(ordered).any(|(a, o)| a > o) || self.certified_content_pending()
+        self.available.iter().zip(ordered).any(|(a, o)| a > o)
+            || self.certified_content_pending()
+            || self.round < self.rejoin_work_until
+    }
+
+    /// We answered a rejoining peer: its floor lies at most two leader slots above the
+    /// round the answers enter, and it votes only once the cluster is there, so keep the
+    /// rounds moving (empty blocks) a slot beyond that even if no batch comes.
+    pub fn answered_rejoin(&mut self) {
+        let floor = self.rejoin_floor(self.entry_round());
+        let until = self.schedule.next_slot_start(floor);
+        self.rejoin_work_until = self.rejoin_work_until.max(until);
     }
 
     /// The highest certified block or its parent orders batches and is not committed: one

@@ -174,7 +174,7 @@ impl Replica {
 
     /// A rejoining peer asks for our certified progress.
     pub(super) fn on_recovery_request(
-        &self,
+        &mut self,
         nonce: u64,
         from: ReplicaId,
         actions: &mut Vec<Action>,
@@ -196,6 +196,7 @@ impl Replica {
             vec![from],
             Message::RecoveryReply(Box::new(reply)),
         ));
+        self.global.answered_rejoin();
     }
 
     /// An answer (its signatures checked by the host; signers and quorums here).
