@@ -341,9 +341,11 @@ impl Global {
         self.entry_round() < self.silent_below
     }
 
-    /// A rejoined replica times out only with a QC at least as high as the TC that brought
-    /// it to its round claims: the TC holds an honest member of any quorum that certified a
-    /// block we voted to extend before the disk loss, so this restores the lock we lost.
+    /// A rejoined replica times out only at or above its floor, and only with a QC at least
+    /// as high as the TC that brought it to its round claims: that TC holds an honest member
+    /// of any quorum that certified a block we voted to extend before the disk loss, so the
+    /// lock we lost is restored before a timeout of ours could hide it. (Entered by a QC, our
+    /// QC is above every round we voted in before.)
     fn may_time_out(&self) -> bool {
         if self.silent_below == 0 {
             return true;
@@ -372,8 +374,8 @@ impl Global {
         true
     }
 
-    /// Restore done: resume in the round our certificates enter (never lower than before
-    /// the crash: every message we sent waited for the certificates that moved us).
+    /// Restore done: resume in the round our certificates enter. No message we sent was in a
+    /// later round: each waited for the records of the certificates that had moved us.
     pub fn restored(&mut self) {
         self.replaying = false;
         self.round = self.entry_round();

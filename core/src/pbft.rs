@@ -1181,6 +1181,7 @@ impl LocalShard {
         }
         self.slots.retain(|&seq, _| seq > lc.seq);
         self.committed_upto = lc.seq;
+        self.progress_at = self.now;
         self.next_seq = self.next_seq.max(lc.seq.saturating_add(1));
         self.committed_lc = Some(lc);
     }
@@ -1490,6 +1491,7 @@ impl LocalShard {
             installed.clone(),
         )));
         self.installed_new_view = Some(installed);
+        self.progress_at = self.now;
         self.view = view;
         self.in_view_change = false;
         self.view_change_attempts = 0;
