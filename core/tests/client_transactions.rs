@@ -2,35 +2,18 @@
 //! prepares a primary's batch only when every transfer in it carries its owner's signature.
 
 use ccbft_core::client::{ClientSignature, SignedTransfer, TxRejection};
-use ccbft_core::crypto::{Signer, SimKeys, Verifier};
+use ccbft_core::crypto::SimKeys;
 use ccbft_core::ledger::Transfer;
-use ccbft_core::messages::{payload_digest, prepare_payload, Lane, LocalMessage, Message};
-use ccbft_core::replica::{Action, HealthEvent, Input, ReceiptStatus, Replica, ReplicaConfig};
-use ccbft_core::sim::{sim_client_sign, sim_clients, ACCOUNTS, OPENING_BALANCE};
-use ccbft_core::topology::{ReplicaId, Topology};
-use ccbft_core::vote_pattern::VotePattern;
-use std::sync::Arc;
+use ccbft_core::messages::{LocalMessage, Message};
+use ccbft_core::replica::{Action, HealthEvent, Input, ReceiptStatus, Replica};
+use ccbft_core::sim::{sim_client_sign, ACCOUNTS};
+use ccbft_core::topology::ReplicaId;
 
-const LANE: Lane = Lane {
-    domain: 0,
-    shard: 0,
-};
+mod common;
+use common::{four_replica_config, pre_prepare, step_verified};
 
 fn replica(keys: &SimKeys, me: ReplicaId) -> Replica {
-    let config = ReplicaConfig {
-        topology: Arc::new(Topology::synthetic(4, 1, 1).unwrap()),
-        me,
-        genesis_accounts: (0..ACCOUNTS).map(|a| (a, OPENING_BALANCE)).collect(),
-        clients: Arc::new(sim_clients(keys)),
-        request_timeout_ticks: 150,
-        global_timeout_min_ticks: 400,
-        global_timeout_max_ticks: 3_000,
-        ticks_per_ms: 1,
-        rotation_rounds: 3,
-        vote_pattern: VotePattern::AllToAll,
-        checkpoint_interval_blocks: 8,
-    };
-    Replica::new(config, &keys.signer(me))
+    Replica::new(four_replica_config(keys, me), &keys.signer(me))
 }
 
 fn transfer(key: u128) -> Transfer {
@@ -40,24 +23,6 @@ fn transfer(key: u128) -> Transfer {
         to: 4,
         amount: 10,
     }
-}
-
-/// Steps `input`, and answers every signature check as the host would.
-fn step_verified(replica: &mut Replica, keys: &SimKeys, input: Input) -> Vec<Action> {
-    let mut inputs = vec![input];
-    let mut out = Vec::new();
-    while let Some(input) = inputs.pop() {
-        for action in replica.step(input, &keys.signer(replica.id())) {
-            match action {
-                Action::Verify { token, checks } => inputs.push(Input::Verified {
-                    token,
-                    failed: keys.failed(&checks),
-                }),
-                other => out.push(other),
-            }
-        }
-    }
-    out
 }
 
 fn receipts(actions: &[Action]) -> Vec<ReceiptStatus> {
@@ -92,25 +57,6 @@ fn ingress_refuses_what_the_owner_did_not_sign() {
     }
     let actions = step_verified(&mut primary, &keys, Input::Client(good));
     assert!(receipts(&actions).is_empty(), "a good transfer is queued");
-}
-
-/// A pre-prepare signed by the primary itself, over `payload`.
-fn pre_prepare(keys: &SimKeys, payload: Vec<SignedTransfer>) -> Message {
-    let payload = Arc::new(payload);
-    let digest = payload_digest(&payload);
-    let signature = keys.signer(0).sign(
-        ccbft_core::crypto::Tag::LocalPrepare,
-        &prepare_payload(LANE, 0, 1, &digest),
-    );
-    Message::Local(LocalMessage::PrePrepare {
-        lane: LANE,
-        view: 0,
-        seq: 1,
-        digest,
-        payload,
-        from: 0,
-        signature,
-    })
 }
 
 fn prepares(actions: &[Action]) -> usize {

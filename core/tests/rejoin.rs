@@ -4,58 +4,38 @@
 //! in progress after a restart.
 
 use ccbft_core::client::SignedTransfer;
-use ccbft_core::crypto::{Signer, SimKeys, Verifier};
+use ccbft_core::crypto::SimKeys;
 use ccbft_core::durable::{Record, RejoinFloors, RejoinState};
 use ccbft_core::ledger::Transfer;
-use ccbft_core::messages::{
-    payload_digest, prepare_payload, GlobalMessage, Lane, LocalMessage, Message,
-};
+use ccbft_core::messages::{GlobalMessage, LocalMessage, Message};
 use ccbft_core::pbft::SLOTS_AHEAD_MAX;
 use ccbft_core::replica::{answers_needed, Action, Input, Replica, ReplicaConfig};
-use ccbft_core::sim::{sim_client_sign, sim_clients, ACCOUNTS, OPENING_BALANCE};
+use ccbft_core::sim::sim_client_sign;
 use ccbft_core::topology::{ReplicaId, Topology};
-use ccbft_core::vote_pattern::VotePattern;
 use std::sync::Arc;
 
-const LANE: Lane = Lane {
-    domain: 0,
-    shard: 0,
-};
+mod common;
+use common::{four_replica_config, pre_prepare, step_verified};
+
 const NONCE: u64 = 0x5eed;
 const REJOINER: ReplicaId = 3;
 
 fn config(keys: &SimKeys, me: ReplicaId) -> ReplicaConfig {
-    ReplicaConfig {
-        topology: Arc::new(Topology::synthetic(4, 1, 1).unwrap()),
-        me,
-        genesis_accounts: (0..ACCOUNTS).map(|a| (a, OPENING_BALANCE)).collect(),
-        clients: Arc::new(sim_clients(keys)),
-        request_timeout_ticks: 150,
-        global_timeout_min_ticks: 400,
-        global_timeout_max_ticks: 3_000,
-        ticks_per_ms: 1,
-        rotation_rounds: 3,
-        vote_pattern: VotePattern::AllToAll,
-        checkpoint_interval_blocks: 8,
-    }
+    four_replica_config(keys, me)
 }
 
-/// Steps `input`, answering every signature check as the host would.
 fn step(replica: &mut Replica, keys: &SimKeys, input: Input) -> Vec<Action> {
-    let mut inputs = vec![input];
-    let mut out = Vec::new();
-    while let Some(input) = inputs.pop() {
-        for action in replica.step(input, &keys.signer(replica.id())) {
-            match action {
-                Action::Verify { token, checks } => inputs.push(Input::Verified {
-                    token,
-                    failed: keys.failed(&checks),
-                }),
-                other => out.push(other),
-            }
-        }
+    step_verified(replica, keys, input)
+}
+
+/// A primary's pre-prepare, then long enough for any prepare and any global timeout.
+fn pre_prepare_and_wait(replica: &mut Replica, keys: &SimKeys) -> Vec<Action> {
+    let message = pre_prepare(keys, one_transfer(keys));
+    let mut actions = step(replica, keys, Input::Message { from: 0, message });
+    for _ in 0..4_000 {
+        actions.extend(step(replica, keys, Input::Tick));
     }
-    out
+    actions
 }
 
 fn sent(actions: &[Action]) -> Vec<&Message> {
@@ -101,31 +81,14 @@ fn signed_votes(actions: &[Action]) -> usize {
         .count()
 }
 
-fn pre_prepare(keys: &SimKeys) -> Message {
-    let tx: SignedTransfer = sim_client_sign(
-        keys,
-        Transfer {
-            key: 1,
-            from: 3,
-            to: 4,
-            amount: 10,
-        },
-    );
-    let payload = Arc::new(vec![tx]);
-    let digest = payload_digest(&payload);
-    let signature = keys.signer(0).sign(
-        ccbft_core::crypto::Tag::LocalPrepare,
-        &prepare_payload(LANE, 0, 1, &digest),
-    );
-    Message::Local(LocalMessage::PrePrepare {
-        lane: LANE,
-        view: 0,
-        seq: 1,
-        digest,
-        payload,
-        from: 0,
-        signature,
-    })
+fn one_transfer(keys: &SimKeys) -> Vec<SignedTransfer> {
+    let transfer = Transfer {
+        key: 1,
+        from: 3,
+        to: 4,
+        amount: 10,
+    };
+    vec![sim_client_sign(keys, transfer)]
 }
 
 /// Peer `from`'s answer to a recovery request under `nonce`.
@@ -192,17 +155,7 @@ fn a_rejoining_replica_signs_nothing_until_enough_peers_answered() {
     assert_eq!(answers_needed(&quorum), 3);
     let (mut replica, _) =
         Replica::rejoin(config(&keys, REJOINER), &keys.signer(REJOINER), NONCE).unwrap();
-    let mut actions = step(
-        &mut replica,
-        &keys,
-        Input::Message {
-            from: 0,
-            message: pre_prepare(&keys),
-        },
-    );
-    for _ in 0..4_000 {
-        actions.extend(step(&mut replica, &keys, Input::Tick));
-    }
+    let actions = pre_prepare_and_wait(&mut replica, &keys);
     assert_eq!(
         signed_votes(&actions),
         0,
@@ -237,17 +190,7 @@ fn a_rejoining_replica_signs_nothing_until_enough_peers_answered() {
         replica.is_rejoining(),
         "below its floors it still counts as rejoining"
     );
-    let mut actions = step(
-        &mut replica,
-        &keys,
-        Input::Message {
-            from: 0,
-            message: pre_prepare(&keys),
-        },
-    );
-    for _ in 0..4_000 {
-        actions.extend(step(&mut replica, &keys, Input::Tick));
-    }
+    let actions = pre_prepare_and_wait(&mut replica, &keys);
     assert_eq!(
         signed_votes(&actions),
         0,

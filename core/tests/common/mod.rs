@@ -4,8 +4,15 @@
 
 #![allow(dead_code)] // each test target uses its own part
 
-use ccbft_core::sim::{self, RunReport, SimOptions};
+use ccbft_core::client::SignedTransfer;
+use ccbft_core::crypto::{Signer, SimKeys, Tag, Verifier};
+use ccbft_core::messages::{payload_digest, prepare_payload, Lane, LocalMessage, Message};
+use ccbft_core::replica::{Action, Input, Replica, ReplicaConfig};
+use ccbft_core::sim::{self, sim_clients, RunReport, SimOptions, ACCOUNTS, OPENING_BALANCE};
+use ccbft_core::topology::{ReplicaId, Topology};
+use ccbft_core::vote_pattern::VotePattern;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 /// Whether `run_seeds` stops at the first run with a violation (a planted-bug hunt), or
 /// with a violation its description of which passes the test.
@@ -77,4 +84,64 @@ pub fn assert_no_violation(report: &RunReport) {
         report.shape,
         report.violations
     );
+}
+
+/// Replica `me` of four in one domain and one shard, with the simulator's clients: for tests
+/// that drive one replica by hand.
+pub fn four_replica_config(keys: &SimKeys, me: ReplicaId) -> ReplicaConfig {
+    ReplicaConfig {
+        topology: Arc::new(Topology::synthetic(4, 1, 1).unwrap()),
+        me,
+        genesis_accounts: (0..ACCOUNTS).map(|a| (a, OPENING_BALANCE)).collect(),
+        clients: Arc::new(sim_clients(keys)),
+        request_timeout_ticks: 150,
+        global_timeout_min_ticks: 400,
+        global_timeout_max_ticks: 3_000,
+        ticks_per_ms: 1,
+        rotation_rounds: 3,
+        vote_pattern: VotePattern::AllToAll,
+        checkpoint_interval_blocks: 8,
+    }
+}
+
+/// Steps `input`, and answers every signature check as the host would.
+pub fn step_verified(replica: &mut Replica, keys: &SimKeys, input: Input) -> Vec<Action> {
+    let mut inputs = vec![input];
+    let mut out = Vec::new();
+    while let Some(input) = inputs.pop() {
+        for action in replica.step(input, &keys.signer(replica.id())) {
+            match action {
+                Action::Verify { token, checks } => inputs.push(Input::Verified {
+                    token,
+                    failed: keys.failed(&checks),
+                }),
+                other => out.push(other),
+            }
+        }
+    }
+    out
+}
+
+/// The one lane of [`four_replica_config`].
+pub const LANE: Lane = Lane {
+    domain: 0,
+    shard: 0,
+};
+
+/// Replica 0's pre-prepare of `payload` at view 0, sequence 1 of [`LANE`].
+pub fn pre_prepare(keys: &SimKeys, payload: Vec<SignedTransfer>) -> Message {
+    let payload = Arc::new(payload);
+    let digest = payload_digest(&payload);
+    let signature = keys
+        .signer(0)
+        .sign(Tag::LocalPrepare, &prepare_payload(LANE, 0, 1, &digest));
+    Message::Local(LocalMessage::PrePrepare {
+        lane: LANE,
+        view: 0,
+        seq: 1,
+        digest,
+        payload,
+        from: 0,
+        signature,
+    })
 }
