@@ -85,6 +85,15 @@ fn restore_from_any_durable_prefix_rebuilds_the_live_durable_state() {
         compactions > 0,
         "some audited prefixes start from a compacted checkpoint"
     );
+    // The same for the log of a replica that rejoined without its disk.
+    let options = SimOptions {
+        disk_losses: Some(true),
+        ..options
+    };
+    let reports = run_seeds(700, 4, &options, Until::AllSeeds);
+    assert_clean(&reports);
+    let losses: u64 = reports.iter().map(|r| r.disk_losses).sum();
+    assert_eq!(losses, 4, "every run loses a disk");
 }
 
 /// Logs are compacted at every durable stable checkpoint, so what a restart replays is
