@@ -190,6 +190,11 @@ fn a_rejoining_replica_signs_nothing_until_enough_peers_answered() {
         replica.is_rejoining(),
         "below its floors it still counts as rejoining"
     );
+    assert_eq!(
+        replica.durable_state().last_voted_round,
+        5,
+        "never votes below the global floor"
+    );
     let actions = pre_prepare_and_wait(&mut replica, &keys);
     assert_eq!(
         signed_votes(&actions),
