@@ -7,7 +7,7 @@ use ccbft_core::client::SignedTransfer;
 use ccbft_core::crypto::SimKeys;
 use ccbft_core::durable::{Record, RejoinFloors, RejoinState};
 use ccbft_core::ledger::Transfer;
-use ccbft_core::messages::{GlobalMessage, LocalMessage, Message};
+use ccbft_core::messages::{GlobalMessage, LocalMessage, Message, RecoveryReply, TimeoutCert};
 use ccbft_core::pbft::SLOTS_AHEAD_MAX;
 use ccbft_core::replica::{answers_needed, Action, Input, Replica, ReplicaConfig};
 use ccbft_core::sim::sim_client_sign;
@@ -266,4 +266,110 @@ fn a_rejoin_is_refused_where_too_few_peers_could_answer() {
         panic!("a member of a domain of one rejoined");
     };
     assert!(error.to_string().contains("domain"), "{error}");
+}
+
+/// Answers from every peer, each altered by `alter` (a reply message).
+fn altered_answers(keys: &SimKeys, alter: fn(&mut RecoveryReply)) -> Vec<(ReplicaId, Message)> {
+    (0..3)
+        .map(|from| {
+            let Message::RecoveryReply(mut reply) = answer(keys, from, NONCE) else {
+                unreachable!("answer returns a reply");
+            };
+            alter(&mut reply);
+            (from, Message::RecoveryReply(reply))
+        })
+        .collect()
+}
+
+fn learns_floors(
+    replica: &mut Replica,
+    keys: &SimKeys,
+    answers: Vec<(ReplicaId, Message)>,
+) -> bool {
+    answers.into_iter().any(|(from, message)| {
+        let actions = step(replica, keys, Input::Message { from, message });
+        persisted(&actions)
+            .iter()
+            .any(|r| matches!(r, Record::Rejoined(_)))
+    })
+}
+
+/// Only answers to our own nonce count, and only those whose certificates pass the door:
+/// a round-0 QC of another block, or a TC without its votes (neither carries a signature
+/// for the host to refuse), makes a peer's answer worthless.
+#[test]
+fn answers_to_another_nonce_or_with_uncertified_claims_do_not_count() {
+    let keys = SimKeys::new(4, 7);
+    let alterations: [fn(&mut RecoveryReply); 3] = [
+        |reply| reply.nonce += 1,
+        |reply| reply.high_qc.block = [7; 32],
+        |reply| {
+            reply.high_tc = Some(TimeoutCert {
+                round: 40,
+                votes: Vec::new(),
+            })
+        },
+    ];
+    for alter in alterations {
+        let (mut replica, _) =
+            Replica::rejoin(config(&keys, REJOINER), &keys.signer(REJOINER), NONCE).unwrap();
+        let answers = altered_answers(&keys, alter);
+        assert!(!learns_floors(&mut replica, &keys, answers));
+        let genuine = altered_answers(&keys, |_| {});
+        assert!(
+            learns_floors(&mut replica, &keys, genuine),
+            "then genuine ones do"
+        );
+    }
+}
+
+/// Answers from all over the cluster are not enough: n_d - q_d + f_d + 1 must come from the
+/// rejoiner's own domain (they bound its lanes).
+#[test]
+fn a_rejoin_waits_for_enough_answers_from_its_own_domain() {
+    let keys = SimKeys::new(7, 7);
+    let topology = Arc::new(Topology::synthetic(7, 2, 1).unwrap());
+    let domain = topology.domain_of(0);
+    let members = topology.domain_members(domain);
+    assert_eq!(
+        members.len(),
+        4,
+        "a domain of four: three answers needed from it"
+    );
+    let config_of = |me: ReplicaId| ReplicaConfig {
+        topology: topology.clone(),
+        ..config(&keys, me)
+    };
+    let rejoiner = members[0];
+    let (mut replica, _) =
+        Replica::rejoin(config_of(rejoiner), &keys.signer(rejoiner), NONCE).unwrap();
+    let others: Vec<ReplicaId> = (0..7).filter(|id| !members.contains(id)).collect();
+    let order = others.iter().chain(&members[1..]);
+    let mut learned_after = None;
+    for (count, &from) in order.enumerate() {
+        let mut peer = Replica::new(config_of(from), &keys.signer(from));
+        let request = Message::RecoveryRequest {
+            nonce: NONCE,
+            from: rejoiner,
+        };
+        let actions = step(
+            &mut peer,
+            &keys,
+            Input::Message {
+                from: rejoiner,
+                message: request,
+            },
+        );
+        let message = sent(&actions)[0].clone();
+        let actions = step(&mut replica, &keys, Input::Message { from, message });
+        let learned = persisted(&actions)
+            .iter()
+            .any(|r| matches!(r, Record::Rejoined(_)));
+        if learned {
+            learned_after = Some(count + 1);
+            break;
+        }
+    }
+    // Three from the other domain and two of its own make the global five, not enough.
+    assert_eq!(learned_after, Some(others.len() + 3));
 }
