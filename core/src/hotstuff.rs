@@ -316,9 +316,7 @@ impl Global {
         out: &mut Vec<GlobalOutput>,
     ) {
         assert!(floor >= 1, "a floor is a round");
-        self.silent_below = floor;
-        self.last_voted_round = self.last_voted_round.max(floor - 1);
-        self.proposed_round = self.proposed_round.max(floor - 1);
+        self.replay_rejoin(floor);
         self.persist_safety(out);
         for (high_qc, high_tc) in certificates {
             self.on_sync(high_qc, high_tc, signer, out);
@@ -326,7 +324,7 @@ impl Global {
         self.sync_requests_left = self.sync_requests_left.max(SYNC_REQUESTS_AFTER_INSTALL);
     }
 
-    /// Restore: the floor a rejoin learned (`Round::MAX`: not learned yet).
+    /// The floor a rejoin learned (`Round::MAX`: not learned yet), at restore or as learned.
     pub fn replay_rejoin(&mut self, floor: Round) {
         self.silent_below = floor;
         if floor != Round::MAX {

@@ -523,14 +523,19 @@ impl Message {
             }
             Message::RecoveryRequest { .. } => {}
             Message::RecoveryReply(reply) => {
-                out.extend(reply.high_qc.check());
-                if let Some(tc) = &reply.high_tc {
-                    tc.checks(&mut out);
-                }
+                high_certificate_checks(&reply.high_qc, &reply.high_tc, &mut out);
                 out.extend(reply.lane_lcs.iter().map(LocalCert::check));
             }
         }
         out
+    }
+}
+
+/// The checks of a replica's highest certificates (a sync answer, a recovery reply).
+fn high_certificate_checks(qc: &QuorumCert, tc: &Option<TimeoutCert>, out: &mut Vec<Check>) {
+    out.extend(qc.check());
+    if let Some(tc) = tc {
+        tc.checks(out);
     }
 }
 
@@ -644,12 +649,7 @@ fn global_checks(message: &GlobalMessage, out: &mut Vec<Check>) {
                 tc.checks(out);
             }
         }
-        GlobalMessage::Sync { high_qc, high_tc } => {
-            out.extend(high_qc.check());
-            if let Some(tc) = high_tc {
-                tc.checks(out);
-            }
-        }
+        GlobalMessage::Sync { high_qc, high_tc } => high_certificate_checks(high_qc, high_tc, out),
         GlobalMessage::BlockRequest { .. } | GlobalMessage::SyncRequest { .. } => {}
         GlobalMessage::BlockResponse { blocks } => {
             // Blocks in a sync response are checked by their QCs, not by the proposer's

@@ -20,20 +20,12 @@ use common::{four_replica_config, pre_prepare, step_verified};
 const NONCE: u64 = 0x5eed;
 const REJOINER: ReplicaId = 3;
 
-fn config(keys: &SimKeys, me: ReplicaId) -> ReplicaConfig {
-    four_replica_config(keys, me)
-}
-
-fn step(replica: &mut Replica, keys: &SimKeys, input: Input) -> Vec<Action> {
-    step_verified(replica, keys, input)
-}
-
 /// A primary's pre-prepare, then long enough for any prepare and any global timeout.
 fn pre_prepare_and_wait(replica: &mut Replica, keys: &SimKeys) -> Vec<Action> {
     let message = pre_prepare(keys, one_transfer(keys));
-    let mut actions = step(replica, keys, Input::Message { from: 0, message });
+    let mut actions = step_verified(replica, keys, Input::Message { from: 0, message });
     for _ in 0..4_000 {
-        actions.extend(step(replica, keys, Input::Tick));
+        actions.extend(step_verified(replica, keys, Input::Tick));
     }
     actions
 }
@@ -93,12 +85,12 @@ fn one_transfer(keys: &SimKeys) -> Vec<SignedTransfer> {
 
 /// Peer `from`'s answer to a recovery request under `nonce`.
 fn answer(keys: &SimKeys, from: ReplicaId, nonce: u64) -> Message {
-    let mut peer = Replica::new(config(keys, from), &keys.signer(from));
+    let mut peer = Replica::new(four_replica_config(keys, from), &keys.signer(from));
     let request = Message::RecoveryRequest {
         nonce,
         from: REJOINER,
     };
-    let actions = step(
+    let actions = step_verified(
         &mut peer,
         keys,
         Input::Message {
@@ -117,8 +109,12 @@ fn answer(keys: &SimKeys, from: ReplicaId, nonce: u64) -> Message {
 #[test]
 fn a_rejoining_replica_persists_first_then_asks_every_peer() {
     let keys = SimKeys::new(4, 7);
-    let (replica, actions) =
-        Replica::rejoin(config(&keys, REJOINER), &keys.signer(REJOINER), NONCE).unwrap();
+    let (replica, actions) = Replica::rejoin(
+        four_replica_config(&keys, REJOINER),
+        &keys.signer(REJOINER),
+        NONCE,
+    )
+    .unwrap();
     assert!(replica.is_rejoining());
     let Action::Persist { seq: 1, record } = &actions[0] else {
         panic!("the first action persists the rejoin: {actions:?}");
@@ -153,8 +149,12 @@ fn a_rejoining_replica_signs_nothing_until_enough_peers_answered() {
     let keys = SimKeys::new(4, 7);
     let quorum = Topology::synthetic(4, 1, 1).unwrap().quorum();
     assert_eq!(answers_needed(&quorum), 3);
-    let (mut replica, _) =
-        Replica::rejoin(config(&keys, REJOINER), &keys.signer(REJOINER), NONCE).unwrap();
+    let (mut replica, _) = Replica::rejoin(
+        four_replica_config(&keys, REJOINER),
+        &keys.signer(REJOINER),
+        NONCE,
+    )
+    .unwrap();
     let actions = pre_prepare_and_wait(&mut replica, &keys);
     assert_eq!(
         signed_votes(&actions),
@@ -164,7 +164,7 @@ fn a_rejoining_replica_signs_nothing_until_enough_peers_answered() {
     // A stale answer (another nonce) does not count; neither does a second from one peer.
     for (from, nonce) in [(0, NONCE + 1), (0, NONCE), (0, NONCE), (1, NONCE)] {
         let message = answer(&keys, from, nonce);
-        let actions = step(&mut replica, &keys, Input::Message { from, message });
+        let actions = step_verified(&mut replica, &keys, Input::Message { from, message });
         assert!(
             !persisted(&actions)
                 .iter()
@@ -173,7 +173,7 @@ fn a_rejoining_replica_signs_nothing_until_enough_peers_answered() {
         );
     }
     let message = answer(&keys, 2, NONCE);
-    let actions = step(&mut replica, &keys, Input::Message { from: 2, message });
+    let actions = step_verified(&mut replica, &keys, Input::Message { from: 2, message });
     // Entry round 1 (the genesis QC), rotation 3: next slot starts 3, then 6. No LC yet.
     let floors = RejoinFloors {
         global_round: 6,
@@ -206,12 +206,13 @@ fn a_rejoining_replica_signs_nothing_until_enough_peers_answered() {
 #[test]
 fn a_rejoining_replica_answers_no_other_rejoining_replica() {
     let keys = SimKeys::new(4, 7);
-    let (mut replica, _) = Replica::rejoin(config(&keys, 2), &keys.signer(2), NONCE).unwrap();
+    let (mut replica, _) =
+        Replica::rejoin(four_replica_config(&keys, 2), &keys.signer(2), NONCE).unwrap();
     let request = Message::RecoveryRequest {
         nonce: 1,
         from: REJOINER,
     };
-    let actions = step(
+    let actions = step_verified(
         &mut replica,
         &keys,
         Input::Message {
@@ -230,11 +231,16 @@ fn a_restart_resumes_the_rejoin_and_keeps_learned_floors() {
         nonce: NONCE,
         floors: None,
     });
-    let mut restored = Replica::restore(config(&keys, REJOINER), &signer, &[learning], 1);
+    let mut restored = Replica::restore(
+        four_replica_config(&keys, REJOINER),
+        &signer,
+        &[learning],
+        1,
+    );
     assert!(restored.is_rejoining());
     let mut actions = Vec::new();
     for _ in 0..100 {
-        actions.extend(step(&mut restored, &keys, Input::Tick));
+        actions.extend(step_verified(&mut restored, &keys, Input::Tick));
     }
     assert!(
         sent(&actions)
@@ -249,7 +255,7 @@ fn a_restart_resumes_the_rejoin_and_keeps_learned_floors() {
             lane_seqs: vec![0],
         }),
     });
-    let restored = Replica::restore(config(&keys, REJOINER), &signer, &[learned], 2);
+    let restored = Replica::restore(four_replica_config(&keys, REJOINER), &signer, &[learned], 2);
     assert_eq!(restored.durable_state().last_voted_round, 8);
     assert!(
         restored.is_rejoining(),
@@ -260,7 +266,7 @@ fn a_restart_resumes_the_rejoin_and_keeps_learned_floors() {
 #[test]
 fn a_rejoin_is_refused_where_too_few_peers_could_answer() {
     let keys = SimKeys::new(4, 7);
-    let mut lonely = config(&keys, 0);
+    let mut lonely = four_replica_config(&keys, 0);
     lonely.topology = Arc::new(Topology::synthetic(4, 4, 1).unwrap());
     let Err(error) = Replica::rejoin(lonely, &keys.signer(0), NONCE) else {
         panic!("a member of a domain of one rejoined");
@@ -287,7 +293,7 @@ fn learns_floors(
     answers: Vec<(ReplicaId, Message)>,
 ) -> bool {
     answers.into_iter().any(|(from, message)| {
-        let actions = step(replica, keys, Input::Message { from, message });
+        let actions = step_verified(replica, keys, Input::Message { from, message });
         persisted(&actions)
             .iter()
             .any(|r| matches!(r, Record::Rejoined(_)))
@@ -311,8 +317,12 @@ fn answers_to_another_nonce_or_with_uncertified_claims_do_not_count() {
         },
     ];
     for alter in alterations {
-        let (mut replica, _) =
-            Replica::rejoin(config(&keys, REJOINER), &keys.signer(REJOINER), NONCE).unwrap();
+        let (mut replica, _) = Replica::rejoin(
+            four_replica_config(&keys, REJOINER),
+            &keys.signer(REJOINER),
+            NONCE,
+        )
+        .unwrap();
         let answers = altered_answers(&keys, alter);
         assert!(!learns_floors(&mut replica, &keys, answers));
         let genuine = altered_answers(&keys, |_| {});
@@ -338,7 +348,7 @@ fn a_rejoin_waits_for_enough_answers_from_its_own_domain() {
     );
     let config_of = |me: ReplicaId| ReplicaConfig {
         topology: topology.clone(),
-        ..config(&keys, me)
+        ..four_replica_config(&keys, me)
     };
     let rejoiner = members[0];
     let (mut replica, _) =
@@ -352,7 +362,7 @@ fn a_rejoin_waits_for_enough_answers_from_its_own_domain() {
             nonce: NONCE,
             from: rejoiner,
         };
-        let actions = step(
+        let actions = step_verified(
             &mut peer,
             &keys,
             Input::Message {
@@ -361,7 +371,7 @@ fn a_rejoin_waits_for_enough_answers_from_its_own_domain() {
             },
         );
         let message = sent(&actions)[0].clone();
-        let actions = step(&mut replica, &keys, Input::Message { from, message });
+        let actions = step_verified(&mut replica, &keys, Input::Message { from, message });
         let learned = persisted(&actions)
             .iter()
             .any(|r| matches!(r, Record::Rejoined(_)));

@@ -122,7 +122,11 @@ impl Replica {
         };
         self.rejoin = None;
         self.global.replay_rejoin(floors.global_round);
-        for (shard, &floor) in self.shards.iter_mut().zip(&floors.lane_seqs) {
+        self.silence_lanes(&floors.lane_seqs);
+    }
+
+    fn silence_lanes(&mut self, floors: &[Seq]) {
+        for (shard, &floor) in self.shards.iter_mut().zip(floors) {
             shard.silence_until(floor);
         }
     }
@@ -208,10 +212,10 @@ impl Replica {
         actions: &mut Vec<Action>,
     ) {
         let my_domain = self.config.topology.domain_of(self.config.me);
-        let Some(rejoin) = &self.rejoin else {
+        let Some(nonce) = self.rejoin.as_ref().map(|rejoin| rejoin.nonce) else {
             return;
         };
-        if reply.nonce != rejoin.nonce || from == self.config.me {
+        if reply.nonce != nonce || from == self.config.me {
             return;
         }
         let rules = &self.rules;
@@ -232,9 +236,7 @@ impl Replica {
                 *seq = (*seq).max(lc.seq);
             }
         }
-        let Some(rejoin) = &mut self.rejoin else {
-            return;
-        };
+        let rejoin = self.rejoin.as_mut().expect("rejoining: checked above");
         rejoin
             .global
             .insert(from, (entry, reply.high_qc, reply.high_tc));
@@ -277,9 +279,7 @@ impl Replica {
             floors: Some(floors.clone()),
         };
         actions.push(Action::persist(Record::Rejoined(state)));
-        for (shard, &floor) in self.shards.iter_mut().zip(&floors.lane_seqs) {
-            shard.silence_until(floor);
-        }
+        self.silence_lanes(&floors.lane_seqs);
         let certificates = rejoin
             .global
             .into_values()

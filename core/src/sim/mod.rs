@@ -271,6 +271,13 @@ struct Sim {
     audit_restores: bool,
 }
 
+/// When a drawn crash starts and ends: both in the first half of the fault phase's span, so
+/// every crash is over before the heal.
+fn crash_window(rng: &mut Rng, fault_us: u64) -> (u64, u64) {
+    let at = rng.below(fault_us / 2);
+    (at, at + 1 + rng.below(fault_us / 2))
+}
+
 /// Run one seed.
 pub fn run(seed: u64, options: &SimOptions) -> Result<RunReport, SimError> {
     let bugs = match &options.bug {
@@ -565,8 +572,7 @@ impl Sim {
                 .collect();
             for _ in 0..1 + self.rng.below(u64::from(budget)) {
                 let id = *self.rng.pick(&honest);
-                let at = self.rng.below(fault_us / 2);
-                let back = at + 1 + self.rng.below(fault_us / 2);
+                let (at, back) = crash_window(&mut self.rng, fault_us);
                 self.schedule(at, Event::Crash(id));
                 self.schedule(back, Event::Restart(id));
             }
@@ -597,8 +603,7 @@ impl Sim {
             return;
         }
         let id = *rng.pick(&candidates);
-        let at = rng.below(fault_us / 2);
-        let back = at + 1 + rng.below(fault_us / 2);
+        let (at, back) = crash_window(&mut rng, fault_us);
         self.schedule(at, Event::LoseDisk(id));
         self.schedule(back, Event::Restart(id));
     }
