@@ -646,7 +646,7 @@ mod tests {
             ticks += 1;
             if ticks == 5 {
                 for (i, tx) in transfers.iter().enumerate() {
-                    cluster.step(i as ReplicaId % N, Input::Client(*tx));
+                    cluster.step(i as ReplicaId % N, Input::Client((*tx).into()));
                 }
                 cluster.drain();
             }

@@ -13,6 +13,7 @@
 
 use crate::crypto::Check;
 use crate::ledger::{AccountId, IdempotencyKey, Transfer, TRANSFER_SIZE_BYTES};
+use crate::transaction::{OpaqueTx, Payload, Transaction};
 use crate::wire::{Reader, Wire, WireError};
 use std::collections::BTreeMap;
 
@@ -85,9 +86,9 @@ impl SignedTransfer {
 
 /// The shard of its domain a transaction belongs to: that of its debited account, so one
 /// shard sees every debit of an account.
-pub fn shard_of(tx: &SignedTransfer, shards: u32) -> u32 {
+pub fn shard_of(routing_key: u64, shards: u32) -> u32 {
     assert!(shards > 0, "a domain has at least one shard");
-    (xxhash_rust::xxh3::xxh3_64(&tx.routing_key().to_le_bytes()) % u64::from(shards)) as u32
+    (xxhash_rust::xxh3::xxh3_64(&routing_key.to_le_bytes()) % u64::from(shards)) as u32
 }
 
 /// Why a replica refused a client's transaction (the `Rejected` receipt says which).
@@ -101,6 +102,8 @@ pub enum TxRejection {
     NotOwner,
     /// The signature does not verify under the client's key.
     BadSignature,
+    /// The cluster orders the other kind of transaction (transfers or opaque data).
+    WrongKind,
 }
 
 impl TxRejection {
@@ -110,6 +113,7 @@ impl TxRejection {
             TxRejection::UnknownClient => "unknown client",
             TxRejection::NotOwner => "the client does not own the debited account",
             TxRejection::BadSignature => "the client signature does not verify",
+            TxRejection::WrongKind => "the cluster orders the other kind of transaction",
         }
     }
 }
@@ -178,21 +182,31 @@ impl ClientRegistry {
         Ok(*key)
     }
 
-    /// The signature check of an authorized transaction.
-    pub fn check(&self, tx: &SignedTransfer) -> Result<Check, TxRejection> {
-        let key = self.authorize(tx)?;
-        Ok(Check::Client {
-            key,
-            message: SignedTransfer::signed_bytes(&tx.transfer, tx.client).to_vec(),
-            signature: tx.signature,
-        })
+    /// The signature check of an authorized transaction: a transfer must be signed by the
+    /// owner of the debited account, opaque data by any registered client.
+    pub fn check(&self, tx: &Transaction) -> Result<Check, TxRejection> {
+        match tx {
+            Transaction::Transfer(tx) => Ok(Check::Client {
+                key: self.authorize(tx)?,
+                message: SignedTransfer::signed_bytes(&tx.transfer, tx.client).to_vec(),
+                signature: tx.signature,
+            }),
+            Transaction::Opaque(tx) => Ok(Check::Client {
+                key: *self
+                    .keys
+                    .get(&tx.client)
+                    .ok_or(TxRejection::UnknownClient)?,
+                message: OpaqueTx::signed_bytes(tx.client, tx.key, &tx.data),
+                signature: tx.signature,
+            }),
+        }
     }
 
     /// The checks of every transaction of a batch; the first unauthorized one refuses all.
-    pub fn checks(&self, txs: &[SignedTransfer], out: &mut Vec<Check>) -> Result<(), TxRejection> {
-        out.reserve(txs.len());
-        for tx in txs {
-            out.push(self.check(tx)?);
+    pub fn checks(&self, payload: &Payload, out: &mut Vec<Check>) -> Result<(), TxRejection> {
+        out.reserve(payload.len());
+        for tx in payload.iter() {
+            out.push(self.check(&tx)?);
         }
         Ok(())
     }
@@ -272,7 +286,7 @@ mod tests {
             key,
             message,
             signature,
-        }) = registry.check(&tx)
+        }) = registry.check(&tx.into())
         else {
             panic!("an authorized transfer has a client check");
         };
@@ -289,7 +303,7 @@ mod tests {
         );
         let mut out = Vec::new();
         assert_eq!(
-            registry.checks(&[tx, signed(10, 2)], &mut out),
+            registry.checks(&Payload::from_transfers(&[tx, signed(10, 2)]), &mut out),
             Err(TxRejection::NotOwner)
         );
     }

@@ -281,6 +281,23 @@ impl Ledger {
         outcome
     }
 
+    /// Opaque cluster: the transaction with `key` is ordered. `Applied` (remembered, to be
+    /// delivered) unless the key was delivered before (`Duplicate`) or key memory is full
+    /// (`Rejected(Overloaded)`, nothing remembered). No balances move.
+    pub fn deliver(&mut self, key: IdempotencyKey) -> Outcome {
+        if self.keys.contains(&key) && !self.double_execute_planted {
+            return Outcome::Duplicate;
+        }
+        if self.keys.len() as u64 >= self.limits.idempotency_keys_max {
+            return Outcome::Rejected(Reject::Overloaded);
+        }
+        if !self.keys.contains(&key) {
+            self.remember(key);
+        }
+        self.executed_count += 1;
+        Outcome::Applied
+    }
+
     /// The stateless checks, then the balance checks, in the documented order.
     fn validate(&self, tx: &Transfer) -> Result<(), Reject> {
         if tx.from == tx.to {

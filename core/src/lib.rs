@@ -33,6 +33,7 @@ pub mod replica;
 #[cfg(any(test, feature = "simulator"))]
 pub mod sim;
 pub mod topology;
+pub mod transaction;
 pub mod vote_aggregation;
 pub mod vote_pattern;
 pub mod wire;

@@ -2,7 +2,6 @@
 //! host must run before a message reaches a handler.
 
 use crate::checkpoint::{CheckpointCert, CheckpointVote, SnapshotChunk};
-use crate::client::SignedTransfer;
 use crate::crypto::{digest, Bitmap, Certificate, Check, Digest, Signature, Signer, Tag};
 use crate::evidence::Evidence;
 use crate::topology::{DomainIndex, ReplicaId};
@@ -28,13 +27,7 @@ impl Lane {
     }
 }
 
-/// The transactions of one batch; shared, never copied on the hot path.
-pub type Payload = Arc<Vec<SignedTransfer>>;
-
-pub fn payload_digest(payload: &[SignedTransfer]) -> Digest {
-    let bytes: Vec<u8> = payload.iter().flat_map(|t| t.to_bytes()).collect();
-    digest(&[b"batch", &bytes])
-}
+pub use crate::transaction::{Payload, Transaction};
 
 /// A local certificate: q_d commit signatures over (lane, view, seq, digest), all of one view
 /// (Castro-Liskov 4.2: commit messages carry the view).
@@ -131,7 +124,7 @@ pub enum LocalMessage {
     /// A client transaction forwarded by a backup to the shard primary.
     Forward {
         lane: Lane,
-        tx: SignedTransfer,
+        tx: Transaction,
     },
     PrePrepare {
         lane: Lane,
@@ -665,7 +658,7 @@ fn global_checks(message: &GlobalMessage, out: &mut Vec<Check>) {
 
 use crate::evidence::EVIDENCE_PER_BLOCK_MAX;
 use crate::hotstuff::{BATCHES_PER_LANE_PER_BLOCK_MAX, SYNC_BLOCKS_MAX};
-use crate::pbft::{BATCH_TXS_MAX, SLOTS_AHEAD_MAX};
+use crate::pbft::SLOTS_AHEAD_MAX;
 use crate::topology::{REPLICAS_MAX, SHARDS_MAX};
 use crate::wire::{put_count, put_u32, put_u64, put_u8, put_vec, Reader, Wire, WireError};
 
@@ -708,13 +701,13 @@ const KIND_RECOVERY_REPLY: u8 = 0x35;
 const LOCAL_KINDS: std::ops::RangeInclusive<u8> = KIND_FORWARD..=KIND_NEW_VIEW;
 const GLOBAL_KINDS: std::ops::RangeInclusive<u8> = KIND_PROPOSAL..=KIND_BLOCK_RESPONSE;
 
-/// A batch's transactions: a count of at most [`BATCH_TXS_MAX`], then each transfer.
+/// A batch's transactions ([`Payload`]'s layout, bounded by `BATCH_TXS_MAX`).
 pub(crate) fn encode_payload(payload: &Payload, out: &mut Vec<u8>) {
-    put_vec(out, "payload transfers", payload, BATCH_TXS_MAX);
+    payload.encode(out);
 }
 
 pub(crate) fn decode_payload(reader: &mut Reader<'_>) -> Result<Payload, WireError> {
-    reader.vec("payload transfers", BATCH_TXS_MAX).map(Arc::new)
+    Payload::decode(reader)
 }
 
 impl Wire for Lane {
@@ -891,7 +884,7 @@ impl LocalMessage {
         Ok(match kind {
             KIND_FORWARD => LocalMessage::Forward {
                 lane: Lane::decode(reader)?,
-                tx: SignedTransfer::decode(reader)?,
+                tx: Transaction::decode(reader)?,
             },
             KIND_PRE_PREPARE => {
                 let (lane, view, seq, digest) = decode_slot(reader)?;

@@ -18,15 +18,16 @@
 
 use crate::bugs::PlantedBugs;
 use crate::certificates::CertRules;
-use crate::client::{shard_of, SignedTransfer};
+use crate::client::shard_of;
 use crate::crypto::{Bitmap, Certificate, Digest, Signature, Signer, Tag};
 use crate::durable::LocalRecord;
 use crate::evidence::Evidence;
 use crate::messages::{
-    commit_payload, new_view_payload, payload_digest, prepare_payload, Lane, LocalCert,
-    LocalMessage, Message, Payload, PreparedProof, Seq, View, ViewChange,
+    commit_payload, new_view_payload, prepare_payload, Lane, LocalCert, LocalMessage, Message,
+    Payload, PreparedProof, Seq, View, ViewChange,
 };
 use crate::topology::{Quorum, ReplicaId};
+use crate::transaction::Transaction;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
 
@@ -189,12 +190,12 @@ pub struct LocalShard {
     committed_upto: Seq,
     committed_lc: Option<LocalCert>,
     next_seq: Seq,
-    queue: VecDeque<(SignedTransfer, u64)>,
+    queue: VecDeque<(Transaction, u64)>,
     queued_keys: BTreeSet<u128>,
     /// Requests we forwarded, with the tick they must commit by.
     /// Requests we forwarded: the transfer, the tick it must commit by, and whether it was
     /// already re-sent to every member once.
-    awaited: BTreeMap<u128, (SignedTransfer, u64, bool)>,
+    awaited: BTreeMap<u128, (Transaction, u64, bool)>,
     /// View changes that completed no new-view in a row (the back-off exponent).
     view_change_attempts: u32,
     view_changes: BTreeMap<View, BTreeMap<ReplicaId, ViewChange>>,
@@ -502,7 +503,7 @@ impl LocalShard {
     }
 
     /// A client transaction routed to this lane arrived at this replica.
-    pub fn on_client(&mut self, tx: SignedTransfer, out: &mut Vec<LocalOutput>) -> bool {
+    pub fn on_client(&mut self, tx: Transaction, out: &mut Vec<LocalOutput>) -> bool {
         if self.is_primary() && !self.in_view_change {
             return self.enqueue(tx);
         }
@@ -510,7 +511,7 @@ impl LocalShard {
             return false;
         }
         self.awaited.entry(tx.key()).or_insert((
-            tx,
+            tx.clone(),
             self.now + self.config.request_timeout_ticks,
             false,
         ));
@@ -525,7 +526,7 @@ impl LocalShard {
         true
     }
 
-    fn enqueue(&mut self, tx: SignedTransfer) -> bool {
+    fn enqueue(&mut self, tx: Transaction) -> bool {
         if self.queue.len() >= QUEUE_TXS_MAX {
             return false;
         }
@@ -602,8 +603,12 @@ impl LocalShard {
         let deadline = now + self.config.request_timeout_ticks;
         for key in overdue {
             let entry = self.awaited.get_mut(&key).expect("overdue entry");
-            *entry = (entry.0, deadline, true);
-            let message = LocalMessage::Forward { lane, tx: entry.0 };
+            entry.1 = deadline;
+            entry.2 = true;
+            let message = LocalMessage::Forward {
+                lane,
+                tx: entry.0.clone(),
+            };
             out.push(LocalOutput::Send {
                 to: self.others(),
                 message,
@@ -677,7 +682,7 @@ impl LocalShard {
                 break;
             }
             let take = self.queue.len().min(self.batch_target);
-            let txs: Vec<SignedTransfer> = self.queue.drain(..take).map(|(tx, _)| tx).collect();
+            let txs: Vec<Transaction> = self.queue.drain(..take).map(|(tx, _)| tx).collect();
             txs.iter().for_each(|tx| {
                 self.queued_keys.remove(&tx.key());
             });
@@ -694,7 +699,7 @@ impl LocalShard {
                 break;
             }
             self.next_seq += 1;
-            self.pre_prepare(seq, Arc::new(txs), signer, out);
+            self.pre_prepare(seq, Payload::of(&txs), signer, out);
         }
     }
 
@@ -705,7 +710,7 @@ impl LocalShard {
         signer: &dyn Signer,
         out: &mut Vec<LocalOutput>,
     ) {
-        let digest = payload_digest(&payload);
+        let digest = payload.digest();
         let signature = signer.sign(
             Tag::LocalPrepare,
             &prepare_payload(self.lane(), self.view, seq, &digest),
@@ -803,7 +808,7 @@ impl LocalShard {
     /// debit an account of this shard. The primary queues it; a
     /// backup relays it to the primary itself and watches it with a full timeout, so a
     /// member that forwards only to backups cannot make them suspect an honest primary.
-    pub fn on_forward(&mut self, tx: SignedTransfer, from: ReplicaId, out: &mut Vec<LocalOutput>) {
+    pub fn on_forward(&mut self, tx: Transaction, from: ReplicaId, out: &mut Vec<LocalOutput>) {
         if !self.config.members.contains(&from)
             || !self.routes_here(&tx)
             || !self.forward_budget(from)
@@ -819,7 +824,7 @@ impl LocalShard {
         }
         if self.awaited.len() < QUEUE_TXS_MAX {
             let deadline = self.now + self.config.request_timeout_ticks;
-            self.awaited.insert(tx.key(), (tx, deadline, false));
+            self.awaited.insert(tx.key(), (tx.clone(), deadline, false));
             out.push(LocalOutput::Send {
                 to: vec![self.primary_of(self.view)],
                 message: LocalMessage::Forward {
@@ -922,29 +927,25 @@ impl LocalShard {
         self.check_prepared(seq, signer, out);
     }
 
+    /// A payload holds at most `BATCH_TXS_MAX` transactions by construction (and decoding
+    /// refuses more), so only its contents are checked here.
     fn invalid_batch(&self, digest: &Digest, payload: &Payload) -> Option<String> {
-        if payload.len() > BATCH_TXS_MAX {
-            return Some(format!(
-                "batch of {} transactions exceeds {BATCH_TXS_MAX}",
-                payload.len()
-            ));
-        }
-        if payload_digest(payload) != *digest {
+        if payload.digest() != *digest {
             return Some("batch digest does not match its payload".into());
         }
         let keys: BTreeSet<u128> = payload.iter().map(|tx| tx.key()).collect();
         if keys.len() != payload.len() {
             return Some("batch repeats an idempotency key".into());
         }
-        if !payload.iter().all(|tx| self.routes_here(tx)) {
+        if !payload.iter().all(|tx| self.routes_here(&tx)) {
             return Some("batch debits an account of another shard".into());
         }
         None
     }
 
     /// Debits of an account are ordered by its shard only (DESIGN.md, "Execution").
-    fn routes_here(&self, tx: &SignedTransfer) -> bool {
-        shard_of(tx, self.config.rules.shards()) == self.config.lane.shard
+    fn routes_here(&self, tx: &Transaction) -> bool {
+        shard_of(tx.routing_key(), self.config.rules.shards()) == self.config.lane.shard
     }
 
     fn reject_primary(
@@ -1154,7 +1155,7 @@ impl LocalShard {
 
     /// A batch is committed at `lc.seq`, by our own quorum or by an LC a peer sent.
     pub fn adopt_committed(&mut self, lc: LocalCert, payload: Payload, out: &mut Vec<LocalOutput>) {
-        assert_eq!(payload_digest(&payload), lc.digest, "LC and payload agree");
+        assert_eq!(payload.digest(), lc.digest, "LC and payload agree");
         if lc.seq <= self.committed_upto || !self.within_reach(lc.seq) {
             return; // done, or too far ahead to hold: fetched again once we get there
         }
@@ -1230,7 +1231,7 @@ impl LocalShard {
         let mut forwarded = Vec::new();
         for (tx, d, _) in self.awaited.values_mut() {
             *d = deadline;
-            forwarded.push(*tx);
+            forwarded.push(tx.clone());
         }
         if primary == self.me {
             self.awaited.clear();
@@ -1376,8 +1377,7 @@ impl LocalShard {
                 && p.seq <= top
                 && seqs.insert(p.seq)
                 && p.view < vc.new_view
-                && p.payload.len() <= BATCH_TXS_MAX
-                && payload_digest(&p.payload) == p.digest
+                && p.payload.digest() == p.digest
                 && (rules.prepared(self.lane(), p).is_ok() || self.bugs.pbft_no_prepare)
         });
         lc_ok && proofs_ok
@@ -1440,14 +1440,14 @@ impl LocalShard {
             }
         }
         let max_s = best.keys().next_back().copied().unwrap_or(min_s);
-        let empty: Payload = Arc::new(Vec::new());
+        let empty = Payload::empty();
         // Proofs lie within WINDOW_SEQS above their sender's LC, so the range is bounded;
         // an LC at u64::MAX (a domain beyond its fault bound) leaves nothing to decide.
         let decided = (min_s.saturating_add(1)..=max_s)
             .filter(|&seq| seq > min_s)
             .map(|seq| match best.get(&seq) {
                 Some(p) => (seq, (p.digest, p.payload.clone())),
-                None => (seq, (payload_digest(&empty), empty.clone())),
+                None => (seq, (empty.digest(), empty.clone())),
             })
             .collect();
         (min_s, decided)

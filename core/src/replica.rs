@@ -13,7 +13,7 @@ pub use rejoin::{answers_needed, RejoinError, REJOIN_REQUEST_MS};
 
 use crate::bugs::PlantedBugs;
 use crate::certificates::CertRules;
-use crate::client::{self, ClientRegistry, SignedTransfer, TxRejection};
+use crate::client::{self, ClientRegistry, TxRejection};
 use crate::crypto::{Check, Digest, Signer};
 use crate::durable::{LocalRecord, Record, RecordSeq};
 use crate::evidence::Evidence;
@@ -21,11 +21,11 @@ use crate::hotstuff::{Global, GlobalConfig, GlobalEvent, GlobalOutput};
 use crate::leader::LeaderSchedule;
 use crate::ledger::{AccountId, Ledger, Outcome, Transfer};
 use crate::messages::{
-    payload_digest, Block, GlobalMessage, Lane, LocalCert, LocalMessage, Message, Payload, Seq,
-    View,
+    Block, GlobalMessage, Lane, LocalCert, LocalMessage, Message, Payload, Seq, View,
 };
 use crate::pbft::{LocalConfig, LocalOutput, LocalShard};
 use crate::topology::{ReplicaId, Topology};
+use crate::transaction::{OpaqueTx, PayloadKind, Transaction};
 use crate::vote_pattern::{PolicyConfig, VotePattern, VotePatternPolicy};
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
@@ -78,7 +78,7 @@ pub struct ReplicaConfig {
 pub enum Input {
     Tick,
     /// A client transaction submitted to this replica.
-    Client(SignedTransfer),
+    Client(Transaction),
     Message {
         from: ReplicaId,
         message: Message,
@@ -120,6 +120,10 @@ pub enum ReceiptStatus {
         outcome: Outcome,
         transfer: Transfer,
     },
+    /// An opaque transaction was ordered in the global block `height`; `outcome` is
+    /// `Applied` when it was delivered to the application ([`Action::Deliver`]), `Duplicate`
+    /// when its key was delivered before (within the idempotency window).
+    Delivered { height: u64, outcome: Outcome },
     /// Refused at submission: queues are full. Retry later (nothing was accepted).
     Overloaded,
     /// Refused at submission: not signed by the owner of the debited account. A retry of the
@@ -186,7 +190,14 @@ pub enum Action {
         key: u128,
         status: ReceiptStatus,
     },
-    /// A global block executed; `transactions` counts the transfers it ran.
+    /// Opaque cluster: the transactions of global block `height`, in the global order, for
+    /// the application; each key is delivered once (within the idempotency window). Their
+    /// data shares the bytes the batches arrived in.
+    Deliver {
+        height: u64,
+        transactions: Vec<OpaqueTx>,
+    },
+    /// A global block executed; `transactions` counts the transactions it ran.
     Executed {
         height: u64,
         block: Digest,
@@ -245,7 +256,7 @@ pub struct Replica {
     ckpt: checkpoints::Checkpoints,
     verifying: BTreeMap<u64, (ReplicaId, Message)>,
     /// Client transactions waiting for their signature check, by token.
-    verifying_clients: BTreeMap<u64, SignedTransfer>,
+    verifying_clients: BTreeMap<u64, Transaction>,
     /// Messages waiting for verification, per sending peer.
     verifying_from: BTreeMap<ReplicaId, usize>,
     /// Requests served per peer in the current window: (window, count).
@@ -541,8 +552,8 @@ impl Replica {
     }
 
     /// The lane a transaction belongs to in this replica's domain.
-    pub fn shard_of(&self, tx: &SignedTransfer) -> usize {
-        client::shard_of(tx, self.shards.len() as u32) as usize
+    pub fn shard_of(&self, tx: &Transaction) -> usize {
+        client::shard_of(tx.routing_key(), self.shards.len() as u32) as usize
     }
 
     /// Index of a lane of this cluster; callers check the lane exists ([`CertRules::lane_index`]
@@ -612,7 +623,10 @@ impl Replica {
 
     /// A client's transaction is checked before it enters a lane: the owner of the debited
     /// account must have signed it.
-    fn on_client(&mut self, tx: SignedTransfer, actions: &mut Vec<Action>) {
+    fn on_client(&mut self, tx: Transaction, actions: &mut Vec<Action>) {
+        if tx.kind() != self.config.topology.transactions {
+            return reject(tx, TxRejection::WrongKind, actions);
+        }
         let check = match self.config.clients.check(&tx) {
             Ok(check) => check,
             Err(reason) => return reject(tx, reason, actions),
@@ -634,13 +648,14 @@ impl Replica {
     }
 
     /// A verified client transaction enters its lane.
-    fn admit_client(&mut self, tx: SignedTransfer, signer: &dyn Signer, actions: &mut Vec<Action>) {
+    fn admit_client(&mut self, tx: Transaction, signer: &dyn Signer, actions: &mut Vec<Action>) {
         let shard = self.shard_of(&tx);
+        let key = tx.key();
         let mut out = Vec::new();
         let accepted = self.shards[shard].on_client(tx, &mut out);
         if !accepted {
             actions.push(Action::Receipt {
-                key: tx.key(),
+                key,
                 status: ReceiptStatus::Overloaded,
             });
         }
@@ -688,8 +703,18 @@ impl Replica {
         checks: &mut Vec<Check>,
     ) -> Result<(), TxRejection> {
         let clients = &self.config.clients;
+        let kind = self.config.topology.transactions;
         match message {
-            Message::Local(LocalMessage::Forward { tx, .. }) => clients.checks(&[*tx], checks),
+            Message::Local(LocalMessage::Forward { tx, .. }) if tx.kind() != kind => {
+                Err(TxRejection::WrongKind)
+            }
+            Message::Local(LocalMessage::Forward { tx, .. }) => {
+                checks.push(clients.check(tx)?);
+                Ok(())
+            }
+            Message::Local(LocalMessage::PrePrepare { payload, .. }) if !payload.fits(kind) => {
+                Err(TxRejection::WrongKind)
+            }
             Message::Local(LocalMessage::PrePrepare { .. }) if self.bugs.skip_client_recheck => {
                 Ok(())
             }
@@ -968,10 +993,7 @@ impl Replica {
         signer: &dyn Signer,
         actions: &mut Vec<Action>,
     ) {
-        if self.rules.lc(&lc).is_err()
-            || payload.len() > crate::pbft::BATCH_TXS_MAX
-            || payload_digest(&payload) != lc.digest
-        {
+        if self.rules.lc(&lc).is_err() || payload.digest() != lc.digest {
             return;
         }
         let my_domain = self.config.topology.domain_of(self.config.me);
@@ -1206,19 +1228,7 @@ impl Replica {
                     "executed batches are held"
                 );
             }
-            let mut transactions = 0;
-            for tx in payloads.iter().flat_map(|p| p.iter()) {
-                let outcome = self.ledger.apply(&tx.transfer);
-                transactions += 1;
-                actions.push(Action::Receipt {
-                    key: tx.key(),
-                    status: ReceiptStatus::GloballyFinal {
-                        height: block.height,
-                        outcome,
-                        transfer: tx.transfer,
-                    },
-                });
-            }
+            let transactions = self.execute_payloads(block.height, &payloads, actions);
             for (lane, &cut) in block.cut.iter().enumerate() {
                 self.last_executed_cut[lane] = self.last_executed_cut[lane].max(cut);
                 self.contiguous[lane] = self.contiguous[lane].max(cut);
@@ -1243,6 +1253,50 @@ impl Replica {
                 return;
             }
         }
+    }
+
+    /// Runs one block's batches in order: transfers through the ledger, opaque transactions
+    /// to the application (each key once). A batch of the other kind (possible only from a
+    /// domain beyond its fault bound) runs nothing, the same way on every replica.
+    fn execute_payloads(
+        &mut self,
+        height: u64,
+        payloads: &[Payload],
+        actions: &mut Vec<Action>,
+    ) -> u64 {
+        let kind = self.config.topology.transactions;
+        let mut delivered = Vec::new();
+        let mut transactions = 0;
+        for tx in payloads
+            .iter()
+            .filter(|p| p.kind() == kind)
+            .flat_map(Payload::iter)
+        {
+            transactions += 1;
+            let key = tx.key();
+            let status = match tx {
+                Transaction::Transfer(tx) => ReceiptStatus::GloballyFinal {
+                    height,
+                    outcome: self.ledger.apply(&tx.transfer),
+                    transfer: tx.transfer,
+                },
+                Transaction::Opaque(tx) => {
+                    let outcome = self.ledger.deliver(tx.key);
+                    if outcome == Outcome::Applied {
+                        delivered.push(tx);
+                    }
+                    ReceiptStatus::Delivered { height, outcome }
+                }
+            };
+            actions.push(Action::Receipt { key, status });
+        }
+        if kind == PayloadKind::Opaque {
+            actions.push(Action::Deliver {
+                height,
+                transactions: delivered,
+            });
+        }
+        transactions
     }
 
     fn local_cert(&self, lane: usize, seq: Seq, digest: &Digest) -> Option<LocalCert> {
@@ -1270,7 +1324,7 @@ fn policy(config: &ReplicaConfig) -> VotePatternPolicy {
     VotePatternPolicy::new(config.vote_pattern, PolicyConfig::default())
 }
 
-fn reject(tx: SignedTransfer, reason: TxRejection, actions: &mut Vec<Action>) {
+fn reject(tx: Transaction, reason: TxRejection, actions: &mut Vec<Action>) {
     actions.push(Action::Receipt {
         key: tx.key(),
         status: ReceiptStatus::Rejected { reason },

@@ -29,6 +29,7 @@
 //! crash = 2
 //! ```
 
+use crate::transaction::PayloadKind;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -87,6 +88,8 @@ pub enum TopologyError {
     TooFewReplicas { n: usize },
     #[error("{n} replicas are too many: at most {REPLICAS_MAX}")]
     TooManyReplicas { n: usize },
+    #[error("cluster.transactions is {0:?}: it must be \"transfers\" or \"opaque\"")]
+    UnknownTransactions(String),
     #[error("bad number for {field}: {reason}")]
     BadNumber { field: String, reason: String },
     #[error("hybrid fault model needs n >= 2u + r + 1, but n = {n}, u = {crash}, r = {byzantine}")]
@@ -197,6 +200,9 @@ pub struct Topology {
     pub leader_rotation_blocks: u32,
     /// Round-trip time in microseconds between domains, `rtt_us[a][b]`, symmetric.
     pub rtt_us: Vec<Vec<u32>>,
+    /// What the cluster orders (`cluster.transactions`: "transfers", the default, or
+    /// "opaque").
+    pub transactions: PayloadKind,
 }
 
 #[derive(Deserialize)]
@@ -218,6 +224,7 @@ struct ClusterSection {
     leader_rotation_blocks: Option<i64>,
     intra_domain_rtt_ms: Option<f64>,
     default_inter_domain_rtt_ms: Option<f64>,
+    transactions: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -305,6 +312,11 @@ impl Topology {
             1_000_000,
         )?;
         let rtt_us = parse_links(&file.cluster, &file.links, &domains)?;
+        let transactions = match file.cluster.transactions.as_deref() {
+            None => PayloadKind::Transfers,
+            Some(name) => PayloadKind::from_name(name)
+                .ok_or_else(|| TopologyError::UnknownTransactions(name.to_string()))?,
+        };
         let topology = Topology {
             name: file.cluster.name,
             domains,
@@ -313,6 +325,7 @@ impl Topology {
             shards: shards as u32,
             leader_rotation_blocks: rotation as u32,
             rtt_us,
+            transactions,
         };
         topology.assert_invariants();
         Ok(topology)

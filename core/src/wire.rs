@@ -36,6 +36,7 @@
 use crate::durable::Record;
 use crate::messages::Message;
 use crate::topology::{ReplicaId, REPLICAS_MAX};
+use bytes::Bytes;
 use std::sync::Arc;
 
 /// The format version this build writes and the only one it reads.
@@ -91,13 +92,39 @@ pub trait Wire: Sized {
 #[derive(Debug)]
 pub struct Reader<'a> {
     bytes: &'a [u8],
+    /// The frame `bytes` lies in, when it is shared: byte strings read with
+    /// [`Reader::shared`] are then slices of it, not copies.
+    source: Option<&'a Bytes>,
     /// Evidence levels entered so far (see [`Reader::nested`]).
     depth: u32,
 }
 
 impl<'a> Reader<'a> {
     pub fn new(bytes: &'a [u8]) -> Reader<'a> {
-        Reader { bytes, depth: 0 }
+        Reader {
+            bytes,
+            source: None,
+            depth: 0,
+        }
+    }
+
+    /// A reader over a shared frame: payloads decoded from it keep slices of `frame`.
+    pub fn shared_source(frame: &'a Bytes) -> Reader<'a> {
+        Reader {
+            bytes: frame,
+            source: Some(frame),
+            depth: 0,
+        }
+    }
+
+    /// `n` bytes as a [`Bytes`]: a slice of the shared frame, or a copy without one.
+    pub fn shared(&mut self, what: &'static str, n: usize) -> Result<Bytes, WireError> {
+        let source = self.source;
+        let head = self.take(what, n)?;
+        Ok(match source {
+            Some(frame) if !head.is_empty() => frame.slice_ref(head),
+            _ => Bytes::copy_from_slice(head),
+        })
     }
 
     pub fn remaining(&self) -> usize {
@@ -328,8 +355,7 @@ fn encode_frame<T: Wire>(value: &T) -> Vec<u8> {
     out
 }
 
-fn decode_frame<T: Wire>(bytes: &[u8]) -> Result<T, WireError> {
-    let mut reader = Reader::new(bytes);
+fn decode_frame<T: Wire>(mut reader: Reader<'_>) -> Result<T, WireError> {
     let version = reader.u8("format version")?;
     if version != WIRE_VERSION {
         return Err(WireError::UnknownVersion(version));
@@ -346,7 +372,14 @@ pub fn encode_message(message: &Message) -> Vec<u8> {
 
 /// Refuses anything [`encode_message`] would not have written.
 pub fn decode_message(bytes: &[u8]) -> Result<Message, WireError> {
-    decode_frame(bytes)
+    decode_frame(Reader::new(bytes))
+}
+
+/// [`decode_message`] of a frame the transport holds as [`Bytes`]: the batches in it keep
+/// slices of `frame` (no copy), so a batch goes from the socket to the log and to peers as
+/// the bytes it arrived in.
+pub fn decode_message_shared(frame: &Bytes) -> Result<Message, WireError> {
+    decode_frame(Reader::shared_source(frame))
 }
 
 /// One durable record: what the WAL stores (it adds its own length and checksum).
@@ -356,7 +389,12 @@ pub fn encode_record(record: &Record) -> Vec<u8> {
 
 /// Refuses anything [`encode_record`] would not have written.
 pub fn decode_record(bytes: &[u8]) -> Result<Record, WireError> {
-    decode_frame(bytes)
+    decode_frame(Reader::new(bytes))
+}
+
+/// [`decode_record`] keeping slices of `frame` (a record read from the log).
+pub fn decode_record_shared(frame: &Bytes) -> Result<Record, WireError> {
+    decode_frame(Reader::shared_source(frame))
 }
 
 #[cfg(test)]

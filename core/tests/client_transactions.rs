@@ -52,10 +52,10 @@ fn ingress_refuses_what_the_owner_did_not_sign() {
         (unknown, TxRejection::UnknownAccount),
     ];
     for (tx, reason) in cases {
-        let actions = step_verified(&mut primary, &keys, Input::Client(tx));
+        let actions = step_verified(&mut primary, &keys, Input::Client(tx.into()));
         assert_eq!(receipts(&actions), [ReceiptStatus::Rejected { reason }]);
     }
-    let actions = step_verified(&mut primary, &keys, Input::Client(good));
+    let actions = step_verified(&mut primary, &keys, Input::Client(good.into()));
     assert!(receipts(&actions).is_empty(), "a good transfer is queued");
 }
 

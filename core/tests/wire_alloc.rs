@@ -6,7 +6,6 @@ use ccbft_core::checkpoint::{CheckpointCert, CheckpointId, SNAPSHOT_BYTES_MAX};
 use ccbft_core::crypto::{Bitmap, Certificate, Signature};
 use ccbft_core::durable::{CheckpointState, Record};
 use ccbft_core::messages::{Block, GlobalMessage, Message, QuorumCert, BLOCK_BATCHES_MAX};
-use ccbft_core::pbft::BATCH_TXS_MAX;
 use ccbft_core::wire::{decode_message, decode_record, encode_message, encode_record, WireError};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
@@ -92,7 +91,7 @@ fn a_claim_of_u32_max_elements_fails_fast_without_allocating() {
     ));
     assert!(largest < ALLOCATION_BYTES_MAX, "{largest} bytes allocated");
 
-    // Batch: the payload count is the frame's last field.
+    // Batch: the payload's byte length is the frame's last field.
     let mut frame = encode_message(&Message::Batch {
         lc: ccbft_core::messages::LocalCert {
             lane: ccbft_core::messages::Lane {
@@ -104,15 +103,15 @@ fn a_claim_of_u32_max_elements_fails_fast_without_allocating() {
             digest: [0; 32],
             cert: qc0().cert,
         },
-        payload: Arc::new(Vec::new()),
+        payload: ccbft_core::messages::Payload::empty(),
     });
     let at = frame.len() - 4;
-    for claim in [u32::MAX, BATCH_TXS_MAX as u32] {
+    for claim in [u32::MAX, ccbft_core::transaction::BATCH_BYTES_MAX as u32] {
         set_u32(&mut frame, at, claim);
         let (result, largest) = largest_allocation(|| decode_message(&frame));
         assert!(
             result.is_err(),
-            "a claim of {claim} transfers with none behind it"
+            "a claim of {claim} payload bytes with none behind it"
         );
         assert!(largest < ALLOCATION_BYTES_MAX, "{largest} bytes allocated");
     }

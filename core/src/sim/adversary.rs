@@ -15,10 +15,11 @@ use crate::crypto::{Bitmap, Certificate, Digest, Signature, Signer, SimKeys, Sim
 use crate::hotstuff::genesis_block;
 use crate::ledger::Transfer;
 use crate::messages::{
-    commit_payload, payload_digest, prepare_payload, timeout_payload, vote_payload, Block,
-    GlobalMessage, Lane, LocalCert, LocalMessage, Message, QuorumCert, TimeoutCert, ViewChange,
+    commit_payload, prepare_payload, timeout_payload, vote_payload, Block, GlobalMessage, Lane,
+    LocalCert, LocalMessage, Message, QuorumCert, TimeoutCert, ViewChange,
 };
 use crate::topology::{ReplicaId, Topology};
+use crate::transaction::{Payload, Transaction};
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 
@@ -202,7 +203,7 @@ pub struct Adversary {
     /// Highest round seen, and whether any QC exists yet.
     seen_round: u64,
     qc_seen: bool,
-    seen_transfers: Vec<SignedTransfer>,
+    seen_transfers: Vec<Transaction>,
     injected: u64,
 }
 
@@ -244,7 +245,7 @@ impl Adversary {
                     if self.seen_transfers.len() == SEEN_TRANSFERS_MAX {
                         self.seen_transfers.remove(0);
                     }
-                    self.seen_transfers.push(*tx);
+                    self.seen_transfers.push(tx);
                 }
             }
             _ => {}
@@ -320,10 +321,10 @@ impl Adversary {
                 from,
                 ..
             }) => {
-                let mut other: Vec<_> = payload.iter().copied().collect();
+                let mut other: Vec<_> = payload.iter().collect();
                 other.pop();
-                let payload = Arc::new(other);
-                let digest = payload_digest(&payload);
+                let payload = Payload::of(&other);
+                let digest = payload.digest();
                 let signature = self.signer.sign(
                     Tag::LocalPrepare,
                     &prepare_payload(*lane, *view, *seq, &digest),
@@ -388,14 +389,15 @@ impl Adversary {
                 from,
                 signature,
             }) if !payload.is_empty() => {
-                let mut changed: Vec<_> = payload.iter().copied().collect();
-                changed[0].transfer.amount = changed[0].transfer.amount.wrapping_add(1);
+                // The digest stays that of the original payload.
+                let mut changed: Vec<_> = payload.iter().collect();
+                changed[0] = altered(&changed[0]);
                 Message::Local(LocalMessage::PrePrepare {
                     lane,
                     view,
                     seq,
                     digest,
-                    payload: Arc::new(changed),
+                    payload: Payload::of(&changed),
                     from,
                     signature,
                 })
@@ -416,15 +418,15 @@ impl Adversary {
                 payload,
                 from,
                 ..
-            }) if !payload.is_empty() => {
-                let mut changed: Vec<SignedTransfer> = payload.iter().copied().collect();
+            }) if payload.transfers().next().is_some() => {
+                let mut changed: Vec<SignedTransfer> = payload.transfers().collect();
                 match seq % 3 {
                     0 => changed[0].transfer.amount = changed[0].transfer.amount.saturating_mul(2),
                     1 => changed[0].transfer.to = changed[0].transfer.from.wrapping_add(1),
                     _ => changed.push(self.made_up_transfer(&changed[0])),
                 }
-                let payload = Arc::new(changed);
-                let digest = payload_digest(&payload);
+                let payload = Payload::from_transfers(&changed);
+                let digest = payload.digest();
                 let signature = self.signer.sign(
                     Tag::LocalPrepare,
                     &prepare_payload(lane, view, seq, &digest),
@@ -439,8 +441,8 @@ impl Adversary {
                     signature,
                 })
             }
-            Message::Local(LocalMessage::Forward { lane, mut tx }) => {
-                tx.transfer.amount = tx.transfer.amount.saturating_add(1);
+            Message::Local(LocalMessage::Forward { lane, tx }) => {
+                let tx = altered(&tx);
                 Message::Local(LocalMessage::Forward { lane, tx })
             }
             other => other,
@@ -738,7 +740,7 @@ impl Adversary {
             for shard in 0..topology.shards {
                 let lane = Lane { domain, shard };
                 let seq = self.seen_seq.get(&lane).copied().unwrap_or(0) + 1;
-                let payload = Arc::new(vec![SignedTransfer {
+                let payload = Payload::from_transfers(&[SignedTransfer {
                     transfer: Transfer {
                         key: FABRICATED_KEY_BASE | u128::from(self.injected),
                         from: 0,
@@ -748,7 +750,7 @@ impl Adversary {
                     client: 0,
                     signature: ClientSignature([0; CLIENT_SIGNATURE_BYTES]),
                 }]);
-                let digest = payload_digest(&payload);
+                let digest = payload.digest();
                 let lc = LocalCert {
                     lane,
                     view: 0,
@@ -914,7 +916,7 @@ impl Adversary {
             // their client signature: the alter-transfers strategy sends those).
             4 if !self.seen_transfers.is_empty() => Message::Local(LocalMessage::Forward {
                 lane: my_lane,
-                tx: *rng.pick(&self.seen_transfers),
+                tx: rng.pick(&self.seen_transfers).clone(),
             }),
             5 => Message::BatchRequest {
                 lane: my_lane,
@@ -945,5 +947,27 @@ fn corrupt_chunk(message: Message) -> Message {
             Message::SnapshotChunk(chunk)
         }
         other => other,
+    }
+}
+
+/// `tx` with one signed field changed (an amount raised, a data byte flipped): its client
+/// signature no longer covers it.
+fn altered(tx: &Transaction) -> Transaction {
+    match tx {
+        Transaction::Transfer(tx) => {
+            let mut tx = *tx;
+            tx.transfer.amount = tx.transfer.amount.wrapping_add(1);
+            tx.into()
+        }
+        Transaction::Opaque(tx) => {
+            let mut tx = tx.clone();
+            let mut data = tx.data.to_vec();
+            match data.first_mut() {
+                Some(byte) => *byte ^= 1,
+                None => data.push(1),
+            }
+            tx.data = data.into();
+            tx.into()
+        }
     }
 }

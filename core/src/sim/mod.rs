@@ -20,6 +20,7 @@ use crate::leader::LeaderSchedule;
 use crate::ledger::{Outcome, Transfer};
 use crate::replica::{Action, HealthEvent, Input, ReceiptStatus, Replica, ReplicaConfig};
 use crate::topology::{ReplicaId, Topology, TopologyError};
+use crate::transaction::{OpaqueTx, PayloadKind, Transaction};
 use crate::vote_pattern::VotePattern;
 use adversary::{Adversary, Coalition, Strategy, STRATEGIES};
 use checker::{Observations, Violation};
@@ -40,6 +41,8 @@ pub const OPENING_BALANCE: u64 = 1_000_000;
 pub const CLIENT_RETRY_US: u64 = 400_000;
 /// Committed global blocks between checkpoints in simulated runs (short runs reach several).
 pub const CHECKPOINT_INTERVAL_BLOCKS: u64 = 8;
+/// Opaque workload: data lengths run below this (0 included).
+pub const OPAQUE_SIM_DATA_BYTES_MAX: u64 = 96;
 /// Events one run may process before it is cut (a livelock guard).
 pub const EVENTS_PER_RUN_MAX: u64 = 20_000_000;
 /// Most health entries one run records in [`RunReport::health`].
@@ -106,6 +109,9 @@ pub struct SimOptions {
     /// Whenever every record of an honest replica is durable, restore a copy from them and
     /// check it has the live replica's durable state (slow: for tests of `restore`).
     pub audit_restores: bool,
+    /// What the cluster orders, overriding the topology's: the clients' transfers, or
+    /// opaque data of the same clients.
+    pub transactions: Option<PayloadKind>,
 }
 
 impl SimOptions {
@@ -225,7 +231,7 @@ enum Event {
 }
 
 struct ClientTx {
-    tx: SignedTransfer,
+    tx: Transaction,
     domain: u32,
     submitted_us: u64,
     attempts: u32,
@@ -320,6 +326,13 @@ impl Sim {
                 let shards = options.shards.unwrap_or_else(|| 1 + rng.below(2) as u32);
                 Arc::new(Topology::synthetic(n, d, shards)?)
             }
+        };
+        let topology = match options.transactions {
+            Some(kind) if kind != topology.transactions => Arc::new(Topology {
+                transactions: kind,
+                ..(*topology).clone()
+            }),
+            _ => topology,
         };
         let quorum = topology.quorum();
         let n = quorum.n;
@@ -505,7 +518,10 @@ impl Sim {
                 to,
                 amount,
             };
-            let tx = sim_client_sign(&self.keys, transfer);
+            let tx: Transaction = match self.topology.transactions {
+                PayloadKind::Transfers => sim_client_sign(&self.keys, transfer).into(),
+                PayloadKind::Opaque => self.opaque_tx(&transfer).into(),
+            };
             let domain = self.rng.below(self.topology.domains.len() as u64) as u32;
             self.by_key.insert(tx.key(), self.clients.len());
             self.clients.push(ClientTx {
@@ -534,6 +550,29 @@ impl Sim {
             }
         }
         self.report.submitted_txs = total;
+    }
+
+    /// An opaque transaction of the debiting client, with data whose length follows from the
+    /// key: no draw, so a seed runs the same faults whatever the cluster orders.
+    fn opaque_tx(&self, like: &Transfer) -> OpaqueTx {
+        let client = ClientId::try_from(like.from).expect("simulated accounts fit a client id");
+        let len = (like.key as u64 % OPAQUE_SIM_DATA_BYTES_MAX) as usize;
+        let data: Vec<u8> = like
+            .key
+            .to_le_bytes()
+            .iter()
+            .cycle()
+            .take(len)
+            .copied()
+            .collect();
+        OpaqueTx {
+            client,
+            key: like.key,
+            signature: self
+                .keys
+                .sign_client(client, &OpaqueTx::signed_bytes(client, like.key, &data)),
+            data: data.into(),
+        }
     }
 
     fn plan_faults(&mut self, options: &SimOptions) {
@@ -895,7 +934,7 @@ impl Sim {
             return;
         }
         client.attempts += 1;
-        let (tx, domain, attempts) = (client.tx, client.domain, client.attempts);
+        let (tx, domain, attempts) = (client.tx.clone(), client.domain, client.attempts);
         // Two tries at home, then fail over domain by domain (DESIGN.md: clients fail over to
         // another domain's replicas), so a client never keeps retrying a stuck domain by luck.
         let domains = self.topology.domains.len() as u32;
@@ -1001,6 +1040,7 @@ impl Sim {
                 self.schedule_flush(id, flush);
             }
             Action::Receipt { key, status } => self.receipt(id, key, status),
+            Action::Deliver { transactions, .. } => self.delivered(id, transactions),
             Action::Executed {
                 height,
                 block,
@@ -1116,7 +1156,8 @@ impl Sim {
         }
         if let ReceiptStatus::GloballyFinal {
             outcome, height, ..
-        } = status
+        }
+        | ReceiptStatus::Delivered { outcome, height } = status
         {
             self.observations
                 .outcome(id, key, height, outcome == Outcome::Applied);
@@ -1127,7 +1168,9 @@ impl Sim {
         };
         let client = &mut self.clients[index];
         match status {
-            ReceiptStatus::GloballyFinal { transfer, .. } if transfer != client.tx.transfer => {
+            ReceiptStatus::GloballyFinal { transfer, .. }
+                if client.tx.as_transfer().map(|tx| tx.transfer) != Some(transfer) =>
+            {
                 self.observations.altered(id, key);
             }
             ReceiptStatus::Rejected { reason } => self.observations.rejected(id, key, reason),
@@ -1137,13 +1180,31 @@ impl Sim {
                     .local_latency_us
                     .push(self.now - client.submitted_us);
             }
-            ReceiptStatus::GloballyFinal { .. } if client.global_final_us.is_none() => {
+            ReceiptStatus::GloballyFinal { .. } | ReceiptStatus::Delivered { .. }
+                if client.global_final_us.is_none() =>
+            {
                 client.global_final_us = Some(self.now);
                 self.report
                     .global_latency_us
                     .push(self.now - client.submitted_us);
             }
             _ => {}
+        }
+    }
+
+    /// An honest replica delivers only what a client signed: the exact bytes submitted.
+    fn delivered(&mut self, id: ReplicaId, transactions: Vec<OpaqueTx>) {
+        if !self.honest(id) {
+            return;
+        }
+        for tx in transactions {
+            match self.by_key.get(&tx.key) {
+                None => self.observations.foreign(id, tx.key),
+                Some(&index) if self.clients[index].tx != Transaction::Opaque(tx.clone()) => {
+                    self.observations.altered(id, tx.key)
+                }
+                Some(_) => {}
+            }
         }
     }
 

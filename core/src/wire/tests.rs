@@ -18,6 +18,7 @@ use crate::messages::{
 };
 use crate::pbft::BATCH_TXS_MAX;
 use crate::topology::SHARDS_MAX;
+use crate::transaction::{OpaqueTx, Transaction, BATCH_BYTES_MAX};
 use ccbft_storage::merkle::MerkleProof;
 use proptest::collection::vec;
 use proptest::prelude::*;
@@ -77,8 +78,34 @@ fn signed_transfer() -> impl Strategy<Value = SignedTransfer> {
         })
 }
 
+fn opaque_tx() -> impl Strategy<Value = OpaqueTx> {
+    (
+        any::<u32>(),
+        any::<u128>(),
+        vec(any::<u8>(), 0..40),
+        any::<[u8; 32]>(),
+    )
+        .prop_map(|(client, key, data, half)| OpaqueTx {
+            client,
+            key,
+            data: data.into(),
+            signature: ClientSignature([half, half].concat().try_into().expect("64 bytes")),
+        })
+}
+
+fn transaction() -> impl Strategy<Value = Transaction> {
+    prop_oneof![
+        signed_transfer().prop_map(Transaction::from),
+        opaque_tx().prop_map(Transaction::from),
+    ]
+}
+
+/// Batches of either kind (a batch holds one kind).
 fn payload() -> impl Strategy<Value = Payload> {
-    vec(signed_transfer(), 0..4).prop_map(Arc::new)
+    prop_oneof![
+        vec(signed_transfer(), 0..4).prop_map(|txs| Payload::from_transfers(&txs)),
+        vec(opaque_tx().prop_map(Transaction::from), 0..4).prop_map(|txs| Payload::of(&txs)),
+    ]
 }
 
 fn local_cert() -> impl Strategy<Value = LocalCert> {
@@ -297,7 +324,7 @@ fn local_kinds() -> Kinds<LocalMessage> {
     vec![
         (
             "forward",
-            (lane(), signed_transfer())
+            (lane(), transaction())
                 .prop_map(|(lane, tx)| LocalMessage::Forward { lane, tx })
                 .boxed(),
         ),
@@ -1152,23 +1179,33 @@ fn counts_above_their_bound_are_refused_before_allocation() {
             digest: [0; 32],
             cert: qc0().cert,
         },
-        payload: Arc::new(Vec::new()),
+        payload: Payload::empty(),
     };
     let frame = encode_message(&batch);
-    let prefix = &frame[..frame.len() - 4];
+    // The payload ends the frame: its transaction count, then its byte length.
+    let prefix = &frame[..frame.len() - 8];
     assert_eq!(
         decode_message(&with_count(prefix, u32::MAX)),
         Err(WireError::TooLong {
-            what: "payload transfers",
+            what: "payload transactions",
             len: u32::MAX.into(),
             max: BATCH_TXS_MAX as u64
         })
     );
-    // Within the bound but beyond the input: refused before the vector is reserved.
+    let prefix = &frame[..frame.len() - 4];
+    assert_eq!(
+        decode_message(&with_count(prefix, u32::MAX)),
+        Err(WireError::TooLong {
+            what: "payload bytes",
+            len: u32::MAX.into(),
+            max: BATCH_BYTES_MAX as u64
+        })
+    );
+    // Within the bound but beyond the input: refused before anything is reserved.
     assert!(matches!(
-        decode_message(&with_count(prefix, BATCH_TXS_MAX as u32)),
-        Err(WireError::Truncated { what: "payload transfers", needed, remaining: 0 })
-            if needed == (BATCH_TXS_MAX * crate::client::SIGNED_TRANSFER_BYTES) as u64
+        decode_message(&with_count(prefix, BATCH_BYTES_MAX as u32)),
+        Err(WireError::Truncated { what: "payload bytes", needed, remaining: 0 })
+            if needed == BATCH_BYTES_MAX as u64
     ));
 }
 
@@ -1249,8 +1286,8 @@ fn encoding_a_chunk_above_its_bound_is_a_bug() {
 }
 
 #[test]
-#[should_panic(expected = "payload transfers")]
-fn encoding_a_batch_above_its_bound_is_a_bug() {
+#[should_panic(expected = "batch bounded")]
+fn building_a_batch_above_its_bound_is_a_bug() {
     let tx = SignedTransfer {
         transfer: Transfer {
             key: 1,
@@ -1272,7 +1309,7 @@ fn encoding_a_batch_above_its_bound_is_a_bug() {
             digest: [0; 32],
             cert: qc0().cert,
         },
-        payload: Arc::new(vec![tx; BATCH_TXS_MAX + 1]),
+        payload: Payload::from_transfers(&[tx; BATCH_TXS_MAX + 1]),
     };
     let _ = encode_record(&record);
 }

@@ -6,7 +6,7 @@
 
 use ccbft_core::client::SignedTransfer;
 use ccbft_core::crypto::{Signer, SimKeys, Tag, Verifier};
-use ccbft_core::messages::{payload_digest, prepare_payload, Lane, LocalMessage, Message};
+use ccbft_core::messages::{prepare_payload, Lane, LocalMessage, Message, Payload};
 use ccbft_core::replica::{Action, Input, Replica, ReplicaConfig};
 use ccbft_core::sim::{self, sim_clients, RunReport, SimOptions, ACCOUNTS, OPENING_BALANCE};
 use ccbft_core::topology::{ReplicaId, Topology};
@@ -130,8 +130,12 @@ pub const LANE: Lane = Lane {
 
 /// Replica 0's pre-prepare of `payload` at view 0, sequence 1 of [`LANE`].
 pub fn pre_prepare(keys: &SimKeys, payload: Vec<SignedTransfer>) -> Message {
-    let payload = Arc::new(payload);
-    let digest = payload_digest(&payload);
+    pre_prepare_of(keys, Payload::from_transfers(&payload))
+}
+
+/// [`pre_prepare`] of a payload of either kind.
+pub fn pre_prepare_of(keys: &SimKeys, payload: Payload) -> Message {
+    let digest = payload.digest();
     let signature = keys
         .signer(0)
         .sign(Tag::LocalPrepare, &prepare_payload(LANE, 0, 1, &digest));

@@ -4,6 +4,7 @@ use anyhow::{bail, Context};
 use ccbft_core::sim::adversary::{Strategy, STRATEGIES};
 use ccbft_core::sim::{self, RunReport, SimOptions};
 use ccbft_core::topology::Topology;
+use ccbft_core::transaction::PayloadKind;
 use serde_json::json;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -47,6 +48,10 @@ pub struct SimArgs {
     /// per seed when absent; only where the fault bounds leave room for it).
     #[arg(long)]
     disk_losses: Option<YesNo>,
+    /// What the cluster orders: `transfers` (the ledger) or `opaque` (signed byte strings
+    /// delivered in order, not executed). Default: the cluster file's, else transfers.
+    #[arg(long)]
+    transactions: Option<Transactions>,
     /// A cluster file to simulate instead of a synthetic topology.
     #[arg(long)]
     cluster: Option<std::path::PathBuf>,
@@ -79,6 +84,23 @@ pub struct SimArgs {
     /// Print a readable trace of the run (one seed only: with --seed or --seeds 1).
     #[arg(long)]
     trace: bool,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum Transactions {
+    /// Signed ledger transfers, executed.
+    Transfers,
+    /// Signed opaque byte strings, ordered and delivered.
+    Opaque,
+}
+
+impl Transactions {
+    fn kind(self) -> PayloadKind {
+        match self {
+            Transactions::Transfers => PayloadKind::Transfers,
+            Transactions::Opaque => PayloadKind::Opaque,
+        }
+    }
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -140,6 +162,7 @@ fn options(args: &SimArgs) -> anyhow::Result<SimOptions> {
         byzantine: args.byzantine,
         crashes: args.crashes.map(|c| matches!(c, YesNo::Yes)),
         disk_losses: args.disk_losses.map(|c| matches!(c, YesNo::Yes)),
+        transactions: args.transactions.map(Transactions::kind),
         shards: args.shards,
         topology,
         bug: args.plant_bug.clone(),
@@ -272,6 +295,10 @@ fn replay_command(seed: u64, args: &SimArgs) -> String {
     opt(
         "disk-losses",
         args.disk_losses.map(|v| v.name().to_string()),
+    );
+    opt(
+        "transactions",
+        args.transactions.map(|v| v.kind().name().to_string()),
     );
     opt(
         "cluster",
