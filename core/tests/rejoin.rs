@@ -4,10 +4,13 @@
 //! in progress after a restart.
 
 use ccbft_core::client::SignedTransfer;
-use ccbft_core::crypto::SimKeys;
+use ccbft_core::crypto::{Bitmap, Certificate, Digest, Signature, Signer, SimKeys, Tag};
 use ccbft_core::durable::{Record, RejoinFloors, RejoinState};
 use ccbft_core::ledger::Transfer;
-use ccbft_core::messages::{GlobalMessage, LocalMessage, Message, RecoveryReply, TimeoutCert};
+use ccbft_core::messages::{
+    commit_payload, payload_digest, timeout_payload, vote_payload, GlobalMessage, Lane, LocalCert,
+    LocalMessage, Message, QuorumCert, RecoveryReply, Round, Seq, TimeoutCert,
+};
 use ccbft_core::pbft::SLOTS_AHEAD_MAX;
 use ccbft_core::replica::{answers_needed, Action, Input, Replica, ReplicaConfig};
 use ccbft_core::sim::sim_client_sign;
@@ -15,7 +18,7 @@ use ccbft_core::topology::{ReplicaId, Topology};
 use std::sync::Arc;
 
 mod common;
-use common::{four_replica_config, pre_prepare, step_verified};
+use common::{four_replica_config, pre_prepare, step_verified, LANE};
 
 const NONCE: u64 = 0x5eed;
 const REJOINER: ReplicaId = 3;
@@ -382,4 +385,318 @@ fn a_rejoin_waits_for_enough_answers_from_its_own_domain() {
     }
     // Three from the other domain and two of its own make the global five, not enough.
     assert_eq!(learned_after, Some(others.len() + 3));
+}
+
+// ---- Certificates of the cluster's progress the rejoiner forgot, signed with SimKeys ----
+
+/// A QC of `block` at `round`, signed by replicas 0, 1 and 2 (a quorum of four).
+fn qc_of(keys: &SimKeys, round: Round, block: Digest) -> QuorumCert {
+    let payload = vote_payload(round, &block);
+    let signatures: Vec<Signature> = (0..3)
+        .map(|s| keys.signer(s).sign(Tag::GlobalVote, &payload))
+        .collect();
+    let mut signers = Bitmap::default();
+    (0..3).for_each(|s| {
+        signers.insert(s);
+    });
+    QuorumCert {
+        round,
+        block,
+        cert: Certificate {
+            signers,
+            aggregate: keys.signer(0).aggregate(&signatures),
+        },
+    }
+}
+
+/// A TC of `round` from replicas 0, 1 and 2, each timing out with the high-QC round given.
+fn tc_of(keys: &SimKeys, round: Round, high_qc_rounds: [Round; 3]) -> TimeoutCert {
+    let votes = (0..3)
+        .zip(high_qc_rounds)
+        .map(|(s, high)| {
+            let signature = keys
+                .signer(s)
+                .sign(Tag::Timeout, &timeout_payload(round, high));
+            (s, high, signature)
+        })
+        .collect();
+    TimeoutCert { round, votes }
+}
+
+/// An LC of `lane` at view 0, `seq`, signed by the first q_d members of the lane's domain.
+fn lc_of(keys: &SimKeys, topology: &Topology, lane: Lane, seq: Seq, digest: Digest) -> LocalCert {
+    let q = topology.domain_quorum(lane.domain).q as usize;
+    let members: Vec<ReplicaId> = topology.domain_members(lane.domain)[..q].to_vec();
+    let payload = commit_payload(lane, 0, seq, &digest);
+    let signatures: Vec<Signature> = members
+        .iter()
+        .map(|&s| keys.signer(s).sign(Tag::LocalCommit, &payload))
+        .collect();
+    let mut signers = Bitmap::default();
+    members.iter().for_each(|&s| {
+        signers.insert(s);
+    });
+    LocalCert {
+        lane,
+        view: 0,
+        seq,
+        digest,
+        cert: Certificate {
+            signers,
+            aggregate: keys.signer(members[0]).aggregate(&signatures),
+        },
+    }
+}
+
+/// Peer `from`'s timeout vote of `round`, carrying `high_qc` and `last_tc`.
+fn timeout_vote(
+    keys: &SimKeys,
+    from: ReplicaId,
+    round: Round,
+    high_qc: QuorumCert,
+    last_tc: Option<TimeoutCert>,
+) -> Message {
+    let signature = keys
+        .signer(from)
+        .sign(Tag::Timeout, &timeout_payload(round, high_qc.round));
+    Message::Global(GlobalMessage::Timeout {
+        round,
+        high_qc,
+        last_tc,
+        from,
+        signature,
+    })
+}
+
+/// The genesis QC, as every fresh peer answers it.
+fn genesis_qc(keys: &SimKeys) -> QuorumCert {
+    let Message::RecoveryReply(reply) = answer(keys, 0, NONCE) else {
+        unreachable!("answer returns a reply");
+    };
+    assert_eq!(reply.high_qc.round, 0);
+    reply.high_qc
+}
+
+/// The floors persisted once the answers are enough, if they are.
+fn floors_learned(
+    replica: &mut Replica,
+    keys: &SimKeys,
+    answers: Vec<(ReplicaId, Message)>,
+) -> Option<RejoinFloors> {
+    answers.into_iter().find_map(|(from, message)| {
+        let actions = step_verified(replica, keys, Input::Message { from, message });
+        persisted(&actions).into_iter().find_map(|r| match r {
+            Record::Rejoined(RejoinState {
+                floors: Some(floors),
+                ..
+            }) => Some(floors.clone()),
+            _ => None,
+        })
+    })
+}
+
+/// Timeout votes the replica signed: (round, high-QC round) of each.
+fn timeouts_signed(actions: &[Action]) -> Vec<(Round, Round)> {
+    sent(actions)
+        .into_iter()
+        .filter_map(|m| match m {
+            Message::Global(GlobalMessage::Timeout {
+                round,
+                high_qc,
+                from: REJOINER,
+                ..
+            }) => Some((*round, high_qc.round)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The safety rule of `may_time_out`: past its floor, a rejoined replica that holds a TC
+/// claiming a QC above its own does not time out (its forgotten life may have voted for the
+/// block of that QC, and its timeout would then hide the lock), neither on its own timer nor
+/// joining f + 1 peers; once the claimed QC arrives it times out as any replica.
+#[test]
+fn a_rejoined_replica_signs_no_timeout_until_it_holds_the_qc_its_tc_claims() {
+    let keys = SimKeys::new(4, 7);
+    let (mut replica, _) = Replica::rejoin(
+        four_replica_config(&keys, REJOINER),
+        &keys.signer(REJOINER),
+        NONCE,
+    )
+    .unwrap();
+    let floors = floors_learned(&mut replica, &keys, altered_answers(&keys, |_| {}));
+    assert_eq!(floors.map(|f| f.global_round), Some(6));
+    // Meanwhile the cluster certified a block at round 7, then timed out in round 9 with
+    // replica 0 naming that QC: TC(9) claims round 7 and moves everyone to round 12.
+    let genesis = genesis_qc(&keys);
+    let claimed = qc_of(&keys, 7, [7; 32]);
+    let tc = tc_of(&keys, 9, [claimed.round, 0, 0]);
+    assert_eq!(tc.max_high_qc_round(), 7);
+    let message = timeout_vote(&keys, 1, 12, genesis.clone(), Some(tc));
+    let mut actions = step_verified(&mut replica, &keys, Input::Message { from: 1, message });
+    assert_eq!(replica.global_round(), 12, "the TC moved it past its floor");
+    assert!(replica.global_floor_passed());
+    assert_eq!(replica.durable_state().high_qc_round, 0);
+    // A committed batch gives the round work, so its timer runs out.
+    let payload = Arc::new(one_transfer(&keys));
+    let topology = Topology::synthetic(4, 1, 1).unwrap();
+    let lc = lc_of(&keys, &topology, LANE, 1, payload_digest(&payload));
+    let message = Message::Batch { lc, payload };
+    actions.extend(step_verified(
+        &mut replica,
+        &keys,
+        Input::Message { from: 0, message },
+    ));
+    for _ in 0..4_000 {
+        actions.extend(step_verified(&mut replica, &keys, Input::Tick));
+    }
+    // A second peer's timeout: f + 1 report round 12, which an honest replica would join.
+    let message = timeout_vote(&keys, 2, 12, genesis, None);
+    actions.extend(step_verified(
+        &mut replica,
+        &keys,
+        Input::Message { from: 2, message },
+    ));
+    assert_eq!(
+        timeouts_signed(&actions),
+        vec![],
+        "no timeout without the QC the TC claims"
+    );
+    assert_eq!(replica.global_round(), 12);
+    // The claimed QC arrives (its block not yet): now the timer may run out.
+    let message = Message::Global(GlobalMessage::Sync {
+        high_qc: claimed,
+        high_tc: None,
+    });
+    let mut actions = step_verified(&mut replica, &keys, Input::Message { from: 0, message });
+    assert_eq!(replica.durable_state().high_qc_round, 7);
+    for _ in 0..4_000 {
+        actions.extend(step_verified(&mut replica, &keys, Input::Tick));
+    }
+    assert_eq!(
+        timeouts_signed(&actions).first(),
+        Some(&(12, 7)),
+        "times out in round 12 with the claimed QC"
+    );
+}
+
+/// A floor that is a slot start led by the rejoiner: every round below it is given up (no
+/// proposal either), the floor round itself is not. Reaching the floor round ends the global
+/// part of the rejoin, not one round later.
+#[test]
+fn a_rejoined_replica_proposes_in_the_round_of_its_floor_and_counts_as_past_it_there() {
+    let keys = SimKeys::new(4, 7);
+    let (mut replica, _) = Replica::rejoin(
+        four_replica_config(&keys, REJOINER),
+        &keys.signer(REJOINER),
+        NONCE,
+    )
+    .unwrap();
+    // The peers hold TC(2): they entered round 3, so the floor is two slots on, round 9,
+    // the first round of the rejoiner's slot.
+    let answers: Vec<(ReplicaId, Message)> = altered_answers(&keys, |_| {})
+        .into_iter()
+        .map(|(from, message)| {
+            let Message::RecoveryReply(mut reply) = message else {
+                unreachable!("answers are replies");
+            };
+            reply.high_tc = Some(tc_of(&keys, 2, [0, 0, 0]));
+            (from, Message::RecoveryReply(reply))
+        })
+        .collect();
+    let floors = floors_learned(&mut replica, &keys, answers);
+    assert_eq!(floors.map(|f| f.global_round), Some(9));
+    assert_eq!(replica.durable_state().last_voted_round, 8);
+    assert_eq!(
+        replica.global_round(),
+        3,
+        "the answers' TC brought it to round 3"
+    );
+    assert!(!replica.global_floor_passed(), "round 3 is below the floor");
+    // Round 8 timed out; TC(8) brings the cluster to round 9, the floor.
+    let tc = tc_of(&keys, 8, [0, 0, 0]);
+    let message = Message::Global(GlobalMessage::Sync {
+        high_qc: genesis_qc(&keys),
+        high_tc: Some(tc),
+    });
+    let actions = step_verified(&mut replica, &keys, Input::Message { from: 0, message });
+    assert_eq!(replica.global_round(), 9);
+    assert!(
+        replica.global_floor_passed(),
+        "entered at its floor: the global tier votes again"
+    );
+    let proposed: Vec<Round> = sent(&actions)
+        .into_iter()
+        .filter_map(|m| match m {
+            Message::Global(GlobalMessage::Proposal { block, .. }) => Some(block.round),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(proposed, vec![9], "the leader of round 9 proposes there");
+}
+
+/// The lane floor counts only LCs of the rejoiner's own domain: an LC of another domain's
+/// lane at a higher sequence, valid as it is, bounds nothing it signed.
+#[test]
+fn a_rejoins_lane_floor_comes_from_its_own_domains_lcs_only() {
+    let keys = SimKeys::new(7, 7);
+    let topology = Arc::new(Topology::synthetic(7, 2, 1).unwrap());
+    let rejoiner = topology.domain_members(0)[0];
+    let other_domain = topology.domain_of(topology.domain_members(1)[0]);
+    assert_ne!(other_domain, 0);
+    let config_of = |me: ReplicaId| ReplicaConfig {
+        topology: topology.clone(),
+        ..four_replica_config(&keys, me)
+    };
+    let (mut replica, _) =
+        Replica::rejoin(config_of(rejoiner), &keys.signer(rejoiner), NONCE).unwrap();
+    let own = lc_of(
+        &keys,
+        &topology,
+        Lane {
+            domain: 0,
+            shard: 0,
+        },
+        5,
+        [5; 32],
+    );
+    let foreign = lc_of(
+        &keys,
+        &topology,
+        Lane {
+            domain: other_domain,
+            shard: 0,
+        },
+        40,
+        [40; 32],
+    );
+    let answers: Vec<(ReplicaId, Message)> = (0..7)
+        .filter(|&from| from != rejoiner)
+        .map(|from| {
+            let mut peer = Replica::new(config_of(from), &keys.signer(from));
+            let request = Message::RecoveryRequest {
+                nonce: NONCE,
+                from: rejoiner,
+            };
+            let actions = step_verified(
+                &mut peer,
+                &keys,
+                Input::Message {
+                    from: rejoiner,
+                    message: request,
+                },
+            );
+            let Message::RecoveryReply(mut reply) = sent(&actions)[0].clone() else {
+                panic!("a peer answers with a reply: {actions:?}");
+            };
+            reply.lane_lcs = vec![foreign.clone(), own.clone()];
+            (from, Message::RecoveryReply(reply))
+        })
+        .collect();
+    let floors = floors_learned(&mut replica, &keys, answers);
+    assert_eq!(
+        floors.map(|f| f.lane_seqs),
+        Some(vec![5 + 2 * SLOTS_AHEAD_MAX]),
+        "the floor of its one lane, from the LC of that lane"
+    );
 }
