@@ -753,3 +753,94 @@ fn a_new_view_far_ahead_of_a_backup_fills_no_slot_beyond_its_reach() {
     );
     group.shards[0].assert_bounded();
 }
+
+/// The ticks (of `ticks` ticks of member `id`) at which it sent a message `pick` matches,
+/// with how many members each went to; nothing it sends is delivered.
+fn sends_while_ticking(
+    group: &mut Group,
+    id: usize,
+    ticks: u64,
+    pick: fn(&LocalMessage) -> bool,
+) -> Vec<(u64, usize)> {
+    let mut sends = Vec::new();
+    for tick in 1..=ticks {
+        group.tick(&[id]);
+        let picked = group.queue.iter().filter(|(_, m)| pick(m)).count();
+        if picked > 0 {
+            sends.push((tick, picked));
+        }
+        group.queue.clear();
+    }
+    sends
+}
+
+fn is_pre_prepare(message: &LocalMessage) -> bool {
+    matches!(message, LocalMessage::PrePrepare { .. })
+}
+
+fn is_view_change(message: &LocalMessage) -> bool {
+    matches!(message, LocalMessage::ViewChange(_))
+}
+
+#[test]
+fn a_stalled_primary_resends_its_pending_pre_prepares_once_per_request_timeout() {
+    let mut group = Group::new(4);
+    let mut out = Vec::new();
+    assert!(group.shards[0].on_client(transfer(1).into(), &mut out));
+    // The pre-prepare goes out and is lost.
+    let first = sends_while_ticking(&mut group, 0, 5, is_pre_prepare);
+    assert_eq!(first.len(), 1, "one pre-prepare cut: {first:?}");
+    let cut_at = first[0].0;
+    assert!(cut_at < 5);
+    // Ticks 6 to 40: without progress since the start, it resends at ticks 10, 20, 30, 40.
+    let resends = sends_while_ticking(&mut group, 0, 35, is_pre_prepare);
+    let timeout = 10; // Group's request_timeout_ticks
+    let expected: Vec<(u64, usize)> = (1..=4).map(|k| (k * timeout - 5, 3)).collect();
+    assert_eq!(
+        resends, expected,
+        "every {timeout} ticks without progress, to every other member"
+    );
+    // One resend delivered: the batch commits everywhere, and nothing is resent after.
+    group.tick(&[0]);
+    for _ in 0..timeout {
+        group.tick(&[0]);
+    }
+    group.deliver(|_, _| false);
+    assert!(
+        group.committed.iter().all(|c| c.len() == 1),
+        "{:?}",
+        group.committed
+    );
+    let after = sends_while_ticking(&mut group, 0, 3 * timeout, is_pre_prepare);
+    assert!(
+        after.is_empty(),
+        "a committed batch is not resent: {after:?}"
+    );
+}
+
+#[test]
+fn a_view_change_short_of_a_quorum_resends_its_own_message_instead_of_moving_on() {
+    let mut group = Group::new(4);
+    let mut out = Vec::new();
+    group.shards[3].on_client(transfer(9).into(), &mut out);
+    // Replica 3 alone suspects the primary: it can never gather a quorum for a later view.
+    let mut view_changes = Vec::new();
+    for tick in 1..=200 {
+        group.tick(&[3]);
+        let sent = group
+            .queue
+            .iter()
+            .filter(|(_, m)| is_view_change(m))
+            .count();
+        if sent > 0 {
+            view_changes.push(tick);
+        }
+        group.queue.clear();
+    }
+    assert_eq!(
+        group.shards[3].view(),
+        1,
+        "alone, it stays in the view it suspects into"
+    );
+    assert!(view_changes.len() >= 3, "it keeps asking: {view_changes:?}");
+}

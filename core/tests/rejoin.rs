@@ -8,8 +8,8 @@ use ccbft_core::crypto::{Bitmap, Certificate, Digest, Signature, Signer, SimKeys
 use ccbft_core::durable::{Record, RejoinFloors, RejoinState};
 use ccbft_core::ledger::Transfer;
 use ccbft_core::messages::{
-    commit_payload, payload_digest, timeout_payload, vote_payload, GlobalMessage, Lane, LocalCert,
-    LocalMessage, Message, QuorumCert, RecoveryReply, Round, Seq, TimeoutCert,
+    commit_payload, timeout_payload, vote_payload, GlobalMessage, Lane, LocalCert, LocalMessage,
+    Message, Payload, QuorumCert, RecoveryReply, Round, Seq, TimeoutCert,
 };
 use ccbft_core::pbft::SLOTS_AHEAD_MAX;
 use ccbft_core::replica::{answers_needed, Action, Input, Replica, ReplicaConfig};
@@ -538,9 +538,9 @@ fn a_rejoined_replica_signs_no_timeout_until_it_holds_the_qc_its_tc_claims() {
     assert!(replica.global_floor_passed());
     assert_eq!(replica.durable_state().high_qc_round, 0);
     // A committed batch gives the round work, so its timer runs out.
-    let payload = Arc::new(one_transfer(&keys));
+    let payload = Payload::from_transfers(&one_transfer(&keys));
     let topology = Topology::synthetic(4, 1, 1).unwrap();
-    let lc = lc_of(&keys, &topology, LANE, 1, payload_digest(&payload));
+    let lc = lc_of(&keys, &topology, LANE, 1, payload.digest());
     let message = Message::Batch { lc, payload };
     actions.extend(step_verified(
         &mut replica,

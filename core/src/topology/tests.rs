@@ -210,3 +210,19 @@ fn bad_numbers_name_the_field() {
     let err = Topology::from_toml_str("[cluster]\nname = 3\n").unwrap_err();
     assert!(matches!(err, TopologyError::Parse(_)));
 }
+
+#[test]
+fn the_cluster_file_names_what_the_cluster_orders() {
+    let four = replicas(4, "aws/r1");
+    let with = |kind: &str| {
+        format!("[cluster]\nname = \"t\"\ntransactions = \"{kind}\"\n[[domains]]\nname = \"aws/r1\"\n{four}")
+    };
+    let default = Topology::from_toml_str(&format!("{HEADER}{four}")).unwrap();
+    assert_eq!(default.transactions, PayloadKind::Transfers);
+    let opaque = Topology::from_toml_str(&with("opaque")).unwrap();
+    assert_eq!(opaque.transactions, PayloadKind::Opaque);
+    assert_eq!(
+        Topology::from_toml_str(&with("bytes")).unwrap_err(),
+        TopologyError::UnknownTransactions("bytes".into())
+    );
+}
