@@ -10,7 +10,7 @@ use ccbft_core::sim::{sim_client_sign, ACCOUNTS};
 use ccbft_core::topology::ReplicaId;
 
 mod common;
-use common::{four_replica_config, pre_prepare, step_verified};
+use common::{four_replica_config, pre_prepare, receipts, step_verified};
 
 fn replica(keys: &SimKeys, me: ReplicaId) -> Replica {
     Replica::new(four_replica_config(keys, me), &keys.signer(me))
@@ -23,16 +23,6 @@ fn transfer(key: u128) -> Transfer {
         to: 4,
         amount: 10,
     }
-}
-
-fn receipts(actions: &[Action]) -> Vec<ReceiptStatus> {
-    actions
-        .iter()
-        .filter_map(|a| match a {
-            Action::Receipt { status, .. } => Some(*status),
-            _ => None,
-        })
-        .collect()
 }
 
 #[test]

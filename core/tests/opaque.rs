@@ -12,7 +12,7 @@ use ccbft_core::transaction::{OpaqueTx, PayloadKind};
 use std::sync::Arc;
 
 mod common;
-use common::{assert_clean, four_replica_config, pre_prepare_of, step_verified, Until};
+use common::{assert_clean, four_replica_config, pre_prepare_of, receipts, step_verified, Until};
 
 fn opaque_replica(keys: &SimKeys, me: ReplicaId) -> Replica {
     let mut config = four_replica_config(keys, me);
@@ -30,16 +30,6 @@ fn opaque(keys: &SimKeys, client: u32, key: u128, data: &[u8]) -> OpaqueTx {
         data: Bytes::copy_from_slice(data),
         signature: keys.sign_client(client, &OpaqueTx::signed_bytes(client, key, data)),
     }
-}
-
-fn receipts(actions: &[Action]) -> Vec<ReceiptStatus> {
-    actions
-        .iter()
-        .filter_map(|a| match a {
-            Action::Receipt { status, .. } => Some(*status),
-            _ => None,
-        })
-        .collect()
 }
 
 #[test]

@@ -7,7 +7,7 @@
 use ccbft_core::client::SignedTransfer;
 use ccbft_core::crypto::{Signer, SimKeys, Tag, Verifier};
 use ccbft_core::messages::{prepare_payload, Lane, LocalMessage, Message, Payload};
-use ccbft_core::replica::{Action, Input, Replica, ReplicaConfig};
+use ccbft_core::replica::{Action, Input, ReceiptStatus, Replica, ReplicaConfig};
 use ccbft_core::sim::{self, sim_clients, RunReport, SimOptions, ACCOUNTS, OPENING_BALANCE};
 use ccbft_core::topology::{ReplicaId, Topology};
 use ccbft_core::vote_pattern::VotePattern;
@@ -102,6 +102,17 @@ pub fn four_replica_config(keys: &SimKeys, me: ReplicaId) -> ReplicaConfig {
         vote_pattern: VotePattern::AllToAll,
         checkpoint_interval_blocks: 8,
     }
+}
+
+/// The statuses of the receipts among `actions`, in order.
+pub fn receipts(actions: &[Action]) -> Vec<ReceiptStatus> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Receipt { status, .. } => Some(*status),
+            _ => None,
+        })
+        .collect()
 }
 
 /// Steps `input`, and answers every signature check as the host would.
