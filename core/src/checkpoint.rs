@@ -316,7 +316,7 @@ pub fn split_replica_snapshot(bytes: &[u8]) -> Option<(&[u8], &[u8])> {
 // ---- Wire encoding (crate::wire) ----
 
 use crate::messages::LANES_MAX;
-use crate::wire::{put_bytes, put_u32, put_u64, put_vec, Reader, Wire, WireError};
+use crate::wire::{put_bytes, put_u32, put_u64, put_vec, Encoder, Reader, Wire, WireError};
 
 /// Largest snapshot a record holds: [`SNAPSHOT_CHUNKS_MAX`] chunks of
 /// [`SNAPSHOT_CHUNK_BYTES`] (512 MiB), the most a transfer can certify.
@@ -327,7 +327,7 @@ const _: () = assert!(SNAPSHOT_BYTES_MAX <= u32::MAX as usize);
 impl Wire for CheckpointId {
     const ENCODED_BYTES_MIN: usize = 8 + 3 * 32;
 
-    fn encode(&self, out: &mut Vec<u8>) {
+    fn encode(&self, out: &mut Encoder) {
         put_u64(out, self.height);
         self.block.encode(out);
         self.state_root.encode(out);
@@ -345,7 +345,7 @@ impl Wire for CheckpointId {
 }
 
 impl Wire for CheckpointVote {
-    fn encode(&self, out: &mut Vec<u8>) {
+    fn encode(&self, out: &mut Encoder) {
         self.id.encode(out);
         put_u32(out, self.from);
         self.signature.encode(out);
@@ -361,7 +361,7 @@ impl Wire for CheckpointVote {
 }
 
 impl Wire for CheckpointCert {
-    fn encode(&self, out: &mut Vec<u8>) {
+    fn encode(&self, out: &mut Encoder) {
         self.id.encode(out);
         self.cert.encode(out);
     }
@@ -377,7 +377,7 @@ impl Wire for CheckpointCert {
 /// A chunk proof: leaf index, leaf count, then at most [`SNAPSHOT_PROOF_DEPTH_MAX`]
 /// optional sibling hashes (absent where a level has no right neighbour).
 impl Wire for MerkleProof {
-    fn encode(&self, out: &mut Vec<u8>) {
+    fn encode(&self, out: &mut Encoder) {
         put_u64(out, self.leaf_index);
         put_u64(out, self.leaf_count);
         put_vec(
@@ -398,7 +398,7 @@ impl Wire for MerkleProof {
 }
 
 impl Wire for SnapshotChunk {
-    fn encode(&self, out: &mut Vec<u8>) {
+    fn encode(&self, out: &mut Encoder) {
         self.checkpoint.encode(out);
         self.block.encode(out);
         put_vec(out, "snapshot lane certs", &self.lane_certs, LANES_MAX);

@@ -14,7 +14,7 @@
 use crate::crypto::Check;
 use crate::ledger::{AccountId, IdempotencyKey, Transfer, TRANSFER_SIZE_BYTES};
 use crate::transaction::{OpaqueTx, Payload, Transaction};
-use crate::wire::{Reader, Wire, WireError};
+use crate::wire::{Encoder, Reader, Wire, WireError};
 use std::collections::BTreeMap;
 
 /// A client of the cluster, as named in the genesis / cluster file.
@@ -217,7 +217,7 @@ impl ClientRegistry {
 impl Wire for SignedTransfer {
     const ENCODED_BYTES_MIN: usize = SIGNED_TRANSFER_BYTES;
 
-    fn encode(&self, out: &mut Vec<u8>) {
+    fn encode(&self, out: &mut Encoder) {
         out.extend_from_slice(&self.to_bytes());
     }
 

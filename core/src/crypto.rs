@@ -301,7 +301,7 @@ impl Signer for SimSigner {
 
 // ---- Wire encoding (crate::wire) ----
 
-use crate::wire::{put_bytes, put_u64, Reader, Wire, WireError};
+use crate::wire::{put_bytes, put_u64, Encoder, Reader, Wire, WireError};
 
 /// Largest signature any scheme puts on the wire: a BLS12-381 signature (G2, compressed) is
 /// 96 bytes, the simulator's MAC 16; an aggregate is one signature of the same size.
@@ -315,7 +315,7 @@ const BITMAP_BYTES: usize = 32;
 impl Wire for Digest {
     const ENCODED_BYTES_MIN: usize = 32;
 
-    fn encode(&self, out: &mut Vec<u8>) {
+    fn encode(&self, out: &mut Encoder) {
         out.extend_from_slice(self);
     }
 
@@ -327,7 +327,7 @@ impl Wire for Digest {
 impl Wire for Signature {
     const ENCODED_BYTES_MIN: usize = 4;
 
-    fn encode(&self, out: &mut Vec<u8>) {
+    fn encode(&self, out: &mut Encoder) {
         put_bytes(out, "signature", &self.0, SIGNATURE_BYTES_MAX);
     }
 
@@ -340,7 +340,7 @@ impl Wire for Signature {
 impl Wire for Bitmap {
     const ENCODED_BYTES_MIN: usize = BITMAP_BYTES;
 
-    fn encode(&self, out: &mut Vec<u8>) {
+    fn encode(&self, out: &mut Encoder) {
         self.0.iter().for_each(|&word| put_u64(out, word));
     }
 
@@ -365,7 +365,7 @@ impl Wire for Bitmap {
 impl Wire for Certificate {
     const ENCODED_BYTES_MIN: usize = BITMAP_BYTES + Signature::ENCODED_BYTES_MIN;
 
-    fn encode(&self, out: &mut Vec<u8>) {
+    fn encode(&self, out: &mut Encoder) {
         self.signers.encode(out);
         self.aggregate.encode(out);
     }

@@ -231,7 +231,9 @@ impl Record {
 use crate::checkpoint::SNAPSHOT_BYTES_MAX;
 use crate::messages::{decode_payload, encode_payload, LANES_MAX};
 use crate::topology::SHARDS_MAX;
-use crate::wire::{put_bool, put_bytes, put_u64, put_u8, put_vec, Reader, Wire, WireError};
+use crate::wire::{
+    put_bool, put_bytes, put_u64, put_u8, put_vec, Encoder, Reader, Wire, WireError,
+};
 
 // Record kind tags: at or above 0x80, so no record frame decodes as a message frame.
 const KIND_GLOBAL_SAFETY: u8 = 0x80;
@@ -260,7 +262,7 @@ impl LocalRecord {
         }
     }
 
-    fn encode_body(&self, out: &mut Vec<u8>) {
+    fn encode_body(&self, out: &mut Encoder) {
         match self {
             LocalRecord::View {
                 view,
@@ -342,7 +344,7 @@ impl Record {
         }
     }
 
-    fn encode_body(&self, out: &mut Vec<u8>) {
+    fn encode_body(&self, out: &mut Encoder) {
         match self {
             Record::GlobalSafety {
                 last_voted_round,
@@ -407,7 +409,7 @@ impl Record {
 
 /// Any record: its kind tag, then its body (a frame adds the version in front).
 impl Wire for Record {
-    fn encode(&self, out: &mut Vec<u8>) {
+    fn encode(&self, out: &mut Encoder) {
         put_u8(out, self.wire_kind());
         self.encode_body(out);
     }
@@ -419,7 +421,7 @@ impl Wire for Record {
 }
 
 impl Wire for RejoinFloors {
-    fn encode(&self, out: &mut Vec<u8>) {
+    fn encode(&self, out: &mut Encoder) {
         put_u64(out, self.global_round);
         put_vec(
             out,
@@ -438,7 +440,7 @@ impl Wire for RejoinFloors {
 }
 
 impl Wire for CheckpointState {
-    fn encode(&self, out: &mut Vec<u8>) {
+    fn encode(&self, out: &mut Encoder) {
         self.cert.encode(out);
         put_bytes(out, "snapshot bytes", &self.snapshot, SNAPSHOT_BYTES_MAX);
         self.block.encode(out);

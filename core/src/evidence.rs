@@ -140,7 +140,7 @@ impl Evidence {
 
 // ---- Wire encoding (crate::wire) ----
 
-use crate::wire::{put_bytes, put_u32, put_u64, put_u8, Reader, Wire, WireError};
+use crate::wire::{put_bytes, put_u32, put_u64, put_u8, Encoder, Reader, Wire, WireError};
 
 /// Evidence carries whole messages, whose blocks carry evidence: levels of evidence inside
 /// evidence a frame may hold. Each level holds two messages, so an honest proof chain
@@ -170,7 +170,7 @@ impl Evidence {
         inner.saturating_add(1)
     }
 
-    fn encode_body(&self, out: &mut Vec<u8>) {
+    fn encode_body(&self, out: &mut Encoder) {
         match self {
             Evidence::Equivocation {
                 offender,
@@ -264,7 +264,7 @@ fn decode_reason(reader: &mut Reader<'_>) -> Result<String, WireError> {
 
 /// Kind tag, offender, then the kind's fields; messages inside count one nesting level.
 impl Wire for Evidence {
-    fn encode(&self, out: &mut Vec<u8>) {
+    fn encode(&self, out: &mut Encoder) {
         self.encode_body(out);
     }
 

@@ -466,13 +466,13 @@ fn account_leaf(id: AccountId, balance: u64) -> [u8; 16] {
 
 // ---- Wire encoding (crate::wire) ----
 
-use crate::wire::{Reader, Wire, WireError};
+use crate::wire::{Encoder, Reader, Wire, WireError};
 
 /// A transfer goes on the wire in its canonical [`Transfer::to_bytes`] layout.
 impl Wire for Transfer {
     const ENCODED_BYTES_MIN: usize = TRANSFER_SIZE_BYTES;
 
-    fn encode(&self, out: &mut Vec<u8>) {
+    fn encode(&self, out: &mut Encoder) {
         out.extend_from_slice(&self.to_bytes());
     }
 

@@ -660,7 +660,7 @@ use crate::evidence::EVIDENCE_PER_BLOCK_MAX;
 use crate::hotstuff::{BATCHES_PER_LANE_PER_BLOCK_MAX, SYNC_BLOCKS_MAX};
 use crate::pbft::SLOTS_AHEAD_MAX;
 use crate::topology::{REPLICAS_MAX, SHARDS_MAX};
-use crate::wire::{put_count, put_u32, put_u64, put_u8, put_vec, Reader, Wire, WireError};
+use crate::wire::{put_count, put_u32, put_u64, put_u8, put_vec, Encoder, Reader, Wire, WireError};
 
 /// Most lanes a cluster can have: every domain holds a replica (an empty domain is refused
 /// when the cluster file is read), so at most [`REPLICAS_MAX`] domains of [`SHARDS_MAX`]
@@ -702,7 +702,7 @@ const LOCAL_KINDS: std::ops::RangeInclusive<u8> = KIND_FORWARD..=KIND_NEW_VIEW;
 const GLOBAL_KINDS: std::ops::RangeInclusive<u8> = KIND_PROPOSAL..=KIND_BLOCK_RESPONSE;
 
 /// A batch's transactions ([`Payload`]'s layout, bounded by `BATCH_TXS_MAX`).
-pub(crate) fn encode_payload(payload: &Payload, out: &mut Vec<u8>) {
+pub(crate) fn encode_payload(payload: &Payload, out: &mut Encoder) {
     payload.encode(out);
 }
 
@@ -713,7 +713,7 @@ pub(crate) fn decode_payload(reader: &mut Reader<'_>) -> Result<Payload, WireErr
 impl Wire for Lane {
     const ENCODED_BYTES_MIN: usize = 8;
 
-    fn encode(&self, out: &mut Vec<u8>) {
+    fn encode(&self, out: &mut Encoder) {
         out.extend_from_slice(&self.bytes());
     }
 
@@ -726,7 +726,7 @@ impl Wire for Lane {
 }
 
 impl Wire for LocalCert {
-    fn encode(&self, out: &mut Vec<u8>) {
+    fn encode(&self, out: &mut Encoder) {
         self.lane.encode(out);
         put_u64(out, self.view);
         put_u64(out, self.seq);
@@ -746,7 +746,7 @@ impl Wire for LocalCert {
 }
 
 impl Wire for PreparedProof {
-    fn encode(&self, out: &mut Vec<u8>) {
+    fn encode(&self, out: &mut Encoder) {
         put_u64(out, self.view);
         put_u64(out, self.seq);
         self.digest.encode(out);
@@ -766,7 +766,7 @@ impl Wire for PreparedProof {
 }
 
 impl Wire for ViewChange {
-    fn encode(&self, out: &mut Vec<u8>) {
+    fn encode(&self, out: &mut Encoder) {
         self.lane.encode(out);
         put_u64(out, self.new_view);
         put_u64(out, self.committed_upto);
@@ -795,7 +795,7 @@ impl Wire for ViewChange {
 }
 
 /// (lane, view, seq, digest): what pre-prepares, prepares and commits all name.
-fn encode_slot(lane: &Lane, view: View, seq: Seq, digest: &Digest, out: &mut Vec<u8>) {
+fn encode_slot(lane: &Lane, view: View, seq: Seq, digest: &Digest, out: &mut Encoder) {
     lane.encode(out);
     put_u64(out, view);
     put_u64(out, seq);
@@ -823,7 +823,7 @@ impl LocalMessage {
         }
     }
 
-    fn encode_body(&self, out: &mut Vec<u8>) {
+    fn encode_body(&self, out: &mut Encoder) {
         match self {
             LocalMessage::Forward { lane, tx } => {
                 lane.encode(out);
@@ -940,7 +940,7 @@ impl LocalMessage {
 
 /// A local message alone (as a record holds it): its kind tag, then its body.
 impl Wire for LocalMessage {
-    fn encode(&self, out: &mut Vec<u8>) {
+    fn encode(&self, out: &mut Encoder) {
         put_u8(out, self.kind());
         self.encode_body(out);
     }
@@ -952,7 +952,7 @@ impl Wire for LocalMessage {
 }
 
 impl Wire for QuorumCert {
-    fn encode(&self, out: &mut Vec<u8>) {
+    fn encode(&self, out: &mut Encoder) {
         put_u64(out, self.round);
         self.block.encode(out);
         self.cert.encode(out);
@@ -971,7 +971,7 @@ impl Wire for QuorumCert {
 const TIMEOUT_VOTE_BYTES_MIN: usize = 4 + 8 + Signature::ENCODED_BYTES_MIN;
 
 impl Wire for TimeoutCert {
-    fn encode(&self, out: &mut Vec<u8>) {
+    fn encode(&self, out: &mut Encoder) {
         put_u64(out, self.round);
         put_count(out, "timeout votes", self.votes.len(), REPLICAS_MAX);
         for (signer, high_qc_round, signature) in &self.votes {
@@ -997,7 +997,7 @@ impl Wire for TimeoutCert {
 }
 
 impl Wire for Block {
-    fn encode(&self, out: &mut Vec<u8>) {
+    fn encode(&self, out: &mut Encoder) {
         put_u64(out, self.round);
         put_u64(out, self.height);
         self.parent.encode(out);
@@ -1043,7 +1043,7 @@ impl GlobalMessage {
         }
     }
 
-    fn encode_body(&self, out: &mut Vec<u8>) {
+    fn encode_body(&self, out: &mut Encoder) {
         match self {
             GlobalMessage::Proposal { block, signature } => {
                 block.encode(out);
@@ -1169,7 +1169,7 @@ impl Message {
         }
     }
 
-    fn encode_body(&self, out: &mut Vec<u8>) {
+    fn encode_body(&self, out: &mut Encoder) {
         match self {
             Message::Local(local) => local.encode_body(out),
             Message::Batch { lc, payload } => {
@@ -1266,7 +1266,7 @@ impl Message {
 
 /// Any message: its kind tag, then its body (a frame adds the version in front).
 impl Wire for Message {
-    fn encode(&self, out: &mut Vec<u8>) {
+    fn encode(&self, out: &mut Encoder) {
         put_u8(out, self.wire_kind());
         self.encode_body(out);
     }

@@ -18,7 +18,7 @@ use crate::client::{
 use crate::crypto::{digest, Digest};
 use crate::ledger::IdempotencyKey;
 use crate::pbft::BATCH_TXS_MAX;
-use crate::wire::{put_u32, put_u8, Reader, Wire, WireError};
+use crate::wire::{put_u32, put_u8, Encoder, Reader, Wire, WireError};
 use bytes::Bytes;
 
 /// Most bytes of one opaque transaction's data.
@@ -336,11 +336,11 @@ impl Payload {
         })
     }
 
-    pub fn encode_into(&self, out: &mut Vec<u8>) {
+    pub fn encode_into(&self, out: &mut Encoder) {
         put_u8(out, self.kind.tag());
         put_u32(out, self.count);
         put_u32(out, self.bytes.len() as u32);
-        out.extend_from_slice(&self.bytes);
+        out.put_shared(&self.bytes);
     }
 }
 
@@ -359,7 +359,7 @@ fn decode_transaction(
 impl Wire for Payload {
     const ENCODED_BYTES_MIN: usize = 9;
 
-    fn encode(&self, out: &mut Vec<u8>) {
+    fn encode(&self, out: &mut Encoder) {
         self.encode_into(out);
     }
 
@@ -371,7 +371,7 @@ impl Wire for Payload {
 impl Wire for Transaction {
     const ENCODED_BYTES_MIN: usize = 1 + OPAQUE_FIXED_BYTES;
 
-    fn encode(&self, out: &mut Vec<u8>) {
+    fn encode(&self, out: &mut Encoder) {
         put_u8(out, self.kind().tag());
         match self {
             Transaction::Transfer(tx) => tx.encode(out),
@@ -395,6 +395,7 @@ impl Wire for Transaction {
 mod tests {
     use super::*;
     use crate::ledger::Transfer;
+    use crate::wire::SHARED_PART_BYTES_MIN;
 
     fn transfer(key: u128) -> SignedTransfer {
         SignedTransfer {
@@ -418,10 +419,14 @@ mod tests {
         }
     }
 
-    fn round_trip(payload: &Payload) -> Payload {
-        let mut out = Vec::new();
+    fn encoded(payload: &Payload) -> Vec<u8> {
+        let mut out = Encoder::new();
         payload.encode(&mut out);
-        let frame = Bytes::from(out);
+        out.into_vec()
+    }
+
+    fn round_trip(payload: &Payload) -> Payload {
+        let frame = Bytes::from(encoded(payload));
         let mut reader = Reader::shared_source(&frame);
         let decoded = Payload::decode(&mut reader).unwrap();
         reader.finish().unwrap();
@@ -446,9 +451,7 @@ mod tests {
     #[test]
     fn decoded_opaque_data_shares_the_frame_it_came_in() {
         let payload = Payload::of(&[opaque(1, &[42; 1000]).into()]);
-        let mut out = Vec::new();
-        payload.encode(&mut out);
-        let frame = Bytes::from(out);
+        let frame = Bytes::from(encoded(&payload));
         let decoded = Payload::decode(&mut Reader::shared_source(&frame)).unwrap();
         let range = frame.as_ptr_range();
         assert!(
@@ -459,6 +462,31 @@ mod tests {
             panic!("one opaque transaction");
         };
         assert!(range.contains(&tx.data.as_ptr()), "opaque data is a slice");
+    }
+
+    #[test]
+    fn a_large_payload_is_encoded_by_reference() {
+        let payload = Payload::of(&[opaque(1, &[7; 2 * SHARED_PART_BYTES_MIN]).into()]);
+        let mut out = Encoder::new();
+        out.push(0xEE);
+        payload.encode(&mut out);
+        out.push(0xFF);
+        let parts = out.into_parts();
+        assert_eq!(parts.len(), 3, "head, the payload itself, tail");
+        assert_eq!(parts[1].as_ptr(), payload.bytes().as_ptr(), "not copied");
+        let mut whole = Encoder::new();
+        whole.push(0xEE);
+        payload.encode(&mut whole);
+        whole.push(0xFF);
+        assert_eq!(parts.concat(), whole.into_vec());
+        let small = Payload::from_transfers(&[transfer(1)]);
+        let mut out = Encoder::new();
+        small.encode(&mut out);
+        assert_eq!(
+            out.into_parts().len(),
+            1,
+            "a small payload is copied into the head"
+        );
     }
 
     #[test]
@@ -477,8 +505,7 @@ mod tests {
     #[test]
     fn a_payload_whose_layout_disagrees_with_its_count_is_refused() {
         let payload = Payload::from_transfers(&[transfer(1), transfer(2)]);
-        let mut out = Vec::new();
-        payload.encode(&mut out);
+        let mut out = encoded(&payload);
         out[1] = 3; // count 3, bytes for 2
         let frame = Bytes::from(out.clone());
         assert!(Payload::decode(&mut Reader::shared_source(&frame)).is_err());

@@ -78,13 +78,83 @@ pub enum WireError {
     TooDeep { max: u32 },
 }
 
+/// Shared byte strings at least this long go into an encoded frame by reference, not copied.
+pub const SHARED_PART_BYTES_MIN: usize = 4_096;
+
+/// Where values are encoded: a growing buffer (it derefs to its `Vec<u8>`), plus the large
+/// shared byte strings (batch payloads) placed by reference between its pieces. The frame is
+/// the concatenation of [`Encoder::into_parts`], which a transport writes with one vectored
+/// write, so a payload received as [`Bytes`] leaves again without being copied.
+#[derive(Debug, Default)]
+pub struct Encoder {
+    head: Vec<u8>,
+    parts: Vec<Bytes>,
+}
+
+impl std::ops::Deref for Encoder {
+    type Target = Vec<u8>;
+
+    fn deref(&self) -> &Vec<u8> {
+        &self.head
+    }
+}
+
+impl std::ops::DerefMut for Encoder {
+    fn deref_mut(&mut self) -> &mut Vec<u8> {
+        &mut self.head
+    }
+}
+
+impl Encoder {
+    pub fn new() -> Encoder {
+        Encoder::default()
+    }
+
+    /// Appends `bytes`: by reference when large, else copied into the buffer.
+    pub fn put_shared(&mut self, bytes: &Bytes) {
+        if bytes.len() < SHARED_PART_BYTES_MIN {
+            self.head.extend_from_slice(bytes);
+            return;
+        }
+        if !self.head.is_empty() {
+            self.parts.push(Bytes::from(std::mem::take(&mut self.head)));
+        }
+        self.parts.push(bytes.clone());
+    }
+
+    /// Bytes encoded so far.
+    pub fn encoded_len(&self) -> usize {
+        self.parts.iter().map(Bytes::len).sum::<usize>() + self.head.len()
+    }
+
+    /// The frame's pieces, in order.
+    pub fn into_parts(mut self) -> Vec<Bytes> {
+        if !self.head.is_empty() {
+            self.parts.push(Bytes::from(self.head));
+        }
+        self.parts
+    }
+
+    /// The frame in one buffer (copies the shared pieces).
+    pub fn into_vec(self) -> Vec<u8> {
+        if self.parts.is_empty() {
+            return self.head;
+        }
+        let mut out = Vec::with_capacity(self.encoded_len());
+        self.into_parts()
+            .iter()
+            .for_each(|part| out.extend_from_slice(part));
+        out
+    }
+}
+
 /// A type with a wire encoding. `decode` reads exactly what `encode` wrote.
 pub trait Wire: Sized {
     /// Fewest bytes any value of the type encodes to: a count of them is refused at once
     /// when the rest of the input cannot hold that many.
     const ENCODED_BYTES_MIN: usize = 1;
 
-    fn encode(&self, out: &mut Vec<u8>);
+    fn encode(&self, out: &mut Encoder);
     fn decode(reader: &mut Reader<'_>) -> Result<Self, WireError>;
 }
 
@@ -258,39 +328,39 @@ impl<'a> Reader<'a> {
     }
 }
 
-pub fn put_u8(out: &mut Vec<u8>, value: u8) {
+pub fn put_u8(out: &mut Encoder, value: u8) {
     out.push(value);
 }
 
-pub fn put_u32(out: &mut Vec<u8>, value: u32) {
+pub fn put_u32(out: &mut Encoder, value: u32) {
     out.extend_from_slice(&value.to_le_bytes());
 }
 
-pub fn put_u64(out: &mut Vec<u8>, value: u64) {
+pub fn put_u64(out: &mut Encoder, value: u64) {
     out.extend_from_slice(&value.to_le_bytes());
 }
 
-pub fn put_u128(out: &mut Vec<u8>, value: u128) {
+pub fn put_u128(out: &mut Encoder, value: u128) {
     out.extend_from_slice(&value.to_le_bytes());
 }
 
-pub fn put_bool(out: &mut Vec<u8>, value: bool) {
+pub fn put_bool(out: &mut Encoder, value: bool) {
     out.push(value.into());
 }
 
 /// A count the decoder will accept: writing one it refuses is a bug on our side (a WAL
 /// record nobody can read back), so it stops here rather than on restart.
-pub fn put_count(out: &mut Vec<u8>, what: &'static str, len: usize, max: usize) {
+pub fn put_count(out: &mut Encoder, what: &'static str, len: usize, max: usize) {
     assert!(len <= max, "{what}: {len} elements, the wire allows {max}");
     put_u32(out, u32::try_from(len).expect("bounds fit in u32"));
 }
 
-pub fn put_bytes(out: &mut Vec<u8>, what: &'static str, bytes: &[u8], max: usize) {
+pub fn put_bytes(out: &mut Encoder, what: &'static str, bytes: &[u8], max: usize) {
     put_count(out, what, bytes.len(), max);
     out.extend_from_slice(bytes);
 }
 
-pub fn put_vec<T: Wire>(out: &mut Vec<u8>, what: &'static str, items: &[T], max: usize) {
+pub fn put_vec<T: Wire>(out: &mut Encoder, what: &'static str, items: &[T], max: usize) {
     put_count(out, what, items.len(), max);
     items.iter().for_each(|item| item.encode(out));
 }
@@ -299,7 +369,7 @@ pub fn put_vec<T: Wire>(out: &mut Vec<u8>, what: &'static str, items: &[T], max:
 impl Wire for u64 {
     const ENCODED_BYTES_MIN: usize = 8;
 
-    fn encode(&self, out: &mut Vec<u8>) {
+    fn encode(&self, out: &mut Encoder) {
         put_u64(out, *self);
     }
 
@@ -309,7 +379,7 @@ impl Wire for u64 {
 }
 
 impl<T: Wire> Wire for Option<T> {
-    fn encode(&self, out: &mut Vec<u8>) {
+    fn encode(&self, out: &mut Encoder) {
         put_bool(out, self.is_some());
         if let Some(value) = self {
             value.encode(out);
@@ -327,7 +397,7 @@ impl<T: Wire> Wire for Option<T> {
 impl<T: Wire> Wire for Box<T> {
     const ENCODED_BYTES_MIN: usize = T::ENCODED_BYTES_MIN;
 
-    fn encode(&self, out: &mut Vec<u8>) {
+    fn encode(&self, out: &mut Encoder) {
         (**self).encode(out);
     }
 
@@ -340,7 +410,7 @@ impl<T: Wire> Wire for Box<T> {
 impl<T: Wire> Wire for Arc<T> {
     const ENCODED_BYTES_MIN: usize = T::ENCODED_BYTES_MIN;
 
-    fn encode(&self, out: &mut Vec<u8>) {
+    fn encode(&self, out: &mut Encoder) {
         (**self).encode(out);
     }
 
@@ -349,8 +419,9 @@ impl<T: Wire> Wire for Arc<T> {
     }
 }
 
-fn encode_frame<T: Wire>(value: &T) -> Vec<u8> {
-    let mut out = vec![WIRE_VERSION];
+fn encode_frame<T: Wire>(value: &T) -> Encoder {
+    let mut out = Encoder::new();
+    out.push(WIRE_VERSION);
     value.encode(&mut out);
     out
 }
@@ -367,7 +438,13 @@ fn decode_frame<T: Wire>(mut reader: Reader<'_>) -> Result<T, WireError> {
 
 /// One network frame: what the transport sends.
 pub fn encode_message(message: &Message) -> Vec<u8> {
-    encode_frame(message)
+    encode_frame(message).into_vec()
+}
+
+/// [`encode_message`] as pieces for a vectored write: the batch payloads it carries are the
+/// very [`Bytes`] the replica holds (no copy when they are large).
+pub fn encode_message_parts(message: &Message) -> Vec<Bytes> {
+    encode_frame(message).into_parts()
 }
 
 /// Refuses anything [`encode_message`] would not have written.
@@ -384,7 +461,7 @@ pub fn decode_message_shared(frame: &Bytes) -> Result<Message, WireError> {
 
 /// One durable record: what the WAL stores (it adds its own length and checksum).
 pub fn encode_record(record: &Record) -> Vec<u8> {
-    encode_frame(record)
+    encode_frame(record).into_vec()
 }
 
 /// Refuses anything [`encode_record`] would not have written.

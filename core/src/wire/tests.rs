@@ -767,7 +767,19 @@ fn check_message_round_trip(message: &Message) -> Result<(), TestCaseError> {
     prop_assert_eq!(frame[1], message.wire_kind());
     let decoded = decode_message(&frame).map_err(|e| TestCaseError::fail(e.to_string()))?;
     prop_assert_eq!(&decoded, message);
-    prop_assert_eq!(encode_message(&decoded), frame, "one encoding per value");
+    prop_assert_eq!(
+        encode_message(&decoded),
+        frame.clone(),
+        "one encoding per value"
+    );
+    prop_assert_eq!(
+        encode_message_parts(message).concat(),
+        frame.clone(),
+        "the parts are the frame"
+    );
+    let shared = bytes::Bytes::from(frame);
+    let decoded = decode_message_shared(&shared).map_err(|e| TestCaseError::fail(e.to_string()))?;
+    prop_assert_eq!(&decoded, message, "a shared frame decodes the same");
     Ok(())
 }
 
