@@ -173,3 +173,30 @@ fn planted_rejoin_without_floor_is_caught() {
         "a rejoin that votes at once re-signs below what it reached"
     );
 }
+
+/// A disk lost while f replicas are Byzantine is one fault more than the global tier
+/// tolerates: progress is not promised, but the rejoining replica still signs nothing it may
+/// have signed before, whatever the coalition answers it, so every safety check holds.
+#[test]
+fn a_disk_lost_on_top_of_f_byzantine_replicas_never_costs_safety() {
+    let options = SimOptions {
+        byzantine: Some(2),
+        ..losing_a_disk(7, 3)
+    };
+    let reports = run_seeds(40, 16, &options, Until::AllSeeds);
+    reports.iter().for_each(common::assert_no_violation);
+    let over: Vec<u64> = reports
+        .iter()
+        .filter(|r| r.disk_loss_over_budget)
+        .map(|r| r.seed)
+        .collect();
+    assert!(
+        over.len() >= 2,
+        "disks lost beyond the budget: seeds {over:?}"
+    );
+    let learned: u64 = reports.iter().map(|r| r.rejoin_floors_learned).sum();
+    assert!(
+        learned >= 1,
+        "a rejoin learned its floors with the coalition answering"
+    );
+}

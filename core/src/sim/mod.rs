@@ -179,6 +179,10 @@ pub struct RunReport {
     /// learned their floors from their peers by the end, and how many voted again in the
     /// global tier (past its floor).
     pub disk_losses: u64,
+    /// The disk loss came on top of f Byzantine replicas: the run is judged for safety only,
+    /// and `live` says whether it converged anyway.
+    pub disk_loss_over_budget: bool,
+    pub live: bool,
     pub rejoin_floors_learned: u64,
     pub rejoins_voting_globally: u64,
     /// Restores checked against the live replica (with `audit_restores`).
@@ -626,11 +630,14 @@ impl Sim {
     /// exist to answer it. Drawn from a stream of its own, so the other draws stay the same.
     fn plan_disk_loss(&mut self, options: &SimOptions, fault_us: u64) {
         let mut rng = Rng::new(self.report.seed ^ 0xd15c_1055_0000_0000);
-        if !options.disk_losses.unwrap_or_else(|| rng.chance(400)) {
-            return;
-        }
         let quorum = self.topology.quorum();
-        if self.adversaries.len() as u32 + 1 > quorum.f
+        // With f Byzantine replicas already, a replica without its disk is one fault more than
+        // the global tier tolerates: safety must still hold (it signs nothing it may have signed
+        // before), but progress is not promised, so such runs are drawn more rarely and judged
+        // for safety alone.
+        let over_budget = self.adversaries.len() as u32 + 1 > quorum.f;
+        let chance = if over_budget { 100 } else { 400 };
+        if !options.disk_losses.unwrap_or_else(|| rng.chance(chance))
             || crate::replica::answers_needed(&quorum) > quorum.n - 1
         {
             return;
@@ -643,6 +650,7 @@ impl Sim {
         }
         let id = *rng.pick(&candidates);
         let (at, back) = crash_window(&mut rng, fault_us);
+        self.report.disk_loss_over_budget = over_budget;
         self.schedule(at, Event::LoseDisk(id));
         self.schedule(back, Event::Restart(id));
     }
@@ -1294,6 +1302,10 @@ impl Sim {
         let mut violations = self
             .observations
             .check(self.report.seed, &honest, &submitted);
+        self.report.live = !violations.iter().any(|v| v.what.starts_with("liveness:"));
+        if self.report.disk_loss_over_budget {
+            violations.retain(|v| !v.what.starts_with("liveness:"));
+        }
         let byzantine_per_domain = |domain: u32| {
             self.adversaries
                 .keys()

@@ -433,6 +433,8 @@ fn summary_json(reports: &[RunReport], options: &SimOptions) -> serde_json::Valu
             "disk_losses": reports.iter().map(|r| r.disk_losses).sum::<u64>(),
             "rejoin_floors_learned": reports.iter().map(|r| r.rejoin_floors_learned).sum::<u64>(),
             "rejoins_voting_globally": reports.iter().map(|r| r.rejoins_voting_globally).sum::<u64>(),
+            "disk_losses_over_fault_budget": reports.iter().filter(|r| r.disk_loss_over_budget).count(),
+            "over_budget_runs_live": reports.iter().filter(|r| r.disk_loss_over_budget && r.live).count(),
             "log_compactions": reports.iter().map(|r| r.compactions).sum::<u64>(),
             "max_log_records_held": reports.iter().map(|r| r.log_records_max).max().unwrap_or(0),
         },
