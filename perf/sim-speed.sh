@@ -41,4 +41,5 @@ PY
     run "7 replicas, no Byzantine, no crashes (loss and partitions drawn per seed)" --byzantine 0 --crashes no
     run "7 replicas, 2 Byzantine, crashes per seed" --byzantine 2
     run "7 replicas, 1 Byzantine, crashes per seed, one disk lost per run" --byzantine 1 --disk-losses yes
+    run "7 replicas, 2 Byzantine, crashes per seed, opaque transactions (0-95 data bytes)" --byzantine 2 --transactions opaque
 } | tee "$out"

@@ -10,7 +10,7 @@ use ccbft_core::messages::Payload;
 use ccbft_core::messages::{Lane, LocalCert, LocalMessage, PreparedProof, ViewChange};
 use ccbft_core::pbft::{LocalConfig, LocalOutput, LocalShard, SLOTS_AHEAD_MAX, WINDOW_SEQS};
 use ccbft_core::topology::{Quorum, ReplicaId, Topology};
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 
 const LANE: Lane = Lane {
     domain: 0,
@@ -843,4 +843,36 @@ fn a_view_change_short_of_a_quorum_resends_its_own_message_instead_of_moving_on(
         "alone, it stays in the view it suspects into"
     );
     assert!(view_changes.len() >= 3, "it keeps asking: {view_changes:?}");
+}
+
+#[test]
+fn each_failed_view_change_doubles_the_wait_before_the_next() {
+    let mut group = Group::new(4);
+    // Backups 1, 2, 3 wait for a request the primary never orders, and every new view's
+    // NewView is lost: only the view-change timer moves them on.
+    for id in 1..4 {
+        let mut out = Vec::new();
+        group.shards[id].on_client(transfer(9).into(), &mut out);
+    }
+    let lost = |to: ReplicaId, m: &LocalMessage| {
+        to == 0
+            || matches!(
+                m,
+                LocalMessage::NewView { .. } | LocalMessage::Forward { .. }
+            )
+    };
+    let mut entered = BTreeMap::new(); // view -> tick replica 3 entered it
+    for tick in 1..=200 {
+        group.tick(&[1, 2, 3]);
+        group.deliver(lost);
+        entered.entry(group.shards[3].view()).or_insert(tick);
+    }
+    assert!(
+        entered.keys().copied().eq(0..entered.len() as u64),
+        "one view at a time: {entered:?}"
+    );
+    // Replica 3 led view 3 (its attempts start again); views 4, 5 and 6 then fail in turn,
+    // each after twice the wait of the one before (the request timeout is 10 ticks).
+    let waits: Vec<u64> = (4..7).map(|v| entered[&(v + 1)] - entered[&v]).collect();
+    assert_eq!(waits, [10, 20, 40], "views entered: {entered:?}");
 }
