@@ -19,6 +19,8 @@
 //!   `bool` and `Option` presence are one byte (0 or 1, anything else is refused), and every
 //!   variable-size field (a list, a byte string, a string) is a `u32` LE count followed by
 //!   its elements. Nested enums (evidence, a message inside evidence) carry their own tag.
+//!   A batch's payload is its kind (one byte), its transaction count, then its transactions'
+//!   bytes as one length-prefixed string laid out as [`crate::transaction`] describes.
 //!
 //! # Bounds
 //!
@@ -40,7 +42,7 @@ use bytes::Bytes;
 use std::sync::Arc;
 
 /// The format version this build writes and the only one it reads.
-pub const WIRE_VERSION: u8 = 3;
+pub const WIRE_VERSION: u8 = 4;
 
 /// Why a frame was refused. `what` names the field or type being decoded.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
