@@ -88,16 +88,22 @@ fn one_transfer(keys: &SimKeys) -> Vec<SignedTransfer> {
 
 /// Peer `from`'s answer to a recovery request under `nonce`.
 fn answer(keys: &SimKeys, from: ReplicaId, nonce: u64) -> Message {
-    let mut peer = Replica::new(four_replica_config(keys, from), &keys.signer(from));
+    answer_of(keys, four_replica_config(keys, from), REJOINER, nonce)
+}
+
+/// The answer of a fresh replica with `config` to `rejoiner`'s recovery request.
+fn answer_of(keys: &SimKeys, config: ReplicaConfig, rejoiner: ReplicaId, nonce: u64) -> Message {
+    let from = config.me;
+    let mut peer = Replica::new(config, &keys.signer(from));
     let request = Message::RecoveryRequest {
         nonce,
-        from: REJOINER,
+        from: rejoiner,
     };
     let actions = step_verified(
         &mut peer,
         keys,
         Input::Message {
-            from: REJOINER,
+            from: rejoiner,
             message: request,
         },
     );
@@ -360,20 +366,7 @@ fn a_rejoin_waits_for_enough_answers_from_its_own_domain() {
     let order = others.iter().chain(&members[1..]);
     let mut learned_after = None;
     for (count, &from) in order.enumerate() {
-        let mut peer = Replica::new(config_of(from), &keys.signer(from));
-        let request = Message::RecoveryRequest {
-            nonce: NONCE,
-            from: rejoiner,
-        };
-        let actions = step_verified(
-            &mut peer,
-            &keys,
-            Input::Message {
-                from: rejoiner,
-                message: request,
-            },
-        );
-        let message = sent(&actions)[0].clone();
+        let message = answer_of(&keys, config_of(from), rejoiner, NONCE);
         let actions = step_verified(&mut replica, &keys, Input::Message { from, message });
         let learned = persisted(&actions)
             .iter()
@@ -673,21 +666,10 @@ fn a_rejoins_lane_floor_comes_from_its_own_domains_lcs_only() {
     let answers: Vec<(ReplicaId, Message)> = (0..7)
         .filter(|&from| from != rejoiner)
         .map(|from| {
-            let mut peer = Replica::new(config_of(from), &keys.signer(from));
-            let request = Message::RecoveryRequest {
-                nonce: NONCE,
-                from: rejoiner,
-            };
-            let actions = step_verified(
-                &mut peer,
-                &keys,
-                Input::Message {
-                    from: rejoiner,
-                    message: request,
-                },
-            );
-            let Message::RecoveryReply(mut reply) = sent(&actions)[0].clone() else {
-                panic!("a peer answers with a reply: {actions:?}");
+            let Message::RecoveryReply(mut reply) =
+                answer_of(&keys, config_of(from), rejoiner, NONCE)
+            else {
+                panic!("a peer answers with a reply");
             };
             reply.lane_lcs = vec![foreign.clone(), own.clone()];
             (from, Message::RecoveryReply(reply))
