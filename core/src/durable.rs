@@ -229,7 +229,7 @@ impl Record {
 // ---- Wire encoding (crate::wire) ----
 
 use crate::checkpoint::SNAPSHOT_BYTES_MAX;
-use crate::messages::{decode_payload, encode_payload, LANES_MAX};
+use crate::messages::LANES_MAX;
 use crate::topology::SHARDS_MAX;
 use crate::wire::{
     put_bool, put_bytes, put_u64, put_u8, put_vec, Encoder, Reader, Wire, WireError,
@@ -281,7 +281,7 @@ impl LocalRecord {
                 put_u64(out, *view);
                 put_u64(out, *seq);
                 digest.encode(out);
-                encode_payload(payload, out);
+                payload.encode(out);
                 message.encode(out);
             }
             LocalRecord::PrepareSent { view, seq, digest }
@@ -305,7 +305,7 @@ impl LocalRecord {
                 view: reader.u64("view")?,
                 seq: reader.u64("seq")?,
                 digest: Digest::decode(reader)?,
-                payload: decode_payload(reader)?,
+                payload: Payload::decode(reader)?,
                 message: Option::decode(reader)?,
             },
             KIND_LOCAL_PREPARE_SENT => LocalRecord::PrepareSent {
@@ -364,7 +364,7 @@ impl Record {
             }
             Record::Batch { lc, payload } => {
                 lc.encode(out);
-                encode_payload(payload, out);
+                payload.encode(out);
             }
             Record::StableCheckpoint(state) | Record::SnapshotInstalled(state) => state.encode(out),
             Record::Rejoined(state) => {
@@ -389,7 +389,7 @@ impl Record {
             },
             KIND_BATCH => Record::Batch {
                 lc: LocalCert::decode(reader)?,
-                payload: decode_payload(reader)?,
+                payload: Payload::decode(reader)?,
             },
             KIND_STABLE_CHECKPOINT => Record::StableCheckpoint(CheckpointState::decode(reader)?),
             KIND_SNAPSHOT_INSTALLED => Record::SnapshotInstalled(CheckpointState::decode(reader)?),

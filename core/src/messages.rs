@@ -701,15 +701,6 @@ const KIND_RECOVERY_REPLY: u8 = 0x35;
 const LOCAL_KINDS: std::ops::RangeInclusive<u8> = KIND_FORWARD..=KIND_NEW_VIEW;
 const GLOBAL_KINDS: std::ops::RangeInclusive<u8> = KIND_PROPOSAL..=KIND_BLOCK_RESPONSE;
 
-/// A batch's transactions ([`Payload`]'s layout, bounded by `BATCH_TXS_MAX`).
-pub(crate) fn encode_payload(payload: &Payload, out: &mut Encoder) {
-    payload.encode(out);
-}
-
-pub(crate) fn decode_payload(reader: &mut Reader<'_>) -> Result<Payload, WireError> {
-    Payload::decode(reader)
-}
-
 impl Wire for Lane {
     const ENCODED_BYTES_MIN: usize = 8;
 
@@ -750,7 +741,7 @@ impl Wire for PreparedProof {
         put_u64(out, self.view);
         put_u64(out, self.seq);
         self.digest.encode(out);
-        encode_payload(&self.payload, out);
+        self.payload.encode(out);
         self.cert.encode(out);
     }
 
@@ -759,7 +750,7 @@ impl Wire for PreparedProof {
             view: reader.u64("view")?,
             seq: reader.u64("seq")?,
             digest: Digest::decode(reader)?,
-            payload: decode_payload(reader)?,
+            payload: Payload::decode(reader)?,
             cert: Certificate::decode(reader)?,
         })
     }
@@ -839,7 +830,7 @@ impl LocalMessage {
                 signature,
             } => {
                 encode_slot(lane, *view, *seq, digest, out);
-                encode_payload(payload, out);
+                payload.encode(out);
                 put_u32(out, *from);
                 signature.encode(out);
             }
@@ -893,7 +884,7 @@ impl LocalMessage {
                     view,
                     seq,
                     digest,
-                    payload: decode_payload(reader)?,
+                    payload: Payload::decode(reader)?,
                     from: reader.replica("pre-prepare sender")?,
                     signature: Signature::decode(reader)?,
                 }
@@ -1174,7 +1165,7 @@ impl Message {
             Message::Local(local) => local.encode_body(out),
             Message::Batch { lc, payload } => {
                 lc.encode(out);
-                encode_payload(payload, out);
+                payload.encode(out);
             }
             Message::BatchRequest {
                 lane,
@@ -1228,7 +1219,7 @@ impl Message {
             }
             KIND_BATCH => Message::Batch {
                 lc: LocalCert::decode(reader)?,
-                payload: decode_payload(reader)?,
+                payload: Payload::decode(reader)?,
             },
             KIND_BATCH_REQUEST => Message::BatchRequest {
                 lane: Lane::decode(reader)?,

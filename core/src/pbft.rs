@@ -933,11 +933,17 @@ impl LocalShard {
         if payload.digest() != *digest {
             return Some("batch digest does not match its payload".into());
         }
-        let keys: BTreeSet<u128> = payload.iter().map(|tx| tx.key()).collect();
+        // One pass: each transaction is decoded from the payload's bytes once.
+        let mut keys = BTreeSet::new();
+        let mut all_route_here = true;
+        for tx in payload.iter() {
+            all_route_here &= self.routes_here(&tx);
+            keys.insert(tx.key());
+        }
         if keys.len() != payload.len() {
             return Some("batch repeats an idempotency key".into());
         }
-        if !payload.iter().all(|tx| self.routes_here(&tx)) {
+        if !all_route_here {
             return Some("batch debits an account of another shard".into());
         }
         None

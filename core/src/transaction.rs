@@ -65,6 +65,14 @@ impl PayloadKind {
             PayloadKind::Opaque => 1,
         }
     }
+
+    fn decode_tag(reader: &mut Reader<'_>, what: &'static str) -> Result<PayloadKind, WireError> {
+        match reader.u8(what)? {
+            0 => Ok(PayloadKind::Transfers),
+            1 => Ok(PayloadKind::Opaque),
+            tag => Err(WireError::UnknownTag { what, tag }),
+        }
+    }
 }
 
 /// An application's transaction in an opaque cluster: bytes the replica orders but does not
@@ -86,11 +94,6 @@ impl OpaqueTx {
         out.extend_from_slice(&key.to_le_bytes());
         out.extend_from_slice(data);
         out
-    }
-
-    /// Bytes of this transaction inside a payload.
-    pub fn payload_bytes(&self) -> usize {
-        OPAQUE_FIXED_BYTES + self.data.len()
     }
 
     fn encode_into(&self, out: &mut Vec<u8>) {
@@ -307,41 +310,6 @@ impl Payload {
             Transaction::Opaque(_) => None,
         })
     }
-
-    /// Decodes a payload: kind, count, byte length, then the bytes, whose layout must hold
-    /// exactly `count` well-formed transactions of the kind.
-    pub fn decode_from(reader: &mut Reader<'_>) -> Result<Payload, WireError> {
-        let kind = match reader.u8("payload kind")? {
-            0 => PayloadKind::Transfers,
-            1 => PayloadKind::Opaque,
-            tag => {
-                return Err(WireError::UnknownTag {
-                    what: "payload kind",
-                    tag,
-                })
-            }
-        };
-        let count = reader.count("payload transactions", BATCH_TXS_MAX, 1)?;
-        let len = reader.count("payload bytes", BATCH_BYTES_MAX, 1)?;
-        let bytes = reader.shared("payload bytes", len)?;
-        let mut inner = Reader::shared_source(&bytes);
-        for _ in 0..count {
-            decode_transaction(kind, &mut inner)?;
-        }
-        inner.finish()?;
-        Ok(Payload {
-            kind,
-            count: count as u32,
-            bytes,
-        })
-    }
-
-    pub fn encode_into(&self, out: &mut Encoder) {
-        put_u8(out, self.kind.tag());
-        put_u32(out, self.count);
-        put_u32(out, self.bytes.len() as u32);
-        out.put_shared(&self.bytes);
-    }
 }
 
 fn decode_transaction(
@@ -359,12 +327,31 @@ fn decode_transaction(
 impl Wire for Payload {
     const ENCODED_BYTES_MIN: usize = 9;
 
+    /// Kind, count, byte length, then the bytes (by reference when large).
     fn encode(&self, out: &mut Encoder) {
-        self.encode_into(out);
+        put_u8(out, self.kind.tag());
+        put_u32(out, self.count);
+        put_u32(out, self.bytes.len() as u32);
+        out.put_shared(&self.bytes);
     }
 
+    /// Decodes a payload: kind, count, byte length, then the bytes, whose layout must hold
+    /// exactly `count` well-formed transactions of the kind.
     fn decode(reader: &mut Reader<'_>) -> Result<Self, WireError> {
-        Payload::decode_from(reader)
+        let kind = PayloadKind::decode_tag(reader, "payload kind")?;
+        let count = reader.count("payload transactions", BATCH_TXS_MAX, 1)?;
+        let len = reader.count("payload bytes", BATCH_BYTES_MAX, 1)?;
+        let bytes = reader.shared("payload bytes", len)?;
+        let mut inner = Reader::shared_source(&bytes);
+        for _ in 0..count {
+            decode_transaction(kind, &mut inner)?;
+        }
+        inner.finish()?;
+        Ok(Payload {
+            kind,
+            count: count as u32,
+            bytes,
+        })
     }
 }
 
@@ -380,14 +367,8 @@ impl Wire for Transaction {
     }
 
     fn decode(reader: &mut Reader<'_>) -> Result<Self, WireError> {
-        match reader.u8("transaction kind")? {
-            0 => decode_transaction(PayloadKind::Transfers, reader),
-            1 => decode_transaction(PayloadKind::Opaque, reader),
-            tag => Err(WireError::UnknownTag {
-                what: "transaction kind",
-                tag,
-            }),
-        }
+        let kind = PayloadKind::decode_tag(reader, "transaction kind")?;
+        decode_transaction(kind, reader)
     }
 }
 
