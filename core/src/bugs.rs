@@ -58,6 +58,10 @@ pub const BUG_NAMES: &[(&str, &str)] = &[
         "rejoin-without-floor",
         "a replica that lost its disk votes at once, not only above the floors a quorum shows",
     ),
+    (
+        "admit-without-reservation",
+        "home-lane admission accepts debits without reserving them, so it over-accepts",
+    ),
 ];
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -76,6 +80,7 @@ pub struct PlantedBugs {
     pub(crate) restore_forgets_commit: bool,
     pub(crate) skip_client_recheck: bool,
     pub(crate) rejoin_without_floor: bool,
+    pub(crate) admit_without_reservation: bool,
 }
 
 impl PlantedBugs {
@@ -94,6 +99,7 @@ impl PlantedBugs {
             restore_forgets_commit: false,
             skip_client_recheck: false,
             rejoin_without_floor: false,
+            admit_without_reservation: false,
         }
     }
 
@@ -115,6 +121,7 @@ impl PlantedBugs {
             "restore-forgets-commit" => bugs.restore_forgets_commit = true,
             "skip-client-recheck" => bugs.skip_client_recheck = true,
             "rejoin-without-floor" => bugs.rejoin_without_floor = true,
+            "admit-without-reservation" => bugs.admit_without_reservation = true,
             _ => return None,
         }
         Some(bugs)

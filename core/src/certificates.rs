@@ -94,6 +94,11 @@ impl CertRules {
         self.shards
     }
 
+    /// The lane that alone orders debits of `account`.
+    pub fn home_lane(&self, account: crate::ledger::AccountId) -> Lane {
+        crate::client::home_lane(account, self.domains.len() as u32, self.shards)
+    }
+
     pub fn new(topology: &Topology, bugs: PlantedBugs) -> CertRules {
         let ids: Vec<ReplicaId> = topology.replicas.iter().map(|r| r.id).collect();
         let domains = (0..topology.domains.len() as u32)

@@ -12,6 +12,7 @@
 //! which holds while the domain has at most f_d Byzantine members).
 
 use crate::crypto::Check;
+use crate::messages::Lane;
 use crate::ledger::{AccountId, IdempotencyKey, Transfer, TRANSFER_SIZE_BYTES};
 use crate::transaction::{OpaqueTx, Payload, Transaction};
 use crate::wire::{Encoder, Reader, Wire, WireError};
@@ -91,6 +92,25 @@ pub fn shard_of(routing_key: u64, shards: u32) -> u32 {
     (xxhash_rust::xxh3::xxh3_64(&routing_key.to_le_bytes()) % u64::from(shards)) as u32
 }
 
+/// The domain whose lanes alone order debits of `account` (DESIGN.md, "Execution"): a hash
+/// of the account, seeded apart from [`shard_of`]'s so the two spread independently.
+pub fn home_domain(account: AccountId, domains: u32) -> u32 {
+    assert!(domains > 0, "a cluster has at least one domain");
+    (xxhash_rust::xxh3::xxh3_64_with_seed(&account.to_le_bytes(), HOME_DOMAIN_SEED)
+        % u64::from(domains)) as u32
+}
+
+const HOME_DOMAIN_SEED: u64 = 0x686f_6d65; // "home"
+
+/// The one lane that orders debits of `account`, so it alone decides whether they are
+/// covered (`ledger::admission`).
+pub fn home_lane(account: AccountId, domains: u32, shards: u32) -> Lane {
+    Lane {
+        domain: home_domain(account, domains),
+        shard: shard_of(account, shards),
+    }
+}
+
 /// Why a replica refused a client's transaction (the `Rejected` receipt says which).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum TxRejection {
@@ -104,6 +124,9 @@ pub enum TxRejection {
     BadSignature,
     /// The cluster orders the other kind of transaction (transfers or opaque data).
     WrongKind,
+    /// The debited account's home is another domain: submit there (only its home lane may
+    /// order its debits).
+    NotHome { domain: u32 },
 }
 
 impl TxRejection {
@@ -114,6 +137,7 @@ impl TxRejection {
             TxRejection::NotOwner => "the client does not own the debited account",
             TxRejection::BadSignature => "the client signature does not verify",
             TxRejection::WrongKind => "the cluster orders the other kind of transaction",
+            TxRejection::NotHome { .. } => "the debited account is homed in another domain",
         }
     }
 }

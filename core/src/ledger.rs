@@ -22,16 +22,29 @@
 //!   `h + idempotency_window_blocks` ([`Ledger::end_block`] prunes). **Clients must not retry a
 //!   key after that window**: the receipt names the block, and a retry of an older key would
 //!   execute again.
-//! - by count: at most `idempotency_keys_max` keys; past it a new key is rejected with
-//!   [`Reject::Overloaded`] (and not remembered, so the client may retry it later) rather
-//!   than letting memory grow without bound.
+//! - by count: at most `idempotency_keys_max` keys for [`Ledger::apply`] and
+//!   [`Ledger::deliver`]; past it a new key is rejected with [`Reject::Overloaded`] (and not
+//!   remembered, so the client may retry it later) rather than letting memory grow without
+//!   bound. A transfer its home lane ordered ([`Ledger::apply_admitted`]) is never refused
+//!   for key memory, because its locally final receipt already promised its outcome: there
+//!   the bound is kept before ordering, by replicas refusing new transactions at ingress
+//!   while [`Ledger::keys_full`], so memory exceeds it at most by what was in flight.
+//!
+//! # Credits and admission
+//!
+//! Each account also counts the credits it received since genesis ([`Ledger::credited`]). A
+//! home lane's primary stamps every debit it orders with that count as it had executed it
+//! (the batch's credit floor), and the debit may spend only what those credits and the
+//! account's own debits leave ([`Ledger::spendable`]). That makes its outcome a function of
+//! the lane's order and the floor alone, which the lane's members predict before the global
+//! order exists (module `admission`).
 
 mod admission;
 mod snapshot;
 #[cfg(test)]
 mod tests;
 
-pub use admission::{home_of, DebitAdmission, HomeMap, ADMISSION_PENDING_DEBITS_MAX};
+pub use admission::{home_of, DebitAdmission, HomeMap};
 pub use snapshot::SNAPSHOT_VERSION;
 
 use ccbft_storage::merkle::{Hash, MerkleTree};
@@ -54,8 +67,6 @@ pub const IDEMPOTENCY_KEYS_MAX: u64 = 1 << 22;
 
 const _: () = assert!(IDEMPOTENCY_WINDOW_BLOCKS > 0);
 const _: () = assert!(IDEMPOTENCY_KEYS_MAX > 0);
-// Every pending admitted debit needs a key slot once it executes.
-const _: () = assert!(ADMISSION_PENDING_DEBITS_MAX as u64 <= IDEMPOTENCY_KEYS_MAX);
 
 /// Size of [`Transfer::to_bytes`].
 pub const TRANSFER_SIZE_BYTES: usize = 40;
@@ -132,6 +143,12 @@ pub enum Reject {
     Overloaded,
     /// Admission only: the key is already pending with a different transfer.
     KeyConflict,
+    /// The batch counted credits to the debited account that this ledger has not executed:
+    /// only a primary that claims more than it executed makes such a batch.
+    CreditsNotFinal,
+    /// The debited account is homed in another lane, which alone may debit it: only a
+    /// domain beyond its fault bound orders such a transfer.
+    NotHome,
 }
 
 /// Errors building or decoding a ledger. Each names what is wrong.
@@ -196,6 +213,9 @@ pub struct Ledger {
     total: u128,
     /// Transfers applied (balances moved), since genesis.
     executed_count: u64,
+    /// Per account, the sum of credits it received since genesis (no zero entries): what a
+    /// batch's credit floor is measured against (module `admission`).
+    credited: BTreeMap<AccountId, u128>,
     /// Every remembered key: those of ended blocks plus `open_keys`.
     keys: BTreeSet<IdempotencyKey>,
     /// Keys per ended block, for pruning by age. Only non-empty blocks appear.
@@ -245,6 +265,7 @@ impl Ledger {
             genesis_total,
             total: genesis_total,
             executed_count,
+            credited: BTreeMap::new(),
             keys: BTreeSet::new(),
             keys_by_block: BTreeMap::new(),
             open_keys: BTreeSet::new(),
@@ -298,25 +319,82 @@ impl Ledger {
         Outcome::Applied
     }
 
+    /// Executes a transfer its home lane ordered with `credit_floor`: it may spend only the
+    /// credits its lane's primary had executed when it cut the batch
+    /// ([`Ledger::spendable`]), so its outcome is the one the home lane predicted in its
+    /// locally final receipt ([`DebitAdmission::decide`]). Checks run as in
+    /// [`Ledger::apply`], except that key memory never refuses an ordered transfer (the
+    /// count bound is enforced before ordering, at ingress: [`Ledger::keys_full`]), and a
+    /// floor above the credits executed here is `CreditsNotFinal`.
+    pub fn apply_admitted(&mut self, tx: &Transfer, credit_floor: u128) -> Outcome {
+        let replay = self.keys.contains(&tx.key);
+        if replay && !self.double_execute_planted {
+            return Outcome::Duplicate;
+        }
+        let outcome = match self.validate_admitted(tx, credit_floor) {
+            Ok(()) => {
+                self.move_funds(tx);
+                Outcome::Applied
+            }
+            Err(reject) => Outcome::Rejected(reject),
+        };
+        if !replay {
+            self.remember(tx.key);
+        }
+        assert_eq!(
+            self.total, self.genesis_total,
+            "money created or destroyed by {tx:?}"
+        );
+        outcome
+    }
+
+    /// What `account` may spend when a batch counts its credits up to `credit_floor`: the
+    /// balance less the credits executed beyond the floor; `None` while this ledger has
+    /// executed fewer credits than the floor (or the account is unknown).
+    pub fn spendable(&self, account: AccountId, credit_floor: u128) -> Option<u64> {
+        let balance = *self.accounts.get(&account)?;
+        let beyond = self.credited(account).checked_sub(credit_floor)?;
+        Some(u64::try_from(u128::from(balance).saturating_sub(beyond)).expect("below a balance"))
+    }
+
+    /// Credits `account` received since genesis.
+    pub fn credited(&self, account: AccountId) -> u128 {
+        self.credited.get(&account).copied().unwrap_or(0)
+    }
+
+    /// Whether key memory is full: a replica then refuses new transactions at ingress.
+    pub fn keys_full(&self) -> bool {
+        self.keys.len() as u64 >= self.limits.idempotency_keys_max
+    }
+
+    fn validate_admitted(&self, tx: &Transfer, credit_floor: u128) -> Result<(), Reject> {
+        validate_static(tx)?;
+        let to = self.known_accounts(tx)?.1;
+        let spendable = self
+            .spendable(tx.from, credit_floor)
+            .ok_or(Reject::CreditsNotFinal)?;
+        if spendable < tx.amount {
+            return Err(Reject::InsufficientFunds);
+        }
+        check_credit(to, tx.amount)
+    }
+
     /// The stateless checks, then the balance checks, in the documented order.
     fn validate(&self, tx: &Transfer) -> Result<(), Reject> {
-        if tx.from == tx.to {
-            return Err(Reject::SameAccount);
-        }
-        if tx.amount == 0 {
-            return Err(Reject::ZeroAmount);
-        }
-        let (Some(&from), Some(&to)) = (self.accounts.get(&tx.from), self.accounts.get(&tx.to))
-        else {
-            return Err(Reject::UnknownAccount);
-        };
+        validate_static(tx)?;
+        let (from, to) = self.known_accounts(tx)?;
         if from < tx.amount {
             return Err(Reject::InsufficientFunds);
         }
-        if to.checked_add(tx.amount).is_none() {
-            return Err(Reject::Overflow);
+        check_credit(to, tx.amount)
+    }
+
+    /// Balances of both accounts, or `UnknownAccount`.
+    pub(crate) fn known_accounts(&self, tx: &Transfer) -> Result<(u64, u64), Reject> {
+        match (self.accounts.get(&tx.from), self.accounts.get(&tx.to)) {
+            (Some(&from), Some(&to)) => Ok((from, to)),
+            _ => Err(Reject::UnknownAccount),
         }
-        Ok(())
     }
 
     /// Moves a validated amount and updates the running total from the balances read back
@@ -330,6 +408,7 @@ impl Ledger {
         let from_after = self.accounts[&tx.from];
         let to_after = self.accounts[&tx.to];
         assert_eq!(from_after, from_before - tx.amount);
+        *self.credited.entry(tx.to).or_insert(0) += u128::from(tx.amount);
         self.total -= u128::from(from_before) + u128::from(to_before);
         self.total += u128::from(from_after) + u128::from(to_after);
         self.executed_count += 1;
@@ -338,7 +417,6 @@ impl Ledger {
     fn remember(&mut self, key: IdempotencyKey) {
         assert!(self.keys.insert(key), "key {key:#x} remembered twice");
         assert!(self.open_keys.insert(key));
-        assert!(self.keys.len() as u64 <= self.limits.idempotency_keys_max);
     }
 
     /// Called by the executor after each block, with strictly increasing heights. Assigns the
@@ -433,7 +511,7 @@ impl Ledger {
         assert_eq!(self.total, self.genesis_total);
         let by_block: usize = self.keys_by_block.values().map(BTreeSet::len).sum();
         assert_eq!(self.keys.len(), by_block + self.open_keys.len());
-        assert!(self.keys.len() as u64 <= self.limits.idempotency_keys_max);
+        assert!(self.credited.values().all(|&c| c > 0));
         assert!(self.keys_by_block.values().all(|keys| !keys.is_empty()));
         if let Some((&oldest, _)) = self.keys_by_block.first_key_value() {
             let last = self.last_block.expect("keys of an ended block");
@@ -450,6 +528,24 @@ impl Ledger {
     )]
     pub(crate) fn plant_double_execute(&mut self) {
         self.double_execute_planted = true;
+    }
+}
+
+/// Checks that need no state, in the ledger's order.
+pub(crate) fn validate_static(tx: &Transfer) -> Result<(), Reject> {
+    if tx.from == tx.to {
+        return Err(Reject::SameAccount);
+    }
+    if tx.amount == 0 {
+        return Err(Reject::ZeroAmount);
+    }
+    Ok(())
+}
+
+fn check_credit(to: u64, amount: u64) -> Result<(), Reject> {
+    match to.checked_add(amount) {
+        Some(_) => Ok(()),
+        None => Err(Reject::Overflow),
     }
 }
 

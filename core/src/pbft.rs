@@ -18,7 +18,7 @@
 
 use crate::bugs::PlantedBugs;
 use crate::certificates::CertRules;
-use crate::client::shard_of;
+use crate::client::{shard_of, SignedTransfer};
 use crate::crypto::{Bitmap, Certificate, Digest, Signature, Signer, Tag};
 use crate::durable::LocalRecord;
 use crate::evidence::Evidence;
@@ -536,7 +536,14 @@ impl LocalShard {
         true
     }
 
-    pub fn on_tick(&mut self, signer: &dyn Signer, out: &mut Vec<LocalOutput>) {
+    /// One tick. A primary cuts batches, stamping each transfer with `credit_floor` of it:
+    /// the debited account's credits as this replica executed them (`ledger::admission`).
+    pub fn on_tick(
+        &mut self,
+        signer: &dyn Signer,
+        credit_floor: &dyn Fn(&SignedTransfer) -> u128,
+        out: &mut Vec<LocalOutput>,
+    ) {
         self.now += 1;
         if self.in_view_change {
             self.on_view_change_timeout(signer, out);
@@ -544,7 +551,7 @@ impl LocalShard {
         }
         if self.is_primary() {
             self.retransmit_if_stalled(out);
-            self.cut_batches(signer, out);
+            self.cut_batches(signer, credit_floor, out);
         } else {
             self.on_request_timeout(signer, out);
         }
@@ -663,7 +670,12 @@ impl LocalShard {
 
     /// Dynamic batch sizing: the target doubles while the queue outgrows the pipeline and
     /// halves when it drains, between the named bounds.
-    fn cut_batches(&mut self, signer: &dyn Signer, out: &mut Vec<LocalOutput>) {
+    fn cut_batches(
+        &mut self,
+        signer: &dyn Signer,
+        credit_floor: &dyn Fn(&SignedTransfer) -> u128,
+        out: &mut Vec<LocalOutput>,
+    ) {
         if self.is_silent() {
             return;
         }
@@ -699,7 +711,8 @@ impl LocalShard {
                 break;
             }
             self.next_seq += 1;
-            self.pre_prepare(seq, Payload::of(&txs), signer, out);
+            let payload = Payload::of_stamped(&txs, credit_floor);
+            self.pre_prepare(seq, payload, signer, out);
         }
     }
 
@@ -944,14 +957,22 @@ impl LocalShard {
             return Some("batch repeats an idempotency key".into());
         }
         if !all_route_here {
-            return Some("batch debits an account of another shard".into());
+            return Some("batch debits an account homed in another lane".into());
         }
         None
     }
 
-    /// Debits of an account are ordered by its shard only (DESIGN.md, "Execution").
+    /// Debits of an account are ordered by its home lane only (DESIGN.md, "Execution");
+    /// opaque transactions spread over the domain's shards by key.
     fn routes_here(&self, tx: &Transaction) -> bool {
-        shard_of(tx.routing_key(), self.config.rules.shards()) == self.config.lane.shard
+        match tx {
+            Transaction::Transfer(tx) => {
+                self.config.rules.home_lane(tx.transfer.from) == self.config.lane
+            }
+            Transaction::Opaque(_) => {
+                shard_of(tx.routing_key(), self.config.rules.shards()) == self.config.lane.shard
+            }
+        }
     }
 
     fn reject_primary(

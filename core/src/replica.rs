@@ -6,6 +6,7 @@
 //! Actions come out in the order the host must honour: a `Persist` precedes the `Send`s
 //! that depend on it.
 
+mod admission;
 mod checkpoints;
 mod rejoin;
 
@@ -13,7 +14,7 @@ pub use rejoin::{answers_needed, RejoinError, REJOIN_REQUEST_MS};
 
 use crate::bugs::PlantedBugs;
 use crate::certificates::CertRules;
-use crate::client::{self, ClientRegistry, TxRejection};
+use crate::client::{self, ClientRegistry, SignedTransfer, TxRejection};
 use crate::crypto::{Check, Digest, Signer};
 use crate::durable::{LocalRecord, Record, RecordSeq};
 use crate::evidence::Evidence;
@@ -111,12 +112,24 @@ pub struct DurableState {
 /// What a client learns about its transaction.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ReceiptStatus {
-    /// Committed by the local tier of the domain (its LC exists).
-    LocallyFinal { lane: Lane, seq: Seq },
-    /// Executed in the global order; `transfer` is what executed, for the client to compare
-    /// with what it signed.
+    /// Committed by the debited account's home lane (its LC exists), with the outcome the
+    /// transfer will have in the global order: home-lane admission decides it from the
+    /// lane's order alone (`ledger::admission`), so no global order reverses it while the
+    /// domain has at most f_d Byzantine members.
+    LocallyFinal {
+        lane: Lane,
+        seq: Seq,
+        outcome: Outcome,
+    },
+    /// Opaque cluster: committed by the local tier (its LC exists); its place in the
+    /// global order follows.
+    LocallyOrdered { lane: Lane, seq: Seq },
+    /// Executed in the global order, as batch `seq` of `lane`; `transfer` is what executed,
+    /// for the client to compare with what it signed.
     GloballyFinal {
         height: u64,
+        lane: Lane,
+        seq: Seq,
         outcome: Outcome,
         transfer: Transfer,
     },
@@ -262,6 +275,8 @@ pub struct Replica {
     /// Requests served per peer in the current window: (window, count).
     requests_from: BTreeMap<ReplicaId, (u64, u32)>,
     rules: Arc<CertRules>,
+    /// Per shard of our domain, the admission decisions behind its locally final receipts.
+    decisions: Vec<admission::LaneDecisions>,
     /// Answers gathered while rejoining after a disk loss ([`Replica::rejoin`]).
     rejoin: Option<rejoin::Rejoin>,
     next_token: u64,
@@ -305,6 +320,10 @@ impl Replica {
             .collect();
         let mut ledger =
             Ledger::genesis(config.genesis_accounts.iter().copied()).expect("valid genesis");
+        assert!(
+            ledger.genesis_total() <= u128::from(u64::MAX),
+            "the genesis total fits a u64, so no credit overflows (admission relies on it)"
+        );
         if bugs.double_execute {
             ledger.plant_double_execute();
         }
@@ -337,6 +356,9 @@ impl Replica {
             verifying_from: BTreeMap::new(),
             requests_from: BTreeMap::new(),
             rules,
+            decisions: (0..topology.shards)
+                .map(|_| admission::LaneDecisions::new(bugs.admit_without_reservation))
+                .collect(),
             rejoin: None,
             next_token: 0,
             last_record: 0,
@@ -469,6 +491,11 @@ impl Replica {
         );
         self.shards.iter().for_each(LocalShard::assert_bounded);
         self.global.assert_bounded();
+        let my_domain = self.config.topology.domain_of(self.config.me) as usize;
+        for (shard, decisions) in self.decisions.iter().enumerate() {
+            let lane = my_domain * self.shards.len() + shard;
+            decisions.assert_consistent(self.last_executed_cut[lane]);
+        }
     }
 
     pub fn ledger(&self) -> &Ledger {
@@ -613,7 +640,9 @@ impl Replica {
         self.rejoin_tick(actions);
         for shard in 0..self.shards.len() {
             let mut out = Vec::new();
-            self.shards[shard].on_tick(signer, &mut out);
+            let ledger = &self.ledger;
+            let credit_floor = |tx: &SignedTransfer| ledger.credited(tx.transfer.from);
+            self.shards[shard].on_tick(signer, &credit_floor, &mut out);
             self.apply_local(shard, out, signer, actions);
         }
         let mut out = Vec::new();
@@ -622,16 +651,25 @@ impl Replica {
     }
 
     /// A client's transaction is checked before it enters a lane: the owner of the debited
-    /// account must have signed it.
+    /// account must have signed it, and only the account's home domain takes it.
     fn on_client(&mut self, tx: Transaction, actions: &mut Vec<Action>) {
         if tx.kind() != self.config.topology.transactions {
             return reject(tx, TxRejection::WrongKind, actions);
+        }
+        if let Transaction::Transfer(transfer) = &tx {
+            let home = self.rules.home_lane(transfer.transfer.from);
+            if home.domain != self.config.topology.domain_of(self.config.me) {
+                let reason = TxRejection::NotHome {
+                    domain: home.domain,
+                };
+                return reject(tx, reason, actions);
+            }
         }
         let check = match self.config.clients.check(&tx) {
             Ok(check) => check,
             Err(reason) => return reject(tx, reason, actions),
         };
-        if self.verifying_clients.len() >= CLIENT_VERIFY_PENDING_MAX {
+        if self.verifying_clients.len() >= CLIENT_VERIFY_PENDING_MAX || self.ledger.keys_full() {
             actions.push(Action::Receipt {
                 key: tx.key(),
                 status: ReceiptStatus::Overloaded,
@@ -938,7 +976,8 @@ impl Replica {
         }
     }
 
-    /// Our lane committed a batch: receipts to clients, stream it to the other domains.
+    /// Our lane committed a batch: stream it to the other domains, store it (which decides
+    /// its clients' locally final receipts).
     fn on_local_commit(
         &mut self,
         lc: LocalCert,
@@ -946,15 +985,6 @@ impl Replica {
         signer: &dyn Signer,
         actions: &mut Vec<Action>,
     ) {
-        for tx in payload.iter() {
-            actions.push(Action::Receipt {
-                key: tx.key(),
-                status: ReceiptStatus::LocallyFinal {
-                    lane: lc.lane,
-                    seq: lc.seq,
-                },
-            });
-        }
         let targets = self.dissemination_targets();
         if !targets.is_empty() {
             actions.push(Action::send(
@@ -1029,13 +1059,17 @@ impl Replica {
             lc: lc.clone(),
             payload: payload.clone(),
         }));
-        let (seq, digest) = (lc.seq, lc.digest);
+        let (seq, digest, domain) = (lc.seq, lc.digest, lc.lane.domain);
+        let own_shard = lc.lane.shard as usize;
         versions.push((lc, payload));
         while self
             .batches
             .contains_key(&(lane, self.contiguous[lane] + 1))
         {
             self.contiguous[lane] += 1;
+        }
+        if domain == self.config.topology.domain_of(self.config.me) {
+            self.decide_ready(own_shard, actions);
         }
         let mut out = Vec::new();
         self.global
@@ -1228,7 +1262,7 @@ impl Replica {
                     "executed batches are held"
                 );
             }
-            let transactions = self.execute_payloads(block.height, &payloads, actions);
+            let transactions = self.execute_payloads(block.height, &ordered, &payloads, actions);
             for (lane, &cut) in block.cut.iter().enumerate() {
                 self.last_executed_cut[lane] = self.last_executed_cut[lane].max(cut);
                 self.contiguous[lane] = self.contiguous[lane].max(cut);
@@ -1238,6 +1272,7 @@ impl Replica {
             self.batches
                 .retain(|(lane, seq), _| *seq + BATCH_RETENTION_SEQS > floor[*lane]);
             self.ledger.end_block(block.height);
+            self.after_execution(actions);
             let digest = block.digest();
             self.executed.push((digest, block.height));
             self.executed_height = block.height;
@@ -1255,40 +1290,46 @@ impl Replica {
         }
     }
 
-    /// Runs one block's batches in order: transfers through the ledger, opaque transactions
-    /// to the application (each key once). A batch of the other kind (possible only from a
-    /// domain beyond its fault bound) runs nothing, the same way on every replica.
+    /// Runs one block's batches in order: transfers through the ledger as their home lane
+    /// admitted them, opaque transactions to the application (each key once). A batch of the
+    /// other kind, or a debit outside its home lane (possible only from a domain beyond its
+    /// fault bound), runs nothing, the same way on every replica.
     fn execute_payloads(
         &mut self,
         height: u64,
+        ordered: &[(usize, Seq, Digest)],
         payloads: &[Payload],
         actions: &mut Vec<Action>,
     ) -> u64 {
         let kind = self.config.topology.transactions;
         let mut delivered = Vec::new();
         let mut transactions = 0;
-        for tx in payloads
-            .iter()
-            .filter(|p| p.kind() == kind)
-            .flat_map(Payload::iter)
-        {
-            transactions += 1;
-            let key = tx.key();
-            let status = match tx {
-                Transaction::Transfer(tx) => ReceiptStatus::GloballyFinal {
-                    height,
-                    outcome: self.ledger.apply(&tx.transfer),
-                    transfer: tx.transfer,
-                },
-                Transaction::Opaque(tx) => {
-                    let outcome = self.ledger.deliver(tx.key);
-                    if outcome == Outcome::Applied {
-                        delivered.push(tx);
+        for (&(lane, seq, _), payload) in ordered.iter().zip(payloads) {
+            if payload.kind() != kind {
+                continue;
+            }
+            let lane = self.lanes[lane];
+            for (tx, floor) in payload.entries() {
+                transactions += 1;
+                let key = tx.key();
+                let status = match tx {
+                    Transaction::Transfer(tx) => ReceiptStatus::GloballyFinal {
+                        height,
+                        lane,
+                        seq,
+                        outcome: self.execute_transfer(lane, &tx.transfer, floor),
+                        transfer: tx.transfer,
+                    },
+                    Transaction::Opaque(tx) => {
+                        let outcome = self.ledger.deliver(tx.key);
+                        if outcome == Outcome::Applied {
+                            delivered.push(tx);
+                        }
+                        ReceiptStatus::Delivered { height, outcome }
                     }
-                    ReceiptStatus::Delivered { height, outcome }
-                }
-            };
-            actions.push(Action::Receipt { key, status });
+                };
+                actions.push(Action::Receipt { key, status });
+            }
         }
         if kind == PayloadKind::Opaque {
             actions.push(Action::Deliver {
@@ -1297,6 +1338,14 @@ impl Replica {
             });
         }
         transactions
+    }
+
+    /// A transfer of `lane`, stamped with `floor`: only its home lane may debit its account.
+    fn execute_transfer(&mut self, lane: Lane, tx: &Transfer, floor: u128) -> Outcome {
+        if self.rules.home_lane(tx.from) != lane {
+            return Outcome::Rejected(crate::ledger::Reject::NotHome);
+        }
+        self.ledger.apply_admitted(tx, floor)
     }
 
     fn local_cert(&self, lane: usize, seq: Seq, digest: &Digest) -> Option<LocalCert> {

@@ -9,7 +9,9 @@
 //! then infallible.
 //!
 //! Layout of a payload's bytes, by kind (integers little-endian):
-//! - transfers: `count` fixed-size [`SignedTransfer`]s of [`SIGNED_TRANSFER_BYTES`] each;
+//! - transfers: `count` fixed-size entries of [`TRANSFER_ENTRY_BYTES`]: the
+//!   [`SignedTransfer`], then its credit floor `u128` (the debited account's credit count the
+//!   primary had executed when it cut the batch; see `ledger::admission`);
 //! - opaque: `count` of `client: u32 | key: u128 | len: u32 | data | signature: 64 bytes`.
 
 use crate::client::{
@@ -25,11 +27,13 @@ use bytes::Bytes;
 pub const OPAQUE_DATA_BYTES_MAX: usize = 64 * 1024;
 /// Most bytes of one batch's transactions, whatever their kind: a batch is one frame.
 pub const BATCH_BYTES_MAX: usize = 16 * 1024 * 1024;
+/// Bytes of a transfer in a batch: the signed transfer and its credit floor.
+pub const TRANSFER_ENTRY_BYTES: usize = SIGNED_TRANSFER_BYTES + 16;
 /// Bytes of an opaque transaction around its data.
 const OPAQUE_FIXED_BYTES: usize = 4 + 16 + 4 + CLIENT_SIGNATURE_BYTES;
 /// Domain separation: a client's signature over opaque data verifies as nothing else.
 const SIGNED_OPAQUE_CONTEXT: &[u8; 15] = b"ccbft/opaque/v1";
-const _: () = assert!(BATCH_TXS_MAX * SIGNED_TRANSFER_BYTES <= BATCH_BYTES_MAX);
+const _: () = assert!(BATCH_TXS_MAX * TRANSFER_ENTRY_BYTES <= BATCH_BYTES_MAX);
 
 /// What a cluster orders, from its cluster file (`transactions = "transfers" | "opaque"`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize)]
@@ -227,11 +231,21 @@ impl Payload {
         }
     }
 
+    /// Transfers with no credits counted (floor 0): admission may spend only the genesis
+    /// balance less earlier debits.
     pub fn from_transfers(txs: &[SignedTransfer]) -> Payload {
+        let stamped: Vec<(SignedTransfer, u128)> = txs.iter().map(|&tx| (tx, 0)).collect();
+        Payload::from_stamped(&stamped)
+    }
+
+    /// Transfers, each with its credit floor.
+    pub fn from_stamped(txs: &[(SignedTransfer, u128)]) -> Payload {
         assert!(txs.len() <= BATCH_TXS_MAX, "batch bounded");
-        let mut bytes = Vec::with_capacity(txs.len() * SIGNED_TRANSFER_BYTES);
-        txs.iter()
-            .for_each(|tx| bytes.extend_from_slice(&tx.to_bytes()));
+        let mut bytes = Vec::with_capacity(txs.len() * TRANSFER_ENTRY_BYTES);
+        for (tx, floor) in txs {
+            bytes.extend_from_slice(&tx.to_bytes());
+            bytes.extend_from_slice(&floor.to_le_bytes());
+        }
         Payload {
             kind: PayloadKind::Transfers,
             count: txs.len() as u32,
@@ -240,8 +254,13 @@ impl Payload {
     }
 
     /// A batch of `txs`, which must all be of one kind (a lane's queue holds only its
-    /// cluster's kind).
+    /// cluster's kind); transfers get no credit floor.
     pub fn of(txs: &[Transaction]) -> Payload {
+        Payload::of_stamped(txs, |_| 0)
+    }
+
+    /// A batch of `txs`, each transfer stamped with `floor(transfer)`.
+    pub fn of_stamped(txs: &[Transaction], floor: impl Fn(&SignedTransfer) -> u128) -> Payload {
         assert!(txs.len() <= BATCH_TXS_MAX, "batch bounded");
         let Some(first) = txs.first() else {
             return Payload::empty();
@@ -251,7 +270,8 @@ impl Payload {
         for tx in txs {
             match tx {
                 Transaction::Transfer(tx) if kind == PayloadKind::Transfers => {
-                    bytes.extend_from_slice(&tx.to_bytes())
+                    bytes.extend_from_slice(&tx.to_bytes());
+                    bytes.extend_from_slice(&floor(tx).to_le_bytes());
                 }
                 Transaction::Opaque(tx) if kind == PayloadKind::Opaque => {
                     tx.encode_into(&mut bytes)
@@ -297,18 +317,28 @@ impl Payload {
 
     /// The batch's transactions, decoded one at a time (opaque data stays shared).
     pub fn iter(&self) -> impl Iterator<Item = Transaction> + '_ {
+        self.entries().map(|(tx, _)| tx)
+    }
+
+    /// The batch's transactions with their credit floors (0 for opaque ones).
+    pub fn entries(&self) -> impl Iterator<Item = (Transaction, u128)> + '_ {
         let mut reader = Reader::shared_source(&self.bytes);
         (0..self.count).map(move |_| {
-            decode_transaction(self.kind, &mut reader).expect("a payload's layout is checked")
+            decode_entry(self.kind, &mut reader).expect("a payload's layout is checked")
+        })
+    }
+
+    /// The batch's transfers with their credit floors; none for an opaque batch.
+    pub fn stamped_transfers(&self) -> impl Iterator<Item = (SignedTransfer, u128)> + '_ {
+        self.entries().filter_map(|(tx, floor)| match tx {
+            Transaction::Transfer(tx) => Some((tx, floor)),
+            Transaction::Opaque(_) => None,
         })
     }
 
     /// The batch's transfers; none for an opaque batch.
     pub fn transfers(&self) -> impl Iterator<Item = SignedTransfer> + '_ {
-        self.iter().filter_map(|tx| match tx {
-            Transaction::Transfer(tx) => Some(tx),
-            Transaction::Opaque(_) => None,
-        })
+        self.stamped_transfers().map(|(tx, _)| tx)
     }
 }
 
@@ -320,6 +350,19 @@ fn decode_transaction(
         PayloadKind::Transfers => Transaction::Transfer(SignedTransfer::decode(reader)?),
         PayloadKind::Opaque => Transaction::Opaque(OpaqueTx::decode_from(reader)?),
     })
+}
+
+/// One transaction of a payload, with its credit floor (transfers carry one).
+fn decode_entry(
+    kind: PayloadKind,
+    reader: &mut Reader<'_>,
+) -> Result<(Transaction, u128), WireError> {
+    let tx = decode_transaction(kind, reader)?;
+    let floor = match kind {
+        PayloadKind::Transfers => reader.u128("credit floor")?,
+        PayloadKind::Opaque => 0,
+    };
+    Ok((tx, floor))
 }
 
 // ---- Wire encoding (crate::wire) ----
@@ -344,7 +387,7 @@ impl Wire for Payload {
         let bytes = reader.shared("payload bytes", len)?;
         let mut inner = Reader::shared_source(&bytes);
         for _ in 0..count {
-            decode_transaction(kind, &mut inner)?;
+            decode_entry(kind, &mut inner)?;
         }
         inner.finish()?;
         Ok(Payload {

@@ -74,7 +74,7 @@ impl Group {
     fn tick(&mut self, ids: &[usize]) {
         for &id in ids {
             let mut out = Vec::new();
-            self.shards[id].on_tick(&self.signers[id], &mut out);
+            self.shards[id].on_tick(&self.signers[id], &|_| 0, &mut out);
             self.absorb(out, id);
         }
     }

@@ -1,33 +1,40 @@
-//! Home-shard debit admission (DESIGN.md, "Data path", item 7).
+//! Home-lane debit admission (DESIGN.md, "Data path", item 7).
 //!
-//! Every account has a home shard and its debits are accepted only there, so the home shard
-//! alone decides whether a debit is covered: against the account's globally final balance
-//! minus the debits it has already accepted that are not yet globally final. Credits count
-//! only once final (they are already in the final balance; pending ones are ignored). The
-//! locally final receipt can then carry the execution result, and global execution never
-//! turns an accepted debit into `InsufficientFunds`.
+//! Every account has a home lane, and only that lane orders its debits. A lane's primary
+//! stamps each debit with the debited account's credit count as its own ledger had executed
+//! it (the debit's *credit floor*), and global execution lets the debit spend only what the
+//! genesis balance, the credits up to the floor and the account's earlier debits leave
+//! ([`Ledger::apply_admitted`]). Since every debit of the account is ordered by this one
+//! lane, "the account's earlier debits" are exactly the accepted debits earlier in the lane's
+//! order, so the outcome is a function of the lane's order and the floors alone:
+//!
+//! `accepted  <=>  amount <= genesis + floor - (accepted debits earlier in the lane)`
+//!
+//! A member of the lane computes the same value before the global order exists, from its own
+//! ledger at whatever height it has executed (any height at which that ledger has executed
+//! at least `floor` credits and not yet the batch): there it is
+//! `ledger.spendable(account, floor) - reserved(account)`, where `reserved` sums the debits
+//! this lane accepted that the ledger has not executed yet ([`DebitAdmission::decide`]). So
+//! the locally final receipt carries the outcome global execution will give, and no global
+//! order can reverse it while the domain has at most f_d Byzantine members (beyond that it
+//! can certify two versions of a batch, and the global order picks one).
 //!
 //! Host contract:
-//! - route each transfer by [`Transfer::routing_key`] through a [`HomeMap`], and feed a shard's
-//!   `DebitAdmission` only the transfers whose debited account it homes;
-//! - put only accepted transfers in batches (a rejected one must not be ordered: it could
-//!   execute later, once credits arrive, and reverse the rejection);
-//! - call [`DebitAdmission::on_final`] for every executed transfer, whatever its outcome,
-//!   after the final ledger has applied it (calling it before would briefly count the debit
-//!   neither as reserved nor in the final balance).
+//! - decide each committed batch of the lane once, in sequence order, and every transfer of
+//!   a batch in its order; a batch the host's ledger already executed is not decided;
+//! - call [`DebitAdmission::release`] for each decided key once the host's ledger executed
+//!   the batch that holds it (not for a key decided as a duplicate);
+//! - the genesis total fits a `u64`, so no credit can overflow (the one outcome a member
+//!   cannot foresee).
 //!
-//! Limits of the guarantee: `Overflow` on the credited side cannot be foreseen by the debit's
-//! home (it can only occur when the genesis total exceeds `u64::MAX`), and the global key cap
-//! (`Overloaded` at execution) is shared by all shards, so admission checks it only as a best
-//! effort.
+//! Keys are global: a client that reuses another client's idempotency key can make that
+//! client's debit a `Duplicate` (a limit of the ledger's key model, not of admission).
 
-use super::{AccountId, IdempotencyKey, Ledger, LedgerError, Reject, Transfer};
+use super::{
+    validate_static, AccountId, IdempotencyKey, Ledger, LedgerError, Outcome, Reject, Transfer,
+};
 use std::collections::BTreeMap;
 use xxhash_rust::xxh3::xxh3_64;
-
-/// Most debits one home shard holds accepted but not yet globally final. A Byzantine client
-/// can only fill it with debits it can pay for, and it empties as blocks commit.
-pub const ADMISSION_PENDING_DEBITS_MAX: usize = 65_536;
 
 /// Default home of an account: a hash, so accounts spread evenly over `homes` shards.
 pub fn home_of(account: AccountId, homes: usize) -> usize {
@@ -80,108 +87,109 @@ impl HomeMap {
     }
 }
 
-/// The debits one home shard has accepted that are not yet globally final. Replicated by the
-/// shard's PBFT order, so deterministic like the ledger.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// The decisions one home lane has made that its host's ledger has not executed yet.
+/// Replicated by the lane's order, so equal on every honest member that decided the same
+/// batches.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DebitAdmission {
-    pending: BTreeMap<IdempotencyKey, Transfer>,
-    /// Sum of pending debits per account; no zero entries.
+    /// Decided keys not yet executed here: the accepted debit `(account, amount)`, or `None`
+    /// for a rejection. A later occurrence of the key is a duplicate.
+    pending: BTreeMap<IdempotencyKey, Option<(AccountId, u64)>>,
+    /// Sum of pending accepted debits per account; no zero entries.
     reserved: BTreeMap<AccountId, u64>,
-    pending_max: usize,
-}
-
-impl Default for DebitAdmission {
-    fn default() -> Self {
-        DebitAdmission::new()
-    }
+    /// Simulator-only planted bug: accepted debits reserve nothing.
+    forget_reservations: bool,
 }
 
 impl DebitAdmission {
     pub fn new() -> DebitAdmission {
-        DebitAdmission::with_pending_max(ADMISSION_PENDING_DEBITS_MAX)
+        DebitAdmission::default()
     }
 
-    pub fn with_pending_max(pending_max: usize) -> DebitAdmission {
-        assert!(pending_max > 0, "admission needs room for one debit");
-        DebitAdmission {
-            pending: BTreeMap::new(),
-            reserved: BTreeMap::new(),
-            pending_max,
-        }
+    /// Simulator only: accept debits without reserving them (planted bug
+    /// `admit-without-reservation`), so the lane over-accepts.
+    pub(crate) fn plant_forget_reservations(&mut self) {
+        self.forget_reservations = true;
     }
 
-    /// Accepts `tx` only if executing it after everything already final and pending cannot be
-    /// rejected for funds. `Ok(())` also covers retries: the key already pending with the same
-    /// transfer (nothing reserved twice) or already executed (it will execute as `Duplicate`,
-    /// which is not a rejection, and needs no reservation).
-    pub fn admit(&mut self, final_ledger: &Ledger, tx: &Transfer) -> Result<(), Reject> {
-        if let Some(pending) = self.pending.get(&tx.key) {
-            return if pending == tx {
-                Ok(())
-            } else {
-                Err(Reject::KeyConflict)
-            };
+    /// The outcome `tx`, stamped with `credit_floor`, will have in global execution;
+    /// `None` while `final_ledger` has executed fewer credits than the floor (decide it
+    /// later). Checks run in [`Ledger::apply_admitted`]'s order.
+    pub fn decide(
+        &mut self,
+        final_ledger: &Ledger,
+        tx: &Transfer,
+        credit_floor: u128,
+    ) -> Option<Outcome> {
+        if self.pending.contains_key(&tx.key) || final_ledger.remembers(tx.key) {
+            return Some(Outcome::Duplicate);
         }
-        if final_ledger.remembers(tx.key) {
-            return Ok(());
+        let decided = match self.check(final_ledger, tx, credit_floor)? {
+            Ok(()) => {
+                self.reserve(tx);
+                Outcome::Applied
+            }
+            Err(reject) => Outcome::Rejected(reject),
+        };
+        if decided != Outcome::Applied {
+            assert!(self.pending.insert(tx.key, None).is_none());
         }
-        check_static(final_ledger, tx)?;
-        self.check_room(final_ledger)?;
-        if tx.amount > self.available(final_ledger, tx.from).unwrap_or(0) {
-            return Err(Reject::InsufficientFunds);
-        }
-        self.reserve(tx);
-        Ok(())
+        Some(decided)
     }
 
-    /// Rejects for bounds. Every admitted debit will need a key slot in the final ledger;
-    /// other shards compete for the same slots, hence only best effort.
-    fn check_room(&self, final_ledger: &Ledger) -> Result<(), Reject> {
-        let keys_max = final_ledger.limits().idempotency_keys_max;
-        let keys_soon = final_ledger.remembered_keys() + self.pending.len() as u64;
-        if self.pending.len() >= self.pending_max || keys_soon >= keys_max {
-            return Err(Reject::Overloaded);
+    fn check(
+        &self,
+        final_ledger: &Ledger,
+        tx: &Transfer,
+        credit_floor: u128,
+    ) -> Option<Result<(), Reject>> {
+        if let Err(reject) = validate_static(tx) {
+            return Some(Err(reject));
         }
-        Ok(())
+        if let Err(reject) = final_ledger.known_accounts(tx) {
+            return Some(Err(reject));
+        }
+        let spendable = final_ledger.spendable(tx.from, credit_floor)?;
+        let available = spendable.saturating_sub(self.reserved(tx.from));
+        Some(if tx.amount <= available {
+            Ok(())
+        } else {
+            Err(Reject::InsufficientFunds)
+        })
     }
 
     fn reserve(&mut self, tx: &Transfer) {
+        if self.forget_reservations {
+            assert!(self.pending.insert(tx.key, None).is_none());
+            return;
+        }
         let reserved = self.reserved.entry(tx.from).or_insert(0);
         *reserved = reserved
             .checked_add(tx.amount)
             .expect("reservations are covered by a u64 balance");
-        assert!(self.pending.insert(tx.key, *tx).is_none());
-        assert!(self.pending.len() <= self.pending_max);
+        let debit = Some((tx.from, tx.amount));
+        assert!(self.pending.insert(tx.key, debit).is_none());
     }
 
-    /// `tx` has executed in the global order (any outcome): its key is now final, so the
-    /// debit pending under that key, if any, is either in the final balance or will never
-    /// happen, and its reservation is released.
-    pub fn on_final(&mut self, tx: &Transfer) {
-        let Some(pending) = self.pending.remove(&tx.key) else {
+    /// The host's ledger executed the batch holding `key`: its debit, if accepted, is in
+    /// the balance now, so its reservation goes.
+    pub fn release(&mut self, key: IdempotencyKey) {
+        let Some(Some((account, amount))) = self.pending.remove(&key) else {
             return;
         };
         let reserved = self
             .reserved
-            .get_mut(&pending.from)
+            .get_mut(&account)
             .expect("a pending debit is reserved");
         *reserved = reserved
-            .checked_sub(pending.amount)
+            .checked_sub(amount)
             .expect("reservation covers each pending debit");
         if *reserved == 0 {
-            self.reserved.remove(&pending.from);
+            self.reserved.remove(&account);
         }
     }
 
-    /// Final balance minus pending debits; `None` for an unknown account. Saturates at zero
-    /// in case a debit reached the final ledger without admission (a host bug), so such a
-    /// bug fails closed.
-    pub fn available(&self, final_ledger: &Ledger, account: AccountId) -> Option<u64> {
-        let balance = final_ledger.balance(account)?;
-        Some(balance.saturating_sub(self.reserved(account)))
-    }
-
-    /// Sum of this shard's pending debits of `account`.
+    /// Sum of this lane's pending accepted debits of `account`.
     pub fn reserved(&self, account: AccountId) -> u64 {
         self.reserved.get(&account).copied().unwrap_or(0)
     }
@@ -193,18 +201,4 @@ impl DebitAdmission {
     pub fn is_pending(&self, key: IdempotencyKey) -> bool {
         self.pending.contains_key(&key)
     }
-}
-
-/// The checks that do not depend on balances, in the ledger's order.
-fn check_static(final_ledger: &Ledger, tx: &Transfer) -> Result<(), Reject> {
-    if tx.from == tx.to {
-        return Err(Reject::SameAccount);
-    }
-    if tx.amount == 0 {
-        return Err(Reject::ZeroAmount);
-    }
-    if final_ledger.balance(tx.from).is_none() || final_ledger.balance(tx.to).is_none() {
-        return Err(Reject::UnknownAccount);
-    }
-    Ok(())
 }

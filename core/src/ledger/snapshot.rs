@@ -10,6 +10,7 @@
 //! accounts: count u64, then (id u64, balance u64) in strictly increasing id order
 //! meta:     window_blocks u64 | keys_max u64 | has_last_block u8 | last_block u64
 //!           | executed_count u64
+//!           | credited: count u64, then (id u64, credited u128) in increasing id order
 //!           | blocks: count u64, then (height u64, count u64, keys u128...) by height
 //!           | open keys: count u64, keys u128...
 //! checksum: xxh3_64 of everything before, u64
@@ -26,7 +27,7 @@ use xxhash_rust::xxh3::xxh3_64;
 
 const MAGIC: &[u8; 8] = b"CCBFTLGR";
 /// Bumped on any layout change; old versions are refused, never guessed at.
-pub const SNAPSHOT_VERSION: u32 = 1;
+pub const SNAPSHOT_VERSION: u32 = 2;
 const HEADER_SIZE_BYTES: usize = MAGIC.len() + 4;
 const CHECKSUM_SIZE_BYTES: usize = 8;
 const ACCOUNT_SIZE_BYTES: usize = 16;
@@ -90,13 +91,11 @@ impl Ledger {
         let executed_count = reader.u64()?;
         let mut ledger = Ledger::from_parts(limits, accounts, executed_count);
         ledger.last_block = last_block;
+        ledger.credited = read_credited(&mut reader, &ledger.accounts)?;
         read_keys_by_block(&mut reader, &mut ledger)?;
         ledger.open_keys = read_key_set(&mut reader, &mut ledger.keys)?;
         if !reader.bytes.is_empty() {
             return Err(LedgerError::SnapshotCorrupt("trailing bytes"));
-        }
-        if ledger.keys.len() as u64 > limits.idempotency_keys_max {
-            return Err(LedgerError::SnapshotCorrupt("more keys than the limit"));
         }
         ledger.check_invariants();
         Ok(ledger)
@@ -109,6 +108,11 @@ impl Ledger {
         out.put(&[u8::from(self.last_block.is_some())]);
         out.put(&self.last_block.unwrap_or(0).to_le_bytes());
         out.put(&self.executed_count.to_le_bytes());
+        out.put(&(self.credited.len() as u64).to_le_bytes());
+        for (id, credited) in &self.credited {
+            out.put(&id.to_le_bytes());
+            out.put(&credited.to_le_bytes());
+        }
         out.put(&(self.keys_by_block.len() as u64).to_le_bytes());
         for (height, keys) in &self.keys_by_block {
             out.put(&height.to_le_bytes());
@@ -178,6 +182,29 @@ fn read_accounts(reader: &mut Reader) -> Result<BTreeMap<AccountId, u64>, Ledger
         accounts.insert(id, balance);
     }
     Ok(accounts)
+}
+
+/// Credit counts: of known accounts, non-zero, in increasing id order.
+fn read_credited(
+    reader: &mut Reader,
+    accounts: &BTreeMap<AccountId, u64>,
+) -> Result<BTreeMap<AccountId, u128>, LedgerError> {
+    const CREDITED_SIZE_BYTES: usize = 8 + 16;
+    let count = reader.count(CREDITED_SIZE_BYTES)?;
+    let mut credited = BTreeMap::new();
+    let mut previous: Option<AccountId> = None;
+    for _ in 0..count {
+        let id = reader.u64()?;
+        let total = reader.u128()?;
+        if previous.is_some_and(|p| p >= id) || !accounts.contains_key(&id) || total == 0 {
+            return Err(LedgerError::SnapshotCorrupt(
+                "credit counts out of order, zero or of unknown accounts",
+            ));
+        }
+        previous = Some(id);
+        credited.insert(id, total);
+    }
+    Ok(credited)
 }
 
 fn read_last_block(reader: &mut Reader) -> Result<Option<u64>, LedgerError> {

@@ -632,6 +632,7 @@ impl Replica {
         self.executed_height = height;
         self.executed.clear();
         self.executed.push((cert.id.block, height));
+        self.after_execution(actions);
         let own = OwnCheckpoint {
             id: cert.id,
             block,
