@@ -2,6 +2,8 @@
 
 use crate::client::TxRejection;
 use crate::crypto::Digest;
+use crate::ledger::Outcome;
+use crate::messages::{Lane, Seq};
 use crate::replica::Replica;
 use crate::topology::{ReplicaId, Topology};
 use std::collections::{BTreeMap, BTreeSet};
@@ -38,6 +40,25 @@ pub struct Observations {
     altered: Vec<(ReplicaId, u128)>,
     /// Honest clients' transactions an honest replica refused at ingress.
     rejected: Vec<(ReplicaId, u128, TxRejection)>,
+    /// Per transaction in a batch (key, lane, sequence), the outcome the first honest member
+    /// of its lane predicted in its locally final receipt.
+    predicted: BTreeMap<(u128, Lane, Seq), (ReplicaId, Outcome)>,
+    /// Honest members that predicted otherwise than the first: (occurrence, member, outcome).
+    contradicted: Vec<((u128, Lane, Seq), ReplicaId, Outcome)>,
+    /// Per transaction in a batch, its outcome in the global order (equal everywhere, or
+    /// agreement fails).
+    settled: BTreeMap<(u128, Lane, Seq), Outcome>,
+}
+
+/// What the admission check saw: locally final predictions compared with the global order.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AdmissionCounts {
+    /// Predictions of domains within their fault bound whose global outcome is known.
+    pub checked: u64,
+    /// Of those, predicted rejections (admission refused the debit locally).
+    pub rejected: u64,
+    /// Predictions not checked: of domains beyond their fault bound.
+    pub exempt: u64,
 }
 
 impl Observations {
@@ -135,6 +156,60 @@ impl Observations {
 
     pub fn rejected(&mut self, id: ReplicaId, key: u128, reason: TxRejection) {
         self.rejected.push((id, key, reason));
+    }
+
+    /// Honest member `id` said, locally final, that `key` in batch `seq` of `lane` will
+    /// execute as `outcome`.
+    pub fn predicted(&mut self, id: ReplicaId, key: u128, lane: Lane, seq: Seq, outcome: Outcome) {
+        let occurrence = (key, lane, seq);
+        let (_, first) = *self.predicted.entry(occurrence).or_insert((id, outcome));
+        if first != outcome {
+            self.contradicted.push((occurrence, id, outcome));
+        }
+    }
+
+    /// `key` in batch `seq` of `lane` executed as `outcome`.
+    pub fn settled(&mut self, key: u128, lane: Lane, seq: Seq, outcome: Outcome) {
+        self.settled.entry((key, lane, seq)).or_insert(outcome);
+    }
+
+    /// The global order never reverses a locally final outcome of a domain within its
+    /// fault bound, and the honest members of such a lane all predict alike.
+    pub fn check_admission(
+        &self,
+        seed: u64,
+        beyond_bound: impl Fn(u32) -> bool,
+    ) -> (Vec<Violation>, AdmissionCounts) {
+        let mut found = Vec::new();
+        let mut counts = AdmissionCounts::default();
+        if let Some(&((key, lane, seq), id, outcome)) = self
+            .contradicted
+            .iter()
+            .find(|((_, lane, _), ..)| !beyond_bound(lane.domain))
+        {
+            let (first, said) = self.predicted[&(key, lane, seq)];
+            found.push(Violation { seed, what: format!(
+                "admission: r{first} and r{id} predicted {said:?} and {outcome:?} for {key:#x} in {lane:?} seq {seq}"
+            )});
+        }
+        for (occurrence, &(id, said)) in &self.predicted {
+            let (key, lane, seq) = *occurrence;
+            if beyond_bound(lane.domain) {
+                counts.exempt += 1;
+                continue;
+            }
+            let Some(&settled) = self.settled.get(occurrence) else {
+                continue;
+            };
+            counts.checked += 1;
+            counts.rejected += u64::from(matches!(said, Outcome::Rejected(_)));
+            if settled != said && found.len() < 2 {
+                found.push(Violation { seed, what: format!(
+                    "reversed: r{id} said {key:#x} in {lane:?} seq {seq} is locally final as {said:?}; the global order gave {settled:?}"
+                )});
+            }
+        }
+        (found, counts)
     }
 
     /// Agreement, total order, equal state roots, validity, conservation, liveness.

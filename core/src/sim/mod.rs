@@ -23,7 +23,7 @@ use crate::topology::{ReplicaId, Topology, TopologyError};
 use crate::transaction::{OpaqueTx, PayloadKind, Transaction};
 use crate::vote_pattern::VotePattern;
 use adversary::{Adversary, Coalition, Strategy, STRATEGIES};
-use checker::{Observations, Violation};
+use checker::{AdmissionCounts, Observations, Violation};
 use disk::{Held, SimDisk};
 use network::{Network, Partition};
 use own_votes::OwnVotes;
@@ -37,6 +37,8 @@ pub const TICK_US: u64 = 1_000;
 /// Accounts in the simulated ledger, and their opening balance.
 pub const ACCOUNTS: u64 = 64;
 pub const OPENING_BALANCE: u64 = 1_000_000;
+/// Share of payments (per mille) that move a large part of a balance.
+pub const LARGE_PAYMENT_PER_MILLE: u64 = 60;
 /// A client resends a transaction without a receipt after this long.
 pub const CLIENT_RETRY_US: u64 = 400_000;
 /// Committed global blocks between checkpoints in simulated runs (short runs reach several).
@@ -193,6 +195,8 @@ pub struct RunReport {
     pub compactions: u64,
     pub log_records_max: usize,
     pub log_records_appended: u64,
+    /// Locally final predictions compared with the global order.
+    pub admission: AdmissionCounts,
 }
 
 /// Names of the bugs `--plant-bug` accepts, with what each breaks.
@@ -515,7 +519,13 @@ impl Sim {
             let at = i * options.fault_ms * 1_000 / total.max(1);
             let from = self.rng.below(ACCOUNTS);
             let to = (from + 1 + self.rng.below(ACCOUNTS - 1)) % ACCOUNTS;
-            let amount = 1 + self.rng.below(OPENING_BALANCE / 100);
+            // Now and then a payment of a large part of the balance, so that debits of one
+            // account compete and home-lane admission refuses some.
+            let amount = if self.rng.chance(LARGE_PAYMENT_PER_MILLE) {
+                OPENING_BALANCE / 4 + self.rng.below(OPENING_BALANCE / 2)
+            } else {
+                1 + self.rng.below(OPENING_BALANCE / 100)
+            };
             let transfer = Transfer {
                 key: (u128::from(self.report.seed) << 64) | u128::from(i),
                 from,
@@ -526,7 +536,15 @@ impl Sim {
                 PayloadKind::Transfers => sim_client_sign(&self.keys, transfer).into(),
                 PayloadKind::Opaque => self.opaque_tx(&transfer).into(),
             };
-            let domain = self.rng.below(self.topology.domains.len() as u64) as u32;
+            let drawn = self.rng.below(self.topology.domains.len() as u64) as u32;
+            // A transfer goes to its debited account's home domain, the only one that takes
+            // it; opaque data to any domain.
+            let domain = match &tx {
+                Transaction::Transfer(_) => {
+                    crate::client::home_domain(from, self.topology.domains.len() as u32)
+                }
+                Transaction::Opaque(_) => drawn,
+            };
             self.by_key.insert(tx.key(), self.clients.len());
             self.clients.push(ClientTx {
                 tx,
@@ -947,6 +965,7 @@ impl Sim {
         // another domain's replicas), so a client never keeps retrying a stuck domain by luck.
         let domains = self.topology.domains.len() as u32;
         let at = match attempts {
+            _ if tx.as_transfer().is_some() => domain, // only the home domain takes it
             0..=2 => domain,
             k => (domain + k - 2) % domains,
         };
@@ -1174,6 +1193,15 @@ impl Sim {
             self.observations.foreign(id, key);
             return;
         };
+        match status {
+            ReceiptStatus::LocallyFinal { lane, seq, outcome } => {
+                self.observations.predicted(id, key, lane, seq, outcome)
+            }
+            ReceiptStatus::GloballyFinal {
+                lane, seq, outcome, ..
+            } => self.observations.settled(key, lane, seq, outcome),
+            _ => {}
+        }
         let client = &mut self.clients[index];
         match status {
             ReceiptStatus::GloballyFinal { transfer, .. }
@@ -1182,7 +1210,9 @@ impl Sim {
                 self.observations.altered(id, key);
             }
             ReceiptStatus::Rejected { reason } => self.observations.rejected(id, key, reason),
-            ReceiptStatus::LocallyFinal { .. } if client.local_final_us.is_none() => {
+            ReceiptStatus::LocallyFinal { .. } | ReceiptStatus::LocallyOrdered { .. }
+                if client.local_final_us.is_none() =>
+            {
                 client.local_final_us = Some(self.now);
                 self.report
                     .local_latency_us
@@ -1298,20 +1328,34 @@ impl Sim {
             .iter()
             .filter(|r| self.honest(r.id()))
             .collect();
-        let submitted: BTreeSet<u128> = self.clients.iter().map(|c| c.tx.key()).collect();
-        let mut violations = self
-            .observations
-            .check(self.report.seed, &honest, &submitted);
-        self.report.live = !violations.iter().any(|v| v.what.starts_with("liveness:"));
-        if self.report.disk_loss_over_budget {
-            violations.retain(|v| !v.what.starts_with("liveness:"));
-        }
         let byzantine_per_domain = |domain: u32| {
             self.adversaries
                 .keys()
                 .filter(|&&id| self.topology.domain_of(id) == domain)
                 .count() as u32
         };
+        let beyond_bound =
+            |domain: u32| byzantine_per_domain(domain) > self.topology.domain_quorum(domain).f;
+        // Debits of an account homed in a domain beyond its fault bound are not promised to
+        // make progress: only that domain may order them (DESIGN.md, "Execution").
+        let submitted: BTreeSet<u128> = self
+            .clients
+            .iter()
+            .filter(|c| c.tx.as_transfer().is_none() || !beyond_bound(c.domain))
+            .map(|c| c.tx.key())
+            .collect();
+        let mut violations = self
+            .observations
+            .check(self.report.seed, &honest, &submitted);
+        let (reversals, admission) = self
+            .observations
+            .check_admission(self.report.seed, beyond_bound);
+        violations.extend(reversals);
+        self.report.admission = admission;
+        self.report.live = !violations.iter().any(|v| v.what.starts_with("liveness:"));
+        if self.report.disk_loss_over_budget {
+            violations.retain(|v| !v.what.starts_with("liveness:"));
+        }
         violations.extend(self.false_accusations.iter().take(1).map(|what| Violation {
             seed: self.report.seed,
             what: what.clone(),

@@ -438,6 +438,11 @@ fn summary_json(reports: &[RunReport], options: &SimOptions) -> serde_json::Valu
             "log_compactions": reports.iter().map(|r| r.compactions).sum::<u64>(),
             "max_log_records_held": reports.iter().map(|r| r.log_records_max).max().unwrap_or(0),
         },
+        "admission": {
+            "locally_final_checked": reports.iter().map(|r| r.admission.checked).sum::<u64>(),
+            "locally_rejected": reports.iter().map(|r| r.admission.rejected).sum::<u64>(),
+            "beyond_fault_bound": reports.iter().map(|r| r.admission.exempt).sum::<u64>(),
+        },
         "checkpoints": {
             "runs_with_stable_checkpoint": reports.iter().filter(|r| r.stable_checkpoint_height > 0).count(),
             "max_stable_height": reports.iter().map(|r| r.stable_checkpoint_height).max().unwrap_or(0),
