@@ -12,8 +12,8 @@
 //! which holds while the domain has at most f_d Byzantine members).
 
 use crate::crypto::Check;
-use crate::messages::Lane;
 use crate::ledger::{AccountId, IdempotencyKey, Transfer, TRANSFER_SIZE_BYTES};
+use crate::messages::Lane;
 use crate::transaction::{OpaqueTx, Payload, Transaction};
 use crate::wire::{Encoder, Reader, Wire, WireError};
 use std::collections::BTreeMap;

@@ -213,6 +213,8 @@ pub struct Ledger {
     total: u128,
     /// Transfers applied (balances moved), since genesis.
     executed_count: u64,
+    /// Transfers refused for good (a remembered rejection), since genesis.
+    rejected_count: u64,
     /// Per account, the sum of credits it received since genesis (no zero entries): what a
     /// batch's credit floor is measured against (module `admission`).
     credited: BTreeMap<AccountId, u128>,
@@ -265,6 +267,7 @@ impl Ledger {
             genesis_total,
             total: genesis_total,
             executed_count,
+            rejected_count: 0,
             credited: BTreeMap::new(),
             keys: BTreeSet::new(),
             keys_by_block: BTreeMap::new(),
@@ -294,6 +297,7 @@ impl Ledger {
         };
         if !replay {
             self.remember(tx.key);
+            self.rejected_count += u64::from(matches!(outcome, Outcome::Rejected(_)));
         }
         assert_eq!(
             self.total, self.genesis_total,
@@ -340,6 +344,7 @@ impl Ledger {
         };
         if !replay {
             self.remember(tx.key);
+            self.rejected_count += u64::from(matches!(outcome, Outcome::Rejected(_)));
         }
         assert_eq!(
             self.total, self.genesis_total,
@@ -457,6 +462,11 @@ impl Ledger {
 
     pub fn genesis_total(&self) -> u128 {
         self.genesis_total
+    }
+
+    /// Transfers refused for good since genesis (a remembered rejection: not `Overloaded`).
+    pub fn rejected_count(&self) -> u64 {
+        self.rejected_count
     }
 
     /// Transfers applied since genesis (duplicates and rejections do not count).

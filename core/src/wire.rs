@@ -42,7 +42,7 @@ use bytes::Bytes;
 use std::sync::Arc;
 
 /// The format version this build writes and the only one it reads.
-pub const WIRE_VERSION: u8 = 4;
+pub const WIRE_VERSION: u8 = 5;
 
 /// Why a frame was refused. `what` names the field or type being decoded.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

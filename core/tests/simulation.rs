@@ -171,5 +171,5 @@ fn unknown_bug_names_are_refused() {
         ..options()
     };
     assert!(sim::run(0, &options).is_err());
-    assert_eq!(sim::bug_names().len(), 13);
+    assert_eq!(sim::bug_names().len(), 14);
 }

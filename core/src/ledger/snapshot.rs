@@ -9,7 +9,7 @@
 //! magic "CCBFTLGR" | version u32
 //! accounts: count u64, then (id u64, balance u64) in strictly increasing id order
 //! meta:     window_blocks u64 | keys_max u64 | has_last_block u8 | last_block u64
-//!           | executed_count u64
+//!           | executed_count u64 | rejected_count u64
 //!           | credited: count u64, then (id u64, credited u128) in increasing id order
 //!           | blocks: count u64, then (height u64, count u64, keys u128...) by height
 //!           | open keys: count u64, keys u128...
@@ -89,7 +89,9 @@ impl Ledger {
         .map_err(|_| LedgerError::SnapshotCorrupt("limits must be at least 1"))?;
         let last_block = read_last_block(&mut reader)?;
         let executed_count = reader.u64()?;
+        let rejected_count = reader.u64()?;
         let mut ledger = Ledger::from_parts(limits, accounts, executed_count);
+        ledger.rejected_count = rejected_count;
         ledger.last_block = last_block;
         ledger.credited = read_credited(&mut reader, &ledger.accounts)?;
         read_keys_by_block(&mut reader, &mut ledger)?;
@@ -108,6 +110,7 @@ impl Ledger {
         out.put(&[u8::from(self.last_block.is_some())]);
         out.put(&self.last_block.unwrap_or(0).to_le_bytes());
         out.put(&self.executed_count.to_le_bytes());
+        out.put(&self.rejected_count.to_le_bytes());
         out.put(&(self.credited.len() as u64).to_le_bytes());
         for (id, credited) in &self.credited {
             out.put(&id.to_le_bytes());

@@ -431,12 +431,18 @@ fn a_floor_counts_only_the_credits_it_names() {
         ledger.apply_admitted(&tx(2, 3, 2, 30), 0),
         Outcome::Rejected(Reject::InsufficientFunds)
     );
-    assert_eq!(ledger.apply_admitted(&tx(3, 3, 2, 30), 50), Outcome::Applied);
+    assert_eq!(
+        ledger.apply_admitted(&tx(3, 3, 2, 30), 50),
+        Outcome::Applied
+    );
     assert_eq!(
         ledger.apply_admitted(&tx(4, 3, 2, 1), 60),
         Outcome::Rejected(Reject::CreditsNotFinal)
     );
-    assert_eq!(ledger.apply_admitted(&tx(3, 3, 2, 30), 50), Outcome::Duplicate);
+    assert_eq!(
+        ledger.apply_admitted(&tx(3, 3, 2, 30), 50),
+        Outcome::Duplicate
+    );
     assert_eq!(balances(&ledger), vec![Some(50), Some(80), Some(20)]);
 }
 
@@ -499,7 +505,10 @@ fn a_key_decided_once_is_a_duplicate_after() {
     let t = tx(5, 1, 2, 70);
     assert_eq!(lane.decide(&ledger, &t, 0), Some(Outcome::Applied));
     assert_eq!(lane.decide(&ledger, &t, 0), Some(Outcome::Duplicate));
-    assert_eq!(lane.decide(&ledger, &tx(5, 1, 2, 1), 0), Some(Outcome::Duplicate));
+    assert_eq!(
+        lane.decide(&ledger, &tx(5, 1, 2, 1), 0),
+        Some(Outcome::Duplicate)
+    );
     assert_eq!(lane.reserved(1), 70, "a retry reserves nothing more");
     let poor = tx(6, 3, 1, 5);
     let rejected = Some(Outcome::Rejected(Reject::InsufficientFunds));
@@ -507,7 +516,11 @@ fn a_key_decided_once_is_a_duplicate_after() {
     assert_eq!(lane.decide(&ledger, &poor, 0), Some(Outcome::Duplicate));
     assert_eq!(ledger.apply_admitted(&t, 0), Outcome::Applied);
     lane.release(t.key);
-    assert_eq!(lane.decide(&ledger, &t, 0), Some(Outcome::Duplicate), "executed");
+    assert_eq!(
+        lane.decide(&ledger, &t, 0),
+        Some(Outcome::Duplicate),
+        "executed"
+    );
 }
 
 #[test]
@@ -515,8 +528,14 @@ fn the_planted_bug_over_accepts() {
     let ledger = small();
     let mut lane = DebitAdmission::new();
     lane.plant_forget_reservations();
-    assert_eq!(lane.decide(&ledger, &tx(1, 1, 2, 60), 0), Some(Outcome::Applied));
-    assert_eq!(lane.decide(&ledger, &tx(2, 1, 2, 60), 0), Some(Outcome::Applied));
+    assert_eq!(
+        lane.decide(&ledger, &tx(1, 1, 2, 60), 0),
+        Some(Outcome::Applied)
+    );
+    assert_eq!(
+        lane.decide(&ledger, &tx(2, 1, 2, 60), 0),
+        Some(Outcome::Applied)
+    );
 }
 
 // ---- Properties ----
@@ -732,7 +751,9 @@ struct World {
 impl World {
     fn execute(&mut self, lane: usize) {
         let (order, done) = &mut self.lanes[lane];
-        let Some(&item) = order.get(*done) else { return };
+        let Some(&item) = order.get(*done) else {
+            return;
+        };
         *done += 1;
         let (t, floor, _) = self.items[item];
         self.executed[item] = Some(self.executor.apply_admitted(&t, floor));
@@ -741,11 +762,17 @@ impl World {
 
     fn catch(&mut self, m: usize) {
         let member = &mut self.members[m];
-        let Some(&item) = self.log.get(member.applied) else { return };
+        let Some(&item) = self.log.get(member.applied) else {
+            return;
+        };
         member.applied += 1;
         let (t, floor, lane) = self.items[item];
         let outcome = member.ledger.apply_admitted(&t, floor);
-        assert_eq!(Some(outcome), self.executed[item], "execution is deterministic");
+        assert_eq!(
+            Some(outcome),
+            self.executed[item],
+            "execution is deterministic"
+        );
         if lane == m {
             if member.pending.remove(&item) {
                 member.lane.release(t.key);
@@ -757,9 +784,13 @@ impl World {
 
     fn decide(&mut self, m: usize) {
         let member = &mut self.members[m];
-        let Some(&item) = self.lanes[m].0.get(member.decided) else { return };
+        let Some(&item) = self.lanes[m].0.get(member.decided) else {
+            return;
+        };
         let (t, floor, _) = self.items[item];
-        let Some(outcome) = member.lane.decide(&member.ledger, &t, floor) else { return };
+        let Some(outcome) = member.lane.decide(&member.ledger, &t, floor) else {
+            return;
+        };
         member.decided += 1;
         if outcome != Outcome::Duplicate {
             member.pending.insert(item);

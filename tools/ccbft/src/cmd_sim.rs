@@ -418,6 +418,8 @@ fn summary_json(reports: &[RunReport], options: &SimOptions) -> serde_json::Valu
         "committed_blocks": reports.iter().map(|r| r.committed_blocks).sum::<u64>(),
         "committed_txs": reports.iter().map(|r| r.committed_txs).sum::<u64>(),
         "submitted_txs": reports.iter().map(|r| r.submitted_txs).sum::<u64>(),
+        "lost_txs": reports.iter().map(|r| r.lost_txs).sum::<u64>(),
+        "pending_beyond_fault_bound": reports.iter().map(|r| r.pending_beyond_bound).sum::<u64>(),
         "runs_without_commits": reports.iter().filter(|r| r.committed_txs == 0).count(),
         "min_committed_txs_per_run": reports.iter().map(|r| r.committed_txs).min().unwrap_or(0),
         "local_view_changes": reports.iter().map(|r| r.local_view_changes).sum::<u64>(),
@@ -535,6 +537,12 @@ fn print_demo_report(report: &mut RunReport, topology: &Topology) {
         "  transactions: {} submitted, {} executed on every honest replica",
         report.submitted_txs, report.committed_txs
     );
+    if report.pending_beyond_bound > 0 {
+        println!(
+            "  {} debits not executed: homed in a domain beyond its fault bound (a Byzantine member in a domain of f_d = 0); only their home domain may order them",
+            report.pending_beyond_bound
+        );
+    }
     println!("  global blocks committed: {}", report.committed_blocks);
     println!(
         "  local finality (PBFT inside a cloud), simulated: p50 {:.1} ms, p99 {:.1} ms",

@@ -477,7 +477,9 @@ impl ResilienceTarget for SimTarget {
         // to commit: it is recovered at the heal.
         let recovered_at = match report.first_commit_after_heal_us {
             Some(us) => Some(self.at(us)),
-            None if report.committed_txs == report.submitted_txs && report.lost_txs == 0 => {
+            None if report.committed_txs + report.pending_beyond_bound == report.submitted_txs
+                && report.lost_txs == 0 =>
+            {
                 Some(healed_at)
             }
             None => None,
