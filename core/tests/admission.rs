@@ -6,6 +6,7 @@ use ccbft_core::client::{home_domain, TxRejection};
 use ccbft_core::crypto::SimKeys;
 use ccbft_core::ledger::Transfer;
 use ccbft_core::replica::{Input, ReceiptStatus, Replica, ReplicaConfig};
+use ccbft_core::sim::adversary::Strategy;
 use ccbft_core::sim::{sim_client_sign, SimOptions, ACCOUNTS};
 use ccbft_core::topology::Topology;
 use std::sync::Arc;
@@ -108,4 +109,19 @@ fn planted_admit_without_reservation_is_caught() {
         "{}",
         found.what
     );
+}
+
+/// A primary that stamps credit floors it never executed makes its lane's members wait
+/// (they promise nothing they cannot know), and execution refuses what no honest ledger
+/// backs: no locally final outcome is reversed, and every debit still settles.
+#[test]
+fn a_primary_lying_about_credits_reverses_nothing() {
+    let options = SimOptions {
+        strategy: Some(Strategy::LieAboutCredits),
+        ..within_bound_options()
+    };
+    let reports = run_seeds(0, 24, &options, Until::AllSeeds);
+    assert_clean(&reports);
+    let checked: u64 = reports.iter().map(|r| r.admission.checked).sum();
+    assert!(checked > 1_000, "only {checked} predictions checked");
 }

@@ -84,6 +84,11 @@ pub enum Strategy {
     /// pre-prepares as primary (properly signed by itself) and in the transfers it forwards;
     /// it holds no client key, so the client signatures no longer match.
     AlterTransfers,
+    /// As primary, stamp debits with credit floors it never executed (slightly above, far
+    /// above) or below what it did, re-signing the pre-prepare (scripted only, like
+    /// `CorruptSnapshots`): members must wait for credits rather than promise an outcome
+    /// that execution then refuses.
+    LieAboutCredits,
 }
 
 pub const STRATEGIES: &[Strategy] = &[
@@ -125,13 +130,14 @@ impl Strategy {
             Strategy::Replay => "replay",
             Strategy::Twins => "twins",
             Strategy::AlterTransfers => "alter-transfers",
+            Strategy::LieAboutCredits => "lie-about-credits",
         }
     }
 
     pub fn named(name: &str) -> Option<Strategy> {
         STRATEGIES
             .iter()
-            .chain([Strategy::CorruptSnapshots].iter())
+            .chain([Strategy::CorruptSnapshots, Strategy::LieAboutCredits].iter())
             .copied()
             .find(|s| s.name() == name)
     }
@@ -301,6 +307,7 @@ impl Adversary {
             Strategy::GenesisFork => self.genesis_fork(to, message),
             Strategy::EquivocateEverything => self.equivocate_everything(to, message, rng),
             Strategy::AlterTransfers => vec![(to, self.alter_transfers(message), 0)],
+            Strategy::LieAboutCredits => vec![(to, self.lie_about_credits(message), 0)],
             _ => vec![(to, message, 0)],
         }
     }
@@ -447,6 +454,45 @@ impl Adversary {
             }
             other => other,
         }
+    }
+
+    /// Credit floors other than the ones it executed, one lie per batch by sequence: one
+    /// above (reachable once another credit arrives), far above (never), and zero.
+    fn lie_about_credits(&self, message: Message) -> Message {
+        let Message::Local(LocalMessage::PrePrepare {
+            lane,
+            view,
+            seq,
+            payload,
+            from,
+            ..
+        }) = message
+        else {
+            return message;
+        };
+        let lied: Vec<(SignedTransfer, u128)> = payload
+            .stamped_transfers()
+            .map(|(tx, floor)| match seq % 3 {
+                0 => (tx, floor + 1),
+                1 => (tx, floor + u128::from(u64::MAX)),
+                _ => (tx, 0),
+            })
+            .collect();
+        let payload = Payload::from_stamped(&lied);
+        let digest = payload.digest();
+        let signature = self.signer.sign(
+            Tag::LocalPrepare,
+            &prepare_payload(lane, view, seq, &digest),
+        );
+        Message::Local(LocalMessage::PrePrepare {
+            lane,
+            view,
+            seq,
+            digest,
+            payload,
+            from,
+            signature,
+        })
     }
 
     /// A transfer no client signed, debiting the same account as `like` (so it routes to
