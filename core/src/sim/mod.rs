@@ -159,7 +159,8 @@ pub struct RunReport {
     /// tier made no progress during the fault phase).
     pub height_at_heal: u64,
     /// Transactions a client had a locally or globally final receipt for that are not
-    /// executed on every honest replica at the end (must be 0).
+    /// executed on every honest replica at the end (must be 0), of domains within their
+    /// fault bound.
     pub lost_txs: u64,
     /// Highest stable checkpoint height an honest replica reached.
     pub stable_checkpoint_height: u64,
@@ -1379,6 +1380,9 @@ impl Sim {
             .clients
             .iter()
             .filter(|c| c.local_final_us.is_some() || c.global_final_us.is_some())
+            // A domain beyond its fault bound may lose what it made locally final: those
+            // count in `pending_beyond_bound`.
+            .filter(|c| submitted.contains(&c.tx.key()))
             .filter(|c| {
                 honest
                     .iter()
