@@ -288,7 +288,14 @@ impl Ledger {
         if !replay && self.keys.len() as u64 >= self.limits.idempotency_keys_max {
             return Outcome::Rejected(Reject::Overloaded);
         }
-        let outcome = match self.validate(tx) {
+        let checked = self.validate(tx);
+        self.settle(tx, replay, checked)
+    }
+
+    /// Carries out a checked transfer: moves the funds if it passed, remembers a new key
+    /// whatever the outcome, and asserts conservation.
+    fn settle(&mut self, tx: &Transfer, replay: bool, checked: Result<(), Reject>) -> Outcome {
+        let outcome = match checked {
             Ok(()) => {
                 self.move_funds(tx);
                 Outcome::Applied
@@ -335,22 +342,8 @@ impl Ledger {
         if replay && !self.double_execute_planted {
             return Outcome::Duplicate;
         }
-        let outcome = match self.validate_admitted(tx, credit_floor) {
-            Ok(()) => {
-                self.move_funds(tx);
-                Outcome::Applied
-            }
-            Err(reject) => Outcome::Rejected(reject),
-        };
-        if !replay {
-            self.remember(tx.key);
-            self.rejected_count += u64::from(matches!(outcome, Outcome::Rejected(_)));
-        }
-        assert_eq!(
-            self.total, self.genesis_total,
-            "money created or destroyed by {tx:?}"
-        );
-        outcome
+        let checked = self.validate_admitted(tx, credit_floor);
+        self.settle(tx, replay, checked)
     }
 
     /// What `account` may spend when a batch counts its credits up to `credit_floor`: the

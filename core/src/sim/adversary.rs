@@ -16,7 +16,7 @@ use crate::hotstuff::genesis_block;
 use crate::ledger::Transfer;
 use crate::messages::{
     commit_payload, prepare_payload, timeout_payload, vote_payload, Block, GlobalMessage, Lane,
-    LocalCert, LocalMessage, Message, QuorumCert, TimeoutCert, ViewChange,
+    LocalCert, LocalMessage, Message, QuorumCert, Seq, TimeoutCert, View, ViewChange,
 };
 use crate::topology::{ReplicaId, Topology};
 use crate::transaction::{Payload, Transaction};
@@ -331,20 +331,7 @@ impl Adversary {
                 let mut other: Vec<_> = payload.iter().collect();
                 other.pop();
                 let payload = Payload::of(&other);
-                let digest = payload.digest();
-                let signature = self.signer.sign(
-                    Tag::LocalPrepare,
-                    &prepare_payload(*lane, *view, *seq, &digest),
-                );
-                Some(Message::Local(LocalMessage::PrePrepare {
-                    lane: *lane,
-                    view: *view,
-                    seq: *seq,
-                    digest,
-                    payload,
-                    from: *from,
-                    signature,
-                }))
+                Some(self.signed_pre_prepare(*lane, *view, *seq, payload, *from))
             }
             Message::Global(GlobalMessage::Proposal { block, .. }) => {
                 self.remember(block.clone());
@@ -433,20 +420,7 @@ impl Adversary {
                     _ => changed.push(self.made_up_transfer(&changed[0])),
                 }
                 let payload = Payload::from_transfers(&changed);
-                let digest = payload.digest();
-                let signature = self.signer.sign(
-                    Tag::LocalPrepare,
-                    &prepare_payload(lane, view, seq, &digest),
-                );
-                Message::Local(LocalMessage::PrePrepare {
-                    lane,
-                    view,
-                    seq,
-                    digest,
-                    payload,
-                    from,
-                    signature,
-                })
+                self.signed_pre_prepare(lane, view, seq, payload, from)
             }
             Message::Local(LocalMessage::Forward { lane, tx }) => {
                 let tx = altered(&tx);
@@ -478,7 +452,19 @@ impl Adversary {
                 _ => (tx, 0),
             })
             .collect();
-        let payload = Payload::from_stamped(&lied);
+        self.signed_pre_prepare(lane, view, seq, Payload::from_stamped(&lied), from)
+    }
+
+    /// A pre-prepare of `payload`, signed by us: its digest and signature are right, so
+    /// only what it carries can expose it.
+    fn signed_pre_prepare(
+        &self,
+        lane: Lane,
+        view: View,
+        seq: Seq,
+        payload: Payload,
+        from: ReplicaId,
+    ) -> Message {
         let digest = payload.digest();
         let signature = self.signer.sign(
             Tag::LocalPrepare,
