@@ -44,7 +44,7 @@ mod snapshot;
 #[cfg(test)]
 mod tests;
 
-pub use admission::{home_of, DebitAdmission, HomeMap};
+pub use admission::DebitAdmission;
 pub use snapshot::SNAPSHOT_VERSION;
 
 use ccbft_storage::merkle::{Hash, MerkleTree};
@@ -166,10 +166,6 @@ pub enum LedgerError {
     SnapshotVersion { found: u32, expected: u32 },
     #[error("snapshot is corrupt: {0}")]
     SnapshotCorrupt(&'static str),
-    #[error("a home map needs at least one home")]
-    NoHomes,
-    #[error("home {home} is out of range (homes: {homes})")]
-    HomeOutOfRange { home: usize, homes: usize },
 }
 
 /// Bounds of the idempotency memory. Part of the replicated state (committed in the state

@@ -30,62 +30,8 @@
 //! Keys are global: a client that reuses another client's idempotency key can make that
 //! client's debit a `Duplicate` (a limit of the ledger's key model, not of admission).
 
-use super::{
-    validate_static, AccountId, IdempotencyKey, Ledger, LedgerError, Outcome, Reject, Transfer,
-};
+use super::{validate_static, AccountId, IdempotencyKey, Ledger, Outcome, Reject, Transfer};
 use std::collections::BTreeMap;
-use xxhash_rust::xxh3::xxh3_64;
-
-/// Default home of an account: a hash, so accounts spread evenly over `homes` shards.
-pub fn home_of(account: AccountId, homes: usize) -> usize {
-    assert!(homes > 0, "an account needs at least one home");
-    (xxh3_64(&account.to_le_bytes()) % homes as u64) as usize
-}
-
-/// Account homes: explicit overrides (a payment switch's accounts in its own cloud), the hash
-/// default for everything else.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HomeMap {
-    homes: usize,
-    overrides: BTreeMap<AccountId, usize>,
-}
-
-impl HomeMap {
-    pub fn new(homes: usize) -> Result<HomeMap, LedgerError> {
-        if homes == 0 {
-            return Err(LedgerError::NoHomes);
-        }
-        Ok(HomeMap {
-            homes,
-            overrides: BTreeMap::new(),
-        })
-    }
-
-    /// Pins `account` to `home`, replacing any earlier override.
-    pub fn set_home(&mut self, account: AccountId, home: usize) -> Result<(), LedgerError> {
-        if home >= self.homes {
-            return Err(LedgerError::HomeOutOfRange {
-                home,
-                homes: self.homes,
-            });
-        }
-        self.overrides.insert(account, home);
-        Ok(())
-    }
-
-    pub fn home(&self, account: AccountId) -> usize {
-        let home = match self.overrides.get(&account) {
-            Some(&home) => home,
-            None => home_of(account, self.homes),
-        };
-        assert!(home < self.homes);
-        home
-    }
-
-    pub fn homes(&self) -> usize {
-        self.homes
-    }
-}
 
 /// The decisions one home lane has made that its host's ledger has not executed yet.
 /// Replicated by the lane's order, so equal on every honest member that decided the same

@@ -391,31 +391,6 @@ fn snapshot_version_and_canonical_form_are_checked() {
     ));
 }
 
-// ---- Homes ----
-
-#[test]
-fn home_of_is_a_stable_hash_and_overrides_win() {
-    for account in 0..1_000u64 {
-        let home = home_of(account, 7);
-        assert!(home < 7);
-        assert_eq!(home, home_of(account, 7));
-    }
-    let spread: std::collections::BTreeSet<usize> = (0..1_000).map(|a| home_of(a, 7)).collect();
-    assert_eq!(spread.len(), 7, "the hash default uses every home");
-    assert_eq!(home_of(123, 1), 0);
-    let mut map = HomeMap::new(4).unwrap();
-    let default = home_of(5, 4);
-    let pinned = (default + 1) % 4;
-    map.set_home(5, pinned).unwrap();
-    assert_eq!(map.home(5), pinned);
-    assert_eq!(map.home(6), home_of(6, 4));
-    assert_eq!(
-        map.set_home(5, 4),
-        Err(LedgerError::HomeOutOfRange { home: 4, homes: 4 })
-    );
-    assert_eq!(HomeMap::new(0), Err(LedgerError::NoHomes));
-}
-
 // ---- Admission ----
 
 #[test]
@@ -810,7 +785,6 @@ proptest! {
         let genesis = || Ledger::genesis(
             balances.iter().enumerate().map(|(i, &b)| (i as u64, b)),
         ).unwrap();
-        let map = HomeMap::new(homes).unwrap();
         let member = || Member {
             ledger: genesis(),
             lane: DebitAdmission::new(),
@@ -830,7 +804,7 @@ proptest! {
         for step in steps {
             match step {
                 Step::Submit(t, floor) => {
-                    let lane = map.home(t.from);
+                    let lane = (t.from % homes as u64) as usize;
                     let credited = world.executor.credited(t.from);
                     let floor = match floor { 0 => credited, 1 => 0, _ => credited + 40 };
                     world.lanes[lane].0.push(world.items.len());
