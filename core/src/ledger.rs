@@ -281,7 +281,7 @@ impl Ledger {
         if replay && !self.double_execute_planted {
             return Outcome::Duplicate;
         }
-        if !replay && self.keys.len() as u64 >= self.limits.idempotency_keys_max {
+        if !replay && self.keys_full() {
             return Outcome::Rejected(Reject::Overloaded);
         }
         let checked = self.validate(tx);
@@ -316,7 +316,7 @@ impl Ledger {
         if self.keys.contains(&key) && !self.double_execute_planted {
             return Outcome::Duplicate;
         }
-        if self.keys.len() as u64 >= self.limits.idempotency_keys_max {
+        if self.keys_full() {
             return Outcome::Rejected(Reject::Overloaded);
         }
         if !self.keys.contains(&key) {

@@ -1338,24 +1338,25 @@ impl Sim {
             |domain: u32| byzantine_per_domain(domain) > self.topology.domain_quorum(domain).f;
         // Debits of an account homed in a domain beyond its fault bound are not promised to
         // make progress: only that domain may order them (DESIGN.md, "Execution").
-        let submitted: BTreeSet<u128> = self
+        let promised: BTreeSet<u128> = self
             .clients
             .iter()
             .filter(|c| c.tx.as_transfer().is_none() || !beyond_bound(c.domain))
             .map(|c| c.tx.key())
             .collect();
+        let unfinished = |key: u128| {
+            honest
+                .iter()
+                .any(|r| !self.observations.finalised_on(r.id(), key))
+        };
         let mut violations = self
             .observations
-            .check(self.report.seed, &honest, &submitted);
+            .check(self.report.seed, &honest, &promised);
         self.report.pending_beyond_bound = self
             .clients
             .iter()
-            .filter(|c| !submitted.contains(&c.tx.key()))
-            .filter(|c| {
-                honest
-                    .iter()
-                    .any(|r| !self.observations.finalised_on(r.id(), c.tx.key()))
-            })
+            .filter(|c| !promised.contains(&c.tx.key()))
+            .filter(|c| unfinished(c.tx.key()))
             .count() as u64;
         let (reversals, admission) = self
             .observations
@@ -1382,12 +1383,8 @@ impl Sim {
             .filter(|c| c.local_final_us.is_some() || c.global_final_us.is_some())
             // A domain beyond its fault bound may lose what it made locally final: those
             // count in `pending_beyond_bound`.
-            .filter(|c| submitted.contains(&c.tx.key()))
-            .filter(|c| {
-                honest
-                    .iter()
-                    .any(|r| !self.observations.finalised_on(r.id(), c.tx.key()))
-            })
+            .filter(|c| promised.contains(&c.tx.key()))
+            .filter(|c| unfinished(c.tx.key()))
             .count() as u64;
         let rejoined = |passed: fn(&Replica) -> bool| {
             self.rejoined
