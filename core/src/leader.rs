@@ -20,6 +20,12 @@
 use crate::topology::{Quorum, ReplicaId, Topology};
 use std::collections::{BTreeMap, BTreeSet};
 
+/// Fewest rounds in a slot. The two-chain rule commits a block only when the next round
+/// certifies its child, so a leader must hold two consecutive rounds to commit alone: with
+/// one-round slots the f Byzantine candidates can sit between the honest ones in the
+/// rotation, every certified block's child comes two rounds later, nothing commits, and
+/// the reputation that would skip them is fed only by commits (seed 120 of 13/4/4).
+pub const ROTATION_ROUNDS_MIN: u64 = 2;
 /// Misses a replica may have in the reputation window and still lead; one more and it is
 /// skipped. One is tolerated because a single WAN blip can cost an honest leader a round.
 pub const REPUTATION_MISSES_MAX: u32 = 1;
@@ -97,7 +103,10 @@ impl LeaderSchedule {
     }
 
     fn build(topology: &Topology, rotation_rounds: u64, rule: CandidateRule) -> LeaderSchedule {
-        assert!(rotation_rounds >= 1, "a slot holds at least one round");
+        assert!(
+            rotation_rounds >= ROTATION_ROUNDS_MIN,
+            "a slot holds at least {ROTATION_ROUNDS_MIN} rounds, not {rotation_rounds}"
+        );
         let ids: Vec<ReplicaId> = topology.replicas.iter().map(|r| r.id).collect();
         assert!(
             ids.windows(2).all(|w| w[0] < w[1]),
@@ -518,8 +527,8 @@ mod tests {
             (3, 100, 1_000_000_050, 1),
             (7, 100, 650, 6),
             (7, 100, 700, 0),
-            (7, 1, 5, 5),
-            (7, 1, 13, 6),
+            (7, 2, 10, 5),
+            (7, 2, 27, 6),
         ];
         for &(candidates, rotation, round, leader) in table {
             let schedule = LeaderSchedule::with_candidates(&three_clouds(), rotation, candidates);
@@ -532,6 +541,12 @@ mod tests {
     }
 
     #[test]
+    #[should_panic(expected = "a slot holds at least 2 rounds, not 1")]
+    fn one_round_slots_are_refused() {
+        LeaderSchedule::new(&three_clouds(), 1);
+    }
+
+    #[test]
     fn next_slot_start_table() {
         // (rotation, round, next slot start)
         let table: &[(u64, u64, u64)] = &[
@@ -539,7 +554,8 @@ mod tests {
             (100, 99, 100),
             (100, 100, 200),
             (100, 150, 200),
-            (1, 5, 6),
+            (2, 5, 6),
+            (2, 6, 8),
             (7, 13, 14),
         ];
         for &(rotation, round, next) in table {
@@ -718,7 +734,7 @@ mod tests {
 
     #[test]
     fn retention_is_bounded() {
-        let mut schedule = LeaderSchedule::new(&three_clouds(), 1);
+        let mut schedule = LeaderSchedule::new(&three_clouds(), 2);
         for round in 0..(MISSES_RETAINED_MAX as u64 * 3) {
             schedule.record_miss(schedule.leader(round), round);
         }
@@ -766,7 +782,7 @@ mod tests {
         fn eligible_never_below_f_plus_one(
             n in 4u32..40,
             domains in 1u32..6,
-            rotation in 1u64..300,
+            rotation in ROTATION_ROUNDS_MIN..300,
             events in proptest::collection::vec(event(), 0..200),
         ) {
             let topology = Topology::synthetic(n, domains, 1).unwrap();
@@ -792,7 +808,7 @@ mod tests {
         fn same_events_same_schedule(
             n in 4u32..40,
             domains in 1u32..6,
-            rotation in 1u64..300,
+            rotation in ROTATION_ROUNDS_MIN..300,
             events in proptest::collection::vec(event(), 0..200),
         ) {
             let topology = Topology::synthetic(n, domains, 1).unwrap();

@@ -693,11 +693,6 @@ impl LocalShard {
             if self.queue.len() < self.batch_target && self.now < oldest + BATCH_DELAY_TICKS_MAX {
                 break;
             }
-            let take = self.queue.len().min(self.batch_target);
-            let txs: Vec<Transaction> = self.queue.drain(..take).map(|(tx, _)| tx).collect();
-            txs.iter().for_each(|tx| {
-                self.queued_keys.remove(&tx.key());
-            });
             while self.slots.get(&self.next_seq).is_some_and(|slot| {
                 slot.committed || slot.accepted.as_ref().is_some_and(|a| a.0 == self.view)
             }) {
@@ -708,9 +703,14 @@ impl LocalShard {
             }
             let seq = self.next_seq;
             if seq > self.committed_upto + WINDOW_SEQS {
-                break;
+                break; // the queue keeps its transactions for a later tick
             }
             self.next_seq += 1;
+            let take = self.queue.len().min(self.batch_target);
+            let txs: Vec<Transaction> = self.queue.drain(..take).map(|(tx, _)| tx).collect();
+            txs.iter().for_each(|tx| {
+                self.queued_keys.remove(&tx.key());
+            });
             let payload = Payload::of_stamped(&txs, credit_floor);
             self.pre_prepare(seq, payload, signer, out);
         }

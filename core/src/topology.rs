@@ -308,7 +308,7 @@ impl Topology {
             "cluster.leader_rotation_blocks",
             file.cluster.leader_rotation_blocks,
             100,
-            1,
+            crate::leader::ROTATION_ROUNDS_MIN as i64,
             1_000_000,
         )?;
         let rtt_us = parse_links(&file.cluster, &file.links, &domains)?;

@@ -876,3 +876,52 @@ fn each_failed_view_change_doubles_the_wait_before_the_next() {
     let waits: Vec<u64> = (4..7).map(|v| entered[&(v + 1)] - entered[&v]).collect();
     assert_eq!(waits, [10, 20, 40], "views entered: {entered:?}");
 }
+
+/// Review finding: a primary whose next free sequence lay past its window (the slots after
+/// its own pending batch already committed through LCs) took a batch of transactions off
+/// its queue, found no sequence to put them at, and dropped them.
+#[test]
+fn a_primary_at_the_end_of_its_window_keeps_its_queued_transactions() {
+    let mut group = Group::new(4);
+    let mut out = Vec::new();
+    group.shards[0].on_client(transfer(1).into(), &mut out);
+    for _ in 0..3 {
+        group.tick(&[0]);
+    }
+    let pending_first = std::mem::take(&mut group.queue);
+    // Every other sequence of the window commits through LCs learned from elsewhere.
+    for seq in 2..=WINDOW_SEQS {
+        let payload = Payload::from_transfers(&[transfer(1_000 + u128::from(seq))]);
+        let lc = LocalCert {
+            lane: LANE,
+            view: 0,
+            seq,
+            digest: payload.digest(),
+            cert: quorum_cert(),
+        };
+        group.shards[0].adopt_committed(lc, payload, &mut out);
+    }
+    assert_eq!(
+        group.shards[0].committed_upto(),
+        0,
+        "sequence 1 is still open"
+    );
+    group.shards[0].on_client(transfer(2).into(), &mut out);
+    for _ in 0..5 {
+        group.tick(&[0]);
+    }
+    // Sequence 1 commits; the stable point jumps to the window's end and the queued
+    // transfer must still be there to go into the next sequence.
+    group.queue = pending_first;
+    for _ in 0..10 {
+        group.tick(&[0, 1, 2, 3]);
+        group.deliver(|_, _| false);
+    }
+    let batches_of_r0 = |group: &Group| group.committed[0].iter().map(|c| c.0).max();
+    assert!(
+        batches_of_r0(&group).is_some_and(|seq| seq > WINDOW_SEQS),
+        "the transfer queued while the window was full went into sequence {}: committed {:?}",
+        WINDOW_SEQS + 1,
+        group.committed[0].iter().map(|c| c.0).collect::<Vec<_>>()
+    );
+}

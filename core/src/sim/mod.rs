@@ -370,7 +370,7 @@ impl Sim {
         } else {
             VotePattern::AllToAll
         };
-        let rotation_rounds = *rng.pick(&[1, 3, 10]);
+        let rotation_rounds = *rng.pick(&[2, 3, 10]);
         let clients = Arc::new(sim_clients(&keys));
         let configs: Vec<ReplicaConfig> = (0..n)
             .map(|id| ReplicaConfig {
@@ -1349,6 +1349,18 @@ impl Sim {
                 .iter()
                 .any(|r| !self.observations.finalised_on(r.id(), key))
         };
+        if self.trace {
+            let lines: Vec<String> = self
+                .clients
+                .iter()
+                .filter(|c| promised.contains(&c.tx.key()) && unfinished(c.tx.key()))
+                .map(|c| describe_unfinished(c, &self.topology))
+                .collect();
+            let now_ms = self.now as f64 / 1_000.0;
+            for line in lines {
+                self.report.trace.push(format!("{now_ms:>9.3} ms  {line}"));
+            }
+        }
         let mut violations = self
             .observations
             .check(self.report.seed, &honest, &promised);
@@ -1424,6 +1436,31 @@ impl Sim {
             .unwrap_or(0);
         report
     }
+}
+
+/// A trace line for a promised transaction some honest replica has not executed.
+fn describe_unfinished(client: &ClientTx, topology: &Topology) -> String {
+    let lane = client.tx.as_transfer().map(|t| {
+        let lane = crate::client::home_lane(
+            t.transfer.from,
+            topology.domains.len() as u32,
+            topology.shards,
+        );
+        format!(
+            " from {} home lane {}/{}",
+            t.transfer.from, lane.domain, lane.shard
+        )
+    });
+    format!(
+        "unfinished {:#x}{} domain {} submitted {} us, {} attempts, local final {:?}, global final {:?}",
+        client.tx.key(),
+        lane.unwrap_or_default(),
+        client.domain,
+        client.submitted_us,
+        client.attempts,
+        client.local_final_us,
+        client.global_final_us,
+    )
 }
 
 /// Now and then a payment of a large part of the balance, so that debits of one account

@@ -207,6 +207,14 @@ fn bad_numbers_name_the_field() {
     let zero_shards = "[cluster]\nname = \"t\"\nshards = 0\n[[domains]]\nname = \"aws/r1\"\n";
     let err = Topology::from_toml_str(&format!("{zero_shards}{four}")).unwrap_err();
     assert!(err.to_string().contains("cluster.shards"), "{err}");
+    // A one-round slot cannot commit on its own (leader::ROTATION_ROUNDS_MIN).
+    let one_round =
+        "[cluster]\nname = \"t\"\nleader_rotation_blocks = 1\n[[domains]]\nname = \"aws/r1\"\n";
+    let err = Topology::from_toml_str(&format!("{one_round}{four}")).unwrap_err();
+    assert!(
+        err.to_string().contains("cluster.leader_rotation_blocks"),
+        "{err}"
+    );
     let err = Topology::from_toml_str("[cluster]\nname = 3\n").unwrap_err();
     assert!(matches!(err, TopologyError::Parse(_)));
 }
