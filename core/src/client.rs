@@ -65,8 +65,9 @@ impl SignedTransfer {
         bytes
     }
 
+    /// The key scoped to the debited account ([`Transfer::ledger_key`]).
     pub fn key(&self) -> IdempotencyKey {
-        self.transfer.key
+        self.transfer.ledger_key()
     }
 
     /// Transactions route by their debited account, so its home shard sees every debit.

@@ -12,7 +12,9 @@
 //! # Idempotency
 //!
 //! A transfer carries a client-chosen [`IdempotencyKey`]; a retried request carries the same
-//! key. The first time a key reaches [`Ledger::apply`] its outcome is final (applied or
+//! key. The ledger knows it by that key scoped to the debited account
+//! ([`Transfer::ledger_key`]), so clients choose keys independently of each other. The first
+//! time a key reaches [`Ledger::apply`] its outcome is final (applied or
 //! rejected) and the key is remembered, so a replay returns [`Outcome::Duplicate`] and changes
 //! nothing. Rejected keys are remembered too: otherwise a replay of a rejected request could
 //! execute later (after a credit arrives) and reverse the "rejected" receipt the client holds.
@@ -57,6 +59,17 @@ pub type AccountId = u64;
 /// Chosen by the client, unique per request; a retried request carries the same key.
 pub type IdempotencyKey = u128;
 
+/// The key a ledger remembers for a request: the client's key scoped to its owner, the
+/// debited account of a transfer or the signing client of opaque data. Unscoped, one client
+/// could take another's key first and have the other's payment answered as a duplicate of
+/// its own. A cryptographic hash, so no owner can choose a key that lands on another's.
+pub fn scoped_key(context: &[u8], owner: u64, key: IdempotencyKey) -> IdempotencyKey {
+    let digest = crate::crypto::digest(&[context, &owner.to_le_bytes(), &key.to_le_bytes()]);
+    u128::from_le_bytes(digest[..16].try_into().expect("a digest holds 16 bytes"))
+}
+
+const TRANSFER_KEY_CONTEXT: &[u8] = b"ccbft/transfer-key/v1";
+
 /// Blocks for which an executed key is remembered after the block that executed it.
 pub const IDEMPOTENCY_WINDOW_BLOCKS: u64 = 100_000;
 
@@ -83,6 +96,12 @@ pub struct Transfer {
 }
 
 impl Transfer {
+    /// The client's key scoped to the debited account ([`scoped_key`]): what the ledger,
+    /// the lanes and the receipts know the transfer by.
+    pub fn ledger_key(&self) -> IdempotencyKey {
+        scoped_key(TRANSFER_KEY_CONTEXT, self.from, self.key)
+    }
+
     /// Fixed little-endian layout: key (16), from (8), to (8), amount (8).
     pub fn to_bytes(&self) -> [u8; TRANSFER_SIZE_BYTES] {
         let mut bytes = [0u8; TRANSFER_SIZE_BYTES];
@@ -277,7 +296,7 @@ impl Ledger {
     /// key memory full (`Overloaded`, before the rest because every other outcome is
     /// remembered), same account, zero amount, unknown accounts, funds, overflow.
     pub fn apply(&mut self, tx: &Transfer) -> Outcome {
-        let replay = self.keys.contains(&tx.key);
+        let replay = self.keys.contains(&tx.ledger_key());
         if replay && !self.double_execute_planted {
             return Outcome::Duplicate;
         }
@@ -299,7 +318,7 @@ impl Ledger {
             Err(reject) => Outcome::Rejected(reject),
         };
         if !replay {
-            self.remember(tx.key);
+            self.remember(tx.ledger_key());
             self.rejected_count += u64::from(matches!(outcome, Outcome::Rejected(_)));
         }
         assert_eq!(
@@ -334,7 +353,7 @@ impl Ledger {
     /// count bound is enforced before ordering, at ingress: [`Ledger::keys_full`]), and a
     /// floor above the credits executed here is `CreditsNotFinal`.
     pub fn apply_admitted(&mut self, tx: &Transfer, credit_floor: u128) -> Outcome {
-        let replay = self.keys.contains(&tx.key);
+        let replay = self.keys.contains(&tx.ledger_key());
         if replay && !self.double_execute_planted {
             return Outcome::Duplicate;
         }
@@ -476,7 +495,8 @@ impl Ledger {
         self.last_block
     }
 
-    /// Whether a transfer with this key would now be a `Duplicate`.
+    /// Whether a request with this scoped key ([`Transfer::ledger_key`]) would now be a
+    /// `Duplicate`.
     pub fn remembers(&self, key: IdempotencyKey) -> bool {
         self.keys.contains(&key)
     }

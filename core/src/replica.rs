@@ -1321,7 +1321,7 @@ impl Replica {
                         transfer: tx.transfer,
                     },
                     Transaction::Opaque(tx) => {
-                        let outcome = self.ledger.deliver(tx.key);
+                        let outcome = self.ledger.deliver(tx.ledger_key());
                         if outcome == Outcome::Applied {
                             delivered.push(tx);
                         }

@@ -7,7 +7,7 @@
 //! [cluster]
 //! name = "three-clouds"
 //! shards = 2                     # PBFT shards per replica (optional, default 1)
-//! leader_rotation_blocks = 100   # optional
+//! leader_rotation_blocks = 100   # optional, at least 2 (a leader commits in its own slot)
 //!
 //! [[domains]]
 //! name = "aws/eu-central-1"      # provider/region

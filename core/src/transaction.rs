@@ -79,6 +79,8 @@ impl PayloadKind {
     }
 }
 
+const OPAQUE_KEY_CONTEXT: &[u8] = b"ccbft/opaque-key/v1";
+
 /// An application's transaction in an opaque cluster: bytes the replica orders but does not
 /// interpret, signed by a registered client. `key` names it in receipts.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -90,6 +92,12 @@ pub struct OpaqueTx {
 }
 
 impl OpaqueTx {
+    /// The client's key scoped to the client ([`crate::ledger::scoped_key`]): what the
+    /// ledger, the lanes and the receipts know the transaction by.
+    pub fn ledger_key(&self) -> IdempotencyKey {
+        crate::ledger::scoped_key(OPAQUE_KEY_CONTEXT, u64::from(self.client), self.key)
+    }
+
     /// What the client signs: context, client, key, data.
     pub fn signed_bytes(client: ClientId, key: IdempotencyKey, data: &[u8]) -> Vec<u8> {
         let mut out = Vec::with_capacity(SIGNED_OPAQUE_CONTEXT.len() + 4 + 16 + data.len());
@@ -160,7 +168,7 @@ impl Transaction {
     pub fn key(&self) -> IdempotencyKey {
         match self {
             Transaction::Transfer(tx) => tx.key(),
-            Transaction::Opaque(tx) => tx.key,
+            Transaction::Opaque(tx) => tx.ledger_key(),
         }
     }
 

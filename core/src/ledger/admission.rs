@@ -67,7 +67,8 @@ impl DebitAdmission {
         tx: &Transfer,
         credit_floor: u128,
     ) -> Option<Outcome> {
-        if self.pending.contains_key(&tx.key) || final_ledger.remembers(tx.key) {
+        let key = tx.ledger_key();
+        if self.pending.contains_key(&key) || final_ledger.remembers(key) {
             return Some(Outcome::Duplicate);
         }
         let decided = match self.check(final_ledger, tx, credit_floor)? {
@@ -78,7 +79,7 @@ impl DebitAdmission {
             Err(reject) => Outcome::Rejected(reject),
         };
         if decided != Outcome::Applied {
-            assert!(self.pending.insert(tx.key, None).is_none());
+            assert!(self.pending.insert(key, None).is_none());
         }
         Some(decided)
     }
@@ -106,7 +107,7 @@ impl DebitAdmission {
 
     fn reserve(&mut self, tx: &Transfer) {
         if self.forget_reservations {
-            assert!(self.pending.insert(tx.key, None).is_none());
+            assert!(self.pending.insert(tx.ledger_key(), None).is_none());
             return;
         }
         let reserved = self.reserved.entry(tx.from).or_insert(0);
@@ -114,7 +115,7 @@ impl DebitAdmission {
             .checked_add(tx.amount)
             .expect("reservations are covered by a u64 balance");
         let debit = Some((tx.from, tx.amount));
-        assert!(self.pending.insert(tx.key, debit).is_none());
+        assert!(self.pending.insert(tx.ledger_key(), debit).is_none());
     }
 
     /// The host's ledger executed the batch holding `key`: its debit, if accepted, is in

@@ -151,7 +151,7 @@ fn overloaded_when_key_memory_is_full() {
     let third = tx(3, 1, 2, 1);
     assert_eq!(ledger.apply(&third), Outcome::Rejected(Reject::Overloaded));
     assert!(
-        !ledger.remembers(3),
+        !ledger.remembers(third.ledger_key()),
         "an overloaded request leaves no trace"
     );
     // Remembered keys are still answered while full.
@@ -177,11 +177,26 @@ fn replay_is_duplicate_and_changes_nothing() {
     for _ in 0..3 {
         assert_eq!(ledger.apply(&t), Outcome::Duplicate);
     }
-    // Same key, other body: the key names the request.
-    assert_eq!(ledger.apply(&tx(42, 2, 3, 5)), Outcome::Duplicate);
+    // Same key and debited account, other body: the key names the request.
+    assert_eq!(ledger.apply(&tx(42, 1, 3, 5)), Outcome::Duplicate);
     assert_eq!(ledger.state_root(), root);
     assert_eq!(ledger.executed_count(), 1);
     assert_eq!(balances(&ledger), [Some(90), Some(60), Some(0)]);
+}
+
+/// Review finding: keys were global, so the owner of one account could take another
+/// client's key first and have that client's payment answered `Duplicate` (a receipt that
+/// reads as "already done" for a payment that never ran).
+#[test]
+fn a_key_is_scoped_to_the_debited_account() {
+    let mut ledger = small();
+    assert_eq!(ledger.apply(&tx(42, 2, 3, 5)), Outcome::Applied);
+    assert_eq!(ledger.apply(&tx(42, 1, 2, 10)), Outcome::Applied);
+    assert_eq!(balances(&ledger), [Some(90), Some(55), Some(5)]);
+    assert!(ledger.remembers(tx(42, 1, 2, 10).ledger_key()));
+    assert!(!ledger.remembers(tx(42, 3, 1, 1).ledger_key()));
+    assert_ne!(tx(42, 1, 2, 10).ledger_key(), tx(42, 2, 1, 10).ledger_key());
+    assert_eq!(tx(42, 1, 2, 10).ledger_key(), tx(42, 1, 3, 99).ledger_key());
 }
 
 #[test]
@@ -214,7 +229,7 @@ fn keys_are_remembered_for_the_window_then_forgotten() {
         "block 13 still inside the window"
     );
     ledger.end_block(13);
-    assert!(!ledger.remembers(1));
+    assert!(!ledger.remembers(tx(1, 1, 2, 1).ledger_key()));
     // The documented client contract: a retry after the window executes again.
     assert_eq!(ledger.apply(&t), Outcome::Applied);
     assert_eq!(ledger.balance(2), Some(20));
@@ -230,7 +245,10 @@ fn heights_may_skip_and_prune_by_age() {
     ledger.apply(&tx(2, 1, 2, 1));
     ledger.end_block(3);
     ledger.end_block(5);
-    assert!(!ledger.remembers(1) && ledger.remembers(2));
+    assert!(
+        !ledger.remembers(tx(1, 1, 2, 1).ledger_key())
+            && ledger.remembers(tx(2, 1, 2, 1).ledger_key())
+    );
     ledger.end_block(100);
     assert_eq!(ledger.remembered_keys(), 0);
     ledger.check_invariants();
@@ -310,7 +328,10 @@ fn snapshot_round_trip_preserves_everything() {
     assert_eq!(restored.genesis_total(), ledger.genesis_total());
     assert_eq!(restored.executed_count(), 2);
     assert_eq!(restored.last_block(), Some(1));
-    assert!(restored.remembers(1) && restored.remembers(3));
+    assert!(
+        restored.remembers(tx(1, 1, 2, 10).ledger_key())
+            && restored.remembers(tx(3, 3, 3, 20).ledger_key())
+    );
     let empty = Ledger::genesis([]).unwrap();
     let restored = Ledger::from_snapshot(&empty.snapshot_bytes()).unwrap();
     assert_eq!(restored.state_root(), empty.state_root());
@@ -449,12 +470,12 @@ fn a_member_reserves_what_it_accepts_until_its_ledger_executes_it() {
     assert_eq!(lane.decide(&ledger, &c, 0), Some(rejected));
     // Execution gives what the member predicted, whenever the member's ledger catches up.
     assert_eq!(ledger.apply_admitted(&a, 0), Outcome::Applied);
-    lane.release(a.key);
+    lane.release(a.ledger_key());
     assert_eq!(lane.reserved(1), 40);
     assert_eq!(ledger.apply_admitted(&b, 0), Outcome::Applied);
     assert_eq!(ledger.apply_admitted(&c, 0), rejected);
-    lane.release(b.key);
-    lane.release(c.key);
+    lane.release(b.ledger_key());
+    lane.release(c.ledger_key());
     assert_eq!((lane.reserved(1), lane.pending_count()), (0, 0));
 }
 
@@ -490,7 +511,7 @@ fn a_key_decided_once_is_a_duplicate_after() {
     assert_eq!(lane.decide(&ledger, &poor, 0), rejected);
     assert_eq!(lane.decide(&ledger, &poor, 0), Some(Outcome::Duplicate));
     assert_eq!(ledger.apply_admitted(&t, 0), Outcome::Applied);
-    lane.release(t.key);
+    lane.release(t.ledger_key());
     assert_eq!(
         lane.decide(&ledger, &t, 0),
         Some(Outcome::Duplicate),
@@ -644,8 +665,9 @@ proptest! {
         );
         // `a` never saw the fresh key; while `b` remembers it (inside the window and the
         // cap) the roots must differ.
-        prop_assert!(!a.remembers(fresh_key));
-        if b.remembers(fresh_key) {
+        let fresh = Transfer { key: fresh_key, ..original }.ledger_key();
+        prop_assert!(!a.remembers(fresh));
+        if b.remembers(fresh) {
             prop_assert_ne!(a.state_root(), b.state_root());
         }
     }
@@ -750,7 +772,7 @@ impl World {
         );
         if lane == m {
             if member.pending.remove(&item) {
-                member.lane.release(t.key);
+                member.lane.release(t.ledger_key());
             }
             let position = self.lanes[m].0.iter().position(|&i| i == item).unwrap();
             member.decided = member.decided.max(position + 1);

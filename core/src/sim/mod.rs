@@ -1236,10 +1236,11 @@ impl Sim {
             return;
         }
         for tx in transactions {
-            match self.by_key.get(&tx.key) {
-                None => self.observations.foreign(id, tx.key),
+            let key = tx.ledger_key();
+            match self.by_key.get(&key) {
+                None => self.observations.foreign(id, key),
                 Some(&index) if self.clients[index].tx != Transaction::Opaque(tx.clone()) => {
-                    self.observations.altered(id, tx.key)
+                    self.observations.altered(id, key)
                 }
                 Some(_) => {}
             }
