@@ -495,6 +495,27 @@ fn a_member_waits_for_credits_its_ledger_has_not_executed() {
 }
 
 #[test]
+fn admission_scopes_a_key_to_the_debited_account() {
+    let mut ledger = small();
+    let mut lane = DebitAdmission::new();
+    // Account 2's owner takes key 5 first; account 1's payment with key 5 is its own.
+    assert_eq!(
+        lane.decide(&ledger, &tx(5, 2, 3, 10), 0),
+        Some(Outcome::Applied)
+    );
+    assert_eq!(
+        lane.decide(&ledger, &tx(5, 1, 2, 70), 0),
+        Some(Outcome::Applied)
+    );
+    assert_eq!((lane.reserved(1), lane.reserved(2)), (70, 10));
+    ledger.apply_admitted(&tx(5, 2, 3, 10), 0);
+    assert_eq!(
+        lane.decide(&ledger, &tx(5, 3, 1, 1), 0),
+        Some(Outcome::Applied)
+    );
+}
+
+#[test]
 fn a_key_decided_once_is_a_duplicate_after() {
     let mut ledger = small();
     let mut lane = DebitAdmission::new();
