@@ -510,7 +510,7 @@ fn admission_scopes_a_key_to_the_debited_account() {
     assert_eq!((lane.reserved(1), lane.reserved(2)), (70, 10));
     ledger.apply_admitted(&tx(5, 2, 3, 10), 0);
     assert_eq!(
-        lane.decide(&ledger, &tx(5, 3, 1, 1), 0),
+        lane.decide(&ledger, &tx(5, 3, 1, 1), 10),
         Some(Outcome::Applied)
     );
 }
