@@ -26,6 +26,12 @@ struct Group {
 
 impl Group {
     fn new(n: u32) -> Group {
+        Group::with_shards(n, 1)
+    }
+
+    /// `n` members of one domain whose accounts home over `shards` lanes; the group runs
+    /// lane 0.
+    fn with_shards(n: u32, shards: u32) -> Group {
         let keys = SimKeys::new(n, 1);
         let config = LocalConfig {
             lane: LANE,
@@ -33,7 +39,7 @@ impl Group {
             quorum: Quorum::byzantine(n),
             request_timeout_ticks: 10,
             rules: std::sync::Arc::new(CertRules::new(
-                &Topology::synthetic(n, 1, 1).expect("one domain"),
+                &Topology::synthetic(n, 1, shards).expect("one domain"),
                 PlantedBugs::none(),
             )),
         };
@@ -924,4 +930,36 @@ fn a_primary_at_the_end_of_its_window_keeps_its_queued_transactions() {
         WINDOW_SEQS + 1,
         group.committed[0].iter().map(|c| c.0).collect::<Vec<_>>()
     );
+}
+
+/// A backup refuses a batch that debits an account homed in another lane, even when every
+/// other transfer of it belongs here: only the home lane orders an account's debits.
+#[test]
+fn a_batch_with_one_debit_homed_elsewhere_is_not_prepared() {
+    let homed_in = |shard: u32| {
+        (0u64..)
+            .find(|&account| ccbft_core::client::home_lane(account, 1, 2).shard == shard)
+            .expect("some account homes in each shard")
+    };
+    let debit = |key: u128, from: u64| SignedTransfer {
+        transfer: Transfer {
+            key,
+            from,
+            to: from + 1,
+            amount: 5,
+        },
+        ..transfer(key)
+    };
+    let mut group = Group::with_shards(4, 2);
+    let mut out = Vec::new();
+    group.shards[0].on_client(debit(1, homed_in(0)).into(), &mut out);
+    group.shards[0].on_client(debit(2, homed_in(0)).into(), &mut out);
+    group.shards[0].on_client(debit(3, homed_in(1)).into(), &mut out);
+    for _ in 0..5 {
+        group.tick(&[0]);
+    }
+    group.deliver(|_, _| false);
+    for id in 1..4 {
+        assert!(group.committed[id].is_empty(), "r{id} committed the batch");
+    }
 }

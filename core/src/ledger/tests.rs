@@ -200,6 +200,16 @@ fn a_key_is_scoped_to_the_debited_account() {
 }
 
 #[test]
+fn executed_and_rejected_are_counted_apart() {
+    let mut ledger = small();
+    ledger.apply(&tx(1, 3, 1, 10));
+    ledger.apply(&tx(2, 3, 1, 10));
+    ledger.apply(&tx(3, 1, 2, 10));
+    ledger.apply(&tx(3, 1, 2, 10));
+    assert_eq!((ledger.executed_count(), ledger.rejected_count()), (1, 2));
+}
+
+#[test]
 fn rejection_is_final_for_its_key() {
     let mut ledger = small();
     let t = tx(7, 3, 1, 10);
