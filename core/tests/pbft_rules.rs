@@ -963,3 +963,71 @@ fn a_batch_with_one_debit_homed_elsewhere_is_not_prepared() {
         assert!(group.committed[id].is_empty(), "r{id} committed the batch");
     }
 }
+
+/// A member of a newer view hands its installed new-view to a member still sending in an
+/// older one, at most once per request timeout, and to nobody else: not for a message of
+/// its own view, not to itself, not to an outsider.
+#[test]
+fn a_new_view_is_relayed_to_a_laggard_once_per_request_timeout() {
+    let mut group = Group::new(4);
+    let mut out = Vec::new();
+    group.shards[0].on_client(transfer(7).into(), &mut out);
+    for id in 1..4 {
+        group.shards[id].on_client(transfer(8).into(), &mut out);
+    }
+    // r0, the primary of view 0, is cut off while the others move on without it.
+    for _ in 0..60 {
+        group.tick(&[1, 2, 3]);
+        group.deliver(|to, _| to == 0);
+    }
+    let view = group.shards[2].view();
+    assert!(view >= 1, "r2 changed view");
+    let message = |view: u64, from: ReplicaId| LocalMessage::Prepare {
+        lane: LANE,
+        view,
+        seq: 1,
+        digest: [0; 32],
+        from,
+        signature: Signature(vec![0; 16]),
+    };
+    let relays = |group: &mut Group, message: LocalMessage| {
+        let mut out = Vec::new();
+        group.shards[2].on_message(message, &group.signers[2], &mut out);
+        out.iter()
+            .filter_map(|o| match o {
+                LocalOutput::Send {
+                    to,
+                    message: LocalMessage::NewView { .. },
+                } => Some(to.clone()),
+                _ => None,
+            })
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        relays(&mut group, message(view, 0)),
+        Vec::<Vec<ReplicaId>>::new()
+    );
+    assert!(
+        relays(&mut group, message(view - 1, 2)).is_empty(),
+        "not to itself"
+    );
+    assert!(
+        relays(&mut group, message(view - 1, 9)).is_empty(),
+        "not to an outsider"
+    );
+    assert_eq!(relays(&mut group, message(view - 1, 0)), vec![vec![0]]);
+    assert!(
+        relays(&mut group, message(view - 1, 0)).is_empty(),
+        "once per timeout"
+    );
+    for _ in 0..10 {
+        group.tick(&[2]);
+    }
+    group.queue.clear();
+    assert_eq!(group.shards[2].view(), view, "r2 stayed in its view");
+    assert_eq!(
+        relays(&mut group, message(view - 1, 0)),
+        vec![vec![0]],
+        "again after it"
+    );
+}
