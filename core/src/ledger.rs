@@ -296,7 +296,8 @@ impl Ledger {
     /// key memory full (`Overloaded`, before the rest because every other outcome is
     /// remembered), same account, zero amount, unknown accounts, funds, overflow.
     pub fn apply(&mut self, tx: &Transfer) -> Outcome {
-        let replay = self.keys.contains(&tx.ledger_key());
+        let key = tx.ledger_key();
+        let replay = self.keys.contains(&key);
         if replay && !self.double_execute_planted {
             return Outcome::Duplicate;
         }
@@ -304,12 +305,18 @@ impl Ledger {
             return Outcome::Rejected(Reject::Overloaded);
         }
         let checked = self.validate(tx);
-        self.settle(tx, replay, checked)
+        self.settle(tx, key, replay, checked)
     }
 
     /// Carries out a checked transfer: moves the funds if it passed, remembers a new key
     /// whatever the outcome, and asserts conservation.
-    fn settle(&mut self, tx: &Transfer, replay: bool, checked: Result<(), Reject>) -> Outcome {
+    fn settle(
+        &mut self,
+        tx: &Transfer,
+        key: IdempotencyKey,
+        replay: bool,
+        checked: Result<(), Reject>,
+    ) -> Outcome {
         let outcome = match checked {
             Ok(()) => {
                 self.move_funds(tx);
@@ -318,7 +325,7 @@ impl Ledger {
             Err(reject) => Outcome::Rejected(reject),
         };
         if !replay {
-            self.remember(tx.ledger_key());
+            self.remember(key);
             self.rejected_count += u64::from(matches!(outcome, Outcome::Rejected(_)));
         }
         assert_eq!(
@@ -353,12 +360,13 @@ impl Ledger {
     /// count bound is enforced before ordering, at ingress: [`Ledger::keys_full`]), and a
     /// floor above the credits executed here is `CreditsNotFinal`.
     pub fn apply_admitted(&mut self, tx: &Transfer, credit_floor: u128) -> Outcome {
-        let replay = self.keys.contains(&tx.ledger_key());
+        let key = tx.ledger_key();
+        let replay = self.keys.contains(&key);
         if replay && !self.double_execute_planted {
             return Outcome::Duplicate;
         }
         let checked = self.validate_admitted(tx, credit_floor);
-        self.settle(tx, replay, checked)
+        self.settle(tx, key, replay, checked)
     }
 
     /// What `account` may spend when a batch counts its credits up to `credit_floor`: the

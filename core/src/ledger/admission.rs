@@ -73,7 +73,7 @@ impl DebitAdmission {
         }
         let decided = match self.check(final_ledger, tx, credit_floor)? {
             Ok(()) => {
-                self.reserve(tx);
+                self.reserve(tx, key);
                 Outcome::Applied
             }
             Err(reject) => Outcome::Rejected(reject),
@@ -105,9 +105,9 @@ impl DebitAdmission {
         })
     }
 
-    fn reserve(&mut self, tx: &Transfer) {
+    fn reserve(&mut self, tx: &Transfer, key: IdempotencyKey) {
         if self.forget_reservations {
-            assert!(self.pending.insert(tx.ledger_key(), None).is_none());
+            assert!(self.pending.insert(key, None).is_none());
             return;
         }
         let reserved = self.reserved.entry(tx.from).or_insert(0);
@@ -115,7 +115,7 @@ impl DebitAdmission {
             .checked_add(tx.amount)
             .expect("reservations are covered by a u64 balance");
         let debit = Some((tx.from, tx.amount));
-        assert!(self.pending.insert(tx.ledger_key(), debit).is_none());
+        assert!(self.pending.insert(key, debit).is_none());
     }
 
     /// The host's ledger executed the batch holding `key`: its debit, if accepted, is in
