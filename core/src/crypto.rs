@@ -6,7 +6,9 @@
 //! once) before the message reaches a protocol handler. Certificates are a signer bitmap
 //! plus one aggregate, the shape of a BLS multi-signature.
 
-use crate::client::{ClientId, ClientKey, ClientSignature, CLIENT_SIGNATURE_BYTES};
+#[cfg(any(test, feature = "simulator"))]
+use crate::client::{ClientId, CLIENT_SIGNATURE_BYTES};
+use crate::client::{ClientKey, ClientSignature};
 use crate::topology::{ReplicaId, REPLICAS_MAX};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};

@@ -8,8 +8,10 @@
 
 mod admission;
 mod checkpoints;
+mod receipt;
 mod rejoin;
 
+pub use receipt::Receipt;
 pub use rejoin::{answers_needed, RejoinError, REJOIN_REQUEST_MS};
 
 use crate::bugs::PlantedBugs;

@@ -116,6 +116,33 @@ pub struct ReplicaSpec {
     pub domain: DomainIndex,
     pub address: String,
     pub public_key: Option<String>,
+    /// Where the replica takes client connections (`replicas.client_address`; by default
+    /// the replica address with its port plus [`CLIENT_PORT_OFFSET`]).
+    pub client_address: Option<String>,
+}
+
+/// A replica's client port by default: its replica port plus this.
+pub const CLIENT_PORT_OFFSET: u16 = 1000;
+
+impl ReplicaSpec {
+    /// The address clients connect to.
+    pub fn client_addr(&self) -> Result<std::net::SocketAddr, TopologyError> {
+        let bad = |address: &str| TopologyError::BadAddress {
+            replica: self.id,
+            address: address.to_string(),
+        };
+        if let Some(text) = &self.client_address {
+            return text.parse().map_err(|_| bad(text));
+        }
+        let mut addr: std::net::SocketAddr =
+            self.address.parse().map_err(|_| bad(&self.address))?;
+        let port = addr
+            .port()
+            .checked_add(CLIENT_PORT_OFFSET)
+            .ok_or_else(|| bad(&self.address))?;
+        addr.set_port(port);
+        Ok(addr)
+    }
 }
 
 /// Which faults the quorums are sized against.
@@ -240,6 +267,7 @@ struct ReplicaEntry {
     domain: String,
     address: String,
     public_key: Option<String>,
+    client_address: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -528,7 +556,9 @@ fn parse_replicas(
             domain: domain as DomainIndex,
             address: entry.address.clone(),
             public_key: entry.public_key.clone(),
+            client_address: entry.client_address.clone(),
         });
+        replicas.last().expect("just pushed").client_addr()?;
     }
     replicas.sort_by_key(|r| r.id);
     // One rule everywhere: ids are dense from 0, so id i is committee member i and bit i of

@@ -476,5 +476,28 @@ pub fn decode_record_shared(frame: &Bytes) -> Result<Record, WireError> {
     decode_frame(Reader::shared_source(frame))
 }
 
+/// A replica's answer to a client: what the client listener sends back.
+pub fn encode_receipt(receipt: &crate::replica::Receipt) -> Vec<u8> {
+    encode_frame(receipt).into_vec()
+}
+
+/// Refuses anything [`encode_receipt`] would not have written.
+pub fn decode_receipt(bytes: &[u8]) -> Result<crate::replica::Receipt, WireError> {
+    decode_frame(Reader::new(bytes))
+}
+
+/// A client's request: one signed transaction.
+pub fn encode_transaction(tx: &crate::transaction::Transaction) -> Vec<u8> {
+    encode_frame(tx).into_vec()
+}
+
+/// [`encode_transaction`]'s frame, decoded keeping slices of `frame` (opaque data is not
+/// copied).
+pub fn decode_transaction_shared(
+    frame: &Bytes,
+) -> Result<crate::transaction::Transaction, WireError> {
+    decode_frame(Reader::shared_source(frame))
+}
+
 #[cfg(test)]
 mod tests;

@@ -406,6 +406,17 @@ impl Wal {
     /// Appends one record; completes once it is durable (it shares its fdatasync with the
     /// other appends of its group). Waits while `in_flight_max_bytes` are not yet durable.
     pub async fn append(&self, kind: u16, payload: &[u8]) -> Result<Appended, WalError> {
+        let appended = self.submit(kind, payload).await?;
+        self.wait_durable(appended.sequence).await?;
+        Ok(appended)
+    }
+
+    /// Puts one record into the open group and returns its place without waiting for it to
+    /// be durable; waits only while `in_flight_max_bytes` are not yet durable. Records are
+    /// numbered in the order their submits complete, so a caller that awaits each submit
+    /// before the next keeps its own order. [`Wal::wait_durable`] (or [`Wal::sync`]) then
+    /// writes the groups and says when the record is durable.
+    pub async fn submit(&self, kind: u16, payload: &[u8]) -> Result<Appended, WalError> {
         if kind == 0 {
             return Err(WalError::KindZero);
         }
@@ -438,9 +449,7 @@ impl Wal {
                 self.changed(generation).await;
             }
         }
-        let appended = self.inner.borrow_mut().enqueue(kind, payload, size);
-        self.wait_durable(appended.sequence).await?;
-        Ok(appended)
+        Ok(self.inner.borrow_mut().enqueue(kind, payload, size))
     }
 
     /// Waits until every record appended so far is durable.
@@ -450,7 +459,12 @@ impl Wal {
         Ok(last)
     }
 
-    async fn wait_durable(&self, sequence: u64) -> Result<(), WalError> {
+    /// Waits until every record up to `sequence` is durable, leading group writes as needed.
+    pub async fn wait_durable(&self, sequence: u64) -> Result<(), WalError> {
+        assert!(
+            sequence < self.inner.borrow().next_sequence,
+            "waiting for record {sequence}, never submitted"
+        );
         loop {
             let generation = {
                 let inner = self.inner.borrow();

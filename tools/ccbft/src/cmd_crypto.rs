@@ -56,6 +56,16 @@ pub struct KeygenArgs {
     /// 64 hex characters: derive the keys deterministically (tests and simulation only).
     #[arg(long)]
     seed: Option<String>,
+    /// Also write a genesis (genesis.json) with this many clients and one secret key file
+    /// per client (client-N.key); client c owns accounts c * accounts-per-client onwards.
+    #[arg(long, default_value_t = 0)]
+    clients: u32,
+    /// Accounts each genesis client owns.
+    #[arg(long, default_value_t = 10)]
+    accounts_per_client: u64,
+    /// Opening balance of every genesis account.
+    #[arg(long, default_value_t = 1_000_000)]
+    opening_balance: u64,
 }
 
 /// `ccbft dkg`: a ceremony step, or the all-in-one trusted-dealer demonstration.
@@ -403,6 +413,20 @@ pub fn keygen(args: KeygenArgs) -> anyhow::Result<ExitCode> {
     )?;
     remove_stale_keys(&args.out, args.replicas)?;
     verify_keygen(&args.out, args.replicas, args.epoch).context("verifying the written keys")?;
+    if args.clients > 0 {
+        ccbft_node::genesis::write(
+            &args.out,
+            args.clients,
+            args.accounts_per_client,
+            args.opening_balance,
+            seed,
+        )?;
+        ccbft_node::genesis::load(&args.out).context("verifying the written genesis")?;
+        println!(
+            "wrote genesis.json: {} clients (secret keys client-N.key, mode 600), {} accounts each, opening balance {}",
+            args.clients, args.accounts_per_client, args.opening_balance
+        );
+    }
     println!(
         "wrote {} replica BLS and link key pairs (secret keys mode 600) and committee.json (epoch {}) to {}; verified",
         args.replicas,

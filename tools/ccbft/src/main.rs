@@ -11,6 +11,7 @@ mod cmd_crypto;
 mod cmd_dora;
 mod cmd_ecdsa;
 mod cmd_log;
+mod cmd_node;
 mod cmd_sim;
 mod sim_target;
 
@@ -22,7 +23,7 @@ use std::process::ExitCode;
     name = "ccbft",
     version,
     about = "Cross-cloud BFT replicated ledger",
-    after_help = "Exit codes: 0 success, 1 a problem found (violation, failed test, overdue report), 2 bad input or error, 3 incomplete run.\nRUST_LOG sets the log filter (default warn), e.g. RUST_LOG=ccbft_net=debug."
+    after_help = "Exit codes: 0 success, 1 a problem found (violation, failed test, overdue report), 2 bad input or error, 3 incomplete run.\nRUST_LOG sets the log filter (default warn; info for `ccbft node`), e.g. RUST_LOG=ccbft_net=debug."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -35,6 +36,8 @@ enum Command {
     Demo(cmd_sim::DemoArgs),
     /// Run the deterministic simulator over many seeds and check every invariant.
     Sim(cmd_sim::SimArgs),
+    /// Run one replica of a cluster (real links, write-ahead log, client listener).
+    Node(cmd_node::NodeArgs),
     /// Generate BLS replica keys with proofs of possession.
     Keygen(cmd_crypto::KeygenArgs),
     /// Distributed key generation: threshold BLS (default) or threshold ECDSA
@@ -64,9 +67,9 @@ fn default_sigpipe() {
     }
 }
 
-fn init_logging() {
+fn init_logging(default: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -80,10 +83,16 @@ fn main() -> ExitCode {
     if !matches!(&cli.command, Command::Dora(args) if args.is_server()) {
         default_sigpipe();
     }
-    init_logging();
+    // A replica reports what it executes; other commands print their results themselves.
+    init_logging(if matches!(cli.command, Command::Node(_)) {
+        "info"
+    } else {
+        "warn"
+    });
     let result = match cli.command {
         Command::Demo(args) => cmd_sim::demo(args),
         Command::Sim(args) => cmd_sim::sim(args),
+        Command::Node(args) => cmd_node::node(args),
         Command::Keygen(args) => cmd_crypto::keygen(args),
         Command::Dkg(args) => cmd_crypto::dkg(args),
         Command::Ecdsa(args) => cmd_ecdsa::run(args),

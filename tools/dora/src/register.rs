@@ -524,6 +524,7 @@ fn build_placement(
             domain: to as u32,
             address: "to be provisioned".into(),
             public_key: None,
+            client_address: None,
         });
         added.push(candidate.domains[to].name.clone());
     }

@@ -1,0 +1,304 @@
+//! The replica host: one glommio executor that drives the sans-IO [`Replica`] with what
+//! arrives (peer frames, client requests, clock ticks, durable watermarks) and carries out
+//! what it asks (send, persist, verify, answer clients). No protocol logic lives here.
+//!
+//! Every source is a task feeding one bounded event queue, so the replica sees one input at
+//! a time, in arrival order. A `Send` is released only once the record it names is durable
+//! (the WAL's watermark), so no vote leaves that a crash could make the replica forget.
+
+use crate::client_proto::{decode_request, encode_response, Response, Wait};
+use crate::log::{ReplicaLog, Restored};
+use ccbft_core::bls::{BlsSigner, BlsVerifier};
+use ccbft_core::crypto::Verifier;
+use ccbft_core::durable::RecordSeq;
+use ccbft_core::messages::Message;
+use ccbft_core::replica::{Action, Input, Receipt, ReceiptStatus, Replica, ReplicaConfig};
+use ccbft_core::topology::ReplicaId;
+use ccbft_core::transaction::Transaction;
+use ccbft_core::wire::{decode_message_shared, encode_message};
+use ccbft_net::client::{ClientConnId, ClientListener, ClientRequest};
+use ccbft_net::{Endpoint, Frame, FrameKind, PeerId};
+use glommio::channels::local_channel::{self, LocalReceiver, LocalSender};
+use std::collections::{BTreeMap, HashMap};
+use std::rc::Rc;
+use std::time::Duration;
+
+/// One tick of the replica's clock.
+pub const TICK: Duration = Duration::from_millis(1);
+/// Events waiting for the replica, all sources together.
+const EVENTS_MAX: usize = 16 * 1024;
+/// Client transactions waiting for a receipt on this replica.
+const WAITING_CLIENTS_MAX: usize = 64 * 1024;
+
+enum Event {
+    Peer(PeerId, Frame),
+    Client(ClientRequest),
+    Tick,
+    Durable(RecordSeq),
+}
+
+struct Waiter {
+    conn: ClientConnId,
+    client_key: u128,
+    wait: Wait,
+}
+
+/// What the host owns besides the replica.
+pub struct Host {
+    replica: Replica,
+    signer: BlsSigner,
+    verifier: BlsVerifier,
+    endpoint: Rc<Endpoint>,
+    clients: Rc<ClientListener>,
+    log: ReplicaLog,
+    durable: RecordSeq,
+    /// Sends waiting for the record they depend on to be durable.
+    held: BTreeMap<RecordSeq, Vec<(Vec<ReplicaId>, Message)>>,
+    waiting: HashMap<u128, Vec<Waiter>>,
+    executed_height: u64,
+}
+
+impl Host {
+    /// Restores the replica from `restored` and wires it to its transport and log.
+    pub fn new(
+        config: ReplicaConfig,
+        signer: BlsSigner,
+        verifier: BlsVerifier,
+        endpoint: Endpoint,
+        clients: ClientListener,
+        log: ReplicaLog,
+        restored: &Restored,
+    ) -> Host {
+        let replica = Replica::restore(config, &signer, &restored.records, restored.last);
+        Host {
+            replica,
+            signer,
+            verifier,
+            endpoint: Rc::new(endpoint),
+            clients: Rc::new(clients),
+            log,
+            durable: restored.last,
+            held: BTreeMap::new(),
+            waiting: HashMap::new(),
+            executed_height: 0,
+        }
+    }
+
+    /// Runs until the event sources end (the endpoint closes) or the log fails.
+    pub async fn run(mut self, durable: LocalReceiver<RecordSeq>) -> Result<(), String> {
+        let (events, inbox) = local_channel::new_bounded(EVENTS_MAX);
+        self.spawn_sources(events, durable);
+        while let Some(event) = inbox.recv().await {
+            match event {
+                Event::Peer(from, frame) => self.on_frame(from, frame),
+                Event::Client(request) => self.on_client(request),
+                Event::Tick => {
+                    if let Some(why) = self.log.failure() {
+                        return Err(why);
+                    }
+                    self.step(Input::Tick);
+                }
+                Event::Durable(upto) => self.on_durable(upto),
+            }
+        }
+        Ok(())
+    }
+
+    fn spawn_sources(&self, events: LocalSender<Event>, durable: LocalReceiver<RecordSeq>) {
+        let events = Rc::new(events);
+        let (endpoint, tx) = (self.endpoint.clone(), events.clone());
+        glommio::spawn_local(async move {
+            while let Some((from, frame)) = endpoint.recv().await {
+                if tx.send(Event::Peer(from, frame)).await.is_err() {
+                    return;
+                }
+            }
+        })
+        .detach();
+        let (clients, tx) = (self.clients.clone(), events.clone());
+        glommio::spawn_local(async move {
+            while let Some(request) = clients.recv().await {
+                if tx.send(Event::Client(request)).await.is_err() {
+                    return;
+                }
+            }
+        })
+        .detach();
+        let tx = events.clone();
+        glommio::spawn_local(async move {
+            while durable
+                .recv()
+                .await
+                .map(|upto| tx.try_send(Event::Durable(upto)))
+                .is_some()
+            {}
+        })
+        .detach();
+        glommio::spawn_local(async move {
+            loop {
+                glommio::timer::sleep(TICK).await;
+                // A full queue means the replica is behind: a tick dropped is time it
+                // notices a little later, never a lost message.
+                let _ = events.try_send(Event::Tick);
+            }
+        })
+        .detach();
+    }
+
+    fn on_frame(&mut self, from: PeerId, frame: Frame) {
+        if !matches!(frame.kind, FrameKind::Consensus | FrameKind::Bulk) {
+            return;
+        }
+        match decode_message_shared(&frame.body) {
+            Ok(message) => self.step(Input::Message {
+                from: from.0,
+                message,
+            }),
+            Err(e) => tracing::debug!("undecodable frame from {from}: {e}"),
+        }
+    }
+
+    fn on_client(&mut self, request: ClientRequest) {
+        let (wait, tx) = match decode_request(&request.body) {
+            Ok(decoded) => decoded,
+            Err(reason) => return self.respond(request.conn, &Response::Malformed(reason)),
+        };
+        if self.waiting.len() >= WAITING_CLIENTS_MAX {
+            let receipt = Receipt {
+                key: client_key(&tx),
+                status: ReceiptStatus::Overloaded,
+            };
+            return self.respond(request.conn, &Response::Receipt(receipt));
+        }
+        self.waiting.entry(tx.key()).or_default().push(Waiter {
+            conn: request.conn,
+            client_key: client_key(&tx),
+            wait,
+        });
+        self.step(Input::Client(tx));
+    }
+
+    fn on_durable(&mut self, upto: RecordSeq) {
+        assert!(
+            upto >= self.durable,
+            "the durable watermark never goes back"
+        );
+        self.durable = upto;
+        let later = self.held.split_off(&(upto + 1));
+        let ready = std::mem::replace(&mut self.held, later);
+        for (to, message) in ready.into_values().flatten() {
+            self.send(&to, &message);
+        }
+        self.step(Input::Durable { upto });
+    }
+
+    /// One input, and every input its actions give at once (verifications).
+    fn step(&mut self, input: Input) {
+        let mut inputs = vec![input];
+        while let Some(input) = inputs.pop() {
+            for action in self.replica.step(input, &self.signer) {
+                if let Some(next) = self.perform(action) {
+                    inputs.push(next);
+                }
+            }
+        }
+    }
+
+    fn perform(&mut self, action: Action) -> Option<Input> {
+        match action {
+            Action::Send { to, message, after } => {
+                if after <= self.durable {
+                    self.send(&to, &message);
+                } else {
+                    self.held.entry(after).or_default().push((to, message));
+                }
+            }
+            Action::Persist { seq, record } => self.log.persist(seq, &record),
+            Action::Verify { token, checks } => {
+                let failed = self.verifier.failed(&checks);
+                return Some(Input::Verified { token, failed });
+            }
+            Action::Receipt { key, status } => self.on_receipt(key, status),
+            Action::Deliver {
+                height,
+                transactions,
+            } => {
+                tracing::debug!(height, transactions = transactions.len(), "delivered");
+            }
+            Action::Executed {
+                height,
+                state_root,
+                transactions,
+                ..
+            } => {
+                self.executed_height = height;
+                tracing::info!(
+                    "executed height={height} transactions={transactions} root={}",
+                    ccbft_crypto::hex::encode(&state_root)
+                );
+            }
+            Action::Evidence(evidence) => {
+                tracing::warn!("evidence: {} by r{}", evidence.kind(), evidence.offender());
+            }
+            Action::Health(event) => tracing::info!("health: {event:?}"),
+            Action::SnapshotInstalled { height, .. } => {
+                tracing::info!("installed snapshot height={height}");
+            }
+        }
+        None
+    }
+
+    fn send(&self, to: &[ReplicaId], message: &Message) {
+        let kind = match message {
+            Message::Batch { .. } => FrameKind::Bulk,
+            _ => FrameKind::Consensus,
+        };
+        let body = bytes::Bytes::from(encode_message(message));
+        for &peer in to {
+            if let Err(e) = self
+                .endpoint
+                .send(PeerId(peer), Frame::new(kind, body.clone()))
+            {
+                tracing::debug!("send to r{peer}: {e}");
+            }
+        }
+    }
+
+    fn on_receipt(&mut self, key: u128, status: ReceiptStatus) {
+        let Some(waiters) = self.waiting.get_mut(&key) else {
+            return;
+        };
+        let mut answered = Vec::new();
+        waiters.retain(|w| {
+            let done = w.wait.satisfied_by(&status);
+            if done {
+                answered.push((w.conn, w.client_key));
+            }
+            !done
+        });
+        if waiters.is_empty() {
+            self.waiting.remove(&key);
+        }
+        for (conn, client_key) in answered {
+            let receipt = Receipt {
+                key: client_key,
+                status,
+            };
+            self.respond(conn, &Response::Receipt(receipt));
+        }
+    }
+
+    fn respond(&self, conn: ClientConnId, response: &Response) {
+        if let Err(e) = self.clients.respond(conn, encode_response(response)) {
+            tracing::debug!("client answer: {e}");
+        }
+    }
+}
+
+/// The key the client chose (receipts name it so).
+fn client_key(tx: &Transaction) -> u128 {
+    match tx {
+        Transaction::Transfer(t) => t.transfer.key,
+        Transaction::Opaque(t) => t.key,
+    }
+}

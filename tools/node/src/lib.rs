@@ -1,0 +1,16 @@
+//! CC-BFT replica runtime: drives the sans-IO core (`ccbft-core`) over the transport
+//! (`ccbft-net`) and the write-ahead log (`ccbft-storage`).
+//!
+//! - [`node`]: start-up of one replica process (`ccbft node`).
+//! - [`host`]: the event loop between the replica and its I/O.
+//! - [`log`]: the replica's records on the WAL, and the durable watermark.
+//! - [`keys`], [`genesis`]: what a replica is given (its keys, the clients and accounts).
+//! - [`client_proto`], [`client`]: the client protocol and a small client.
+
+pub mod client;
+pub mod client_proto;
+pub mod genesis;
+pub mod host;
+pub mod keys;
+pub mod log;
+pub mod node;

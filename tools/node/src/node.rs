@@ -1,0 +1,108 @@
+//! `ccbft node`: start-up of one replica process. Reads the cluster file, the keys and the
+//! genesis; opens the log and restores the replica from it; starts the transport and the
+//! client listener; then runs the host until the process is stopped.
+
+use crate::genesis;
+use crate::host::Host;
+use crate::keys;
+use crate::log::ReplicaLog;
+use ccbft_core::replica::ReplicaConfig;
+use ccbft_core::topology::{ReplicaId, Topology};
+use ccbft_core::vote_pattern::VotePattern;
+use ccbft_net::client::{ClientListener, ClientListenerConfig};
+use ccbft_net::{Endpoint, EndpointConfig, LinkLimits, PeerId};
+use glommio::channels::local_channel;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+#[derive(Debug, Clone)]
+pub struct NodeOptions {
+    pub cluster: PathBuf,
+    /// The directory `ccbft keygen` wrote (replica keys, committee, genesis).
+    pub keys: PathBuf,
+    pub id: ReplicaId,
+    /// This replica's own directory: its log lives in `data/wal`.
+    pub data: PathBuf,
+}
+
+/// Timeouts of a replica on real links, in ticks of [`crate::host::TICK`] (1 ms).
+const REQUEST_TIMEOUT_TICKS: u64 = 500;
+const GLOBAL_TIMEOUT_MIN_TICKS: u64 = 1_000;
+const GLOBAL_TIMEOUT_MAX_TICKS: u64 = 10_000;
+/// Committed global blocks between signed state checkpoints.
+const CHECKPOINT_INTERVAL_BLOCKS: u64 = 100;
+
+/// Runs replica `options.id` until its transport closes or its log fails.
+pub fn run(options: NodeOptions) -> Result<(), String> {
+    let topology = Arc::new(Topology::load(&options.cluster).map_err(|e| e.to_string())?);
+    let spec = topology
+        .replica(options.id)
+        .ok_or_else(|| {
+            format!(
+                "replica {} is not in {}",
+                options.id,
+                options.cluster.display()
+            )
+        })?
+        .clone();
+    let client_addr = spec.client_addr().map_err(|e| e.to_string())?;
+    let keys = keys::load(&options.keys, options.id, &topology).map_err(|e| e.to_string())?;
+    let genesis = genesis::load(&options.keys).map_err(|e| e.to_string())?;
+    let config = ReplicaConfig {
+        topology: topology.clone(),
+        me: options.id,
+        genesis_accounts: genesis.accounts,
+        clients: Arc::new(genesis.clients),
+        request_timeout_ticks: REQUEST_TIMEOUT_TICKS,
+        global_timeout_min_ticks: GLOBAL_TIMEOUT_MIN_TICKS,
+        global_timeout_max_ticks: GLOBAL_TIMEOUT_MAX_TICKS,
+        ticks_per_ms: 1,
+        rotation_rounds: u64::from(topology.leader_rotation_blocks),
+        vote_pattern: VotePattern::AllToAll,
+        checkpoint_interval_blocks: CHECKPOINT_INTERVAL_BLOCKS,
+    };
+    let wal_dir = options.data.join("wal");
+    let name = format!("replica-{}", options.id);
+    let executor = ccbft_storage::wal::executor_builder(&name)
+        .spawn(move || async move {
+            let (durable_tx, durable_rx) = local_channel::new_bounded(1024);
+            let (log, restored) = ReplicaLog::open(&wal_dir, durable_tx)
+                .await
+                .map_err(|e| format!("opening the log in {}: {e}", wal_dir.display()))?;
+            tracing::info!(
+                records = restored.last,
+                torn_tail = restored.torn_tail,
+                "restored from {}",
+                wal_dir.display()
+            );
+            let endpoint = Endpoint::start(EndpointConfig {
+                me: PeerId(options.id),
+                key: keys.link.clone(),
+                peers: keys.peers.clone(),
+                listen: spec.address.parse().map_err(|e| format!("{e}"))?,
+                limits: LinkLimits::default(),
+                shaper: None,
+            })
+            .map_err(|e| e.to_string())?;
+            let clients =
+                ClientListener::start(ClientListenerConfig::new(client_addr, keys.link.clone()))
+                    .map_err(|e| e.to_string())?;
+            tracing::info!(
+                "replica {} up: links {}, clients {client_addr}",
+                options.id,
+                spec.address
+            );
+            let host = Host::new(
+                config,
+                keys.signer,
+                keys.verifier,
+                endpoint,
+                clients,
+                log,
+                &restored,
+            );
+            host.run(durable_rx).await
+        })
+        .map_err(|e| format!("starting the executor: {e}"))?;
+    executor.join().map_err(|e| format!("executor: {e}"))?
+}
