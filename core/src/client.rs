@@ -191,6 +191,14 @@ impl ClientRegistry {
         Ok(registry)
     }
 
+    /// The accounts `client` may debit, in order.
+    pub fn accounts_of(&self, client: ClientId) -> impl Iterator<Item = AccountId> + '_ {
+        self.owners
+            .iter()
+            .filter(move |(_, owner)| **owner == client)
+            .map(|(account, _)| *account)
+    }
+
     /// The key that must have signed `tx`, if its client may debit the account at all.
     pub fn authorize(&self, tx: &SignedTransfer) -> Result<ClientKey, TxRejection> {
         let owner = self

@@ -38,6 +38,8 @@ enum Command {
     Sim(cmd_sim::SimArgs),
     /// Run one replica of a cluster (real links, write-ahead log, client listener).
     Node(cmd_node::NodeArgs),
+    /// Submit a genesis client's signed transfers through a replica and report the answers.
+    Submit(cmd_node::SubmitArgs),
     /// Generate BLS replica keys with proofs of possession.
     Keygen(cmd_crypto::KeygenArgs),
     /// Distributed key generation: threshold BLS (default) or threshold ECDSA
@@ -73,6 +75,7 @@ fn init_logging(default: &str) {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
 }
 
@@ -93,6 +96,7 @@ fn main() -> ExitCode {
         Command::Demo(args) => cmd_sim::demo(args),
         Command::Sim(args) => cmd_sim::sim(args),
         Command::Node(args) => cmd_node::node(args),
+        Command::Submit(args) => cmd_node::submit(args),
         Command::Keygen(args) => cmd_crypto::keygen(args),
         Command::Dkg(args) => cmd_crypto::dkg(args),
         Command::Ecdsa(args) => cmd_ecdsa::run(args),

@@ -126,12 +126,12 @@ impl Host {
         .detach();
         let tx = events.clone();
         glommio::spawn_local(async move {
-            while durable
-                .recv()
-                .await
-                .map(|upto| tx.try_send(Event::Durable(upto)))
-                .is_some()
-            {}
+            // Never dropped: held sends wait for a watermark, and no later write may come.
+            while let Some(upto) = durable.recv().await {
+                if tx.send(Event::Durable(upto)).await.is_err() {
+                    return;
+                }
+            }
         })
         .detach();
         glommio::spawn_local(async move {

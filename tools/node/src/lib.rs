@@ -6,6 +6,7 @@
 //! - [`log`]: the replica's records on the WAL, and the durable watermark.
 //! - [`keys`], [`genesis`]: what a replica is given (its keys, the clients and accounts).
 //! - [`client_proto`], [`client`]: the client protocol and a small client.
+//! - [`submit`]: a client's transfers through the cluster, with what came back (`ccbft submit`).
 
 pub mod client;
 pub mod client_proto;
@@ -14,3 +15,4 @@ pub mod host;
 pub mod keys;
 pub mod log;
 pub mod node;
+pub mod submit;

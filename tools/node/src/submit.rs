@@ -1,0 +1,275 @@
+//! `ccbft submit`: one genesis client pays between its own accounts through a replica of the
+//! debited account's home domain, keeping a window of transfers in flight, and reports what
+//! came back and how long it took. Used by operators to check a cluster and by the end-to-end
+//! tests; the benchmark suite has its own load generator.
+
+use crate::client::{sign_transfer, Client, ClientError};
+use crate::client_proto::{Response, Wait};
+use crate::genesis;
+use ccbft_core::client::{home_domain, ClientId};
+use ccbft_core::ledger::{AccountId, Outcome, Transfer};
+use ccbft_core::replica::{Receipt, ReceiptStatus};
+use ccbft_core::topology::Topology;
+use ccbft_crypto::client::ClientSigningKey;
+use ccbft_net::keys::read_link_public_key;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+/// How long an overloaded answer holds back its resend.
+const OVERLOADED_BACKOFF: Duration = Duration::from_millis(10);
+
+#[derive(Debug, Clone)]
+pub struct SubmitOptions {
+    pub cluster: PathBuf,
+    /// The directory `ccbft keygen --clients K` wrote.
+    pub keys: PathBuf,
+    pub client: ClientId,
+    pub count: u64,
+    /// Transfers in flight at once.
+    pub window: usize,
+    pub wait: Wait,
+    pub amount: u64,
+    /// Idempotency key of the first transfer; the others follow it. A rerun with the same
+    /// keys is answered `Duplicate` (nothing moves twice).
+    pub first_key: u128,
+    /// Give up when the last answer has not come by then.
+    pub timeout: Duration,
+}
+
+/// What came back.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SubmitReport {
+    pub replica: Option<SocketAddr>,
+    pub applied: u64,
+    pub duplicate: u64,
+    /// Executed, but rejected by the ledger (e.g. insufficient funds).
+    pub ledger_rejected: u64,
+    /// Locally final answers (with `Wait::Local`).
+    pub locally_final: u64,
+    /// Refused at submission (bad signature, not home, wrong kind): a client error.
+    pub refused: u64,
+    /// Overloaded answers; each was resent.
+    pub retries: u64,
+    pub highest_height: u64,
+    /// Submission-to-answer latency in microseconds: p50, p99, max.
+    pub latency_us: [u64; 3],
+    pub elapsed: Duration,
+}
+
+impl SubmitReport {
+    pub fn answered(&self) -> u64 {
+        self.applied + self.duplicate + self.ledger_rejected + self.locally_final + self.refused
+    }
+}
+
+impl std::fmt::Display for SubmitReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let secs = self.elapsed.as_secs_f64().max(1e-9);
+        write!(
+            f,
+            "answered={} applied={} duplicate={} ledger_rejected={} locally_final={} refused={} \
+             retries={} height={} latency_us p50={} p99={} max={} elapsed_ms={} tps={:.0}",
+            self.answered(),
+            self.applied,
+            self.duplicate,
+            self.ledger_rejected,
+            self.locally_final,
+            self.refused,
+            self.retries,
+            self.highest_height,
+            self.latency_us[0],
+            self.latency_us[1],
+            self.latency_us[2],
+            self.elapsed.as_millis(),
+            self.answered() as f64 / secs,
+        )
+    }
+}
+
+/// Where a client connects: a replica of `account`'s home domain, with its link key.
+struct Target {
+    addr: SocketAddr,
+    key: ccbft_net::LinkPublicKey,
+}
+
+struct Plan {
+    signing: ClientSigningKey,
+    from: AccountId,
+    to: AccountId,
+    targets: Vec<Target>,
+}
+
+fn plan(options: &SubmitOptions) -> Result<Plan, String> {
+    let topology = Topology::load(&options.cluster).map_err(|e| e.to_string())?;
+    let genesis = genesis::load(&options.keys).map_err(|e| e.to_string())?;
+    let signing =
+        genesis::load_client_key(&options.keys, options.client).map_err(|e| e.to_string())?;
+    let owned: Vec<AccountId> = genesis.clients.accounts_of(options.client).collect();
+    let [from, to, ..] = owned[..] else {
+        return Err(format!(
+            "client {} owns {} accounts in the genesis; a self-transfer needs two",
+            options.client,
+            owned.len()
+        ));
+    };
+    let domain = home_domain(from, topology.domains.len() as u32);
+    let mut targets = Vec::new();
+    for id in topology.domain_members(domain) {
+        let spec = topology.replica(id).expect("a domain member is a replica");
+        let path = options.keys.join(format!("replica-{id}.link.pub"));
+        let (owner, key) =
+            read_link_public_key(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        if owner != id {
+            return Err(format!("{}: key of replica {owner}", path.display()));
+        }
+        let addr = spec.client_addr().map_err(|e| e.to_string())?;
+        targets.push(Target { addr, key });
+    }
+    Ok(Plan {
+        signing,
+        from,
+        to,
+        targets,
+    })
+}
+
+/// Runs the submission on an executor of its own, and waits for it.
+pub fn run(options: SubmitOptions) -> Result<SubmitReport, String> {
+    glommio::LocalExecutorBuilder::default()
+        .name("ccbft-submit")
+        .spawn(move || async move { submit(&options).await })
+        .map_err(|e| format!("starting the client executor: {e}"))?
+        .join()
+        .map_err(|e| format!("client executor: {e}"))?
+}
+
+/// Runs the submission on the current glommio executor.
+pub async fn submit(options: &SubmitOptions) -> Result<SubmitReport, String> {
+    assert!(options.window > 0, "a window holds at least one transfer");
+    let plan = plan(options)?;
+    let deadline = Instant::now() + options.timeout;
+    let (mut client, addr) = connect_any(&plan.targets, deadline).await?;
+    let started = Instant::now();
+    let mut report = SubmitReport {
+        replica: Some(addr),
+        ..SubmitReport::default()
+    };
+    // Bounded (one hour), so that recording saturates instead of resizing.
+    let mut latency = hdrhistogram::Histogram::<u64>::new_with_bounds(1, 3_600_000_000, 3)
+        .expect("valid histogram bounds");
+    let mut in_flight: HashMap<u128, (Instant, Transfer)> = HashMap::new();
+    let mut next = 0u64;
+    let fail = |e: ClientError| format!("replica {addr}: {e}");
+    while report.answered() < options.count {
+        while in_flight.len() < options.window && next < options.count {
+            let transfer = Transfer {
+                key: options.first_key + u128::from(next),
+                from: plan.from,
+                to: plan.to,
+                amount: options.amount,
+            };
+            next += 1;
+            let tx = sign_transfer(&plan.signing, options.client, transfer);
+            client.send(options.wait, &tx).await.map_err(fail)?;
+            in_flight.insert(transfer.key, (Instant::now(), transfer));
+        }
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        let response = glommio::timer::timeout(remaining, async {
+            client
+                .recv()
+                .await
+                .map_err(|e| glommio::GlommioError::IoError(std::io::Error::other(e)))
+        })
+        .await
+        .map_err(|e| {
+            format!(
+                "replica {addr}: {} of {} unanswered: {e}",
+                options.count - report.answered(),
+                options.count
+            )
+        })?;
+        let receipt = match response {
+            Response::Receipt(receipt) => receipt,
+            Response::Malformed(why) => return Err(format!("replica {addr} says: {why}")),
+        };
+        let Some((sent, transfer)) = in_flight.remove(&receipt.key) else {
+            return Err(format!(
+                "replica {addr}: receipt for a key never sent: {receipt:?}"
+            ));
+        };
+        if tally(&mut report, &receipt, &transfer)? {
+            glommio::timer::sleep(OVERLOADED_BACKOFF).await;
+            let tx = sign_transfer(&plan.signing, options.client, transfer);
+            client.send(options.wait, &tx).await.map_err(fail)?;
+            in_flight.insert(transfer.key, (sent, transfer));
+            continue;
+        }
+        let micros = u64::try_from(sent.elapsed().as_micros()).unwrap_or(u64::MAX);
+        latency.saturating_record(micros);
+    }
+    report.elapsed = started.elapsed();
+    report.latency_us = [
+        latency.value_at_quantile(0.5),
+        latency.value_at_quantile(0.99),
+        latency.max(),
+    ];
+    Ok(report)
+}
+
+/// Counts one answer; true when the transfer must be resent (overloaded).
+fn tally(report: &mut SubmitReport, receipt: &Receipt, sent: &Transfer) -> Result<bool, String> {
+    match &receipt.status {
+        ReceiptStatus::GloballyFinal {
+            height,
+            outcome,
+            transfer,
+            ..
+        } => {
+            if transfer != sent {
+                return Err(format!(
+                    "executed {transfer:?}, but the client signed {sent:?}"
+                ));
+            }
+            report.highest_height = report.highest_height.max(*height);
+            match outcome {
+                Outcome::Applied => report.applied += 1,
+                Outcome::Duplicate => report.duplicate += 1,
+                Outcome::Rejected(_) => report.ledger_rejected += 1,
+            }
+        }
+        ReceiptStatus::LocallyFinal { .. } => report.locally_final += 1,
+        ReceiptStatus::Overloaded => {
+            report.retries += 1;
+            return Ok(true);
+        }
+        ReceiptStatus::Rejected { reason } => {
+            tracing::warn!("transfer {} refused: {reason:?}", sent.key);
+            report.refused += 1;
+        }
+        other => return Err(format!("unexpected answer to a transfer: {other:?}")),
+    }
+    Ok(false)
+}
+
+/// The first replica of the list that accepts a connection; replicas that are still
+/// starting are retried until `deadline`.
+async fn connect_any(
+    targets: &[Target],
+    deadline: Instant,
+) -> Result<(Client, SocketAddr), String> {
+    let mut last = String::from("the home domain has no replicas");
+    loop {
+        for target in targets {
+            match Client::connect(target.addr, target.key).await {
+                Ok(client) => return Ok((client, target.addr)),
+                Err(e) => last = e.to_string(),
+            }
+        }
+        if Instant::now() >= deadline {
+            return Err(format!("no replica of the home domain answered: {last}"));
+        }
+        glommio::timer::sleep(Duration::from_millis(200)).await;
+    }
+}
