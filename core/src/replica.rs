@@ -576,6 +576,18 @@ impl Replica {
         self.global.round()
     }
 
+    /// Each local lane of this replica's domain with its current view's primary.
+    pub fn lane_primaries(&self) -> impl Iterator<Item = (Lane, ReplicaId)> + '_ {
+        self.shards
+            .iter()
+            .map(|shard| (shard.lane(), shard.primary_of(shard.view())))
+    }
+
+    /// The leader of the current global round, as this replica sees it.
+    pub fn global_leader(&self) -> ReplicaId {
+        self.global.schedule().leader(self.global.round())
+    }
+
     pub fn vote_pattern(&self) -> VotePattern {
         self.global.vote_pattern()
     }

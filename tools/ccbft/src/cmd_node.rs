@@ -23,6 +23,10 @@ pub struct NodeArgs {
     /// This replica's data directory (its write-ahead log; created if absent).
     #[arg(long)]
     data: PathBuf,
+    /// Delay each outgoing link by half the cluster file's round trip to that peer (a local
+    /// cluster standing in for several clouds).
+    #[arg(long)]
+    emulate_wan: bool,
 }
 
 pub fn node(args: NodeArgs) -> anyhow::Result<ExitCode> {
@@ -31,6 +35,7 @@ pub fn node(args: NodeArgs) -> anyhow::Result<ExitCode> {
         keys: args.keys,
         id: args.id,
         data: args.data,
+        emulate_wan: args.emulate_wan,
     })
     .map_err(|e| anyhow!(e))?;
     Ok(ExitCode::SUCCESS)

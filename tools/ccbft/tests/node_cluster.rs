@@ -14,7 +14,6 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-const REPLICAS: u32 = 4;
 /// How long a cluster on a loaded 2-core machine may take to do what a test asks.
 const PATIENCE: Duration = Duration::from_secs(90);
 
@@ -33,26 +32,76 @@ fn free_ports(count: usize) -> Vec<u16> {
         .collect()
 }
 
-fn cluster_toml(ports: &[u16]) -> String {
-    let mut text = String::from(
-        "[cluster]\nname = \"e2e\"\nshards = 1\nleader_rotation_blocks = 10\n\n\
-         [[domains]]\nname = \"aws/eu-central-1\"\n",
-    );
-    for id in 0..REPLICAS as usize {
-        text += &format!(
-            "\n[[replicas]]\nid = {id}\ndomain = \"aws/eu-central-1\"\n\
-             address = \"127.0.0.1:{}\"\nclient_address = \"127.0.0.1:{}\"\n\
-             public_key = \"keys/replica-{id}.pub\"\n",
-            ports[2 * id],
-            ports[2 * id + 1]
-        );
+/// Where the replicas sit: (domain, replicas in it), and the round trips between domains.
+struct Layout {
+    domains: &'static [(&'static str, u32)],
+    links: &'static [(&'static str, &'static str, f64)],
+    /// Delay links by the round trips (`ccbft node --emulate-wan`).
+    wan: bool,
+}
+
+const ONE_DOMAIN: Layout = Layout {
+    domains: &[("aws/eu-central-1", 4)],
+    links: &[],
+    wan: false,
+};
+
+/// examples/three-clouds.toml: AWS 3, Azure 2, GCP 2, with its round trips.
+const THREE_CLOUDS: Layout = Layout {
+    domains: &[
+        ("aws/eu-central-1", 3),
+        ("azure/westeurope", 2),
+        ("gcp/europe-west3", 2),
+    ],
+    links: &[
+        ("aws/eu-central-1", "azure/westeurope", 22.0),
+        ("aws/eu-central-1", "gcp/europe-west3", 28.0),
+        ("azure/westeurope", "gcp/europe-west3", 64.0),
+    ],
+    wan: true,
+};
+
+impl Layout {
+    fn replicas(&self) -> u32 {
+        self.domains.iter().map(|(_, n)| n).sum()
     }
-    text
+
+    /// The replicas of domain `index`, in id order.
+    fn members(&self, index: usize) -> Vec<u32> {
+        let first: u32 = self.domains[..index].iter().map(|(_, n)| n).sum();
+        (first..first + self.domains[index].1).collect()
+    }
+
+    fn toml(&self, ports: &[u16]) -> String {
+        let mut text =
+            String::from("[cluster]\nname = \"e2e\"\nshards = 1\nleader_rotation_blocks = 10\n");
+        for (name, _) in self.domains {
+            text += &format!("\n[[domains]]\nname = \"{name}\"\n");
+        }
+        let mut id = 0;
+        for (domain, count) in self.domains {
+            for _ in 0..*count {
+                text += &format!(
+                    "\n[[replicas]]\nid = {id}\ndomain = \"{domain}\"\n\
+                     address = \"127.0.0.1:{}\"\nclient_address = \"127.0.0.1:{}\"\n\
+                     public_key = \"keys/replica-{id}.pub\"\n",
+                    ports[2 * id],
+                    ports[2 * id + 1]
+                );
+                id += 1;
+            }
+        }
+        for (a, b, rtt) in self.links {
+            text += &format!("\n[[links]]\na = \"{a}\"\nb = \"{b}\"\nrtt_ms = {rtt}\n");
+        }
+        text
+    }
 }
 
 /// The cluster's files and its replica processes; every process is killed on drop.
 struct Cluster {
     dir: tempfile::TempDir,
+    layout: &'static Layout,
     nodes: BTreeMap<u32, Child>,
     /// How many times each replica was started (its log file names count them).
     starts: BTreeMap<u32, u32>,
@@ -60,36 +109,31 @@ struct Cluster {
 
 impl Cluster {
     /// Keys, genesis and cluster file; no replica started.
-    fn files() -> Cluster {
+    fn files(layout: &'static Layout) -> Cluster {
         let dir = tempfile::tempdir().unwrap();
         let seed = "42".repeat(32);
+        let replicas = layout.replicas().to_string();
         let out = ccbft()
-            .args([
-                "keygen",
-                "--replicas",
-                "4",
-                "--clients",
-                "2",
-                "--seed",
-                &seed,
-            ])
+            .args(["keygen", "--replicas", &replicas, "--clients", "2"])
+            .args(["--seed", &seed])
             .arg("--out")
             .arg(dir.path().join("keys"))
             .output()
             .unwrap();
         assert!(out.status.success(), "keygen: {}", text(&out.stderr));
-        let ports = free_ports(2 * REPLICAS as usize);
-        fs::write(dir.path().join("cluster.toml"), cluster_toml(&ports)).unwrap();
+        let ports = free_ports(2 * layout.replicas() as usize);
+        fs::write(dir.path().join("cluster.toml"), layout.toml(&ports)).unwrap();
         Cluster {
             dir,
+            layout,
             nodes: BTreeMap::new(),
             starts: BTreeMap::new(),
         }
     }
 
-    fn running() -> Cluster {
-        let mut cluster = Cluster::files();
-        for id in 0..REPLICAS {
+    fn running(layout: &'static Layout) -> Cluster {
+        let mut cluster = Cluster::files(layout);
+        for id in 0..layout.replicas() {
             cluster.start(id);
         }
         cluster
@@ -102,8 +146,12 @@ impl Cluster {
     fn start(&mut self, id: u32) {
         let start = *self.starts.entry(id).and_modify(|n| *n += 1).or_insert(1);
         let log = fs::File::create(self.log_path(id, start)).unwrap();
-        let child = ccbft()
-            .arg("node")
+        let mut command = ccbft();
+        command.arg("node");
+        if self.layout.wan {
+            command.arg("--emulate-wan");
+        }
+        let child = command
             .arg("--config")
             .arg(self.path("cluster.toml"))
             .arg("--keys")
@@ -147,7 +195,7 @@ impl Cluster {
     /// Fails on the first height two replicas executed to different roots.
     fn assert_one_root_per_height(&self) {
         let mut seen: BTreeMap<u64, (u32, String)> = BTreeMap::new();
-        for id in 0..REPLICAS {
+        for id in 0..self.layout.replicas() {
             for (height, root) in self.executed(id) {
                 let (first, expected) = seen.entry(height).or_insert((id, root.clone()));
                 assert_eq!(
@@ -162,7 +210,7 @@ impl Cluster {
     fn await_height(&self, height: u64) {
         let deadline = Instant::now() + PATIENCE;
         loop {
-            let heights: Vec<u64> = (0..REPLICAS)
+            let heights: Vec<u64> = (0..self.layout.replicas())
                 .map(|id| self.executed(id).keys().last().copied().unwrap_or(0))
                 .collect();
             if heights.iter().all(|&h| h >= height) {
@@ -200,6 +248,50 @@ impl Cluster {
             self.log_tails()
         );
         report_fields(&text(&out.stdout))
+    }
+
+    /// The replica named by the last line of `id`'s current log that contains `marker`
+    /// followed by "rN" (e.g. "global leader r3 from round 40").
+    fn last_named(&self, id: u32, marker: &str) -> Option<u32> {
+        let log = fs::read_to_string(self.log_path(id, self.starts[&id])).ok()?;
+        log.lines().rev().find_map(|line| {
+            let rest = &line[line.find(marker)? + marker.len()..];
+            rest.trim_start()
+                .strip_prefix('r')?
+                .split_whitespace()
+                .next()?
+                .parse()
+                .ok()
+        })
+    }
+
+    /// Waits until replica `id` executed `height`.
+    fn await_replica_height(&self, id: u32, height: u64) {
+        let deadline = Instant::now() + PATIENCE;
+        while self.executed(id).keys().last().copied().unwrap_or(0) < height {
+            assert!(
+                Instant::now() < deadline,
+                "replica {id} below {height}\n{}",
+                self.log_tails()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// `ccbft submit` in the background.
+    fn spawn_submit(&self, args: &[&str]) -> Child {
+        ccbft()
+            .arg("submit")
+            .arg("--config")
+            .arg(self.path("cluster.toml"))
+            .arg("--keys")
+            .arg(self.path("keys"))
+            .args(["--timeout-s", &PATIENCE.as_secs().to_string()])
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
     }
 
     fn log_tails(&self) -> String {
@@ -253,7 +345,7 @@ fn field(report: &BTreeMap<String, String>, name: &str) -> u64 {
 
 #[test]
 fn a_cluster_executes_signed_transfers_and_a_killed_replica_rejoins_from_its_log() {
-    let mut cluster = Cluster::running();
+    let mut cluster = Cluster::running(&ONE_DOMAIN);
 
     let first = cluster.submit_ok(&["--count", "200", "--first-key", "1000"]);
     assert_eq!(field(&first, "applied"), 200, "{first:?}");
@@ -285,7 +377,7 @@ fn a_cluster_executes_signed_transfers_and_a_killed_replica_rejoins_from_its_log
 
 #[test]
 fn bad_submissions_are_refused_with_a_reason() {
-    let cluster = Cluster::files();
+    let cluster = Cluster::files(&ONE_DOMAIN);
     // Client 7 is not in the genesis: no key file, an error that names it.
     let out = cluster.submit(&["--client", "7", "--count", "1"]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
@@ -301,7 +393,7 @@ fn bad_submissions_are_refused_with_a_reason() {
 
 #[test]
 fn a_node_refuses_bad_start_up_input() {
-    let cluster = Cluster::files();
+    let cluster = Cluster::files(&ONE_DOMAIN);
     let out = ccbft()
         .arg("node")
         .arg("--config")
@@ -318,4 +410,74 @@ fn a_node_refuses_bad_start_up_input() {
         "{}",
         text(&out.stderr)
     );
+}
+
+/// The load's report, failing with its stderr and the replicas' logs if it failed.
+fn finish(cluster: &Cluster, load: Child) -> BTreeMap<String, String> {
+    let out = load.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "load: {}\n{}",
+        text(&out.stderr),
+        cluster.log_tails()
+    );
+    report_fields(&text(&out.stdout))
+}
+
+#[test]
+fn three_clouds_keep_committing_when_the_global_leader_and_then_a_shard_primary_are_killed() {
+    let mut cluster = Cluster::running(&THREE_CLOUDS);
+    // Client 0's payments enter at the first replica of its account's home domain.
+    let home = ccbft_core::client::home_domain(0, 3) as usize;
+    let load = cluster.spawn_submit(&["--count", "800", "--window", "16", "--first-key", "1"]);
+    let observer = 6; // never killed below unless it is the leader; then 5
+    cluster.await_replica_height(observer, 5);
+
+    let leader = cluster
+        .last_named(observer, "global leader")
+        .expect("the observer logged a leader");
+    let observer = if leader == observer { 5 } else { observer };
+    cluster.kill(leader);
+    let height = cluster
+        .executed(observer)
+        .keys()
+        .last()
+        .copied()
+        .unwrap_or(0);
+    cluster.await_replica_height(observer, height + 10);
+    cluster.start(leader);
+
+    // Ask a home-domain member that was not just restarted (its log is the older one).
+    let member = *cluster
+        .layout
+        .members(home)
+        .iter()
+        .find(|&&id| id != leader)
+        .expect("the home domain has two members");
+    let primary = cluster
+        .last_named(member, &format!("lane {home}/0 primary"))
+        .expect("every replica logs its lanes' primaries");
+    cluster.kill(primary);
+    let height = cluster
+        .executed(observer)
+        .keys()
+        .last()
+        .copied()
+        .unwrap_or(0);
+    cluster.await_replica_height(observer, height + 10);
+    cluster.start(primary);
+
+    let report = finish(&cluster, load);
+    eprintln!("killed leader r{leader}, then primary r{primary}: {report:?}");
+    // Every payment answered globally final exactly once: resent ones (after a failover) are
+    // answered `duplicate`, which is the ledger refusing to run them a second time.
+    assert_eq!(field(&report, "answered"), 800, "{report:?}");
+    assert_eq!(
+        field(&report, "applied") + field(&report, "duplicate"),
+        800,
+        "{report:?}"
+    );
+    assert_eq!(field(&report, "refused"), 0, "{report:?}");
+    cluster.await_height(field(&report, "height"));
+    cluster.assert_one_root_per_height();
 }

@@ -56,6 +56,9 @@ pub struct Host {
     held: BTreeMap<RecordSeq, Vec<(Vec<ReplicaId>, Message)>>,
     waiting: HashMap<u128, Vec<Waiter>>,
     executed_height: u64,
+    /// The global leader and lane primaries last logged (operators and tests follow them).
+    leader: Option<ReplicaId>,
+    primaries: Vec<ReplicaId>,
 }
 
 impl Host {
@@ -81,6 +84,8 @@ impl Host {
             held: BTreeMap::new(),
             waiting: HashMap::new(),
             executed_height: 0,
+            leader: None,
+            primaries: Vec::new(),
         }
     }
 
@@ -201,6 +206,26 @@ impl Host {
                     inputs.push(next);
                 }
             }
+        }
+        self.log_leader_changes();
+    }
+
+    fn log_leader_changes(&mut self) {
+        let leader = self.replica.global_leader();
+        if self.leader != Some(leader) {
+            self.leader = Some(leader);
+            let round = self.replica.global_round();
+            tracing::info!("global leader r{leader} from round {round}");
+        }
+        let mut changed = false;
+        for (index, (lane, primary)) in self.replica.lane_primaries().enumerate() {
+            if self.primaries.get(index) != Some(&primary) {
+                tracing::info!("lane {}/{} primary r{primary}", lane.domain, lane.shard);
+                changed = true;
+            }
+        }
+        if changed {
+            self.primaries = self.replica.lane_primaries().map(|(_, p)| p).collect();
         }
     }
 

@@ -10,10 +10,12 @@ use ccbft_core::replica::ReplicaConfig;
 use ccbft_core::topology::{ReplicaId, Topology};
 use ccbft_core::vote_pattern::VotePattern;
 use ccbft_net::client::{ClientListener, ClientListenerConfig};
+use ccbft_net::shaper::ShaperControl;
 use ccbft_net::{Endpoint, EndpointConfig, LinkLimits, PeerId};
 use glommio::channels::local_channel;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 #[derive(Debug, Clone)]
 pub struct NodeOptions {
@@ -23,6 +25,9 @@ pub struct NodeOptions {
     pub id: ReplicaId,
     /// This replica's own directory: its log lives in `data/wal`.
     pub data: PathBuf,
+    /// Delay every outgoing link by half the cluster file's round trip to its peer (local
+    /// clusters that stand in for several clouds; real deployments have real latency).
+    pub emulate_wan: bool,
 }
 
 /// Timeouts of a replica on real links, in ticks of [`crate::host::TICK`] (1 ms).
@@ -61,6 +66,10 @@ pub fn run(options: NodeOptions) -> Result<(), String> {
         vote_pattern: VotePattern::AllToAll,
         checkpoint_interval_blocks: CHECKPOINT_INTERVAL_BLOCKS,
     };
+    let shaper = options
+        .emulate_wan
+        .then(|| wan_shaper(&topology, options.id))
+        .transpose()?;
     let wal_dir = options.data.join("wal");
     let name = format!("replica-{}", options.id);
     let executor = ccbft_storage::wal::executor_builder(&name)
@@ -81,7 +90,7 @@ pub fn run(options: NodeOptions) -> Result<(), String> {
                 peers: keys.peers.clone(),
                 listen: spec.address.parse().map_err(|e| format!("{e}"))?,
                 limits: LinkLimits::default(),
-                shaper: None,
+                shaper,
             })
             .map_err(|e| e.to_string())?;
             let clients =
@@ -105,4 +114,12 @@ pub fn run(options: NodeOptions) -> Result<(), String> {
         })
         .map_err(|e| format!("starting the executor: {e}"))?;
     executor.join().map_err(|e| format!("executor: {e}"))?
+}
+
+/// One-way delays from `me` to every replica: half the cluster file's round trip.
+fn wan_shaper(topology: &Topology, me: ReplicaId) -> Result<Arc<ShaperControl>, String> {
+    let row: Vec<Duration> = (0..topology.n())
+        .map(|peer| Duration::from_micros(u64::from(topology.rtt_between_us(me, peer)) / 2))
+        .collect();
+    ShaperControl::from_latency_row(me, &row, Duration::ZERO).map_err(|e| e.to_string())
 }

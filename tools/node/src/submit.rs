@@ -12,7 +12,7 @@ use ccbft_core::replica::{Receipt, ReceiptStatus};
 use ccbft_core::topology::Topology;
 use ccbft_crypto::client::ClientSigningKey;
 use ccbft_net::keys::read_link_public_key;
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -52,6 +52,8 @@ pub struct SubmitReport {
     pub refused: u64,
     /// Overloaded answers; each was resent.
     pub retries: u64,
+    /// Connections lost and replaced by one to another replica of the home domain.
+    pub failovers: u64,
     pub highest_height: u64,
     /// Submission-to-answer latency in microseconds: p50, p99, max.
     pub latency_us: [u64; 3],
@@ -70,7 +72,7 @@ impl std::fmt::Display for SubmitReport {
         write!(
             f,
             "answered={} applied={} duplicate={} ledger_rejected={} locally_final={} refused={} \
-             retries={} height={} latency_us p50={} p99={} max={} elapsed_ms={} tps={:.0}",
+             retries={} failovers={} height={} latency_us p50={} p99={} max={} elapsed_ms={} tps={:.0}",
             self.answered(),
             self.applied,
             self.duplicate,
@@ -78,6 +80,7 @@ impl std::fmt::Display for SubmitReport {
             self.locally_final,
             self.refused,
             self.retries,
+            self.failovers,
             self.highest_height,
             self.latency_us[0],
             self.latency_us[1],
@@ -145,25 +148,27 @@ pub fn run(options: SubmitOptions) -> Result<SubmitReport, String> {
         .map_err(|e| format!("client executor: {e}"))?
 }
 
-/// Runs the submission on the current glommio executor.
+/// Runs the submission on the current glommio executor. A lost connection fails over to
+/// the next replica of the home domain and resends what was in flight under the same keys,
+/// so a transfer that executed before the loss is answered `Duplicate`, never run twice.
 pub async fn submit(options: &SubmitOptions) -> Result<SubmitReport, String> {
     assert!(options.window > 0, "a window holds at least one transfer");
     let plan = plan(options)?;
     let deadline = Instant::now() + options.timeout;
-    let (mut client, addr) = connect_any(&plan.targets, deadline).await?;
+    let mut link = Link::connect(&plan.targets, 0, deadline).await?;
     let started = Instant::now();
     let mut report = SubmitReport {
-        replica: Some(addr),
+        replica: Some(link.addr),
         ..SubmitReport::default()
     };
     // Bounded (one hour), so that recording saturates instead of resizing.
     let mut latency = hdrhistogram::Histogram::<u64>::new_with_bounds(1, 3_600_000_000, 3)
         .expect("valid histogram bounds");
-    let mut in_flight: HashMap<u128, (Instant, Transfer)> = HashMap::new();
+    let mut in_flight: BTreeMap<u128, (Instant, Transfer)> = BTreeMap::new();
     let mut next = 0u64;
-    let fail = |e: ClientError| format!("replica {addr}: {e}");
     while report.answered() < options.count {
-        while in_flight.len() < options.window && next < options.count {
+        let mut sent_ok = true;
+        while sent_ok && in_flight.len() < options.window && next < options.count {
             let transfer = Transfer {
                 key: options.first_key + u128::from(next),
                 from: plan.from,
@@ -171,39 +176,35 @@ pub async fn submit(options: &SubmitOptions) -> Result<SubmitReport, String> {
                 amount: options.amount,
             };
             next += 1;
-            let tx = sign_transfer(&plan.signing, options.client, transfer);
-            client.send(options.wait, &tx).await.map_err(fail)?;
             in_flight.insert(transfer.key, (Instant::now(), transfer));
+            sent_ok = link.send(&plan, options, &transfer).await;
         }
-        let remaining = deadline.saturating_duration_since(Instant::now());
-        let response = glommio::timer::timeout(remaining, async {
-            client
-                .recv()
-                .await
-                .map_err(|e| glommio::GlommioError::IoError(std::io::Error::other(e)))
-        })
-        .await
-        .map_err(|e| {
-            format!(
-                "replica {addr}: {} of {} unanswered: {e}",
-                options.count - report.answered(),
-                options.count
-            )
-        })?;
-        let receipt = match response {
-            Response::Receipt(receipt) => receipt,
-            Response::Malformed(why) => return Err(format!("replica {addr} says: {why}")),
+        let answer = if sent_ok {
+            link.recv(deadline).await?
+        } else {
+            None
+        };
+        let Some(receipt) = answer else {
+            report.failovers += 1;
+            link = Link::connect(&plan.targets, link.index + 1, deadline).await?;
+            report.replica = Some(link.addr);
+            for (_, transfer) in in_flight.values() {
+                if !link.send(&plan, options, transfer).await {
+                    break; // the next recv fails over again
+                }
+            }
+            continue;
         };
         let Some((sent, transfer)) = in_flight.remove(&receipt.key) else {
             return Err(format!(
-                "replica {addr}: receipt for a key never sent: {receipt:?}"
+                "replica {}: receipt for a key not in flight: {receipt:?}",
+                link.addr
             ));
         };
         if tally(&mut report, &receipt, &transfer)? {
             glommio::timer::sleep(OVERLOADED_BACKOFF).await;
-            let tx = sign_transfer(&plan.signing, options.client, transfer);
-            client.send(options.wait, &tx).await.map_err(fail)?;
             in_flight.insert(transfer.key, (sent, transfer));
+            link.send(&plan, options, &transfer).await;
             continue;
         }
         let micros = u64::try_from(sent.elapsed().as_micros()).unwrap_or(u64::MAX);
@@ -216,6 +217,75 @@ pub async fn submit(options: &SubmitOptions) -> Result<SubmitReport, String> {
         latency.max(),
     ];
     Ok(report)
+}
+
+/// The connection to one replica of the home domain.
+struct Link {
+    client: Client,
+    /// Which of the plan's targets it is.
+    index: usize,
+    addr: SocketAddr,
+}
+
+impl Link {
+    /// The first replica from `targets[first]` on (round the list) that accepts a
+    /// connection; replicas still starting or restarting are retried until `deadline`.
+    async fn connect(targets: &[Target], first: usize, deadline: Instant) -> Result<Link, String> {
+        let mut last = String::from("the home domain has no replicas");
+        loop {
+            for step in 0..targets.len() {
+                let index = (first + step) % targets.len();
+                let target = &targets[index];
+                match Client::connect(target.addr, target.key).await {
+                    Ok(client) => {
+                        return Ok(Link {
+                            client,
+                            index,
+                            addr: target.addr,
+                        })
+                    }
+                    Err(e) => last = e.to_string(),
+                }
+            }
+            if Instant::now() >= deadline {
+                return Err(format!("no replica of the home domain answered: {last}"));
+            }
+            glommio::timer::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// Signs and sends; false when the connection is gone.
+    async fn send(&mut self, plan: &Plan, options: &SubmitOptions, transfer: &Transfer) -> bool {
+        let tx = sign_transfer(&plan.signing, options.client, *transfer);
+        match self.client.send(options.wait, &tx).await {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::warn!("replica {}: {e}; failing over", self.addr);
+                false
+            }
+        }
+    }
+
+    /// The next receipt; `None` when the connection is gone; an error past the deadline or
+    /// on an answer that breaks the protocol.
+    async fn recv(&mut self, deadline: Instant) -> Result<Option<Receipt>, String> {
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        let client = &mut self.client;
+        let answer = glommio::timer::timeout(remaining, async { Ok(client.recv().await) })
+            .await
+            .map_err(|e| format!("replica {}: answers stopped: {e}", self.addr))?;
+        match answer {
+            Ok(Response::Receipt(receipt)) => Ok(Some(receipt)),
+            Ok(Response::Malformed(why)) => Err(format!("replica {} says: {why}", self.addr)),
+            Err(ClientError::Protocol(why)) => {
+                Err(format!("replica {}: bad answer: {why}", self.addr))
+            }
+            Err(e) => {
+                tracing::warn!("replica {}: {e}; failing over", self.addr);
+                Ok(None)
+            }
+        }
+    }
 }
 
 /// Counts one answer; true when the transfer must be resent (overloaded).
@@ -251,25 +321,4 @@ fn tally(report: &mut SubmitReport, receipt: &Receipt, sent: &Transfer) -> Resul
         other => return Err(format!("unexpected answer to a transfer: {other:?}")),
     }
     Ok(false)
-}
-
-/// The first replica of the list that accepts a connection; replicas that are still
-/// starting are retried until `deadline`.
-async fn connect_any(
-    targets: &[Target],
-    deadline: Instant,
-) -> Result<(Client, SocketAddr), String> {
-    let mut last = String::from("the home domain has no replicas");
-    loop {
-        for target in targets {
-            match Client::connect(target.addr, target.key).await {
-                Ok(client) => return Ok((client, target.addr)),
-                Err(e) => last = e.to_string(),
-            }
-        }
-        if Instant::now() >= deadline {
-            return Err(format!("no replica of the home domain answered: {last}"));
-        }
-        glommio::timer::sleep(Duration::from_millis(200)).await;
-    }
 }
