@@ -193,6 +193,17 @@ impl ClientListener {
 
     /// Answers one request of `conn`; frees one in-flight slot.
     pub fn respond(&self, conn: ClientConnId, body: Bytes) -> Result<(), RespondError> {
+        self.push(conn, body, true)
+    }
+
+    /// An answer that is not the last one to its request (e.g. a locally final receipt
+    /// before the globally final one): sent, but the request keeps its in-flight slot, so
+    /// the connection's bound still holds. Only for a request still in flight.
+    pub fn notify(&self, conn: ClientConnId, body: Bytes) -> Result<(), RespondError> {
+        self.push(conn, body, false)
+    }
+
+    fn push(&self, conn: ClientConnId, body: Bytes, last: bool) -> Result<(), RespondError> {
         crate::frame::check_body_len(body.len(), self.inner.config.body_bytes_max)
             .map_err(RespondError::Frame)?;
         let c = self
@@ -206,12 +217,14 @@ impl ClientListener {
         if n == 0 {
             return Err(RespondError::NotInFlight(conn));
         }
-        c.in_flight.set(n - 1);
+        if last {
+            c.in_flight.set(n - 1);
+            c.space.notify();
+        }
         c.responses
             .borrow_mut()
             .push_back(Frame::new(FrameKind::ClientResponse, body));
         c.writer.notify();
-        c.space.notify();
         Ok(())
     }
 

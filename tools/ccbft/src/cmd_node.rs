@@ -58,9 +58,9 @@ pub struct SubmitArgs {
     /// Transfers in flight at once.
     #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u64).range(1..=65_536))]
     window: u64,
-    /// Answer when the transfer is globally final (executed), or locally final (its home
-    /// lane committed it, with the outcome it will have).
-    #[arg(long, default_value = "global", value_parser = ["global", "local"])]
+    /// Answer when the transfer is globally final (executed), locally final (its home lane
+    /// committed it, with the outcome it will have), or both (each as it comes).
+    #[arg(long, default_value = "global", value_parser = ["global", "local", "both"])]
     wait: String,
     /// Amount of each transfer.
     #[arg(long, default_value_t = 1)]
@@ -88,14 +88,15 @@ pub fn submit(args: SubmitArgs) -> anyhow::Result<ExitCode> {
         client: args.client,
         count: args.count,
         window: usize::try_from(args.window)?,
-        wait: if args.wait == "local" {
-            Wait::Local
-        } else {
-            Wait::Global
+        wait: match args.wait.as_str() {
+            "local" => Wait::Local,
+            "both" => Wait::Both,
+            _ => Wait::Global,
         },
         amount: args.amount,
         first_key,
         timeout: Duration::from_secs(args.timeout_s),
+        progress: None,
     };
     let report = ccbft_node::submit::run(options).map_err(|e| anyhow!(e))?;
     let replica = report.replica.map(|a| a.to_string()).unwrap_or_default();

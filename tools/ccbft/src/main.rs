@@ -8,6 +8,7 @@
 //! Logs go to stderr, filtered by `RUST_LOG` (default `warn`).
 
 mod cmd_crypto;
+mod cmd_demo;
 mod cmd_dora;
 mod cmd_ecdsa;
 mod cmd_log;
@@ -32,8 +33,9 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run a local three-cloud cluster on the embedded default topology and print a summary.
-    Demo(cmd_sim::DemoArgs),
+    /// Run a local three-cloud cluster of real replica processes (embedded default topology),
+    /// drive signed payments, kill and restart a replica, and print a summary.
+    Demo(cmd_demo::DemoArgs),
     /// Run the deterministic simulator over many seeds and check every invariant.
     Sim(cmd_sim::SimArgs),
     /// Run one replica of a cluster (real links, write-ahead log, client listener).
@@ -93,7 +95,7 @@ fn main() -> ExitCode {
         "warn"
     });
     let result = match cli.command {
-        Command::Demo(args) => cmd_sim::demo(args),
+        Command::Demo(args) => cmd_demo::demo(args),
         Command::Sim(args) => cmd_sim::sim(args),
         Command::Node(args) => cmd_node::node(args),
         Command::Submit(args) => cmd_node::submit(args),

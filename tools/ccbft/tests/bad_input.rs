@@ -601,8 +601,8 @@ fn printing_into_a_closed_pipe_ends_quietly() {
     let s = f.state.as_str();
     let audit = format!("{s}/audit");
     let commands: Vec<Vec<&str>> = vec![
-        vec!["demo"],
-        vec!["demo", "--json"],
+        vec!["sim", "--demo"],
+        vec!["sim", "--demo", "--json"],
         vec![
             "sim",
             "--seed",

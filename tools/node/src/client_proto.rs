@@ -12,25 +12,34 @@ use ccbft_core::wire::{
     decode_receipt, decode_transaction_shared, encode_receipt, encode_transaction,
 };
 
-/// Which receipt the client waits for.
+/// Which receipts the client waits for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Wait {
     /// Locally final (the home lane committed it, with its admission outcome).
     Local = 0,
     /// Globally final (executed in the global order).
     Global = 1,
+    /// Both: the locally final receipt as it comes, then the globally final one.
+    Both = 2,
 }
 
 impl Wait {
-    /// Whether `status` is the answer this client waits for (a refusal always is).
-    pub fn satisfied_by(self, status: &ReceiptStatus) -> bool {
-        match status {
-            ReceiptStatus::LocallyFinal { .. } | ReceiptStatus::LocallyOrdered { .. } => {
-                self == Wait::Local
-            }
-            _ => true,
-        }
+    /// Whether the client is sent `status` (a refusal it always is).
+    pub fn answers(self, status: &ReceiptStatus) -> bool {
+        !is_local(status) || self != Wait::Global
     }
+
+    /// Whether `status` is the last answer this client waits for.
+    pub fn ends_with(self, status: &ReceiptStatus) -> bool {
+        !is_local(status) || self == Wait::Local
+    }
+}
+
+fn is_local(status: &ReceiptStatus) -> bool {
+    matches!(
+        status,
+        ReceiptStatus::LocallyFinal { .. } | ReceiptStatus::LocallyOrdered { .. }
+    )
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,6 +60,7 @@ pub fn decode_request(body: &Bytes) -> Result<(Wait, Transaction), String> {
     let wait = match body.first() {
         Some(0) => Wait::Local,
         Some(1) => Wait::Global,
+        Some(2) => Wait::Both,
         Some(other) => return Err(format!("unknown wait byte {other}")),
         None => return Err("empty request".into()),
     };
@@ -107,7 +117,7 @@ mod tests {
 
     #[test]
     fn requests_and_responses_round_trip() {
-        for wait in [Wait::Local, Wait::Global] {
+        for wait in [Wait::Local, Wait::Global, Wait::Both] {
             let body = encode_request(wait, &tx());
             assert_eq!(decode_request(&body), Ok((wait, tx())));
         }
@@ -127,7 +137,7 @@ mod tests {
     fn bad_requests_are_refused() {
         assert!(decode_request(&Bytes::new()).is_err());
         let mut body = encode_request(Wait::Local, &tx()).to_vec();
-        body[0] = 2;
+        body[0] = 3;
         assert!(decode_request(&Bytes::from(body.clone())).is_err());
         body[0] = 0;
         body.pop();
@@ -135,7 +145,7 @@ mod tests {
     }
 
     #[test]
-    fn a_local_wait_ends_at_local_finality_a_global_one_does_not() {
+    fn each_wait_is_answered_and_ended_by_its_receipts() {
         let lane = ccbft_core::messages::Lane {
             domain: 0,
             shard: 0,
@@ -145,8 +155,32 @@ mod tests {
             seq: 1,
             outcome: Outcome::Applied,
         };
-        assert!(Wait::Local.satisfied_by(&local));
-        assert!(!Wait::Global.satisfied_by(&local));
-        assert!(Wait::Global.satisfied_by(&ReceiptStatus::Overloaded));
+        let global = ReceiptStatus::GloballyFinal {
+            height: 4,
+            lane,
+            seq: 1,
+            outcome: Outcome::Applied,
+            transfer: Transfer {
+                key: 9,
+                from: 1,
+                to: 2,
+                amount: 3,
+            },
+        };
+        // (wait, receipt) -> (answered, ended)
+        let table = [
+            (Wait::Local, &local, (true, true)),
+            (Wait::Global, &local, (false, false)),
+            (Wait::Both, &local, (true, false)),
+            (Wait::Local, &global, (true, true)),
+            (Wait::Global, &global, (true, true)),
+            (Wait::Both, &global, (true, true)),
+            (Wait::Global, &ReceiptStatus::Overloaded, (true, true)),
+            (Wait::Both, &ReceiptStatus::Overloaded, (true, true)),
+        ];
+        for (wait, status, expected) in table {
+            let got = (wait.answers(status), wait.ends_with(status));
+            assert_eq!(got, expected, "{wait:?} on {status:?}");
+        }
     }
 }

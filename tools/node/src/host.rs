@@ -295,21 +295,25 @@ impl Host {
         };
         let mut answered = Vec::new();
         waiters.retain(|w| {
-            let done = w.wait.satisfied_by(&status);
-            if done {
-                answered.push((w.conn, w.client_key));
+            let last = w.wait.ends_with(&status);
+            if w.wait.answers(&status) {
+                answered.push((w.conn, w.client_key, last));
             }
-            !done
+            !last
         });
         if waiters.is_empty() {
             self.waiting.remove(&key);
         }
-        for (conn, client_key) in answered {
-            let receipt = Receipt {
+        for (conn, client_key, last) in answered {
+            let receipt = Response::Receipt(Receipt {
                 key: client_key,
                 status,
-            };
-            self.respond(conn, &Response::Receipt(receipt));
+            });
+            if last {
+                self.respond(conn, &receipt);
+            } else if let Err(e) = self.clients.notify(conn, encode_response(&receipt)) {
+                tracing::debug!("client answer: {e}");
+            }
         }
     }
 

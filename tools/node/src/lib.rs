@@ -6,6 +6,7 @@
 //! - [`log`]: the replica's records on the WAL, and the durable watermark.
 //! - [`keys`], [`genesis`]: what a replica is given (its keys, the clients and accounts).
 //! - [`client_proto`], [`client`]: the client protocol and a small client.
+//! - [`local_cluster`]: node processes on this host (the demo, the end-to-end tests).
 //! - [`submit`]: a client's transfers through the cluster, with what came back (`ccbft submit`).
 
 pub mod client;
@@ -13,6 +14,7 @@ pub mod client_proto;
 pub mod genesis;
 pub mod host;
 pub mod keys;
+pub mod local_cluster;
 pub mod log;
 pub mod node;
 pub mod submit;

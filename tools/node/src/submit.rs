@@ -12,9 +12,12 @@ use ccbft_core::replica::{Receipt, ReceiptStatus};
 use ccbft_core::topology::Topology;
 use ccbft_crypto::client::ClientSigningKey;
 use ccbft_net::keys::read_link_public_key;
+use hdrhistogram::Histogram;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// How long an overloaded answer holds back its resend.
@@ -36,17 +39,19 @@ pub struct SubmitOptions {
     pub first_key: u128,
     /// Give up when the last answer has not come by then.
     pub timeout: Duration,
+    /// Counts transfers as they get their last answer (for progress output).
+    pub progress: Option<Arc<AtomicU64>>,
 }
 
 /// What came back.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct SubmitReport {
     pub replica: Option<SocketAddr>,
     pub applied: u64,
     pub duplicate: u64,
     /// Executed, but rejected by the ledger (e.g. insufficient funds).
     pub ledger_rejected: u64,
-    /// Locally final answers (with `Wait::Local`).
+    /// Transfers whose last answer was locally final (with `Wait::Local`).
     pub locally_final: u64,
     /// Refused at submission (bad signature, not home, wrong kind): a client error.
     pub refused: u64,
@@ -55,12 +60,37 @@ pub struct SubmitReport {
     /// Connections lost and replaced by one to another replica of the home domain.
     pub failovers: u64,
     pub highest_height: u64,
-    /// Submission-to-answer latency in microseconds: p50, p99, max.
-    pub latency_us: [u64; 3],
+    /// Submission to locally final receipt, microseconds (`Wait::Local` and `Wait::Both`).
+    pub local_latency_us: Histogram<u64>,
+    /// Submission to the last answer (globally final with `Wait::Global` and `Wait::Both`).
+    pub final_latency_us: Histogram<u64>,
     pub elapsed: Duration,
 }
 
+/// Latencies up to an hour, so that recording saturates instead of resizing.
+pub fn latency_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("valid histogram bounds")
+}
+
 impl SubmitReport {
+    fn new() -> SubmitReport {
+        SubmitReport {
+            replica: None,
+            applied: 0,
+            duplicate: 0,
+            ledger_rejected: 0,
+            locally_final: 0,
+            refused: 0,
+            retries: 0,
+            failovers: 0,
+            highest_height: 0,
+            local_latency_us: latency_histogram(),
+            final_latency_us: latency_histogram(),
+            elapsed: Duration::ZERO,
+        }
+    }
+
+    /// Transfers that got their last answer.
     pub fn answered(&self) -> u64 {
         self.applied + self.duplicate + self.ledger_rejected + self.locally_final + self.refused
     }
@@ -69,10 +99,12 @@ impl SubmitReport {
 impl std::fmt::Display for SubmitReport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let secs = self.elapsed.as_secs_f64().max(1e-9);
+        let (local, last) = (&self.local_latency_us, &self.final_latency_us);
         write!(
             f,
             "answered={} applied={} duplicate={} ledger_rejected={} locally_final={} refused={} \
-             retries={} failovers={} height={} latency_us p50={} p99={} max={} elapsed_ms={} tps={:.0}",
+             retries={} failovers={} height={} local_us_p50={} local_us_p99={} final_us_p50={} \
+             final_us_p99={} final_us_max={} elapsed_ms={} tps={:.0}",
             self.answered(),
             self.applied,
             self.duplicate,
@@ -82,9 +114,11 @@ impl std::fmt::Display for SubmitReport {
             self.retries,
             self.failovers,
             self.highest_height,
-            self.latency_us[0],
-            self.latency_us[1],
-            self.latency_us[2],
+            local.value_at_quantile(0.5),
+            local.value_at_quantile(0.99),
+            last.value_at_quantile(0.5),
+            last.value_at_quantile(0.99),
+            last.max(),
             self.elapsed.as_millis(),
             self.answered() as f64 / secs,
         )
@@ -157,14 +191,10 @@ pub async fn submit(options: &SubmitOptions) -> Result<SubmitReport, String> {
     let deadline = Instant::now() + options.timeout;
     let mut link = Link::connect(&plan.targets, 0, deadline).await?;
     let started = Instant::now();
-    let mut report = SubmitReport {
-        replica: Some(link.addr),
-        ..SubmitReport::default()
-    };
-    // Bounded (one hour), so that recording saturates instead of resizing.
-    let mut latency = hdrhistogram::Histogram::<u64>::new_with_bounds(1, 3_600_000_000, 3)
-        .expect("valid histogram bounds");
-    let mut in_flight: BTreeMap<u128, (Instant, Transfer)> = BTreeMap::new();
+    let mut report = SubmitReport::new();
+    report.replica = Some(link.addr);
+    // Per key: when it was first sent, what, and whether its locally final answer came.
+    let mut in_flight: BTreeMap<u128, (Instant, Transfer, bool)> = BTreeMap::new();
     let mut next = 0u64;
     while report.answered() < options.count {
         let mut sent_ok = true;
@@ -176,7 +206,7 @@ pub async fn submit(options: &SubmitOptions) -> Result<SubmitReport, String> {
                 amount: options.amount,
             };
             next += 1;
-            in_flight.insert(transfer.key, (Instant::now(), transfer));
+            in_flight.insert(transfer.key, (Instant::now(), transfer, false));
             sent_ok = link.send(&plan, options, &transfer).await;
         }
         let answer = if sent_ok {
@@ -188,34 +218,44 @@ pub async fn submit(options: &SubmitOptions) -> Result<SubmitReport, String> {
             report.failovers += 1;
             link = Link::connect(&plan.targets, link.index + 1, deadline).await?;
             report.replica = Some(link.addr);
-            for (_, transfer) in in_flight.values() {
+            for (_, transfer, _) in in_flight.values() {
                 if !link.send(&plan, options, transfer).await {
                     break; // the next recv fails over again
                 }
             }
             continue;
         };
-        let Some((sent, transfer)) = in_flight.remove(&receipt.key) else {
+        let Some(&mut (sent, transfer, ref mut local_seen)) = in_flight.get_mut(&receipt.key)
+        else {
             return Err(format!(
                 "replica {}: receipt for a key not in flight: {receipt:?}",
                 link.addr
             ));
         };
-        if tally(&mut report, &receipt, &transfer)? {
-            glommio::timer::sleep(OVERLOADED_BACKOFF).await;
-            in_flight.insert(transfer.key, (sent, transfer));
-            link.send(&plan, options, &transfer).await;
-            continue;
-        }
         let micros = u64::try_from(sent.elapsed().as_micros()).unwrap_or(u64::MAX);
-        latency.saturating_record(micros);
+        match tally(&mut report, &receipt, &transfer, options.wait)? {
+            Tally::Local => {
+                if !std::mem::replace(local_seen, true) {
+                    report.local_latency_us.saturating_record(micros);
+                }
+                if options.wait == Wait::Local {
+                    in_flight.remove(&receipt.key);
+                    report.final_latency_us.saturating_record(micros);
+                    count_progress(options);
+                }
+            }
+            Tally::Final => {
+                in_flight.remove(&receipt.key);
+                report.final_latency_us.saturating_record(micros);
+                count_progress(options);
+            }
+            Tally::Resend => {
+                glommio::timer::sleep(OVERLOADED_BACKOFF).await;
+                link.send(&plan, options, &transfer).await;
+            }
+        }
     }
     report.elapsed = started.elapsed();
-    report.latency_us = [
-        latency.value_at_quantile(0.5),
-        latency.value_at_quantile(0.99),
-        latency.max(),
-    ];
     Ok(report)
 }
 
@@ -260,7 +300,7 @@ impl Link {
         match self.client.send(options.wait, &tx).await {
             Ok(()) => true,
             Err(e) => {
-                tracing::warn!("replica {}: {e}; failing over", self.addr);
+                tracing::info!("replica {}: {e}; failing over", self.addr);
                 false
             }
         }
@@ -275,21 +315,45 @@ impl Link {
             .await
             .map_err(|e| format!("replica {}: answers stopped: {e}", self.addr))?;
         match answer {
-            Ok(Response::Receipt(receipt)) => Ok(Some(receipt)),
+            Ok(Response::Receipt(receipt)) => {
+                tracing::debug!("receipt {receipt:?}");
+                Ok(Some(receipt))
+            }
             Ok(Response::Malformed(why)) => Err(format!("replica {} says: {why}", self.addr)),
             Err(ClientError::Protocol(why)) => {
                 Err(format!("replica {}: bad answer: {why}", self.addr))
             }
             Err(e) => {
-                tracing::warn!("replica {}: {e}; failing over", self.addr);
+                tracing::info!("replica {}: {e}; failing over", self.addr);
                 Ok(None)
             }
         }
     }
 }
 
-/// Counts one answer; true when the transfer must be resent (overloaded).
-fn tally(report: &mut SubmitReport, receipt: &Receipt, sent: &Transfer) -> Result<bool, String> {
+fn count_progress(options: &SubmitOptions) {
+    if let Some(progress) = &options.progress {
+        progress.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// What one answer means for its transfer.
+enum Tally {
+    /// Locally final: the last answer only with `Wait::Local`.
+    Local,
+    /// The last answer.
+    Final,
+    /// Overloaded: send it again.
+    Resend,
+}
+
+/// Counts one answer.
+fn tally(
+    report: &mut SubmitReport,
+    receipt: &Receipt,
+    sent: &Transfer,
+    wait: Wait,
+) -> Result<Tally, String> {
     match &receipt.status {
         ReceiptStatus::GloballyFinal {
             height,
@@ -308,17 +372,23 @@ fn tally(report: &mut SubmitReport, receipt: &Receipt, sent: &Transfer) -> Resul
                 Outcome::Duplicate => report.duplicate += 1,
                 Outcome::Rejected(_) => report.ledger_rejected += 1,
             }
+            Ok(Tally::Final)
         }
-        ReceiptStatus::LocallyFinal { .. } => report.locally_final += 1,
+        ReceiptStatus::LocallyFinal { .. } => {
+            if wait == Wait::Local {
+                report.locally_final += 1;
+            }
+            Ok(Tally::Local)
+        }
         ReceiptStatus::Overloaded => {
             report.retries += 1;
-            return Ok(true);
+            Ok(Tally::Resend)
         }
         ReceiptStatus::Rejected { reason } => {
             tracing::warn!("transfer {} refused: {reason:?}", sent.key);
             report.refused += 1;
+            Ok(Tally::Final)
         }
-        other => return Err(format!("unexpected answer to a transfer: {other:?}")),
+        other => Err(format!("unexpected answer to a transfer: {other:?}")),
     }
-    Ok(false)
 }

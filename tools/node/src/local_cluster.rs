@@ -1,0 +1,332 @@
+//! A cluster of `ccbft node` processes on this host (the demo and the end-to-end tests): its
+//! keys, a cluster file rewritten onto free local ports, one process per replica with its log
+//! file, SIGKILL and restart, and what the replicas' logs say (executed heights and roots,
+//! leaders, view changes, evidence). Every process is killed when the cluster is dropped, and
+//! dies with its parent (PR_SET_PDEATHSIG), so an interrupted run leaves no replica behind.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::net::TcpListener;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+pub struct LocalCluster {
+    /// The `ccbft` executable.
+    program: PathBuf,
+    dir: PathBuf,
+    replicas: u32,
+    emulate_wan: bool,
+    nodes: BTreeMap<u32, Child>,
+    /// How many times each replica was started (its log files count them).
+    starts: BTreeMap<u32, u32>,
+}
+
+/// What one replica's process used, from /proc, while it ran.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Usage {
+    pub cpu_s: f64,
+    pub peak_rss_kib: u64,
+}
+
+impl LocalCluster {
+    /// Writes keys (`keys/`, with `clients` genesis clients) and `cluster.toml` into `dir`:
+    /// the cluster file `template` with every replica moved to a free port on 127.0.0.1.
+    pub fn create(
+        program: &Path,
+        dir: &Path,
+        template: &str,
+        clients: u32,
+        emulate_wan: bool,
+    ) -> Result<LocalCluster, String> {
+        fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        let (toml, replicas) = relocate(template)?;
+        fs::write(dir.join("cluster.toml"), toml).map_err(|e| e.to_string())?;
+        let out = Command::new(program)
+            .arg("keygen")
+            .arg("--out")
+            .arg(dir.join("keys"))
+            .args(["--replicas", &replicas.to_string()])
+            .args(["--clients", &clients.to_string()])
+            .output()
+            .map_err(|e| format!("running {} keygen: {e}", program.display()))?;
+        if !out.status.success() {
+            return Err(format!(
+                "keygen: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            ));
+        }
+        Ok(LocalCluster {
+            program: program.to_path_buf(),
+            dir: dir.to_path_buf(),
+            replicas,
+            emulate_wan,
+            nodes: BTreeMap::new(),
+            starts: BTreeMap::new(),
+        })
+    }
+
+    pub fn replicas(&self) -> u32 {
+        self.replicas
+    }
+
+    pub fn cluster_file(&self) -> PathBuf {
+        self.dir.join("cluster.toml")
+    }
+
+    pub fn keys_dir(&self) -> PathBuf {
+        self.dir.join("keys")
+    }
+
+    pub fn is_running(&self, id: u32) -> bool {
+        self.nodes.contains_key(&id)
+    }
+
+    pub fn start_all(&mut self) -> Result<(), String> {
+        (0..self.replicas).try_for_each(|id| self.start(id))
+    }
+
+    /// Starts replica `id` on its data directory (restored from its log if it ran before).
+    pub fn start(&mut self, id: u32) -> Result<(), String> {
+        assert!(id < self.replicas && !self.nodes.contains_key(&id));
+        let start = *self.starts.entry(id).and_modify(|n| *n += 1).or_insert(1);
+        let log = fs::File::create(self.log_path(id, start)).map_err(|e| e.to_string())?;
+        let mut command = Command::new(&self.program);
+        command.arg("node");
+        if self.emulate_wan {
+            command.arg("--emulate-wan");
+        }
+        command
+            .arg("--config")
+            .arg(self.cluster_file())
+            .arg("--keys")
+            .arg(self.keys_dir())
+            .args(["--id", &id.to_string()])
+            .arg("--data")
+            .arg(self.dir.join(format!("data-{id}")))
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log);
+        // SAFETY: prctl is async-signal-safe; it only asks for SIGKILL when the parent dies.
+        unsafe {
+            command.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            });
+        }
+        let child = command
+            .spawn()
+            .map_err(|e| format!("starting replica {id}: {e}"))?;
+        self.nodes.insert(id, child);
+        Ok(())
+    }
+
+    /// SIGKILL: the process gets no chance to flush or clean up. Returns what it used.
+    pub fn kill(&mut self, id: u32) -> Usage {
+        let mut child = self.nodes.remove(&id).expect("replica running");
+        let usage = usage(child.id());
+        let _ = child.kill();
+        let _ = child.wait();
+        usage
+    }
+
+    /// Kills every replica; what each used, by id.
+    pub fn stop_all(&mut self) -> BTreeMap<u32, Usage> {
+        let ids: Vec<u32> = self.nodes.keys().copied().collect();
+        ids.into_iter().map(|id| (id, self.kill(id))).collect()
+    }
+
+    /// What replica `id` has used so far (zero when it is not running).
+    pub fn usage(&self, id: u32) -> Usage {
+        self.nodes
+            .get(&id)
+            .map_or(Usage::default(), |c| usage(c.id()))
+    }
+
+    pub fn log_path(&self, id: u32, start: u32) -> PathBuf {
+        self.dir.join(format!("replica-{id}.{start}.log"))
+    }
+
+    fn logs(&self, id: u32) -> impl Iterator<Item = String> + '_ {
+        let starts = self.starts.get(&id).copied().unwrap_or(0);
+        (1..=starts)
+            .map(move |start| fs::read_to_string(self.log_path(id, start)).unwrap_or_default())
+    }
+
+    /// The current run's log of replica `id`.
+    pub fn current_log(&self, id: u32) -> String {
+        self.logs(id).last().unwrap_or_default()
+    }
+
+    /// Every executed height of replica `id` (over all its runs) with its state root.
+    pub fn executed(&self, id: u32) -> BTreeMap<u64, String> {
+        let mut roots = BTreeMap::new();
+        for log in self.logs(id) {
+            roots.extend(log.lines().filter_map(parse_executed));
+        }
+        roots
+    }
+
+    pub fn executed_height(&self, id: u32) -> u64 {
+        self.executed(id).keys().last().copied().unwrap_or(0)
+    }
+
+    /// The first height two replicas executed to different roots, with both.
+    pub fn root_disagreement(&self) -> Option<String> {
+        let mut seen: BTreeMap<u64, (u32, String)> = BTreeMap::new();
+        for id in 0..self.replicas {
+            for (height, root) in self.executed(id) {
+                let (first, expected) = seen.entry(height).or_insert((id, root.clone()));
+                if *expected != root {
+                    return Some(format!(
+                        "height {height}: replica {first} executed root {expected}, replica {id} {root}"
+                    ));
+                }
+            }
+        }
+        None
+    }
+
+    /// The replica named by the last line of `id`'s current log that has `marker` followed
+    /// by "rN" (e.g. "global leader r3 from round 40").
+    pub fn last_named(&self, id: u32, marker: &str) -> Option<u32> {
+        self.current_log(id).lines().rev().find_map(|line| {
+            let rest = &line[line.find(marker)? + marker.len()..];
+            rest.trim_start()
+                .strip_prefix('r')?
+                .split_whitespace()
+                .next()?
+                .parse()
+                .ok()
+        })
+    }
+
+    /// Lines with `marker` in all of replica `id`'s logs.
+    pub fn count_lines(&self, id: u32, marker: &str) -> usize {
+        self.logs(id)
+            .map(|log| log.lines().filter(|l| l.contains(marker)).count())
+            .sum()
+    }
+
+    /// The last lines of every replica's current log (for error messages).
+    pub fn log_tails(&self, lines: usize) -> String {
+        let mut all = String::new();
+        for (&id, &start) in &self.starts {
+            let log = fs::read_to_string(self.log_path(id, start)).unwrap_or_default();
+            let kept: Vec<&str> = log.lines().collect();
+            let tail = &kept[kept.len().saturating_sub(lines)..];
+            all += &format!("--- replica {id} (run {start})\n{}\n", tail.join("\n"));
+        }
+        all
+    }
+}
+
+impl Drop for LocalCluster {
+    fn drop(&mut self) {
+        for child in self.nodes.values_mut() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// "... executed height=H transactions=T root=R" → (H, R).
+pub fn parse_executed(line: &str) -> Option<(u64, String)> {
+    let rest = &line[line.find("executed height=")? + "executed height=".len()..];
+    let height = rest.split_whitespace().next()?.parse().ok()?;
+    let root = &rest[rest.find("root=")? + "root=".len()..];
+    Some((height, root.split_whitespace().next()?.to_string()))
+}
+
+/// The cluster file with every replica on a free port of 127.0.0.1 (and its client
+/// listener on another), and how many replicas it has.
+fn relocate(template: &str) -> Result<(String, u32), String> {
+    let mut file: toml::Table = template.parse().map_err(|e| format!("cluster file: {e}"))?;
+    let replicas = file
+        .get_mut("replicas")
+        .and_then(|r| r.as_array_mut())
+        .ok_or("cluster file: no [[replicas]]")?;
+    let ports = free_ports(2 * replicas.len())?;
+    for (replica, pair) in replicas.iter_mut().zip(ports.chunks(2)) {
+        let table = replica
+            .as_table_mut()
+            .ok_or("cluster file: a [[replicas]] entry is not a table")?;
+        table.insert("address".into(), format!("127.0.0.1:{}", pair[0]).into());
+        table.insert(
+            "client_address".into(),
+            format!("127.0.0.1:{}", pair[1]).into(),
+        );
+        table.remove("public_key");
+    }
+    let count = replicas.len() as u32;
+    let text = toml::to_string(&file).map_err(|e| e.to_string())?;
+    ccbft_core::topology::Topology::from_toml_str(&text).map_err(|e| e.to_string())?;
+    Ok((text, count))
+}
+
+/// Ports the kernel has just handed out.
+fn free_ports(count: usize) -> Result<Vec<u16>, String> {
+    let listeners = (0..count)
+        .map(|_| TcpListener::bind("127.0.0.1:0"))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("finding free ports: {e}"))?;
+    listeners
+        .iter()
+        .map(|l| l.local_addr().map(|a| a.port()))
+        .collect::<Result<_, _>>()
+        .map_err(|e| e.to_string())
+}
+
+/// CPU seconds (user + system) and peak resident set of process `pid`.
+fn usage(pid: u32) -> Usage {
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let peak_rss_kib = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0);
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which may hold spaces): utime is the 12th, stime 13th.
+    let after_name = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    let ticks: u64 = [11, 12]
+        .iter()
+        .filter_map(|&i| fields.get(i)?.parse::<u64>().ok())
+        .sum();
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    Usage {
+        cpu_s: ticks as f64 / hz,
+        peak_rss_kib,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn executed_lines_parse_and_others_do_not() {
+        let line = "INFO ccbft_node::host: executed height=12 transactions=3 root=ab01";
+        assert_eq!(parse_executed(line), Some((12, "ab01".to_string())));
+        assert_eq!(parse_executed("INFO restored from x records=3"), None);
+        assert_eq!(parse_executed("executed height=x root=ab"), None);
+    }
+
+    #[test]
+    fn relocation_moves_every_replica_to_its_own_local_ports() {
+        let (text, n) = relocate(ccbft_core::topology::THREE_CLOUDS_TOML).unwrap();
+        assert_eq!(n, 7);
+        let topology = ccbft_core::topology::Topology::from_toml_str(&text).unwrap();
+        let original = ccbft_core::topology::Topology::three_clouds();
+        assert_eq!(topology.rtt_us, original.rtt_us);
+        let mut addresses = std::collections::BTreeSet::new();
+        for spec in &topology.replicas {
+            assert!(spec.address.starts_with("127.0.0.1:"), "{}", spec.address);
+            assert!(addresses.insert(spec.address.clone()));
+            assert!(addresses.insert(spec.client_addr().unwrap().to_string()));
+        }
+        assert!(relocate("[cluster]\nname = \"x\"\n").is_err());
+    }
+}
