@@ -1,16 +1,14 @@
-//! A real cluster: four `ccbft node` processes on 127.0.0.1 (TLS links, each with its own
-//! write-ahead log on disk), driven by `ccbft submit` processes with signed transfers. One
-//! replica is killed with SIGKILL and restarted from its log; it must catch up to the same
-//! state root as the others, and a resubmission of the same keys must move nothing.
+//! Real clusters: `ccbft node` processes on 127.0.0.1 (TLS links, each with its own
+//! write-ahead log on disk), driven by `ccbft submit` processes with signed transfers.
+//! Replicas are killed with SIGKILL and restarted from their logs; they must catch up to the
+//! same state roots as the others, and a resubmission of the same keys must move nothing.
 //!
-//! What is asserted is behaviour, never timing: every transfer answered `applied`, every
-//! height that two replicas executed has one state root, the restarted replica reaches the
-//! others' height.
+//! What is asserted is behaviour, never timing: every transfer answered, none run twice,
+//! every height that two replicas executed has one state root, restarted replicas catch up.
 
+use ccbft_node::local_cluster::LocalCluster;
 use std::collections::BTreeMap;
-use std::fs;
-use std::net::TcpListener;
-use std::path::PathBuf;
+use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -19,17 +17,6 @@ const PATIENCE: Duration = Duration::from_secs(90);
 
 fn ccbft() -> Command {
     Command::new(env!("CARGO_BIN_EXE_ccbft"))
-}
-
-/// Ports the kernel has just handed out, so that parallel tests do not collide.
-fn free_ports(count: usize) -> Vec<u16> {
-    let listeners: Vec<TcpListener> = (0..count)
-        .map(|_| TcpListener::bind("127.0.0.1:0").expect("bind a free port"))
-        .collect();
-    listeners
-        .iter()
-        .map(|l| l.local_addr().unwrap().port())
-        .collect()
 }
 
 /// Where the replicas sit: (domain, replicas in it), and the round trips between domains.
@@ -62,17 +49,14 @@ const THREE_CLOUDS: Layout = Layout {
 };
 
 impl Layout {
-    fn replicas(&self) -> u32 {
-        self.domains.iter().map(|(_, n)| n).sum()
-    }
-
     /// The replicas of domain `index`, in id order.
     fn members(&self, index: usize) -> Vec<u32> {
         let first: u32 = self.domains[..index].iter().map(|(_, n)| n).sum();
         (first..first + self.domains[index].1).collect()
     }
 
-    fn toml(&self, ports: &[u16]) -> String {
+    /// A cluster file (addresses are placeholders: `LocalCluster` moves them to free ports).
+    fn toml(&self) -> String {
         let mut text =
             String::from("[cluster]\nname = \"e2e\"\nshards = 1\nleader_rotation_blocks = 10\n");
         for (name, _) in self.domains {
@@ -82,11 +66,8 @@ impl Layout {
         for (domain, count) in self.domains {
             for _ in 0..*count {
                 text += &format!(
-                    "\n[[replicas]]\nid = {id}\ndomain = \"{domain}\"\n\
-                     address = \"127.0.0.1:{}\"\nclient_address = \"127.0.0.1:{}\"\n\
-                     public_key = \"keys/replica-{id}.pub\"\n",
-                    ports[2 * id],
-                    ports[2 * id + 1]
+                    "\n[[replicas]]\nid = {id}\ndomain = \"{domain}\"\naddress = \"127.0.0.1:{}\"\n",
+                    7100 + id
                 );
                 id += 1;
             }
@@ -98,143 +79,100 @@ impl Layout {
     }
 }
 
-/// The cluster's files and its replica processes; every process is killed on drop.
+/// A local cluster in a temporary directory, and the test's view of it.
 struct Cluster {
-    dir: tempfile::TempDir,
+    // Dropped first: the processes stop before their directory goes.
+    local: LocalCluster,
     layout: &'static Layout,
-    nodes: BTreeMap<u32, Child>,
-    /// How many times each replica was started (its log file names count them).
-    starts: BTreeMap<u32, u32>,
+    dir: tempfile::TempDir,
 }
 
 impl Cluster {
-    /// Keys, genesis and cluster file; no replica started.
+    /// Keys, genesis (two clients) and cluster file; no replica started.
     fn files(layout: &'static Layout) -> Cluster {
         let dir = tempfile::tempdir().unwrap();
-        let seed = "42".repeat(32);
-        let replicas = layout.replicas().to_string();
-        let out = ccbft()
-            .args(["keygen", "--replicas", &replicas, "--clients", "2"])
-            .args(["--seed", &seed])
-            .arg("--out")
-            .arg(dir.path().join("keys"))
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "keygen: {}", text(&out.stderr));
-        let ports = free_ports(2 * layout.replicas() as usize);
-        fs::write(dir.path().join("cluster.toml"), layout.toml(&ports)).unwrap();
-        Cluster {
-            dir,
-            layout,
-            nodes: BTreeMap::new(),
-            starts: BTreeMap::new(),
-        }
+        let local = LocalCluster::create(
+            Path::new(env!("CARGO_BIN_EXE_ccbft")),
+            dir.path(),
+            &layout.toml(),
+            2,
+            layout.wan,
+        )
+        .unwrap();
+        Cluster { local, layout, dir }
     }
 
     fn running(layout: &'static Layout) -> Cluster {
         let mut cluster = Cluster::files(layout);
-        for id in 0..layout.replicas() {
-            cluster.start(id);
-        }
+        cluster.local.start_all().unwrap();
         cluster
     }
 
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
     fn start(&mut self, id: u32) {
-        let start = *self.starts.entry(id).and_modify(|n| *n += 1).or_insert(1);
-        let log = fs::File::create(self.log_path(id, start)).unwrap();
-        let mut command = ccbft();
-        command.arg("node");
-        if self.layout.wan {
-            command.arg("--emulate-wan");
-        }
-        let child = command
-            .arg("--config")
-            .arg(self.path("cluster.toml"))
-            .arg("--keys")
-            .arg(self.path("keys"))
-            .args(["--id", &id.to_string()])
-            .arg("--data")
-            .arg(self.path(&format!("data-{id}")))
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        assert!(self.nodes.insert(id, child).is_none());
+        self.local.start(id).unwrap();
     }
 
-    /// SIGKILL: the process gets no chance to flush or clean up.
     fn kill(&mut self, id: u32) {
-        let mut child = self.nodes.remove(&id).expect("replica running");
-        child.kill().unwrap();
-        child.wait().unwrap();
+        self.local.kill(id);
     }
 
-    fn log_path(&self, id: u32, start: u32) -> PathBuf {
-        self.path(&format!("replica-{id}.{start}.log"))
+    fn replicas(&self) -> u32 {
+        self.local.replicas()
     }
 
-    /// Every "executed height=H ... root=R" line of replica `id`, over all its starts.
-    fn executed(&self, id: u32) -> BTreeMap<u64, String> {
-        let mut roots = BTreeMap::new();
-        for start in 1..=self.starts[&id] {
-            let log = fs::read_to_string(self.log_path(id, start)).unwrap_or_default();
-            for line in log.lines() {
-                if let Some((height, root)) = parse_executed(line) {
-                    roots.insert(height, root);
-                }
-            }
-        }
-        roots
-    }
-
-    /// Fails on the first height two replicas executed to different roots.
     fn assert_one_root_per_height(&self) {
-        let mut seen: BTreeMap<u64, (u32, String)> = BTreeMap::new();
-        for id in 0..self.layout.replicas() {
-            for (height, root) in self.executed(id) {
-                let (first, expected) = seen.entry(height).or_insert((id, root.clone()));
-                assert_eq!(
-                    *expected, root,
-                    "height {height}: replica {first} executed root {expected}, replica {id} {root}"
-                );
-            }
+        if let Some(disagreement) = self.local.root_disagreement() {
+            panic!("{disagreement}");
         }
+    }
+
+    fn height(&self, id: u32) -> u64 {
+        self.local.executed_height(id)
     }
 
     /// Waits until every replica executed `height` (or fails with each one's progress).
     fn await_height(&self, height: u64) {
-        let deadline = Instant::now() + PATIENCE;
-        loop {
-            let heights: Vec<u64> = (0..self.layout.replicas())
-                .map(|id| self.executed(id).keys().last().copied().unwrap_or(0))
-                .collect();
-            if heights.iter().all(|&h| h >= height) {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "replicas did not all reach height {height}: {heights:?}\n{}",
-                self.log_tails()
-            );
-            std::thread::sleep(Duration::from_millis(200));
+        for id in 0..self.replicas() {
+            self.await_replica_height(id, height);
         }
     }
 
-    fn submit(&self, args: &[&str]) -> Output {
-        ccbft()
+    /// Waits until replica `id` executed `height`.
+    fn await_replica_height(&self, id: u32, height: u64) {
+        let deadline = Instant::now() + PATIENCE;
+        while self.height(id) < height {
+            assert!(
+                Instant::now() < deadline,
+                "replica {id} below {height}\n{}",
+                self.local.log_tails(8)
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn submit_command(&self, args: &[&str]) -> Command {
+        let mut command = ccbft();
+        command
             .arg("submit")
             .arg("--config")
-            .arg(self.path("cluster.toml"))
+            .arg(self.local.cluster_file())
             .arg("--keys")
-            .arg(self.path("keys"))
+            .arg(self.local.keys_dir())
             .args(["--timeout-s", &PATIENCE.as_secs().to_string()])
-            .args(args)
-            .output()
+            .args(args);
+        command
+    }
+
+    fn submit(&self, args: &[&str]) -> Output {
+        self.submit_command(args).output().unwrap()
+    }
+
+    /// `ccbft submit` in the background.
+    fn spawn_submit(&self, args: &[&str]) -> Child {
+        self.submit_command(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
             .unwrap()
     }
 
@@ -245,85 +183,14 @@ impl Cluster {
             out.status.success(),
             "submit {args:?}: {}\n{}",
             text(&out.stderr),
-            self.log_tails()
+            self.local.log_tails(8)
         );
         report_fields(&text(&out.stdout))
-    }
-
-    /// The replica named by the last line of `id`'s current log that contains `marker`
-    /// followed by "rN" (e.g. "global leader r3 from round 40").
-    fn last_named(&self, id: u32, marker: &str) -> Option<u32> {
-        let log = fs::read_to_string(self.log_path(id, self.starts[&id])).ok()?;
-        log.lines().rev().find_map(|line| {
-            let rest = &line[line.find(marker)? + marker.len()..];
-            rest.trim_start()
-                .strip_prefix('r')?
-                .split_whitespace()
-                .next()?
-                .parse()
-                .ok()
-        })
-    }
-
-    /// Waits until replica `id` executed `height`.
-    fn await_replica_height(&self, id: u32, height: u64) {
-        let deadline = Instant::now() + PATIENCE;
-        while self.executed(id).keys().last().copied().unwrap_or(0) < height {
-            assert!(
-                Instant::now() < deadline,
-                "replica {id} below {height}\n{}",
-                self.log_tails()
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-
-    /// `ccbft submit` in the background.
-    fn spawn_submit(&self, args: &[&str]) -> Child {
-        ccbft()
-            .arg("submit")
-            .arg("--config")
-            .arg(self.path("cluster.toml"))
-            .arg("--keys")
-            .arg(self.path("keys"))
-            .args(["--timeout-s", &PATIENCE.as_secs().to_string()])
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap()
-    }
-
-    fn log_tails(&self) -> String {
-        let mut all = String::new();
-        for (&id, &start) in &self.starts {
-            let log = fs::read_to_string(self.log_path(id, start)).unwrap_or_default();
-            let lines: Vec<&str> = log.lines().collect();
-            let tail = &lines[lines.len().saturating_sub(8)..];
-            all += &format!("--- replica {id} (start {start})\n{}\n", tail.join("\n"));
-        }
-        all
-    }
-}
-
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        for child in self.nodes.values_mut() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
     }
 }
 
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
-}
-
-fn parse_executed(line: &str) -> Option<(u64, String)> {
-    let rest = &line[line.find("executed height=")? + "executed height=".len()..];
-    let height = rest.split_whitespace().next()?.parse().ok()?;
-    let root = &rest[rest.find("root=")? + "root=".len()..];
-    Some((height, root.split_whitespace().next()?.to_string()))
 }
 
 /// `name=value` pairs of `ccbft submit`'s report line.
@@ -362,7 +229,7 @@ fn a_cluster_executes_signed_transfers_and_a_killed_replica_rejoins_from_its_log
     assert_eq!(field(&after, "applied"), 50, "{after:?}");
     cluster.await_height(field(&after, "height"));
     cluster.assert_one_root_per_height();
-    let restored = fs::read_to_string(cluster.log_path(3, 2)).unwrap();
+    let restored = cluster.local.current_log(3);
     assert!(
         restored.contains("restored from") && !restored.contains("records=0 "),
         "replica 3 restarted from an empty log:\n{restored}"
@@ -397,11 +264,11 @@ fn a_node_refuses_bad_start_up_input() {
     let out = ccbft()
         .arg("node")
         .arg("--config")
-        .arg(cluster.path("cluster.toml"))
+        .arg(cluster.local.cluster_file())
         .arg("--keys")
-        .arg(cluster.path("keys"))
+        .arg(cluster.local.keys_dir())
         .args(["--id", "9", "--data"])
-        .arg(cluster.path("data-9"))
+        .arg(cluster.dir.path().join("data-9"))
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
@@ -419,7 +286,7 @@ fn finish(cluster: &Cluster, load: Child) -> BTreeMap<String, String> {
         out.status.success(),
         "load: {}\n{}",
         text(&out.stderr),
-        cluster.log_tails()
+        cluster.local.log_tails(8)
     );
     report_fields(&text(&out.stdout))
 }
@@ -430,40 +297,33 @@ fn three_clouds_keep_committing_when_the_global_leader_and_then_a_shard_primary_
     // Client 0's payments enter at the first replica of its account's home domain.
     let home = ccbft_core::client::home_domain(0, 3) as usize;
     let load = cluster.spawn_submit(&["--count", "800", "--window", "16", "--first-key", "1"]);
-    let observer = 6; // never killed below unless it is the leader; then 5
-    cluster.await_replica_height(observer, 5);
-
+    cluster.await_replica_height(6, 5);
     let leader = cluster
-        .last_named(observer, "global leader")
-        .expect("the observer logged a leader");
-    let observer = if leader == observer { 5 } else { observer };
+        .local
+        .last_named(6, "global leader")
+        .expect("replica 6 logged a leader");
+    // Progress is watched on a replica that is killed neither as leader nor as primary.
+    let home_members = cluster.layout.members(home);
+    let observer = (0..cluster.replicas())
+        .rev()
+        .find(|id| *id != leader && !home_members.contains(id))
+        .expect("a replica outside the home domain");
     cluster.kill(leader);
-    let height = cluster
-        .executed(observer)
-        .keys()
-        .last()
-        .copied()
-        .unwrap_or(0);
+    let height = cluster.height(observer);
     cluster.await_replica_height(observer, height + 10);
     cluster.start(leader);
 
     // Ask a home-domain member that was not just restarted (its log is the older one).
-    let member = *cluster
-        .layout
-        .members(home)
+    let member = *home_members
         .iter()
         .find(|&&id| id != leader)
         .expect("the home domain has two members");
     let primary = cluster
+        .local
         .last_named(member, &format!("lane {home}/0 primary"))
         .expect("every replica logs its lanes' primaries");
     cluster.kill(primary);
-    let height = cluster
-        .executed(observer)
-        .keys()
-        .last()
-        .copied()
-        .unwrap_or(0);
+    let height = cluster.height(observer);
     cluster.await_replica_height(observer, height + 10);
     cluster.start(primary);
 
