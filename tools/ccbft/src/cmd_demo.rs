@@ -96,7 +96,9 @@ pub fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
         summary_text(&summary)
     };
     let _ = std::io::stdout().write_all(text.as_bytes());
-    let healthy = summary["lost_txs"] == json!(0) && summary["state_roots_equal"] == json!(true);
+    let healthy = summary["lost_txs"] == json!(0)
+        && summary["state_roots_equal"] == json!(true)
+        && summary["unclean_stops"] == json!([]);
     Ok(if healthy {
         ExitCode::SUCCESS
     } else {
@@ -169,8 +171,12 @@ fn run(
     let usage: BTreeMap<u32, Usage> = (0..cluster.replicas())
         .map(|id| (id, cluster.usage(id)))
         .collect();
-    let summary = summarize(args, &cluster, &reports, elapsed, killed, &usage);
-    cluster.stop_all();
+    let mut summary = summarize(args, &cluster, &reports, elapsed, killed, &usage);
+    let unclean = cluster.stop_all(Duration::from_secs(10));
+    summary["unclean_stops"] = json!(unclean
+        .iter()
+        .map(|(id, why)| format!("replica {id}: {why}"))
+        .collect::<Vec<_>>());
     Ok(summary)
 }
 

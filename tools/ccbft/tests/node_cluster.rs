@@ -235,6 +235,26 @@ fn a_cluster_executes_signed_transfers_and_a_killed_replica_rejoins_from_its_log
         "replica 3 restarted from an empty log:\n{restored}"
     );
 
+    // SIGTERM: replica 2 makes its log durable, says so and exits 0; restarted, it has
+    // every record it had.
+    let status = cluster.local.terminate(2, PATIENCE).unwrap();
+    assert!(status.success(), "{status:?}");
+    let stopped = cluster.local.current_log(2);
+    let durable = stopped
+        .lines()
+        .find_map(|l| l.split("stopped: log durable up to record ").nth(1))
+        .and_then(|rest| rest.split(',').next()?.parse::<u64>().ok())
+        .unwrap_or_else(|| panic!("no stop line:\n{stopped}"));
+    cluster.start(2);
+    let restored = cluster
+        .local
+        .await_line(2, "restored from", PATIENCE)
+        .unwrap();
+    assert!(
+        restored.contains(&format!("records={durable} ")),
+        "stopped with {durable} records durable, restored: {restored}"
+    );
+
     // The same keys again: answered, nothing moves twice.
     let replay = cluster.submit_ok(&["--count", "200", "--first-key", "1000"]);
     assert_eq!(field(&replay, "duplicate"), 200, "{replay:?}");

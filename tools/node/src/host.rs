@@ -101,11 +101,35 @@ impl Host {
                     if let Some(why) = self.log.failure() {
                         return Err(why);
                     }
+                    if crate::node::stop_requested() {
+                        return self.drain(&inbox).await;
+                    }
                     self.step(Input::Tick);
                 }
                 Event::Durable(upto) => self.on_durable(upto),
             }
         }
+        Ok(())
+    }
+
+    /// A graceful stop: no new input is taken, every record handed to the log becomes
+    /// durable and the sends waiting for it are released; then the host returns.
+    async fn drain(&mut self, inbox: &LocalReceiver<Event>) -> Result<(), String> {
+        while self.durable < self.log.last_persisted() {
+            if let Some(why) = self.log.failure() {
+                return Err(why);
+            }
+            match inbox.recv().await {
+                Some(Event::Durable(upto)) => self.on_durable(upto),
+                Some(_) => {} // peers and clients retry elsewhere; ticks are moot now
+                None => break,
+            }
+        }
+        tracing::info!(
+            "stopped: log durable up to record {}, executed height {}",
+            self.durable,
+            self.executed_height
+        );
         Ok(())
     }
 

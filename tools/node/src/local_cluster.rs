@@ -131,10 +131,47 @@ impl LocalCluster {
         usage
     }
 
-    /// Kills every replica; what each used, by id.
-    pub fn stop_all(&mut self) -> BTreeMap<u32, Usage> {
+    /// SIGTERM, and waits for the process to stop by itself (it makes its log durable
+    /// first). Its exit status, or an error if it did not stop within `patience` (it is
+    /// then killed).
+    pub fn terminate(
+        &mut self,
+        id: u32,
+        patience: std::time::Duration,
+    ) -> Result<std::process::ExitStatus, String> {
+        let mut child = self.nodes.remove(&id).expect("replica running");
+        let pid = libc::pid_t::try_from(child.id()).map_err(|e| e.to_string())?;
+        // SAFETY: signalling our own child, which has not been reaped yet.
+        unsafe {
+            libc::kill(pid, libc::SIGTERM);
+        }
+        let deadline = std::time::Instant::now() + patience;
+        loop {
+            if let Some(status) = child.try_wait().map_err(|e| e.to_string())? {
+                return Ok(status);
+            }
+            if std::time::Instant::now() >= deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(format!(
+                    "replica {id} did not stop within {patience:?} of SIGTERM"
+                ));
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+
+    /// Stops every replica with SIGTERM (killed if it does not stop within `patience`);
+    /// the replicas that did not stop cleanly, with why.
+    pub fn stop_all(&mut self, patience: std::time::Duration) -> Vec<(u32, String)> {
         let ids: Vec<u32> = self.nodes.keys().copied().collect();
-        ids.into_iter().map(|id| (id, self.kill(id))).collect()
+        ids.into_iter()
+            .filter_map(|id| match self.terminate(id, patience) {
+                Ok(status) if status.success() => None,
+                Ok(status) => Some((id, status.to_string())),
+                Err(e) => Some((id, e)),
+            })
+            .collect()
     }
 
     /// What replica `id` has used so far (zero when it is not running).
@@ -157,6 +194,27 @@ impl LocalCluster {
     /// The current run's log of replica `id`.
     pub fn current_log(&self, id: u32) -> String {
         self.logs(id).last().unwrap_or_default()
+    }
+
+    /// Waits until the current run's log of replica `id` has a line containing `marker`;
+    /// returns that line.
+    pub fn await_line(
+        &self,
+        id: u32,
+        marker: &str,
+        patience: std::time::Duration,
+    ) -> Result<String, String> {
+        let deadline = std::time::Instant::now() + patience;
+        loop {
+            let log = self.current_log(id);
+            if let Some(line) = log.lines().find(|l| l.contains(marker)) {
+                return Ok(line.to_string());
+            }
+            if std::time::Instant::now() >= deadline {
+                return Err(format!("replica {id} never logged {marker:?}:\n{log}"));
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
     }
 
     /// Every executed height of replica `id` (over all its runs) with its state root.

@@ -114,6 +114,11 @@ impl ReplicaLog {
         let _ = self.wake.try_send(()); // full: the writer is already woken
     }
 
+    /// The last record handed to the log (durable or not yet).
+    pub fn last_persisted(&self) -> RecordSeq {
+        self.next.get() - 1
+    }
+
     /// Why the log stopped, if it did (a failed write: the process must restart).
     pub fn failure(&self) -> Option<String> {
         self.failed.borrow().clone()

@@ -14,6 +14,7 @@ use ccbft_net::shaper::ShaperControl;
 use ccbft_net::{Endpoint, EndpointConfig, LinkLimits, PeerId};
 use glommio::channels::local_channel;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -37,8 +38,36 @@ const GLOBAL_TIMEOUT_MAX_TICKS: u64 = 10_000;
 /// Committed global blocks between signed state checkpoints.
 const CHECKPOINT_INTERVAL_BLOCKS: u64 = 100;
 
-/// Runs replica `options.id` until its transport closes or its log fails.
+/// Set by SIGTERM or SIGINT: the host stops at its next tick, once its log is durable.
+static STOP: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_stop_signal(_: libc::c_int) {
+    STOP.store(true, Ordering::SeqCst);
+}
+
+/// Whether the process was asked to stop.
+pub fn stop_requested() -> bool {
+    STOP.load(Ordering::SeqCst)
+}
+
+fn catch_stop_signals() {
+    // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
+    unsafe {
+        libc::signal(
+            libc::SIGTERM,
+            on_stop_signal as *const () as libc::sighandler_t,
+        );
+        libc::signal(
+            libc::SIGINT,
+            on_stop_signal as *const () as libc::sighandler_t,
+        );
+    }
+}
+
+/// Runs replica `options.id` until it is stopped (SIGTERM, SIGINT: the log is made durable
+/// first), its transport closes or its log fails.
 pub fn run(options: NodeOptions) -> Result<(), String> {
+    catch_stop_signals();
     let topology = Arc::new(Topology::load(&options.cluster).map_err(|e| e.to_string())?);
     let spec = topology
         .replica(options.id)
