@@ -1,15 +1,11 @@
-//! The dashboard's HTTP server, a control-plane component: hyper (HTTP/1.1) on a
-//! current-thread tokio runtime on one thread of its own, with engine work (reading the
-//! state directory, ingesting events) on at most [`BLOCKING_THREADS_MAX`] more threads, so
-//! it never takes more than that from the replicas' cores. Every connection is a task: an
-//! idle or slow client holds only its own task, until a timeout closes it.
+//! The dashboard's HTTP server, a control-plane component on the shared stack
+//! ([`ccbft_http`]: hyper on a current-thread tokio runtime on one thread of its own, engine
+//! work (reading the state directory, ingesting events) on at most
+//! [`ccbft_http::BLOCKING_THREADS_MAX`] more threads, bounded connections and timeouts).
 //!
-//! Limits ([`ServerConfig`]): the request head must arrive within the header timeout
-//! (slowloris) and be at most [`REQUEST_HEAD_BYTES_MAX`] bytes (431 beyond); the whole
-//! request, body included, must arrive within the request timeout (408); a body larger than
-//! the limit is refused with 413, before it is read when its length is declared; at most
-//! `connections_max` connections are served at once (503 beyond). One request per
-//! connection (no keep-alive), so a connection's deadline is its request's.
+//! Limits ([`ServerConfig`]): those of [`ccbft_http::Limits`]; the whole request, body
+//! included, must arrive within the request timeout (408); a body larger than the limit is
+//! refused with 413, before it is read when its length is declared.
 //!
 //! Routes: `GET /` (the page), `GET /api/state` (the same data as JSON), `GET /healthz`,
 //! and `POST /api/events` (health events as JSON Lines, as `ccbft dora ingest` takes them;
@@ -20,30 +16,19 @@
 use crate::dashboard::render_dir;
 use crate::state::{Engine, StateError};
 use crate::token::Token;
+use ccbft_http::{reply, text, Reply};
 use chrono::Utc;
-use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
+use http_body_util::{BodyExt, LengthLimitError, Limited};
 use hyper::body::{Bytes, Incoming};
 use hyper::header::{HeaderValue, ALLOW, AUTHORIZATION, CONTENT_LENGTH, WWW_AUTHENTICATE};
-use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::{TokioIo, TokioTimer};
-use std::convert::Infallible;
+use hyper::{Method, Request, StatusCode};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::{oneshot, OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
-/// Largest request head (request line and headers), in bytes.
-pub const REQUEST_HEAD_BYTES_MAX: usize = 8 * 1024;
-/// Most threads the server runs engine work on (besides its own).
-pub const BLOCKING_THREADS_MAX: usize = 2;
-/// Time a response may take to write after the request deadline.
-pub const RESPONSE_GRACE_MILLISECONDS: u64 = 2_000;
-/// Pause after a failed accept (e.g. out of file descriptors), so the loop does not spin.
-pub const ACCEPT_BACKOFF_MILLISECONDS: u64 = 100;
-/// Longest wait for engine work still running when the server stops.
-pub const SHUTDOWN_WAIT_SECONDS: u64 = 5;
+pub use ccbft_http::REQUEST_HEAD_BYTES_MAX;
 
 /// Limits and credentials of a server.
 #[derive(Debug, Clone)]
@@ -76,7 +61,6 @@ impl Default for ServerConfig {
 struct Context {
     dir: PathBuf,
     config: ServerConfig,
-    connections: Arc<Semaphore>,
     /// State-changing requests one at a time (the engine's files are rewritten whole).
     writer: Mutex<()>,
 }
@@ -84,8 +68,7 @@ struct Context {
 /// A running dashboard server.
 pub struct Server {
     pub addr: SocketAddr,
-    stop: Option<oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    inner: ccbft_http::Server,
 }
 
 impl Server {
@@ -97,137 +80,44 @@ impl Server {
 
     /// Bind `addr` and serve `dir` on a thread of its own until stopped.
     pub fn start_with(dir: &Path, addr: &str, config: ServerConfig) -> std::io::Result<Server> {
-        if config.connections_max == 0 || config.body_bytes_max == 0 {
+        if config.body_bytes_max == 0 {
             return Err(std::io::Error::new(
                 std::io::ErrorKind::InvalidInput,
                 "connections_max and body_bytes_max must be at least 1",
             ));
         }
-        let listener = std::net::TcpListener::bind(addr)?;
-        listener.set_nonblocking(true)?;
-        let local = listener.local_addr()?;
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_io()
-            .enable_time()
-            .max_blocking_threads(BLOCKING_THREADS_MAX)
-            .thread_name("dora-dashboard-work")
-            .build()?;
-        let listener = {
-            let _entered = runtime.enter();
-            tokio::net::TcpListener::from_std(listener)?
+        let limits = ccbft_http::Limits {
+            header_read_timeout: config.header_read_timeout,
+            request_timeout: config.request_timeout,
+            connections_max: config.connections_max,
         };
         let context = Arc::new(Context {
             dir: dir.to_path_buf(),
-            connections: Arc::new(Semaphore::new(config.connections_max)),
             config,
             writer: Mutex::new(()),
         });
-        let (stop, stopped) = oneshot::channel::<()>();
-        let thread = std::thread::Builder::new()
-            .name("dora-dashboard".into())
-            .spawn(move || {
-                runtime.block_on(async move {
-                    tokio::spawn(accept_loop(listener, context));
-                    // Either a stop or the Server dropped.
-                    let _ = stopped.await;
-                });
-                runtime.shutdown_timeout(Duration::from_secs(SHUTDOWN_WAIT_SECONDS));
-            })?;
+        let handler =
+            ccbft_http::handler(move |request, deadline| route(request, context.clone(), deadline));
+        let inner = ccbft_http::Server::start("dora-dashboard", addr, limits, handler)?;
         Ok(Server {
-            addr: local,
-            stop: Some(stop),
-            thread: Some(thread),
+            addr: inner.addr,
+            inner,
         })
     }
 
     /// Block until the server stops (it runs until stopped or the process ends).
-    pub fn wait(mut self) {
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
+    pub fn wait(self) {
+        self.inner.wait();
     }
 
     /// Stop accepting, end the open connections and wait for the server thread.
-    pub fn stop(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
+    pub fn stop(self) {
+        self.inner.stop();
     }
 }
 
-async fn accept_loop(listener: tokio::net::TcpListener, context: Arc<Context>) {
-    loop {
-        let stream = match listener.accept().await {
-            Ok((stream, _)) => stream,
-            Err(_) => {
-                tokio::time::sleep(Duration::from_millis(ACCEPT_BACKOFF_MILLISECONDS)).await;
-                continue;
-            }
-        };
-        match context.connections.clone().try_acquire_owned() {
-            Ok(permit) => {
-                tokio::spawn(serve_connection(stream, context.clone(), permit));
-            }
-            // Best effort, never waiting on the client: the socket buffer takes it or not.
-            Err(_) => {
-                let _ = stream.try_write(BUSY_RESPONSE);
-            }
-        }
-    }
-}
-
-const BUSY_RESPONSE: &[u8] =
-    b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 5\r\nConnection: close\r\n\r\nbusy\n";
-
-async fn serve_connection(
-    stream: tokio::net::TcpStream,
-    context: Arc<Context>,
-    _permit: OwnedSemaphorePermit,
-) {
-    let deadline = Instant::now() + context.config.request_timeout;
-    let service_context = context.clone();
-    let service = hyper::service::service_fn(move |request| {
-        let context = service_context.clone();
-        async move { Ok::<_, Infallible>(route(request, context, deadline).await) }
-    });
-    let connection = hyper::server::conn::http1::Builder::new()
-        .timer(TokioTimer::new())
-        .header_read_timeout(context.config.header_read_timeout)
-        .max_header_size(REQUEST_HEAD_BYTES_MAX)
-        .keep_alive(false)
-        .serve_connection(TokioIo::new(stream), service);
-    let grace = Duration::from_millis(RESPONSE_GRACE_MILLISECONDS);
-    // Past the deadline the connection is dropped, whatever it is doing.
-    let _ = tokio::time::timeout_at(deadline + grace, connection).await;
-}
-
-type Reply = Response<Full<Bytes>>;
 /// A reply that ends a request early (boxed: a response is large for an `Err`).
 type Refusal = Box<Reply>;
-
-fn reply(status: StatusCode, content_type: &'static str, body: impl Into<Bytes>) -> Reply {
-    let mut response = Response::new(Full::new(body.into()));
-    *response.status_mut() = status;
-    let headers = response.headers_mut();
-    headers.insert("content-type", HeaderValue::from_static(content_type));
-    headers.insert("cache-control", HeaderValue::from_static("no-store"));
-    headers.insert(
-        "x-content-type-options",
-        HeaderValue::from_static("nosniff"),
-    );
-    response
-}
-
-fn text(status: StatusCode, body: impl Into<String>) -> Reply {
-    let mut body = body.into();
-    if !body.ends_with('\n') {
-        body.push('\n');
-    }
-    reply(status, "text/plain; charset=utf-8", body)
-}
 
 const ROUTES: [&str; 5] = ["/", "/index.html", "/api/state", "/healthz", "/api/events"];
 

@@ -141,7 +141,7 @@ impl LocalCluster {
     ) -> Result<std::process::ExitStatus, String> {
         let mut child = self.nodes.remove(&id).expect("replica running");
         let pid = child.id() as libc::pid_t; // Linux pids fit: pid_max is at most 2^22
-        // SAFETY: signalling our own child, which has not been reaped yet.
+                                             // SAFETY: signalling our own child, which has not been reaped yet.
         unsafe {
             libc::kill(pid, libc::SIGTERM);
         }
