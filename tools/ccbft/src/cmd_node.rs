@@ -27,6 +27,10 @@ pub struct NodeArgs {
     /// cluster standing in for several clouds).
     #[arg(long)]
     emulate_wan: bool,
+    /// Where the control plane listens (/metrics, /health, /events); default 127.0.0.1 on
+    /// the replica's link port + 2000.
+    #[arg(long)]
+    control: Option<String>,
 }
 
 pub fn node(args: NodeArgs) -> anyhow::Result<ExitCode> {
@@ -36,6 +40,7 @@ pub fn node(args: NodeArgs) -> anyhow::Result<ExitCode> {
         id: args.id,
         data: args.data,
         emulate_wan: args.emulate_wan,
+        control: args.control,
     })
     .map_err(|e| anyhow!(e))?;
     Ok(ExitCode::SUCCESS)

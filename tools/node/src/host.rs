@@ -7,12 +7,15 @@
 //! (the WAL's watermark), so no vote leaves that a crash could make the replica forget.
 
 use crate::client_proto::{decode_request, encode_response, Response, Wait};
+use crate::control::NodeMetrics;
 use crate::log::{ReplicaLog, Restored};
 use ccbft_core::bls::{BlsSigner, BlsVerifier};
 use ccbft_core::crypto::Verifier;
 use ccbft_core::durable::RecordSeq;
 use ccbft_core::messages::Message;
-use ccbft_core::replica::{Action, Input, Receipt, ReceiptStatus, Replica, ReplicaConfig};
+use ccbft_core::replica::{
+    Action, HealthEvent, Input, Receipt, ReceiptStatus, Replica, ReplicaConfig,
+};
 use ccbft_core::topology::ReplicaId;
 use ccbft_core::transaction::Transaction;
 use ccbft_core::wire::{decode_message_shared, encode_message};
@@ -21,6 +24,7 @@ use ccbft_net::{Endpoint, Frame, FrameKind, PeerId};
 use glommio::channels::local_channel::{self, LocalReceiver, LocalSender};
 use std::collections::{BTreeMap, HashMap};
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// One tick of the replica's clock.
@@ -59,6 +63,15 @@ pub struct Host {
     /// The global leader and lane primaries last logged (operators and tests follow them).
     leader: Option<ReplicaId>,
     primaries: Vec<ReplicaId>,
+    metrics: Arc<NodeMetrics>,
+}
+
+/// The I/O a host drives: links, client listener, log, and what it reports.
+pub struct HostIo {
+    pub endpoint: Endpoint,
+    pub clients: ClientListener,
+    pub log: ReplicaLog,
+    pub metrics: Arc<NodeMetrics>,
 }
 
 impl Host {
@@ -67,9 +80,7 @@ impl Host {
         config: ReplicaConfig,
         signer: BlsSigner,
         verifier: BlsVerifier,
-        endpoint: Endpoint,
-        clients: ClientListener,
-        log: ReplicaLog,
+        io: HostIo,
         restored: &Restored,
     ) -> Host {
         let replica = Replica::restore(config, &signer, &restored.records, restored.last);
@@ -77,15 +88,16 @@ impl Host {
             replica,
             signer,
             verifier,
-            endpoint: Rc::new(endpoint),
-            clients: Rc::new(clients),
-            log,
+            endpoint: Rc::new(io.endpoint),
+            clients: Rc::new(io.clients),
+            log: io.log,
             durable: restored.last,
             held: BTreeMap::new(),
             waiting: HashMap::new(),
             executed_height: 0,
             leader: None,
             primaries: Vec::new(),
+            metrics: io.metrics,
         }
     }
 
@@ -93,6 +105,7 @@ impl Host {
     pub async fn run(mut self, durable: LocalReceiver<RecordSeq>) -> Result<(), String> {
         let (events, inbox) = local_channel::new_bounded(EVENTS_MAX);
         self.spawn_sources(events, durable);
+        self.metrics.set(|m| &m.ready, 1);
         while let Some(event) = inbox.recv().await {
             match event {
                 Event::Peer(from, frame) => self.on_frame(from, frame),
@@ -188,6 +201,7 @@ impl Host {
     }
 
     fn on_client(&mut self, request: ClientRequest) {
+        self.metrics.add(|m| &m.client_requests, 1);
         let (wait, tx) = match decode_request(&request.body) {
             Ok(decoded) => decoded,
             Err(reason) => return self.respond(request.conn, &Response::Malformed(reason)),
@@ -218,6 +232,9 @@ impl Host {
         for (to, message) in ready.into_values().flatten() {
             self.send(&to, &message);
         }
+        self.metrics.set(|m| &m.durable_record, upto);
+        let held = self.held.values().map(Vec::len).sum::<usize>();
+        self.metrics.set(|m| &m.held_sends, held as u64);
         self.step(Input::Durable { upto });
     }
 
@@ -236,6 +253,11 @@ impl Host {
 
     fn log_leader_changes(&mut self) {
         let leader = self.replica.global_leader();
+        self.metrics
+            .set(|m| &m.global_round, self.replica.global_round());
+        self.metrics.set(|m| &m.global_leader, u64::from(leader));
+        self.metrics
+            .set(|m| &m.waiting_clients, self.waiting.len() as u64);
         if self.leader != Some(leader) {
             self.leader = Some(leader);
             let round = self.replica.global_round();
@@ -281,6 +303,8 @@ impl Host {
                 ..
             } => {
                 self.executed_height = height;
+                self.metrics.set(|m| &m.executed_height, height);
+                self.metrics.add(|m| &m.executed_txs, transactions);
                 tracing::info!(
                     "executed height={height} transactions={transactions} root={}",
                     ccbft_crypto::hex::encode(&state_root)
@@ -288,13 +312,32 @@ impl Host {
             }
             Action::Evidence(evidence) => {
                 tracing::warn!("evidence: {} by r{}", evidence.kind(), evidence.offender());
+                self.metrics.add(|m| &m.evidence, 1);
+                let details = serde_json::json!({
+                    "kind": evidence.kind(),
+                    "offender": evidence.offender(),
+                });
+                self.metrics.event("Evidence", details);
             }
-            Action::Health(event) => tracing::info!("health: {event:?}"),
+            Action::Health(event) => self.on_health(&event),
             Action::SnapshotInstalled { height, .. } => {
                 tracing::info!("installed snapshot height={height}");
             }
         }
         None
+    }
+
+    fn on_health(&self, event: &HealthEvent) {
+        tracing::info!("health: {event:?}");
+        match event {
+            HealthEvent::LocalViewChange { .. } => self.metrics.add(|m| &m.local_view_changes, 1),
+            HealthEvent::GlobalTimeout { .. } => self.metrics.add(|m| &m.global_timeouts, 1),
+            _ => {}
+        }
+        let text = format!("{event:?}");
+        let kind = text.split([' ', '{', '(']).next().unwrap_or("Health");
+        self.metrics
+            .event(kind, serde_json::Value::String(text.clone()));
     }
 
     fn send(&self, to: &[ReplicaId], message: &Message) {

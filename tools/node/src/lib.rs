@@ -3,6 +3,7 @@
 //!
 //! - [`node`]: start-up of one replica process (`ccbft node`).
 //! - [`host`]: the event loop between the replica and its I/O.
+//! - [`control`]: the control plane (`/metrics`, `/health`, `/events`).
 //! - [`log`]: the replica's records on the WAL, and the durable watermark.
 //! - [`keys`], [`genesis`]: what a replica is given (its keys, the clients and accounts).
 //! - [`client_proto`], [`client`]: the client protocol and a small client.
@@ -11,6 +12,7 @@
 
 pub mod client;
 pub mod client_proto;
+pub mod control;
 pub mod genesis;
 pub mod host;
 pub mod keys;

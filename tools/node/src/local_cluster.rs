@@ -16,6 +16,8 @@ pub struct LocalCluster {
     program: PathBuf,
     dir: PathBuf,
     replicas: u32,
+    /// Each replica's control-plane address.
+    control: Vec<String>,
     emulate_wan: bool,
     nodes: BTreeMap<u32, Child>,
     /// How many times each replica was started (its log files count them).
@@ -41,6 +43,10 @@ impl LocalCluster {
     ) -> Result<LocalCluster, String> {
         fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
         let (toml, replicas) = relocate(template)?;
+        let control = free_ports(replicas as usize)?
+            .into_iter()
+            .map(|port| format!("127.0.0.1:{port}"))
+            .collect();
         fs::write(dir.join("cluster.toml"), toml).map_err(|e| e.to_string())?;
         let out = Command::new(program)
             .arg("keygen")
@@ -60,6 +66,7 @@ impl LocalCluster {
             program: program.to_path_buf(),
             dir: dir.to_path_buf(),
             replicas,
+            control,
             emulate_wan,
             nodes: BTreeMap::new(),
             starts: BTreeMap::new(),
@@ -76,6 +83,37 @@ impl LocalCluster {
 
     pub fn keys_dir(&self) -> PathBuf {
         self.dir.join("keys")
+    }
+
+    /// Where replica `id` serves `/metrics`, `/health` and `/events`.
+    pub fn control_addr(&self, id: u32) -> &str {
+        &self.control[id as usize]
+    }
+
+    /// `GET path` on replica `id`'s control plane: (status code, body).
+    pub fn control_get(&self, id: u32, path: &str) -> Result<(u16, String), String> {
+        use std::io::{Read, Write};
+        let addr = self.control_addr(id);
+        let mut stream = std::net::TcpStream::connect(addr).map_err(|e| format!("{addr}: {e}"))?;
+        stream
+            .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+            .map_err(|e| e.to_string())?;
+        write!(
+            stream,
+            "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+        )
+        .map_err(|e| e.to_string())?;
+        let mut answer = String::new();
+        stream
+            .read_to_string(&mut answer)
+            .map_err(|e| format!("{addr}: {e}"))?;
+        let status = answer
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| format!("{addr}: not an HTTP answer: {answer:?}"))?;
+        let body = answer.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+        Ok((status, body.to_string()))
     }
 
     pub fn is_running(&self, id: u32) -> bool {
@@ -102,6 +140,7 @@ impl LocalCluster {
             .arg("--keys")
             .arg(self.keys_dir())
             .args(["--id", &id.to_string()])
+            .args(["--control", &self.control[id as usize]])
             .arg("--data")
             .arg(self.dir.join(format!("data-{id}")))
             .env("RUST_LOG", "info")

@@ -2,8 +2,9 @@
 //! genesis; opens the log and restores the replica from it; starts the transport and the
 //! client listener; then runs the host until the process is stopped.
 
+use crate::control::NodeMetrics;
 use crate::genesis;
-use crate::host::Host;
+use crate::host::{Host, HostIo};
 use crate::keys;
 use crate::log::ReplicaLog;
 use ccbft_core::replica::ReplicaConfig;
@@ -29,7 +30,13 @@ pub struct NodeOptions {
     /// Delay every outgoing link by half the cluster file's round trip to its peer (local
     /// clusters that stand in for several clouds; real deployments have real latency).
     pub emulate_wan: bool,
+    /// Where the control plane listens (`/metrics`, `/health`, `/events`); default
+    /// 127.0.0.1 on the replica's link port + [`CONTROL_PORT_OFFSET`].
+    pub control: Option<String>,
 }
+
+/// The control plane's default port: the replica's link port plus this.
+pub const CONTROL_PORT_OFFSET: u16 = 2000;
 
 /// Timeouts of a replica on real links, in ticks of [`crate::host::TICK`] (1 ms).
 const REQUEST_TIMEOUT_TICKS: u64 = 500;
@@ -99,6 +106,15 @@ pub fn run(options: NodeOptions) -> Result<(), String> {
         .emulate_wan
         .then(|| wan_shaper(&topology, options.id))
         .transpose()?;
+    let control_addr = match &options.control {
+        Some(addr) => addr.clone(),
+        None => default_control_addr(&spec.address)?,
+    };
+    let metrics = Arc::new(NodeMetrics::default());
+    metrics.set(|m| &m.replica, u64::from(options.id));
+    let control = crate::control::serve(&control_addr, metrics.clone())
+        .map_err(|e| format!("control plane on {control_addr}: {e}"))?;
+    tracing::info!("control plane on http://{}", control.addr);
     let wal_dir = options.data.join("wal");
     let name = format!("replica-{}", options.id);
     let executor = ccbft_storage::wal::executor_builder(&name)
@@ -130,19 +146,32 @@ pub fn run(options: NodeOptions) -> Result<(), String> {
                 options.id,
                 spec.address
             );
-            let host = Host::new(
-                config,
-                keys.signer,
-                keys.verifier,
+            let io = HostIo {
                 endpoint,
                 clients,
                 log,
-                &restored,
-            );
+                metrics,
+            };
+            let host = Host::new(config, keys.signer, keys.verifier, io, &restored);
             host.run(durable_rx).await
         })
         .map_err(|e| format!("starting the executor: {e}"))?;
-    executor.join().map_err(|e| format!("executor: {e}"))?
+    let result = executor.join().map_err(|e| format!("executor: {e}"))?;
+    control.stop();
+    result
+}
+
+/// 127.0.0.1 on the link port + [`CONTROL_PORT_OFFSET`]: the control plane stays on this
+/// host unless the operator names an address.
+fn default_control_addr(link: &str) -> Result<String, String> {
+    let addr: std::net::SocketAddr = link
+        .parse()
+        .map_err(|_| format!("replica address {link:?} is not host:port"))?;
+    let port = addr
+        .port()
+        .checked_add(CONTROL_PORT_OFFSET)
+        .ok_or_else(|| format!("no control port above {link}"))?;
+    Ok(format!("127.0.0.1:{port}"))
 }
 
 /// One-way delays from `me` to every replica: half the cluster file's round trip.

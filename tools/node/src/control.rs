@@ -1,0 +1,302 @@
+//! The replica's control plane: `GET /metrics` (Prometheus text), `GET /health` (live and
+//! ready), `GET /events` (recent health events as JSON lines, `?after=N` for those after
+//! sequence N). Served by [`ccbft_http`] on a thread of its own, off the consensus path: the
+//! host only stores into atomics and, for a health event (rare), a bounded queue.
+
+use ccbft_http::hyper::{Method, StatusCode};
+use ccbft_http::{reply, text, Reply};
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+/// Health events kept for `/events`; older ones are dropped (the sequence numbers show it).
+pub const EVENTS_KEPT_MAX: usize = 1024;
+
+/// What the host reports; read by the control thread.
+#[derive(Default)]
+pub struct NodeMetrics {
+    pub replica: AtomicU64,
+    pub executed_height: AtomicU64,
+    pub executed_txs: AtomicU64,
+    pub global_round: AtomicU64,
+    pub global_leader: AtomicU64,
+    pub local_view_changes: AtomicU64,
+    pub global_timeouts: AtomicU64,
+    pub evidence: AtomicU64,
+    pub durable_record: AtomicU64,
+    pub held_sends: AtomicU64,
+    pub waiting_clients: AtomicU64,
+    pub client_requests: AtomicU64,
+    /// 1 once the replica restored its log and started its transport.
+    pub ready: AtomicU64,
+    events: Mutex<Events>,
+}
+
+#[derive(Default)]
+struct Events {
+    next_seq: u64,
+    kept: VecDeque<(u64, String)>,
+}
+
+fn set(gauge: &AtomicU64, value: u64) {
+    gauge.store(value, Ordering::Relaxed);
+}
+
+impl NodeMetrics {
+    pub fn set(&self, gauge: impl Fn(&NodeMetrics) -> &AtomicU64, value: u64) {
+        set(gauge(self), value);
+    }
+
+    pub fn add(&self, counter: impl Fn(&NodeMetrics) -> &AtomicU64, n: u64) {
+        counter(self).fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Records a health event (`kind`, and its details as JSON).
+    pub fn event(&self, kind: &str, details: serde_json::Value) {
+        let mut events = self.events.lock().unwrap_or_else(|p| p.into_inner());
+        let seq = events.next_seq;
+        events.next_seq += 1;
+        let line = serde_json::json!({
+            "seq": seq,
+            "at": unix_now(),
+            "replica": self.replica.load(Ordering::Relaxed),
+            "kind": kind,
+            "details": details,
+        })
+        .to_string();
+        if events.kept.len() == EVENTS_KEPT_MAX {
+            events.kept.pop_front();
+        }
+        events.kept.push_back((seq, line));
+    }
+
+    fn events_after(&self, after: Option<u64>) -> String {
+        let events = self.events.lock().unwrap_or_else(|p| p.into_inner());
+        let mut out = String::new();
+        for (seq, line) in &events.kept {
+            if after.is_none_or(|a| *seq > a) {
+                out += line;
+                out.push('\n');
+            }
+        }
+        out
+    }
+
+    /// The Prometheus text exposition of every gauge and counter.
+    pub fn prometheus(&self) -> String {
+        let get = |g: &AtomicU64| g.load(Ordering::Relaxed);
+        let replica = get(&self.replica);
+        let rows: [(&str, &str, &str, u64); 12] = [
+            (
+                "ccbft_executed_height",
+                "gauge",
+                "highest executed global block",
+                get(&self.executed_height),
+            ),
+            (
+                "ccbft_executed_transactions_total",
+                "counter",
+                "transactions executed",
+                get(&self.executed_txs),
+            ),
+            (
+                "ccbft_global_round",
+                "gauge",
+                "current global round",
+                get(&self.global_round),
+            ),
+            (
+                "ccbft_global_leader",
+                "gauge",
+                "leader of the current global round",
+                get(&self.global_leader),
+            ),
+            (
+                "ccbft_local_view_changes_total",
+                "counter",
+                "local (PBFT) view changes",
+                get(&self.local_view_changes),
+            ),
+            (
+                "ccbft_global_timeouts_total",
+                "counter",
+                "global rounds that timed out",
+                get(&self.global_timeouts),
+            ),
+            (
+                "ccbft_evidence_total",
+                "counter",
+                "misbehaviour evidence recorded",
+                get(&self.evidence),
+            ),
+            (
+                "ccbft_wal_durable_record",
+                "gauge",
+                "last record durable in the write-ahead log",
+                get(&self.durable_record),
+            ),
+            (
+                "ccbft_held_sends",
+                "gauge",
+                "messages waiting for their record to be durable",
+                get(&self.held_sends),
+            ),
+            (
+                "ccbft_waiting_clients",
+                "gauge",
+                "client transactions waiting for a receipt",
+                get(&self.waiting_clients),
+            ),
+            (
+                "ccbft_client_requests_total",
+                "counter",
+                "client requests received",
+                get(&self.client_requests),
+            ),
+            (
+                "ccbft_ready",
+                "gauge",
+                "1 once the log is restored and the links are up",
+                get(&self.ready),
+            ),
+        ];
+        let mut out = String::new();
+        for (name, kind, help, value) in rows {
+            out += &format!(
+                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name}{{replica=\"{replica}\"}} {value}\n"
+            );
+        }
+        out
+    }
+}
+
+/// Seconds since the Unix epoch, with milliseconds.
+fn unix_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |t| t.as_secs_f64())
+}
+
+fn route(metrics: &NodeMetrics, method: &Method, path: &str, query: Option<&str>) -> Reply {
+    if method != Method::GET && method != Method::HEAD {
+        return text(StatusCode::METHOD_NOT_ALLOWED, "only GET here");
+    }
+    match path {
+        "/metrics" => reply(
+            StatusCode::OK,
+            "text/plain; version=0.0.4; charset=utf-8",
+            metrics.prometheus(),
+        ),
+        "/health" => {
+            let ready = metrics.ready.load(Ordering::Relaxed) == 1;
+            let status = if ready {
+                StatusCode::OK
+            } else {
+                StatusCode::SERVICE_UNAVAILABLE
+            };
+            let body = serde_json::json!({"live": true, "ready": ready}).to_string();
+            reply(status, "application/json", body)
+        }
+        "/events" => {
+            let after = query
+                .and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("after=")))
+                .map(str::parse::<u64>);
+            match after.transpose() {
+                Ok(after) => reply(
+                    StatusCode::OK,
+                    "application/x-ndjson",
+                    metrics.events_after(after),
+                ),
+                Err(_) => text(StatusCode::BAD_REQUEST, "after= takes a sequence number"),
+            }
+        }
+        _ => text(
+            StatusCode::NOT_FOUND,
+            "not found (try /metrics, /health, /events)",
+        ),
+    }
+}
+
+/// Serves `metrics` on `addr` until the returned server is dropped.
+pub fn serve(addr: &str, metrics: Arc<NodeMetrics>) -> std::io::Result<ccbft_http::Server> {
+    let name = format!("control-r{}", metrics.replica.load(Ordering::Relaxed));
+    let handler = ccbft_http::handler(move |request, _deadline| {
+        let answer = route(
+            &metrics,
+            request.method(),
+            request.uri().path(),
+            request.uri().query(),
+        );
+        async move { answer }
+    });
+    ccbft_http::Server::start(&name, addr, ccbft_http::Limits::default(), handler)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metrics_are_exposed_with_the_replica_label() {
+        let m = NodeMetrics::default();
+        m.set(|m| &m.replica, 3);
+        m.set(|m| &m.executed_height, 42);
+        m.add(|m| &m.global_timeouts, 2);
+        let text = m.prometheus();
+        assert!(
+            text.contains("ccbft_executed_height{replica=\"3\"} 42\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("ccbft_global_timeouts_total{replica=\"3\"} 2\n"),
+            "{text}"
+        );
+        assert!(text.contains("# TYPE ccbft_global_timeouts_total counter\n"));
+    }
+
+    #[test]
+    fn events_are_bounded_and_listed_after_a_sequence() {
+        let m = NodeMetrics::default();
+        for i in 0..EVENTS_KEPT_MAX as u64 + 5 {
+            m.event("GlobalTimeout", serde_json::json!({"round": i}));
+        }
+        let all = m.events_after(None);
+        assert_eq!(all.lines().count(), EVENTS_KEPT_MAX);
+        let oldest: serde_json::Value = serde_json::from_str(all.lines().next().unwrap()).unwrap();
+        assert_eq!(oldest["seq"], 5, "the five oldest dropped");
+        let tail = m.events_after(Some(EVENTS_KEPT_MAX as u64 + 2));
+        assert_eq!(tail.lines().count(), 2);
+        let line: serde_json::Value = serde_json::from_str(tail.lines().next().unwrap()).unwrap();
+        assert_eq!(line["kind"], "GlobalTimeout");
+    }
+
+    #[test]
+    fn routes_answer_and_refuse() {
+        let m = NodeMetrics::default();
+        assert_eq!(
+            route(&m, &Method::GET, "/health", None).status(),
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+        m.set(|m| &m.ready, 1);
+        assert_eq!(
+            route(&m, &Method::GET, "/health", None).status(),
+            StatusCode::OK
+        );
+        assert_eq!(
+            route(&m, &Method::POST, "/metrics", None).status(),
+            StatusCode::METHOD_NOT_ALLOWED
+        );
+        assert_eq!(
+            route(&m, &Method::GET, "/nope", None).status(),
+            StatusCode::NOT_FOUND
+        );
+        assert_eq!(
+            route(&m, &Method::GET, "/events", Some("after=x")).status(),
+            StatusCode::BAD_REQUEST
+        );
+        assert_eq!(
+            route(&m, &Method::GET, "/events", Some("after=3")).status(),
+            StatusCode::OK
+        );
+    }
+}
