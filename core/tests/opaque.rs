@@ -159,3 +159,38 @@ fn a_seed_draws_the_same_run_whatever_the_cluster_orders() {
         );
     }
 }
+
+/// A member that forwards a transaction of the other kind is reported and the transaction
+/// goes nowhere; a forwarded transaction of the cluster's kind is taken (a mutation pass
+/// found the kind check at the door untested).
+#[test]
+fn a_forward_of_the_other_kind_is_refused_and_reported() {
+    let keys = SimKeys::new(4, 3);
+    let lane = ccbft_core::messages::Lane {
+        domain: 0,
+        shard: 0,
+    };
+    let transfer = sim_client_sign(
+        &keys,
+        ccbft_core::ledger::Transfer {
+            key: 5,
+            from: 1,
+            to: 2,
+            amount: 1,
+        },
+    );
+    let forwards: [(Transaction, bool); 2] = [
+        (transfer.into(), true),
+        (opaque(&keys, 1, 6, b"ok").into(), false),
+    ];
+    for (tx, refused) in forwards {
+        let mut primary = opaque_replica(&keys, 0);
+        let message = Message::Local(LocalMessage::Forward {
+            lane,
+            tx: tx.clone(),
+        });
+        let actions = step_verified(&mut primary, &keys, Input::Message { from: 1, message });
+        let reported = actions.iter().any(|a| matches!(a, Action::Evidence(_)));
+        assert_eq!(reported, refused, "forward of {tx:?}: {actions:?}");
+    }
+}
