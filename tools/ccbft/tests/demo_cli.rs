@@ -5,15 +5,21 @@
 
 use std::process::Command;
 
-#[test]
-fn the_demo_commits_every_payment_through_a_leader_crash_with_one_state_root() {
+/// Runs `ccbft ARGS`, which must succeed and print one JSON object; that, and its stderr.
+fn json_of(args: &[&str]) -> (serde_json::Value, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_ccbft"))
-        .args(["demo", "--json", "--txs", "600"])
+        .args(args)
         .output()
         .expect("ccbft runs");
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(out.status.success(), "exit {:?}: {stderr}", out.status);
-    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let report = serde_json::from_slice(&out.stdout).expect("JSON");
+    (report, stderr)
+}
+
+#[test]
+fn the_demo_commits_every_payment_through_a_leader_crash_with_one_state_root() {
+    let (report, stderr) = json_of(&["demo", "--json", "--txs", "600"]);
     assert_eq!(report["cluster"], "three-clouds");
     assert_eq!(report["replicas"], 7);
     assert_eq!(report["submitted_txs"], 600);
@@ -41,13 +47,7 @@ fn the_demo_commits_every_payment_through_a_leader_crash_with_one_state_root() {
 
 #[test]
 fn the_simulated_demo_commits_every_transaction_and_holds_every_invariant() {
-    let out = Command::new(env!("CARGO_BIN_EXE_ccbft"))
-        .args(["sim", "--demo", "--json"])
-        .output()
-        .expect("ccbft runs");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "exit {:?}: {stderr}", out.status);
-    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let (report, stderr) = json_of(&["sim", "--demo", "--json"]);
     assert_eq!(report["cluster"], "three-clouds");
     assert_eq!(report["violations"], serde_json::json!([]), "{stderr}");
     let submitted = report["submitted_txs"].as_u64().expect("a count");

@@ -178,10 +178,15 @@ impl Cluster {
 
     /// Submits and returns the report's `name=value` fields, failing on a non-zero exit.
     fn submit_ok(&self, args: &[&str]) -> BTreeMap<String, String> {
-        let out = self.submit(args);
+        self.report(&format!("submit {args:?}"), self.submit(args))
+    }
+
+    /// A `ccbft submit`'s report fields, failing with its stderr and the replicas' logs if
+    /// it failed.
+    fn report(&self, what: &str, out: Output) -> BTreeMap<String, String> {
         assert!(
             out.status.success(),
-            "submit {args:?}: {}\n{}",
+            "{what}: {}\n{}",
             text(&out.stderr),
             self.local.log_tails(8)
         );
@@ -301,14 +306,7 @@ fn a_node_refuses_bad_start_up_input() {
 
 /// The load's report, failing with its stderr and the replicas' logs if it failed.
 fn finish(cluster: &Cluster, load: Child) -> BTreeMap<String, String> {
-    let out = load.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "load: {}\n{}",
-        text(&out.stderr),
-        cluster.local.log_tails(8)
-    );
-    report_fields(&text(&out.stdout))
+    cluster.report("load", load.wait_with_output().unwrap())
 }
 
 #[test]
