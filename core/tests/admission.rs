@@ -125,3 +125,66 @@ fn a_primary_lying_about_credits_reverses_nothing() {
     let checked: u64 = reports.iter().map(|r| r.admission.checked).sum();
     assert!(checked > 1_000, "only {checked} predictions checked");
 }
+
+/// Four replicas of one domain: `txs` submitted to the primary, then twenty rounds of a tick
+/// to everyone and every message delivered; each replica's receipts.
+fn commit_by_hand(
+    keys: &SimKeys,
+    txs: Vec<ccbft_core::client::SignedTransfer>,
+) -> Vec<Vec<ReceiptStatus>> {
+    use ccbft_core::replica::Action;
+    let mut replicas: Vec<Replica> = (0..4)
+        .map(|me| Replica::new(four_replica_config(keys, me), &keys.signer(me)))
+        .collect();
+    let mut seen = vec![Vec::new(); 4];
+    let mut queue = Vec::new();
+    let mut take = |me: usize, actions: Vec<Action>, queue: &mut Vec<_>| {
+        seen[me].extend(receipts(&actions));
+        for action in actions {
+            if let Action::Send { to, message, .. } = action {
+                for peer in to {
+                    queue.push((me as u32, peer, message.clone()));
+                }
+            }
+        }
+    };
+    for tx in txs {
+        let actions = step_verified(&mut replicas[0], keys, Input::Client(tx.into()));
+        take(0, actions, &mut queue);
+    }
+    for _ in 0..20 {
+        for (me, replica) in replicas.iter_mut().enumerate() {
+            let actions = step_verified(replica, keys, Input::Tick);
+            take(me, actions, &mut queue);
+        }
+        while let Some((from, to, message)) = queue.pop() {
+            let actions = step_verified(
+                &mut replicas[to as usize],
+                keys,
+                Input::Message { from, message },
+            );
+            take(to as usize, actions, &mut queue);
+        }
+    }
+    seen
+}
+
+/// A batch whose debits' credit floors are met exactly (nothing was ever credited to the
+/// accounts, floor 0) is decided as soon as it is committed: every member gives its locally
+/// final receipts without waiting for a credit that may never come (a surviving mutant,
+/// `credited < floor` to `<=`, held such batches back).
+#[test]
+fn a_batch_whose_credit_floors_are_met_exactly_is_decided_at_once() {
+    let keys = SimKeys::new(4, 3);
+    let txs: Vec<_> = (0..4u64)
+        .map(|i| sim_client_sign(&keys, debit_of(2 * i + 1, u128::from(i) + 1)))
+        .collect();
+    let seen = commit_by_hand(&keys, txs);
+    for (me, statuses) in seen.iter().enumerate() {
+        let local = statuses
+            .iter()
+            .filter(|s| matches!(s, ReceiptStatus::LocallyFinal { .. }))
+            .count();
+        assert_eq!(local, 4, "replica {me}: {statuses:?}");
+    }
+}
