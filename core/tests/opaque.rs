@@ -2,7 +2,7 @@
 //! replica refuses at ingress and in a primary's batch, and whole simulated runs.
 
 use bytes::Bytes;
-use ccbft_core::client::{ClientSignature, TxRejection};
+use ccbft_core::client::{ClientSignature, SignedTransfer, TxRejection};
 use ccbft_core::crypto::SimKeys;
 use ccbft_core::messages::{LocalMessage, Message, Payload, Transaction};
 use ccbft_core::replica::{Action, Input, ReceiptStatus, Replica};
@@ -23,6 +23,19 @@ fn opaque_replica(keys: &SimKeys, me: ReplicaId) -> Replica {
     Replica::new(config, &keys.signer(me))
 }
 
+/// A transfer of 1 from `from` to `to`, signed by the owner of `from`.
+fn signed_transfer(keys: &SimKeys, key: u128, from: u64, to: u64) -> SignedTransfer {
+    sim_client_sign(
+        keys,
+        ccbft_core::ledger::Transfer {
+            key,
+            from,
+            to,
+            amount: 1,
+        },
+    )
+}
+
 fn opaque(keys: &SimKeys, client: u32, key: u128, data: &[u8]) -> OpaqueTx {
     OpaqueTx {
         client,
@@ -41,15 +54,7 @@ fn ingress_refuses_other_kinds_unknown_clients_and_altered_data() {
     altered.data = Bytes::from_static(b"payment instructioN");
     let mut unknown = opaque(&keys, 2, 2, b"x");
     unknown.client = ACCOUNTS as u32 + 7;
-    let transfer = sim_client_sign(
-        &keys,
-        ccbft_core::ledger::Transfer {
-            key: 3,
-            from: 2,
-            to: 4,
-            amount: 1,
-        },
-    );
+    let transfer = signed_transfer(&keys, 3, 2, 4);
     let cases: [(Transaction, TxRejection); 3] = [
         (altered.into(), TxRejection::BadSignature),
         (unknown.into(), TxRejection::UnknownClient),
@@ -95,15 +100,7 @@ fn a_backup_prepares_only_opaque_data_its_clients_signed() {
         signature: ClientSignature([0x5A; 64]),
         ..opaque(&keys, 1, 12, b"ghi")
     };
-    let transfers = Payload::from_transfers(&[sim_client_sign(
-        &keys,
-        ccbft_core::ledger::Transfer {
-            key: 13,
-            from: 1,
-            to: 2,
-            amount: 1,
-        },
-    )]);
+    let transfers = Payload::from_transfers(&[signed_transfer(&keys, 13, 1, 2)]);
     let bad_batches = [
         Payload::of(&[good.clone().into(), altered.into()]),
         Payload::of(&[good.clone().into(), forged.into()]),
@@ -170,15 +167,7 @@ fn a_forward_of_the_other_kind_is_refused_and_reported() {
         domain: 0,
         shard: 0,
     };
-    let transfer = sim_client_sign(
-        &keys,
-        ccbft_core::ledger::Transfer {
-            key: 5,
-            from: 1,
-            to: 2,
-            amount: 1,
-        },
-    );
+    let transfer = signed_transfer(&keys, 5, 1, 2);
     let forwards: [(Transaction, bool); 2] = [
         (transfer.into(), true),
         (opaque(&keys, 1, 6, b"ok").into(), false),

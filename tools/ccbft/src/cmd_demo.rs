@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -45,20 +45,13 @@ pub struct DemoArgs {
     json: bool,
 }
 
-/// Set by SIGINT and SIGTERM: the demo stops its cluster and removes its files.
-static INTERRUPTED: AtomicBool = AtomicBool::new(false);
-
-extern "C" fn on_signal(_: libc::c_int) {
-    INTERRUPTED.store(true, Ordering::SeqCst);
-}
-
+/// Ctrl-C and SIGTERM stop the cluster and remove its files (`node::stop_requested`); a
+/// closed stdout becomes a write error the demo ignores instead of a signal that kills it.
 fn catch_interrupts() {
-    // SAFETY: the handler only stores to an atomic, which is async-signal-safe; a closed
-    // stdout becomes a write error the demo ignores instead of a signal that kills it.
+    ccbft_node::node::catch_stop_signals();
+    // SAFETY: setting a signal disposition; no handler runs.
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_IGN);
-        libc::signal(libc::SIGINT, on_signal as *const () as libc::sighandler_t);
-        libc::signal(libc::SIGTERM, on_signal as *const () as libc::sighandler_t);
     }
 }
 
@@ -117,7 +110,7 @@ fn say(args: &DemoArgs, line: impl std::fmt::Display) {
 }
 
 fn check_interrupt() -> anyhow::Result<()> {
-    if INTERRUPTED.load(Ordering::SeqCst) {
+    if ccbft_node::node::stop_requested() {
         bail!("interrupted: the cluster was stopped and its files removed");
     }
     Ok(())
@@ -171,7 +164,7 @@ fn run(
     let usage: BTreeMap<u32, Usage> = (0..cluster.replicas())
         .map(|id| (id, cluster.usage(id)))
         .collect();
-    let mut summary = summarize(args, &cluster, &reports, elapsed, killed, &usage);
+    let mut summary = summarize(args, topology, &cluster, &reports, elapsed, killed, &usage);
     let unclean = cluster.stop_all(Duration::from_secs(10));
     summary["unclean_stops"] = json!(unclean
         .iter()
@@ -300,6 +293,7 @@ fn converge(cluster: &LocalCluster, height: u64) -> anyhow::Result<()> {
 
 fn summarize(
     args: &DemoArgs,
+    topology: &Topology,
     cluster: &LocalCluster,
     reports: &[SubmitReport],
     elapsed: Duration,
@@ -325,7 +319,7 @@ fn summarize(
         .map(|id| cluster.executed_height(id))
         .collect();
     json!({
-        "cluster": cluster_name(cluster),
+        "cluster": topology.name,
         "replicas": cluster.replicas(),
         "submitted_txs": args.txs,
         "committed_txs": committed,
@@ -356,10 +350,6 @@ fn summarize(
             "peak_rss_mib": u.peak_rss_kib as f64 / 1024.0,
         })).collect::<Vec<_>>(),
     })
-}
-
-fn cluster_name(cluster: &LocalCluster) -> String {
-    Topology::load(&cluster.cluster_file()).map_or_else(|_| String::new(), |t| t.name)
 }
 
 fn summary_text(s: &serde_json::Value) -> String {

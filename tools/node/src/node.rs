@@ -45,19 +45,21 @@ const GLOBAL_TIMEOUT_MAX_TICKS: u64 = 10_000;
 /// Committed global blocks between signed state checkpoints.
 const CHECKPOINT_INTERVAL_BLOCKS: u64 = 100;
 
-/// Set by SIGTERM or SIGINT: the host stops at its next tick, once its log is durable.
+/// Set by SIGTERM or SIGINT: a node stops at its next tick, once its log is durable; the
+/// demo stops its cluster and removes its files.
 static STOP: AtomicBool = AtomicBool::new(false);
 
 extern "C" fn on_stop_signal(_: libc::c_int) {
     STOP.store(true, Ordering::SeqCst);
 }
 
-/// Whether the process was asked to stop.
+/// Whether the process was asked to stop (after [`catch_stop_signals`]).
 pub fn stop_requested() -> bool {
     STOP.load(Ordering::SeqCst)
 }
 
-fn catch_stop_signals() {
+/// SIGTERM and SIGINT set [`stop_requested`] instead of ending the process.
+pub fn catch_stop_signals() {
     // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
     unsafe {
         libc::signal(
