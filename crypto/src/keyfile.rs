@@ -130,6 +130,29 @@ pub fn write_secret_file(path: &Path, contents: &[u8]) -> Result<(), KeyFileErro
         .map_err(io_err(path))
 }
 
+/// Mode of a public key file (committee, public keys, genesis): readable by everyone.
+pub const PUBLIC_FILE_MODE: u32 = 0o644;
+
+/// Writes a public file (replacing `path` if it exists) with mode 0644 whatever the umask,
+/// and syncs it: the keys and genesis a cluster starts from survive a crash after keygen.
+pub fn write_public_file(path: &Path, contents: &[u8]) -> Result<(), KeyFileError> {
+    if path.exists() {
+        std::fs::remove_file(path).map_err(io_err(path))?;
+    }
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(PUBLIC_FILE_MODE)
+        .open(path)
+        .map_err(io_err(path))?;
+    // The umask may have cleared bits of a public file.
+    file.set_permissions(std::fs::Permissions::from_mode(PUBLIC_FILE_MODE))
+        .map_err(io_err(path))?;
+    file.write_all(contents)
+        .and_then(|()| file.sync_all())
+        .map_err(io_err(path))
+}
+
 /// Lower-case hex of a secret, in a zeroizing string sized once.
 pub fn secret_hex(bytes: &[u8]) -> Zeroizing<String> {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";

@@ -29,13 +29,11 @@ use ccbft_crypto::threshold::{
 use ccbft_net::keys::{read_link_public_key, read_link_secret_key, LinkKeyFile, LinkSecretKey};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use std::fs::{self, OpenOptions};
-use std::io::Write;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-const PUBLIC_MODE: u32 = 0o644;
 const DIR_MODE: u32 = 0o700;
 
 #[derive(clap::Args)]
@@ -296,24 +294,10 @@ fn prepare_dir(dir: &Path, force: bool) -> anyhow::Result<()> {
 }
 
 /// Writes `contents` to `path` with `mode`, replacing a previous file (its mode included).
-fn write_file(path: &Path, contents: &str, mode: u32) -> anyhow::Result<()> {
-    if path.exists() {
-        fs::remove_file(path).with_context(|| format!("replacing {}", path.display()))?;
-    }
-    let mut file = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(mode)
-        .open(path)
-        .with_context(|| format!("creating {}", path.display()))?;
-    // The umask may have cleared bits of a public file; secret files can only lose bits.
-    file.set_permissions(fs::Permissions::from_mode(mode))
-        .with_context(|| format!("setting mode of {}", path.display()))?;
-    file.write_all(contents.as_bytes())
-        .and_then(|()| file.write_all(b"\n"))
-        .and_then(|()| file.sync_all())
-        .with_context(|| format!("writing {}", path.display()))?;
-    Ok(())
+/// A public file (mode 0644, synced), `contents` and a newline.
+fn write_file(path: &Path, contents: &str) -> anyhow::Result<()> {
+    keyfile::write_public_file(path, format!("{contents}\n").as_bytes())
+        .with_context(|| format!("writing {}", path.display()))
 }
 
 fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> anyhow::Result<T> {
@@ -382,7 +366,6 @@ pub fn keygen(args: KeygenArgs) -> anyhow::Result<ExitCode> {
         write_file(
             &args.out.join(format!("replica-{replica}.pub")),
             &serde_json::to_string_pretty(&public)?,
-            PUBLIC_MODE,
         )?;
         members.push(public);
         let link = match seed {
@@ -396,7 +379,6 @@ pub fn keygen(args: KeygenArgs) -> anyhow::Result<ExitCode> {
         write_file(
             &args.out.join(format!("replica-{replica}.link.pub")),
             &serde_json::to_string_pretty(&LinkKeyFile::public(replica, &link.public_key()))?,
-            PUBLIC_MODE,
         )?;
     }
     let committee = Committee::new(args.epoch, decode_members(&members)?)?;
@@ -409,7 +391,6 @@ pub fn keygen(args: KeygenArgs) -> anyhow::Result<ExitCode> {
     write_file(
         &args.out.join("committee.json"),
         &serde_json::to_string_pretty(&file)?,
-        PUBLIC_MODE,
     )?;
     remove_stale_keys(&args.out, args.replicas)?;
     verify_keygen(&args.out, args.replicas, args.epoch).context("verifying the written keys")?;
@@ -621,7 +602,6 @@ fn trusted_dealer_demo(args: DkgArgs) -> anyhow::Result<ExitCode> {
     write_file(
         &out.join("group.pub"),
         &serde_json::to_string_pretty(&group)?,
-        PUBLIC_MODE,
     )?;
     verify_dkg(&out, params).context("verifying the written shares")?;
     println!(
@@ -707,7 +687,7 @@ fn dkg_init(a: InitArgs) -> anyhow::Result<ExitCode> {
         public: hex::encode(&public.to_bytes()),
         fingerprint: fingerprint.clone(),
     };
-    write_file(&entry, &serde_json::to_string_pretty(&party)?, PUBLIC_MODE)?;
+    write_file(&entry, &serde_json::to_string_pretty(&party)?)?;
     ensure!(
         load_key(&a.key, a.party)?.public() == public,
         "ceremony key read-back differs"
@@ -812,7 +792,7 @@ fn post(board: &Path, phase: &str, message: &SignedMessage) -> anyhow::Result<Pa
         party: message.sender(),
         message: hex::encode(&message.to_bytes()),
     };
-    write_file(&path, &serde_json::to_string_pretty(&file)?, PUBLIC_MODE)?;
+    write_file(&path, &serde_json::to_string_pretty(&file)?)?;
     Ok(path)
 }
 
@@ -876,7 +856,6 @@ fn dkg_finish(a: FinishArgs) -> anyhow::Result<ExitCode> {
     write_file(
         &a.out.join("group.pub"),
         &serde_json::to_string_pretty(&group)?,
-        PUBLIC_MODE,
     )?;
     verify_own_share(&a.out, a.step.party, params).context("verifying the written share")?;
     let disqualified: Vec<u32> = out.dkg.disqualified.iter().map(|(d, _)| *d).collect();

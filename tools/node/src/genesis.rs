@@ -117,8 +117,8 @@ pub fn write(
         clients: entries,
     };
     let path = dir.join(GENESIS_FILE);
-    let text = serde_json::to_string_pretty(&file).expect("serializable");
-    std::fs::write(&path, text + "\n").map_err(|e| write_error(&path, e))
+    let text = serde_json::to_string_pretty(&file).expect("serializable") + "\n";
+    keyfile::write_public_file(&path, text.as_bytes()).map_err(|e| write_error(&path, e))
 }
 
 fn write_error(path: &Path, e: impl std::fmt::Display) -> GenesisError {
