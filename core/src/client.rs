@@ -293,6 +293,18 @@ mod tests {
     }
 
     #[test]
+    fn a_client_is_listed_its_own_accounts_in_order() {
+        let registry = ClientRegistry::new(
+            [(1, ClientKey([1; 32])), (2, ClientKey([2; 32]))],
+            [(30, 1), (10, 1), (20, 2)],
+        )
+        .unwrap();
+        assert_eq!(registry.accounts_of(1).collect::<Vec<_>>(), [10, 30]);
+        assert_eq!(registry.accounts_of(2).collect::<Vec<_>>(), [20]);
+        assert_eq!(registry.accounts_of(3).count(), 0);
+    }
+
+    #[test]
     fn only_the_owner_of_the_debited_account_is_authorized() {
         let registry = registry();
         assert_eq!(registry.authorize(&signed(10, 1)), Ok(ClientKey([1; 32])));

@@ -188,3 +188,36 @@ fn a_batch_whose_credit_floors_are_met_exactly_is_decided_at_once() {
         assert_eq!(local, 4, "replica {me}: {statuses:?}");
     }
 }
+
+/// What the runtime reports of a replica (its logs and `/metrics` follow these): each local
+/// lane with its primary, and the global leader as the schedule ranks the replicas.
+#[test]
+fn a_replica_reports_its_lane_primaries_and_the_global_leader() {
+    let keys = SimKeys::new(6, 3);
+    let replica = Replica::new(four_replica_config(&keys, 2), &keys.signer(2));
+    let primaries: Vec<_> = replica.lane_primaries().collect();
+    assert_eq!(primaries, [(common::LANE, 0)], "view 0: the first member");
+
+    // Two replicas far from the other four: the four rank first (smaller quorum latency),
+    // so replica 0, though first by id, does not lead the first slot.
+    let mut text = String::from("[cluster]\nname = \"lopsided\"\n\n[[domains]]\nname = \"a/far\"\n\n[[domains]]\nname = \"b/near\"\n");
+    for id in 0..6 {
+        let domain = if id < 2 { "a/far" } else { "b/near" };
+        text += &format!(
+            "\n[[replicas]]\nid = {id}\ndomain = \"{domain}\"\naddress = \"127.0.0.1:{}\"\n",
+            7000 + id
+        );
+    }
+    text += "\n[[links]]\na = \"a/far\"\nb = \"b/near\"\nrtt_ms = 50.0\n";
+    let config = ReplicaConfig {
+        topology: Arc::new(Topology::from_toml_str(&text).unwrap()),
+        ..four_replica_config(&keys, 0)
+    };
+    let replica = Replica::new(config, &keys.signer(0));
+    assert!(
+        (2..6).contains(&replica.global_leader()),
+        "leader r{} of round {}",
+        replica.global_leader(),
+        replica.global_round()
+    );
+}
