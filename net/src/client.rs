@@ -148,18 +148,22 @@ pub struct ClientListener {
 pub enum ClientListenerError {
     #[error("tls configuration: {0}")]
     Tls(#[from] rustls::Error),
-    #[error("listening: {0}")]
-    Listen(std::io::Error),
+    #[error("listening for clients on {addr}: {source}")]
+    Listen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
 }
 
 impl ClientListener {
     pub fn start(config: ClientListenerConfig) -> Result<ClientListener, ClientListenerError> {
         let tls = client_listener_config(&config.key)?;
-        let listener =
-            TcpListener::bind(config.listen).map_err(|e| ClientListenerError::Listen(e.into()))?;
-        let local_addr = listener
-            .local_addr()
-            .map_err(|e| ClientListenerError::Listen(e.into()))?;
+        let listen_error = |e: glommio::GlommioError<()>| ClientListenerError::Listen {
+            addr: config.listen,
+            source: e.into(),
+        };
+        let listener = TcpListener::bind(config.listen).map_err(listen_error)?;
+        let local_addr = listener.local_addr().map_err(listen_error)?;
         let (tx, rx) = local_channel::new_bounded(config.inbound_max);
         let inner = Rc::new(Inner {
             config,

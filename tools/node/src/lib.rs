@@ -7,7 +7,8 @@
 //! - [`log`]: the replica's records on the WAL, and the durable watermark.
 //! - [`keys`], [`genesis`]: what a replica is given (its keys, the clients and accounts).
 //! - [`client_proto`], [`client`]: the client protocol and a small client.
-//! - [`local_cluster`]: node processes on this host (the demo, the end-to-end tests).
+//! - [`local_cluster`]: node processes on this host (the demo, the end-to-end tests), on
+//!   ports [`ports`] reserves.
 //! - [`submit`]: a client's transfers through the cluster, with what came back (`ccbft submit`).
 
 pub mod client;
@@ -19,4 +20,5 @@ pub mod keys;
 pub mod local_cluster;
 pub mod log;
 pub mod node;
+pub mod ports;
 pub mod submit;

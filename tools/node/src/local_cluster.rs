@@ -6,10 +6,11 @@
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::net::TcpListener;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+
+use crate::ports::{self, PortReservation};
 
 pub struct LocalCluster {
     /// The `ccbft` executable.
@@ -22,6 +23,8 @@ pub struct LocalCluster {
     nodes: BTreeMap<u32, Child>,
     /// How many times each replica was started (its log files count them).
     starts: BTreeMap<u32, u32>,
+    /// Keeps every port the cluster file and the control planes name free for this cluster.
+    _ports: PortReservation,
 }
 
 /// What one replica's process used, from /proc, while it ran.
@@ -42,9 +45,12 @@ impl LocalCluster {
         emulate_wan: bool,
     ) -> Result<LocalCluster, String> {
         fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-        let (toml, replicas) = relocate(template)?;
-        let control = free_ports(replicas as usize)?
-            .into_iter()
+        let replicas = replica_count(template)?;
+        let ports = ports::reserve(3 * replicas as usize)?;
+        let (links, controls) = ports.ports().split_at(2 * replicas as usize);
+        let toml = relocate(template, links)?;
+        let control = controls
+            .iter()
             .map(|port| format!("127.0.0.1:{port}"))
             .collect();
         fs::write(dir.join("cluster.toml"), toml).map_err(|e| e.to_string())?;
@@ -70,6 +76,7 @@ impl LocalCluster {
             emulate_wan,
             nodes: BTreeMap::new(),
             starts: BTreeMap::new(),
+            _ports: ports,
         })
     }
 
@@ -179,8 +186,9 @@ impl LocalCluster {
         patience: std::time::Duration,
     ) -> Result<std::process::ExitStatus, String> {
         let mut child = self.nodes.remove(&id).expect("replica running");
-        let pid = child.id() as libc::pid_t; // Linux pids fit: pid_max is at most 2^22
-                                             // SAFETY: signalling our own child, which has not been reaped yet.
+        // Linux pids fit: pid_max is at most 2^22.
+        let pid = child.id() as libc::pid_t;
+        // SAFETY: signalling our own child, which has not been reaped yet.
         unsafe {
             libc::kill(pid, libc::SIGTERM);
         }
@@ -336,15 +344,25 @@ pub fn parse_executed(line: &str) -> Option<(u64, String)> {
     Some((height, root.split_whitespace().next()?.to_string()))
 }
 
-/// The cluster file with every replica on a free port of 127.0.0.1 (and its client
-/// listener on another), and how many replicas it has.
-fn relocate(template: &str) -> Result<(String, u32), String> {
+/// How many `[[replicas]]` the cluster file lists.
+fn replica_count(template: &str) -> Result<u32, String> {
+    let file: toml::Table = template.parse().map_err(|e| format!("cluster file: {e}"))?;
+    let replicas = file
+        .get("replicas")
+        .and_then(|r| r.as_array())
+        .ok_or("cluster file: no [[replicas]]")?;
+    Ok(replicas.len() as u32)
+}
+
+/// The cluster file with every replica on 127.0.0.1: replica `i` listens for peers on
+/// `ports[2i]` and for clients on `ports[2i + 1]`.
+fn relocate(template: &str, ports: &[u16]) -> Result<String, String> {
     let mut file: toml::Table = template.parse().map_err(|e| format!("cluster file: {e}"))?;
     let replicas = file
         .get_mut("replicas")
         .and_then(|r| r.as_array_mut())
         .ok_or("cluster file: no [[replicas]]")?;
-    let ports = free_ports(2 * replicas.len())?;
+    assert_eq!(ports.len(), 2 * replicas.len(), "two ports a replica");
     for (replica, pair) in replicas.iter_mut().zip(ports.chunks(2)) {
         let table = replica
             .as_table_mut()
@@ -356,23 +374,9 @@ fn relocate(template: &str) -> Result<(String, u32), String> {
         );
         table.remove("public_key");
     }
-    let count = replicas.len() as u32;
     let text = toml::to_string(&file).map_err(|e| e.to_string())?;
     ccbft_core::topology::Topology::from_toml_str(&text).map_err(|e| e.to_string())?;
-    Ok((text, count))
-}
-
-/// Ports the kernel has just handed out.
-fn free_ports(count: usize) -> Result<Vec<u16>, String> {
-    let listeners = (0..count)
-        .map(|_| TcpListener::bind("127.0.0.1:0"))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| format!("finding free ports: {e}"))?;
-    listeners
-        .iter()
-        .map(|l| l.local_addr().map(|a| a.port()))
-        .collect::<Result<_, _>>()
-        .map_err(|e| e.to_string())
+    Ok(text)
 }
 
 /// CPU seconds (user + system) and peak resident set of process `pid`.
@@ -413,17 +417,18 @@ mod tests {
 
     #[test]
     fn relocation_moves_every_replica_to_its_own_local_ports() {
-        let (text, n) = relocate(ccbft_core::topology::THREE_CLOUDS_TOML).unwrap();
-        assert_eq!(n, 7);
+        let template = ccbft_core::topology::THREE_CLOUDS_TOML;
+        assert_eq!(replica_count(template).unwrap(), 7);
+        let ports: Vec<u16> = (20_000..20_014).collect();
+        let text = relocate(template, &ports).unwrap();
         let topology = ccbft_core::topology::Topology::from_toml_str(&text).unwrap();
         let original = ccbft_core::topology::Topology::three_clouds();
         assert_eq!(topology.rtt_us, original.rtt_us);
-        let mut addresses = std::collections::BTreeSet::new();
-        for spec in &topology.replicas {
-            assert!(spec.address.starts_with("127.0.0.1:"), "{}", spec.address);
-            assert!(addresses.insert(spec.address.clone()));
-            assert!(addresses.insert(spec.client_addr().unwrap().to_string()));
+        for (i, spec) in topology.replicas.iter().enumerate() {
+            assert_eq!(spec.address, format!("127.0.0.1:{}", ports[2 * i]));
+            let client = format!("127.0.0.1:{}", ports[2 * i + 1]);
+            assert_eq!(spec.client_addr().unwrap().to_string(), client);
         }
-        assert!(relocate("[cluster]\nname = \"x\"\n").is_err());
+        assert!(replica_count("[cluster]\nname = \"x\"\n").is_err());
     }
 }
