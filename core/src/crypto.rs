@@ -277,6 +277,7 @@ impl Verifier for SimKeys {
 }
 
 #[cfg(any(test, feature = "simulator"))]
+#[derive(Clone)]
 pub struct SimSigner {
     keys: SimKeys,
     id: ReplicaId,

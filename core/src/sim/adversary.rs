@@ -11,7 +11,7 @@
 use super::rng::Rng;
 use crate::checkpoint::CheckpointVote;
 use crate::client::{ClientSignature, SignedTransfer, CLIENT_SIGNATURE_BYTES};
-use crate::crypto::{Bitmap, Certificate, Digest, Signature, Signer, SimKeys, SimSigner, Tag};
+use crate::crypto::{Bitmap, Certificate, Digest, Signature, Signer, Tag};
 use crate::hotstuff::genesis_block;
 use crate::ledger::Transfer;
 use crate::messages::{
@@ -144,16 +144,23 @@ impl Strategy {
 }
 
 /// What the Byzantine replicas share: their keys (they coordinate), and what any replica
-/// knows of the cluster.
+/// knows of the cluster. Generic over the signer, so a real node in adversary mode runs the
+/// same strategies with its real keys (a coalition of itself).
 #[derive(Clone)]
-pub struct Coalition {
+pub struct Coalition<S> {
     pub members: Vec<ReplicaId>,
-    pub keys: SimKeys,
+    /// Each member's signer, in the order of `members`.
+    pub signers: Vec<S>,
     pub topology: Arc<Topology>,
     pub rotation_rounds: u64,
 }
 
-impl Coalition {
+impl<S: Signer> Coalition<S> {
+    fn signer_of(&self, id: ReplicaId) -> &S {
+        let index = self.members.iter().position(|&m| m == id);
+        &self.signers[index.expect("a coalition member signs")]
+    }
+
     fn lanes(&self) -> usize {
         self.topology.domains.len() * self.topology.shards as usize
     }
@@ -171,12 +178,12 @@ impl Coalition {
             .iter()
             .map(|&id| {
                 bitmap.insert(id);
-                self.keys.signer(id).sign(tag, message)
+                self.signer_of(id).sign(tag, message)
             })
             .collect();
         Certificate {
             signers: bitmap,
-            aggregate: self.keys.signer(self.members[0]).aggregate(&signatures),
+            aggregate: self.signers[0].aggregate(&signatures),
         }
     }
 
@@ -197,10 +204,10 @@ impl Coalition {
 /// A message the adversary lets out: recipients, message, extra delay.
 pub type Outgoing = (Vec<ReplicaId>, Message, u64);
 
-pub struct Adversary {
+pub struct Adversary<S> {
     pub strategy: Strategy,
-    signer: SimSigner,
-    coalition: Coalition,
+    signer: S,
+    coalition: Coalition<S>,
     history: BTreeMap<Digest, Arc<Block>>,
     /// Recent messages received, for replays.
     received: VecDeque<Message>,
@@ -213,8 +220,9 @@ pub struct Adversary {
     injected: u64,
 }
 
-impl Adversary {
-    pub fn new(strategy: Strategy, signer: SimSigner, coalition: Coalition) -> Adversary {
+impl<S: Signer> Adversary<S> {
+    pub fn new(strategy: Strategy, signer: S, coalition: Coalition<S>) -> Adversary<S> {
+        assert_eq!(coalition.members.len(), coalition.signers.len());
         Adversary {
             strategy,
             signer,
@@ -312,12 +320,6 @@ impl Adversary {
         }
     }
 
-    fn split(to: Vec<ReplicaId>) -> (Vec<ReplicaId>, Vec<ReplicaId>) {
-        let half = to.len().div_ceil(2);
-        let (a, b) = to.split_at(half);
-        (a.to_vec(), b.to_vec())
-    }
-
     fn equivocate(&mut self, to: Vec<ReplicaId>, message: Message) -> Vec<Outgoing> {
         let twin = match &message {
             Message::Local(LocalMessage::PrePrepare {
@@ -343,7 +345,7 @@ impl Adversary {
             Some(twin) if to.len() > 1 => {
                 // The halves overlap in one replica, which sees both signed messages and
                 // can prove the equivocation; the others each see a consistent story.
-                let (mut a, b) = Adversary::split(to);
+                let (mut a, b) = split(to);
                 a.push(b[0]);
                 vec![(a, message, 0), (b, twin, 0)]
             }
@@ -594,7 +596,7 @@ impl Adversary {
     }
 }
 
-impl Adversary {
+impl<S: Signer> Adversary<S> {
     /// While no QC exists, a coalition leader proposes nothing, so the first timeout
     /// certificate names only round-0 QCs; the leader after it extends a fabricated block F
     /// (ordering a batch nobody holds) under QC{round 0, F}, and serves F right after. Only
@@ -717,7 +719,7 @@ impl Adversary {
         };
         match twin {
             Some(twin) if to.len() > 1 => {
-                let (mut a, b) = Adversary::split(to);
+                let (mut a, b) = split(to);
                 a.push(b[0]);
                 vec![(a, message, 0), (b, twin, 0)]
             }
@@ -968,6 +970,13 @@ impl Adversary {
             }),
         }
     }
+}
+
+/// Recipients in two halves (the first one larger when odd).
+fn split(to: Vec<ReplicaId>) -> (Vec<ReplicaId>, Vec<ReplicaId>) {
+    let half = to.len().div_ceil(2);
+    let (a, b) = to.split_at(half);
+    (a.to_vec(), b.to_vec())
 }
 
 /// Flip one byte of a snapshot chunk (the Merkle proof no longer matches it).

@@ -271,7 +271,7 @@ struct Sim {
     rejoined: BTreeSet<ReplicaId>,
     own_votes: OwnVotes,
     down: BTreeSet<ReplicaId>,
-    adversaries: BTreeMap<ReplicaId, Adversary>,
+    adversaries: BTreeMap<ReplicaId, Adversary<SimSigner>>,
     /// The second instances of the replicas playing [`Strategy::Twins`].
     twins: BTreeMap<ReplicaId, Twin>,
     /// Proofs of misbehaviour against honest replicas (each one is a bug).
@@ -420,13 +420,14 @@ impl Sim {
             strategies.insert(id, Strategy::CorruptSnapshots);
         }
         // The Byzantine replicas coordinate: each can sign with every member's key.
+        let members: Vec<ReplicaId> = strategies.keys().copied().collect();
         let coalition = Coalition {
-            members: strategies.keys().copied().collect(),
-            keys: keys.clone(),
+            signers: members.iter().map(|&id| keys.signer(id)).collect(),
+            members,
             topology: topology.clone(),
             rotation_rounds,
         };
-        let adversaries: BTreeMap<ReplicaId, Adversary> = strategies
+        let adversaries: BTreeMap<ReplicaId, Adversary<SimSigner>> = strategies
             .iter()
             .map(|(&id, &strategy)| {
                 let adversary = Adversary::new(strategy, keys.signer(id), coalition.clone());

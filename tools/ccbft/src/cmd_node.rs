@@ -31,6 +31,10 @@ pub struct NodeArgs {
     /// the replica's link port + 2000.
     #[arg(long)]
     control: Option<String>,
+    /// Run a Byzantine strategy (as `ccbft sim` names them) on what this replica sends: for
+    /// tests, only in builds with the `adversary` feature, which release builds refuse.
+    #[arg(long, value_name = "STRATEGY")]
+    adversary: Option<String>,
 }
 
 pub fn node(args: NodeArgs) -> anyhow::Result<ExitCode> {
@@ -41,6 +45,7 @@ pub fn node(args: NodeArgs) -> anyhow::Result<ExitCode> {
         data: args.data,
         emulate_wan: args.emulate_wan,
         control: args.control,
+        adversary: args.adversary,
     })
     .map_err(|e| anyhow!(e))?;
     Ok(ExitCode::SUCCESS)

@@ -6,214 +6,9 @@
 //! What is asserted is behaviour, never timing: every transfer answered, none run twice,
 //! every height that two replicas executed has one state root, restarted replicas catch up.
 
-use ccbft_node::local_cluster::LocalCluster;
-use std::collections::BTreeMap;
-use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+mod cluster;
 
-/// How long a cluster on a loaded 2-core machine may take to do what a test asks.
-const PATIENCE: Duration = Duration::from_secs(180);
-
-fn ccbft() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_ccbft"))
-}
-
-/// Where the replicas sit: (domain, replicas in it), and the round trips between domains.
-struct Layout {
-    domains: &'static [(&'static str, u32)],
-    links: &'static [(&'static str, &'static str, f64)],
-    /// Delay links by the round trips (`ccbft node --emulate-wan`).
-    wan: bool,
-}
-
-const ONE_DOMAIN: Layout = Layout {
-    domains: &[("aws/eu-central-1", 4)],
-    links: &[],
-    wan: false,
-};
-
-/// examples/three-clouds.toml: AWS 3, Azure 2, GCP 2, with its round trips.
-const THREE_CLOUDS: Layout = Layout {
-    domains: &[
-        ("aws/eu-central-1", 3),
-        ("azure/westeurope", 2),
-        ("gcp/europe-west3", 2),
-    ],
-    links: &[
-        ("aws/eu-central-1", "azure/westeurope", 22.0),
-        ("aws/eu-central-1", "gcp/europe-west3", 28.0),
-        ("azure/westeurope", "gcp/europe-west3", 64.0),
-    ],
-    wan: true,
-};
-
-impl Layout {
-    /// The replicas of domain `index`, in id order.
-    fn members(&self, index: usize) -> Vec<u32> {
-        let first: u32 = self.domains[..index].iter().map(|(_, n)| n).sum();
-        (first..first + self.domains[index].1).collect()
-    }
-
-    /// A cluster file (addresses are placeholders: `LocalCluster` moves them to free ports).
-    fn toml(&self) -> String {
-        let mut text =
-            String::from("[cluster]\nname = \"e2e\"\nshards = 1\nleader_rotation_blocks = 10\n");
-        for (name, _) in self.domains {
-            text += &format!("\n[[domains]]\nname = \"{name}\"\n");
-        }
-        let mut id = 0;
-        for (domain, count) in self.domains {
-            for _ in 0..*count {
-                text += &format!(
-                    "\n[[replicas]]\nid = {id}\ndomain = \"{domain}\"\naddress = \"127.0.0.1:{}\"\n",
-                    7100 + id
-                );
-                id += 1;
-            }
-        }
-        for (a, b, rtt) in self.links {
-            text += &format!("\n[[links]]\na = \"{a}\"\nb = \"{b}\"\nrtt_ms = {rtt}\n");
-        }
-        text
-    }
-}
-
-/// A local cluster in a temporary directory, and the test's view of it.
-struct Cluster {
-    // Dropped first: the processes stop before their directory goes.
-    local: LocalCluster,
-    layout: &'static Layout,
-    dir: tempfile::TempDir,
-}
-
-impl Cluster {
-    /// Keys, genesis (two clients) and cluster file; no replica started.
-    fn files(layout: &'static Layout) -> Cluster {
-        let dir = tempfile::tempdir().unwrap();
-        let local = LocalCluster::create(
-            Path::new(env!("CARGO_BIN_EXE_ccbft")),
-            dir.path(),
-            &layout.toml(),
-            2,
-            layout.wan,
-        )
-        .unwrap();
-        Cluster { local, layout, dir }
-    }
-
-    fn running(layout: &'static Layout) -> Cluster {
-        let mut cluster = Cluster::files(layout);
-        cluster.local.start_all().unwrap();
-        cluster
-    }
-
-    fn start(&mut self, id: u32) {
-        self.local.start(id).unwrap();
-    }
-
-    fn kill(&mut self, id: u32) {
-        self.local.kill(id);
-    }
-
-    fn replicas(&self) -> u32 {
-        self.local.replicas()
-    }
-
-    fn assert_one_root_per_height(&self) {
-        if let Some(disagreement) = self.local.root_disagreement() {
-            panic!("{disagreement}");
-        }
-    }
-
-    fn height(&self, id: u32) -> u64 {
-        self.local.executed_height(id)
-    }
-
-    /// Waits until every replica executed `height` (or fails with each one's progress).
-    fn await_height(&self, height: u64) {
-        for id in 0..self.replicas() {
-            self.await_replica_height(id, height);
-        }
-    }
-
-    /// Waits until replica `id` executed `height`.
-    fn await_replica_height(&self, id: u32, height: u64) {
-        let deadline = Instant::now() + PATIENCE;
-        while self.height(id) < height {
-            assert!(
-                Instant::now() < deadline,
-                "replica {id} below {height}\n{}",
-                self.local.log_tails(8)
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-
-    fn submit_command(&self, args: &[&str]) -> Command {
-        let mut command = ccbft();
-        command
-            .arg("submit")
-            .arg("--config")
-            .arg(self.local.cluster_file())
-            .arg("--keys")
-            .arg(self.local.keys_dir())
-            .args(["--timeout-s", &PATIENCE.as_secs().to_string()])
-            .args(args);
-        command
-    }
-
-    fn submit(&self, args: &[&str]) -> Output {
-        self.submit_command(args).output().unwrap()
-    }
-
-    /// `ccbft submit` in the background.
-    fn spawn_submit(&self, args: &[&str]) -> Child {
-        self.submit_command(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap()
-    }
-
-    /// Submits and returns the report's `name=value` fields, failing on a non-zero exit.
-    fn submit_ok(&self, args: &[&str]) -> BTreeMap<String, String> {
-        self.report(&format!("submit {args:?}"), self.submit(args))
-    }
-
-    /// A `ccbft submit`'s report fields, failing with its stderr and the replicas' logs if
-    /// it failed.
-    fn report(&self, what: &str, out: Output) -> BTreeMap<String, String> {
-        assert!(
-            out.status.success(),
-            "{what}: {}\n{}",
-            text(&out.stderr),
-            self.local.log_tails(8)
-        );
-        report_fields(&text(&out.stdout))
-    }
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-/// `name=value` pairs of `ccbft submit`'s report line.
-fn report_fields(stdout: &str) -> BTreeMap<String, String> {
-    stdout
-        .split_whitespace()
-        .filter_map(|word| word.split_once('='))
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
-}
-
-fn field(report: &BTreeMap<String, String>, name: &str) -> u64 {
-    report
-        .get(name)
-        .unwrap_or_else(|| panic!("no {name} in {report:?}"))
-        .parse()
-        .unwrap()
-}
+use cluster::*;
 
 #[test]
 fn a_cluster_executes_signed_transfers_and_a_killed_replica_rejoins_from_its_log() {
@@ -304,11 +99,6 @@ fn a_node_refuses_bad_start_up_input() {
     );
 }
 
-/// The load's report, failing with its stderr and the replicas' logs if it failed.
-fn finish(cluster: &Cluster, load: Child) -> BTreeMap<String, String> {
-    cluster.report("load", load.wait_with_output().unwrap())
-}
-
 #[test]
 fn three_clouds_keep_committing_when_the_global_leader_and_then_a_shard_primary_are_killed() {
     let mut cluster = Cluster::running(&THREE_CLOUDS);
@@ -373,9 +163,107 @@ fn three_clouds_keep_committing_when_the_global_leader_and_then_a_shard_primary_
     cluster.assert_one_root_per_height();
 }
 
+/// `POST path` on replica `id`'s admin API, which must answer 200.
+fn admin(cluster: &Cluster, id: u32, path: &str) {
+    let (status, body) = cluster.local.admin_post(id, path).unwrap();
+    assert_eq!(status, 200, "r{id} {path}: {body}");
+}
+
+fn id_list(ids: &[u32]) -> String {
+    ids.iter().map(u32::to_string).collect::<Vec<_>>().join(",")
+}
+
+#[test]
+fn a_domain_cut_off_by_the_shaper_answers_locally_and_catches_up_after_healing() {
+    let mut cluster = Cluster::files_with_clients(&THREE_CLOUDS, 6);
+    // A client whose payments a two-replica domain orders: cut off, the other five are
+    // still a global quorum (q = 5 of 7).
+    let genesis = ccbft_node::genesis::load(&cluster.local.keys_dir()).unwrap();
+    let home = |client: u32| {
+        let debited = genesis.clients.accounts_of(client).next().unwrap();
+        ccbft_core::client::home_domain(debited, 3) as usize
+    };
+    let client = (0..6)
+        .find(|&c| home(c) > 0)
+        .expect("one of six clients is homed outside the three-replica domain");
+    let domain = home(client);
+    let elsewhere = (0..6)
+        .find(|&c| home(c) != domain)
+        .expect("one of six clients is homed in another domain");
+    cluster.local.start_all().unwrap();
+    let client = client.to_string();
+    let warm = cluster.submit_ok(&["--client", &client, "--count", "20", "--first-key", "1"]);
+    assert_eq!(field(&warm, "applied"), 20, "{warm:?}");
+
+    let cut_off = cluster.layout.members(domain);
+    let rest: Vec<u32> = (0..cluster.replicas())
+        .filter(|id| !cut_off.contains(id))
+        .collect();
+    for &id in &cut_off {
+        admin(
+            &cluster,
+            id,
+            &format!("/admin/cut?peers={}", id_list(&rest)),
+        );
+    }
+    for &id in &rest {
+        admin(
+            &cluster,
+            id,
+            &format!("/admin/cut?peers={}", id_list(&cut_off)),
+        );
+    }
+    // Cut off, the domain's local tier still commits its own payments: locally final.
+    let local = cluster.submit_ok(&[
+        "--client",
+        &client,
+        "--count",
+        "50",
+        "--first-key",
+        "100",
+        "--wait",
+        "local",
+    ]);
+    assert_eq!(field(&local, "locally_final"), 50, "{local:?}");
+    assert_eq!(field(&local, "refused"), 0, "{local:?}");
+    // And the global tier goes on without it: other domains' payments become globally final.
+    let elsewhere = elsewhere.to_string();
+    let others = cluster.submit_ok(&[
+        "--client",
+        &elsewhere,
+        "--count",
+        "30",
+        "--first-key",
+        "200",
+    ]);
+    assert_eq!(field(&others, "applied"), 30, "{others:?}");
+    let observer = *rest.last().unwrap();
+    let stalled = cut_off.iter().map(|&id| cluster.height(id)).max().unwrap();
+    assert!(
+        stalled < field(&others, "height"),
+        "the cut-off domain executed as far as the others: was it cut?"
+    );
+
+    for id in 0..cluster.replicas() {
+        admin(&cluster, id, "/admin/heal");
+    }
+    // Healed: the locally final payments become globally final, each once (resubmitted
+    // under the same keys, they are answered when executed, or `duplicate` if they were).
+    let global = cluster.submit_ok(&["--client", &client, "--count", "50", "--first-key", "100"]);
+    assert_eq!(field(&global, "answered"), 50, "{global:?}");
+    assert_eq!(
+        field(&global, "applied") + field(&global, "duplicate"),
+        50,
+        "{global:?}"
+    );
+    let height = cluster.height(observer);
+    cluster.await_height(height);
+    cluster.assert_one_root_per_height();
+}
+
 /// The newest segment file of replica `id`'s log.
-fn last_segment(dir: &Path, id: u32) -> std::path::PathBuf {
-    let wal = dir.join(format!("data-{id}")).join("wal");
+fn last_segment(cluster: &Cluster, id: u32) -> std::path::PathBuf {
+    let wal = cluster.local.data_dir(id).join("wal");
     let mut segments: Vec<_> = std::fs::read_dir(&wal)
         .unwrap()
         .map(|e| e.unwrap().path())
@@ -394,7 +282,7 @@ fn a_torn_log_tail_is_cut_and_a_replica_with_a_lost_disk_catches_up_and_votes_ag
     // Replica 2 dies while a group is being written: bytes past its durable watermark that
     // were never acknowledged (appended by hand here: SIGKILL keeps every completed write).
     cluster.kill(2);
-    let segment = last_segment(cluster.dir.path(), 2);
+    let segment = last_segment(&cluster, 2);
     let mut torn = std::fs::read(&segment).unwrap();
     torn.extend(std::iter::repeat_n(0xa5, 1500));
     std::fs::write(&segment, torn).unwrap();
@@ -402,7 +290,7 @@ fn a_torn_log_tail_is_cut_and_a_replica_with_a_lost_disk_catches_up_and_votes_ag
 
     // Replica 1's machine is replaced: its data directory is gone.
     cluster.kill(1);
-    std::fs::remove_dir_all(cluster.dir.path().join("data-1")).unwrap();
+    std::fs::remove_dir_all(cluster.local.data_dir(1)).unwrap();
     cluster.start(1);
 
     let second = cluster.submit_ok(&["--count", "100", "--first-key", "1000"]);

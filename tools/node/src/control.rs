@@ -1,8 +1,9 @@
 //! The replica's control plane: `GET /metrics` (Prometheus text), `GET /health` (live and
 //! ready), `GET /events` (recent health events as JSON lines, `?after=N` for those after
-//! sequence N). Served by [`ccbft_http`] on a thread of its own, off the consensus path: the
+//! sequence N), and the token-guarded admin API ([`crate::admin`]). Served by [`ccbft_http`] on a thread of its own, off the consensus path: the
 //! host only stores into atomics and, for a health event (rare), a bounded queue.
 
+use crate::admin::Admin;
 use ccbft_http::hyper::{Method, StatusCode};
 use ccbft_http::{reply, text, Reply};
 use std::collections::VecDeque;
@@ -27,6 +28,8 @@ pub struct NodeMetrics {
     pub held_sends: AtomicU64,
     pub waiting_clients: AtomicU64,
     pub client_requests: AtomicU64,
+    /// Adversary mode only: messages the strategy kept from being sent.
+    pub adversary_withheld: AtomicU64,
     /// 1 once the replica restored its log and started its transport.
     pub ready: AtomicU64,
     events: Mutex<Events>,
@@ -86,7 +89,7 @@ impl NodeMetrics {
     pub fn prometheus(&self) -> String {
         let get = |g: &AtomicU64| g.load(Ordering::Relaxed);
         let replica = get(&self.replica);
-        let rows: [(&str, &str, &str, u64); 12] = [
+        let rows: [(&str, &str, &str, u64); 13] = [
             (
                 "ccbft_executed_height",
                 "gauge",
@@ -154,6 +157,12 @@ impl NodeMetrics {
                 get(&self.client_requests),
             ),
             (
+                "ccbft_adversary_withheld_total",
+                "counter",
+                "messages an adversary-mode strategy kept from being sent",
+                get(&self.adversary_withheld),
+            ),
+            (
                 "ccbft_ready",
                 "gauge",
                 "1 once the log is restored and the links are up",
@@ -217,16 +226,24 @@ fn route(metrics: &NodeMetrics, method: &Method, path: &str, query: Option<&str>
     }
 }
 
-/// Serves `metrics` on `addr` until the returned server is dropped.
-pub fn serve(addr: &str, metrics: Arc<NodeMetrics>) -> std::io::Result<ccbft_http::Server> {
+/// Serves `metrics` and the admin API on `addr` until the returned server is dropped.
+pub fn serve(
+    addr: &str,
+    metrics: Arc<NodeMetrics>,
+    admin: Arc<Admin>,
+) -> std::io::Result<ccbft_http::Server> {
     let name = format!("control-r{}", metrics.replica.load(Ordering::Relaxed));
     let handler = ccbft_http::handler(move |request, _deadline| {
-        let answer = route(
-            &metrics,
-            request.method(),
-            request.uri().path(),
-            request.uri().query(),
-        );
+        let (method, uri) = (request.method(), request.uri());
+        let answer = if uri.path().starts_with("/admin/") {
+            let authorization = request
+                .headers()
+                .get(ccbft_http::hyper::header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok());
+            admin.route(method, uri.path(), uri.query(), authorization)
+        } else {
+            route(&metrics, method, uri.path(), uri.query())
+        };
         async move { answer }
     });
     ccbft_http::Server::start(&name, addr, ccbft_http::Limits::default(), handler)

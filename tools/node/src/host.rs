@@ -6,8 +6,10 @@
 //! a time, in arrival order. A `Send` is released only once the record it names is durable
 //! (the WAL's watermark), so no vote leaves that a crash could make the replica forget.
 
+use crate::adversary::NodeAdversary;
 use crate::client_proto::{decode_request, encode_response, Response, Wait};
 use crate::control::NodeMetrics;
+use crate::evidence_log::EvidenceLog;
 use crate::log::{ReplicaLog, Restored};
 use ccbft_core::bls::{BlsSigner, BlsVerifier};
 use ccbft_core::crypto::Verifier;
@@ -64,6 +66,9 @@ pub struct Host {
     leader: Option<ReplicaId>,
     primaries: Vec<ReplicaId>,
     metrics: Arc<NodeMetrics>,
+    evidence: EvidenceLog,
+    /// Adversary mode (test builds): a Byzantine strategy between the replica and its links.
+    adversary: Option<NodeAdversary>,
 }
 
 /// The I/O a host drives: links, client listener, log, and what it reports.
@@ -72,6 +77,8 @@ pub struct HostIo {
     pub clients: ClientListener,
     pub log: ReplicaLog,
     pub metrics: Arc<NodeMetrics>,
+    pub evidence: EvidenceLog,
+    pub adversary: Option<NodeAdversary>,
 }
 
 impl Host {
@@ -98,6 +105,8 @@ impl Host {
             leader: None,
             primaries: Vec::new(),
             metrics: io.metrics,
+            evidence: io.evidence,
+            adversary: io.adversary,
         }
     }
 
@@ -118,6 +127,7 @@ impl Host {
                         return self.drain(&inbox).await;
                     }
                     self.step(Input::Tick);
+                    self.inject();
                 }
                 Event::Durable(upto) => self.on_durable(upto),
             }
@@ -192,10 +202,15 @@ impl Host {
             return;
         }
         match decode_message_shared(&frame.body) {
-            Ok(message) => self.step(Input::Message {
-                from: from.0,
-                message,
-            }),
+            Ok(message) => {
+                if let Some(adversary) = &mut self.adversary {
+                    adversary.observe(&message);
+                }
+                self.step(Input::Message {
+                    from: from.0,
+                    message,
+                })
+            }
             Err(e) => tracing::debug!("undecodable frame from {from}: {e}"),
         }
     }
@@ -313,6 +328,9 @@ impl Host {
             Action::Evidence(evidence) => {
                 tracing::warn!("evidence: {} by r{}", evidence.kind(), evidence.offender());
                 self.metrics.add(|m| &m.evidence, 1);
+                if let Err(e) = self.evidence.record(&evidence) {
+                    tracing::error!("recording evidence: {e}");
+                }
                 let details = serde_json::json!({
                     "kind": evidence.kind(),
                     "offender": evidence.offender(),
@@ -340,19 +358,24 @@ impl Host {
             .event(kind, serde_json::Value::String(text.clone()));
     }
 
-    fn send(&self, to: &[ReplicaId], message: &Message) {
-        let kind = match message {
-            Message::Batch { .. } => FrameKind::Bulk,
-            _ => FrameKind::Consensus,
-        };
-        let body = bytes::Bytes::from(encode_message(message));
-        for &peer in to {
-            if let Err(e) = self
-                .endpoint
-                .send(PeerId(peer), Frame::new(kind, body.clone()))
-            {
-                tracing::debug!("send to r{peer}: {e}");
+    /// Sends what the replica asked for (through the adversary's strategy in adversary mode).
+    fn send(&mut self, to: &[ReplicaId], message: &Message) {
+        match &mut self.adversary {
+            None => send_now(&self.endpoint, to, message),
+            Some(adversary) => {
+                let outgoing = adversary.transform(to.to_vec(), message.clone());
+                if outgoing.is_empty() {
+                    self.metrics.add(|m| &m.adversary_withheld, 1);
+                }
+                send_outgoing(&self.endpoint, outgoing);
             }
+        }
+    }
+
+    /// What the adversary sends on its own (adversary mode only).
+    fn inject(&mut self) {
+        if let Some(adversary) = &mut self.adversary {
+            send_outgoing(&self.endpoint, adversary.on_tick());
         }
     }
 
@@ -387,6 +410,35 @@ impl Host {
     fn respond(&self, conn: ClientConnId, response: &Response) {
         if let Err(e) = self.clients.respond(conn, encode_response(response)) {
             tracing::debug!("client answer: {e}");
+        }
+    }
+}
+
+fn send_now(endpoint: &Endpoint, to: &[ReplicaId], message: &Message) {
+    let kind = match message {
+        Message::Batch { .. } => FrameKind::Bulk,
+        _ => FrameKind::Consensus,
+    };
+    let body = bytes::Bytes::from(encode_message(message));
+    for &peer in to {
+        if let Err(e) = endpoint.send(PeerId(peer), Frame::new(kind, body.clone())) {
+            tracing::debug!("send to r{peer}: {e}");
+        }
+    }
+}
+
+/// Sends each message after its delay (a delayed one from a timer task of its own).
+fn send_outgoing(endpoint: &Rc<Endpoint>, outgoing: crate::adversary::Outgoing) {
+    for (to, message, delay) in outgoing {
+        if delay.is_zero() {
+            send_now(endpoint, &to, &message);
+        } else {
+            let endpoint = endpoint.clone();
+            glommio::spawn_local(async move {
+                glommio::timer::sleep(delay).await;
+                send_now(&endpoint, &to, &message);
+            })
+            .detach();
         }
     }
 }

@@ -3,7 +3,10 @@
 //!
 //! - [`node`]: start-up of one replica process (`ccbft node`).
 //! - [`host`]: the event loop between the replica and its I/O.
-//! - [`control`]: the control plane (`/metrics`, `/health`, `/events`).
+//! - [`evidence_log`]: the proofs of misbehaviour a replica found, kept beside its log.
+//! - [`adversary`]: adversary mode (test builds): a Byzantine strategy on what a node sends.
+//! - [`control`]: the control plane (`/metrics`, `/health`, `/events`), and [`admin`], its
+//!   token-guarded admin API (link cuts, stop).
 //! - [`log`]: the replica's records on the WAL, and the durable watermark.
 //! - [`keys`], [`genesis`]: what a replica is given (its keys, the clients and accounts).
 //! - [`client_proto`], [`client`]: the client protocol and a small client.
@@ -11,9 +14,12 @@
 //!   ports [`ports`] reserves.
 //! - [`submit`]: a client's transfers through the cluster, with what came back (`ccbft submit`).
 
+pub mod admin;
+pub mod adversary;
 pub mod client;
 pub mod client_proto;
 pub mod control;
+pub mod evidence_log;
 pub mod genesis;
 pub mod host;
 pub mod keys;

@@ -23,6 +23,8 @@ pub struct LocalCluster {
     nodes: BTreeMap<u32, Child>,
     /// How many times each replica was started (its log files count them).
     starts: BTreeMap<u32, u32>,
+    /// Replicas started in adversary mode, with their strategy (`ccbft node --adversary`).
+    adversaries: BTreeMap<u32, String>,
     /// Keeps every port the cluster file and the control planes name free for this cluster.
     _ports: PortReservation,
 }
@@ -76,6 +78,7 @@ impl LocalCluster {
             emulate_wan,
             nodes: BTreeMap::new(),
             starts: BTreeMap::new(),
+            adversaries: BTreeMap::new(),
             _ports: ports,
         })
     }
@@ -99,15 +102,36 @@ impl LocalCluster {
 
     /// `GET path` on replica `id`'s control plane: (status code, body).
     pub fn control_get(&self, id: u32, path: &str) -> Result<(u16, String), String> {
+        self.control_request(id, "GET", path, None)
+    }
+
+    /// `POST path` on replica `id`'s admin API, with the admin token from its data
+    /// directory: (status code, body).
+    pub fn admin_post(&self, id: u32, path: &str) -> Result<(u16, String), String> {
+        let file = self.data_dir(id).join(crate::admin::ADMIN_TOKEN_FILE);
+        let token = fs::read_to_string(&file).map_err(|e| format!("{}: {e}", file.display()))?;
+        self.control_request(id, "POST", path, Some(token.trim()))
+    }
+
+    fn control_request(
+        &self,
+        id: u32,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+    ) -> Result<(u16, String), String> {
         use std::io::{Read, Write};
         let addr = self.control_addr(id);
         let mut stream = std::net::TcpStream::connect(addr).map_err(|e| format!("{addr}: {e}"))?;
         stream
             .set_read_timeout(Some(std::time::Duration::from_secs(10)))
             .map_err(|e| e.to_string())?;
+        let authorization =
+            token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
         write!(
             stream,
-            "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+            "{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{authorization}Content-Length: 0\r\n\
+             Connection: close\r\n\r\n"
         )
         .map_err(|e| e.to_string())?;
         let mut answer = String::new();
@@ -127,6 +151,18 @@ impl LocalCluster {
         self.nodes.contains_key(&id)
     }
 
+    /// Replica `id` runs the Byzantine strategy `strategy` from its next start (needs a
+    /// `ccbft` built with the `adversary` feature).
+    pub fn set_adversary(&mut self, id: u32, strategy: &str) {
+        assert!(id < self.replicas);
+        self.adversaries.insert(id, strategy.to_string());
+    }
+
+    /// Where replica `id` keeps its log and its evidence.
+    pub fn data_dir(&self, id: u32) -> PathBuf {
+        self.dir.join(format!("data-{id}"))
+    }
+
     pub fn start_all(&mut self) -> Result<(), String> {
         (0..self.replicas).try_for_each(|id| self.start(id))
     }
@@ -141,6 +177,9 @@ impl LocalCluster {
         if self.emulate_wan {
             command.arg("--emulate-wan");
         }
+        if let Some(strategy) = self.adversaries.get(&id) {
+            command.args(["--adversary", strategy]);
+        }
         command
             .arg("--config")
             .arg(self.cluster_file())
@@ -149,7 +188,7 @@ impl LocalCluster {
             .args(["--id", &id.to_string()])
             .args(["--control", &self.control[id as usize]])
             .arg("--data")
-            .arg(self.dir.join(format!("data-{id}")))
+            .arg(self.data_dir(id))
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::null())

@@ -2,7 +2,10 @@
 //! genesis; opens the log and restores the replica from it; starts the transport and the
 //! client listener; then runs the host until the process is stopped.
 
+use crate::admin::Admin;
+use crate::adversary::NodeAdversary;
 use crate::control::NodeMetrics;
+use crate::evidence_log::EvidenceLog;
 use crate::genesis;
 use crate::host::{Host, HostIo};
 use crate::keys;
@@ -33,6 +36,9 @@ pub struct NodeOptions {
     /// Where the control plane listens (`/metrics`, `/health`, `/events`); default
     /// 127.0.0.1 on the replica's link port + [`CONTROL_PORT_OFFSET`].
     pub control: Option<String>,
+    /// Adversary mode (builds with the `adversary` feature, tests only): the simulator's
+    /// Byzantine strategy of this name on everything the replica sends.
+    pub adversary: Option<String>,
 }
 
 /// The control plane's default port: the replica's link port plus this.
@@ -56,6 +62,11 @@ extern "C" fn on_stop_signal(_: libc::c_int) {
 /// Whether the process was asked to stop (after [`catch_stop_signals`]).
 pub fn stop_requested() -> bool {
     STOP.load(Ordering::SeqCst)
+}
+
+/// Asks the node to stop as SIGTERM does (the admin API's `/admin/stop`).
+pub fn request_stop() {
+    STOP.store(true, Ordering::SeqCst);
 }
 
 /// SIGTERM and SIGINT set [`stop_requested`] instead of ending the process.
@@ -104,17 +115,36 @@ pub fn run(options: NodeOptions) -> Result<(), String> {
         vote_pattern: VotePattern::AllToAll,
         checkpoint_interval_blocks: CHECKPOINT_INTERVAL_BLOCKS,
     };
-    let shaper = options
-        .emulate_wan
-        .then(|| wan_shaper(&topology, options.id))
-        .transpose()?;
+    // Always a shaper: the admin API cuts links with it; without --emulate-wan it starts
+    // with every link unshaped.
+    let peers: Vec<ReplicaId> = (0..topology.n()).filter(|&p| p != options.id).collect();
+    let shaper = if options.emulate_wan {
+        wan_shaper(&topology, options.id)?
+    } else {
+        ShaperControl::new(&peers)
+    };
+    let token = crate::admin::load_or_create_token(&options.data)?;
+    let admin = Arc::new(Admin::new(token, shaper.clone(), peers));
     let control_addr = match &options.control {
         Some(addr) => addr.clone(),
         None => default_control_addr(&spec.address)?,
     };
+    let adversary = options
+        .adversary
+        .as_deref()
+        .map(|name| {
+            let seed = u64::from(options.id);
+            let rotation = u64::from(topology.leader_rotation_blocks);
+            NodeAdversary::new(name, keys.signer.clone(), topology.clone(), rotation, seed)
+        })
+        .transpose()?;
+    if let Some(adversary) = &adversary {
+        tracing::warn!("ADVERSARY MODE: strategy {}", adversary.name());
+    }
+    let evidence = EvidenceLog::new(&options.data);
     let metrics = Arc::new(NodeMetrics::default());
     metrics.set(|m| &m.replica, u64::from(options.id));
-    let control = crate::control::serve(&control_addr, metrics.clone())
+    let control = crate::control::serve(&control_addr, metrics.clone(), admin)
         .map_err(|e| format!("control plane on {control_addr}: {e}"))?;
     tracing::info!("control plane on http://{}", control.addr);
     let wal_dir = options.data.join("wal");
@@ -137,7 +167,7 @@ pub fn run(options: NodeOptions) -> Result<(), String> {
                 peers: keys.peers.clone(),
                 listen: spec.address.parse().map_err(|e| format!("{e}"))?,
                 limits: LinkLimits::default(),
-                shaper,
+                shaper: Some(shaper),
             })
             .map_err(|e| e.to_string())?;
             let clients =
@@ -153,6 +183,8 @@ pub fn run(options: NodeOptions) -> Result<(), String> {
                 clients,
                 log,
                 metrics,
+                evidence,
+                adversary,
             };
             let host = Host::new(config, keys.signer, keys.verifier, io, &restored);
             host.run(durable_rx).await
