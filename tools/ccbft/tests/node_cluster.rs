@@ -310,3 +310,38 @@ fn a_torn_log_tail_is_cut_and_a_replica_with_a_lost_disk_catches_up_and_votes_ag
     }
     cluster.assert_one_root_per_height();
 }
+
+#[test]
+fn a_replica_stopped_past_a_stable_checkpoint_rejoins_by_state_transfer_and_votes_again() {
+    let mut cluster = Cluster::running(&ONE_DOMAIN);
+    cluster.kill(3);
+    // Small windows make many blocks: the others pass stable checkpoints (every 100
+    // blocks) and drop what lies below them, so replica 3 cannot replay its way back.
+    let mut first_key = 1;
+    while cluster.height(0) < 250 {
+        assert!(
+            first_key < 20_000,
+            "no progress\n{}",
+            cluster.local.log_tails(8)
+        );
+        let key = first_key.to_string();
+        let report = cluster.submit_ok(&["--count", "200", "--window", "2", "--first-key", &key]);
+        assert_eq!(field(&report, "applied"), 200, "{report:?}");
+        first_key += 200;
+    }
+    cluster.start(3);
+    let installed = cluster
+        .local
+        .await_line(3, "installed snapshot", PATIENCE)
+        .unwrap();
+    assert!(installed.contains("height="), "{installed}");
+
+    // With replica 2 down, a quorum (3 of 4) needs replica 3's votes again.
+    cluster.kill(2);
+    let after = cluster.submit_ok(&["--count", "50", "--first-key", "50000"]);
+    assert_eq!(field(&after, "applied"), 50, "{after:?}");
+    for id in [0, 1, 3] {
+        cluster.await_replica_height(id, field(&after, "height"));
+    }
+    cluster.assert_one_root_per_height();
+}
