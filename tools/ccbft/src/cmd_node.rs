@@ -35,6 +35,11 @@ pub struct NodeArgs {
     /// tests, only in builds with the `adversary` feature, which release builds refuse.
     #[arg(long, value_name = "STRATEGY")]
     adversary: Option<String>,
+    /// Records the log collects past its compacted base before it compacts again at a
+    /// stable checkpoint.
+    #[arg(long, default_value_t = ccbft_node::log::COMPACT_AFTER_RECORDS,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    compact_after_records: u64,
 }
 
 pub fn node(args: NodeArgs) -> anyhow::Result<ExitCode> {
@@ -46,6 +51,7 @@ pub fn node(args: NodeArgs) -> anyhow::Result<ExitCode> {
         emulate_wan: args.emulate_wan,
         control: args.control,
         adversary: args.adversary,
+        compact_after_records: args.compact_after_records,
     })
     .map_err(|e| anyhow!(e))?;
     Ok(ExitCode::SUCCESS)

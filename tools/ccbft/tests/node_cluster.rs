@@ -345,3 +345,46 @@ fn a_replica_stopped_past_a_stable_checkpoint_rejoins_by_state_transfer_and_vote
     }
     cluster.assert_one_root_per_height();
 }
+
+#[test]
+fn logs_compact_at_stable_checkpoints_and_a_killed_replica_restarts_from_its_compacted_log() {
+    let mut cluster = Cluster::files(&ONE_DOMAIN);
+    for id in 0..cluster.replicas() {
+        cluster
+            .local
+            .add_args(id, &["--compact-after-records", "300"]);
+    }
+    cluster.local.start_all().unwrap();
+    let mut first_key = 1;
+    while cluster.local.count_lines(2, "log compacted") < 2 {
+        assert!(
+            first_key < 20_000,
+            "no compaction\n{}",
+            cluster.local.log_tails(8)
+        );
+        let key = first_key.to_string();
+        let report = cluster.submit_ok(&["--count", "200", "--window", "2", "--first-key", &key]);
+        assert_eq!(field(&report, "applied"), 200, "{report:?}");
+        first_key += 200;
+    }
+    assert!(cluster.local.data_dir(2).join("log-base").exists());
+
+    // SIGKILL: replica 2 restarts from its base and the log after it, and votes again
+    // (with replica 3 down, the quorum needs it).
+    cluster.kill(2);
+    cluster.start(2);
+    cluster
+        .local
+        .await_line(2, "restored from", PATIENCE)
+        .unwrap();
+    cluster.kill(3);
+    let after = cluster.submit_ok(&["--count", "50", "--first-key", "50000"]);
+    assert_eq!(field(&after, "applied"), 50, "{after:?}");
+    for id in 0..3 {
+        cluster.await_replica_height(id, field(&after, "height"));
+    }
+    cluster.assert_one_root_per_height();
+    // The same keys again: the restored ledger remembers them.
+    let replay = cluster.submit_ok(&["--count", "200", "--first-key", "1"]);
+    assert_eq!(field(&replay, "duplicate"), 200, "{replay:?}");
+}

@@ -7,7 +7,8 @@
 //! - [`adversary`]: adversary mode (test builds): a Byzantine strategy on what a node sends.
 //! - [`control`]: the control plane (`/metrics`, `/health`, `/events`), and [`admin`], its
 //!   token-guarded admin API (link cuts, stop).
-//! - [`log`]: the replica's records on the WAL, and the durable watermark.
+//! - [`log`]: the replica's records on the WAL, the durable watermark, compaction; and
+//!   [`log_base`], the compacted head of the log beside it.
 //! - [`keys`], [`genesis`]: what a replica is given (its keys, the clients and accounts).
 //! - [`client_proto`], [`client`]: the client protocol and a small client.
 //! - [`local_cluster`]: node processes on this host (the demo, the end-to-end tests), on
@@ -25,6 +26,7 @@ pub mod host;
 pub mod keys;
 pub mod local_cluster;
 pub mod log;
+pub mod log_base;
 pub mod node;
 pub mod ports;
 pub mod submit;

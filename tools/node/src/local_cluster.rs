@@ -23,8 +23,8 @@ pub struct LocalCluster {
     nodes: BTreeMap<u32, Child>,
     /// How many times each replica was started (its log files count them).
     starts: BTreeMap<u32, u32>,
-    /// Replicas started in adversary mode, with their strategy (`ccbft node --adversary`).
-    adversaries: BTreeMap<u32, String>,
+    /// Options some replicas are started with besides the usual ones.
+    extra_args: BTreeMap<u32, Vec<String>>,
     /// Keeps every port the cluster file and the control planes name free for this cluster.
     _ports: PortReservation,
 }
@@ -78,7 +78,7 @@ impl LocalCluster {
             emulate_wan,
             nodes: BTreeMap::new(),
             starts: BTreeMap::new(),
-            adversaries: BTreeMap::new(),
+            extra_args: BTreeMap::new(),
             _ports: ports,
         })
     }
@@ -154,8 +154,14 @@ impl LocalCluster {
     /// Replica `id` runs the Byzantine strategy `strategy` from its next start (needs a
     /// `ccbft` built with the `adversary` feature).
     pub fn set_adversary(&mut self, id: u32, strategy: &str) {
+        self.add_args(id, &["--adversary", strategy]);
+    }
+
+    /// Replica `id` gets `args` too from its next start (`ccbft node` options).
+    pub fn add_args(&mut self, id: u32, args: &[&str]) {
         assert!(id < self.replicas);
-        self.adversaries.insert(id, strategy.to_string());
+        let extra = self.extra_args.entry(id).or_default();
+        extra.extend(args.iter().map(|a| a.to_string()));
     }
 
     /// Where replica `id` keeps its log and its evidence.
@@ -177,8 +183,8 @@ impl LocalCluster {
         if self.emulate_wan {
             command.arg("--emulate-wan");
         }
-        if let Some(strategy) = self.adversaries.get(&id) {
-            command.args(["--adversary", strategy]);
+        if let Some(args) = self.extra_args.get(&id) {
+            command.args(args);
         }
         command
             .arg("--config")

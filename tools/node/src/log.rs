@@ -5,15 +5,27 @@
 //! `persist` only queues; one writer task submits the queued records in order and then
 //! waits for them to be durable, so every record queued while a group is being written
 //! joins the next group (group commit without a timer).
+//!
+//! The log stays bounded: once a stable checkpoint's record is durable and at least
+//! `compact_after` records (default [`COMPACT_AFTER_RECORDS`]) lie between it and the last base, a compaction task
+//! reads those records back, compacts them with the base ([`ccbft_core::durable::compact`],
+//! on a blocking thread), writes the new base ([`crate::log_base`]) and only then drops the
+//! log's segments below it. Meanwhile the writer goes on: records after the checkpoint are
+//! not touched.
 
+use crate::log_base::{self, LogBase};
 use ccbft_core::durable::{Record, RecordSeq};
 use ccbft_core::wire::{decode_record, encode_record};
-use ccbft_storage::{Wal, WalConfig, WalError};
+use ccbft_storage::{Location, Wal, WalConfig, WalError};
 use glommio::channels::local_channel::{self, LocalReceiver, LocalSender};
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::rc::Rc;
+
+/// Records between two compactions, at least, by default: a compaction rewrites the base
+/// (the ledger snapshot included), so it should be rare next to the records it drops.
+pub const COMPACT_AFTER_RECORDS: u64 = 20_000;
 
 /// WAL record kind of a core record (the payload names its own kind).
 pub const CORE_RECORD_KIND: u16 = 1;
@@ -26,8 +38,12 @@ pub enum LogError {
     ForeignRecord { sequence: u64, kind: u16 },
     #[error("record {sequence} of the log does not decode ({reason}): the log was written by another version or is damaged")]
     Undecodable { sequence: u64, reason: String },
-    #[error("the log starts at record {first}: a compacted log needs its base record (not supported yet)")]
-    Compacted { first: u64 },
+    #[error("the log starts at record {first} but its base stands for records up to {base}: records in between are missing")]
+    Gap { first: u64, base: u64 },
+    #[error("the log ends at record {last} but its base stands for records up to {base}: the log was lost or replaced")]
+    BehindBase { last: u64, base: u64 },
+    #[error("{0}")]
+    Base(String),
 }
 
 /// What the log held at start-up.
@@ -45,55 +61,95 @@ pub struct ReplicaLog {
     wake: LocalSender<()>,
     next: Cell<RecordSeq>,
     failed: Rc<RefCell<Option<String>>>,
+    compaction: Rc<Compaction>,
+}
+
+/// What compaction needs: where every record after the base is in the log, the newest
+/// stable checkpoint persisted, and the base itself.
+struct Compaction {
+    data: PathBuf,
+    shards: u32,
+    compact_after: u64,
+    locations: RefCell<VecDeque<(RecordSeq, Location)>>,
+    newest_checkpoint: Cell<RecordSeq>,
+    base: RefCell<LogBase>,
+    running: Cell<bool>,
 }
 
 impl ReplicaLog {
-    /// Opens (or creates) the log in `dir` and decodes every record; a torn tail is cut
-    /// by the WAL. Durable watermarks go to `durable` as the writer advances.
+    /// Opens (or creates) the log in `data/wal` with its base in `data`, and decodes the
+    /// base's records and then the log's after it; a torn tail is cut by the WAL. Durable
+    /// watermarks go to `durable` as the writer advances. `shards` is the cluster's (for
+    /// compaction); `compact_after` the records a compaction waits for, at least.
     pub async fn open(
-        dir: &Path,
+        data: &Path,
+        shards: u32,
+        compact_after: u64,
         durable: LocalSender<RecordSeq>,
     ) -> Result<(ReplicaLog, Restored), LogError> {
+        let base = log_base::read(data)
+            .map_err(LogError::Base)?
+            .unwrap_or_default();
         let mut raw = Vec::new();
-        let (wal, recovery) = Wal::open(dir, WalConfig::default(), |view| {
-            raw.push((view.sequence, view.kind, view.payload.to_vec()));
+        let (wal, recovery) = Wal::open(&data.join("wal"), WalConfig::default(), |view| {
+            if view.sequence > base.upto {
+                raw.push((
+                    view.sequence,
+                    view.kind,
+                    view.payload.to_vec(),
+                    view.location,
+                ));
+            }
         })
         .await?;
-        if recovery.first_sequence != 1 {
-            return Err(LogError::Compacted {
+        if recovery.first_sequence > base.upto + 1 {
+            return Err(LogError::Gap {
                 first: recovery.first_sequence,
+                base: base.upto,
             });
         }
-        let mut records = Vec::with_capacity(raw.len());
-        for (sequence, kind, payload) in raw {
-            if kind != CORE_RECORD_KIND {
-                return Err(LogError::ForeignRecord { sequence, kind });
-            }
-            let record = decode_record(&payload).map_err(|e| LogError::Undecodable {
-                sequence,
-                reason: e.to_string(),
-            })?;
-            records.push(record);
+        if recovery.last_sequence < base.upto {
+            return Err(LogError::BehindBase {
+                last: recovery.last_sequence,
+                base: base.upto,
+            });
+        }
+        let mut records = base.records.clone();
+        let mut locations = VecDeque::with_capacity(raw.len());
+        for (sequence, kind, payload, location) in raw {
+            records.push(decode_core_record(sequence, kind, &payload)?);
+            locations.push_back((sequence, location));
         }
         let last = recovery.last_sequence;
         assert_eq!(
-            records.len() as u64,
-            last,
-            "a log from record 1 holds every record"
+            locations.len() as u64,
+            last - base.upto,
+            "the log holds every record after its base"
         );
         let (wake, woken) = local_channel::new_bounded(1);
+        let compaction = Rc::new(Compaction {
+            data: data.to_path_buf(),
+            shards,
+            compact_after: compact_after.max(1),
+            locations: RefCell::new(locations),
+            newest_checkpoint: Cell::new(base.upto),
+            base: RefCell::new(base),
+            running: Cell::new(false),
+        });
         let log = ReplicaLog {
             queue: Rc::default(),
             wake,
             next: Cell::new(last + 1),
             failed: Rc::default(),
+            compaction: compaction.clone(),
         };
         glommio::spawn_local(write_loop(
-            wal,
+            Rc::new(wal),
             log.queue.clone(),
             woken,
             durable,
             log.failed.clone(),
+            compaction,
         ))
         .detach();
         let restored = Restored {
@@ -108,6 +164,9 @@ impl ReplicaLog {
     pub fn persist(&self, seq: RecordSeq, record: &Record) {
         assert_eq!(seq, self.next.get(), "records are persisted in order");
         self.next.set(seq + 1);
+        if matches!(record, Record::StableCheckpoint(_)) {
+            self.compaction.newest_checkpoint.set(seq);
+        }
         self.queue
             .borrow_mut()
             .push_back((seq, encode_record(record)));
@@ -126,11 +185,12 @@ impl ReplicaLog {
 }
 
 async fn write_loop(
-    wal: Wal,
+    wal: Rc<Wal>,
     queue: PendingRecords,
     woken: LocalReceiver<()>,
     durable: LocalSender<RecordSeq>,
     failed: Rc<RefCell<Option<String>>>,
+    compaction: Rc<Compaction>,
 ) {
     while woken.recv().await.is_some() {
         let mut last = None;
@@ -144,6 +204,10 @@ async fn write_loop(
                         appended.sequence, seq,
                         "the WAL numbers records as the core does"
                     );
+                    compaction
+                        .locations
+                        .borrow_mut()
+                        .push_back((seq, appended.location));
                     last = Some(seq);
                 }
                 Err(e) => return fail(&failed, e),
@@ -156,6 +220,79 @@ async fn write_loop(
         if durable.send(last).await.is_err() {
             return; // the replica is gone
         }
+        if compaction.is_due(last) {
+            compaction.running.set(true);
+            let (wal, compaction, failed) = (wal.clone(), compaction.clone(), failed.clone());
+            glommio::spawn_local(async move {
+                if let Err(e) = compaction.run(&wal).await {
+                    tracing::error!("log compaction failed: {e}");
+                    *failed.borrow_mut() = Some(format!("log compaction: {e}"));
+                }
+                compaction.running.set(false);
+            })
+            .detach();
+        }
+    }
+}
+
+fn decode_core_record(sequence: u64, kind: u16, payload: &[u8]) -> Result<Record, LogError> {
+    if kind != CORE_RECORD_KIND {
+        return Err(LogError::ForeignRecord { sequence, kind });
+    }
+    decode_record(payload).map_err(|e| LogError::Undecodable {
+        sequence,
+        reason: e.to_string(),
+    })
+}
+
+impl Compaction {
+    /// A durable stable checkpoint far enough past the base, and no compaction running.
+    fn is_due(&self, durable: RecordSeq) -> bool {
+        let checkpoint = self.newest_checkpoint.get();
+        !self.running.get()
+            && checkpoint <= durable
+            && checkpoint >= self.base.borrow().upto + self.compact_after
+    }
+
+    /// Compacts the log up to the newest durable stable checkpoint: reads the records after
+    /// the base back, compacts on a blocking thread, makes the new base durable, then lets
+    /// the log drop what lies below it.
+    async fn run(&self, wal: &Wal) -> Result<(), String> {
+        let upto = self.newest_checkpoint.get();
+        let wanted: Vec<(RecordSeq, Location)> = self
+            .locations
+            .borrow()
+            .iter()
+            .take_while(|(seq, _)| *seq <= upto)
+            .copied()
+            .collect();
+        let mut records = self.base.borrow().records.clone();
+        for (seq, location) in wanted {
+            let read = wal.read(location).await.map_err(|e| e.to_string())?;
+            assert_eq!(read.sequence, seq, "a location names its record");
+            records.push(
+                decode_core_record(seq, read.kind, &read.payload).map_err(|e| e.to_string())?,
+            );
+        }
+        let (data, shards) = (self.data.clone(), self.shards);
+        let base = glommio::executor()
+            .spawn_blocking(move || {
+                let base = LogBase {
+                    upto,
+                    records: ccbft_core::durable::compact(&records, shards),
+                };
+                log_base::write(&data, &base).map(|()| base)
+            })
+            .await?;
+        let kept = base.records.len();
+        *self.base.borrow_mut() = base;
+        self.locations.borrow_mut().retain(|(seq, _)| *seq > upto);
+        let dropped = wal
+            .truncate_below(upto + 1)
+            .await
+            .map_err(|e| e.to_string())?;
+        tracing::info!(upto, kept, segments_dropped = dropped, "log compacted");
+        Ok(())
     }
 }
 

@@ -39,6 +39,8 @@ pub struct NodeOptions {
     /// Adversary mode (builds with the `adversary` feature, tests only): the simulator's
     /// Byzantine strategy of this name on everything the replica sends.
     pub adversary: Option<String>,
+    /// Records the log collects past its base before it compacts at a stable checkpoint.
+    pub compact_after_records: u64,
 }
 
 /// The control plane's default port: the replica's link port plus this.
@@ -147,19 +149,21 @@ pub fn run(options: NodeOptions) -> Result<(), String> {
     let control = crate::control::serve(&control_addr, metrics.clone(), admin)
         .map_err(|e| format!("control plane on {control_addr}: {e}"))?;
     tracing::info!("control plane on http://{}", control.addr);
-    let wal_dir = options.data.join("wal");
+    let data = options.data.clone();
+    let shards = topology.shards;
+    let compact_after = options.compact_after_records;
     let name = format!("replica-{}", options.id);
     let executor = ccbft_storage::wal::executor_builder(&name)
         .spawn(move || async move {
             let (durable_tx, durable_rx) = local_channel::new_bounded(1024);
-            let (log, restored) = ReplicaLog::open(&wal_dir, durable_tx)
+            let (log, restored) = ReplicaLog::open(&data, shards, compact_after, durable_tx)
                 .await
-                .map_err(|e| format!("opening the log in {}: {e}", wal_dir.display()))?;
+                .map_err(|e| format!("opening the log in {}: {e}", data.display()))?;
             tracing::info!(
                 records = restored.last,
                 torn_tail = restored.torn_tail,
                 "restored from {}",
-                wal_dir.display()
+                data.join("wal").display()
             );
             let endpoint = Endpoint::start(EndpointConfig {
                 me: PeerId(options.id),
