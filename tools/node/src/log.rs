@@ -220,11 +220,11 @@ async fn write_loop(
         if durable.send(last).await.is_err() {
             return; // the replica is gone
         }
-        if compaction.is_due(last) {
+        if let Some(upto) = compaction.due(last) {
             compaction.running.set(true);
             let (wal, compaction, failed) = (wal.clone(), compaction.clone(), failed.clone());
             glommio::spawn_local(async move {
-                if let Err(e) = compaction.run(&wal).await {
+                if let Err(e) = compaction.run(&wal, upto).await {
                     tracing::error!("log compaction failed: {e}");
                     *failed.borrow_mut() = Some(format!("log compaction: {e}"));
                 }
@@ -246,19 +246,25 @@ fn decode_core_record(sequence: u64, kind: u16, payload: &[u8]) -> Result<Record
 }
 
 impl Compaction {
-    /// A durable stable checkpoint far enough past the base, and no compaction running.
-    fn is_due(&self, durable: RecordSeq) -> bool {
+    /// The stable checkpoint to compact at: durable, far enough past the base, and no
+    /// compaction running. (Taken now: a newer checkpoint may be persisted before the task
+    /// starts, and it is not durable yet.)
+    fn due(&self, durable: RecordSeq) -> Option<RecordSeq> {
         let checkpoint = self.newest_checkpoint.get();
-        !self.running.get()
+        let due = !self.running.get()
             && checkpoint <= durable
-            && checkpoint >= self.base.borrow().upto + self.compact_after
+            && checkpoint >= self.base.borrow().upto + self.compact_after;
+        due.then_some(checkpoint)
     }
 
-    /// Compacts the log up to the newest durable stable checkpoint: reads the records after
+    /// Compacts the log up to the durable stable checkpoint `upto`: reads the records after
     /// the base back, compacts on a blocking thread, makes the new base durable, then lets
     /// the log drop what lies below it.
-    async fn run(&self, wal: &Wal) -> Result<(), String> {
-        let upto = self.newest_checkpoint.get();
+    async fn run(&self, wal: &Wal, upto: RecordSeq) -> Result<(), String> {
+        assert!(
+            upto <= wal.durable_sequence(),
+            "compaction reads durable records only"
+        );
         let wanted: Vec<(RecordSeq, Location)> = self
             .locations
             .borrow()
