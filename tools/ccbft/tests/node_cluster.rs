@@ -81,16 +81,8 @@ fn bad_submissions_are_refused_with_a_reason() {
 #[test]
 fn a_node_refuses_bad_start_up_input() {
     let cluster = Cluster::files(&ONE_DOMAIN);
-    let out = ccbft()
-        .arg("node")
-        .arg("--config")
-        .arg(cluster.local.cluster_file())
-        .arg("--keys")
-        .arg(cluster.local.keys_dir())
-        .args(["--id", "9", "--data"])
-        .arg(cluster.dir.path().join("data-9"))
-        .output()
-        .unwrap();
+    let data = cluster.dir.path().join("data-9");
+    let out = cluster.node(&["--id", "9", "--data", data.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2));
     assert!(
         text(&out.stderr).contains("replica 9 is not in"),
@@ -143,13 +135,8 @@ fn three_clouds_keep_committing_when_the_global_leader_and_then_a_shard_primary_
     assert_eq!(status, 200);
     let (_, events) = cluster.local.control_get(observer, "/events").unwrap();
     assert!(events.contains("\"kind\":\"GlobalTimeout\""), "{events}");
-    let (_, metrics) = cluster.local.control_get(observer, "/metrics").unwrap();
-    let exported = metrics
-        .lines()
-        .find_map(|l| l.strip_prefix(&format!("ccbft_executed_height{{replica=\"{observer}\"}} ")))
-        .and_then(|v| v.parse::<u64>().ok())
-        .unwrap_or_else(|| panic!("{metrics}"));
-    assert!(exported >= field(&report, "height"), "{metrics}");
+    let exported = cluster.metric(observer, "ccbft_executed_height");
+    assert!(exported >= field(&report, "height"));
     // Every payment answered globally final exactly once: resent ones (after a failover) are
     // answered `duplicate`, which is the ledger refusing to run them a second time.
     assert_eq!(field(&report, "answered"), 400, "{report:?}");
@@ -302,13 +289,7 @@ fn a_torn_log_tail_is_cut_and_a_replica_with_a_lost_disk_catches_up_and_votes_ag
     assert!(log1.contains("records=0 "), "replica 1:\n{log1}");
 
     // With replica 3 down, a quorum (3 of 4) needs replica 1's votes again.
-    cluster.kill(3);
-    let third = cluster.submit_ok(&["--count", "50", "--first-key", "2000"]);
-    assert_eq!(field(&third, "applied"), 50, "{third:?}");
-    for id in 0..3 {
-        cluster.await_replica_height(id, field(&third, "height"));
-    }
-    cluster.assert_one_root_per_height();
+    cluster.commits_without(3, 2000);
 }
 
 #[test]
@@ -317,18 +298,7 @@ fn a_replica_stopped_past_a_stable_checkpoint_rejoins_by_state_transfer_and_vote
     cluster.kill(3);
     // Small windows make many blocks: the others pass stable checkpoints (every 100
     // blocks) and drop what lies below them, so replica 3 cannot replay its way back.
-    let mut first_key = 1;
-    while cluster.height(0) < 250 {
-        assert!(
-            first_key < 20_000,
-            "no progress\n{}",
-            cluster.local.log_tails(8)
-        );
-        let key = first_key.to_string();
-        let report = cluster.submit_ok(&["--count", "200", "--window", "2", "--first-key", &key]);
-        assert_eq!(field(&report, "applied"), 200, "{report:?}");
-        first_key += 200;
-    }
+    cluster.load_until("height 250", |c| c.height(0) >= 250);
     cluster.start(3);
     let installed = cluster
         .local
@@ -337,13 +307,7 @@ fn a_replica_stopped_past_a_stable_checkpoint_rejoins_by_state_transfer_and_vote
     assert!(installed.contains("height="), "{installed}");
 
     // With replica 2 down, a quorum (3 of 4) needs replica 3's votes again.
-    cluster.kill(2);
-    let after = cluster.submit_ok(&["--count", "50", "--first-key", "50000"]);
-    assert_eq!(field(&after, "applied"), 50, "{after:?}");
-    for id in [0, 1, 3] {
-        cluster.await_replica_height(id, field(&after, "height"));
-    }
-    cluster.assert_one_root_per_height();
+    cluster.commits_without(2, 50_000);
 }
 
 #[test]
@@ -355,18 +319,9 @@ fn logs_compact_at_stable_checkpoints_and_a_killed_replica_restarts_from_its_com
             .add_args(id, &["--compact-after-records", "300"]);
     }
     cluster.local.start_all().unwrap();
-    let mut first_key = 1;
-    while cluster.local.count_lines(2, "log compacted") < 2 {
-        assert!(
-            first_key < 20_000,
-            "no compaction\n{}",
-            cluster.local.log_tails(8)
-        );
-        let key = first_key.to_string();
-        let report = cluster.submit_ok(&["--count", "200", "--window", "2", "--first-key", &key]);
-        assert_eq!(field(&report, "applied"), 200, "{report:?}");
-        first_key += 200;
-    }
+    cluster.load_until("compaction", |c| {
+        c.local.count_lines(2, "log compacted") >= 2
+    });
     assert!(cluster.local.data_dir(2).join("log-base").exists());
 
     // SIGKILL: replica 2 restarts from its base and the log after it, and votes again
@@ -377,13 +332,7 @@ fn logs_compact_at_stable_checkpoints_and_a_killed_replica_restarts_from_its_com
         .local
         .await_line(2, "restored from", PATIENCE)
         .unwrap();
-    cluster.kill(3);
-    let after = cluster.submit_ok(&["--count", "50", "--first-key", "50000"]);
-    assert_eq!(field(&after, "applied"), 50, "{after:?}");
-    for id in 0..3 {
-        cluster.await_replica_height(id, field(&after, "height"));
-    }
-    cluster.assert_one_root_per_height();
+    cluster.commits_without(3, 50_000);
     // The same keys again: the restored ledger remembers them.
     let replay = cluster.submit_ok(&["--count", "200", "--first-key", "1"]);
     assert_eq!(field(&replay, "duplicate"), 200, "{replay:?}");

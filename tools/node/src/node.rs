@@ -148,7 +148,11 @@ pub fn run(options: NodeOptions) -> Result<(), String> {
     metrics.set(|m| &m.replica, u64::from(options.id));
     let control = crate::control::serve(&control_addr, metrics.clone(), admin)
         .map_err(|e| format!("control plane on {control_addr}: {e}"))?;
-    tracing::info!("control plane on http://{}", control.addr);
+    tracing::info!(
+        "control plane on http://{} (admin token in {})",
+        control.addr,
+        options.data.join(crate::admin::ADMIN_TOKEN_FILE).display()
+    );
     let data = options.data.clone();
     let shards = topology.shards;
     let compact_after = options.compact_after_records;

@@ -151,6 +151,58 @@ impl Cluster {
         }
     }
 
+    /// `ccbft node` with this cluster's files and `args`, run to its end.
+    pub fn node(&self, args: &[&str]) -> Output {
+        ccbft()
+            .arg("node")
+            .arg("--config")
+            .arg(self.local.cluster_file())
+            .arg("--keys")
+            .arg(self.local.keys_dir())
+            .args(args)
+            .output()
+            .unwrap()
+    }
+
+    /// Submits batches of 200 transfers two at a time (many small blocks) until `done`;
+    /// returns the next unused key. Fails with the logs if `what` does not happen.
+    pub fn load_until(&self, what: &str, done: impl Fn(&Cluster) -> bool) -> u64 {
+        let mut first_key = 1;
+        while !done(self) {
+            assert!(first_key < 20_000, "no {what}\n{}", self.local.log_tails(8));
+            let key = first_key.to_string();
+            let report = self.submit_ok(&["--count", "200", "--window", "2", "--first-key", &key]);
+            assert_eq!(field(&report, "applied"), 200, "{report:?}");
+            first_key += 200;
+        }
+        first_key
+    }
+
+    /// Kills replica `down` and shows the others still commit: 50 transfers from key
+    /// `first_key` applied, every running replica at their height, one root per height. In
+    /// a 4-replica domain the quorum (3) then needs every other replica's votes.
+    pub fn commits_without(&mut self, down: u32, first_key: u64) {
+        self.kill(down);
+        let key = first_key.to_string();
+        let report = self.submit_ok(&["--count", "50", "--first-key", &key]);
+        assert_eq!(field(&report, "applied"), 50, "{report:?}");
+        for id in (0..self.replicas()).filter(|&id| self.local.is_running(id)) {
+            self.await_replica_height(id, field(&report, "height"));
+        }
+        self.assert_one_root_per_height();
+    }
+
+    /// The value of metric `name` on replica `id`'s control plane.
+    pub fn metric(&self, id: u32, name: &str) -> u64 {
+        let (_, metrics) = self.local.control_get(id, "/metrics").unwrap();
+        let prefix = format!("{name}{{replica=\"{id}\"}} ");
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(&prefix))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in\n{metrics}"))
+    }
+
     pub fn submit_command(&self, args: &[&str]) -> Command {
         let mut command = ccbft();
         command
