@@ -186,6 +186,30 @@ enum DoraCommand {
         #[command(flatten)]
         json: JsonArg,
     },
+    /// Follow a running cluster's control planes and open and update incidents from what
+    /// they show (replicas down and up, equivocation, commit stalls) until stopped (SIGTERM,
+    /// Ctrl-C) or `--duration-s` has passed; prints each event as it is ingested.
+    Watch {
+        #[command(flatten)]
+        state: StateArg,
+        /// The cluster file (replicas, their domains and addresses).
+        #[arg(long)]
+        cluster: PathBuf,
+        /// A replica's control plane, ID=HOST:PORT (repeat per replica; default 127.0.0.1 on
+        /// its link port + 2000).
+        #[arg(long = "control", value_name = "ID=HOST:PORT", value_parser = parse_control)]
+        controls: Vec<(u32, String)>,
+        /// Milliseconds between polls.
+        #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u64).range(10..=60_000))]
+        interval_ms: u64,
+        /// Seconds the executed height may stand still while clients wait before it is a
+        /// commit stall.
+        #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+        stall_s: u64,
+        /// Stop after this many seconds.
+        #[arg(long)]
+        duration_s: Option<u64>,
+    },
     /// Incidents of the state directory.
     Incident {
         #[command(subcommand)]
@@ -514,6 +538,25 @@ pub fn run(args: DoraArgs) -> anyhow::Result<ExitCode> {
             } else {
                 print_ingested(&outcomes);
             }
+            Ok(ExitCode::SUCCESS)
+        }
+        DoraCommand::Watch {
+            state,
+            cluster,
+            controls,
+            interval_ms,
+            stall_s,
+            duration_s,
+        } => {
+            let ingested = crate::dora_watch::run(crate::dora_watch::WatchOptions {
+                state: state.state,
+                cluster,
+                controls: controls.into_iter().collect(),
+                interval: std::time::Duration::from_millis(interval_ms),
+                stall: std::time::Duration::from_secs(stall_s),
+                duration: duration_s.map(std::time::Duration::from_secs),
+            })?;
+            println!("{ingested} events ingested; stopped");
             Ok(ExitCode::SUCCESS)
         }
         DoraCommand::Incident { command } => cmd_incident(command),
@@ -1180,4 +1223,17 @@ fn cmd_report(
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `ID=HOST:PORT` of `--control`.
+fn parse_control(text: &str) -> Result<(u32, String), String> {
+    let (id, addr) = text
+        .split_once('=')
+        .ok_or_else(|| format!("{text:?}: expected ID=HOST:PORT"))?;
+    let id = id
+        .parse()
+        .map_err(|_| format!("{id:?} is not a replica id"))?;
+    addr.parse::<std::net::SocketAddr>()
+        .map_err(|_| format!("{addr:?} is not HOST:PORT"))?;
+    Ok((id, addr.to_string()))
 }

@@ -14,6 +14,7 @@ mod cmd_ecdsa;
 mod cmd_log;
 mod cmd_node;
 mod cmd_sim;
+mod dora_watch;
 mod sim_target;
 
 use clap::{Parser, Subcommand};

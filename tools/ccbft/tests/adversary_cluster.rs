@@ -130,3 +130,111 @@ fn an_unknown_strategy_is_refused_at_start_up() {
         text(&out.stderr)
     );
 }
+
+/// `ccbft dora incident list --json` of the state directory `state`.
+fn incidents(state: &std::path::Path) -> Vec<serde_json::Value> {
+    let out = ccbft()
+        .args(["dora", "incident", "list", "--json", "--state"])
+        .arg(state)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let rows: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    rows.into_iter()
+        .map(|row| row["incident"].clone())
+        .collect()
+}
+
+/// The conditions of `kind` about replica `replica` in any incident.
+fn conditions(state: &std::path::Path, kind: &str, replica: u32) -> Vec<serde_json::Value> {
+    incidents(state)
+        .iter()
+        .flat_map(|i| i["conditions"].as_array().cloned().unwrap_or_default())
+        .filter(|c| c["kind"] == kind && c["replica"] == replica)
+        .collect()
+}
+
+fn await_condition(state: &std::path::Path, what: &str, done: impl Fn() -> bool) {
+    let deadline = std::time::Instant::now() + PATIENCE;
+    while !done() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no {what}: {:?}",
+            incidents(state)
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn dora_watch_opens_incidents_from_a_live_cluster_for_a_replica_down_and_an_equivocation() {
+    let mut cluster = Cluster::files(&ONE_DOMAIN);
+    cluster.local.set_adversary(0, "equivocate");
+    cluster.local.start_all().unwrap();
+    let state = cluster.dir.path().join("dora");
+    let init = ccbft()
+        .args(["dora", "init", "--state"])
+        .arg(&state)
+        .output()
+        .unwrap();
+    assert!(init.status.success(), "{}", text(&init.stderr));
+    let mut watch = ccbft();
+    watch
+        .args(["dora", "watch", "--interval-ms", "100", "--state"])
+        .arg(&state)
+        .arg("--cluster")
+        .arg(cluster.local.cluster_file());
+    for id in 0..cluster.replicas() {
+        watch.args([
+            "--control",
+            &format!("{id}={}", cluster.local.control_addr(id)),
+        ]);
+    }
+    let watch = watch
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+
+    let report = cluster.submit_ok(&["--count", "200", "--first-key", "1"]);
+    assert_eq!(field(&report, "answered"), 200, "{report:?}");
+    await_condition(&state, "equivocation incident", || {
+        incidents(&state).iter().any(|i| {
+            i["equivocation_offenders"]
+                .as_array()
+                .is_some_and(|o| o.contains(&0.into()))
+        })
+    });
+
+    cluster.kill(3);
+    await_condition(&state, "replica 3 down", || {
+        !conditions(&state, "replica_down", 3).is_empty()
+    });
+    cluster.start(3);
+    await_condition(&state, "replica 3 up again", || {
+        conditions(&state, "replica_down", 3)
+            .iter()
+            .all(|c| !c["recovered_at"].is_null())
+    });
+
+    // SIGTERM: the watcher stops between polls and says what it did.
+    // SAFETY: signalling our own child, not yet reaped.
+    unsafe {
+        libc::kill(watch.id() as libc::pid_t, libc::SIGTERM);
+    }
+    let out = watch.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains("replica_down") && stdout.contains("events ingested"),
+        "{stdout}"
+    );
+    // No honest replica is accused.
+    for incident in incidents(&state) {
+        let offenders = incident["equivocation_offenders"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        assert!(offenders.iter().all(|o| *o == 0), "{incident}");
+    }
+}

@@ -249,6 +249,44 @@ pub fn serve(
     ccbft_http::Server::start(&name, addr, ccbft_http::Limits::default(), handler)
 }
 
+/// One request to a control plane at `addr` (`token`: the admin token, for `/admin/`),
+/// with a 10 s read timeout: (status code, body). For tools and tests on the operator's side.
+pub fn request(
+    addr: &str,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+) -> Result<(u16, String), String> {
+    use std::io::{Read, Write};
+    use std::time::Duration;
+    let socket: std::net::SocketAddr = addr
+        .parse()
+        .map_err(|_| format!("control address {addr:?} is not host:port"))?;
+    let mut stream = std::net::TcpStream::connect_timeout(&socket, Duration::from_secs(2))
+        .map_err(|e| format!("{addr}: {e}"))?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .map_err(|e| e.to_string())?;
+    let authorization = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{authorization}Content-Length: 0\r\n\
+         Connection: close\r\n\r\n"
+    )
+    .map_err(|e| e.to_string())?;
+    let mut answer = String::new();
+    stream
+        .read_to_string(&mut answer)
+        .map_err(|e| format!("{addr}: {e}"))?;
+    let status = answer
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| format!("{addr}: not an HTTP answer: {answer:?}"))?;
+    let body = answer.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+    Ok((status, body.to_string()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -104,6 +104,18 @@ pub fn to_json(evidence: &Evidence) -> serde_json::Value {
     json
 }
 
+/// An equivocation's two messages (wire encoding, hex) when each encodes to at most
+/// `max_bytes`: small enough to travel in a health event (votes and proposals do; a
+/// pre-prepare with its batch may not, and stays in the evidence file only).
+pub fn equivocation_hex(evidence: &Evidence, max_bytes: usize) -> Option<(String, String)> {
+    let Evidence::Equivocation { first, second, .. } = evidence else {
+        return None;
+    };
+    let (a, b) = (encode_message(first), encode_message(second));
+    (a.len() <= max_bytes && b.len() <= max_bytes)
+        .then(|| (ccbft_crypto::hex::encode(&a), ccbft_crypto::hex::encode(&b)))
+}
+
 /// The findings in an evidence file, for tools and tests: each line parsed back, with its
 /// messages decoded. A line that does not parse is an error naming it.
 pub fn read(path: &Path) -> Result<Vec<(serde_json::Value, Vec<Message>)>, String> {
@@ -181,6 +193,10 @@ mod tests {
             second: Box::new(messages[1].clone()),
         };
         assert_eq!(back, evidence);
+        let (a, b) = equivocation_hex(&evidence, 4096).unwrap();
+        assert_eq!(json["messages"][0], a.as_str());
+        assert_eq!(json["messages"][1], b.as_str());
+        assert_eq!(equivocation_hex(&evidence, 8), None, "too big for an event");
     }
 
     #[test]

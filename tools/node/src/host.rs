@@ -9,7 +9,7 @@
 use crate::adversary::NodeAdversary;
 use crate::client_proto::{decode_request, encode_response, Response, Wait};
 use crate::control::NodeMetrics;
-use crate::evidence_log::EvidenceLog;
+use crate::evidence_log::{self, EvidenceLog};
 use crate::log::{ReplicaLog, Restored};
 use ccbft_core::bls::{BlsSigner, BlsVerifier};
 use ccbft_core::crypto::Verifier;
@@ -33,6 +33,10 @@ use std::time::Duration;
 pub const TICK: Duration = Duration::from_millis(1);
 /// Events waiting for the replica, all sources together.
 const EVENTS_MAX: usize = 16 * 1024;
+/// Largest message (encoded) an evidence event on `/events` carries; the evidence file has
+/// every one. Bounds what the event queue holds: [`crate::control::EVENTS_KEPT_MAX`] × 2 ×
+/// this, hex-encoded, at most.
+const EVENT_MESSAGE_BYTES_MAX: usize = 4096;
 /// Client transactions waiting for a receipt on this replica.
 const WAITING_CLIENTS_MAX: usize = 64 * 1024;
 
@@ -331,10 +335,15 @@ impl Host {
                 if let Err(e) = self.evidence.record(&evidence) {
                     tracing::error!("recording evidence: {e}");
                 }
-                let details = serde_json::json!({
+                let mut details = serde_json::json!({
                     "kind": evidence.kind(),
                     "offender": evidence.offender(),
                 });
+                let small = evidence_log::equivocation_hex(&evidence, EVENT_MESSAGE_BYTES_MAX);
+                if let Some((a, b)) = small {
+                    details["message_a"] = a.into();
+                    details["message_b"] = b.into();
+                }
                 self.metrics.event("Evidence", details);
             }
             Action::Health(event) => self.on_health(&event),

@@ -120,31 +120,7 @@ impl LocalCluster {
         path: &str,
         token: Option<&str>,
     ) -> Result<(u16, String), String> {
-        use std::io::{Read, Write};
-        let addr = self.control_addr(id);
-        let mut stream = std::net::TcpStream::connect(addr).map_err(|e| format!("{addr}: {e}"))?;
-        stream
-            .set_read_timeout(Some(std::time::Duration::from_secs(10)))
-            .map_err(|e| e.to_string())?;
-        let authorization =
-            token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
-        write!(
-            stream,
-            "{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{authorization}Content-Length: 0\r\n\
-             Connection: close\r\n\r\n"
-        )
-        .map_err(|e| e.to_string())?;
-        let mut answer = String::new();
-        stream
-            .read_to_string(&mut answer)
-            .map_err(|e| format!("{addr}: {e}"))?;
-        let status = answer
-            .split_whitespace()
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .ok_or_else(|| format!("{addr}: not an HTTP answer: {answer:?}"))?;
-        let body = answer.split_once("\r\n\r\n").map_or("", |(_, b)| b);
-        Ok((status, body.to_string()))
+        crate::control::request(self.control_addr(id), method, path, token)
     }
 
     pub fn is_running(&self, id: u32) -> bool {
