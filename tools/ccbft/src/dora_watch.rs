@@ -10,12 +10,14 @@
 //!   `commit_stall`; the height moving again: `commit_resumed`.
 //!
 //! Event ids name the replica and what was seen, so a watcher restarted over the same events
-//! changes nothing: the engine ignores an id it has ingested.
+//! changes nothing: the engine ignores an id it has ingested. (A replica restarted between
+//! two polls, never seen down, numbers its events from 0 again: the watcher reads on from
+//! the old sequence and misses the new process's first events.)
 
 use anyhow::{anyhow, Context};
 use ccbft_core::topology::Topology;
 use ccbft_dora::chrono::{DateTime, Utc};
-use ccbft_dora::health::{EventKind, HealthEvent, Severity};
+use ccbft_dora::health::{EventKind, HealthEvent};
 use ccbft_dora::state::Engine;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -249,9 +251,6 @@ impl Replica {
         event.replica = Some(self.id);
         event.domain = Some(self.domain.clone());
         event.detail = Some(detail.to_string());
-        if !kind.is_problem() {
-            event.severity = Severity::Info;
-        }
         event
     }
 }
