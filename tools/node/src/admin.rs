@@ -182,6 +182,14 @@ mod tests {
         format!("Bearer {}", "ab".repeat(TOKEN_BYTES))
     }
 
+    fn body(reply: Reply) -> String {
+        use http_body_util::BodyExt;
+        let bytes = futures_lite::future::block_on(reply.into_body().collect())
+            .unwrap()
+            .to_bytes();
+        String::from_utf8(bytes.to_vec()).unwrap()
+    }
+
     #[test]
     fn without_the_token_nothing_is_done() {
         let admin = admin();
@@ -203,6 +211,9 @@ mod tests {
             auth.as_deref(),
         );
         assert_eq!(cut.status(), StatusCode::OK);
+        assert_eq!(body(cut), r#"{"cut":[1,3]}"#);
+        let links = admin.route(&Method::GET, "/admin/links", None, auth.as_deref());
+        assert_eq!(body(links), r#"{"cut":[1,3]}"#);
         let cut_now = |p| admin.shaper.get(p).unwrap().cut;
         assert!(cut_now(1) && !cut_now(2) && cut_now(3));
         let healed = admin.route(&Method::POST, "/admin/heal", None, auth.as_deref());
@@ -255,10 +266,11 @@ mod tests {
         let error = load_or_create_token(&data).unwrap_err();
         assert!(error.contains("chmod 600"), "{error}");
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
-        std::fs::write(&path, "short\n").unwrap();
-        assert!(load_or_create_token(&data)
-            .unwrap_err()
-            .contains("not an admin token"));
+        for bad in ["ab".to_string(), "z".repeat(2 * TOKEN_BYTES)] {
+            std::fs::write(&path, format!("{bad}\n")).unwrap();
+            let error = load_or_create_token(&data).unwrap_err();
+            assert!(error.contains("not an admin token"), "{bad}: {error}");
+        }
     }
 
     #[test]
@@ -267,5 +279,17 @@ mod tests {
         assert!(!same_token("abce", "abcd"));
         assert!(!same_token("abc", "abcd"));
         assert!(!same_token("", "abcd"));
+        // Two differences that would cancel out if they were folded with xor.
+        assert!(!same_token("ba", "ab"));
+    }
+
+    #[test]
+    fn stop_asks_the_node_to_stop() {
+        let admin = admin();
+        let auth = Some(bearer());
+        assert!(!crate::node::stop_requested());
+        let reply = admin.route(&Method::POST, "/admin/stop", None, auth.as_deref());
+        assert_eq!(reply.status(), StatusCode::ACCEPTED);
+        assert!(crate::node::stop_requested());
     }
 }

@@ -37,11 +37,18 @@ pub fn path(data: &Path) -> PathBuf {
 /// The base in `data`, if there is one.
 pub fn read(data: &Path) -> Result<Option<LogBase>, String> {
     let path = path(data);
-    let bytes = match std::fs::read(&path) {
-        Ok(bytes) => bytes,
+    let size = match std::fs::metadata(&path) {
+        Ok(metadata) => metadata.len(),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(format!("{}: {e}", path.display())),
     };
+    if size > BASE_BYTES_MAX {
+        return Err(format!(
+            "{}: {size} bytes, more than a base holds ({BASE_BYTES_MAX})",
+            path.display()
+        ));
+    }
+    let bytes = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
     decode(&bytes)
         .map(Some)
         .map_err(|why| format!("{}: {why}: the replica will not guess its committed state; move the data directory away to rejoin by state transfer", path.display()))
@@ -79,9 +86,6 @@ fn encode(base: &LogBase) -> Vec<u8> {
 }
 
 fn decode(bytes: &[u8]) -> Result<LogBase, String> {
-    if bytes.len() as u64 > BASE_BYTES_MAX {
-        return Err(format!("{} bytes, more than a base holds", bytes.len()));
-    }
     let (body, checksum) = bytes
         .split_last_chunk::<8>()
         .ok_or("shorter than its checksum")?;
@@ -166,6 +170,23 @@ mod tests {
             assert!(decode(&bytes[..i]).is_err(), "cut at {i}");
         }
         assert_eq!(decode(&bytes).unwrap(), base());
+    }
+
+    #[test]
+    fn a_base_stands_for_at_least_as_many_records_as_it_holds() {
+        let mut whole = base();
+        whole.upto = whole.records.len() as u64; // nothing compacted away: valid
+        assert_eq!(decode(&encode(&whole)).unwrap(), whole);
+        whole.upto -= 1;
+        let error = decode(&encode(&whole)).unwrap_err();
+        assert!(error.contains("2 records standing for 1"), "{error}");
+    }
+
+    #[test]
+    fn a_base_that_cannot_be_read_is_an_error_not_an_absent_base() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(path(dir.path())).unwrap(); // a directory where the file goes
+        assert!(read(dir.path()).is_err());
     }
 
     #[test]
