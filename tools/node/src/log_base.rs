@@ -187,6 +187,18 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir(path(dir.path())).unwrap(); // a directory where the file goes
         assert!(read(dir.path()).is_err());
+        let file = dir.path().join("plain");
+        std::fs::write(&file, b"").unwrap(); // a data "directory" that is a file
+        assert!(read(&file).is_err());
+    }
+
+    #[test]
+    fn a_base_larger_than_the_bound_is_refused_before_it_is_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = std::fs::File::create(path(dir.path())).unwrap();
+        file.set_len(BASE_BYTES_MAX + 1).unwrap(); // sparse: no disk used
+        let error = read(dir.path()).unwrap_err();
+        assert!(error.contains("more than a base holds"), "{error}");
     }
 
     #[test]
