@@ -119,6 +119,9 @@ fn an_unknown_strategy_is_refused_at_start_up() {
         "0",
         "--adversary",
         "be-nice",
+        // Named, so the test does not depend on a default control port existing.
+        "--control",
+        cluster.local.control_addr(0),
         "--data",
         data.to_str().unwrap(),
     ];

@@ -117,6 +117,19 @@ pub fn run(options: NodeOptions) -> Result<(), String> {
         vote_pattern: VotePattern::AllToAll,
         checkpoint_interval_blocks: CHECKPOINT_INTERVAL_BLOCKS,
     };
+    // Start-up input first: a bad strategy name is refused before anything listens.
+    let adversary = options
+        .adversary
+        .as_deref()
+        .map(|name| {
+            let seed = u64::from(options.id);
+            let rotation = u64::from(topology.leader_rotation_blocks);
+            NodeAdversary::new(name, keys.signer.clone(), topology.clone(), rotation, seed)
+        })
+        .transpose()?;
+    if let Some(adversary) = &adversary {
+        tracing::warn!("ADVERSARY MODE: strategy {}", adversary.name());
+    }
     // Always a shaper: the admin API cuts links with it; without --emulate-wan it starts
     // with every link unshaped.
     let peers: Vec<ReplicaId> = (0..topology.n()).filter(|&p| p != options.id).collect();
@@ -131,18 +144,6 @@ pub fn run(options: NodeOptions) -> Result<(), String> {
         Some(addr) => addr.clone(),
         None => default_control_addr(&spec.address)?,
     };
-    let adversary = options
-        .adversary
-        .as_deref()
-        .map(|name| {
-            let seed = u64::from(options.id);
-            let rotation = u64::from(topology.leader_rotation_blocks);
-            NodeAdversary::new(name, keys.signer.clone(), topology.clone(), rotation, seed)
-        })
-        .transpose()?;
-    if let Some(adversary) = &adversary {
-        tracing::warn!("ADVERSARY MODE: strategy {}", adversary.name());
-    }
     let evidence = EvidenceLog::new(&options.data);
     let metrics = Arc::new(NodeMetrics::default());
     metrics.set(|m| &m.replica, u64::from(options.id));
