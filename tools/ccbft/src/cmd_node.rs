@@ -35,11 +35,11 @@ pub struct NodeArgs {
     /// tests, only in builds with the `adversary` feature, which release builds refuse.
     #[arg(long, value_name = "STRATEGY")]
     adversary: Option<String>,
-    /// Records the log collects past its compacted base before it compacts again at a
-    /// stable checkpoint.
-    #[arg(long, default_value_t = ccbft_node::log::COMPACT_AFTER_RECORDS,
-          value_parser = clap::value_parser!(u64).range(1..))]
-    compact_after_records: u64,
+    /// Compact the log at a stable checkpoint once it holds this many records past its
+    /// last compaction (e.g. 20000). Off by default while an open liveness question after a
+    /// restart from a compacted log is investigated (see the runtime issue).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    compact_after_records: Option<u64>,
 }
 
 pub fn node(args: NodeArgs) -> anyhow::Result<ExitCode> {

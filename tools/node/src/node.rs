@@ -40,7 +40,8 @@ pub struct NodeOptions {
     /// Byzantine strategy of this name on everything the replica sends.
     pub adversary: Option<String>,
     /// Records the log collects past its base before it compacts at a stable checkpoint.
-    pub compact_after_records: u64,
+    /// None: the log is never compacted.
+    pub compact_after_records: Option<u64>,
 }
 
 /// The control plane's default port: the replica's link port plus this.
