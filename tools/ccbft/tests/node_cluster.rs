@@ -295,9 +295,9 @@ fn a_torn_log_tail_is_cut_and_a_replica_with_a_lost_disk_catches_up_and_votes_ag
 }
 
 #[test]
-#[ignore = "open: on a loaded CI host (e0a2ef0) the replica rejoined by state transfer, then with \
-            another replica killed the cluster stopped committing, as after a compacted restore; \
-            a rejoined replica's votes are not yet shown to count"]
+#[ignore = "open: on a loaded CI host (e0a2ef0) the first load after replica 3 was killed got no \
+            answer in 180 s (three of four replicas, quorum three), the stall also seen in the \
+            compaction test; not yet explained"]
 fn a_replica_stopped_past_a_stable_checkpoint_rejoins_by_state_transfer_and_votes_again() {
     let mut cluster = Cluster::running(&ONE_DOMAIN);
     cluster.kill(3);
