@@ -92,7 +92,7 @@ fn replica(
     let spec = topology.replica(id).expect("ids below n are replicas");
     let control = match controls.get(&id) {
         Some(addr) => addr.clone(),
-        None => default_control(&spec.address)?,
+        None => ccbft_node::node::default_control_addr(&spec.address).map_err(|e| anyhow!(e))?,
     };
     Ok(Replica {
         id,
@@ -105,17 +105,6 @@ fn replica(
         height_since: Instant::now(),
         stalled: false,
     })
-}
-
-fn default_control(link: &str) -> anyhow::Result<String> {
-    let addr: std::net::SocketAddr = link
-        .parse()
-        .with_context(|| format!("replica address {link:?} is not host:port"))?;
-    let port = addr
-        .port()
-        .checked_add(ccbft_node::node::CONTROL_PORT_OFFSET)
-        .ok_or_else(|| anyhow!("no control port above {link}"))?;
-    Ok(format!("127.0.0.1:{port}"))
 }
 
 impl Replica {

@@ -207,7 +207,7 @@ pub fn run(options: NodeOptions) -> Result<(), String> {
 
 /// 127.0.0.1 on the link port + [`CONTROL_PORT_OFFSET`]: the control plane stays on this
 /// host unless the operator names an address.
-fn default_control_addr(link: &str) -> Result<String, String> {
+pub fn default_control_addr(link: &str) -> Result<String, String> {
     let addr: std::net::SocketAddr = link
         .parse()
         .map_err(|_| format!("replica address {link:?} is not host:port"))?;
