@@ -162,7 +162,11 @@ impl ClientListener {
             addr: config.listen,
             source: e.into(),
         };
-        let listener = TcpListener::bind(config.listen).map_err(listen_error)?;
+        let listener =
+            crate::listen::listen(config.listen).map_err(|source| ClientListenerError::Listen {
+                addr: config.listen,
+                source,
+            })?;
         let local_addr = listener.local_addr().map_err(listen_error)?;
         let (tx, rx) = local_channel::new_bounded(config.inbound_max);
         let inner = Rc::new(Inner {

@@ -265,9 +265,9 @@ impl Endpoint {
         });
         let metrics = Arc::new(EndpointMetrics::new(others.iter().map(|e| e.id)));
         let (tx, rx) = local_channel::new_bounded(config.limits.inbound_frames_max);
-        let listener = TcpListener::bind(config.listen).map_err(|e| EndpointError::Listen {
+        let listener = crate::listen::listen(config.listen).map_err(|e| EndpointError::Listen {
             addr: config.listen,
-            source: e.into(),
+            source: e,
         })?;
         let local_addr = listener.local_addr().map_err(|e| EndpointError::Listen {
             addr: config.listen,

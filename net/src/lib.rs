@@ -11,16 +11,19 @@
 //!   bounds).
 //! - [`shaper`]: per-link delay, jitter, loss, bandwidth cap and cut on a timer wheel.
 //! - [`metrics`]: counters per link, Prometheus text.
+//! - `listen`: every listening socket (`SO_REUSEADDR`, never shared with another process).
 //!
 //! glommio types stay inside this crate's tasks; what callers see is frames, peer ids and
 //! metrics. Bad input from the network is an error value that closes one link, never a panic.
 
-#![forbid(unsafe_code)]
+// One audited `unsafe` hands a std listener to glommio (`listen`).
+#![deny(unsafe_code)]
 
 pub mod client;
 pub mod endpoint;
 pub mod frame;
 pub mod keys;
+mod listen;
 pub mod metrics;
 pub mod peers;
 pub mod shaper;

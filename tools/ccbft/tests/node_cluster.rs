@@ -295,9 +295,6 @@ fn a_torn_log_tail_is_cut_and_a_replica_with_a_lost_disk_catches_up_and_votes_ag
 }
 
 #[test]
-#[ignore = "open: on a loaded CI host (e0a2ef0) the first load after replica 3 was killed got no \
-            answer in 180 s (three of four replicas, quorum three), the stall also seen in the \
-            compaction test; not yet explained"]
 fn a_replica_stopped_past_a_stable_checkpoint_rejoins_by_state_transfer_and_votes_again() {
     let mut cluster = Cluster::running(&ONE_DOMAIN);
     cluster.kill(3);
@@ -316,9 +313,6 @@ fn a_replica_stopped_past_a_stable_checkpoint_rejoins_by_state_transfer_and_vote
 }
 
 #[test]
-#[ignore = "open: on a loaded CI host (709d321) the cluster stopped committing after replica 2 \
-            restarted from its compacted log and replica 3 was killed; compaction is opt-in \
-            until this is explained"]
 fn logs_compact_at_stable_checkpoints_and_a_killed_replica_restarts_from_its_compacted_log() {
     let mut cluster = Cluster::files(&ONE_DOMAIN);
     for id in 0..cluster.replicas() {

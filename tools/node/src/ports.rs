@@ -117,7 +117,8 @@ fn lock_byte(file: &File, port: u16) -> bool {
 }
 
 /// Whether something on this host is bound to `port` now (a daemon, a cluster that does not
-/// reserve its ports).
+/// reserve its ports). A std bind (`SO_REUSEADDR`, no `SO_REUSEPORT`) is exactly how the
+/// node's listeners bind (`ccbft_net`'s `listen`), so a port that passes here binds there.
 fn bindable(port: u16) -> bool {
     TcpListener::bind(("127.0.0.1", port)).is_ok()
 }
