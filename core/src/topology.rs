@@ -119,10 +119,16 @@ pub struct ReplicaSpec {
     /// Where the replica takes client connections (`replicas.client_address`; by default
     /// the replica address with its port plus [`CLIENT_PORT_OFFSET`]).
     pub client_address: Option<String>,
+    /// Where the replica's control plane listens (`replicas.control_address`; by default
+    /// 127.0.0.1 on the replica port plus [`CONTROL_PORT_OFFSET`]: metrics and the admin API
+    /// stay on the host unless an operator says otherwise).
+    pub control_address: Option<String>,
 }
 
 /// A replica's client port by default: its replica port plus this.
 pub const CLIENT_PORT_OFFSET: u16 = 1000;
+/// A replica's control-plane port by default: its replica port plus this.
+pub const CONTROL_PORT_OFFSET: u16 = 2000;
 
 impl ReplicaSpec {
     /// The address clients connect to.
@@ -142,6 +148,23 @@ impl ReplicaSpec {
             .ok_or_else(|| bad(&self.address))?;
         addr.set_port(port);
         Ok(addr)
+    }
+
+    /// The address of the replica's control plane (`/metrics`, `/health`, `/events`, admin).
+    pub fn control_addr(&self) -> Result<std::net::SocketAddr, TopologyError> {
+        let bad = |address: &str| TopologyError::BadAddress {
+            replica: self.id,
+            address: address.to_string(),
+        };
+        if let Some(text) = &self.control_address {
+            return text.parse().map_err(|_| bad(text));
+        }
+        let addr: std::net::SocketAddr = self.address.parse().map_err(|_| bad(&self.address))?;
+        let port = addr
+            .port()
+            .checked_add(CONTROL_PORT_OFFSET)
+            .ok_or_else(|| bad(&self.address))?;
+        Ok(std::net::SocketAddr::from(([127, 0, 0, 1], port)))
     }
 }
 
@@ -268,6 +291,7 @@ struct ReplicaEntry {
     address: String,
     public_key: Option<String>,
     client_address: Option<String>,
+    control_address: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -557,8 +581,13 @@ fn parse_replicas(
             address: entry.address.clone(),
             public_key: entry.public_key.clone(),
             client_address: entry.client_address.clone(),
+            control_address: entry.control_address.clone(),
         });
-        replicas.last().expect("just pushed").client_addr()?;
+        let spec = replicas.last().expect("just pushed");
+        spec.client_addr()?;
+        if spec.control_address.is_some() {
+            spec.control_addr()?;
+        }
     }
     replicas.sort_by_key(|r| r.id);
     // One rule everywhere: ids are dense from 0, so id i is committee member i and bit i of

@@ -146,6 +146,13 @@ fn invalid_files_give_named_errors() {
             },
         ),
         (
+            format!("{HEADER}{four}[[replicas]]\nid = 4\ndomain = \"aws/r1\"\naddress = \"127.0.0.1:7004\"\ncontrol_address = \"localhost\"\n"),
+            TopologyError::BadAddress {
+                replica: 4,
+                address: "localhost".into(),
+            },
+        ),
+        (
             format!("{HEADER}{four}[[links]]\na = \"aws/r1\"\nb = \"aws/r1\"\nrtt_ms = 5.0\n"),
             TopologyError::SelfLink("aws/r1".into()),
         ),
@@ -184,6 +191,26 @@ fn invalid_files_give_named_errors() {
     for (text, expected) in cases {
         assert_eq!(Topology::from_toml_str(&text).unwrap_err(), expected);
     }
+}
+
+#[test]
+fn a_control_plane_is_on_this_host_unless_the_file_names_its_address() {
+    let text = format!(
+        "{HEADER}{}[[replicas]]\nid = 4\ndomain = \"aws/r1\"\naddress = \"10.0.0.5:7004\"\ncontrol_address = \"10.0.0.5:9100\"\n[[replicas]]\nid = 5\ndomain = \"aws/r1\"\naddress = \"10.0.0.6:64000\"\n",
+        replicas(4, "aws/r1")
+    );
+    let t = Topology::from_toml_str(&text).unwrap();
+    let control = |id| t.replica(id).unwrap().control_addr().map(|a| a.to_string());
+    assert_eq!(control(0).unwrap(), "127.0.0.1:9000");
+    assert_eq!(control(4).unwrap(), "10.0.0.5:9100");
+    // No port 2000 above 64000: an error naming the replica, not a wrapped port.
+    assert_eq!(
+        control(5).unwrap_err(),
+        TopologyError::BadAddress {
+            replica: 5,
+            address: "10.0.0.6:64000".into(),
+        }
+    );
 }
 
 #[test]

@@ -195,8 +195,8 @@ enum DoraCommand {
         /// The cluster file (replicas, their domains and addresses).
         #[arg(long)]
         cluster: PathBuf,
-        /// A replica's control plane, ID=HOST:PORT (repeat per replica; default 127.0.0.1 on
-        /// its link port + 2000).
+        /// A replica's control plane, ID=HOST:PORT (repeat per replica; default the cluster
+        /// file's `control_address`, else 127.0.0.1 on its port + 2000).
         #[arg(long = "control", value_name = "ID=HOST:PORT", value_parser = parse_control)]
         controls: Vec<(u32, String)>,
         /// Milliseconds between polls.

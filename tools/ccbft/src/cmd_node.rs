@@ -27,8 +27,8 @@ pub struct NodeArgs {
     /// cluster standing in for several clouds).
     #[arg(long)]
     emulate_wan: bool,
-    /// Where the control plane listens (/metrics, /health, /events); default 127.0.0.1 on
-    /// the replica's link port + 2000.
+    /// Where the control plane listens (/metrics, /health, /events, admin); default the
+    /// cluster file's `control_address`, else 127.0.0.1 on the replica's port + 2000.
     #[arg(long)]
     control: Option<String>,
     /// Run a Byzantine strategy (as `ccbft sim` names them) on what this replica sends: for

@@ -29,7 +29,7 @@ const FAILED_POLLS_DOWN: u32 = 2;
 pub struct WatchOptions {
     pub state: PathBuf,
     pub cluster: PathBuf,
-    /// Control-plane addresses by replica (default: 127.0.0.1, link port + 2000).
+    /// Control-plane addresses by replica (default: the cluster file's).
     pub controls: BTreeMap<u32, String>,
     pub interval: Duration,
     pub stall: Duration,
@@ -92,7 +92,7 @@ fn replica(
     let spec = topology.replica(id).expect("ids below n are replicas");
     let control = match controls.get(&id) {
         Some(addr) => addr.clone(),
-        None => ccbft_node::node::default_control_addr(&spec.address).map_err(|e| anyhow!(e))?,
+        None => spec.control_addr()?.to_string(),
     };
     Ok(Replica {
         id,

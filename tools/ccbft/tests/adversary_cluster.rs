@@ -119,9 +119,6 @@ fn an_unknown_strategy_is_refused_at_start_up() {
         "0",
         "--adversary",
         "be-nice",
-        // Named, so the test does not depend on a default control port existing.
-        "--control",
-        cluster.local.control_addr(0),
         "--data",
         data.to_str().unwrap(),
     ];
@@ -186,13 +183,7 @@ fn dora_watch_opens_incidents_from_a_live_cluster_for_a_replica_down_and_an_equi
         .args(["dora", "watch", "--interval-ms", "100", "--state"])
         .arg(&state)
         .arg("--cluster")
-        .arg(cluster.local.cluster_file());
-    for id in 0..cluster.replicas() {
-        watch.args([
-            "--control",
-            &format!("{id}={}", cluster.local.control_addr(id)),
-        ]);
-    }
+        .arg(cluster.local.cluster_file()); // its control addresses, too
     let watch = watch
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())

@@ -525,6 +525,7 @@ fn build_placement(
             address: "to be provisioned".into(),
             public_key: None,
             client_address: None,
+            control_address: None,
         });
         added.push(candidate.domains[to].name.clone());
     }

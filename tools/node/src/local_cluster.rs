@@ -49,11 +49,11 @@ impl LocalCluster {
         fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
         let replicas = replica_count(template)?;
         let ports = ports::reserve(3 * replicas as usize)?;
-        let (links, controls) = ports.ports().split_at(2 * replicas as usize);
-        let toml = relocate(template, links)?;
-        let control = controls
-            .iter()
-            .map(|port| format!("127.0.0.1:{port}"))
+        let toml = relocate(template, ports.ports())?;
+        let control = ports
+            .ports()
+            .chunks(3)
+            .map(|ports| format!("127.0.0.1:{}", ports[2]))
             .collect();
         fs::write(dir.join("cluster.toml"), toml).map_err(|e| e.to_string())?;
         let out = Command::new(program)
@@ -168,7 +168,6 @@ impl LocalCluster {
             .arg("--keys")
             .arg(self.keys_dir())
             .args(["--id", &id.to_string()])
-            .args(["--control", &self.control[id as usize]])
             .arg("--data")
             .arg(self.data_dir(id))
             .env("RUST_LOG", "info")
@@ -376,23 +375,24 @@ fn replica_count(template: &str) -> Result<u32, String> {
 }
 
 /// The cluster file with every replica on 127.0.0.1: replica `i` listens for peers on
-/// `ports[2i]` and for clients on `ports[2i + 1]`.
+/// `ports[3i]`, for clients on `ports[3i + 1]` and serves its control plane on `ports[3i + 2]`.
 fn relocate(template: &str, ports: &[u16]) -> Result<String, String> {
     let mut file: toml::Table = template.parse().map_err(|e| format!("cluster file: {e}"))?;
     let replicas = file
         .get_mut("replicas")
         .and_then(|r| r.as_array_mut())
         .ok_or("cluster file: no [[replicas]]")?;
-    assert_eq!(ports.len(), 2 * replicas.len(), "two ports a replica");
-    for (replica, pair) in replicas.iter_mut().zip(ports.chunks(2)) {
+    assert_eq!(ports.len(), 3 * replicas.len(), "three ports a replica");
+    for (replica, ports) in replicas.iter_mut().zip(ports.chunks(3)) {
         let table = replica
             .as_table_mut()
             .ok_or("cluster file: a [[replicas]] entry is not a table")?;
-        table.insert("address".into(), format!("127.0.0.1:{}", pair[0]).into());
-        table.insert(
-            "client_address".into(),
-            format!("127.0.0.1:{}", pair[1]).into(),
-        );
+        for (field, port) in ["address", "client_address", "control_address"]
+            .into_iter()
+            .zip(ports)
+        {
+            table.insert(field.into(), format!("127.0.0.1:{port}").into());
+        }
         table.remove("public_key");
     }
     let text = toml::to_string(&file).map_err(|e| e.to_string())?;

@@ -33,8 +33,8 @@ pub struct NodeOptions {
     /// Delay every outgoing link by half the cluster file's round trip to its peer (local
     /// clusters that stand in for several clouds; real deployments have real latency).
     pub emulate_wan: bool,
-    /// Where the control plane listens (`/metrics`, `/health`, `/events`); default
-    /// 127.0.0.1 on the replica's link port + [`CONTROL_PORT_OFFSET`].
+    /// Where the control plane listens (`/metrics`, `/health`, `/events`); default the
+    /// cluster file's (`ReplicaSpec::control_addr`).
     pub control: Option<String>,
     /// Adversary mode (builds with the `adversary` feature, tests only): the simulator's
     /// Byzantine strategy of this name on everything the replica sends.
@@ -43,9 +43,6 @@ pub struct NodeOptions {
     /// None: the log is never compacted.
     pub compact_after_records: Option<u64>,
 }
-
-/// The control plane's default port: the replica's link port plus this.
-pub const CONTROL_PORT_OFFSET: u16 = 2000;
 
 /// Timeouts of a replica on real links, in ticks of [`crate::host::TICK`] (1 ms).
 const REQUEST_TIMEOUT_TICKS: u64 = 500;
@@ -143,7 +140,7 @@ pub fn run(options: NodeOptions) -> Result<(), String> {
     let admin = Arc::new(Admin::new(token, shaper.clone(), peers));
     let control_addr = match &options.control {
         Some(addr) => addr.clone(),
-        None => default_control_addr(&spec.address)?,
+        None => spec.control_addr().map_err(|e| e.to_string())?.to_string(),
     };
     let evidence = EvidenceLog::new(&options.data);
     let metrics = Arc::new(NodeMetrics::default());
@@ -203,19 +200,6 @@ pub fn run(options: NodeOptions) -> Result<(), String> {
     let result = executor.join().map_err(|e| format!("executor: {e}"))?;
     control.stop();
     result
-}
-
-/// 127.0.0.1 on the link port + [`CONTROL_PORT_OFFSET`]: the control plane stays on this
-/// host unless the operator names an address.
-pub fn default_control_addr(link: &str) -> Result<String, String> {
-    let addr: std::net::SocketAddr = link
-        .parse()
-        .map_err(|_| format!("replica address {link:?} is not host:port"))?;
-    let port = addr
-        .port()
-        .checked_add(CONTROL_PORT_OFFSET)
-        .ok_or_else(|| format!("no control port above {link}"))?;
-    Ok(format!("127.0.0.1:{port}"))
 }
 
 /// One-way delays from `me` to every replica: half the cluster file's round trip.
