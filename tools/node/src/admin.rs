@@ -10,7 +10,10 @@
 //! - `POST /admin/cut?peers=5,6`: frames to those peers are dropped (both directions need a
 //!   cut on each side: a replica shapes only what it sends).
 //! - `POST /admin/heal?peers=5,6`, or `POST /admin/heal` for every peer.
-//! - `GET /admin/links`: which peers are cut.
+//! - `POST /admin/delay?peers=5,6&extra_ms=200`: that much more one-way delay on the links
+//!   to those peers (every peer without `peers=`), on top of their own (the emulated WAN);
+//!   `extra_ms=0` takes it off again.
+//! - `GET /admin/links`: which peers are cut, and the extra delay on each delayed link.
 //! - `POST /admin/stop`: stop as on SIGTERM (the log is made durable first).
 
 use ccbft_http::hyper::{Method, StatusCode};
@@ -20,6 +23,7 @@ use std::io::{Read, Write};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 /// The token's file in the data directory.
 pub const ADMIN_TOKEN_FILE: &str = "admin.token";
@@ -30,14 +34,21 @@ pub struct Admin {
     token: String,
     shaper: Arc<ShaperControl>,
     peers: Vec<u32>,
+    /// Each peer's link delay when the node started (what `extra_ms` adds to).
+    base_delay: Vec<Duration>,
 }
 
 impl Admin {
     pub fn new(token: String, shaper: Arc<ShaperControl>, peers: Vec<u32>) -> Admin {
+        let base_delay = peers
+            .iter()
+            .map(|&p| shaper.get(p).map_or(Duration::ZERO, |s| s.delay))
+            .collect();
         Admin {
             token,
             shaper,
             peers,
+            base_delay,
         }
     }
 
@@ -59,18 +70,21 @@ impl Admin {
         match (method, path) {
             (&Method::POST, "/admin/cut") => self.set_cut(query, true),
             (&Method::POST, "/admin/heal") => self.set_cut(query, false),
+            (&Method::POST, "/admin/delay") => self.set_delay(query),
             (&Method::GET, "/admin/links") => self.links(),
             (&Method::POST, "/admin/stop") => {
                 crate::node::request_stop();
                 text(StatusCode::ACCEPTED, "stopping once the log is durable")
             }
-            (_, "/admin/cut" | "/admin/heal" | "/admin/stop" | "/admin/links") => text(
-                StatusCode::METHOD_NOT_ALLOWED,
-                "see the admin API's methods",
-            ),
+            (_, "/admin/cut" | "/admin/heal" | "/admin/delay" | "/admin/stop" | "/admin/links") => {
+                text(
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    "see the admin API's methods",
+                )
+            }
             _ => text(
                 StatusCode::NOT_FOUND,
-                "not found (try /admin/cut, /admin/heal, /admin/links, /admin/stop)",
+                "not found (try /admin/cut, /admin/heal, /admin/delay, /admin/links, /admin/stop)",
             ),
         }
     }
@@ -90,14 +104,48 @@ impl Admin {
         self.links()
     }
 
+    fn set_delay(&self, query: Option<&str>) -> Reply {
+        let extra = query
+            .and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("extra_ms=")))
+            .map(str::parse::<u64>);
+        let extra = match extra {
+            Some(Ok(ms)) => Duration::from_millis(ms),
+            _ => return text(StatusCode::BAD_REQUEST, "extra_ms= takes milliseconds"),
+        };
+        let peers = match requested_peers(query, &self.peers) {
+            Ok(peers) => peers,
+            Err(why) => return text(StatusCode::BAD_REQUEST, why),
+        };
+        for &peer in &peers {
+            let mut shape = self.shaper.get(peer).expect("a peer has a link");
+            shape.delay = self.base(peer) + extra;
+            if let Err(e) = self.shaper.set(peer, shape) {
+                return text(StatusCode::BAD_REQUEST, format!("peer {peer}: {e}"));
+            }
+        }
+        tracing::warn!("admin: links to {peers:?} delayed by {extra:?} more");
+        self.links()
+    }
+
+    fn base(&self, peer: u32) -> Duration {
+        let i = self.peers.iter().position(|&p| p == peer);
+        i.map_or(Duration::ZERO, |i| self.base_delay[i])
+    }
+
     fn links(&self) -> Reply {
-        let cut: Vec<u32> = self
-            .peers
-            .iter()
-            .copied()
-            .filter(|&p| self.shaper.get(p).is_ok_and(|s| s.cut))
-            .collect();
-        let body = serde_json::json!({ "cut": cut }).to_string();
+        let mut cut = Vec::new();
+        let mut delayed = serde_json::Map::new();
+        for &peer in &self.peers {
+            let shape = self.shaper.get(peer).expect("a peer has a link");
+            if shape.cut {
+                cut.push(peer);
+            }
+            let extra = shape.delay.saturating_sub(self.base(peer));
+            if !extra.is_zero() {
+                delayed.insert(peer.to_string(), (extra.as_millis() as u64).into());
+            }
+        }
+        let body = serde_json::json!({ "cut": cut, "extra_delay_ms": delayed }).to_string();
         reply(StatusCode::OK, "application/json", body)
     }
 }
@@ -211,14 +259,46 @@ mod tests {
             auth.as_deref(),
         );
         assert_eq!(cut.status(), StatusCode::OK);
-        assert_eq!(body(cut), r#"{"cut":[1,3]}"#);
+        assert_eq!(body(cut), r#"{"cut":[1,3],"extra_delay_ms":{}}"#);
         let links = admin.route(&Method::GET, "/admin/links", None, auth.as_deref());
-        assert_eq!(body(links), r#"{"cut":[1,3]}"#);
+        assert_eq!(body(links), r#"{"cut":[1,3],"extra_delay_ms":{}}"#);
         let cut_now = |p| admin.shaper.get(p).unwrap().cut;
         assert!(cut_now(1) && !cut_now(2) && cut_now(3));
         let healed = admin.route(&Method::POST, "/admin/heal", None, auth.as_deref());
         assert_eq!(healed.status(), StatusCode::OK);
         assert!(!cut_now(1) && !cut_now(2) && !cut_now(3));
+    }
+
+    #[test]
+    fn delay_adds_to_each_link_s_own_and_zero_takes_it_off() {
+        let shaper = ShaperControl::new(&[1, 2]);
+        shaper
+            .set(1, ccbft_net::LinkShape::delay(Duration::from_millis(11)))
+            .unwrap();
+        let admin = Admin::new("ab".repeat(TOKEN_BYTES), shaper, vec![1, 2]);
+        let auth = Some(bearer());
+        let post = |q: &str| admin.route(&Method::POST, "/admin/delay", Some(q), auth.as_deref());
+        let delay = |p| admin.shaper.get(p).unwrap().delay.as_millis();
+        let reply = post("extra_ms=200");
+        assert_eq!(reply.status(), StatusCode::OK);
+        assert_eq!(
+            body(reply),
+            r#"{"cut":[],"extra_delay_ms":{"1":200,"2":200}}"#
+        );
+        assert_eq!((delay(1), delay(2)), (211, 200));
+        assert_eq!(post("peers=2&extra_ms=50").status(), StatusCode::OK);
+        assert_eq!((delay(1), delay(2)), (211, 50));
+        assert_eq!(post("extra_ms=0").status(), StatusCode::OK);
+        assert_eq!((delay(1), delay(2)), (11, 0));
+        for bad in [
+            "extra_ms=x",
+            "peers=1",
+            "extra_ms=99999999",
+            "peers=7&extra_ms=1",
+        ] {
+            assert_eq!(post(bad).status(), StatusCode::BAD_REQUEST, "{bad}");
+        }
+        assert_eq!((delay(1), delay(2)), (11, 0));
     }
 
     #[test]
