@@ -197,13 +197,7 @@ impl Replica {
 
     /// A stall: clients waiting and the executed height standing still.
     fn progress(&mut self, metrics: &str, stall: Duration) -> Option<HealthEvent> {
-        let gauge = |name: &str| -> u64 {
-            metrics
-                .lines()
-                .find(|l| l.starts_with(name) && l.as_bytes().get(name.len()) == Some(&b'{'))
-                .and_then(|l| l.rsplit(' ').next()?.parse().ok())
-                .unwrap_or(0)
-        };
+        let gauge = |name| ccbft_node::control::gauge(metrics, name).unwrap_or(0);
         let (height, waiting) = (
             gauge("ccbft_executed_height"),
             gauge("ccbft_waiting_clients"),

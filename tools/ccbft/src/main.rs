@@ -7,6 +7,7 @@
 //! (the message names it); 3 an incomplete run (the simulator hit its event cap: not judged).
 //! Logs go to stderr, filtered by `RUST_LOG` (default `warn`).
 
+mod cmd_cluster;
 mod cmd_crypto;
 mod cmd_demo;
 mod cmd_dora;
@@ -41,6 +42,8 @@ enum Command {
     Sim(cmd_sim::SimArgs),
     /// Run one replica of a cluster (real links, write-ahead log, client listener).
     Node(cmd_node::NodeArgs),
+    /// A supervised cluster of replica processes on this host: up, status, down.
+    Cluster(cmd_cluster::ClusterArgs),
     /// Submit a genesis client's signed transfers through a replica and report the answers.
     Submit(cmd_node::SubmitArgs),
     /// Generate BLS replica keys with proofs of possession.
@@ -100,6 +103,7 @@ fn main() -> ExitCode {
         Command::Sim(args) => cmd_sim::sim(args),
         Command::Node(args) => cmd_node::node(args),
         Command::Submit(args) => cmd_node::submit(args),
+        Command::Cluster(args) => cmd_cluster::run(args),
         Command::Keygen(args) => cmd_crypto::keygen(args),
         Command::Dkg(args) => cmd_crypto::dkg(args),
         Command::Ecdsa(args) => cmd_ecdsa::run(args),

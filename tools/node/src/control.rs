@@ -251,6 +251,15 @@ pub fn serve(
 
 /// One request to a control plane at `addr` (`token`: the admin token, for `/admin/`),
 /// with a 10 s read timeout: (status code, body). For tools and tests on the operator's side.
+/// The value of the gauge or counter `name` (exactly that name, with labels) in Prometheus
+/// text from a control plane.
+pub fn gauge(metrics: &str, name: &str) -> Option<u64> {
+    metrics
+        .lines()
+        .find(|l| l.starts_with(name) && l.as_bytes().get(name.len()) == Some(&b'{'))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+}
+
 pub fn request(
     addr: &str,
     method: &str,
@@ -353,5 +362,13 @@ mod tests {
             route(&m, &Method::GET, "/events", Some("after=3")).status(),
             StatusCode::OK
         );
+    }
+
+    #[test]
+    fn gauges_are_read_by_their_exact_name() {
+        let text =
+            "ccbft_executed_height_max{replica=\"1\"} 9\nccbft_executed_height{replica=\"1\"} 42\n";
+        assert_eq!(gauge(text, "ccbft_executed_height"), Some(42));
+        assert_eq!(gauge(text, "ccbft_global_leader"), None);
     }
 }

@@ -13,6 +13,7 @@
 //! - [`client_proto`], [`client`]: the client protocol and a small client.
 //! - [`local_cluster`]: node processes on this host (the demo, the end-to-end tests), on
 //!   ports [`ports`] reserves.
+//! - [`supervisor`]: `ccbft cluster up/status/down`, one supervised process per replica.
 //! - [`submit`]: a client's transfers through the cluster, with what came back (`ccbft submit`).
 
 pub mod admin;
@@ -30,3 +31,4 @@ pub mod log_base;
 pub mod node;
 pub mod ports;
 pub mod submit;
+pub mod supervisor;

@@ -56,20 +56,7 @@ impl LocalCluster {
             .map(|ports| format!("127.0.0.1:{}", ports[2]))
             .collect();
         fs::write(dir.join("cluster.toml"), toml).map_err(|e| e.to_string())?;
-        let out = Command::new(program)
-            .arg("keygen")
-            .arg("--out")
-            .arg(dir.join("keys"))
-            .args(["--replicas", &replicas.to_string()])
-            .args(["--clients", &clients.to_string()])
-            .output()
-            .map_err(|e| format!("running {} keygen: {e}", program.display()))?;
-        if !out.status.success() {
-            return Err(format!(
-                "keygen: {}",
-                String::from_utf8_lossy(&out.stderr).trim()
-            ));
-        }
+        keygen(program, &dir.join("keys"), replicas, clients)?;
         Ok(LocalCluster {
             program: program.to_path_buf(),
             dir: dir.to_path_buf(),
@@ -154,33 +141,17 @@ impl LocalCluster {
         assert!(id < self.replicas && !self.nodes.contains_key(&id));
         let start = *self.starts.entry(id).and_modify(|n| *n += 1).or_insert(1);
         let log = fs::File::create(self.log_path(id, start)).map_err(|e| e.to_string())?;
-        let mut command = Command::new(&self.program);
-        command.arg("node");
-        if self.emulate_wan {
-            command.arg("--emulate-wan");
-        }
-        if let Some(args) = self.extra_args.get(&id) {
-            command.args(args);
-        }
-        command
-            .arg("--config")
-            .arg(self.cluster_file())
-            .arg("--keys")
-            .arg(self.keys_dir())
-            .args(["--id", &id.to_string()])
-            .arg("--data")
-            .arg(self.data_dir(id))
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log);
-        // SAFETY: prctl is async-signal-safe; it only asks for SIGKILL when the parent dies.
-        unsafe {
-            command.pre_exec(|| {
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                Ok(())
-            });
-        }
+        let extra = self.extra_args.get(&id).cloned().unwrap_or_default();
+        let mut command = node_command(&NodeCommand {
+            program: &self.program,
+            cluster_file: &self.cluster_file(),
+            keys: &self.keys_dir(),
+            id,
+            data: &self.data_dir(id),
+            emulate_wan: self.emulate_wan,
+            extra: &extra,
+        });
+        command.stdout(Stdio::null()).stderr(log);
         let child = command
             .spawn()
             .map_err(|e| format!("starting replica {id}: {e}"))?;
@@ -372,6 +343,68 @@ fn replica_count(template: &str) -> Result<u32, String> {
         .and_then(|r| r.as_array())
         .ok_or("cluster file: no [[replicas]]")?;
     Ok(replicas.len() as u32)
+}
+
+/// `program keygen`: replica keys for `replicas` replicas and `clients` genesis clients in
+/// `out`.
+pub fn keygen(program: &Path, out: &Path, replicas: u32, clients: u32) -> Result<(), String> {
+    let done = Command::new(program)
+        .arg("keygen")
+        .arg("--out")
+        .arg(out)
+        .args(["--replicas", &replicas.to_string()])
+        .args(["--clients", &clients.to_string()])
+        .output()
+        .map_err(|e| format!("running {} keygen: {e}", program.display()))?;
+    if !done.status.success() {
+        return Err(format!(
+            "keygen: {}",
+            String::from_utf8_lossy(&done.stderr).trim()
+        ));
+    }
+    Ok(())
+}
+
+/// What a replica process is started with.
+pub struct NodeCommand<'a> {
+    pub program: &'a Path,
+    pub cluster_file: &'a Path,
+    pub keys: &'a Path,
+    pub id: u32,
+    pub data: &'a Path,
+    pub emulate_wan: bool,
+    /// More `ccbft node` options.
+    pub extra: &'a [String],
+}
+
+/// `ccbft node` for one replica, logging at `info`, with no stdin, that dies with its parent
+/// (PR_SET_PDEATHSIG): a replica never outlives what started it. The caller sets stdout and
+/// stderr.
+pub fn node_command(node: &NodeCommand) -> Command {
+    let mut command = Command::new(node.program);
+    command.arg("node");
+    if node.emulate_wan {
+        command.arg("--emulate-wan");
+    }
+    command
+        .args(node.extra)
+        .arg("--config")
+        .arg(node.cluster_file)
+        .arg("--keys")
+        .arg(node.keys)
+        .args(["--id", &node.id.to_string()])
+        .arg("--data")
+        .arg(node.data)
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null());
+    // SAFETY: prctl is async-signal-safe; it only asks for SIGKILL when the parent dies.
+    unsafe {
+        command.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            Ok(())
+        });
+    }
+    command
 }
 
 /// The cluster file with every replica on 127.0.0.1: replica `i` listens for peers on
