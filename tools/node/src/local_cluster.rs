@@ -473,15 +473,17 @@ mod tests {
     fn relocation_moves_every_replica_to_its_own_local_ports() {
         let template = ccbft_core::topology::THREE_CLOUDS_TOML;
         assert_eq!(replica_count(template).unwrap(), 7);
-        let ports: Vec<u16> = (20_000..20_014).collect();
+        let ports: Vec<u16> = (20_000..20_021).collect();
         let text = relocate(template, &ports).unwrap();
         let topology = ccbft_core::topology::Topology::from_toml_str(&text).unwrap();
         let original = ccbft_core::topology::Topology::three_clouds();
         assert_eq!(topology.rtt_us, original.rtt_us);
         for (i, spec) in topology.replicas.iter().enumerate() {
-            assert_eq!(spec.address, format!("127.0.0.1:{}", ports[2 * i]));
-            let client = format!("127.0.0.1:{}", ports[2 * i + 1]);
+            assert_eq!(spec.address, format!("127.0.0.1:{}", ports[3 * i]));
+            let client = format!("127.0.0.1:{}", ports[3 * i + 1]);
             assert_eq!(spec.client_addr().unwrap().to_string(), client);
+            let control = format!("127.0.0.1:{}", ports[3 * i + 2]);
+            assert_eq!(spec.control_addr().unwrap().to_string(), control);
         }
         assert!(replica_count("[cluster]\nname = \"x\"\n").is_err());
     }
