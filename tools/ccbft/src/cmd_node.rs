@@ -40,6 +40,11 @@ pub struct NodeArgs {
     /// restart from a compacted log is investigated (see the runtime issue).
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     compact_after_records: Option<u64>,
+    /// This replica belongs to a new cluster and has never run: its empty log is genesis.
+    /// Without it, a replica whose log is empty (a lost or replaced disk) rejoins: it signs
+    /// nothing until its peers bound what it signed before. Ignored once the log has records.
+    #[arg(long)]
+    genesis: bool,
 }
 
 pub fn node(args: NodeArgs) -> anyhow::Result<ExitCode> {
@@ -52,6 +57,7 @@ pub fn node(args: NodeArgs) -> anyhow::Result<ExitCode> {
         control: args.control,
         adversary: args.adversary,
         compact_after_records: args.compact_after_records,
+        genesis: args.genesis,
     })
     .map_err(|e| anyhow!(e))?;
     Ok(ExitCode::SUCCESS)

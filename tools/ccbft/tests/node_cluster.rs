@@ -251,7 +251,8 @@ fn a_domain_cut_off_by_the_shaper_answers_locally_and_catches_up_after_healing()
 }
 
 /// The newest segment file of replica `id`'s log.
-fn last_segment(cluster: &Cluster, id: u32) -> std::path::PathBuf {
+/// Replica `id`'s log segments, oldest first.
+fn segments(cluster: &Cluster, id: u32) -> Vec<std::path::PathBuf> {
     let wal = cluster.local.data_dir(id).join("wal");
     let mut segments: Vec<_> = std::fs::read_dir(&wal)
         .unwrap()
@@ -259,7 +260,45 @@ fn last_segment(cluster: &Cluster, id: u32) -> std::path::PathBuf {
         .filter(|p| p.extension().is_some_and(|x| x == "seg"))
         .collect();
     segments.sort();
-    segments.pop().expect("a segment")
+    segments
+}
+
+fn last_segment(cluster: &Cluster, id: u32) -> std::path::PathBuf {
+    segments(cluster, id).pop().expect("a segment")
+}
+
+#[test]
+fn a_replica_whose_committed_records_are_damaged_says_so_and_rejoins_by_state_transfer() {
+    let mut cluster = Cluster::running(&ONE_DOMAIN);
+    let first = cluster.submit_ok(&["--count", "200", "--window", "2", "--first-key", "1"]);
+    cluster.await_height(field(&first, "height"));
+    cluster.kill(2);
+    // Flipped bytes halfway through the records of its first segment, acknowledged records
+    // after them, so this is damage, not a torn tail. Groups are padded to 4 KiB blocks (the
+    // padding carries nothing), so the flips go where a block starts: always group data.
+    let segment = segments(&cluster, 2).remove(0);
+    let mut bytes = std::fs::read(&segment).unwrap();
+    let written = bytes.iter().rposition(|&b| b != 0).expect("records");
+    let middle = written / 2 / 4096 * 4096;
+    for block in 0..4 {
+        bytes[middle + block * 4096] ^= 0x40;
+    }
+    std::fs::write(&segment, bytes).unwrap();
+    cluster.start(2);
+    let said = cluster
+        .local
+        .await_line(2, "rejoins by state transfer", PATIENCE)
+        .unwrap();
+    assert!(said.contains("log corrupted"), "{said}");
+    let quarantine = cluster.local.data_dir(2).join("quarantine");
+    let kept: Vec<_> = std::fs::read_dir(&quarantine).unwrap().collect();
+    assert_eq!(kept.len(), 1, "the damaged log is kept for the operator");
+    // With replica 3 down, a quorum (3 of 4) needs replica 2's votes again, once it is
+    // past what it may have signed before.
+    cluster.await_rejoined(2, 10_000);
+    cluster.commits_without(3, 5_000);
+    let replay = cluster.submit_ok(&["--count", "200", "--first-key", "1"]);
+    assert_eq!(field(&replay, "duplicate"), 200, "{replay:?}");
 }
 
 #[test]
@@ -289,14 +328,21 @@ fn a_torn_log_tail_is_cut_and_a_replica_with_a_lost_disk_catches_up_and_votes_ag
     assert!(log2.contains("torn_tail=true"), "replica 2:\n{log2}");
     let log1 = cluster.local.current_log(1);
     assert!(log1.contains("records=0 "), "replica 1:\n{log1}");
+    assert!(log1.contains("rejoining"), "replica 1:\n{log1}");
 
-    // With replica 3 down, a quorum (3 of 4) needs replica 1's votes again.
+    // It signs nothing until it is past what it may have signed before; then, with
+    // replica 3 down, a quorum (3 of 4) needs replica 1's votes again.
+    cluster.await_rejoined(1, 10_000);
     cluster.commits_without(3, 2000);
 }
 
 #[test]
 fn a_replica_stopped_past_a_stable_checkpoint_rejoins_by_state_transfer_and_votes_again() {
     let mut cluster = Cluster::running(&ONE_DOMAIN);
+    // Replica 3 has a log of its own (killed with an empty one, it would rejoin as a
+    // replica whose disk was lost, which another test shows).
+    let first = cluster.submit_ok(&["--count", "20", "--first-key", "30000"]);
+    cluster.await_height(field(&first, "height"));
     cluster.kill(3);
     // Small windows make many blocks: the others pass stable checkpoints (every 100
     // blocks) and drop what lies below them, so replica 3 cannot replay its way back.

@@ -32,6 +32,9 @@ pub struct NodeMetrics {
     pub adversary_withheld: AtomicU64,
     /// 1 once the replica restored its log and started its transport.
     pub ready: AtomicU64,
+    /// 1 while the replica rejoins after losing its log: it signs nothing and counts against
+    /// the fault bound.
+    pub rejoining: AtomicU64,
     events: Mutex<Events>,
 }
 
@@ -89,7 +92,7 @@ impl NodeMetrics {
     pub fn prometheus(&self) -> String {
         let get = |g: &AtomicU64| g.load(Ordering::Relaxed);
         let replica = get(&self.replica);
-        let rows: [(&str, &str, &str, u64); 13] = [
+        let rows: [(&str, &str, &str, u64); 14] = [
             (
                 "ccbft_executed_height",
                 "gauge",
@@ -167,6 +170,12 @@ impl NodeMetrics {
                 "gauge",
                 "1 once the log is restored and the links are up",
                 get(&self.ready),
+            ),
+            (
+                "ccbft_rejoining",
+                "gauge",
+                "1 while the replica rejoins after losing its log (it signs nothing yet)",
+                get(&self.rejoining),
             ),
         ];
         let mut out = String::new();

@@ -85,17 +85,38 @@ pub struct HostIo {
     pub adversary: Option<NodeAdversary>,
 }
 
+/// How the replica comes up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Start {
+    /// From its log (empty for a new cluster's replica, which has never signed anything).
+    Restore,
+    /// Its log is gone or was quarantined: it may have signed anything before, so it signs
+    /// nothing until its peers bound what that was (`Replica::rejoin`, with this nonce).
+    Rejoin { nonce: u64 },
+}
+
 impl Host {
-    /// Restores the replica from `restored` and wires it to its transport and log.
+    /// Restores the replica from `restored`, or starts its rejoin, and wires it to its
+    /// transport and log.
     pub fn new(
         config: ReplicaConfig,
         signer: BlsSigner,
         verifier: BlsVerifier,
         io: HostIo,
         restored: &Restored,
-    ) -> Host {
-        let replica = Replica::restore(config, &signer, &restored.records, restored.last);
-        Host {
+        start: Start,
+    ) -> Result<Host, String> {
+        let (replica, first) = match start {
+            Start::Restore => (
+                Replica::restore(config, &signer, &restored.records, restored.last),
+                Vec::new(),
+            ),
+            Start::Rejoin { nonce } => {
+                assert_eq!(restored.last, 0, "a rejoin starts from an empty log");
+                Replica::rejoin(config, &signer, nonce).map_err(|e| e.to_string())?
+            }
+        };
+        let mut host = Host {
             replica,
             signer,
             verifier,
@@ -111,7 +132,14 @@ impl Host {
             metrics: io.metrics,
             evidence: io.evidence,
             adversary: io.adversary,
+        };
+        // The rejoin's first record and requests: persisted and sent like any step's.
+        for action in first {
+            if let Some(next) = host.perform(action) {
+                host.step(next);
+            }
         }
+        Ok(host)
     }
 
     /// Runs until the event sources end (the endpoint closes) or the log fails.
@@ -119,6 +147,8 @@ impl Host {
         let (events, inbox) = local_channel::new_bounded(EVENTS_MAX);
         self.spawn_sources(events, durable);
         self.metrics.set(|m| &m.ready, 1);
+        self.metrics
+            .set(|m| &m.rejoining, u64::from(self.replica.is_rejoining()));
         while let Some(event) = inbox.recv().await {
             match event {
                 Event::Peer(from, frame) => self.on_frame(from, frame),
@@ -132,6 +162,7 @@ impl Host {
                     }
                     self.step(Input::Tick);
                     self.inject();
+                    self.report_rejoin();
                 }
                 Event::Durable(upto) => self.on_durable(upto),
             }
@@ -268,6 +299,18 @@ impl Host {
             }
         }
         self.log_leader_changes();
+    }
+
+    /// The rejoining gauge, and one line when the rejoin is over.
+    fn report_rejoin(&self) {
+        let rejoining = u64::from(self.replica.is_rejoining());
+        let was = self
+            .metrics
+            .rejoining
+            .swap(rejoining, std::sync::atomic::Ordering::Relaxed);
+        if was == 1 && rejoining == 0 {
+            tracing::info!("rejoin complete: past the floors, this replica votes again");
+        }
     }
 
     fn log_leader_changes(&mut self) {

@@ -141,7 +141,12 @@ impl LocalCluster {
         assert!(id < self.replicas && !self.nodes.contains_key(&id));
         let start = *self.starts.entry(id).and_modify(|n| *n += 1).or_insert(1);
         let log = fs::File::create(self.log_path(id, start)).map_err(|e| e.to_string())?;
-        let extra = self.extra_args.get(&id).cloned().unwrap_or_default();
+        let mut extra = self.extra_args.get(&id).cloned().unwrap_or_default();
+        if start == 1 {
+            // The cluster is new: an empty log is genesis. Later starts on an empty data
+            // directory (a lost disk) rejoin.
+            extra.push("--genesis".into());
+        }
         let mut command = node_command(&NodeCommand {
             program: &self.program,
             cluster_file: &self.cluster_file(),

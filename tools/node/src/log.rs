@@ -44,6 +44,42 @@ pub enum LogError {
     Base(String),
 }
 
+impl LogError {
+    /// Acknowledged records are damaged: this replica cannot trust its own history, but
+    /// the quorum has it (see [`quarantine`]). Foreign or undecodable logs are not this: they
+    /// mean a wrong directory or version, which an operator must look at.
+    pub fn is_corruption(&self) -> bool {
+        matches!(self, LogError::Wal(WalError::Corrupt { .. }))
+    }
+}
+
+/// Moves a damaged log (the WAL and its base) aside, into `data/quarantine/SECONDS/`, so
+/// the replica starts as one whose disk was lost: it rejoins by state transfer and votes
+/// only once its recovery protocol allows, instead of guessing at what the damaged records
+/// held. Nothing is deleted: the operator can examine the quarantined files. Returns where
+/// they went.
+pub fn quarantine(data: &Path) -> Result<PathBuf, String> {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let dest = data.join("quarantine").join(secs.to_string());
+    std::fs::create_dir_all(&dest).map_err(|e| format!("{}: {e}", dest.display()))?;
+    for name in ["wal", crate::log_base::BASE_FILE] {
+        let from = data.join(name);
+        if from.exists() {
+            std::fs::rename(&from, dest.join(name))
+                .map_err(|e| format!("moving {} aside: {e}", from.display()))?;
+        }
+    }
+    // The renames are durable before the replica writes a new log in their place.
+    for dir in [dest.as_path(), data] {
+        std::fs::File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| format!("syncing {}: {e}", dir.display()))?;
+    }
+    Ok(dest)
+}
+
 /// What the log held at start-up.
 pub struct Restored {
     pub records: Vec<Record>,

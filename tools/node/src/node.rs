@@ -7,7 +7,7 @@ use crate::adversary::NodeAdversary;
 use crate::control::NodeMetrics;
 use crate::evidence_log::EvidenceLog;
 use crate::genesis;
-use crate::host::{Host, HostIo};
+use crate::host::{Host, HostIo, Start};
 use crate::keys;
 use crate::log::ReplicaLog;
 use ccbft_core::replica::ReplicaConfig;
@@ -16,7 +16,7 @@ use ccbft_core::vote_pattern::VotePattern;
 use ccbft_net::client::{ClientListener, ClientListenerConfig};
 use ccbft_net::shaper::ShaperControl;
 use ccbft_net::{Endpoint, EndpointConfig, LinkLimits, PeerId};
-use glommio::channels::local_channel;
+use glommio::channels::local_channel::{self, LocalReceiver};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -42,6 +42,9 @@ pub struct NodeOptions {
     /// Records the log collects past its base before it compacts at a stable checkpoint.
     /// None: the log is never compacted.
     pub compact_after_records: Option<u64>,
+    /// This replica is one of a new cluster's: an empty log means it has never signed
+    /// anything. Without it an empty log means a lost disk, and the replica rejoins.
+    pub genesis: bool,
 }
 
 /// Timeouts of a replica on real links, in ticks of [`crate::host::TICK`] (1 ms).
@@ -158,10 +161,19 @@ pub fn run(options: NodeOptions) -> Result<(), String> {
     let name = format!("replica-{}", options.id);
     let executor = ccbft_storage::wal::executor_builder(&name)
         .spawn(move || async move {
-            let (durable_tx, durable_rx) = local_channel::new_bounded(1024);
-            let (log, restored) = ReplicaLog::open(&data, shards, compact_after, durable_tx)
-                .await
-                .map_err(|e| format!("opening the log in {}: {e}", data.display()))?;
+            let (log, restored, durable_rx, quarantined) =
+                open_log(&data, shards, compact_after).await?;
+            let start = if restored.last > 0 || (options.genesis && !quarantined) {
+                Start::Restore
+            } else {
+                tracing::warn!(
+                    "the log is empty and this is not a new cluster's first start: rejoining \
+                     (signing nothing until the peers bound what this replica signed before)"
+                );
+                Start::Rejoin {
+                    nonce: random_nonce()?,
+                }
+            };
             tracing::info!(
                 records = restored.last,
                 torn_tail = restored.torn_tail,
@@ -193,13 +205,51 @@ pub fn run(options: NodeOptions) -> Result<(), String> {
                 evidence,
                 adversary,
             };
-            let host = Host::new(config, keys.signer, keys.verifier, io, &restored);
+            let host = Host::new(config, keys.signer, keys.verifier, io, &restored, start)?;
             host.run(durable_rx).await
         })
         .map_err(|e| format!("starting the executor: {e}"))?;
     let result = executor.join().map_err(|e| format!("executor: {e}"))?;
     control.stop();
     result
+}
+
+/// The replica's log, the receiver of its durable watermarks, and whether the log was
+/// quarantined. A log whose acknowledged records are damaged is moved aside and the replica
+/// starts empty, to rejoin (`log::quarantine`); any other failure stops the node with its
+/// reason.
+async fn open_log(
+    data: &std::path::Path,
+    shards: u32,
+    compact_after: Option<u64>,
+) -> Result<(ReplicaLog, crate::log::Restored, LocalReceiver<u64>, bool), String> {
+    let failed = |e: crate::log::LogError| format!("opening the log in {}: {e}", data.display());
+    let (durable_tx, durable_rx) = local_channel::new_bounded(1024);
+    match ReplicaLog::open(data, shards, compact_after, durable_tx).await {
+        Ok((log, restored)) => Ok((log, restored, durable_rx, false)),
+        Err(e) if e.is_corruption() => {
+            let moved = crate::log::quarantine(data)?;
+            tracing::error!(
+                "{e}; the damaged log is moved to {} and this replica rejoins by state transfer",
+                moved.display()
+            );
+            let (durable_tx, durable_rx) = local_channel::new_bounded(1024);
+            let (log, restored) = ReplicaLog::open(data, shards, compact_after, durable_tx)
+                .await
+                .map_err(failed)?;
+            Ok((log, restored, durable_rx, true))
+        }
+        Err(e) => Err(failed(e)),
+    }
+}
+
+/// A rejoin's nonce: fresh, so answers to an earlier rejoin cannot be replayed into it.
+fn random_nonce() -> Result<u64, String> {
+    let mut bytes = [0u8; 8];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut bytes))
+        .map_err(|e| format!("reading /dev/urandom: {e}"))?;
+    Ok(u64::from_le_bytes(bytes))
 }
 
 /// One-way delays from `me` to every replica: half the cluster file's round trip.

@@ -12,6 +12,8 @@
 //!   `run/supervisor.pid`, `run/replica-N.pid` (while N runs).
 //! - `run/replica-N.hold`: while it exists, N is not restarted (maintenance, fault drills:
 //!   hold, then kill).
+//! - `run/replica-N.started`: N has been started once; from then on an empty data directory
+//!   is a lost disk (the replica rejoins), not a new cluster's genesis.
 //! - `run/replica-N.args`: more `ccbft node` options for N's next start, one a line (drills
 //!   that restart a replica differently, such as adversary mode in test builds).
 //!
@@ -91,6 +93,12 @@ impl ClusterDir {
 
     pub fn hold_path(&self, id: u32) -> PathBuf {
         self.run_dir().join(format!("replica-{id}.hold"))
+    }
+
+    /// Exists once replica `id` has been started: later starts on an empty data directory
+    /// are a lost disk, not genesis.
+    fn started_path(&self, id: u32) -> PathBuf {
+        self.run_dir().join(format!("replica-{id}.started"))
     }
 
     pub fn args_path(&self, id: u32) -> PathBuf {
@@ -289,6 +297,12 @@ fn lock(dir: &ClusterDir) -> Result<File, String> {
     Ok(file)
 }
 
+fn sync_dir(path: &Path) -> Result<(), String> {
+    File::open(path)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| format!("syncing {}: {e}", path.display()))
+}
+
 fn write_pid(path: &Path, pid: i32) -> Result<(), String> {
     fs::write(path, format!("{pid}\n")).map_err(|e| format!("{}: {e}", path.display()))
 }
@@ -376,7 +390,11 @@ fn describe(status: ExitStatus) -> String {
 
 fn start(options: &UpOptions, dir: &ClusterDir, replica: &mut Supervised) -> Result<(), String> {
     let id = replica.id;
-    let extra = dir.extra_args(id)?;
+    let mut extra = dir.extra_args(id)?;
+    let first_start = !dir.started_path(id).exists();
+    if first_start {
+        extra.push("--genesis".into());
+    }
     let log_path = dir.log_path(id);
     let mut log = OpenOptions::new()
         .create(true)
@@ -402,6 +420,10 @@ fn start(options: &UpOptions, dir: &ClusterDir, replica: &mut Supervised) -> Res
         .spawn()
         .map_err(|e| format!("starting replica {id}: {e}"))?;
     write_pid(&dir.pid_path(id), child.id() as i32)?;
+    if first_start {
+        fs::write(dir.started_path(id), b"").map_err(|e| format!("replica {id}: {e}"))?;
+        sync_dir(&dir.run_dir())?;
+    }
     say(&format!("started replica {id} (pid {})", child.id()));
     replica.child = Some(child);
     replica.started = Instant::now();

@@ -167,9 +167,23 @@ impl Cluster {
     /// Submits batches of 200 transfers two at a time (many small blocks) until `done`;
     /// returns the next unused key. Fails with the logs if `what` does not happen.
     pub fn load_until(&self, what: &str, done: impl Fn(&Cluster) -> bool) -> u64 {
-        let mut first_key = 1;
+        self.load_from_until(1, what, done)
+    }
+
+    /// [`Cluster::load_until`] with keys from `first_key`.
+    pub fn load_from_until(
+        &self,
+        mut first_key: u64,
+        what: &str,
+        done: impl Fn(&Cluster) -> bool,
+    ) -> u64 {
+        let last_key = first_key + 20_000;
         while !done(self) {
-            assert!(first_key < 20_000, "no {what}\n{}", self.local.log_tails(8));
+            assert!(
+                first_key < last_key,
+                "no {what}\n{}",
+                self.local.log_tails(8)
+            );
             let key = first_key.to_string();
             let report = self.submit_ok(&["--count", "200", "--window", "2", "--first-key", &key]);
             assert_eq!(field(&report, "applied"), 200, "{report:?}");
@@ -190,6 +204,18 @@ impl Cluster {
             self.await_replica_height(id, field(&report, "height"));
         }
         self.assert_one_root_per_height();
+    }
+
+    /// Drives load until replica `id`, rejoining after losing its log, is past its floors
+    /// and votes again (keys from `first_key`).
+    pub fn await_rejoined(&self, id: u32, first_key: u64) {
+        let what = format!("end of replica {id}'s rejoin");
+        self.load_from_until(first_key, &what, |c| c.metric(id, "ccbft_rejoining") == 0);
+        let line = self
+            .local
+            .await_line(id, "rejoin complete", PATIENCE)
+            .unwrap();
+        assert!(line.contains("votes again"), "{line}");
     }
 
     /// The value of metric `name` on replica `id`'s control plane.
