@@ -49,6 +49,9 @@ struct JsonArg {
 /// at its event cap after about two simulated minutes of the shipped clusters; a window it
 /// cannot finish is refused before the run instead of reported as a breach.
 pub const OBSERVE_MS_MAX: u64 = 60_000;
+/// Longest observation window of `dora test --live`, in wall-clock milliseconds (a replica
+/// that rejoins after losing its log may take minutes to catch up).
+pub const LIVE_OBSERVE_MS_MAX: u64 = 600_000;
 
 #[derive(Subcommand)]
 enum DoraCommand {
@@ -126,26 +129,34 @@ enum DoraCommand {
         at: Option<DateTime<Utc>>,
     },
     /// Run a resilience-test scenario against a cluster (DORA Art. 24-25).
-    /// The target is the deterministic simulator running the cluster's topology; the
-    /// evidence record is stored under the state directory (tests/) and audited.
+    /// The target is the deterministic simulator running the cluster's topology, or with
+    /// --live the running cluster itself; the evidence record (which says its target) is
+    /// stored under the state directory (tests/) and audited.
     Test {
         /// byzantine-leader, domain-partition, provider-outage, disk-corruption, latency-spike, crash-loop.
         #[arg(long)]
         scenario: String,
-        /// The cluster file (TOML) whose topology the simulator runs.
+        /// The cluster file (TOML) whose topology the simulator runs; with --live, the
+        /// cluster.toml in the directory `ccbft cluster up` supervises.
         #[arg(long)]
         cluster: PathBuf,
+        /// Run against the live cluster (real processes, payments, kills, link cuts; times
+        /// and --fault-ms/--observe-ms are wall-clock) instead of the simulator.
+        #[arg(long)]
+        live: bool,
         #[command(flatten)]
         state: StateArg,
         /// Simulator seed (the run replays exactly from it).
         #[arg(long, default_value_t = 1)]
         seed: u64,
-        /// Simulated milliseconds the fault holds before it is healed (1 to 59,999).
-        #[arg(long, default_value_t = 2_000, value_parser = clap::value_parser!(u64).range(1..OBSERVE_MS_MAX))]
+        /// Milliseconds the fault holds before it is healed (simulated: 1 to 59,999; live:
+        /// wall-clock, up to 599,999).
+        #[arg(long, default_value_t = 2_000, value_parser = clap::value_parser!(u64).range(1..LIVE_OBSERVE_MS_MAX))]
         fault_ms: u64,
-        /// Simulated milliseconds observed from the injection, fault phase included (more
-        /// than --fault-ms, at most 60,000).
-        #[arg(long, default_value_t = 8_000, value_parser = clap::value_parser!(u64).range(2..=OBSERVE_MS_MAX))]
+        /// Milliseconds observed from the injection, fault phase included, more than
+        /// --fault-ms (simulated: at most 60,000; live: at most 600,000, and the observation
+        /// ends at recovery).
+        #[arg(long, default_value_t = 8_000, value_parser = clap::value_parser!(u64).range(2..=LIVE_OBSERVE_MS_MAX))]
         observe_ms: u64,
         #[command(flatten)]
         json: JsonArg,
@@ -206,6 +217,10 @@ enum DoraCommand {
         /// commit stall.
         #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
         stall_s: u64,
+        /// Globally final latency (milliseconds, as each replica's clients see it) above which
+        /// the SLA is breached.
+        #[arg(long, default_value_t = crate::dora_watch::SLA_MS, value_parser = clap::value_parser!(u64).range(1..))]
+        sla_ms: u64,
         /// Stop after this many seconds.
         #[arg(long)]
         duration_s: Option<u64>,
@@ -466,6 +481,7 @@ pub fn run(args: DoraArgs) -> anyhow::Result<ExitCode> {
         DoraCommand::Test {
             scenario,
             cluster,
+            live,
             state,
             seed,
             fault_ms,
@@ -475,6 +491,7 @@ pub fn run(args: DoraArgs) -> anyhow::Result<ExitCode> {
             &TestRun {
                 scenario: &scenario,
                 cluster: &cluster,
+                live,
                 state: &state.state,
                 seed,
                 fault_ms,
@@ -546,6 +563,7 @@ pub fn run(args: DoraArgs) -> anyhow::Result<ExitCode> {
             controls,
             interval_ms,
             stall_s,
+            sla_ms,
             duration_s,
         } => {
             let ingested = crate::dora_watch::run(crate::dora_watch::WatchOptions {
@@ -554,6 +572,7 @@ pub fn run(args: DoraArgs) -> anyhow::Result<ExitCode> {
                 controls: controls.into_iter().collect(),
                 interval: std::time::Duration::from_millis(interval_ms),
                 stall: std::time::Duration::from_secs(stall_s),
+                sla: std::time::Duration::from_millis(sla_ms),
                 duration: duration_s.map(std::time::Duration::from_secs),
             })?;
             println!("{ingested} events ingested; stopped");
@@ -917,6 +936,7 @@ fn register_config(path: &Path) -> anyhow::Result<RegisterConfig> {
 struct TestRun<'a> {
     scenario: &'a str,
     cluster: &'a Path,
+    live: bool,
     state: &'a Path,
     seed: u64,
     fault_ms: u64,
@@ -934,8 +954,23 @@ fn cmd_test(run: &TestRun, json: bool) -> anyhow::Result<ExitCode> {
     if observe_ms <= fault_ms {
         bail!("--observe-ms ({observe_ms}) must exceed --fault-ms ({fault_ms})");
     }
+    if !run.live && fault_ms >= OBSERVE_MS_MAX {
+        bail!(
+            "--fault-ms ({fault_ms}) is below {OBSERVE_MS_MAX} against the simulator, whose \
+             event cap ends longer runs (--live takes up to {LIVE_OBSERVE_MS_MAX})"
+        );
+    }
+    if !run.live && observe_ms > OBSERVE_MS_MAX {
+        bail!(
+            "--observe-ms ({observe_ms}) is at most {OBSERVE_MS_MAX} against the simulator, \
+             whose event cap ends longer runs (--live takes up to {LIVE_OBSERVE_MS_MAX})"
+        );
+    }
     let topology = Topology::load(run.cluster)?;
     let engine = Engine::open(run.state)?;
+    if run.live {
+        return cmd_test_live(run, &parsed, &engine, json);
+    }
     let mut target = SimTarget::new(topology, run.seed, Utc::now());
     // A simulated replica's failed assertion is printed by the default hook and reported as
     // a violation below.
@@ -963,14 +998,51 @@ fn cmd_test(run: &TestRun, json: bool) -> anyhow::Result<ExitCode> {
         }
         evidence.passed = evidence.findings.is_empty();
     }
-    let name = engine.record_test(&evidence)?;
-    let path = run.state.join("tests").join(&name);
+    record_test(&engine, run.state, &evidence, target.report(), json)
+}
+
+/// `dora test --live`: the scenario against the cluster supervised in the cluster file's
+/// directory.
+fn cmd_test_live(
+    run: &TestRun,
+    scenario: &Scenario,
+    engine: &Engine,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let dir = run
+        .cluster
+        .parent()
+        .map(ccbft_node::supervisor::ClusterDir::new)
+        .context("--cluster names no directory")?;
+    let mut target = crate::live_target::LiveTarget::new(dir)?;
+    if !json {
+        println!("injecting {} into the live cluster...", run.scenario);
+    }
+    let evidence = run_scenario(
+        &mut target,
+        scenario,
+        std::time::Duration::from_millis(run.fault_ms),
+        std::time::Duration::from_millis(run.observe_ms),
+    )?;
+    record_test(engine, run.state, &evidence, None, json)
+}
+
+/// Stores the evidence, prints it, and exits 0 if the test passed, 1 if not.
+fn record_test(
+    engine: &Engine,
+    state: &Path,
+    evidence: &Evidence,
+    report: Option<&ccbft_core::sim::RunReport>,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let name = engine.record_test(evidence)?;
+    let path = state.join("tests").join(&name);
     if json {
-        let mut value = serde_json::to_value(&evidence)?;
+        let mut value = serde_json::to_value(evidence)?;
         value["evidence_file"] = json!(path.display().to_string());
         print_json(&value)?;
     } else {
-        print_test_summary(&evidence, target.report());
+        print_test_summary(evidence, report);
         println!("evidence recorded: {}", path.display());
     }
     Ok(if evidence.passed {

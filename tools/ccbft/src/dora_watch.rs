@@ -6,8 +6,11 @@
 //! - An equivocation in a replica's `/events`: `equivocation`, with both signed messages
 //!   when they are small enough to travel in an event (the replica's `evidence.jsonl` has
 //!   them all).
-//! - Clients waiting while a replica's executed height stands still for the stall time:
-//!   `commit_stall`; the height moving again: `commit_resumed`.
+//! - Clients waiting while a replica's executed height stands still for the stall time, or
+//!   a global round timing out (`GlobalTimeout` in `/events`): `commit_stall`; the height
+//!   moving again: `commit_resumed`.
+//! - A replica's globally final latency (`ccbft_global_latency_ms`, a moving average of what
+//!   its clients see) above the SLA: `sla_breach`; back below 80 % of it: `sla_restored`.
 //!
 //! Event ids name the replica and what was seen, so a watcher restarted over the same events
 //! changes nothing: the engine ignores an id it has ingested. (A replica restarted between
@@ -23,6 +26,10 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+/// The default SLA for globally final latency, milliseconds (the global tier's target is
+/// under 200 ms on 20-100 ms links; a second is well past it).
+pub const SLA_MS: u64 = 1_000;
+
 /// Polls a replica's control plane may fail before it counts as down.
 const FAILED_POLLS_DOWN: u32 = 2;
 
@@ -33,6 +40,8 @@ pub struct WatchOptions {
     pub controls: BTreeMap<u32, String>,
     pub interval: Duration,
     pub stall: Duration,
+    /// Globally final latency above this is an SLA breach.
+    pub sla: Duration,
     /// Stop after this long (default: until SIGTERM or Ctrl-C).
     pub duration: Option<Duration>,
 }
@@ -49,6 +58,49 @@ struct Replica {
     height: u64,
     height_since: Instant,
     stalled: bool,
+    sla_breached: bool,
+    /// When the watcher started.
+    since: DateTime<Utc>,
+}
+
+/// Every replica's control plane, polled for what changed since the last poll (`dora
+/// watch`, and the live resilience target).
+pub struct Watcher {
+    replicas: Vec<Replica>,
+    limits: Limits,
+}
+
+/// What the watcher counts as a problem.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Height still this long while clients wait: a commit stall.
+    pub stall: Duration,
+    /// Globally final latency above this: an SLA breach.
+    pub sla: Duration,
+}
+
+impl Watcher {
+    /// Watches the replicas of `topology` (control planes from `controls`, else the cluster
+    /// file's).
+    pub fn new(
+        topology: &Topology,
+        controls: &BTreeMap<u32, String>,
+        limits: Limits,
+    ) -> anyhow::Result<Watcher> {
+        let replicas = (0..topology.n())
+            .map(|id| replica(topology, controls, id))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        Ok(Watcher { replicas, limits })
+    }
+
+    /// One poll of every replica: the health events it found.
+    pub fn poll(&mut self) -> Vec<HealthEvent> {
+        let limits = self.limits;
+        self.replicas
+            .iter_mut()
+            .flat_map(|r| r.poll(limits))
+            .collect()
+    }
 }
 
 /// Runs until stopped; returns how many events it ingested.
@@ -56,17 +108,16 @@ pub fn run(options: WatchOptions) -> anyhow::Result<u64> {
     let topology = Topology::load(&options.cluster).map_err(|e| anyhow!(e.to_string()))?;
     let mut engine = Engine::open(&options.state)
         .with_context(|| format!("opening {}", options.state.display()))?;
-    let mut replicas = (0..topology.n())
-        .map(|id| replica(&topology, &options.controls, id))
-        .collect::<anyhow::Result<Vec<_>>>()?;
+    let limits = Limits {
+        stall: options.stall,
+        sla: options.sla,
+    };
+    let mut watcher = Watcher::new(&topology, &options.controls, limits)?;
     ccbft_node::node::catch_stop_signals();
     let deadline = options.duration.map(|d| Instant::now() + d);
     let mut ingested = 0;
     while !ccbft_node::node::stop_requested() && deadline.is_none_or(|d| Instant::now() < d) {
-        let events: Vec<HealthEvent> = replicas
-            .iter_mut()
-            .flat_map(|r| r.poll(options.stall))
-            .collect();
+        let events = watcher.poll();
         if !events.is_empty() {
             let outcomes = engine.ingest(&events)?;
             for (event, outcome) in events.iter().zip(&outcomes) {
@@ -104,12 +155,15 @@ fn replica(
         height: 0,
         height_since: Instant::now(),
         stalled: false,
+        sla_breached: false,
+        // Event times come in milliseconds.
+        since: DateTime::from_timestamp_millis(Utc::now().timestamp_millis()).unwrap_or_default(),
     })
 }
 
 impl Replica {
     /// One poll: what changed since the last one, as health events.
-    fn poll(&mut self, stall: Duration) -> Vec<HealthEvent> {
+    fn poll(&mut self, limits: Limits) -> Vec<HealthEvent> {
         let get = |path: &str| {
             ccbft_node::control::request(&self.control, "GET", path, None).and_then(
                 |(status, body)| match status {
@@ -139,7 +193,8 @@ impl Replica {
             ));
         }
         out.extend(self.evidence(&events));
-        out.extend(self.progress(&metrics, stall));
+        out.extend(self.progress(&metrics, limits.stall));
+        out.extend(self.latency(&metrics, limits.sla));
         out
     }
 
@@ -153,7 +208,7 @@ impl Replica {
         Some(self.event(EventKind::ReplicaDown, Utc::now(), &detail))
     }
 
-    /// Equivocations among the new `/events` lines.
+    /// Equivocations and global timeouts among the new `/events` lines.
     fn evidence(&mut self, lines: &str) -> Vec<HealthEvent> {
         let mut out = Vec::new();
         for line in lines.lines() {
@@ -164,13 +219,25 @@ impl Replica {
                 self.events_after = Some(self.events_after.map_or(seq, |a| a.max(seq)));
             }
             let details = &value["details"];
-            if value["kind"] != "Evidence" || details["kind"] != "equivocation" {
-                continue;
-            }
             let at = value["at"]
                 .as_f64()
                 .and_then(|secs| DateTime::from_timestamp_millis((secs * 1000.0) as i64))
                 .unwrap_or_else(Utc::now);
+            // Timeouts from before the watcher started are history, not news.
+            if value["kind"] == "GlobalTimeout" && !self.stalled && at >= self.since {
+                // A global round timed out: ordering stopped for at least a timeout.
+                self.stalled = true;
+                let detail = format!(
+                    "replica {}: {}",
+                    self.id,
+                    details.as_str().unwrap_or("GlobalTimeout")
+                );
+                out.push(self.event(EventKind::CommitStall, at, &detail));
+                continue;
+            }
+            if value["kind"] != "Evidence" || details["kind"] != "equivocation" {
+                continue;
+            }
             let offender = details["offender"].as_u64().unwrap_or(0) as u32;
             let detail = format!(
                 "replica {} holds two conflicting messages signed by replica {offender}",
@@ -193,6 +260,23 @@ impl Replica {
             out.push(event);
         }
         out
+    }
+
+    /// An SLA breach: globally final latency above `sla`; restored below 80 % of it.
+    fn latency(&mut self, metrics: &str, sla: Duration) -> Option<HealthEvent> {
+        let ms = ccbft_node::control::gauge(metrics, "ccbft_global_latency_ms")?;
+        let sla_ms = sla.as_millis() as u64;
+        if !self.sla_breached && ms > sla_ms {
+            self.sla_breached = true;
+            let detail = format!("globally final latency {ms} ms, above the SLA of {sla_ms} ms");
+            return Some(self.event(EventKind::SlaBreach, Utc::now(), &detail));
+        }
+        if self.sla_breached && ms * 5 < sla_ms * 4 {
+            self.sla_breached = false;
+            let detail = format!("globally final latency {ms} ms, within the SLA of {sla_ms} ms");
+            return Some(self.event(EventKind::SlaRestored, Utc::now(), &detail));
+        }
+        None
     }
 
     /// A stall: clients waiting and the executed height standing still.
@@ -235,5 +319,69 @@ impl Replica {
         event.domain = Some(self.domain.clone());
         event.detail = Some(detail.to_string());
         event
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn watched() -> Replica {
+        replica(&Topology::three_clouds(), &BTreeMap::new(), 0).unwrap()
+    }
+
+    fn metrics(latency_ms: u64) -> String {
+        format!("ccbft_global_latency_ms{{replica=\"0\"}} {latency_ms}\n")
+    }
+
+    #[test]
+    fn latency_above_the_sla_is_a_breach_until_it_is_well_below_it() {
+        let mut r = watched();
+        let sla = Duration::from_millis(1_000);
+        let kind = |e: Option<HealthEvent>| e.map(|e| e.kind);
+        assert_eq!(kind(r.latency(&metrics(1_000), sla)), None);
+        assert_eq!(
+            kind(r.latency(&metrics(1_001), sla)),
+            Some(EventKind::SlaBreach)
+        );
+        assert_eq!(kind(r.latency(&metrics(5_000), sla)), None, "once");
+        assert_eq!(
+            kind(r.latency(&metrics(800), sla)),
+            None,
+            "not yet under 80 %"
+        );
+        assert_eq!(
+            kind(r.latency(&metrics(799), sla)),
+            Some(EventKind::SlaRestored)
+        );
+        assert_eq!(kind(r.latency("", sla)), None, "no figure, no news");
+    }
+
+    #[test]
+    fn a_global_timeout_after_the_start_is_one_stall_until_the_height_moves() {
+        let mut r = watched();
+        let line = |seq: u64, at: DateTime<Utc>| {
+            let secs = at.timestamp_micros() as f64 / 1e6;
+            format!(
+                r#"{{"seq":{seq},"at":{secs},"kind":"GlobalTimeout","details":"GlobalTimeout {{ round: 7, leader: 3 }}"}}"#
+            )
+        };
+        let old = line(1, r.since - chrono_seconds(5));
+        assert!(
+            r.evidence(&old).is_empty(),
+            "history before the watcher started"
+        );
+        let now = Utc::now();
+        let events = r.evidence(&format!("{}\n{}", line(2, now), line(3, now)));
+        assert_eq!(events.len(), 1, "{events:?}");
+        assert_eq!(events[0].kind, EventKind::CommitStall);
+        assert_eq!(r.events_after, Some(3));
+        let stall = Duration::from_secs(60);
+        let resumed = r.progress("ccbft_executed_height{replica=\"0\"} 9\n", stall);
+        assert_eq!(resumed.map(|e| e.kind), Some(EventKind::CommitResumed));
+    }
+
+    fn chrono_seconds(s: i64) -> ccbft_dora::chrono::Duration {
+        ccbft_dora::chrono::Duration::seconds(s)
     }
 }

@@ -16,6 +16,7 @@ mod cmd_log;
 mod cmd_node;
 mod cmd_sim;
 mod dora_watch;
+mod live_target;
 mod sim_target;
 
 use clap::{Parser, Subcommand};

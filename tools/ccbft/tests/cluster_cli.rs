@@ -2,53 +2,8 @@
 
 mod cluster;
 
-use cluster::{ccbft, field, report_fields, text, PATIENCE};
-use std::path::Path;
-use std::process::{Child, Stdio};
+use cluster::{ccbft, field, report_fields, text, Supervised, ONE_DOMAIN, PATIENCE};
 use std::time::{Duration, Instant};
-
-/// Four replicas in one domain on ports reserved for this test.
-fn cluster_file(dir: &Path, ports: &[u16]) -> std::path::PathBuf {
-    let mut toml = String::from(
-        "[cluster]\nname = \"up\"\nshards = 1\nleader_rotation_blocks = 10\n\n[[domains]]\nname = \"aws/eu-central-1\"\n",
-    );
-    for (id, p) in ports.chunks(3).enumerate() {
-        toml += &format!(
-            "\n[[replicas]]\nid = {id}\ndomain = \"aws/eu-central-1\"\naddress = \"127.0.0.1:{}\"\nclient_address = \"127.0.0.1:{}\"\ncontrol_address = \"127.0.0.1:{}\"\n",
-            p[0], p[1], p[2]
-        );
-    }
-    let path = dir.join("four.toml");
-    std::fs::write(&path, toml).unwrap();
-    path
-}
-
-/// `cluster status --json`: its exit code and report (an error, before the supervisor has
-/// written the directory, is code 2 and its message).
-fn status(data: &Path) -> (Option<i32>, serde_json::Value) {
-    let out = ccbft()
-        .args(["cluster", "status", "--json", "--data"])
-        .arg(data)
-        .output()
-        .unwrap();
-    let value = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|_| serde_json::Value::String(text(&out.stderr)));
-    (out.status.code(), value)
-}
-
-/// Waits until `cluster status` exits 0 (every replica running and ready); its report.
-fn await_ready(data: &Path, up: &mut Child) -> serde_json::Value {
-    let deadline = Instant::now() + PATIENCE;
-    loop {
-        assert!(up.try_wait().unwrap().is_none(), "the supervisor exited");
-        let (code, value) = status(data);
-        if code == Some(0) {
-            return value;
-        }
-        assert!(Instant::now() < deadline, "never ready: {value:#}");
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
 
 fn pid(report: &serde_json::Value, id: usize) -> i64 {
     report["replicas"][id]["pid"].as_i64().expect("a pid")
@@ -56,26 +11,23 @@ fn pid(report: &serde_json::Value, id: usize) -> i64 {
 
 #[test]
 fn a_supervised_cluster_commits_restarts_a_killed_replica_and_stops_cleanly() {
-    let tmp = tempfile::tempdir().unwrap();
-    let ports = ccbft_node::ports::reserve(12).unwrap();
-    let config = cluster_file(tmp.path(), ports.ports());
-    let data = tmp.path().join("cluster");
-    let mut up = ccbft()
-        .args(["cluster", "up", "--config"])
-        .arg(&config)
-        .arg("--data")
-        .arg(&data)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let first = await_ready(&data, &mut up);
+    let mut cluster = Supervised::up(&ONE_DOMAIN);
+    let first = cluster.await_ready();
+    let data = cluster.data.clone();
     assert!(data.join("keys").is_dir(), "keys generated");
 
-    // A second supervisor on the same directory is refused, naming the first.
+    // A second supervisor on the same directory is refused, naming the first, and changes
+    // nothing there.
+    let running = std::fs::read_to_string(cluster.cluster_file()).unwrap();
+    let other = cluster.dir.path().join("other.toml");
+    std::fs::write(
+        &other,
+        running.replace("name = \"e2e\"", "name = \"other\""),
+    )
+    .unwrap();
     let second = ccbft()
         .args(["cluster", "up", "--config"])
-        .arg(&config)
+        .arg(&other)
         .arg("--data")
         .arg(&data)
         .output()
@@ -113,7 +65,7 @@ fn a_supervised_cluster_commits_restarts_a_killed_replica_and_stops_cleanly() {
     unsafe { libc::kill(killed as i32, libc::SIGKILL) };
     let deadline = Instant::now() + PATIENCE;
     let again = loop {
-        let report = await_ready(&data, &mut up);
+        let report = cluster.await_ready();
         if pid(&report, 2) != killed {
             break report;
         }
@@ -137,13 +89,7 @@ fn a_supervised_cluster_commits_restarts_a_killed_replica_and_stops_cleanly() {
     );
     assert_eq!(field(&submit("1000"), "applied"), 50);
 
-    let down = ccbft()
-        .args(["cluster", "down", "--data"])
-        .arg(&data)
-        .output()
-        .unwrap();
-    assert!(down.status.success(), "{}", text(&down.stderr));
-    let out = up.wait_with_output().unwrap();
+    let out = cluster.down();
     assert!(out.status.success(), "{}", text(&out.stderr));
     let progress = text(&out.stdout);
     assert!(
@@ -156,7 +102,7 @@ fn a_supervised_cluster_commits_restarts_a_killed_replica_and_stops_cleanly() {
             "replica {id} did not stop cleanly:\n{progress}"
         );
     }
-    let (code, after) = status(&data);
+    let (code, after) = cluster.status();
     assert_eq!(code, Some(1), "nothing runs: {after:#}");
     assert!(after["supervisor_pid"].is_null());
 }

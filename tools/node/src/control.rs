@@ -35,6 +35,9 @@ pub struct NodeMetrics {
     /// 1 while the replica rejoins after losing its log: it signs nothing and counts against
     /// the fault bound.
     pub rejoining: AtomicU64,
+    /// Submission here to globally final receipt, milliseconds, a moving average over about
+    /// the last 8 transactions (its weight 1/8): what clients of this replica see now.
+    pub global_latency_ms: AtomicU64,
     events: Mutex<Events>,
 }
 
@@ -51,6 +54,14 @@ fn set(gauge: &AtomicU64, value: u64) {
 impl NodeMetrics {
     pub fn set(&self, gauge: impl Fn(&NodeMetrics) -> &AtomicU64, value: u64) {
         set(gauge(self), value);
+    }
+
+    /// Folds one globally final latency into [`NodeMetrics::global_latency_ms`].
+    pub fn record_global_latency(&self, latency: std::time::Duration) {
+        let ms = latency.as_millis().min(u128::from(u32::MAX)) as u64;
+        let old = self.global_latency_ms.load(Ordering::Relaxed);
+        let new = if old == 0 { ms } else { (old * 7 + ms) / 8 };
+        set(&self.global_latency_ms, new);
     }
 
     pub fn add(&self, counter: impl Fn(&NodeMetrics) -> &AtomicU64, n: u64) {
@@ -92,7 +103,7 @@ impl NodeMetrics {
     pub fn prometheus(&self) -> String {
         let get = |g: &AtomicU64| g.load(Ordering::Relaxed);
         let replica = get(&self.replica);
-        let rows: [(&str, &str, &str, u64); 14] = [
+        let rows: [(&str, &str, &str, u64); 15] = [
             (
                 "ccbft_executed_height",
                 "gauge",
@@ -170,6 +181,12 @@ impl NodeMetrics {
                 "gauge",
                 "1 once the log is restored and the links are up",
                 get(&self.ready),
+            ),
+            (
+                "ccbft_global_latency_ms",
+                "gauge",
+                "submission to globally final receipt at this replica, ms (moving average of about the last 8)",
+                get(&self.global_latency_ms),
             ),
             (
                 "ccbft_rejoining",

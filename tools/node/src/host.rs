@@ -51,6 +51,7 @@ struct Waiter {
     conn: ClientConnId,
     client_key: u128,
     wait: Wait,
+    since: std::time::Instant,
 }
 
 /// What the host owns besides the replica.
@@ -73,6 +74,8 @@ pub struct Host {
     evidence: EvidenceLog,
     /// Adversary mode (test builds): a Byzantine strategy between the replica and its links.
     adversary: Option<NodeAdversary>,
+    /// It started with a rejoin (its end is worth a line).
+    rejoin_started: bool,
 }
 
 /// The I/O a host drives: links, client listener, log, and what it reports.
@@ -106,6 +109,7 @@ impl Host {
         restored: &Restored,
         start: Start,
     ) -> Result<Host, String> {
+        let rejoin_started = matches!(start, Start::Rejoin { .. });
         let (replica, first) = match start {
             Start::Restore => (
                 Replica::restore(config, &signer, &restored.records, restored.last),
@@ -132,6 +136,7 @@ impl Host {
             metrics: io.metrics,
             evidence: io.evidence,
             adversary: io.adversary,
+            rejoin_started,
         };
         // The rejoin's first record and requests: persisted and sent like any step's.
         for action in first {
@@ -147,8 +152,6 @@ impl Host {
         let (events, inbox) = local_channel::new_bounded(EVENTS_MAX);
         self.spawn_sources(events, durable);
         self.metrics.set(|m| &m.ready, 1);
-        self.metrics
-            .set(|m| &m.rejoining, u64::from(self.replica.is_rejoining()));
         while let Some(event) = inbox.recv().await {
             match event {
                 Event::Peer(from, frame) => self.on_frame(from, frame),
@@ -267,6 +270,7 @@ impl Host {
             conn: request.conn,
             client_key: client_key(&tx),
             wait,
+            since: std::time::Instant::now(),
         });
         self.step(Input::Client(tx));
     }
@@ -308,7 +312,7 @@ impl Host {
             .metrics
             .rejoining
             .swap(rejoining, std::sync::atomic::Ordering::Relaxed);
-        if was == 1 && rejoining == 0 {
+        if was == 1 && rejoining == 0 && self.rejoin_started {
             tracing::info!("rejoin complete: past the floors, this replica votes again");
         }
     }
@@ -436,10 +440,14 @@ impl Host {
             return;
         };
         let mut answered = Vec::new();
+        let globally_final = matches!(status, ReceiptStatus::GloballyFinal { .. });
         waiters.retain(|w| {
             let last = w.wait.ends_with(&status);
             if w.wait.answers(&status) {
                 answered.push((w.conn, w.client_key, last));
+            }
+            if globally_final {
+                self.metrics.record_global_latency(w.since.elapsed());
             }
             !last
         });

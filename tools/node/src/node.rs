@@ -148,6 +148,8 @@ pub fn run(options: NodeOptions) -> Result<(), String> {
     let evidence = EvidenceLog::new(&options.data);
     let metrics = Arc::new(NodeMetrics::default());
     metrics.set(|m| &m.replica, u64::from(options.id));
+    // Until the log says otherwise, the replica is not known to be past a rejoin.
+    metrics.set(|m| &m.rejoining, 1);
     let control = crate::control::serve(&control_addr, metrics.clone(), admin)
         .map_err(|e| format!("control plane on {control_addr}: {e}"))?;
     tracing::info!(

@@ -219,8 +219,11 @@ struct Supervised {
 /// every replica stopped. Progress goes to stdout, one line per start and exit.
 pub fn up(options: &UpOptions) -> Result<(), String> {
     let dir = ClusterDir::new(&options.dir);
-    let topology = prepare(options, &dir)?;
+    let run_dir = dir.run_dir();
+    fs::create_dir_all(&run_dir).map_err(|e| format!("{}: {e}", run_dir.display()))?;
+    // Locked before anything in the directory changes: a second `up` is refused untouched.
     let _lock = lock(&dir)?;
+    let topology = prepare(options, &dir)?;
     write_pid(&dir.supervisor_pid_path(), std::process::id() as i32)?;
     crate::node::catch_stop_signals();
     let mut replicas: Vec<Supervised> = (0..topology.n())
@@ -249,9 +252,8 @@ pub fn up(options: &UpOptions) -> Result<(), String> {
 /// The directory's cluster file, keys and folders; the topology.
 fn prepare(options: &UpOptions, dir: &ClusterDir) -> Result<Topology, String> {
     let topology = Topology::load(&options.config).map_err(|e| e.to_string())?;
-    for sub in [dir.root().join("logs"), dir.run_dir()] {
-        fs::create_dir_all(&sub).map_err(|e| format!("{}: {e}", sub.display()))?;
-    }
+    let logs = dir.root().join("logs");
+    fs::create_dir_all(&logs).map_err(|e| format!("{}: {e}", logs.display()))?;
     if dir.cluster_file() != options.config {
         fs::copy(&options.config, dir.cluster_file())
             .map_err(|e| format!("copying {}: {e}", options.config.display()))?;

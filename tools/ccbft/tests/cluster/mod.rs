@@ -44,6 +44,13 @@ pub const THREE_CLOUDS: Layout = Layout {
     wan: true,
 };
 
+/// The same three clouds with the links undelayed: each replica's catch-up and the load run
+/// at local speed (a replica that lost its log catches up in seconds, not minutes).
+pub const THREE_CLOUDS_LOCAL: Layout = Layout {
+    wan: false,
+    ..THREE_CLOUDS
+};
+
 impl Layout {
     /// The replicas of domain `index`, in id order.
     pub fn members(&self, index: usize) -> Vec<u32> {
@@ -53,6 +60,22 @@ impl Layout {
 
     /// A cluster file (addresses are placeholders: `LocalCluster` moves them to free ports).
     pub fn toml(&self) -> String {
+        self.toml_with(|id| format!("address = \"127.0.0.1:{}\"\n", 7100 + id))
+    }
+
+    /// A cluster file with replica `i` on `ports[3i]` (links), `ports[3i + 1]` (clients) and
+    /// `ports[3i + 2]` (control plane).
+    pub fn toml_on(&self, ports: &[u16]) -> String {
+        self.toml_with(|id| {
+            let p = &ports[3 * id as usize..];
+            format!(
+                "address = \"127.0.0.1:{}\"\nclient_address = \"127.0.0.1:{}\"\ncontrol_address = \"127.0.0.1:{}\"\n",
+                p[0], p[1], p[2]
+            )
+        })
+    }
+
+    fn toml_with(&self, addresses: impl Fn(u32) -> String) -> String {
         let mut text =
             String::from("[cluster]\nname = \"e2e\"\nshards = 1\nleader_rotation_blocks = 10\n");
         for (name, _) in self.domains {
@@ -62,8 +85,8 @@ impl Layout {
         for (domain, count) in self.domains {
             for _ in 0..*count {
                 text += &format!(
-                    "\n[[replicas]]\nid = {id}\ndomain = \"{domain}\"\naddress = \"127.0.0.1:{}\"\n",
-                    7100 + id
+                    "\n[[replicas]]\nid = {id}\ndomain = \"{domain}\"\n{}",
+                    addresses(id)
                 );
                 id += 1;
             }
@@ -72,6 +95,117 @@ impl Layout {
             text += &format!("\n[[links]]\na = \"{a}\"\nb = \"{b}\"\nrtt_ms = {rtt}\n");
         }
         text
+    }
+
+    pub fn replicas(&self) -> u32 {
+        self.domains.iter().map(|(_, n)| n).sum()
+    }
+}
+
+/// A cluster `ccbft cluster up` supervises, on ports reserved for it, in a temporary
+/// directory. Dropping it kills the supervisor (and with it every replica).
+pub struct Supervised {
+    pub up: Option<Child>,
+    /// The cluster's directory (`--data`).
+    pub data: std::path::PathBuf,
+    pub dir: tempfile::TempDir,
+    _ports: ccbft_node::ports::PortReservation,
+}
+
+impl Supervised {
+    pub fn up(layout: &Layout) -> Supervised {
+        let dir = tempfile::tempdir().unwrap();
+        let ports = ccbft_node::ports::reserve(3 * layout.replicas() as usize).unwrap();
+        let config = dir.path().join("cluster-in.toml");
+        std::fs::write(&config, layout.toml_on(ports.ports())).unwrap();
+        let data = dir.path().join("cluster");
+        let mut command = ccbft();
+        command
+            .args(["cluster", "up", "--config"])
+            .arg(&config)
+            .arg("--data")
+            .arg(&data);
+        if layout.wan {
+            command.arg("--emulate-wan");
+        }
+        let up = command
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        Supervised {
+            up: Some(up),
+            data,
+            dir,
+            _ports: ports,
+        }
+    }
+
+    pub fn cluster_file(&self) -> std::path::PathBuf {
+        self.data.join("cluster.toml")
+    }
+
+    /// `cluster status --json`: its exit code and report (an error, before the supervisor
+    /// has written the directory, is code 2 and its message).
+    pub fn status(&self) -> (Option<i32>, serde_json::Value) {
+        let out = ccbft()
+            .args(["cluster", "status", "--json", "--data"])
+            .arg(&self.data)
+            .output()
+            .unwrap();
+        let value = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|_| serde_json::Value::String(text(&out.stderr)));
+        (out.status.code(), value)
+    }
+
+    /// Waits until `cluster status` exits 0 (every replica running and ready); its report.
+    pub fn await_ready(&mut self) -> serde_json::Value {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            let up = self.up.as_mut().expect("supervisor running");
+            assert!(up.try_wait().unwrap().is_none(), "the supervisor exited");
+            let (code, value) = self.status();
+            if code == Some(0) {
+                return value;
+            }
+            assert!(Instant::now() < deadline, "never ready: {value:#}");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// `cluster down`, and the supervisor's output.
+    pub fn down(&mut self) -> Output {
+        let down = ccbft()
+            .args(["cluster", "down", "--data"])
+            .arg(&self.data)
+            .output()
+            .unwrap();
+        assert!(down.status.success(), "{}", text(&down.stderr));
+        self.up.take().unwrap().wait_with_output().unwrap()
+    }
+
+    /// The last `lines` lines of every replica's log.
+    pub fn log_tails(&self, lines: usize) -> String {
+        let mut all = String::new();
+        for id in 0.. {
+            let Ok(log) = std::fs::read_to_string(self.data.join(format!("logs/replica-{id}.log")))
+            else {
+                break;
+            };
+            let tail: Vec<&str> = log.lines().rev().take(lines).collect();
+            let tail: Vec<&str> = tail.into_iter().rev().collect();
+            all += &format!("--- replica {id}\n{}\n", tail.join("\n"));
+        }
+        all
+    }
+}
+
+impl Drop for Supervised {
+    fn drop(&mut self) {
+        if let Some(mut up) = self.up.take() {
+            let _ = up.kill(); // its replicas die with it (PR_SET_PDEATHSIG)
+            let _ = up.wait();
+        }
     }
 }
 
@@ -209,6 +343,7 @@ impl Cluster {
     /// Drives load until replica `id`, rejoining after losing its log, is past its floors
     /// and votes again (keys from `first_key`).
     pub fn await_rejoined(&self, id: u32, first_key: u64) {
+        self.local.await_line(id, "rejoining", PATIENCE).unwrap();
         let what = format!("end of replica {id}'s rejoin");
         self.load_from_until(first_key, &what, |c| c.metric(id, "ccbft_rejoining") == 0);
         let line = self
