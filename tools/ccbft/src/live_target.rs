@@ -15,6 +15,7 @@
 //! lost. Times are wall-clock times.
 
 use crate::dora_watch::{Limits, Watcher, SLA_MS};
+use crate::sim_target::largest_provider;
 use ccbft_core::topology::Topology;
 use ccbft_dora::chrono::{DateTime, Utc};
 use ccbft_dora::health::{EventKind, HealthEvent};
@@ -494,24 +495,6 @@ fn smallest_domain(t: &Topology) -> usize {
         .rev()
         .min_by_key(|&d| t.domain_members(d as u32).len())
         .unwrap_or(0)
-}
-
-/// The provider with the most replicas (the first in file order on a tie), as the simulator
-/// target chooses.
-fn largest_provider(t: &Topology) -> String {
-    let count = |p: &str| {
-        (0..t.n())
-            .filter(|&r| t.domains[t.domain_of(r) as usize].provider == p)
-            .count()
-    };
-    let mut best: Option<(usize, String)> = None;
-    for p in t.providers() {
-        let c = count(&p);
-        if best.as_ref().is_none_or(|(b, _)| c > *b) {
-            best = Some((c, p));
-        }
-    }
-    best.map(|(_, p)| p).unwrap_or_default()
 }
 
 /// Flips one byte at each of four 4 KiB block starts halfway through the records of the

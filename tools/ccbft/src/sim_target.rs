@@ -61,25 +61,6 @@ impl SimTarget {
         self.start + Duration::microseconds(sim_us as i64)
     }
 
-    /// The provider with the most replicas (first in file order on a tie).
-    fn largest_provider(&self) -> String {
-        let t = &self.topology;
-        let count = |p: &str| {
-            t.replicas
-                .iter()
-                .filter(|r| t.domains[r.domain as usize].provider == p)
-                .count()
-        };
-        let mut best: Option<(usize, String)> = None;
-        for p in t.providers() {
-            let c = count(&p);
-            if best.as_ref().is_none_or(|(b, _)| c > *b) {
-                best = Some((c, p));
-            }
-        }
-        best.map(|(_, p)| p).unwrap_or_default()
-    }
-
     fn replica(&self, replica: Option<u32>) -> Result<u32, TargetError> {
         let n = self.topology.n();
         let id = replica.unwrap_or(if n > 1 { 1 } else { 0 });
@@ -137,7 +118,7 @@ impl SimTarget {
                 )
             }
             Scenario::ProviderOutage { provider } => {
-                let provider = provider.clone().unwrap_or_else(|| self.largest_provider());
+                let provider = provider.clone().unwrap_or_else(|| largest_provider(&self.topology));
                 let domains: Vec<u32> = (0..t.domains.len() as u32)
                     .filter(|&d| t.domains[d as usize].provider.eq_ignore_ascii_case(&provider))
                     .collect();
@@ -352,6 +333,25 @@ impl SimTarget {
         }
         stream.split()
     }
+}
+
+/// The provider with the most replicas (first in file order on a tie): the default outage
+/// of both resilience targets.
+pub fn largest_provider(t: &Topology) -> String {
+    let count = |p: &str| {
+        t.replicas
+            .iter()
+            .filter(|r| t.domains[r.domain as usize].provider == p)
+            .count()
+    };
+    let mut best: Option<(usize, String)> = None;
+    for p in t.providers() {
+        let c = count(&p);
+        if best.as_ref().is_none_or(|(b, _)| c > *b) {
+            best = Some((c, p));
+        }
+    }
+    best.map(|(_, p)| p).unwrap_or_default()
 }
 
 /// Health events built from simulator entries: problems of one kind at one replica closer
