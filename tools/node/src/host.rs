@@ -74,7 +74,7 @@ pub struct Host {
     evidence: EvidenceLog,
     /// Adversary mode (test builds): a Byzantine strategy between the replica and its links.
     adversary: Option<NodeAdversary>,
-    /// It started with a rejoin (its end is worth a line).
+    /// It started rejoining (its end is worth a line).
     rejoin_started: bool,
 }
 
@@ -109,7 +109,6 @@ impl Host {
         restored: &Restored,
         start: Start,
     ) -> Result<Host, String> {
-        let rejoin_started = matches!(start, Start::Rejoin { .. });
         let (replica, first) = match start {
             Start::Restore => (
                 Replica::restore(config, &signer, &restored.records, restored.last),
@@ -120,6 +119,8 @@ impl Host {
                 Replica::rejoin(config, &signer, nonce).map_err(|e| e.to_string())?
             }
         };
+        // A rejoin just begun, or one a restart resumed from the log.
+        let rejoin_started = replica.is_rejoining();
         let mut host = Host {
             replica,
             signer,
