@@ -171,13 +171,7 @@ fn dora_watch_opens_incidents_from_a_live_cluster_for_a_replica_down_and_an_equi
     let mut cluster = Cluster::files(&ONE_DOMAIN);
     cluster.local.set_adversary(0, "equivocate");
     cluster.local.start_all().unwrap();
-    let state = cluster.dir.path().join("dora");
-    let init = ccbft()
-        .args(["dora", "init", "--state"])
-        .arg(&state)
-        .output()
-        .unwrap();
-    assert!(init.status.success(), "{}", text(&init.stderr));
+    let state = cluster::dora_init(cluster.dir.path());
     let mut watch = ccbft();
     watch
         .args(["dora", "watch", "--interval-ms", "100", "--state"])

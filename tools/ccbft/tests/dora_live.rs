@@ -33,13 +33,7 @@ fn live_test(cluster: &Supervised, state: &std::path::Path, scenario: &str) -> (
 fn every_scenario_against_a_live_three_cloud_cluster_is_detected_recovered_and_loses_nothing() {
     let mut cluster = Supervised::up(&THREE_CLOUDS_LOCAL);
     cluster.await_ready();
-    let state = cluster.dir.path().join("dora");
-    let init = ccbft()
-        .args(["dora", "init", "--state"])
-        .arg(&state)
-        .output()
-        .unwrap();
-    assert!(init.status.success(), "{}", text(&init.stderr));
+    let state = cluster::dora_init(cluster.dir.path());
 
     for scenario in Scenario::NAMES {
         cluster.await_ready();

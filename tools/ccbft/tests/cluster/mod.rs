@@ -408,6 +408,18 @@ impl Cluster {
     }
 }
 
+/// A new DORA state directory (`dora init`) in `dir`; its path.
+pub fn dora_init(dir: &Path) -> std::path::PathBuf {
+    let state = dir.join("dora");
+    let init = ccbft()
+        .args(["dora", "init", "--state"])
+        .arg(&state)
+        .output()
+        .unwrap();
+    assert!(init.status.success(), "{}", text(&init.stderr));
+    state
+}
+
 pub fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
