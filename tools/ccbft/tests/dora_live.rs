@@ -29,7 +29,7 @@ fn live_test(cluster: &Supervised, state: &std::path::Path, scenario: &str) -> (
 }
 
 #[test]
-#[ignore = "open (runtime issue): on the loaded CI host the byzantine-leader run's re-send of acknowledged payments got no answers for 120 s; run with --ignored"]
+#[ignore = "open (runtime issue): latency-spike is not always detected within a 4 s fault (the SLA gauge is a moving average of few samples); run with --ignored"]
 fn every_scenario_against_a_live_three_cloud_cluster_is_detected_recovered_and_loses_nothing() {
     let mut cluster = Supervised::up(&THREE_CLOUDS_LOCAL);
     cluster.await_ready();

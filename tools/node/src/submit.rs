@@ -22,6 +22,10 @@ use std::time::{Duration, Instant};
 
 /// How long an overloaded answer holds back its resend.
 const OVERLOADED_BACKOFF: Duration = Duration::from_millis(10);
+/// How long a replica may leave every request in flight unanswered before the client tries
+/// the next replica of the home domain: well above a globally final answer's latency on
+/// WAN links under load (seconds), far below a client's whole deadline.
+const SILENCE_FAILOVER: Duration = Duration::from_secs(15);
 
 #[derive(Debug, Clone)]
 pub struct SubmitOptions {
@@ -306,14 +310,30 @@ impl Link {
         }
     }
 
-    /// The next receipt; `None` when the connection is gone; an error past the deadline or
+    /// The next receipt; `None` when the connection is gone or the replica has been silent
+    /// for `SILENCE_FAILOVER` (a replica that accepts but does not answer, e.g. one far
+    /// behind, must not hold the client until its deadline); an error past the deadline or
     /// on an answer that breaks the protocol.
     async fn recv(&mut self, deadline: Instant) -> Result<Option<Receipt>, String> {
         let remaining = deadline.saturating_duration_since(Instant::now());
         let client = &mut self.client;
-        let answer = glommio::timer::timeout(remaining, async { Ok(client.recv().await) })
-            .await
-            .map_err(|e| format!("replica {}: answers stopped: {e}", self.addr))?;
+        let waited = glommio::timer::timeout(remaining.min(SILENCE_FAILOVER), async {
+            Ok(client.recv().await)
+        })
+        .await;
+        let answer = match waited {
+            Ok(answer) => answer,
+            Err(e) if Instant::now() >= deadline => {
+                return Err(format!("replica {}: answers stopped: {e}", self.addr))
+            }
+            Err(_) => {
+                tracing::info!(
+                    "replica {}: no answer for {SILENCE_FAILOVER:?}; failing over",
+                    self.addr
+                );
+                return Ok(None);
+            }
+        };
         match answer {
             Ok(Response::Receipt(receipt)) => {
                 tracing::debug!("receipt {receipt:?}");

@@ -206,6 +206,16 @@ impl Drop for Supervised {
             let _ = up.kill(); // its replicas die with it (PR_SET_PDEATHSIG)
             let _ = up.wait();
         }
+        keep_on_failure(&mut self.dir);
+    }
+}
+
+/// With `CCBFT_KEEP_FAILED=1`, a failing test leaves its directory (logs, data) behind and
+/// says where.
+fn keep_on_failure(dir: &mut tempfile::TempDir) {
+    if std::thread::panicking() && std::env::var_os("CCBFT_KEEP_FAILED").is_some() {
+        let kept = std::mem::replace(dir, tempfile::tempdir().unwrap()).keep();
+        eprintln!("kept the failed test's directory: {}", kept.display());
     }
 }
 
