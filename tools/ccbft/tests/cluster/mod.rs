@@ -214,8 +214,8 @@ impl Drop for Supervised {
 /// says where.
 fn keep_on_failure(dir: &mut tempfile::TempDir) {
     if std::thread::panicking() && std::env::var_os("CCBFT_KEEP_FAILED").is_some() {
-        let kept = std::mem::replace(dir, tempfile::tempdir().unwrap()).keep();
-        eprintln!("kept the failed test's directory: {}", kept.display());
+        dir.disable_cleanup(true);
+        eprintln!("kept the failed test's directory: {}", dir.path().display());
     }
 }
 
