@@ -195,6 +195,7 @@ fn spawn_loads(args: &DemoArgs, cluster: &LocalCluster, progress: &Arc<AtomicU64
                 amount: 1,
                 first_key: base + (u128::from(client) << 40),
                 timeout: PATIENCE,
+                silence_failover: ccbft_node::submit::SILENCE_FAILOVER,
                 progress: Some(progress.clone()),
             };
             std::thread::spawn(move || ccbft_node::submit::run(options))

@@ -94,6 +94,11 @@ pub struct SubmitArgs {
     /// Seconds to wait for the last answer.
     #[arg(long, default_value_t = 60)]
     timeout_s: u64,
+    /// Seconds a replica may leave every transfer in flight unanswered before the client
+    /// resends them through the next replica of the home domain.
+    #[arg(long, default_value_t = ccbft_node::submit::SILENCE_FAILOVER.as_secs(),
+          value_parser = clap::value_parser!(u64).range(1..))]
+    failover_after_s: u64,
 }
 
 /// `ccbft submit`: signed transfers through a replica; prints what came back.
@@ -118,6 +123,7 @@ pub fn submit(args: SubmitArgs) -> anyhow::Result<ExitCode> {
         amount: args.amount,
         first_key,
         timeout: Duration::from_secs(args.timeout_s),
+        silence_failover: Duration::from_secs(args.failover_after_s),
         progress: None,
     };
     let report = ccbft_node::submit::run(options).map_err(|e| anyhow!(e))?;

@@ -10,7 +10,9 @@
 //!   a global round timing out (`GlobalTimeout` in `/events`): `commit_stall`; the height
 //!   moving again: `commit_resumed`.
 //! - A replica's globally final latency (`ccbft_global_latency_ms`, a moving average of what
-//!   its clients see) above the SLA: `sla_breach`; back below 80 % of it: `sla_restored`.
+//!   its clients see) above the SLA, or a link of it delayed well past the cluster file's
+//!   round trip (`DelayedMessages` in `/events`, from its latency monitor): `sla_breach`;
+//!   latency back below 80 % of the SLA and every link normal again: `sla_restored`.
 //!
 //! Event ids name the replica and what was seen, so a watcher restarted over the same events
 //! changes nothing: the engine ignores an id it has ingested. (A replica restarted between
@@ -22,7 +24,7 @@ use ccbft_core::topology::Topology;
 use ccbft_dora::chrono::{DateTime, Utc};
 use ccbft_dora::health::{EventKind, HealthEvent};
 use ccbft_dora::state::Engine;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -58,6 +60,11 @@ struct Replica {
     height: u64,
     height_since: Instant,
     stalled: bool,
+    /// Globally final latency above the SLA (until it is back below 80 % of it).
+    latency_high: bool,
+    /// Peers the replica's links to are delayed, by its latency monitor.
+    delayed_links: BTreeSet<u64>,
+    /// An `sla_breach` is open: latency high or a link delayed.
     sla_breached: bool,
     /// When the watcher started.
     since: DateTime<Utc>,
@@ -155,6 +162,8 @@ fn replica(
         height: 0,
         height_since: Instant::now(),
         stalled: false,
+        latency_high: false,
+        delayed_links: BTreeSet::new(),
         sla_breached: false,
         // Event times come in milliseconds.
         since: DateTime::from_timestamp_millis(Utc::now().timestamp_millis()).unwrap_or_default(),
@@ -193,6 +202,7 @@ impl Replica {
             ));
         }
         out.extend(self.evidence(&events));
+        out.extend(self.delayed_before_start());
         out.extend(self.progress(&metrics, limits.stall));
         out.extend(self.latency(&metrics, limits.sla));
         out
@@ -235,6 +245,14 @@ impl Replica {
                 out.push(self.event(EventKind::CommitStall, at, &detail));
                 continue;
             }
+            if let Some(delayed) = match value["kind"].as_str() {
+                Some("DelayedMessages") => Some(true),
+                Some("DelayedMessagesEnded") => Some(false),
+                _ => None,
+            } {
+                out.extend(self.delayed_link(delayed, details, at));
+                continue;
+            }
             if value["kind"] != "Evidence" || details["kind"] != "equivocation" {
                 continue;
             }
@@ -262,21 +280,82 @@ impl Replica {
         out
     }
 
-    /// An SLA breach: globally final latency above `sla`; restored below 80 % of it.
+    /// Globally final latency above `sla` is high until it is below 80 % of it.
     fn latency(&mut self, metrics: &str, sla: Duration) -> Option<HealthEvent> {
         let ms = ccbft_node::control::gauge(metrics, "ccbft_global_latency_ms")?;
         let sla_ms = sla.as_millis() as u64;
-        if !self.sla_breached && ms > sla_ms {
-            self.sla_breached = true;
-            let detail = format!("globally final latency {ms} ms, above the SLA of {sla_ms} ms");
-            return Some(self.event(EventKind::SlaBreach, Utc::now(), &detail));
+        let high = if self.latency_high {
+            ms * 5 >= sla_ms * 4
+        } else {
+            ms > sla_ms
+        };
+        if high == self.latency_high {
+            return None;
         }
-        if self.sla_breached && ms * 5 < sla_ms * 4 {
-            self.sla_breached = false;
-            let detail = format!("globally final latency {ms} ms, within the SLA of {sla_ms} ms");
-            return Some(self.event(EventKind::SlaRestored, Utc::now(), &detail));
+        self.latency_high = high;
+        let detail = if high {
+            format!("globally final latency {ms} ms, above the SLA of {sla_ms} ms")
+        } else {
+            format!("globally final latency {ms} ms, within the SLA of {sla_ms} ms")
+        };
+        self.sla_changed(Utc::now(), &detail)
+    }
+
+    /// A link of this replica delayed past its bound (`delayed`) or back to normal.
+    fn delayed_link(
+        &mut self,
+        delayed: bool,
+        details: &serde_json::Value,
+        at: DateTime<Utc>,
+    ) -> Option<HealthEvent> {
+        let peer = details["peer"].as_u64()?;
+        let changed = if delayed {
+            self.delayed_links.insert(peer)
+        } else {
+            self.delayed_links.remove(&peer)
+        };
+        // Changes from before the watcher started are history: they only set the state
+        // ([`Replica::delayed_before_start`] reports a link still delayed).
+        if !changed || at < self.since {
+            return None;
         }
-        None
+        let ms = |key: &str| details[key].as_u64().unwrap_or(0) / 1000;
+        let detail = format!(
+            "link from replica {} to replica {peer}: round trip {} ms, the cluster file says {} ms{}",
+            self.id,
+            ms("rtt_us"),
+            ms("expected_us"),
+            if delayed { " (messages delayed)" } else { " (normal again)" }
+        );
+        self.sla_changed(at, &detail)
+    }
+
+    /// A breach for links that were delayed before the watcher started and still are.
+    fn delayed_before_start(&mut self) -> Option<HealthEvent> {
+        if self.sla_breached || self.delayed_links.is_empty() {
+            return None;
+        }
+        let detail = format!(
+            "links from replica {} to replicas {:?} delayed since before the watcher started",
+            self.id, self.delayed_links
+        );
+        self.sla_changed(Utc::now(), &detail)
+    }
+
+    /// `sla_breach` when latency turned high or a first link delayed; `sla_restored` once
+    /// latency is normal and no link is delayed.
+    fn sla_changed(&mut self, at: DateTime<Utc>, detail: &str) -> Option<HealthEvent> {
+        let breached = self.latency_high || !self.delayed_links.is_empty();
+        if breached == self.sla_breached {
+            return None;
+        }
+        self.sla_breached = breached;
+        let kind = if breached {
+            EventKind::SlaBreach
+        } else {
+            EventKind::SlaRestored
+        };
+        Some(self.event(kind, at, detail))
     }
 
     /// A stall: clients waiting and the executed height standing still.
@@ -379,6 +458,79 @@ mod tests {
         let stall = Duration::from_secs(60);
         let resumed = r.progress("ccbft_executed_height{replica=\"0\"} 9\n", stall);
         assert_eq!(resumed.map(|e| e.kind), Some(EventKind::CommitResumed));
+    }
+
+    fn delayed_line(seq: u64, at: DateTime<Utc>, kind: &str, peer: u32) -> String {
+        let secs = at.timestamp_micros() as f64 / 1e6;
+        format!(
+            r#"{{"seq":{seq},"at":{secs},"kind":"{kind}","details":{{"peer":{peer},"rtt_us":412000,"expected_us":22000}}}}"#
+        )
+    }
+
+    #[test]
+    fn delayed_links_are_one_breach_until_every_link_and_the_latency_are_normal() {
+        let mut r = watched();
+        let sla = Duration::from_millis(1_000);
+        let kinds =
+            |events: Vec<HealthEvent>| events.into_iter().map(|e| e.kind).collect::<Vec<_>>();
+        let now = Utc::now();
+        let breach = r.evidence(&delayed_line(1, now, "DelayedMessages", 3));
+        assert_eq!(breach.len(), 1);
+        assert_eq!(breach[0].kind, EventKind::SlaBreach);
+        let off = (breach[0].at - now).num_milliseconds().abs();
+        assert!(
+            off <= 1,
+            "at the replica's time, not the watcher's: {off} ms off"
+        );
+        assert!(breach[0]
+            .detail
+            .as_deref()
+            .unwrap()
+            .contains("round trip 412 ms"));
+        let more = format!(
+            "{}\n{}",
+            delayed_line(2, now, "DelayedMessages", 4),
+            delayed_line(3, now, "DelayedMessagesEnded", 3)
+        );
+        assert!(
+            r.evidence(&more).is_empty(),
+            "replica 4's link is still delayed"
+        );
+        // Latency too high meanwhile, then normal: the link still holds the breach open.
+        assert_eq!(r.latency(&metrics(2_000), sla), None);
+        assert_eq!(r.latency(&metrics(10), sla), None);
+        let ended = r.evidence(&delayed_line(4, now, "DelayedMessagesEnded", 4));
+        assert_eq!(kinds(ended), [EventKind::SlaRestored]);
+        assert!(r
+            .evidence(&delayed_line(5, now, "DelayedMessagesEnded", 4))
+            .is_empty());
+    }
+
+    #[test]
+    fn links_delayed_before_the_watcher_started_are_news_only_while_still_delayed() {
+        let mut r = watched();
+        let old = r.since - chrono_seconds(60);
+        let history = format!(
+            "{}\n{}\n{}",
+            delayed_line(1, old, "DelayedMessages", 3),
+            delayed_line(2, old, "DelayedMessagesEnded", 3),
+            delayed_line(3, old, "DelayedMessages", 5)
+        );
+        assert!(r.evidence(&history).is_empty(), "history is not news");
+        let now = r
+            .delayed_before_start()
+            .expect("replica 5's link is still delayed");
+        assert_eq!(now.kind, EventKind::SlaBreach);
+        assert!(now.at >= r.since);
+        assert!(r.delayed_before_start().is_none(), "once");
+        let mut fresh = watched();
+        let healed = format!(
+            "{}\n{}",
+            delayed_line(1, old, "DelayedMessages", 3),
+            delayed_line(2, old, "DelayedMessagesEnded", 3)
+        );
+        assert!(fresh.evidence(&healed).is_empty());
+        assert!(fresh.delayed_before_start().is_none());
     }
 
     fn chrono_seconds(s: i64) -> ccbft_dora::chrono::Duration {

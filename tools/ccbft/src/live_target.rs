@@ -404,6 +404,7 @@ impl LiveTarget {
             amount: 1,
             first_key,
             timeout: BATCH_TIMEOUT,
+            silence_failover: ccbft_node::submit::SILENCE_FAILOVER,
             progress: None,
         }
     }

@@ -29,7 +29,7 @@ fn live_test(cluster: &Supervised, state: &std::path::Path, scenario: &str) -> (
 }
 
 #[test]
-#[ignore = "open (runtime issue): latency-spike is not always detected within a 4 s fault (the SLA gauge is a moving average of few samples); run with --ignored"]
+
 fn every_scenario_against_a_live_three_cloud_cluster_is_detected_recovered_and_loses_nothing() {
     let mut cluster = Supervised::up(&THREE_CLOUDS_LOCAL);
     cluster.await_ready();
@@ -52,6 +52,25 @@ fn every_scenario_against_a_live_three_cloud_cluster_is_detected_recovered_and_l
             "{summary}"
         );
         assert!(!evidence["detected_by"].is_null(), "{summary}");
+        eprintln!(
+            "{scenario}: detected after {} s by {} ({}), recovered after {} s, {} committed, {} lost",
+            evidence["time_to_detect_seconds"],
+            evidence["detected_by"]["kind"],
+            evidence["detected_by"]["event_id"],
+            evidence["time_to_recover_seconds"],
+            evidence["transactions_committed"],
+            evidence["transactions_lost"]
+        );
+        if scenario == "latency-spike" {
+            // Seen as what it is: links slower than the cluster file says (the replicas'
+            // latency monitors), not only as its effects.
+            let breach = evidence["health_events"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|e| e["kind"] == "sla_breach");
+            assert!(breach, "no sla_breach: {summary}");
+        }
         if scenario == "disk-corruption" && evidence["recovered_at"].is_null() {
             // Known gap (runtime issue): the replica whose log was damaged rejoins and catches
             // up one block request at a time, on a loaded host sometimes for longer than the

@@ -16,6 +16,10 @@ use std::net::SocketAddr;
 
 type Stream = futures_rustls::client::TlsStream<glommio::net::TcpStream>;
 
+/// How long a connection and its TLS handshake may take. A hung replica process still has
+/// its kernel accept the TCP connection, and then never answers the handshake.
+pub const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
     #[error("connecting to {addr}: {source}")]
@@ -37,7 +41,7 @@ pub struct Client {
 }
 
 impl Client {
-    /// Connects on the current glommio executor.
+    /// Connects on the current glommio executor, within [`CONNECT_TIMEOUT`].
     pub async fn connect(addr: SocketAddr, replica: LinkPublicKey) -> Result<Client, ClientError> {
         let connect = async {
             let tcp = glommio::net::TcpStream::connect(addr).await?;
@@ -46,8 +50,14 @@ impl Client {
                 .connect(link_server_name(), tcp)
                 .await
         };
-        let stream = connect
+        let stream = glommio::timer::timeout(CONNECT_TIMEOUT, async { Ok(connect.await) })
             .await
+            .unwrap_or_else(|_| {
+                Err(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    format!("no connection and TLS handshake within {CONNECT_TIMEOUT:?}"),
+                ))
+            })
             .map_err(|source| ClientError::Connect { addr, source })?;
         Ok(Client {
             stream,

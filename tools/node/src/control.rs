@@ -4,11 +4,13 @@
 //! host only stores into atomics and, for a health event (rare), a bounded queue.
 
 use crate::admin::Admin;
+use crate::latency::LatencyRow;
 use ccbft_http::hyper::{Method, StatusCode};
 use ccbft_http::{reply, text, Reply};
+use ccbft_net::metrics::EndpointMetrics;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 /// Health events kept for `/events`; older ones are dropped (the sequence numbers show it).
 pub const EVENTS_KEPT_MAX: usize = 1024;
@@ -38,6 +40,14 @@ pub struct NodeMetrics {
     /// Submission here to globally final receipt, milliseconds, a moving average over about
     /// the last 8 transactions (its weight 1/8): what clients of this replica see now.
     pub global_latency_ms: AtomicU64,
+    /// Submission here to locally final (the home lane committed it) and to globally final
+    /// (executed), every client transaction.
+    pub local_latency: LatencyHistogram,
+    pub global_latency: LatencyHistogram,
+    /// The transport's link statistics, once the links are up.
+    pub links: OnceLock<Arc<EndpointMetrics>>,
+    /// The latency monitor's row of the matrix, once it runs.
+    pub latency: OnceLock<Arc<LatencyRow>>,
     events: Mutex<Events>,
 }
 
@@ -56,8 +66,10 @@ impl NodeMetrics {
         set(gauge(self), value);
     }
 
-    /// Folds one globally final latency into [`NodeMetrics::global_latency_ms`].
+    /// Folds one globally final latency into [`NodeMetrics::global_latency_ms`] and the
+    /// histogram.
     pub fn record_global_latency(&self, latency: std::time::Duration) {
+        self.global_latency.record(latency);
         let ms = latency.as_millis().min(u128::from(u32::MAX)) as u64;
         let old = self.global_latency_ms.load(Ordering::Relaxed);
         let new = if old == 0 { ms } else { (old * 7 + ms) / 8 };
@@ -201,6 +213,66 @@ impl NodeMetrics {
                 "# HELP {name} {help}\n# TYPE {name} {kind}\n{name}{{replica=\"{replica}\"}} {value}\n"
             );
         }
+        out += &self.local_latency.prometheus(
+            "ccbft_local_latency_seconds",
+            "submission at this replica to locally final receipt",
+            replica,
+        );
+        out += &self.global_latency.prometheus(
+            "ccbft_global_latency_seconds",
+            "submission at this replica to globally final receipt",
+            replica,
+        );
+        if let Some(latency) = self.latency.get() {
+            out += &latency.prometheus();
+        }
+        if let Some(links) = self.links.get() {
+            out += &links.render_prometheus(ccbft_net::PeerId(replica as u32));
+        }
+        out
+    }
+}
+
+/// Upper bounds of the latency histograms' buckets, milliseconds (the last bucket, `+Inf`,
+/// takes the rest): the local tier's few milliseconds to a stalled global tier's seconds.
+pub const LATENCY_BUCKETS_MS: [u64; 14] = [
+    1, 2, 5, 10, 20, 50, 100, 200, 500, 1_000, 2_000, 5_000, 10_000, 30_000,
+];
+
+/// A Prometheus histogram of latencies: counts per bucket, their sum and count.
+#[derive(Default)]
+pub struct LatencyHistogram {
+    /// Not cumulative: `buckets[i]` counts latencies in (bound i-1, bound i]; the last one
+    /// those above every bound.
+    buckets: [AtomicU64; LATENCY_BUCKETS_MS.len() + 1],
+    sum_us: AtomicU64,
+}
+
+impl LatencyHistogram {
+    pub fn record(&self, latency: std::time::Duration) {
+        let us = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
+        let bucket = LATENCY_BUCKETS_MS
+            .iter()
+            .position(|&ms| us <= ms * 1000)
+            .unwrap_or(LATENCY_BUCKETS_MS.len());
+        self.buckets[bucket].fetch_add(1, Ordering::Relaxed);
+        self.sum_us.fetch_add(us, Ordering::Relaxed);
+    }
+
+    /// The histogram as Prometheus text, in seconds.
+    pub fn prometheus(&self, name: &str, help: &str, replica: u64) -> String {
+        let mut out = format!("# HELP {name} {help}\n# TYPE {name} histogram\n");
+        let mut cumulative = 0;
+        for (i, count) in self.buckets.iter().enumerate() {
+            cumulative += count.load(Ordering::Relaxed);
+            let le = LATENCY_BUCKETS_MS
+                .get(i)
+                .map_or("+Inf".to_string(), |ms| format!("{}", *ms as f64 / 1000.0));
+            out += &format!("{name}_bucket{{replica=\"{replica}\",le=\"{le}\"}} {cumulative}\n");
+        }
+        let sum = self.sum_us.load(Ordering::Relaxed) as f64 / 1e6;
+        out += &format!("{name}_sum{{replica=\"{replica}\"}} {sum}\n");
+        out += &format!("{name}_count{{replica=\"{replica}\"}} {cumulative}\n");
         out
     }
 }
@@ -275,8 +347,6 @@ pub fn serve(
     ccbft_http::Server::start(&name, addr, ccbft_http::Limits::default(), handler)
 }
 
-/// One request to a control plane at `addr` (`token`: the admin token, for `/admin/`),
-/// with a 10 s read timeout: (status code, body). For tools and tests on the operator's side.
 /// The value of the gauge or counter `name` (exactly that name, with labels) in Prometheus
 /// text from a control plane.
 pub fn gauge(metrics: &str, name: &str) -> Option<u64> {
@@ -286,6 +356,8 @@ pub fn gauge(metrics: &str, name: &str) -> Option<u64> {
         .and_then(|l| l.rsplit(' ').next()?.parse().ok())
 }
 
+/// One request to a control plane at `addr` (`token`: the admin token, for `/admin/`),
+/// with a 10 s read timeout: (status code, body). For tools and tests on the operator's side.
 pub fn request(
     addr: &str,
     method: &str,
@@ -342,6 +414,29 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("# TYPE ccbft_global_timeouts_total counter\n"));
+    }
+
+    #[test]
+    fn latency_histograms_are_cumulative_prometheus_buckets_in_seconds() {
+        let m = NodeMetrics::default();
+        m.set(|m| &m.replica, 1);
+        let ms = std::time::Duration::from_millis;
+        m.local_latency.record(ms(3));
+        for latency in [ms(1), ms(150), ms(200), ms(60_000)] {
+            m.record_global_latency(latency);
+        }
+        let text = m.prometheus();
+        let has = |line: &str| assert!(text.contains(&format!("{line}\n")), "{line} in\n{text}");
+        has("# TYPE ccbft_global_latency_seconds histogram");
+        has("ccbft_global_latency_seconds_bucket{replica=\"1\",le=\"0.001\"} 1");
+        has("ccbft_global_latency_seconds_bucket{replica=\"1\",le=\"0.1\"} 1");
+        has("ccbft_global_latency_seconds_bucket{replica=\"1\",le=\"0.2\"} 3");
+        has("ccbft_global_latency_seconds_bucket{replica=\"1\",le=\"30\"} 3");
+        has("ccbft_global_latency_seconds_bucket{replica=\"1\",le=\"+Inf\"} 4");
+        has("ccbft_global_latency_seconds_sum{replica=\"1\"} 60.351");
+        has("ccbft_global_latency_seconds_count{replica=\"1\"} 4");
+        has("ccbft_local_latency_seconds_bucket{replica=\"1\",le=\"0.002\"} 0");
+        has("ccbft_local_latency_seconds_bucket{replica=\"1\",le=\"0.005\"} 1");
     }
 
     #[test]

@@ -10,6 +10,7 @@ use crate::adversary::NodeAdversary;
 use crate::client_proto::{decode_request, encode_response, Response, Wait};
 use crate::control::NodeMetrics;
 use crate::evidence_log::{self, EvidenceLog};
+use crate::latency::LatencyMonitor;
 use crate::log::{ReplicaLog, Restored};
 use ccbft_core::bls::{BlsSigner, BlsVerifier};
 use ccbft_core::crypto::Verifier;
@@ -76,6 +77,8 @@ pub struct Host {
     adversary: Option<NodeAdversary>,
     /// It started rejoining (its end is worth a line).
     rejoin_started: bool,
+    /// Until [`Host::run`] starts it on the executor.
+    latency: Option<LatencyMonitor>,
 }
 
 /// The I/O a host drives: links, client listener, log, and what it reports.
@@ -109,6 +112,9 @@ impl Host {
         restored: &Restored,
         start: Start,
     ) -> Result<Host, String> {
+        let latency = LatencyMonitor::new(&config.topology, config.me);
+        let _ = io.metrics.latency.set(latency.row());
+        let _ = io.metrics.links.set(io.endpoint.metrics());
         let (replica, first) = match start {
             Start::Restore => (
                 Replica::restore(config, &signer, &restored.records, restored.last),
@@ -138,6 +144,7 @@ impl Host {
             evidence: io.evidence,
             adversary: io.adversary,
             rejoin_started,
+            latency: Some(latency),
         };
         // The rejoin's first record and requests: persisted and sent like any step's.
         for action in first {
@@ -195,7 +202,11 @@ impl Host {
         Ok(())
     }
 
-    fn spawn_sources(&self, events: LocalSender<Event>, durable: LocalReceiver<RecordSeq>) {
+    fn spawn_sources(&mut self, events: LocalSender<Event>, durable: LocalReceiver<RecordSeq>) {
+        if let Some(monitor) = self.latency.take() {
+            let (endpoint, metrics) = (self.endpoint.clone(), self.metrics.clone());
+            glommio::spawn_local(crate::latency::run(endpoint, monitor, metrics)).detach();
+        }
         let events = Rc::new(events);
         let (endpoint, tx) = (self.endpoint.clone(), events.clone());
         glommio::spawn_local(async move {
@@ -442,6 +453,7 @@ impl Host {
         };
         let mut answered = Vec::new();
         let globally_final = matches!(status, ReceiptStatus::GloballyFinal { .. });
+        let locally_final = matches!(status, ReceiptStatus::LocallyFinal { .. });
         waiters.retain(|w| {
             let last = w.wait.ends_with(&status);
             if w.wait.answers(&status) {
@@ -449,6 +461,8 @@ impl Host {
             }
             if globally_final {
                 self.metrics.record_global_latency(w.since.elapsed());
+            } else if locally_final {
+                self.metrics.local_latency.record(w.since.elapsed());
             }
             !last
         });

@@ -3,6 +3,7 @@
 //!
 //! - [`node`]: start-up of one replica process (`ccbft node`).
 //! - [`host`]: the event loop between the replica and its I/O.
+//! - [`latency`]: round trips to every peer (ping/pong), percentiles, delayed links.
 //! - [`evidence_log`]: the proofs of misbehaviour a replica found, kept beside its log.
 //! - [`adversary`]: adversary mode (test builds): a Byzantine strategy on what a node sends.
 //! - [`control`]: the control plane (`/metrics`, `/health`, `/events`), and [`admin`], its
@@ -25,6 +26,7 @@ pub mod evidence_log;
 pub mod genesis;
 pub mod host;
 pub mod keys;
+pub mod latency;
 pub mod local_cluster;
 pub mod log;
 pub mod log_base;

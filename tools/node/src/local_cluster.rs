@@ -173,6 +173,27 @@ impl LocalCluster {
         usage
     }
 
+    /// SIGSTOP: replica `id` keeps its connections open and answers nothing until
+    /// [`LocalCluster::resume`] (a hung process, as its peers and clients see it).
+    pub fn pause(&self, id: u32) {
+        self.signal(id, libc::SIGSTOP);
+    }
+
+    /// SIGCONT: a paused replica runs again.
+    pub fn resume(&self, id: u32) {
+        self.signal(id, libc::SIGCONT);
+    }
+
+    fn signal(&self, id: u32, signal: libc::c_int) {
+        let child = self.nodes.get(&id).expect("replica running");
+        // Linux pids fit: pid_max is at most 2^22.
+        let pid = child.id() as libc::pid_t;
+        // SAFETY: signalling our own child, which has not been reaped yet.
+        unsafe {
+            libc::kill(pid, signal);
+        }
+    }
+
     /// SIGTERM, and waits for the process to stop by itself (it makes its log durable
     /// first). Its exit status, or an error if it did not stop within `patience` (it is
     /// then killed).
@@ -181,13 +202,8 @@ impl LocalCluster {
         id: u32,
         patience: std::time::Duration,
     ) -> Result<std::process::ExitStatus, String> {
+        self.signal(id, libc::SIGTERM);
         let mut child = self.nodes.remove(&id).expect("replica running");
-        // Linux pids fit: pid_max is at most 2^22.
-        let pid = child.id() as libc::pid_t;
-        // SAFETY: signalling our own child, which has not been reaped yet.
-        unsafe {
-            libc::kill(pid, libc::SIGTERM);
-        }
         let deadline = std::time::Instant::now() + patience;
         loop {
             if let Some(status) = child.try_wait().map_err(|e| e.to_string())? {

@@ -23,9 +23,9 @@ use std::time::{Duration, Instant};
 /// How long an overloaded answer holds back its resend.
 const OVERLOADED_BACKOFF: Duration = Duration::from_millis(10);
 /// How long a replica may leave every request in flight unanswered before the client tries
-/// the next replica of the home domain: well above a globally final answer's latency on
-/// WAN links under load (seconds), far below a client's whole deadline.
-const SILENCE_FAILOVER: Duration = Duration::from_secs(15);
+/// the next replica of the home domain, by default: well above a globally final answer's
+/// latency on WAN links under load (seconds), far below a client's whole deadline.
+pub const SILENCE_FAILOVER: Duration = Duration::from_secs(15);
 
 #[derive(Debug, Clone)]
 pub struct SubmitOptions {
@@ -43,6 +43,9 @@ pub struct SubmitOptions {
     pub first_key: u128,
     /// Give up when the last answer has not come by then.
     pub timeout: Duration,
+    /// A replica silent this long with transfers in flight is failed over like a lost
+    /// connection ([`SILENCE_FAILOVER`] by default).
+    pub silence_failover: Duration,
     /// Counts transfers as they get their last answer (for progress output).
     pub progress: Option<Arc<AtomicU64>>,
 }
@@ -214,7 +217,7 @@ pub async fn submit(options: &SubmitOptions) -> Result<SubmitReport, String> {
             sent_ok = link.send(&plan, options, &transfer).await;
         }
         let answer = if sent_ok {
-            link.recv(deadline).await?
+            link.recv(deadline, options.silence_failover).await?
         } else {
             None
         };
@@ -298,29 +301,46 @@ impl Link {
         }
     }
 
-    /// Signs and sends; false when the connection is gone.
+    /// Signs and sends; false when the connection is gone or the replica took no bytes for
+    /// the silence time (a hung replica's socket buffer is full).
     async fn send(&mut self, plan: &Plan, options: &SubmitOptions, transfer: &Transfer) -> bool {
         let tx = sign_transfer(&plan.signing, options.client, *transfer);
-        match self.client.send(options.wait, &tx).await {
-            Ok(()) => true,
-            Err(e) => {
+        let client = &mut self.client;
+        let sent = glommio::timer::timeout(options.silence_failover, async {
+            Ok(client.send(options.wait, &tx).await)
+        })
+        .await;
+        match sent {
+            Ok(Ok(())) => true,
+            Ok(Err(e)) => {
                 tracing::info!("replica {}: {e}; failing over", self.addr);
+                false
+            }
+            Err(_) => {
+                tracing::info!(
+                    "replica {}: takes nothing for {:?}; failing over",
+                    self.addr,
+                    options.silence_failover
+                );
                 false
             }
         }
     }
 
     /// The next receipt; `None` when the connection is gone or the replica has been silent
-    /// for `SILENCE_FAILOVER` (a replica that accepts but does not answer, e.g. one far
+    /// for `silence` (a replica that accepts but does not answer, e.g. one far
     /// behind, must not hold the client until its deadline); an error past the deadline or
     /// on an answer that breaks the protocol.
-    async fn recv(&mut self, deadline: Instant) -> Result<Option<Receipt>, String> {
+    async fn recv(
+        &mut self,
+        deadline: Instant,
+        silence: Duration,
+    ) -> Result<Option<Receipt>, String> {
         let remaining = deadline.saturating_duration_since(Instant::now());
         let client = &mut self.client;
-        let waited = glommio::timer::timeout(remaining.min(SILENCE_FAILOVER), async {
-            Ok(client.recv().await)
-        })
-        .await;
+        let waited =
+            glommio::timer::timeout(remaining.min(silence), async { Ok(client.recv().await) })
+                .await;
         let answer = match waited {
             Ok(answer) => answer,
             Err(e) if Instant::now() >= deadline => {
@@ -328,7 +348,7 @@ impl Link {
             }
             Err(_) => {
                 tracing::info!(
-                    "replica {}: no answer for {SILENCE_FAILOVER:?}; failing over",
+                    "replica {}: no answer for {silence:?}; failing over",
                     self.addr
                 );
                 return Ok(None);
