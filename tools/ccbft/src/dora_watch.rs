@@ -284,11 +284,7 @@ impl Replica {
     fn latency(&mut self, metrics: &str, sla: Duration) -> Option<HealthEvent> {
         let ms = ccbft_node::control::gauge(metrics, "ccbft_global_latency_ms")?;
         let sla_ms = sla.as_millis() as u64;
-        let high = if self.latency_high {
-            ms * 5 >= sla_ms * 4
-        } else {
-            ms > sla_ms
-        };
+        let high = ccbft_node::latency::above_with_hysteresis(self.latency_high, ms, sla_ms);
         if high == self.latency_high {
             return None;
         }

@@ -186,11 +186,7 @@ impl LatencyMonitor {
         recent.sort_unstable();
         let median = recent[RECENT / 2];
         let bound = 2 * row.expected_us + DELAY_MARGIN_US;
-        let delayed = if link.delayed {
-            median * 5 >= bound * 4
-        } else {
-            median > bound
-        };
+        let delayed = above_with_hysteresis(link.delayed, median, bound);
         if delayed == link.delayed {
             return None;
         }
@@ -202,6 +198,16 @@ impl LatencyMonitor {
             rtt_us: median,
             expected_us: row.expected_us,
         })
+    }
+}
+
+/// Whether `value` is above `bound`, once it was (`was_above`) until it is back under 80 %
+/// of it, so that a figure hovering at the bound does not flap.
+pub fn above_with_hysteresis(was_above: bool, value: u64, bound: u64) -> bool {
+    if was_above {
+        value.saturating_mul(5) >= bound.saturating_mul(4)
+    } else {
+        value > bound
     }
 }
 
