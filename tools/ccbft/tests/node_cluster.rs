@@ -60,47 +60,6 @@ fn a_cluster_executes_signed_transfers_and_a_killed_replica_rejoins_from_its_log
     assert_eq!(field(&replay, "duplicate"), 200, "{replay:?}");
     assert_eq!(field(&replay, "applied"), 0, "{replay:?}");
     cluster.assert_one_root_per_height();
-
-    // Replica 0, the one the client talks to, hangs (SIGSTOP) with transfers in flight: its
-    // connection stays open and silent. After 2 s of silence the client resends them
-    // through replica 1; every transfer is answered, each executed once.
-    let load = cluster.spawn_submit(&[
-        "--count",
-        "3000",
-        "--window",
-        "2",
-        "--first-key",
-        "10000",
-        "--failover-after-s",
-        "2",
-    ]);
-    let requests = |c: &Cluster| c.metric(0, "ccbft_client_requests_total");
-    let before = requests(&cluster);
-    let deadline = std::time::Instant::now() + PATIENCE;
-    while requests(&cluster) < before + 50 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the load never reached replica 0"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
-    cluster.local.pause(0);
-    let report = finish(&cluster, load);
-    cluster.local.resume(0);
-    assert!(field(&report, "failovers") >= 1, "{report:?}");
-    assert_eq!(field(&report, "answered"), 3000, "{report:?}");
-    assert_eq!(
-        field(&report, "applied") + field(&report, "duplicate"),
-        3000,
-        "{report:?}"
-    );
-    // The three that carried the load agree. (Replica 0's catch-up after the pause is not
-    // asserted here: once in four runs it was not at the height within PATIENCE; open in
-    // the runtime issue.)
-    for id in 1..4 {
-        cluster.await_replica_height(id, field(&report, "height"));
-    }
-    cluster.assert_one_root_per_height();
 }
 
 #[test]
