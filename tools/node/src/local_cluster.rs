@@ -173,17 +173,6 @@ impl LocalCluster {
         usage
     }
 
-    /// SIGSTOP: replica `id` keeps its connections open and answers nothing until
-    /// [`LocalCluster::resume`] (a hung process, as its peers and clients see it).
-    pub fn pause(&self, id: u32) {
-        self.signal(id, libc::SIGSTOP);
-    }
-
-    /// SIGCONT: a paused replica runs again.
-    pub fn resume(&self, id: u32) {
-        self.signal(id, libc::SIGCONT);
-    }
-
     fn signal(&self, id: u32, signal: libc::c_int) {
         let child = self.nodes.get(&id).expect("replica running");
         // Linux pids fit: pid_max is at most 2^22.
